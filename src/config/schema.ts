@@ -1,0 +1,269 @@
+import { z } from "zod";
+
+const money = z.number().nonnegative();
+const positiveInt = z.number().int().positive();
+const nullable = <T extends z.ZodType>(schema: T) => schema.nullable().optional();
+
+export const sessionLimitsSchema = z.strictObject({
+  max_cost: nullable(money),
+  max_tokens: nullable(positiveInt),
+  max_seconds: nullable(positiveInt),
+  max_llm_calls: nullable(positiveInt),
+  max_tool_calls: nullable(z.number().int().nonnegative()),
+});
+
+const limitFields = {
+  requests_per_minute: nullable(positiveInt),
+  tokens_per_minute: nullable(positiveInt),
+  max_parallel_requests: nullable(positiveInt),
+  max_cost_per_call: nullable(money),
+  daily_cost: nullable(money),
+  monthly_cost: nullable(money),
+  total_cost: nullable(money),
+  cost_cap_mode: z.enum(["clamp", "reject"]).optional(),
+  min_output_tokens: nullable(positiveInt),
+};
+
+export const limitsSchema = z.strictObject(limitFields);
+export const keyLimitsSchema = z.strictObject({ ...limitFields, session: sessionLimitsSchema.optional() });
+
+export const subjectSchema = z.strictObject({
+  user: z.string().min(1),
+  role: z.string().min(1).default("user"),
+  team: z.string().min(1).nullable().default(null),
+  purpose: z.string().nullable().default(null),
+});
+
+const isoDate = z.iso.datetime({ offset: true }).or(z.iso.date());
+
+export const keyHashSchema = z
+  .string()
+  .regex(/^sha256:[0-9a-f]{64}$/, "must be `sha256:` followed by 64 lowercase hex digits");
+
+export const keySchema = z.strictObject({
+  id: z.string().min(1),
+  key_hash: keyHashSchema,
+  subject: subjectSchema,
+  expires_at: isoDate.nullable().default(null),
+  disabled: z.boolean().default(false),
+  limits: keyLimitsSchema.default({}),
+});
+
+const upstreamSchema = z.strictObject({
+  base_url: z.url({ protocol: /^https?$/ }),
+  api_key: z.string().default(""),
+  connect_timeout_seconds: z.number().positive().default(10),
+  timeout_seconds: z.number().positive().default(600),
+});
+
+const modelSchema = z.strictObject({
+  upstream: z.string().min(1),
+  kind: z.enum(["chat", "embedding"]).default("chat"),
+  input_per_1m: nullable(money),
+  output_per_1m: nullable(money),
+  cached_input_per_1m: nullable(money),
+  tokenizer: z.enum(["o200k_base", "cl100k_base"]).default("o200k_base"),
+  max_output_tokens: positiveInt.default(16384),
+  output_limit_param: z.enum(["max_completion_tokens", "max_tokens"]).default("max_completion_tokens"),
+  upstream_model: z.string().min(1).optional(),
+});
+
+const approverSchema = z.strictObject({
+  name: z.string().min(1),
+  role: z.string().min(1),
+  token_hash: keyHashSchema,
+});
+
+const redisStoreSchema = z.strictObject({
+  redis: z.strictObject({
+    url: z.string().min(1).default("redis://127.0.0.1:6379"),
+    prefix: z.string().default("spark:"),
+  }),
+  on_error: z.enum(["fail_closed", "fail_open"]).default("fail_closed"),
+});
+
+const memoryStoreSchema = z.strictObject({
+  memory: z
+    .strictObject({ snapshot: z.string().nullable().default("./data/state.json") })
+    .default({ snapshot: "./data/state.json" }),
+  on_error: z.enum(["fail_closed", "fail_open"]).default("fail_closed"),
+});
+
+const storeSchema = z
+  .union([z.literal("memory"), z.literal("redis"), memoryStoreSchema, redisStoreSchema])
+  .default("memory")
+  .transform((store) => {
+    if (store === "memory") return memoryStoreSchema.parse({});
+    if (store === "redis") return redisStoreSchema.parse({ redis: {} });
+    return store;
+  });
+
+const fileSinkSchema = z.strictObject({
+  file: z.strictObject({
+    dir: z.string().default("./data/audit"),
+    retention_days: positiveInt.nullable().default(90),
+  }),
+});
+const redisStreamSinkSchema = z.strictObject({
+  redis_stream: z.strictObject({
+    key: z.string().default("spark:audit"),
+    max_len: positiveInt.default(10_000_000),
+    url: z.string().optional(),
+  }),
+});
+const logSinkSchema = z.strictObject({ log: z.strictObject({}).default({}) });
+
+const bodiesSchema = z.enum(["none", "redacted", "full"]);
+
+const auditSchema = z.strictObject({
+  sinks: z
+    .array(z.union([fileSinkSchema, redisStreamSinkSchema, logSinkSchema]))
+    .default([{ file: { dir: "./data/audit", retention_days: 90 } }]),
+  bodies: bodiesSchema.default("none"),
+  encryption_key: z.string().default(""),
+  encryption_key_id: z.string().default("k1"),
+  fsync: z.enum(["always", "interval", "never"]).default("interval"),
+  fsync_interval_ms: positiveInt.default(1000),
+  max_queue: positiveInt.default(100_000),
+  on_full: z.enum(["reject", "drop"]).default("reject"),
+});
+
+/** Rules are shape-checked here; their conditions are validated when the policy is compiled. */
+export const ruleSchema = z.strictObject({
+  name: z.string().min(1),
+  effect: z.enum(["ALLOW", "DENY", "REQUIRE_APPROVAL"]),
+  conditions: z.record(z.string(), z.unknown()).default({}),
+  actions: z.array(z.string()).optional(),
+  constraints: z.record(z.string(), z.unknown()).default({}),
+  description: z.string().default(""),
+  enabled: z.boolean().default(true),
+  mode: z.enum(["enforce", "dry_run"]).default("enforce"),
+});
+
+const pathPattern = z.string().regex(/^\/v1\/[A-Za-z0-9_\-/.]*$/, "must start with /v1/");
+
+export const configSchema = z
+  .strictObject({
+    org: z.string().default("default"),
+    server: z
+      .strictObject({
+        host: z.string().default("127.0.0.1"),
+        port: z.number().int().min(0).max(65535).default(8787),
+        max_body_bytes: positiveInt.default(10_485_760),
+        max_json_depth: positiveInt.default(64),
+        header_timeout_seconds: z.number().positive().default(10),
+        drain_seconds: z.number().nonnegative().default(30),
+        trusted_proxies: z.array(z.string()).default([]),
+        replica_id: z.string().min(1).nullable().default(null),
+      })
+      .default({
+        host: "127.0.0.1",
+        port: 8787,
+        max_body_bytes: 10_485_760,
+        max_json_depth: 64,
+        header_timeout_seconds: 10,
+        drain_seconds: 30,
+        trusted_proxies: [],
+        replica_id: null,
+      }),
+    admin: z
+      .strictObject({
+        token: z.string().default(""),
+        approvers: z.array(approverSchema).default([]),
+        public_metrics: z.boolean().default(false),
+      })
+      .default({ token: "", approvers: [], public_metrics: false }),
+    store: storeSchema,
+    upstreams: z.record(z.string(), upstreamSchema),
+    passthrough: z
+      .strictObject({ upstream: z.string().optional(), paths: z.array(pathPattern).default([]) })
+      .default({ paths: [] }),
+    models: z.record(z.string(), modelSchema),
+    keys: z.array(keySchema).default([]),
+    limits: limitsSchema.default({}),
+    teams: z.record(z.string(), z.strictObject({ limits: limitsSchema.default({}) })).default({}),
+    users: z.record(z.string(), z.strictObject({ limits: limitsSchema.default({}) })).default({}),
+    sessions: z
+      .strictObject({
+        header: z.string().default("x-session-id"),
+        ttl_seconds: positiveInt.default(86_400),
+        limits: sessionLimitsSchema.default({}),
+      })
+      .default({ header: "x-session-id", ttl_seconds: 86_400, limits: {} }),
+    approvals: z
+      .strictObject({
+        notify_url: z.url().nullable().default(null),
+        notify_secret: z.string().default(""),
+        default_timeout_seconds: positiveInt.default(3600),
+      })
+      .default({ notify_url: null, notify_secret: "", default_timeout_seconds: 3600 }),
+    pii: z
+      .strictObject({
+        redact: z.boolean().default(false),
+        detectors: z
+          .array(z.enum(["email", "phone", "credit_card", "iban", "us_ssn", "secret", "ip"]))
+          .default(["email", "phone", "credit_card", "iban", "us_ssn", "secret", "ip"]),
+      })
+      .default({ redact: false, detectors: ["email", "phone", "credit_card", "iban", "us_ssn", "secret", "ip"] }),
+    policies: z
+      .strictObject({
+        default_effect: z.enum(["ALLOW", "DENY"]).default("ALLOW"),
+        rules: z.array(ruleSchema).default([]),
+      })
+      .default({ default_effect: "ALLOW", rules: [] }),
+    audit: auditSchema.default({
+      sinks: [{ file: { dir: "./data/audit", retention_days: 90 } }],
+      bodies: "none",
+      encryption_key: "",
+      encryption_key_id: "k1",
+      fsync: "interval",
+      fsync_interval_ms: 1000,
+      max_queue: 100_000,
+      on_full: "reject",
+    }),
+  })
+  .superRefine((config, ctx) => {
+    for (const [name, model] of Object.entries(config.models)) {
+      if (!(model.upstream in config.upstreams)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["models", name, "upstream"],
+          message: `unknown upstream \`${model.upstream}\``,
+        });
+      }
+    }
+    const passthroughUpstream = config.passthrough.upstream;
+    if (passthroughUpstream !== undefined && !(passthroughUpstream in config.upstreams)) {
+      ctx.addIssue({ code: "custom", path: ["passthrough", "upstream"], message: `unknown upstream \`${passthroughUpstream}\`` });
+    }
+    const seenKeys = new Set<string>();
+    config.keys.forEach((key, index) => {
+      if (seenKeys.has(key.id)) {
+        ctx.addIssue({ code: "custom", path: ["keys", index, "id"], message: `duplicate key id \`${key.id}\`` });
+      }
+      seenKeys.add(key.id);
+    });
+    const seenRules = new Set<string>();
+    config.policies.rules.forEach((rule, index) => {
+      if (seenRules.has(rule.name)) {
+        ctx.addIssue({ code: "custom", path: ["policies", "rules", index, "name"], message: `duplicate rule name \`${rule.name}\`` });
+      }
+      seenRules.add(rule.name);
+    });
+    if (config.audit.bodies === "full" && config.audit.encryption_key === "") {
+      ctx.addIssue({ code: "custom", path: ["audit", "encryption_key"], message: "required when audit.bodies is `full`" });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type RawConfig = z.input<typeof configSchema>;
+export type Limits = z.infer<typeof limitsSchema>;
+export type KeyLimits = z.infer<typeof keyLimitsSchema>;
+export type SessionLimits = z.infer<typeof sessionLimitsSchema>;
+export type KeyConfig = z.infer<typeof keySchema>;
+export type Subject = z.infer<typeof subjectSchema>;
+export type ModelConfig = z.infer<typeof modelSchema>;
+export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+export type RuleConfig = z.infer<typeof ruleSchema>;
+export type AuditConfig = z.infer<typeof auditSchema>;
+export type AuditBodies = z.infer<typeof bodiesSchema>;
