@@ -1,0 +1,130 @@
+import { z } from "zod";
+import { subjectSchema } from "../config/schema.js";
+import { ACTIONS, type CompiledPolicy, isAction } from "./compile.js";
+import type { PolicyIssue } from "./errors.js";
+import { evaluatePolicy } from "./evaluate.js";
+import type { Decision, Facts } from "./types.js";
+
+const effectSchema = z.enum(["ALLOW", "DENY", "REQUIRE_APPROVAL"]);
+
+export const expectSchema = z.strictObject({
+  effect: effectSchema,
+  /** A rule name, or null to assert that `default_effect` decided. */
+  rule: z.string().min(1).nullable().optional(),
+});
+
+export const policyCaseSchema = z
+  .strictObject({
+    name: z.string().min(1),
+    key_id: z.string().min(1).optional(),
+    subject: subjectSchema.optional(),
+    action: z.enum(ACTIONS).optional(),
+    request: z.record(z.string(), z.unknown()).optional(),
+    facts: z.record(z.string(), z.unknown()).optional(),
+    expect: expectSchema,
+  })
+  .superRefine((testCase, ctx) => {
+    if ((testCase.key_id === undefined) === (testCase.subject === undefined)) {
+      ctx.addIssue({ code: "custom", path: ["key_id"], message: "give exactly one of `key_id` or `subject`" });
+    }
+    if (testCase.request === undefined && testCase.facts === undefined) {
+      ctx.addIssue({ code: "custom", path: ["request"], message: "give `request`, `facts` or both" });
+    }
+  });
+
+/** The `policy test` cases file of CONTRACT.md §2; `config` is relative to the cases file. */
+export const policyCasesFileSchema = z.strictObject({
+  config: z.string().min(1),
+  cases: z.array(policyCaseSchema).min(1),
+});
+
+export type PolicyCase = z.infer<typeof policyCaseSchema>;
+export type PolicyCasesFile = z.infer<typeof policyCasesFileSchema>;
+export type CaseExpectation = z.infer<typeof expectSchema>;
+
+export interface CaseResult {
+  name: string;
+  pass: boolean;
+  message: string;
+  /** Null when the case could not be evaluated (its facts could not be built). */
+  decision: Decision | null;
+}
+
+/** Thrown by `parsePolicyCases` with every problem of the file, paths like `cases[1].expect.effect`. */
+export class PolicyCasesError extends Error {
+  readonly issues: readonly PolicyIssue[];
+
+  constructor(issues: readonly PolicyIssue[]) {
+    super(`invalid policy cases file:\n${issues.map((issue) => `  ${issue.path}: ${issue.message}`).join("\n")}`);
+    this.name = "PolicyCasesError";
+    this.issues = issues;
+  }
+}
+
+/** Validates an already-parsed YAML document as a cases file. */
+export function parsePolicyCases(document: unknown): PolicyCasesFile {
+  const result = policyCasesFileSchema.safeParse(document);
+  if (result.success) return result.data;
+  throw new PolicyCasesError(
+    result.error.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message })),
+  );
+}
+
+/** Builds the facts of a case; the pipeline's facts builder, given the case's subject and request. */
+export type CaseFactsBuilder = (testCase: PolicyCase) => Facts;
+
+/**
+ * Runs each case independently: one that cannot be built fails alone. A case without `action` takes
+ * the `action` fact its builder derived from the request.
+ */
+export function runPolicyCases(
+  compiled: CompiledPolicy,
+  cases: readonly PolicyCase[],
+  buildFacts: CaseFactsBuilder,
+): CaseResult[] {
+  return cases.map((testCase) => {
+    let facts: Facts;
+    try {
+      facts = buildFacts(testCase);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      return { name: testCase.name, pass: false, message: `cannot build facts: ${reason}`, decision: null };
+    }
+    const action = testCase.action ?? facts.get("action");
+    if (!isAction(action)) {
+      return {
+        name: testCase.name,
+        pass: false,
+        message: "cannot tell the action from the request; set `action`",
+        decision: null,
+      };
+    }
+    const decision = evaluatePolicy(compiled, action, facts);
+    return { name: testCase.name, ...checkCase(decision, testCase.expect), decision };
+  });
+}
+
+/** Compares a decision with a case's expectation; the message reads well whether it passes or not. */
+export function checkCase(decision: Decision, expect: CaseExpectation): { pass: boolean; message: string } {
+  const got = describeDecision(decision);
+  const effectOk = decision.effect === expect.effect;
+  const ruleOk = expect.rule === undefined || expect.rule === decision.rule;
+  if (effectOk && ruleOk) return { pass: true, message: got };
+  const wanted =
+    expect.rule === undefined ? expect.effect : `${expect.effect} by ${expect.rule === null ? "default_effect" : `\`${expect.rule}\``}`;
+  return { pass: false, message: `expected ${wanted}, got ${got}` };
+}
+
+function describeDecision(decision: Decision): string {
+  return decision.rule === null
+    ? `${decision.effect} by default_effect`
+    : `${decision.effect} by \`${decision.rule}\` (${decision.reason})`;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let text = "";
+  for (const key of path) {
+    text += typeof key === "number" ? `[${key}]` : text === "" ? String(key) : `.${String(key)}`;
+  }
+  return text === "" ? "(root)" : text;
+}

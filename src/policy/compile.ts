@@ -1,0 +1,105 @@
+import type { AuditBodies, Config, RuleConfig } from "../config/schema.js";
+import { type Predicate, compileConditions } from "./conditions.js";
+import { checkConstraints, isAuditLevel } from "./constraints.js";
+import { childPath, type IssueSink, PolicyConfigError, type PolicyIssue, report } from "./errors.js";
+import { type Action, CALL_ACTIONS, type Effect } from "./types.js";
+
+export { PolicyConfigError, type PolicyIssue } from "./errors.js";
+
+export const ACTIONS = [...CALL_ACTIONS, "tool.register", "tool.call"] as const satisfies readonly Action[];
+
+/** A rule ready to evaluate: its conditions are one closure, its audit level precomputed. */
+export interface CompiledRule {
+  readonly name: string;
+  readonly effect: Effect;
+  readonly dryRun: boolean;
+  readonly holds: Predicate;
+  readonly constraints: Readonly<Record<string, unknown>>;
+  readonly auditBodies: AuditBodies | undefined;
+  /** The description, or a fallback naming the rule, so a decision always explains itself. */
+  readonly reason: string;
+}
+
+export interface CompiledPolicy {
+  /** The enabled rules as configured, in order (for GET /admin/policies). */
+  readonly rules: readonly RuleConfig[];
+  readonly defaultEffect: Effect;
+  /** Every fact an enabled rule reads (`tool_args.x` reads `tool_args`), so the pipeline computes no others. */
+  readonly attributes: ReadonlySet<string>;
+  /** True when some enabled rule (dry-run included) applies to the action, so callers may skip evaluation. */
+  hasRulesFor(action: Action): boolean;
+  /** The enabled rules that apply to each action, in config order. */
+  readonly rulesByAction: Readonly<Record<Action, readonly CompiledRule[]>>;
+}
+
+const RULES_PATH = "policies.rules";
+
+/** Validates and compiles the policy section; throws `PolicyConfigError` listing every issue. */
+export function compilePolicy(policies: Config["policies"]): CompiledPolicy {
+  const issues: PolicyIssue[] = [];
+  const attributes = new Set<string>();
+  const rulesByAction: Record<Action, CompiledRule[]> = {
+    "chat.completions": [],
+    responses: [],
+    embeddings: [],
+    "tool.register": [],
+    "tool.call": [],
+  };
+  const enabled: RuleConfig[] = [];
+  const seen = new Set<string>();
+
+  policies.rules.forEach((rule, index) => {
+    const path = childPath(RULES_PATH, index);
+    const sink: IssueSink = { rule: rule.name, issues };
+    if (seen.has(rule.name)) report(sink, childPath(path, "name"), `duplicate rule name \`${rule.name}\``);
+    seen.add(rule.name);
+    // Disabled rules are validated too, so enabling one later cannot surprise anyone.
+    const ruleAttributes = new Set<string>();
+    const holds = compileConditions(rule.conditions, childPath(path, "conditions"), sink, ruleAttributes);
+    const actions = checkActions(rule.actions, childPath(path, "actions"), sink);
+    checkConstraints(rule.constraints, childPath(path, "constraints"), sink);
+    if (!rule.enabled) return;
+
+    enabled.push(rule);
+    for (const attribute of ruleAttributes) attributes.add(attribute);
+    const auditBodies = rule.constraints["audit_bodies"];
+    const compiled: CompiledRule = {
+      name: rule.name,
+      effect: rule.effect,
+      dryRun: rule.mode === "dry_run",
+      holds,
+      constraints: rule.constraints,
+      auditBodies: isAuditLevel(auditBodies) ? auditBodies : undefined,
+      reason: rule.description === "" ? `matched rule \`${rule.name}\`` : rule.description,
+    };
+    for (const action of actions) rulesByAction[action].push(compiled);
+  });
+
+  if (issues.length > 0) throw new PolicyConfigError(issues);
+  return {
+    rules: enabled,
+    defaultEffect: policies.default_effect,
+    attributes,
+    hasRulesFor: (action) => (rulesByAction[action]?.length ?? 0) > 0,
+    rulesByAction,
+  };
+}
+
+/** A rule without `actions` applies to the call only: tool rules must say so, never by accident. */
+function checkActions(actions: readonly string[] | undefined, path: string, sink: IssueSink): readonly Action[] {
+  if (actions === undefined) return CALL_ACTIONS;
+  if (actions.length === 0) {
+    report(sink, path, `must name at least one action of ${ACTIONS.join(", ")}; omit it for the call actions`);
+    return [];
+  }
+  const valid = new Set<Action>();
+  actions.forEach((action, index) => {
+    if (isAction(action)) valid.add(action);
+    else report(sink, childPath(path, index), `unknown action \`${action}\`; expected one of ${ACTIONS.join(", ")}`);
+  });
+  return [...valid];
+}
+
+export function isAction(value: unknown): value is Action {
+  return typeof value === "string" && (ACTIONS as readonly string[]).includes(value);
+}

@@ -1,0 +1,172 @@
+import { RE2JS } from "re2js";
+import type { AttributeKind } from "./attributes.js";
+import { childPath, type IssueSink, quote, report } from "./errors.js";
+
+export const OPERATORS = ["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "matches", "contains", "exists"] as const;
+export type Operator = (typeof OPERATORS)[number];
+
+/** A test of one attribute value; `undefined` stands for a missing attribute. */
+export type ValueTest = (value: unknown) => boolean;
+
+type Scalar = string | number | boolean;
+
+export function isOperator(name: string): name is Operator {
+  return (OPERATORS as readonly string[]).includes(name);
+}
+
+/**
+ * Compiles `{ <op>: operand }` for an attribute of `kind`, or reports why it cannot be.
+ * The negative operators (`ne`, `not_in`, `exists: false`) are the exact negation of their positive
+ * twins, which is what makes them hold on a missing attribute and rules like `purpose: {not_in: [...]}`
+ * fail closed.
+ */
+export function compileOperator(
+  op: Operator,
+  operand: unknown,
+  kind: AttributeKind,
+  attribute: string,
+  path: string,
+  sink: IssueSink,
+): ValueTest | undefined {
+  switch (op) {
+    case "eq":
+    case "ne": {
+      if (!checkScalar(operand, kind, attribute, op, path, sink)) return undefined;
+      const test: ValueTest = (value) => value === operand;
+      return op === "eq" ? test : negate(test);
+    }
+    case "in":
+    case "not_in": {
+      if (!Array.isArray(operand)) {
+        report(sink, path, `\`${op}\` takes a list, got ${quote(operand)}`);
+        return undefined;
+      }
+      let valid = true;
+      operand.forEach((item: unknown, index) => {
+        if (!checkScalar(item, kind, attribute, op, childPath(path, index), sink)) valid = false;
+      });
+      if (!valid) return undefined;
+      const test = memberTest(new Set<unknown>(operand));
+      return op === "in" ? test : negate(test);
+    }
+    case "gt":
+    case "gte":
+    case "lt":
+    case "lte": {
+      if (kind !== "number" && kind !== "any") {
+        report(sink, path, `\`${op}\` compares numbers, but \`${attribute}\` is a ${describeKind(kind)}`);
+        return undefined;
+      }
+      if (typeof operand !== "number" || !Number.isFinite(operand)) {
+        report(sink, path, `\`${op}\` takes a number, got ${quote(operand)}`);
+        return undefined;
+      }
+      return compareTest(op, operand);
+    }
+    case "matches": {
+      if (typeof operand !== "string") {
+        report(sink, path, `\`matches\` takes a pattern string, got ${quote(operand)}`);
+        return undefined;
+      }
+      const regex = compileRegex(operand, path, sink);
+      return regex === undefined ? undefined : matchTest(regex);
+    }
+    case "contains": {
+      if (kind !== "string" && kind !== "list" && kind !== "any") {
+        report(sink, path, `\`contains\` looks into text or lists, but \`${attribute}\` is a ${describeKind(kind)}`);
+        return undefined;
+      }
+      if (!checkScalar(operand, kind, attribute, op, path, sink)) return undefined;
+      return containsTest(operand as Scalar);
+    }
+    case "exists": {
+      if (typeof operand !== "boolean") {
+        report(sink, path, `\`exists\` takes true or false, got ${quote(operand)}`);
+        return undefined;
+      }
+      return operand ? isPresent : negate(isPresent);
+    }
+  }
+}
+
+const isPresent: ValueTest = (value) => value !== undefined;
+
+function negate(test: ValueTest): ValueTest {
+  return (value) => !test(value);
+}
+
+/** An array-valued fact (`tools`, `pii_types`) is in the list when any of its elements is. */
+function memberTest(members: ReadonlySet<unknown>): ValueTest {
+  return (value) => {
+    if (value === undefined) return false;
+    if (Array.isArray(value)) return value.some((item) => members.has(item));
+    return members.has(value);
+  };
+}
+
+function compareTest(op: "gt" | "gte" | "lt" | "lte", bound: number): ValueTest {
+  switch (op) {
+    case "gt":
+      return (value) => typeof value === "number" && value > bound;
+    case "gte":
+      return (value) => typeof value === "number" && value >= bound;
+    case "lt":
+      return (value) => typeof value === "number" && value < bound;
+    case "lte":
+      return (value) => typeof value === "number" && value <= bound;
+  }
+}
+
+function containsTest(needle: Scalar): ValueTest {
+  return (value) => {
+    if (typeof value === "string") return typeof needle === "string" && value.includes(needle);
+    if (Array.isArray(value)) return value.includes(needle);
+    return false;
+  };
+}
+
+function matchTest(regex: RE2JS): ValueTest {
+  const testOne = (value: unknown): boolean => {
+    if (typeof value === "string") return regex.test(value);
+    // Objects are never stringified: their String() is meaningless and may even throw.
+    if (typeof value === "number" || typeof value === "boolean") return regex.test(String(value));
+    return false;
+  };
+  return (value) => (Array.isArray(value) ? value.some(testOne) : testOne(value));
+}
+
+function compileRegex(pattern: string, path: string, sink: IssueSink): RE2JS | undefined {
+  try {
+    return RE2JS.compile(pattern);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.replace(/^error parsing regexp: /, "") : String(error);
+    report(sink, path, `pattern ${quote(pattern)} is not accepted by RE2: ${reason}`);
+    return undefined;
+  }
+}
+
+/** Checks that an operand could ever equal a value of the attribute, so typos like `weekday: {eq: "1"}` are caught. */
+function checkScalar(
+  operand: unknown,
+  kind: AttributeKind,
+  attribute: string,
+  op: Operator,
+  path: string,
+  sink: IssueSink,
+): boolean {
+  const type = typeof operand;
+  if (type !== "string" && type !== "number" && type !== "boolean") {
+    report(sink, path, `\`${op}\` takes a string, number or boolean, got ${quote(operand)}`);
+    return false;
+  }
+  const expected = kind === "list" ? "string" : kind;
+  if (expected !== "any" && type !== expected) {
+    report(sink, path, `\`${attribute}\` is a ${describeKind(kind)}, so ${quote(operand)} can never match`);
+    return false;
+  }
+  return true;
+}
+
+function describeKind(kind: AttributeKind): string {
+  return kind === "list" ? "list of strings" : kind;
+}
