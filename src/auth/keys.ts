@@ -1,0 +1,91 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { KeyConfig, KeyLimits, Subject } from "../config/schema.js";
+import type { RuntimeKey } from "../state/store.js";
+
+/** A virtual key as the request path sees it, config and runtime keys alike. */
+export interface Principal {
+  keyId: string;
+  subject: Subject;
+  limits: KeyLimits;
+  source: "config" | "runtime";
+}
+
+interface KeyEntry {
+  principal: Principal;
+  hash: Buffer;
+  expiresAt: number | null;
+  disabled: boolean;
+}
+
+export function hashKey(clear: string): string {
+  return `sha256:${createHash("sha256").update(clear, "utf8").digest("hex")}`;
+}
+
+export function generateKey(): string {
+  return `sk-spark-${randomBytes(24).toString("base64url")}`;
+}
+
+function hashBytes(hash: string): Buffer {
+  return Buffer.from(hash.slice("sha256:".length), "hex");
+}
+
+export type KeyLookup =
+  | { ok: true; principal: Principal }
+  | { ok: false; reason: "missing" | "unknown" | "expired" | "disabled" };
+
+/**
+ * Keys indexed by their hash. The lookup hashes the presented secret first, so the map never sees
+ * the clear key, and the final comparison is constant-time.
+ */
+export class KeyIndex {
+  private readonly byHash = new Map<string, KeyEntry>();
+  readonly byId = new Map<string, Principal>();
+
+  constructor(configKeys: KeyConfig[], runtimeKeys: RuntimeKey[], now: number) {
+    for (const key of configKeys) {
+      this.add(key.key_hash, {
+        principal: { keyId: key.id, subject: key.subject, limits: key.limits, source: "config" },
+        hash: hashBytes(key.key_hash),
+        expiresAt: key.expires_at === null ? null : Date.parse(key.expires_at),
+        disabled: key.disabled,
+      });
+    }
+    for (const key of runtimeKeys) {
+      if (key.revoked || this.byId.has(key.id)) continue;
+      const principal: Principal = { keyId: key.id, subject: key.subject, limits: key.limits, source: "runtime" };
+      const expiresAt = key.expires_at === null ? null : Date.parse(key.expires_at);
+      this.add(key.key_hash, { principal, hash: hashBytes(key.key_hash), expiresAt, disabled: key.disabled });
+      if (key.previous_hash !== null && key.previous_expires_at !== null && Date.parse(key.previous_expires_at) > now) {
+        const graceEnds = Date.parse(key.previous_expires_at);
+        this.add(key.previous_hash, {
+          principal,
+          hash: hashBytes(key.previous_hash),
+          expiresAt: expiresAt === null ? graceEnds : Math.min(expiresAt, graceEnds),
+          disabled: key.disabled,
+        });
+      }
+    }
+  }
+
+  private add(hash: string, entry: KeyEntry): void {
+    this.byHash.set(hash, entry);
+    this.byId.set(entry.principal.keyId, entry.principal);
+  }
+
+  lookup(clear: string | null, now: number): KeyLookup {
+    if (clear === null || clear === "") return { ok: false, reason: "missing" };
+    const hash = hashKey(clear);
+    const entry = this.byHash.get(hash);
+    if (entry === undefined || !timingSafeEqual(entry.hash, hashBytes(hash))) return { ok: false, reason: "unknown" };
+    if (entry.disabled) return { ok: false, reason: "disabled" };
+    if (entry.expiresAt !== null && entry.expiresAt <= now) return { ok: false, reason: "expired" };
+    return { ok: true, principal: entry.principal };
+  }
+}
+
+/** The bearer token of an `Authorization` header, or null. */
+export function bearerToken(header: string | undefined): string | null {
+  if (header === undefined) return null;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1] ?? null;
+}

@@ -1,0 +1,100 @@
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import type { z } from "zod";
+import { type Config, configSchema } from "./schema.js";
+
+export interface ConfigIssue {
+  path: string;
+  rule?: string;
+  message: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly issues: ConfigIssue[],
+  ) {
+    super(`invalid config \`${source}\`:\n${formatIssues(issues)}`);
+    this.name = "ConfigError";
+  }
+}
+
+export function formatIssues(issues: ConfigIssue[]): string {
+  return issues.map((i) => `  - ${i.path || "(root)"}${i.rule ? ` (rule \`${i.rule}\`)` : ""}: ${i.message}`).join("\n");
+}
+
+/** `policies.rules[2].conditions.model.in` from zod's path segments. */
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = "";
+  for (const segment of path) {
+    if (typeof segment === "number") out += `[${segment}]`;
+    else out += out === "" ? String(segment) : `.${String(segment)}`;
+  }
+  return out;
+}
+
+const VARIABLE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}/g;
+
+/** Replaces `${VAR}` and `${VAR:-default}` in every string scalar; collects unset variables as issues. */
+export function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: Array<string | number>, issues: ConfigIssue[]): unknown {
+  if (typeof value === "string") {
+    return value.replace(VARIABLE, (_match, name: string, hasDefault: string | undefined, fallback: string | undefined) => {
+      const found = env[name];
+      if (found !== undefined && found !== "") return found;
+      if (hasDefault !== undefined) return fallback ?? "";
+      if (found !== undefined) return found;
+      issues.push({ path: formatPath(path), message: `environment variable \`${name}\` is not set` });
+      return "";
+    });
+  }
+  if (Array.isArray(value)) return value.map((item, index) => interpolate(item, env, [...path, index], issues));
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) out[key] = interpolate(item, env, [...path, key], issues);
+    return out;
+  }
+  return value;
+}
+
+function ruleNameAt(raw: unknown, path: ReadonlyArray<PropertyKey>): string | undefined {
+  if (path[0] !== "policies" || path[1] !== "rules" || typeof path[2] !== "number") return undefined;
+  const rules = (raw as { policies?: { rules?: unknown[] } } | null)?.policies?.rules;
+  const rule = rules?.[path[2]] as { name?: unknown } | undefined;
+  return typeof rule?.name === "string" ? rule.name : undefined;
+}
+
+function zodIssues(raw: unknown, error: z.ZodError): ConfigIssue[] {
+  return error.issues.map((issue) => {
+    const rule = ruleNameAt(raw, issue.path);
+    return { path: formatPath(issue.path), ...(rule === undefined ? {} : { rule }), message: issue.message };
+  });
+}
+
+/** Parses and validates a config text. Throws ConfigError listing every problem found. */
+export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv): Config {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true });
+  } catch (error) {
+    throw new ConfigError(source, [{ path: "", message: `not valid YAML: ${(error as Error).message}` }]);
+  }
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(source, [{ path: "", message: "expected a YAML mapping at the top level" }]);
+  }
+  const issues: ConfigIssue[] = [];
+  const interpolated = interpolate(raw, env, [], issues);
+  const parsed = configSchema.safeParse(interpolated);
+  if (!parsed.success) issues.push(...zodIssues(interpolated, parsed.error));
+  if (issues.length > 0 || !parsed.success) throw new ConfigError(source, issues);
+  return parsed.data;
+}
+
+export function readConfigFile(path: string, env: NodeJS.ProcessEnv): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(path, [{ path: "", message: `cannot read file: ${(error as Error).message}` }]);
+  }
+  return parseConfig(text, path, env);
+}

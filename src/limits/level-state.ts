@@ -1,0 +1,232 @@
+import type { LimitKind, RateStatus, ReserveRequest, ReserveResult, SettleRequest, Usage } from "../state/store.js";
+
+/**
+ * One level's counters and the pure arithmetic over them. The memory store applies these functions
+ * directly; the Redis store's Lua scripts implement the same steps, and one contract suite runs
+ * against both.
+ */
+export interface LevelState {
+  rpm: Bucket | null;
+  tpm: Bucket | null;
+  parallel: number;
+  day: string;
+  dayMicros: number;
+  month: string;
+  monthMicros: number;
+  totalMicros: number;
+  session: SessionCounters | null;
+  /** Per-second slots of the last minute: [second, requests, tokens]. */
+  window: Array<[number, number, number]>;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+interface SessionCounters {
+  startedAt: number;
+  micros: number;
+  tokens: number;
+  llmCalls: number;
+  toolCalls: number;
+}
+
+const MINUTE_MS = 60_000;
+
+export function emptyLevelState(now: number): LevelState {
+  return {
+    rpm: null,
+    tpm: null,
+    parallel: 0,
+    day: dayOf(now),
+    dayMicros: 0,
+    month: monthOf(now),
+    monthMicros: 0,
+    totalMicros: 0,
+    session: null,
+    window: [],
+  };
+}
+
+export function dayOf(now: number): string {
+  return new Date(now).toISOString().slice(0, 10);
+}
+
+export function monthOf(now: number): string {
+  return new Date(now).toISOString().slice(0, 7);
+}
+
+/** Refills a bucket of `capacity` that fills completely in one minute. */
+function refill(bucket: Bucket | null, capacity: number, now: number): Bucket {
+  if (bucket === null) return { tokens: capacity, at: now };
+  const elapsed = Math.max(0, now - bucket.at);
+  return { tokens: Math.min(capacity, bucket.tokens + (elapsed * capacity) / MINUTE_MS), at: now };
+}
+
+function msToRefill(missing: number, capacity: number): number {
+  return Math.ceil((missing * MINUTE_MS) / capacity);
+}
+
+function rollCalendar(state: LevelState, now: number): void {
+  const day = dayOf(now);
+  if (state.day !== day) {
+    state.day = day;
+    state.dayMicros = 0;
+  }
+  const month = monthOf(now);
+  if (state.month !== month) {
+    state.month = month;
+    state.monthMicros = 0;
+  }
+}
+
+function pruneWindow(state: LevelState, now: number): void {
+  const oldest = Math.floor(now / 1000) - 59;
+  state.window = state.window.filter(([second]) => second >= oldest);
+}
+
+function addToWindow(state: LevelState, now: number, requests: number, tokens: number): void {
+  const second = Math.floor(now / 1000);
+  const last = state.window[state.window.length - 1];
+  if (last !== undefined && last[0] === second) {
+    last[1] += requests;
+    last[2] += tokens;
+  } else {
+    state.window.push([second, requests, tokens]);
+  }
+}
+
+function rateStatus(state: LevelState, request: { limits: ReserveRequest["limits"] }): RateStatus {
+  const status: RateStatus = {};
+  const { requestsPerMinute: rpm, tokensPerMinute: tpm } = request.limits;
+  if (rpm !== null && state.rpm !== null) {
+    const remaining = Math.max(0, Math.floor(state.rpm.tokens));
+    status.requests = { limit: rpm, remaining, resetMs: msToRefill(rpm - state.rpm.tokens, rpm) };
+  }
+  if (tpm !== null && state.tpm !== null) {
+    const remaining = Math.max(0, Math.floor(state.tpm.tokens));
+    status.tokens = { limit: tpm, remaining, resetMs: msToRefill(tpm - state.tpm.tokens, tpm) };
+  }
+  return status;
+}
+
+/** The output tokens the remaining budget can pay for, or null when it cannot pay `minimum`. */
+function affordableOutput(remainingMicros: number, request: ReserveRequest, wanted: number): number | null {
+  const worst = request.inputMicros + Math.ceil((wanted * request.outputPricePer1M) / 1_000_000);
+  if (worst <= remainingMicros) return wanted;
+  if (!request.clamp || request.outputPricePer1M <= 0) return null;
+  const fitting = Math.floor(((remainingMicros - request.inputMicros) * 1_000_000) / request.outputPricePer1M);
+  return fitting >= request.minOutputTokens ? Math.min(fitting, wanted) : null;
+}
+
+function refusal(state: LevelState, request: ReserveRequest, limit: LimitKind, retryAfterMs: number | null, now: number): ReserveResult {
+  return { ok: false, limit, retryAfterMs, rate: rateStatus(state, request) };
+}
+
+/** Checks every limit of the level and, when all pass, reserves the worst case. Mutates `state` only on success. */
+export function reserveLevel(state: LevelState, request: ReserveRequest, now: number): ReserveResult {
+  const limits = request.limits;
+  rollCalendar(state, now);
+  pruneWindow(state, now);
+  if (limits.sessionMaxMs !== null && state.session !== null && now - state.session.startedAt > limits.sessionMaxMs) {
+    return refusal(state, request, "session_seconds", null, now);
+  }
+  if (limits.sessionMaxLlmCalls !== null && (state.session?.llmCalls ?? 0) >= limits.sessionMaxLlmCalls) {
+    return refusal(state, request, "session_llm_calls", null, now);
+  }
+  if (limits.sessionMaxToolCalls !== null && (state.session?.toolCalls ?? 0) >= limits.sessionMaxToolCalls) {
+    return refusal(state, request, "session_tool_calls", null, now);
+  }
+  if (limits.sessionMaxTokens !== null && (state.session?.tokens ?? 0) >= limits.sessionMaxTokens) {
+    return refusal(state, request, "session_tokens", null, now);
+  }
+
+  let output = request.outputTokens;
+  const budgets: Array<[LimitKind, number | null, number]> = [
+    ["daily_cost", limits.dailyMicros, state.dayMicros],
+    ["monthly_cost", limits.monthlyMicros, state.monthMicros],
+    ["total_cost", limits.totalMicros, state.totalMicros],
+  ];
+  for (const [kind, limit, spent] of budgets) {
+    if (limit === null) continue;
+    const fitting = affordableOutput(limit - spent, request, output);
+    if (fitting === null) return refusal(state, request, limits.session ? "session_cost" : kind, null, now);
+    output = fitting;
+  }
+
+  const rpm = limits.requestsPerMinute === null ? null : refill(state.rpm, limits.requestsPerMinute, now);
+  const tpm = limits.tokensPerMinute === null ? null : refill(state.tpm, limits.tokensPerMinute, now);
+  if (rpm !== null) state.rpm = rpm;
+  if (tpm !== null) state.tpm = tpm;
+  if (rpm !== null && rpm.tokens < 1) {
+    return refusal(state, request, "requests_per_minute", msToRefill(1 - rpm.tokens, limits.requestsPerMinute!), now);
+  }
+  const tokens = request.inputTokens + output;
+  if (tpm !== null && tpm.tokens < tokens) {
+    const capacity = limits.tokensPerMinute!;
+    const wait = tokens > capacity ? MINUTE_MS : msToRefill(tokens - tpm.tokens, capacity);
+    return refusal(state, request, "tokens_per_minute", wait, now);
+  }
+  if (limits.maxParallel !== null && state.parallel >= limits.maxParallel) {
+    return refusal(state, request, "max_parallel_requests", 1000, now);
+  }
+
+  const micros = request.inputMicros + Math.ceil((output * request.outputPricePer1M) / 1_000_000);
+  if (rpm !== null) rpm.tokens -= 1;
+  if (tpm !== null) tpm.tokens -= tokens;
+  state.parallel += 1;
+  state.dayMicros += micros;
+  state.monthMicros += micros;
+  state.totalMicros += micros;
+  if (limits.session) {
+    state.session ??= { startedAt: now, micros: 0, tokens: 0, llmCalls: 0, toolCalls: 0 };
+    state.session.micros += micros;
+    state.session.llmCalls += 1;
+  }
+  addToWindow(state, now, 1, 0);
+  return { ok: true, outputTokens: output, reservedMicros: micros, reservedTokens: tokens, rate: rateStatus(state, request) };
+}
+
+/** Replaces a reservation by what the call actually used. */
+export function settleLevel(state: LevelState, request: SettleRequest, now: number): void {
+  const reservedAt = request.reservedAt;
+  rollCalendar(state, now);
+  const sameDay = dayOf(reservedAt) === state.day;
+  const sameMonth = monthOf(reservedAt) === state.month;
+  const delta = request.actualMicros - request.reservedMicros;
+  state.dayMicros = Math.max(0, state.dayMicros + (sameDay ? delta : request.actualMicros));
+  state.monthMicros = Math.max(0, state.monthMicros + (sameMonth ? delta : request.actualMicros));
+  state.totalMicros = Math.max(0, state.totalMicros + delta);
+  state.parallel = Math.max(0, state.parallel - 1);
+  if (state.tpm !== null && request.limits.tokensPerMinute !== null) {
+    const refilled = refill(state.tpm, request.limits.tokensPerMinute, now);
+    refilled.tokens = Math.min(request.limits.tokensPerMinute, refilled.tokens + request.reservedTokens - request.actualTokens);
+    state.tpm = refilled;
+  }
+  if (state.session !== null) {
+    state.session.micros = Math.max(0, state.session.micros + delta);
+    state.session.tokens += request.actualTokens;
+    state.session.toolCalls += request.toolCalls;
+  }
+  pruneWindow(state, now);
+  addToWindow(state, now, 0, request.actualTokens);
+}
+
+export function usageOf(state: LevelState, now: number): Usage {
+  rollCalendar(state, now);
+  pruneWindow(state, now);
+  let requests = 0;
+  let tokens = 0;
+  for (const [, r, t] of state.window) {
+    requests += r;
+    tokens += t;
+  }
+  return {
+    requestsLastMinute: requests,
+    tokensLastMinute: tokens,
+    dailyMicros: state.dayMicros,
+    monthlyMicros: state.monthMicros,
+    totalMicros: state.totalMicros,
+  };
+}

@@ -1,0 +1,47 @@
+import { GatewayError } from "../http/errors.js";
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The deepest nesting of arrays and objects in a JSON text, found by one scan that skips strings.
+ * Done before parsing so no later recursive walk can overflow the stack on a hostile body.
+ */
+export function jsonDepth(text: string, limit: number): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++;
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      depth++;
+      if (depth > deepest) {
+        deepest = depth;
+        if (deepest > limit) return deepest;
+      }
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return deepest;
+}
+
+/** Decodes and parses a request body: invalid UTF-8 or JSON is `invalid_json`, too deep is `invalid_body`. */
+export function parseJsonBody(bytes: Buffer, maxDepth: number): unknown {
+  let text: string;
+  try {
+    text = decoder.decode(bytes);
+  } catch {
+    throw new GatewayError(400, "invalid_json", "the request body is not valid UTF-8");
+  }
+  if (jsonDepth(text, maxDepth) > maxDepth) {
+    throw new GatewayError(400, "invalid_body", `the request body is nested deeper than ${maxDepth} levels`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    const detail = error instanceof SyntaxError ? `: ${error.message}` : "";
+    throw new GatewayError(400, "invalid_json", `the request body is not valid JSON${detail}`);
+  }
+}

@@ -1,0 +1,213 @@
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { emptyLevelState, reserveLevel, settleLevel, usageOf, type LevelState } from "../limits/level-state.js";
+import type {
+  Approval,
+  ApprovalStatus,
+  ApprovalTransition,
+  ReserveRequest,
+  ReserveResult,
+  RuntimeKey,
+  SettleRequest,
+  StateChange,
+  StateStore,
+  Stop,
+  Usage,
+} from "./store.js";
+
+interface Snapshot {
+  version: 1;
+  levels: Record<string, Pick<LevelState, "day" | "dayMicros" | "month" | "monthMicros" | "totalMicros" | "session">>;
+  sessionExpiry: Record<string, number>;
+  keys: RuntimeKey[];
+  stops: Stop[];
+  approvals: Approval[];
+}
+
+const SNAPSHOT_EVERY_MS = 2000;
+
+/** The embedded store: one process, state kept in a snapshot file so a restart forgets no spend. */
+export class MemoryStore implements StateStore {
+  readonly kind = "memory";
+  private readonly levels = new Map<string, LevelState>();
+  private readonly sessionExpiry = new Map<string, number>();
+  private readonly keys = new Map<string, RuntimeKey>();
+  private readonly stops = new Map<string, Stop>();
+  private readonly approvals = new Map<string, Approval>();
+  private readonly listeners: Array<(change: StateChange) => void> = [];
+  private dirty = false;
+  private timer: NodeJS.Timeout | null = null;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly snapshotPath: string | null,
+    now: number,
+  ) {
+    if (snapshotPath !== null) {
+      this.restore(snapshotPath, now);
+      this.timer = setInterval(() => void this.saveIfDirty(), SNAPSHOT_EVERY_MS);
+      this.timer.unref();
+    }
+  }
+
+  private restore(path: string, now: number): void {
+    let snapshot: Snapshot;
+    try {
+      snapshot = JSON.parse(readFileSync(path, "utf8")) as Snapshot;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw new Error(`cannot read state snapshot \`${path}\`: ${(error as Error).message}`);
+    }
+    for (const [level, saved] of Object.entries(snapshot.levels)) {
+      this.levels.set(level, { ...emptyLevelState(now), ...saved });
+    }
+    for (const [level, expiry] of Object.entries(snapshot.sessionExpiry ?? {})) this.sessionExpiry.set(level, expiry);
+    for (const key of snapshot.keys) this.keys.set(key.id, key);
+    for (const stop of snapshot.stops) this.stops.set(`${stop.kind}:${stop.value}`, stop);
+    for (const approval of snapshot.approvals) this.approvals.set(approval.id, approval);
+  }
+
+  private level(id: string, now: number, ttlMs: number | null): LevelState {
+    const expiry = this.sessionExpiry.get(id);
+    let state = this.levels.get(id);
+    if (state === undefined || (expiry !== undefined && expiry <= now)) {
+      state = emptyLevelState(now);
+      this.levels.set(id, state);
+    }
+    if (ttlMs !== null && ttlMs > 0 && id.startsWith("session:")) this.sessionExpiry.set(id, now + ttlMs);
+    return state;
+  }
+
+  private changed(change: StateChange | null): void {
+    this.dirty = true;
+    if (change !== null) for (const listener of this.listeners) listener(change);
+  }
+
+  async reserve(request: ReserveRequest, now: number): Promise<ReserveResult> {
+    const result = reserveLevel(this.level(request.level, now, request.ttlMs), request, now);
+    if (result.ok) this.dirty = true;
+    return result;
+  }
+
+  async settle(request: SettleRequest, now: number): Promise<void> {
+    settleLevel(this.level(request.level, now, request.ttlMs), request, now);
+    this.dirty = true;
+  }
+
+  async usage(level: string, now: number): Promise<Usage> {
+    const state = this.levels.get(level);
+    return usageOf(state ?? emptyLevelState(now), now);
+  }
+
+  async listKeys(): Promise<RuntimeKey[]> {
+    return [...this.keys.values()];
+  }
+
+  async putKey(key: RuntimeKey): Promise<void> {
+    this.keys.set(key.id, key);
+    this.changed("keys");
+  }
+
+  async listStops(): Promise<Stop[]> {
+    return [...this.stops.values()];
+  }
+
+  async putStop(stop: Stop): Promise<void> {
+    this.stops.set(`${stop.kind}:${stop.value}`, stop);
+    this.changed("stops");
+  }
+
+  async deleteStop(kind: Stop["kind"], value: string): Promise<boolean> {
+    const existed = this.stops.delete(`${kind}:${value}`);
+    if (existed) this.changed("stops");
+    return existed;
+  }
+
+  async createApproval(approval: Approval): Promise<void> {
+    this.approvals.set(approval.id, structuredClone(approval));
+    this.changed(null);
+  }
+
+  async getApproval(id: string): Promise<Approval | null> {
+    const approval = this.approvals.get(id);
+    return approval === undefined ? null : structuredClone(approval);
+  }
+
+  async listApprovals(status: ApprovalStatus | null): Promise<Approval[]> {
+    const all = [...this.approvals.values()].filter((a) => status === null || a.status === status);
+    return all.sort((a, b) => b.created_at.localeCompare(a.created_at)).map((a) => structuredClone(a));
+  }
+
+  async decideApproval(
+    id: string,
+    decision: { status: "approved" | "denied"; by: string; role: string; comment: string | null; at: string },
+    now: number,
+  ): Promise<ApprovalTransition> {
+    const approval = this.approvals.get(id);
+    if (approval === undefined) return { ok: false, reason: "not_found", approval: null };
+    if (Date.parse(approval.expires_at) <= now) return { ok: false, reason: "expired", approval: structuredClone(approval) };
+    if (approval.status !== "pending") return { ok: false, reason: "not_pending", approval: structuredClone(approval) };
+    approval.status = decision.status;
+    approval.decided_by = decision.by;
+    approval.decided_role = decision.role;
+    approval.decided_at = decision.at;
+    approval.comment = decision.comment;
+    this.changed(null);
+    return { ok: true, approval: structuredClone(approval) };
+  }
+
+  async consumeApproval(id: string, now: number): Promise<ApprovalTransition> {
+    const approval = this.approvals.get(id);
+    if (approval === undefined) return { ok: false, reason: "not_found", approval: null };
+    if (Date.parse(approval.expires_at) <= now) return { ok: false, reason: "expired", approval: structuredClone(approval) };
+    if (approval.status !== "approved") return { ok: false, reason: "not_approved", approval: structuredClone(approval) };
+    approval.status = "used";
+    this.changed(null);
+    return { ok: true, approval: structuredClone(approval) };
+  }
+
+  onChange(listener: (change: StateChange) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async ping(): Promise<boolean> {
+    return true;
+  }
+
+  private snapshot(): Snapshot {
+    const levels: Snapshot["levels"] = {};
+    for (const [id, s] of this.levels) {
+      levels[id] = { day: s.day, dayMicros: s.dayMicros, month: s.month, monthMicros: s.monthMicros, totalMicros: s.totalMicros, session: s.session };
+    }
+    return {
+      version: 1,
+      levels,
+      sessionExpiry: Object.fromEntries(this.sessionExpiry),
+      keys: [...this.keys.values()],
+      stops: [...this.stops.values()],
+      approvals: [...this.approvals.values()],
+    };
+  }
+
+  private saveIfDirty(): Promise<void> {
+    if (!this.dirty || this.snapshotPath === null) return this.writing;
+    this.dirty = false;
+    const path = this.snapshotPath;
+    const text = JSON.stringify(this.snapshot());
+    // Written to a temporary file and renamed so a crash mid-write never leaves a torn snapshot.
+    this.writing = this.writing.then(async () => {
+      await mkdir(dirname(path), { recursive: true });
+      const tmp = `${path}.${process.pid}.tmp`;
+      await writeFile(tmp, text);
+      await rename(tmp, path);
+    });
+    return this.writing;
+  }
+
+  async close(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.dirty = this.dirty || this.snapshotPath !== null;
+    await this.saveIfDirty();
+  }
+}

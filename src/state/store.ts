@@ -1,0 +1,182 @@
+import type { KeyLimits, Subject } from "../config/schema.js";
+
+/**
+ * The limits of one level (key, user, team, org or session), compiled to integers:
+ * money in micro-USD, times in ms. `null` means "not limited at this level".
+ */
+export interface LevelLimits {
+  requestsPerMinute: number | null;
+  tokensPerMinute: number | null;
+  maxParallel: number | null;
+  dailyMicros: number | null;
+  monthlyMicros: number | null;
+  totalMicros: number | null;
+  /** A session level: `totalMicros` is its `max_cost`, and the session counters below apply. */
+  session: boolean;
+  sessionMaxTokens: number | null;
+  sessionMaxMs: number | null;
+  sessionMaxLlmCalls: number | null;
+  sessionMaxToolCalls: number | null;
+}
+
+/** One level's share of a call: what to check and reserve in one atomic step. */
+export interface ReserveRequest {
+  /** Stable id of the level, e.g. `key:alice-dev`, `team:research`, `org`, `session:alice-dev:abc`. */
+  level: string;
+  limits: LevelLimits;
+  inputTokens: number;
+  /** Cost of the input part of the worst case, micro-USD. */
+  inputMicros: number;
+  /** Output price, micro-USD per 1M tokens; 0 for unpriced or embedding models. */
+  outputPricePer1M: number;
+  /** Output-token limit wanted; the level may clamp it down to what its budgets can pay for. */
+  outputTokens: number;
+  minOutputTokens: number;
+  /** `reject`: a budget that cannot pay the worst case refuses instead of clamping. */
+  clamp: boolean;
+  /** For sessions: the ttl of the session's counters, ms. */
+  ttlMs: number;
+}
+
+export type LimitKind =
+  | "requests_per_minute"
+  | "tokens_per_minute"
+  | "max_parallel_requests"
+  | "daily_cost"
+  | "monthly_cost"
+  | "total_cost"
+  | "session_cost"
+  | "session_tokens"
+  | "session_seconds"
+  | "session_llm_calls"
+  | "session_tool_calls";
+
+/** Rate headers' raw material for one level (only for the limits it has). */
+export interface RateStatus {
+  requests?: { limit: number; remaining: number; resetMs: number };
+  tokens?: { limit: number; remaining: number; resetMs: number };
+}
+
+export type ReserveResult =
+  | {
+      ok: true;
+      /** The output limit this level admitted (≤ the one asked for). */
+      outputTokens: number;
+      reservedMicros: number;
+      reservedTokens: number;
+      rate: RateStatus;
+    }
+  | { ok: false; limit: LimitKind; retryAfterMs: number | null; rate: RateStatus };
+
+/** What one level gives back when the call ends: the reservation is replaced by the actuals. */
+export interface SettleRequest {
+  level: string;
+  limits: LevelLimits;
+  reservedMicros: number;
+  reservedTokens: number;
+  actualMicros: number;
+  actualTokens: number;
+  toolCalls: number;
+  ttlMs: number;
+  /** When the reservation was made: a call settled after midnight UTC is charged to the new day. */
+  reservedAt: number;
+}
+
+/** The key's own usage, for policy attributes. */
+export interface Usage {
+  requestsLastMinute: number;
+  tokensLastMinute: number;
+  dailyMicros: number;
+  monthlyMicros: number;
+  totalMicros: number;
+}
+
+export interface RuntimeKey {
+  id: string;
+  key_hash: string;
+  /** Previous hash still accepted until `previous_expires_at` (rotation grace). */
+  previous_hash: string | null;
+  previous_expires_at: string | null;
+  subject: Subject;
+  limits: KeyLimits;
+  expires_at: string | null;
+  disabled: boolean;
+  revoked: boolean;
+  created_at: string;
+}
+
+export type StopTarget = { key_id: string } | { user: string } | { team: string };
+
+export interface Stop {
+  kind: "key_id" | "user" | "team";
+  value: string;
+  reason: string;
+  by: string;
+  at: string;
+}
+
+export type ApprovalStatus = "pending" | "approved" | "denied" | "used";
+
+export interface Approval {
+  id: string;
+  status: ApprovalStatus;
+  key_id: string;
+  subject: Subject;
+  body_hash: string;
+  action: string;
+  model: string | null;
+  rule: string | null;
+  reason: string;
+  constraints: Record<string, unknown>;
+  tool_call: { name: string; arguments: string } | null;
+  created_at: string;
+  expires_at: string;
+  decided_by: string | null;
+  decided_role: string | null;
+  decided_at: string | null;
+  comment: string | null;
+  /** Set when the model's answer was held: the retry receives it instead of a new upstream call. */
+  held: { kind: "json" | "sse"; status: number; content_type: string; body: string } | null;
+}
+
+export type ApprovalTransition =
+  | { ok: true; approval: Approval }
+  | { ok: false; reason: "not_found" | "not_pending" | "not_approved" | "expired"; approval: Approval | null };
+
+/** A change other replicas must see at once: they reload keys and stops. */
+export type StateChange = "keys" | "stops";
+
+/**
+ * The one state interface: limits and budgets, runtime keys, stops and approvals.
+ * Every read-modify-write is atomic per level (a Lua script on Redis, synchronous code in memory).
+ */
+export interface StateStore {
+  readonly kind: "memory" | "redis";
+  reserve(request: ReserveRequest, now: number): Promise<ReserveResult>;
+  settle(request: SettleRequest, now: number): Promise<void>;
+  usage(level: string, now: number): Promise<Usage>;
+
+  listKeys(): Promise<RuntimeKey[]>;
+  putKey(key: RuntimeKey): Promise<void>;
+
+  listStops(): Promise<Stop[]>;
+  putStop(stop: Stop): Promise<void>;
+  deleteStop(kind: Stop["kind"], value: string): Promise<boolean>;
+
+  createApproval(approval: Approval): Promise<void>;
+  getApproval(id: string): Promise<Approval | null>;
+  listApprovals(status: ApprovalStatus | null): Promise<Approval[]>;
+  /** pending -> approved | denied; refused when not pending or expired. */
+  decideApproval(
+    id: string,
+    decision: { status: "approved" | "denied"; by: string; role: string; comment: string | null; at: string },
+    now: number,
+  ): Promise<ApprovalTransition>;
+  /** approved -> used, exactly once. */
+  consumeApproval(id: string, now: number): Promise<ApprovalTransition>;
+
+  /** Subscribe to changes made by any replica (including this one). */
+  onChange(listener: (change: StateChange) => void): void;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,85 @@
+import type { Readable } from "node:stream";
+import { Agent, errors as undiciErrors, type Dispatcher } from "undici";
+import type { UpstreamConfig } from "../config/schema.js";
+import { GatewayError } from "../http/errors.js";
+
+export interface UpstreamTarget {
+  name: string;
+  baseUrl: URL;
+  apiKey: string;
+  dispatcher: Dispatcher;
+}
+
+/** One connection pool per upstream, built at boot (and on reload), with its timeouts. */
+export function createUpstreamTarget(name: string, config: UpstreamConfig): UpstreamTarget {
+  const timeoutMs = Math.round(config.timeout_seconds * 1000);
+  const base = config.base_url.endsWith("/") ? config.base_url : `${config.base_url}/`;
+  return {
+    name,
+    baseUrl: new URL(base),
+    apiKey: config.api_key,
+    dispatcher: new Agent({
+      connect: { timeout: Math.round(config.connect_timeout_seconds * 1000) },
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      keepAliveTimeout: 30_000,
+      connections: 512,
+      pipelining: 1,
+    }),
+  };
+}
+
+/**
+ * The upstream URL for a `/v1/...` path. Built from the configured base alone, never from the
+ * request's Host or forwarding headers; a path that escapes `/v1/` is refused before it gets here.
+ */
+export function upstreamUrl(target: UpstreamTarget, v1Path: string, search: string): URL {
+  const relative = v1Path.replace(/^\/v1\//, "");
+  const url = new URL(relative, target.baseUrl);
+  url.search = search;
+  return url;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
+}
+
+export async function forward(
+  target: UpstreamTarget,
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: Buffer | null,
+  signal: AbortSignal,
+): Promise<UpstreamResponse> {
+  try {
+    const response = await target.dispatcher.request({
+      origin: url.origin,
+      path: url.pathname + url.search,
+      method: method as Dispatcher.HttpMethod,
+      headers,
+      body,
+      signal,
+    });
+    return { status: response.statusCode, headers: response.headers, body: response.body };
+  } catch (error) {
+    throw upstreamError(error);
+  }
+}
+
+/** Maps a transport failure to the client-facing error; timeouts are 504, everything else 502. */
+export function upstreamError(error: unknown): GatewayError {
+  if (error instanceof GatewayError) return error;
+  if (
+    error instanceof undiciErrors.HeadersTimeoutError ||
+    error instanceof undiciErrors.BodyTimeoutError ||
+    error instanceof undiciErrors.ConnectTimeoutError
+  ) {
+    return new GatewayError(504, "upstream_timeout", "the upstream did not answer in time");
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  const detail = typeof code === "string" ? ` (${code})` : "";
+  return new GatewayError(502, "upstream_error", `the upstream could not be reached${detail}`);
+}

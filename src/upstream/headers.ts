@@ -1,0 +1,85 @@
+import type { IncomingHttpHeaders } from "node:http";
+
+/** RFC 9110 hop-by-hop headers, plus what the gateway itself owns on the way upstream. */
+const DROPPED = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "content-length",
+  "authorization",
+  "x-api-key",
+  "api-key",
+  "accept-encoding",
+  "cookie",
+  "forwarded",
+  "x-forwarded-for",
+  "x-forwarded-host",
+  "x-forwarded-proto",
+  "x-real-ip",
+  "x-approval-id",
+  "x-approval-wait",
+  "expect",
+]);
+
+/** The headers sent upstream: the client's, minus hop-by-hop and credentials, plus the upstream's own key. */
+export function upstreamRequestHeaders(
+  incoming: IncomingHttpHeaders,
+  upstreamKey: string,
+  bodyLength: number | null,
+  sessionHeader: string,
+): Record<string, string> {
+  const connectionListed = new Set(
+    String(incoming.connection ?? "")
+      .split(",")
+      .map((name) => name.trim().toLowerCase())
+      .filter((name) => name !== ""),
+  );
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || DROPPED.has(name) || connectionListed.has(name) || name === sessionHeader) continue;
+    out[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  if (upstreamKey !== "") out.authorization = `Bearer ${upstreamKey}`;
+  if (bodyLength !== null) {
+    out["content-length"] = String(bodyLength);
+    out["content-type"] = "application/json";
+  }
+  return out;
+}
+
+const RESPONSE_DROPPED = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "te",
+  "trailer",
+  "content-length",
+  "content-encoding",
+  "set-cookie",
+  "x-request-id",
+]);
+
+/** The upstream's response headers the client may see. */
+export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>): Record<string, string> {
+  const connectionListed = new Set(
+    String(upstream.connection ?? "")
+      .split(",")
+      .map((name) => name.trim().toLowerCase()),
+  );
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(upstream)) {
+    if (value === undefined || RESPONSE_DROPPED.has(name) || connectionListed.has(name)) continue;
+    if (name.startsWith("x-ratelimit-")) continue;
+    out[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return out;
+}
