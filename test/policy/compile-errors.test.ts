@@ -1,0 +1,101 @@
+import { describe, expect, it } from "vitest";
+import { PolicyConfigError, type PolicyIssue } from "../../src/policy/compile.js";
+import { compileRules, type RawRule } from "./helpers.js";
+
+function issuesOf(rules: RawRule[]): readonly PolicyIssue[] {
+  try {
+    compileRules(rules);
+  } catch (error) {
+    if (error instanceof PolicyConfigError) return error.issues;
+    throw error;
+  }
+  throw new Error("expected a PolicyConfigError");
+}
+
+const ok: RawRule = { name: "fine", effect: "ALLOW" };
+
+/** Each row: what is wrong, the rule's conditions/actions/constraints, the path and a message fragment. */
+type Row = [string, Partial<RawRule>, string, string];
+
+const rows: Row[] = [
+  ["unknown attribute", { conditions: { modle: { eq: "x" } } }, "conditions.modle", "unknown attribute `modle`"],
+  ["misspelt combinator", { conditions: { anyOf: [] } }, "conditions.anyOf", "did you mean `any_of`?"],
+  ["bare tool_args", { conditions: { tool_args: { exists: true } } }, "conditions.tool_args", "needs a path"],
+  ["empty tool_args segment", { conditions: { "tool_args.a..b": { exists: true } } }, "conditions.tool_args.a..b", "empty path segment"],
+  ["unknown operator", { conditions: { model: { inn: ["x"] } } }, "conditions.model.inn", "unknown operator `inn`"],
+  ["operators not a map", { conditions: { model: "gpt-4o" } }, "conditions.model", "expected a map of operators"],
+  ["empty operator map", { conditions: { model: {} } }, "conditions.model", "expected a map of operators"],
+  ["in not a list", { conditions: { model: { in: "gpt-4o" } } }, "conditions.model.in", "`in` takes a list, got `gpt-4o`"],
+  ["not_in with an object", { conditions: { model: { not_in: [{ a: 1 }] } } }, "conditions.model.not_in[0]", "takes a string"],
+  ["in with the wrong type", { conditions: { weekday: { in: [1, "7"] } } }, "conditions.weekday.in[1]", "`weekday` is a number"],
+  ["eq with the wrong type", { conditions: { stream: { eq: "true" } } }, "conditions.stream.eq", "`stream` is a boolean"],
+  ["eq null", { conditions: { purpose: { eq: null } } }, "conditions.purpose.eq", "`eq` takes a string, number or boolean"],
+  ["gt not a number", { conditions: { daily_spend: { gt: "100" } } }, "conditions.daily_spend.gt", "`gt` takes a number, got `100`"],
+  ["gt on a string attribute", { conditions: { model: { gt: 1 } } }, "conditions.model.gt", "`gt` compares numbers"],
+  ["lte infinite", { conditions: { hour: { lte: Number.POSITIVE_INFINITY } } }, "conditions.hour.lte", "`lte` takes a number"],
+  ["exists not boolean", { conditions: { tool: { exists: "yes" } } }, "conditions.tool.exists", "`exists` takes true or false"],
+  ["matches not a string", { conditions: { prompt_text: { matches: 1 } } }, "conditions.prompt_text.matches", "takes a pattern string"],
+  [
+    "matches with a lookahead",
+    { conditions: { prompt_text: { matches: "(?=secret)" } } },
+    "conditions.prompt_text.matches",
+    "pattern `(?=secret)` is not accepted by RE2: invalid or unsupported Perl syntax",
+  ],
+  ["matches with a backreference", { conditions: { prompt_text: { matches: "(a)\\1" } } }, "conditions.prompt_text.matches", "not accepted by RE2"],
+  ["contains on a number", { conditions: { hour: { contains: 1 } } }, "conditions.hour.contains", "`contains` looks into text or lists"],
+  ["any_of not a list", { conditions: { any_of: { model: { eq: "x" } } } }, "conditions.any_of", "`any_of` takes a list"],
+  ["any_of empty", { conditions: { any_of: [] } }, "conditions.any_of", "needs at least one"],
+  ["all_of branch not a map", { conditions: { all_of: ["x"] } }, "conditions.all_of[0]", "expected a map of conditions"],
+  ["nested error in any_of", { conditions: { any_of: [{ team: { in: "x" } }] } }, "conditions.any_of[0].team.in", "takes a list"],
+  ["nested error in not", { conditions: { not: { tool: { in: [1] } } } }, "conditions.not.tool.in[0]", "`tool` is a string"],
+  ["not not a map", { conditions: { not: [] } }, "conditions.not", "expected a map of conditions"],
+  ["unknown action", { actions: ["chat.completions", "agent.run"] }, "actions[1]", "unknown action `agent.run`"],
+  ["empty actions", { actions: [] }, "actions", "must name at least one action"],
+  ["approver_role number", { constraints: { approver_role: 1 } }, "constraints.approver_role", "must be a role or a non-empty list"],
+  ["approver_role empty list", { constraints: { approver_role: [] } }, "constraints.approver_role", "non-empty list"],
+  ["approver_role list of non-strings", { constraints: { approver_role: ["admin", 2] } }, "constraints.approver_role", "a role"],
+  ["approval_timeout_seconds zero", { constraints: { approval_timeout_seconds: 0 } }, "constraints.approval_timeout_seconds", "positive number"],
+  ["approval_timeout_seconds string", { constraints: { approval_timeout_seconds: "1h" } }, "constraints.approval_timeout_seconds", "got `1h`"],
+  ["on_deny other", { constraints: { on_deny: "drop" } }, "constraints.on_deny", "the only supported value is `strip`, got `drop`"],
+  ["audit_bodies other", { constraints: { audit_bodies: "all" } }, "constraints.audit_bodies", "must be one of none, redacted, full"],
+];
+
+describe("policy config errors", () => {
+  it.each(rows)("%s", (_name, fields, path, message) => {
+    const issues = issuesOf([ok, { name: "bad_rule", effect: "DENY", ...fields }]);
+    expect(issues).toHaveLength(1);
+    expect(issues[0]?.path).toBe(`policies.rules[1].${path}`);
+    expect(issues[0]?.rule).toBe("bad_rule");
+    expect(issues[0]?.message).toContain(message);
+  });
+
+  it("reports every issue of every rule at once, disabled rules included", () => {
+    const issues = issuesOf([
+      { name: "a", effect: "DENY", conditions: { model: { in: "x" }, hour: { gt: "1" } } },
+      ok,
+      { name: "c", effect: "ALLOW", enabled: false, actions: ["nope"], constraints: { on_deny: 1 } },
+    ]);
+    expect(issues.map((issue) => [issue.rule, issue.path])).toEqual([
+      ["a", "policies.rules[0].conditions.model.in"],
+      ["a", "policies.rules[0].conditions.hour.gt"],
+      ["c", "policies.rules[2].actions[0]"],
+      ["c", "policies.rules[2].constraints.on_deny"],
+    ]);
+  });
+
+  it("rejects a duplicate rule name", () => {
+    const issues = issuesOf([ok, ok]);
+    expect(issues).toEqual([{ path: "policies.rules[1].name", rule: "fine", message: "duplicate rule name `fine`" }]);
+  });
+
+  it("puts every issue in the error message", () => {
+    expect(() => compileRules([{ name: "r", effect: "DENY", conditions: { modle: {} } }])).toThrow(
+      /policies\.rules\[0\]\.conditions\.modle \(rule `r`\): unknown attribute `modle`/,
+    );
+  });
+
+  it("carries unknown constraints untouched", () => {
+    const constraints = { approver_role: ["admin", "security"], on_deny: "strip", anything: { nested: [1] } };
+    expect(compileRules([{ name: "r", effect: "DENY", constraints }]).rules[0]?.constraints).toEqual(constraints);
+  });
+});

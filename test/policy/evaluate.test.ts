@@ -1,0 +1,204 @@
+import { describe, expect, it } from "vitest";
+import { compilePolicy } from "../../src/policy/compile.js";
+import { evaluatePolicy, mergeDecisions } from "../../src/policy/evaluate.js";
+import type { Decision } from "../../src/policy/types.js";
+import { compileRules, decide, factsOf, type RawRule } from "./helpers.js";
+
+const allowAll: RawRule = { name: "allow_all", effect: "ALLOW", description: "everything is allowed" };
+const approveGpt4o: RawRule = {
+  name: "approve_gpt4o",
+  effect: "REQUIRE_APPROVAL",
+  conditions: { model: { eq: "gpt-4o" } },
+  constraints: { approver_role: "admin", approval_timeout_seconds: 60, ticket: "A" },
+};
+const approveAny: RawRule = {
+  name: "approve_any",
+  effect: "REQUIRE_APPROVAL",
+  constraints: { approver_role: ["security"], ticket: "B", extra: 1 },
+  description: "second approval rule",
+};
+const denyContractor: RawRule = {
+  name: "deny_contractor",
+  effect: "DENY",
+  conditions: { user_role: { eq: "contractor" } },
+  description: "contractors may not call",
+};
+
+describe("combining", () => {
+  it("falls back to default_effect with no rule", () => {
+    expect(decide([denyContractor], { user_role: "dev" })).toEqual({
+      effect: "ALLOW",
+      rule: null,
+      reason: "no rule matched; default_effect ALLOW",
+      matched: [],
+      constraints: {},
+      dry_run_rules: [],
+    });
+    expect(decide([], {}, "chat.completions", "DENY")).toMatchObject({
+      effect: "DENY",
+      rule: null,
+      reason: "no rule matched; default_effect DENY",
+    });
+  });
+
+  it.each([
+    ["DENY beats the others", { model: "gpt-4o", user_role: "contractor" }, "DENY", "deny_contractor"],
+    ["REQUIRE_APPROVAL beats ALLOW", { model: "gpt-4o", user_role: "dev" }, "REQUIRE_APPROVAL", "approve_gpt4o"],
+  ] as const)("%s", (_name, facts, effect, rule) => {
+    const decision = decide([allowAll, approveGpt4o, approveAny, denyContractor], facts);
+    expect(decision.effect).toBe(effect);
+    expect(decision.rule).toBe(rule);
+  });
+
+  it("names the first rule of the winning effect, lists every match and merges earlier-wins", () => {
+    const decision = decide([allowAll, approveGpt4o, approveAny], { model: "gpt-4o" });
+    expect(decision).toEqual({
+      effect: "REQUIRE_APPROVAL",
+      rule: "approve_gpt4o",
+      reason: "matched rule `approve_gpt4o`",
+      matched: ["allow_all", "approve_gpt4o", "approve_any"],
+      constraints: { approver_role: "admin", approval_timeout_seconds: 60, ticket: "A", extra: 1 },
+      dry_run_rules: [],
+    });
+  });
+
+  it("uses the description as the reason", () => {
+    expect(decide([denyContractor], { user_role: "contractor" }).reason).toBe("contractors may not call");
+  });
+
+  it("takes no constraints from rules of a losing effect", () => {
+    const decision = decide([approveAny, { ...denyContractor, constraints: { code: "x" } }], { user_role: "contractor" });
+    expect(decision.constraints).toEqual({ code: "x" });
+  });
+
+  it("takes the highest audit_bodies of every matched rule, whatever its effect", () => {
+    const rules: RawRule[] = [
+      { name: "audit_redacted", effect: "ALLOW", constraints: { audit_bodies: "redacted" } },
+      { name: "audit_full", effect: "ALLOW", conditions: { model: { eq: "gpt-4o" } }, constraints: { audit_bodies: "full" } },
+      { name: "deny", effect: "DENY", conditions: { user_role: { eq: "contractor" } }, constraints: { audit_bodies: "none" } },
+    ];
+    expect(decide(rules, { model: "gpt-4o", user_role: "contractor" }).constraints).toEqual({ audit_bodies: "full" });
+    expect(decide(rules, { model: "x", user_role: "contractor" }).constraints).toEqual({ audit_bodies: "redacted" });
+    expect(decide(rules, { model: "x" }).constraints).toEqual({ audit_bodies: "redacted" });
+  });
+
+  it("does not let a `__proto__` constraint touch the prototype", () => {
+    const constraints = JSON.parse('{"__proto__": {"polluted": true}}') as Record<string, unknown>;
+    const rule = { name: "r", effect: "ALLOW", conditions: {}, constraints, description: "", enabled: true, mode: "enforce" } as const;
+    const decision = evaluatePolicy(compilePolicy({ default_effect: "ALLOW", rules: [rule] }), "chat.completions", factsOf({}));
+    expect(Object.getPrototypeOf(decision.constraints)).toBe(Object.prototype);
+    expect(Object.hasOwn(decision.constraints, "__proto__")).toBe(true);
+  });
+});
+
+describe("dry run and enablement", () => {
+  const dryDeny: RawRule = { ...denyContractor, name: "dry_deny", mode: "dry_run", constraints: { audit_bodies: "full" } };
+
+  it("lists a matching dry-run rule only in dry_run_rules", () => {
+    const decision = decide([dryDeny, approveGpt4o], { user_role: "contractor", model: "gpt-4o" });
+    expect(decision.effect).toBe("REQUIRE_APPROVAL");
+    expect(decision.rule).toBe("approve_gpt4o");
+    expect(decision.matched).toEqual(["approve_gpt4o"]);
+    expect(decision.dry_run_rules).toEqual(["dry_deny"]);
+    expect(decision.constraints).not.toHaveProperty("audit_bodies");
+  });
+
+  it("keeps dry_run_rules when default_effect decides", () => {
+    const decision = decide([dryDeny], { user_role: "contractor" });
+    expect(decision).toMatchObject({ effect: "ALLOW", rule: null, matched: [], dry_run_rules: ["dry_deny"] });
+  });
+
+  it("does not list a dry-run rule that does not match", () => {
+    expect(decide([dryDeny], { user_role: "dev" }).dry_run_rules).toEqual([]);
+  });
+
+  it("ignores disabled rules and leaves them out of rules and attributes", () => {
+    const rules: RawRule[] = [{ ...denyContractor, enabled: false }, { ...allowAll, conditions: { hour: { lt: 9 } } }];
+    expect(decide(rules, { user_role: "contractor" }).rule).toBeNull();
+    const compiled = compileRules(rules);
+    expect(compiled.rules.map((rule) => rule.name)).toEqual(["allow_all"]);
+    expect([...compiled.attributes]).toEqual(["hour"]);
+  });
+});
+
+describe("actions", () => {
+  const toolRule: RawRule = { name: "no_shell", effect: "DENY", actions: ["tool.call"], conditions: { tool: { eq: "shell" } } };
+  const callRule: RawRule = { name: "no_gpt4o", effect: "DENY", conditions: { model: { eq: "gpt-4o" } } };
+  const everywhere: RawRule = {
+    name: "everywhere",
+    effect: "REQUIRE_APPROVAL",
+    actions: ["chat.completions", "responses", "embeddings", "tool.register", "tool.call"],
+  };
+
+  it.each([
+    ["chat.completions", ["no_gpt4o", "everywhere"]],
+    ["responses", ["no_gpt4o", "everywhere"]],
+    ["embeddings", ["no_gpt4o", "everywhere"]],
+    ["tool.register", ["everywhere"]],
+    ["tool.call", ["no_shell", "everywhere"]],
+  ] as const)("a rule without actions applies to the call actions only: %s", (action, matched) => {
+    const decision = decide([toolRule, callRule, everywhere], { model: "gpt-4o", tool: "shell" }, action);
+    expect(decision.matched).toEqual(matched);
+  });
+
+  it("answers hasRulesFor per action, counting dry-run rules", () => {
+    const compiled = compileRules([toolRule, { ...callRule, mode: "dry_run" }]);
+    expect(compiled.hasRulesFor("tool.call")).toBe(true);
+    expect(compiled.hasRulesFor("chat.completions")).toBe(true);
+    expect(compiled.hasRulesFor("tool.register")).toBe(false);
+  });
+
+  it("collects the attributes of enabled rules, tool_args paths as tool_args", () => {
+    const compiled = compileRules([
+      { ...toolRule, conditions: { "tool_args.target.env": { eq: "prod" }, not: { tool: { eq: "x" } } } },
+      { ...callRule, conditions: { any_of: [{ model: { eq: "a" } }, { pii_types: { contains: "email" } }] } },
+    ]);
+    expect([...compiled.attributes].sort()).toEqual(["model", "pii_types", "tool", "tool_args"]);
+  });
+});
+
+const decision = (effect: Decision["effect"], rule: string | null, extra: Partial<Decision> = {}): Decision => ({
+  effect,
+  rule,
+  reason: rule === null ? "default" : `because ${rule}`,
+  matched: rule === null ? [] : [rule],
+  constraints: {},
+  dry_run_rules: [],
+  ...extra,
+});
+
+describe("mergeDecisions", () => {
+  it("returns a single decision unchanged", () => {
+    const only = decision("ALLOW", "a", { constraints: { k: 1 }, dry_run_rules: ["d"] });
+    expect(mergeDecisions([only])).toEqual(only);
+  });
+
+  it("lets the first decision of the winning effect decide", () => {
+    const merged = mergeDecisions([
+      decision("ALLOW", null, { constraints: { audit_bodies: "full", note: "call" } }),
+      decision("REQUIRE_APPROVAL", "tool_a", { constraints: { approver_role: "admin" }, dry_run_rules: ["d1"] }),
+      decision("REQUIRE_APPROVAL", "tool_b", {
+        constraints: { approver_role: "ops", approval_timeout_seconds: 5, audit_bodies: "redacted" },
+        dry_run_rules: ["d1", "d2"],
+      }),
+      decision("ALLOW", "tool_a"),
+    ]);
+    expect(merged).toEqual({
+      effect: "REQUIRE_APPROVAL",
+      rule: "tool_a",
+      reason: "because tool_a",
+      matched: ["tool_a", "tool_b"],
+      constraints: { approver_role: "admin", approval_timeout_seconds: 5, audit_bodies: "full" },
+      dry_run_rules: ["d1", "d2"],
+    });
+  });
+
+  it("lets a DENY anywhere win", () => {
+    const merged = mergeDecisions([decision("REQUIRE_APPROVAL", "a"), decision("DENY", "b"), decision("DENY", "c")]);
+    expect(merged).toMatchObject({ effect: "DENY", rule: "b", matched: ["a", "b", "c"] });
+  });
+
+  it("refuses an empty list", () => {
+    expect(() => mergeDecisions([])).toThrow(RangeError);
+  });
+});
