@@ -1,0 +1,184 @@
+import type { Logger } from "pino";
+import type { AuditConfig } from "../config/schema.js";
+import type { AuditSink } from "./sink.js";
+import type { AuditRecord } from "./types.js";
+
+export interface AuditWriterOptions {
+  sinks: readonly AuditSink[];
+  maxQueue: number;
+  onFull: AuditConfig["on_full"];
+  logger: Logger;
+  /** Records per sink write (one file append, one Redis pipeline). */
+  batchSize?: number;
+  /**
+   * With `on_full: reject`, records enqueued past `max_queue` are still kept up to this many more:
+   * they belong to calls admitted before the queue filled and to the 503 refusals themselves.
+   * Default: a tenth of `max_queue` (at least 1). Past that, records are dropped and counted.
+   */
+  overflow?: number;
+  retryMinMs?: number;
+  retryMaxMs?: number;
+}
+
+export interface AuditWriterStats {
+  depth: number;
+  dropped: number;
+  written: number;
+  sinkErrors: number;
+}
+
+interface InFlight {
+  records: readonly AuditRecord[];
+  /** Sinks that have not yet stored this batch: a retry goes to these only. */
+  pending: Set<AuditSink>;
+}
+
+/**
+ * The only way records reach the sinks. `enqueue` is synchronous and cheap (the request path never
+ * waits for audit I/O); a background loop serialises and writes batches, one at a time, to every
+ * sink. A batch leaves the queue only when every sink has stored it, so a failing sink holds
+ * records (retried with backoff) instead of losing them, until the queue bound pushes back.
+ */
+export class AuditWriter {
+  private readonly sinks: readonly AuditSink[];
+  private readonly logger: Logger;
+  private readonly onFull: AuditConfig["on_full"];
+  private readonly maxQueue: number;
+  private readonly hardLimit: number;
+  private readonly batchSize: number;
+  private readonly retryMinMs: number;
+  private readonly retryMaxMs: number;
+  private queue: AuditRecord[] = [];
+  private head = 0;
+  private inFlight: InFlight | null = null;
+  private accepted = 0;
+  private written = 0;
+  private dropped = 0;
+  private sinkErrors = 0;
+  private draining = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryDelay: number;
+  private waiters: { target: number; resolve: () => void }[] = [];
+  private closed = false;
+
+  constructor(options: AuditWriterOptions) {
+    this.sinks = options.sinks;
+    this.logger = options.logger;
+    this.onFull = options.onFull;
+    this.maxQueue = options.maxQueue;
+    const overflow = options.overflow ?? Math.max(1, Math.ceil(options.maxQueue / 10));
+    this.hardLimit = options.onFull === "reject" ? options.maxQueue + overflow : options.maxQueue;
+    this.batchSize = options.batchSize ?? 512;
+    this.retryMinMs = options.retryMinMs ?? 100;
+    this.retryMaxMs = options.retryMaxMs ?? 5_000;
+    this.retryDelay = this.retryMinMs;
+  }
+
+  /** Admission check for `on_full: reject`: false means answer 503 `audit_unavailable`. */
+  canAccept(): boolean {
+    return this.onFull === "drop" || (!this.closed && this.depth < this.maxQueue);
+  }
+
+  /** Queues a record without waiting; false when it was dropped (queue full or writer closed). */
+  enqueue(record: AuditRecord): boolean {
+    if (this.closed || this.depth >= this.hardLimit) {
+      if (this.dropped === 0) this.logger.error({ depth: this.depth }, "audit queue full: dropping records");
+      this.dropped += 1;
+      return false;
+    }
+    this.queue.push(record);
+    this.accepted += 1;
+    this.schedule();
+    return true;
+  }
+
+  stats(): AuditWriterStats {
+    return { depth: this.depth, dropped: this.dropped, written: this.written, sinkErrors: this.sinkErrors };
+  }
+
+  /** Resolves once every record enqueued before the call is stored by every sink and fsynced. */
+  async flush(): Promise<void> {
+    const target = this.accepted;
+    if (this.written < target) await new Promise<void>((resolve) => this.waiters.push({ target, resolve }));
+    await Promise.all(this.sinks.map((sink) => sink.flush()));
+  }
+
+  /** Flushes everything (including records enqueued while flushing), then closes the sinks. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    do await this.flush();
+    while (this.written < this.accepted);
+    this.closed = true;
+    await Promise.all(this.sinks.map((sink) => sink.close()));
+  }
+
+  private get depth(): number {
+    return this.queue.length - this.head;
+  }
+
+  private schedule(): void {
+    if (this.draining || this.retryTimer !== null) return;
+    this.draining = true;
+    setImmediate(() => void this.drain());
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.depth > 0) {
+        if (this.inFlight === null) {
+          const records = this.queue.slice(this.head, this.head + this.batchSize);
+          this.inFlight = { records, pending: new Set(this.sinks) };
+        }
+        if (!(await this.writeInFlight(this.inFlight))) {
+          this.retryLater();
+          return;
+        }
+        this.retryDelay = this.retryMinMs;
+        this.release(this.inFlight.records.length);
+        this.inFlight = null;
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async writeInFlight(batch: InFlight): Promise<boolean> {
+    await Promise.all(
+      [...batch.pending].map(async (sink) => {
+        try {
+          await sink.write(batch.records);
+          batch.pending.delete(sink);
+        } catch (error) {
+          this.sinkErrors += 1;
+          this.logger.error(
+            { err: error, sink: sink.name, records: batch.records.length, depth: this.depth },
+            "audit sink write failed; will retry",
+          );
+        }
+      }),
+    );
+    return batch.pending.size === 0;
+  }
+
+  private retryLater(): void {
+    const delay = this.retryDelay;
+    this.retryDelay = Math.min(this.retryDelay * 2, this.retryMaxMs);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.schedule();
+    }, delay);
+  }
+
+  private release(count: number): void {
+    this.head += count;
+    this.written += count;
+    // Compact now and then so the array does not keep every record ever written.
+    if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    const ready = this.waiters.filter((waiter) => waiter.target <= this.written);
+    this.waiters = this.waiters.filter((waiter) => waiter.target > this.written);
+    for (const waiter of ready) waiter.resolve();
+  }
+}
