@@ -49,16 +49,25 @@ export function writeStream(ctx: HandlerContext, plan: FramePlan): void {
   let i = 0;
   let timer: NodeJS.Timeout | undefined;
   ctx.onCancel(() => clearTimeout(timer));
+  const reset = (): void => {
+    ctx.markReset();
+    res.socket?.destroy();
+  };
   const step = (): void => {
     while (i < plan.count) {
       if (i === d.stallAfter) return; // stall forever; the socket stays open until the client leaves
       if (i === d.resetAfter) {
-        ctx.markReset();
-        res.socket?.destroy();
+        reset();
         return;
       }
-      res.write((i === malformedAt ? MALFORMED_FRAME : "") + plan.frame(i));
+      const out = (i === malformedAt ? MALFORMED_FRAME : "") + plan.frame(i);
       i++;
+      if (i === d.resetAfter) {
+        // destroy() discards unflushed data, so wait until frame N is on the wire.
+        res.write(out, reset);
+        return;
+      }
+      res.write(out);
       if (delay > 0 && i < plan.count) {
         timer = setTimeout(step, delay);
         return;
