@@ -1,0 +1,20 @@
+import type { Measure } from "./measure.js";
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+export function measureString(value: unknown, measure: Measure): number {
+  return typeof value === "string" ? measure(value) : 0;
+}
+
+/** Tool and function definitions are sent to the model as text, so their JSON approximates them. */
+export function measureJson(value: unknown, measure: Measure): number {
+  if (value === undefined || value === null) return 0;
+  try {
+    return measureString(JSON.stringify(value), measure);
+  } catch {
+    // Only non-JSON values (cycles, BigInt) get here; bodies parsed from JSON never do.
+    return 0;
+  }
+}

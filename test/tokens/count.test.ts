@@ -1,0 +1,37 @@
+import { describe, expect, test } from "vitest";
+import { countTextTokens, countTokens } from "../../src/tokens/index.js";
+
+describe("countTokens", () => {
+  test.each([
+    ["hello world", 2, 2],
+    ["Hello, world!", 4, 4],
+    ["The quick brown fox jumps over the lazy dog.", 10, 10],
+    ["日本語のテキスト", 6, 8],
+    ["🎉🎉", 4, 6],
+    ["", 0, 0],
+  ])("%j is %i tokens in o200k_base and %i in cl100k_base", (text, o200k, cl100k) => {
+    expect(countTokens(text, "o200k_base")).toBe(o200k);
+    expect(countTokens(text, "cl100k_base")).toBe(cl100k);
+  });
+
+  test("special-token text counts as ordinary text instead of throwing", () => {
+    expect(countTokens("<|endoftext|>", "o200k_base")).toBe(7);
+    expect(countTokens("<|endoftext|>", "cl100k_base")).toBe(7);
+  });
+
+  test("a 1 MB single-letter run finishes quickly with a close estimate", () => {
+    const started = performance.now();
+    const tokens = countTokens("a".repeat(1_000_000), "o200k_base");
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(tokens).toBeGreaterThan(100_000);
+    expect(tokens).toBeLessThan(150_000);
+  });
+});
+
+describe("countTextTokens", () => {
+  test("joins streamed deltas before counting, since a token can straddle two deltas", () => {
+    expect(countTextTokens(["hel", "lo wor", "ld"], "o200k_base")).toBe(2);
+    expect(countTextTokens("hello world", "cl100k_base")).toBe(2);
+    expect(countTextTokens([], "o200k_base")).toBe(0);
+  });
+});
