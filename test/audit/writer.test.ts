@@ -1,0 +1,143 @@
+import { describe, expect, it } from "vitest";
+import type { AuditSink } from "../../src/audit/sink.js";
+import type { AuditRecord } from "../../src/audit/types.js";
+import { AuditWriter, type AuditWriterOptions } from "../../src/audit/writer.js";
+import { makeRecord, silentLogger } from "./fixtures.js";
+
+/** Stores batches; `failures` makes the next N writes reject; `gate` holds writes until released. */
+class MemorySink implements AuditSink {
+  readonly name: string;
+  readonly records: AuditRecord[] = [];
+  failures = 0;
+  flushes = 0;
+  closed = false;
+  gate: Promise<void> | null = null;
+
+  constructor(name = "memory") {
+    this.name = name;
+  }
+
+  async write(batch: readonly AuditRecord[]): Promise<void> {
+    if (this.gate !== null) await this.gate;
+    if (this.failures > 0) {
+      this.failures -= 1;
+      throw new Error("sink down");
+    }
+    this.records.push(...batch);
+  }
+
+  async flush(): Promise<void> {
+    this.flushes += 1;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+function makeWriter(sinks: AuditSink[], overrides: Partial<AuditWriterOptions> = {}): AuditWriter {
+  return new AuditWriter({ sinks, maxQueue: 10, onFull: "reject", logger: silentLogger, retryMinMs: 1, retryMaxMs: 5, ...overrides });
+}
+
+function gated(sink: MemorySink): () => void {
+  let release = () => {};
+  sink.gate = new Promise((resolve) => {
+    release = resolve;
+  });
+  return () => {
+    sink.gate = null;
+    release();
+  };
+}
+
+describe("AuditWriter", () => {
+  it("writes every enqueued record to every sink, in order, in batches", async () => {
+    const a = new MemorySink("a");
+    const b = new MemorySink("b");
+    const writer = makeWriter([a, b], { maxQueue: 1000, batchSize: 7 });
+    const records = Array.from({ length: 50 }, () => makeRecord());
+    for (const record of records) expect(writer.enqueue(record)).toBe(true);
+    await writer.flush();
+    expect(a.records).toEqual(records);
+    expect(b.records).toEqual(records);
+    expect(writer.stats()).toEqual({ depth: 0, dropped: 0, written: 50, sinkErrors: 0 });
+    expect(a.flushes).toBe(1);
+  });
+
+  it("on_full reject: canAccept turns false at max_queue, admitted records are still kept", async () => {
+    const sink = new MemorySink();
+    const release = gated(sink);
+    const writer = makeWriter([sink], { maxQueue: 10, overflow: 3 });
+    for (let index = 0; index < 10; index += 1) writer.enqueue(makeRecord());
+    expect(writer.canAccept()).toBe(false);
+    // Records of calls admitted earlier and of the 503s themselves fit in the overflow.
+    expect([writer.enqueue(makeRecord()), writer.enqueue(makeRecord()), writer.enqueue(makeRecord())]).toEqual([true, true, true]);
+    expect(writer.enqueue(makeRecord())).toBe(false);
+    expect(writer.stats()).toMatchObject({ depth: 13, dropped: 1 });
+    release();
+    await writer.flush();
+    expect(writer.canAccept()).toBe(true);
+    expect(sink.records).toHaveLength(13);
+  });
+
+  it("on_full drop: always accepts calls and counts the records it drops", async () => {
+    const sink = new MemorySink();
+    const release = gated(sink);
+    const writer = makeWriter([sink], { maxQueue: 5, onFull: "drop" });
+    const accepted = Array.from({ length: 8 }, () => writer.enqueue(makeRecord()));
+    expect(accepted.filter(Boolean)).toHaveLength(5);
+    expect(writer.canAccept()).toBe(true);
+    expect(writer.stats()).toMatchObject({ depth: 5, dropped: 3 });
+    release();
+    await writer.close();
+    expect(sink.records).toHaveLength(5);
+  });
+
+  it("close() waits for everything enqueued, flushes and closes the sinks", async () => {
+    const sink = new MemorySink();
+    const writer = makeWriter([sink], { maxQueue: 100_000, batchSize: 100 });
+    for (let index = 0; index < 5000; index += 1) writer.enqueue(makeRecord());
+    await writer.close();
+    expect(sink.records).toHaveLength(5000);
+    expect(sink.flushes).toBeGreaterThan(0);
+    expect(sink.closed).toBe(true);
+    expect(writer.enqueue(makeRecord())).toBe(false);
+    expect(writer.stats()).toMatchObject({ depth: 0, written: 5000, dropped: 1 });
+  });
+
+  it("retries a failing sink without losing or duplicating records, counting the errors", async () => {
+    const healthy = new MemorySink("healthy");
+    const failing = new MemorySink("failing");
+    failing.failures = 3;
+    const writer = makeWriter([healthy, failing], { maxQueue: 100, batchSize: 4 });
+    const records = Array.from({ length: 10 }, () => makeRecord());
+    for (const record of records) writer.enqueue(record);
+    await writer.flush();
+    expect(failing.records).toEqual(records);
+    // The sink that succeeded is not written twice while the other is retried.
+    expect(healthy.records).toEqual(records);
+    expect(writer.stats()).toEqual({ depth: 0, dropped: 0, written: 10, sinkErrors: 3 });
+  });
+
+  it("keeps records queued while a sink is down, so the bound pushes back", async () => {
+    const sink = new MemorySink();
+    sink.failures = Number.POSITIVE_INFINITY;
+    const writer = makeWriter([sink], { maxQueue: 3, retryMinMs: 1, retryMaxMs: 2 });
+    for (let index = 0; index < 3; index += 1) writer.enqueue(makeRecord());
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(writer.canAccept()).toBe(false);
+    expect(writer.stats().sinkErrors).toBeGreaterThan(1);
+    sink.failures = 0;
+    await writer.flush();
+    expect(sink.records).toHaveLength(3);
+    expect(writer.canAccept()).toBe(true);
+  });
+
+  it("enqueue returns before any sink is called", () => {
+    const sink = new MemorySink();
+    const writer = makeWriter([sink]);
+    writer.enqueue(makeRecord());
+    expect(sink.records).toHaveLength(0);
+    expect(writer.stats().depth).toBe(1);
+  });
+});
