@@ -1,0 +1,77 @@
+/**
+ * Lua shared by the level scripts. Both scripts receive the same KEYS, all under one hash tag:
+ *   1 rpm bucket, 2 tpm bucket, 3 parallel, 4 today's spend, 5 this month's spend, 6 total spend,
+ *   7 session counters, 8 session expiry (on the caller's clock), 9 per-second window.
+ * The arithmetic mirrors src/limits/level-state.ts step for step so one contract suite holds for both.
+ */
+export const LEVEL_COMMON_LUA = `
+local MINUTE = 60000
+local DAY = 86400000
+
+-- Floats are written with 17 digits: Lua's default tostring keeps 14 and would drift from the JS reference.
+local function fmt(x) return string.format('%.17g', x) end
+local function opt(v) if v == nil or v == '' then return nil end return tonumber(v) end
+local function num(key) return tonumber(redis.call('GET', key) or '0') end
+
+local function loadBucket(key)
+  local v = redis.call('HMGET', key, 'tokens', 'at')
+  if not v[1] then return nil end
+  return { tokens = tonumber(v[1]), at = tonumber(v[2]) }
+end
+
+local function refill(bucket, capacity, now)
+  if bucket == nil then return { tokens = capacity, at = now } end
+  local elapsed = math.max(0, now - bucket.at)
+  return { tokens = math.min(capacity, bucket.tokens + (elapsed * capacity) / MINUTE), at = now }
+end
+
+local function msToRefill(missing, capacity) return math.ceil((missing * MINUTE) / capacity) end
+
+-- A bucket left alone until it is full again is the same as no bucket, so it may expire then
+-- (never sooner than a minute; a bucket overdrawn by a settle takes longer to fill).
+local function saveBucket(key, bucket, capacity)
+  redis.call('HSET', key, 'tokens', fmt(bucket.tokens), 'at', fmt(bucket.at))
+  redis.call('PEXPIRE', key, math.max(MINUTE, msToRefill(capacity - bucket.tokens, capacity)) + 1000)
+end
+
+local function rateOf(bucket, capacity)
+  if capacity == nil or bucket == nil then return { '', '', '' } end
+  local remaining = math.max(0, math.floor(bucket.tokens))
+  return { fmt(capacity), fmt(remaining), fmt(msToRefill(capacity - bucket.tokens, capacity)) }
+end
+
+-- A session idle past its ttl starts afresh. The expiry is kept on the caller's clock (not only as a
+-- Redis TTL) so injected time in tests behaves exactly like the memory store.
+local function expireSession(now, ttl)
+  local expiry = redis.call('GET', KEYS[8])
+  if expiry and tonumber(expiry) <= now then redis.call('DEL', unpack(KEYS)) end
+  if ttl > 0 then redis.call('SET', KEYS[8], fmt(now + ttl)) end
+end
+
+-- Per-second slots r<second> / t<second>; slots older than the last 60 s are dropped.
+local function pruneWindow(now)
+  local oldest = math.floor(now / 1000) - 59
+  local fields = redis.call('HKEYS', KEYS[9])
+  for _, field in ipairs(fields) do
+    if tonumber(string.sub(field, 2)) < oldest then redis.call('HDEL', KEYS[9], field) end
+  end
+end
+
+local function addToWindow(now, requests, tokens)
+  local second = math.floor(now / 1000)
+  if requests ~= 0 then redis.call('HINCRBYFLOAT', KEYS[9], 'r' .. second, requests) end
+  if tokens ~= 0 then redis.call('HINCRBYFLOAT', KEYS[9], 't' .. second, tokens) end
+  redis.call('PEXPIRE', KEYS[9], MINUTE + 1000)
+end
+
+-- Session levels live exactly as long as the session; other levels keep each counter as long as it matters.
+local function touch(isSession, ttl)
+  if isSession and ttl > 0 then
+    for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl + MINUTE) end
+    return
+  end
+  redis.call('PEXPIRE', KEYS[3], DAY)
+  redis.call('PEXPIRE', KEYS[4], 35 * DAY)
+  redis.call('PEXPIRE', KEYS[5], 400 * DAY)
+end
+`;

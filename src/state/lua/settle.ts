@@ -1,0 +1,41 @@
+import { LEVEL_COMMON_LUA } from "./common.js";
+
+/**
+ * settleLevel() of src/limits/level-state.ts as one atomic step: the reservation is replaced by the actuals.
+ * ARGV: now, tpm ('' for null), session (1/0), ttlMs, reservedMicros, reservedTokens, actualMicros,
+ *   actualTokens, toolCalls, sameDay (1/0), sameMonth (1/0).
+ * KEYS 4 and 5 are the day and month of `now`: a call reserved yesterday is charged in full to today.
+ */
+export const SETTLE_LUA = `${LEVEL_COMMON_LUA}
+local now, tpmCap, isSession, ttl = tonumber(ARGV[1]), opt(ARGV[2]), ARGV[3] == '1', tonumber(ARGV[4])
+local reservedMicros, reservedTokens = tonumber(ARGV[5]), tonumber(ARGV[6])
+local actualMicros, actualTokens, toolCalls = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local sameDay, sameMonth = ARGV[10] == '1', ARGV[11] == '1'
+
+if isSession then expireSession(now, ttl) end
+
+local delta = actualMicros - reservedMicros
+redis.call('SET', KEYS[4], fmt(math.max(0, num(KEYS[4]) + (sameDay and delta or actualMicros))))
+redis.call('SET', KEYS[5], fmt(math.max(0, num(KEYS[5]) + (sameMonth and delta or actualMicros))))
+redis.call('SET', KEYS[6], fmt(math.max(0, num(KEYS[6]) + delta)))
+redis.call('SET', KEYS[3], fmt(math.max(0, num(KEYS[3]) - 1)))
+
+local tpm = loadBucket(KEYS[2])
+if tpm ~= nil and tpmCap ~= nil then
+  tpm = refill(tpm, tpmCap, now)
+  tpm.tokens = math.min(tpmCap, tpm.tokens + reservedTokens - actualTokens)
+  saveBucket(KEYS[2], tpm, tpmCap)
+end
+
+local s = redis.call('HMGET', KEYS[7], 'startedAt', 'micros')
+if s[1] then
+  redis.call('HSET', KEYS[7], 'micros', fmt(math.max(0, tonumber(s[2]) + delta)))
+  redis.call('HINCRBYFLOAT', KEYS[7], 'tokens', actualTokens)
+  redis.call('HINCRBYFLOAT', KEYS[7], 'toolCalls', toolCalls)
+end
+
+pruneWindow(now)
+addToWindow(now, 0, actualTokens)
+touch(isSession, ttl)
+return 'OK'
+`;

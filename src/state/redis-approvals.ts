@@ -1,0 +1,39 @@
+import type { Approval, ApprovalStatus, ApprovalTransition } from "./store.js";
+
+/** What a decision changes in an approval; kept apart from the document so Lua never re-encodes it. */
+export type Decision = Pick<Approval, "decided_by" | "decided_role" | "decided_at" | "comment">;
+
+/** Approvals stay readable a week past their expiry (for the admin list), then Redis drops them. */
+const KEEP_AFTER_EXPIRY_MS = 7 * 86_400_000;
+
+/** The hash fields an approval is stored as, and how long to keep it. */
+export function approvalFields(approval: Approval): { fields: Record<string, string>; ttlMs: number } {
+  const expires = Date.parse(approval.expires_at);
+  const created = Date.parse(approval.created_at);
+  // Relative to created_at, not the server clock: the caller's clock is the one that decides expiry.
+  const lifetime = Number.isFinite(expires) && Number.isFinite(created) ? Math.max(0, expires - created) : 0;
+  const fields = {
+    doc: JSON.stringify(approval),
+    status: approval.status,
+    exp: Number.isFinite(expires) ? String(expires) : "",
+    decision: "",
+  };
+  return { fields, ttlMs: lifetime + KEEP_AFTER_EXPIRY_MS };
+}
+
+/** Rebuilds an approval from its stored document, current status and decision. */
+export function approvalFrom(doc: string, status: string, decision: string): Approval {
+  const approval = JSON.parse(doc) as Approval;
+  approval.status = status as ApprovalStatus;
+  if (decision !== "") Object.assign(approval, JSON.parse(decision) as Decision);
+  return approval;
+}
+
+/** Reads the reply of APPROVAL_TRANSITION_LUA. */
+export function transitionFrom(reply: unknown): ApprovalTransition {
+  const [outcome, doc, status, decision] = reply as [string, string, string, string];
+  if (outcome === "not_found") return { ok: false, reason: "not_found", approval: null };
+  const approval = approvalFrom(doc, status, decision);
+  if (outcome === "ok") return { ok: true, approval };
+  return { ok: false, reason: outcome as "not_pending" | "not_approved" | "expired", approval };
+}

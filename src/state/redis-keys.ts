@@ -1,0 +1,52 @@
+import { dayOf, monthOf } from "../limits/level-state.js";
+
+/**
+ * Key names of the Redis store. Every key of one level shares the hash tag `{<level>}` so the level's
+ * script touches one Redis Cluster slot; approvals share `{approvals}` so an approval and the index
+ * are written together.
+ */
+export class RedisKeys {
+  constructor(private readonly prefix: string) {}
+
+  /** One level's keys by name. */
+  levelNames(level: string, now: number) {
+    const base = `${this.prefix}{${level}}`;
+    return {
+      rpm: `${base}:rpm`,
+      tpm: `${base}:tpm`,
+      parallel: `${base}:parallel`,
+      day: `${base}:day:${dayOf(now)}`,
+      month: `${base}:month:${monthOf(now)}`,
+      total: `${base}:total`,
+      session: `${base}:session`,
+      expiry: `${base}:expiry`,
+      window: `${base}:window`,
+    };
+  }
+
+  /** The KEYS of the level scripts, in the order src/state/lua/common.ts documents. */
+  level(level: string, now: number): string[] {
+    const k = this.levelNames(level, now);
+    return [k.rpm, k.tpm, k.parallel, k.day, k.month, k.total, k.session, k.expiry, k.window];
+  }
+
+  get keys(): string {
+    return `${this.prefix}keys`;
+  }
+
+  get stops(): string {
+    return `${this.prefix}stops`;
+  }
+
+  get changes(): string {
+    return `${this.prefix}changes`;
+  }
+
+  approval(id: string): string {
+    return `${this.prefix}{approvals}:id:${id}`;
+  }
+
+  get approvalIndex(): string {
+    return `${this.prefix}{approvals}:index`;
+  }
+}

@@ -1,0 +1,276 @@
+import { randomUUID } from "node:crypto";
+import { Redis, type RedisOptions } from "ioredis";
+import { APPROVAL_TRANSITION_LUA, DELETE_AND_PUBLISH_LUA } from "./lua/approval.js";
+import { RESERVE_LUA } from "./lua/reserve.js";
+import { SETTLE_LUA } from "./lua/settle.js";
+import { approvalFields, approvalFrom, type Decision, transitionFrom } from "./redis-approvals.js";
+import { RedisKeys } from "./redis-keys.js";
+import { reserveArgs, reserveResultFrom, settleArgs, windowTotals } from "./redis-level.js";
+import type {
+  Approval,
+  ApprovalStatus,
+  ApprovalTransition,
+  ReserveRequest,
+  ReserveResult,
+  RuntimeKey,
+  SettleRequest,
+  StateChange,
+  StateStore,
+  Stop,
+  Usage,
+} from "./store.js";
+
+type Script = (...keysThenArgs: string[]) => Promise<unknown>;
+
+/** The commands defineCommand adds; ioredis runs them with EVALSHA and falls back to EVAL after a restart. */
+interface Scripts {
+  sparkReserve: Script;
+  sparkSettle: Script;
+  sparkApprovalTransition: Script;
+  sparkDeleteAndPublish: Script;
+}
+
+const LEVEL_KEYS = 9;
+
+/** A change announced on the channel; `from` lets a replica skip its own echo (it told its listeners already). */
+interface ChangeMessage {
+  change: StateChange;
+  from: string;
+}
+
+/**
+ * The shared store of several replicas. Every read-modify-write is one Lua script whose keys share one
+ * hash tag; `now` always comes from the caller's clock, never the server's, so tests can inject time.
+ */
+export class RedisStore implements StateStore {
+  readonly kind = "redis";
+  private readonly names: RedisKeys;
+  private readonly scripts: Scripts;
+  private readonly listeners: Array<(change: StateChange) => void> = [];
+  private readonly origin = randomUUID();
+  private readonly subscription: Promise<void>;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    // Subscribed connections cannot run commands, hence a second one; it queues while offline so
+    // the subscription is made as soon as the server is reachable.
+    private readonly subscriber: Redis = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null }),
+  ) {
+    this.names = new RedisKeys(prefix);
+    redis.defineCommand("sparkReserve", { numberOfKeys: LEVEL_KEYS, lua: RESERVE_LUA });
+    redis.defineCommand("sparkSettle", { numberOfKeys: LEVEL_KEYS, lua: SETTLE_LUA });
+    redis.defineCommand("sparkApprovalTransition", { numberOfKeys: 1, lua: APPROVAL_TRANSITION_LUA });
+    redis.defineCommand("sparkDeleteAndPublish", { numberOfKeys: 1, lua: DELETE_AND_PUBLISH_LUA });
+    this.scripts = redis as unknown as Scripts;
+    subscriber.on("message", (channel: string, message: string) => this.received(channel, message));
+    this.subscription = subscriber.subscribe(this.names.changes).then(() => undefined);
+    // A failed subscription only costs prompt reloads (replicas also refresh periodically); awaiters see it.
+    this.subscription.catch(() => undefined);
+  }
+
+  /** Resolves once changes from other replicas are being received. */
+  subscribed(): Promise<void> {
+    return this.subscription;
+  }
+
+  async reserve(request: ReserveRequest, now: number): Promise<ReserveResult> {
+    const keys = this.names.level(request.level, now);
+    return reserveResultFrom(await this.scripts.sparkReserve(...keys, ...reserveArgs(request, now)));
+  }
+
+  async settle(request: SettleRequest, now: number): Promise<void> {
+    const keys = this.names.level(request.level, now);
+    await this.scripts.sparkSettle(...keys, ...settleArgs(request, now));
+  }
+
+  async usage(level: string, now: number): Promise<Usage> {
+    const { day, month, total, window } = this.names.levelNames(level, now);
+    const results = await this.redis.multi().mget(day, month, total).hgetall(window).exec();
+    const [spend, slots] = checked(results) as [Array<string | null>, Record<string, string>];
+    const { requests, tokens } = windowTotals(slots, now);
+    return {
+      requestsLastMinute: requests,
+      tokensLastMinute: tokens,
+      dailyMicros: Number(spend[0] ?? 0),
+      monthlyMicros: Number(spend[1] ?? 0),
+      totalMicros: Number(spend[2] ?? 0),
+    };
+  }
+
+  async listKeys(): Promise<RuntimeKey[]> {
+    return (await this.redis.hvals(this.names.keys)).map((json) => JSON.parse(json) as RuntimeKey);
+  }
+
+  async putKey(key: RuntimeKey): Promise<void> {
+    const message = this.message("keys");
+    checked(await this.redis.multi().hset(this.names.keys, key.id, JSON.stringify(key)).publish(this.names.changes, message).exec());
+    this.notify("keys");
+  }
+
+  async listStops(): Promise<Stop[]> {
+    return (await this.redis.hvals(this.names.stops)).map((json) => JSON.parse(json) as Stop);
+  }
+
+  async putStop(stop: Stop): Promise<void> {
+    const field = `${stop.kind}:${stop.value}`;
+    const message = this.message("stops");
+    checked(await this.redis.multi().hset(this.names.stops, field, JSON.stringify(stop)).publish(this.names.changes, message).exec());
+    this.notify("stops");
+  }
+
+  async deleteStop(kind: Stop["kind"], value: string): Promise<boolean> {
+    const removed = await this.scripts.sparkDeleteAndPublish(this.names.stops, `${kind}:${value}`, this.names.changes, this.message("stops"));
+    if (removed !== 1) return false;
+    this.notify("stops");
+    return true;
+  }
+
+  async createApproval(approval: Approval): Promise<void> {
+    const key = this.names.approval(approval.id);
+    const { fields, ttlMs } = approvalFields(approval);
+    const created = Date.parse(approval.created_at);
+    checked(
+      await this.redis
+        .multi()
+        .del(key)
+        .hset(key, fields)
+        .pexpire(key, ttlMs)
+        .zadd(this.names.approvalIndex, Number.isFinite(created) ? created : 0, approval.id)
+        .exec(),
+    );
+  }
+
+  async getApproval(id: string): Promise<Approval | null> {
+    const [doc, status, decision] = await this.redis.hmget(this.names.approval(id), "doc", "status", "decision");
+    return doc == null ? null : approvalFrom(doc, status ?? "pending", decision ?? "");
+  }
+
+  async listApprovals(status: ApprovalStatus | null): Promise<Approval[]> {
+    const ids = await this.redis.zrange(this.names.approvalIndex, 0, -1);
+    if (ids.length === 0) return [];
+    const read = this.redis.pipeline();
+    for (const id of ids) read.hmget(this.names.approval(id), "doc", "status", "decision");
+    const rows = checked(await read.exec()) as Array<Array<string | null>>;
+    const found: Approval[] = [];
+    const gone: string[] = [];
+    rows.forEach(([doc, current, decision], i) => {
+      if (doc == null) gone.push(ids[i] ?? "");
+      else found.push(approvalFrom(doc, current ?? "pending", decision ?? ""));
+    });
+    // Approvals Redis expired leave their id in the index; tidy it on the way.
+    if (gone.length > 0) await this.redis.zrem(this.names.approvalIndex, ...gone);
+    // The same order as the memory store (newest first by the created_at text), not the index's.
+    return found.filter((a) => status === null || a.status === status).sort((a, b) => b.created_at.localeCompare(a.created_at));
+  }
+
+  async decideApproval(
+    id: string,
+    decision: { status: "approved" | "denied"; by: string; role: string; comment: string | null; at: string },
+    now: number,
+  ): Promise<ApprovalTransition> {
+    const decided: Decision = { decided_by: decision.by, decided_role: decision.role, decided_at: decision.at, comment: decision.comment };
+    const reply = await this.scripts.sparkApprovalTransition(this.names.approval(id), String(now), "decide", decision.status, JSON.stringify(decided));
+    return transitionFrom(reply);
+  }
+
+  async consumeApproval(id: string, now: number): Promise<ApprovalTransition> {
+    return transitionFrom(await this.scripts.sparkApprovalTransition(this.names.approval(id), String(now), "consume", "used", ""));
+  }
+
+  onChange(listener: (change: StateChange) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      return (await this.redis.ping()) === "PONG";
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([quit(this.redis), quit(this.subscriber)]);
+  }
+
+  private message(change: StateChange): string {
+    return JSON.stringify({ change, from: this.origin } satisfies ChangeMessage);
+  }
+
+  private notify(change: StateChange): void {
+    for (const listener of this.listeners) listener(change);
+  }
+
+  private received(channel: string, message: string): void {
+    if (channel !== this.names.changes) return;
+    let parsed: ChangeMessage;
+    try {
+      parsed = JSON.parse(message) as ChangeMessage;
+    } catch {
+      return;
+    }
+    if (parsed.from === this.origin) return;
+    if (parsed.change === "keys" || parsed.change === "stops") this.notify(parsed.change);
+  }
+}
+
+/** Unwraps a MULTI or pipeline reply, throwing the first command error (or a discarded transaction). */
+function checked(results: Array<[Error | null, unknown]> | null): unknown[] {
+  if (results === null) throw new Error("redis transaction discarded");
+  return results.map(([error, value]) => {
+    if (error !== null) throw error;
+    return value;
+  });
+}
+
+async function quit(connection: Redis): Promise<void> {
+  try {
+    await connection.quit();
+  } catch {
+    // Already down: drop the socket and stop reconnecting.
+    connection.disconnect();
+  }
+}
+
+export interface RedisStoreOptions {
+  /** Connection errors (the client reconnects by itself); default: ignored. */
+  onError?: (error: Error) => void;
+  /** How long the factory waits for the first connection before returning anyway; default 5000. */
+  connectTimeoutMs?: number;
+  /** A command the server does not answer within this fails; default 2000. */
+  commandTimeoutMs?: number;
+}
+
+/**
+ * Connects the store. Calls fail at once while the server is down (no offline queue, one retry) so the
+ * gateway's `store.on_error` applies promptly, and the client keeps reconnecting in the background.
+ */
+export async function createRedisStore(url: string, prefix: string, options: RedisStoreOptions = {}): Promise<RedisStore> {
+  const reconnect: RedisOptions = { retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000) };
+  const redis = new Redis(url, {
+    ...reconnect,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    commandTimeout: options.commandTimeoutMs ?? 2000,
+  });
+  const subscriber = new Redis(url, { ...reconnect, maxRetriesPerRequest: null, enableOfflineQueue: true });
+  const onError = options.onError ?? (() => undefined);
+  redis.on("error", onError);
+  subscriber.on("error", onError);
+  await whenReady(redis, options.connectTimeoutMs ?? 5000);
+  return new RedisStore(redis, prefix, subscriber);
+}
+
+function whenReady(connection: Redis, timeoutMs: number): Promise<void> {
+  if (connection.status === "ready") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      connection.off("ready", done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    connection.once("ready", done);
+  });
+}

@@ -1,0 +1,98 @@
+import type { LevelLimits } from "../../src/limits/level-state.js";
+import type { Approval, ReserveRequest, ReserveResult, RuntimeKey, SettleRequest } from "../../src/state/store.js";
+
+/** Builders for the state tests: everything unlimited and free unless a test says otherwise. */
+
+export const T0 = Date.UTC(2025, 0, 15, 12, 0, 0);
+
+export function limits(set: Partial<LevelLimits> = {}): LevelLimits {
+  return {
+    requestsPerMinute: null,
+    tokensPerMinute: null,
+    maxParallel: null,
+    dailyMicros: null,
+    monthlyMicros: null,
+    totalMicros: null,
+    session: false,
+    sessionMaxTokens: null,
+    sessionMaxMs: null,
+    sessionMaxLlmCalls: null,
+    sessionMaxToolCalls: null,
+    ...set,
+  };
+}
+
+export function reserveRequest(level: string, levelLimits: LevelLimits, set: Partial<ReserveRequest> = {}): ReserveRequest {
+  return {
+    level,
+    limits: levelLimits,
+    inputTokens: 100,
+    inputMicros: 0,
+    outputPricePer1M: 0,
+    outputTokens: 100,
+    minOutputTokens: 1,
+    clamp: true,
+    ttlMs: 0,
+    ...set,
+  };
+}
+
+/** The settle of a granted reservation; the actuals default to the reservation. */
+export function settleRequest(
+  request: ReserveRequest,
+  result: ReserveResult,
+  reservedAt: number,
+  actual: Partial<Pick<SettleRequest, "actualMicros" | "actualTokens" | "toolCalls">> = {},
+): SettleRequest {
+  if (!result.ok) throw new Error(`expected a granted reservation, got ${result.limit}`);
+  return {
+    level: request.level,
+    limits: request.limits,
+    reservedMicros: result.reservedMicros,
+    reservedTokens: result.reservedTokens,
+    actualMicros: actual.actualMicros ?? result.reservedMicros,
+    actualTokens: actual.actualTokens ?? result.reservedTokens,
+    toolCalls: actual.toolCalls ?? 0,
+    ttlMs: request.ttlMs,
+    reservedAt,
+  };
+}
+
+export function approval(id: string, createdAt: number, set: Partial<Approval> = {}): Approval {
+  return {
+    id,
+    status: "pending",
+    key_id: "alice-dev",
+    subject: { user: "alice", role: "developer", team: "research", purpose: null },
+    body_hash: "sha256:abc",
+    action: "REQUIRE_APPROVAL",
+    model: "gpt-4o",
+    rule: "big_spend",
+    reason: "needs a human",
+    constraints: { tools: [], max_cost: 0.5 },
+    tool_call: null,
+    created_at: new Date(createdAt).toISOString(),
+    expires_at: new Date(createdAt + 3_600_000).toISOString(),
+    decided_by: null,
+    decided_role: null,
+    decided_at: null,
+    comment: null,
+    held: null,
+    ...set,
+  };
+}
+
+export function runtimeKey(id: string): RuntimeKey {
+  return {
+    id,
+    key_hash: `sha256:${id}`,
+    previous_hash: null,
+    previous_expires_at: null,
+    subject: { user: "alice", role: "developer", team: "research", purpose: null },
+    limits: { requests_per_minute: 60 },
+    expires_at: null,
+    disabled: false,
+    revoked: false,
+    created_at: new Date(T0).toISOString(),
+  };
+}
