@@ -138,3 +138,21 @@ describe("FileSink", () => {
     expect(text.split("\n")).toHaveLength(3);
   });
 });
+
+describe("FileSink failures", () => {
+  it("retrying a batch that failed at a day rollover neither duplicates nor breaks the chain", async () => {
+    const { mkdir, rmdir } = await import("node:fs/promises");
+    const blocked = join(dir, "audit-r1-2024-05-02.jsonl");
+    const sink = await openSink(dir);
+    // A directory in the way of the second day's file makes only that append fail.
+    await mkdir(blocked);
+    const batch = [makeRecord({ ts: "2024-05-01T23:00:00.000Z" }), makeRecord({ ts: "2024-05-02T01:00:00.000Z" })];
+    await expect(sink.write(batch)).rejects.toThrow();
+    await rmdir(blocked);
+    await sink.write(batch);
+    await sink.close();
+    expect(await readRecords(join(dir, "audit-r1-2024-05-01.jsonl"))).toHaveLength(1);
+    expect(await readRecords(blocked)).toHaveLength(1);
+    expect(await verifyFiles(dir)).toEqual({ ok: true, records: 2 });
+  });
+});
