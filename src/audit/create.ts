@@ -1,0 +1,81 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { AuditConfig } from "../config/schema.js";
+import { FileSink } from "./file-sink.js";
+import { LogSink } from "./log-sink.js";
+import type { AuditPage, AuditQuery } from "./query.js";
+import { queryFiles } from "./query-files.js";
+import { queryStream } from "./query-stream.js";
+import { RedisStreamSink } from "./redis-stream-sink.js";
+import type { AuditSink } from "./sink.js";
+import { type VerifyResult, verifyFiles } from "./verify.js";
+import { AuditWriter } from "./writer.js";
+
+export interface AuditDeps {
+  replica: string;
+  logger: Logger;
+  /** Builds the connection for a `redis_stream` sink (its `url`, else the store's); the caller closes it. */
+  redisFor?: (url: string | undefined) => Redis;
+  now?: () => number;
+}
+
+export interface Audit {
+  writer: AuditWriter;
+  /** `GET /admin/audit` and its shortcuts: the Redis stream when configured (every replica), else this replica's files. */
+  query(query: AuditQuery): Promise<AuditPage>;
+  /** `GET /admin/audit/verify` over the first file sink's directory (every replica's files in it). */
+  verify(): Promise<VerifyResult>;
+  /** Flushes and closes the writer and its sinks (not the Redis connections). */
+  close(): Promise<void>;
+}
+
+/** Builds and starts the configured sinks and the writer in front of them. */
+export async function createAudit(config: AuditConfig, deps: AuditDeps): Promise<Audit> {
+  const sinks: AuditSink[] = [];
+  let files: { dir: string; sink: FileSink } | null = null;
+  let stream: { redis: Redis; key: string } | null = null;
+  try {
+    for (const entry of config.sinks) {
+      if ("file" in entry) {
+        const sink = new FileSink({
+          dir: entry.file.dir,
+          replica: deps.replica,
+          retentionDays: entry.file.retention_days,
+          fsync: config.fsync,
+          fsyncIntervalMs: config.fsync_interval_ms,
+          logger: deps.logger,
+          ...(deps.now === undefined ? {} : { now: deps.now }),
+        });
+        await sink.start();
+        sinks.push(sink);
+        files ??= { dir: entry.file.dir, sink };
+      } else if ("redis_stream" in entry) {
+        if (deps.redisFor === undefined) throw new Error("audit sink `redis_stream` needs a Redis connection");
+        const redis = deps.redisFor(entry.redis_stream.url);
+        sinks.push(new RedisStreamSink(redis, { key: entry.redis_stream.key, maxLen: entry.redis_stream.max_len }));
+        stream ??= { redis, key: entry.redis_stream.key };
+      } else {
+        sinks.push(new LogSink(deps.logger));
+      }
+    }
+  } catch (error) {
+    await Promise.allSettled(sinks.map((sink) => sink.close()));
+    throw error;
+  }
+  const writer = new AuditWriter({ sinks, maxQueue: config.max_queue, onFull: config.on_full, logger: deps.logger });
+  const chosenFiles = files;
+  const chosenStream = stream;
+  return {
+    writer,
+    query: (query) => {
+      if (chosenStream !== null) return queryStream(chosenStream.redis, chosenStream.key, query);
+      if (chosenFiles !== null) return queryFiles(chosenFiles.dir, deps.replica, query);
+      return Promise.resolve({ data: [], next_cursor: null });
+    },
+    verify: () =>
+      chosenFiles === null
+        ? Promise.resolve({ ok: true, records: 0 })
+        : verifyFiles(chosenFiles.dir, undefined, { sizes: chosenFiles.sink.committedSizes() }),
+    close: () => writer.close(),
+  };
+}
