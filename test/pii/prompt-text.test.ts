@@ -1,0 +1,47 @@
+import fc from "fast-check";
+import { describe, expect, test } from "vitest";
+import { extractPromptText } from "../../src/pii/index.js";
+
+describe("extractPromptText", () => {
+  test("chat: string contents and text parts", () => {
+    const body = {
+      model: "gpt-4o-mini",
+      messages: [
+        { role: "system", content: "be brief" },
+        { role: "user", content: [{ type: "text", text: "hello" }, { type: "image_url", image_url: { url: "x" } }] },
+        { role: "assistant", content: null, tool_calls: [] },
+        { role: "tool", tool_call_id: "c1", content: "sunny" },
+      ],
+    };
+    expect(extractPromptText(body)).toBe("be brief\nhello\nsunny");
+  });
+
+  test("responses: instructions, then the input string or items' text and tool outputs", () => {
+    expect(extractPromptText({ instructions: "be brief", input: "hello" })).toBe("be brief\nhello");
+    const items = [
+      { role: "user", content: [{ type: "input_text", text: "hello" }] },
+      { role: "user", content: "again" },
+      { type: "function_call", name: "f", arguments: "{}" },
+      { type: "function_call_output", call_id: "c1", output: "sunny" },
+    ];
+    expect(extractPromptText({ input: items })).toBe("hello\nagain\nsunny");
+  });
+
+  test("embeddings: strings only", () => {
+    expect(extractPromptText({ input: "one" })).toBe("one");
+    expect(extractPromptText({ input: ["one", "two", [1, 2], 3] })).toBe("one\ntwo");
+  });
+
+  test("malformed bodies give what text there is, never an exception", () => {
+    expect(extractPromptText(null)).toBe("");
+    expect(extractPromptText("text")).toBe("");
+    expect(extractPromptText({ messages: "x", input: 5 })).toBe("");
+    expect(extractPromptText({ messages: [null, { content: 7 }, { content: [null, { text: 1 }, { text: "ok" }] }] })).toBe("ok");
+    fc.assert(
+      fc.property(fc.anything(), (value) => {
+        expect(typeof extractPromptText(value)).toBe("string");
+        expect(typeof extractPromptText({ messages: [value], input: [value], instructions: value })).toBe("string");
+      }),
+    );
+  });
+});

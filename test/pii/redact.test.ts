@@ -1,0 +1,79 @@
+import { describe, expect, test } from "vitest";
+import { detectPii, PII_SCAN_LIMIT, PII_TYPES, redactPii, UNSCANNED_MARKER } from "../../src/pii/index.js";
+
+describe("redactPii", () => {
+  test("replaces each match with its type", () => {
+    const text = "Contact alice@example.com or 415-555-2671; SSN 123-45-6789, key sk-proj-abc123DEF456ghi789JKL012.";
+    expect(redactPii(text, PII_TYPES)).toBe(
+      "Contact [REDACTED:email] or [REDACTED:phone]; SSN [REDACTED:us_ssn], key [REDACTED:secret].",
+    );
+  });
+
+  test("redacts a whole private key block", () => {
+    const key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nAAAAB3NzaC1yc2E=\n-----END OPENSSH PRIVATE KEY-----";
+    expect(redactPii(`before\n${key}\nafter`, ["secret"])).toBe("before\n[REDACTED:secret]\nafter");
+  });
+
+  test("keeps a valid IBAN's following word", () => {
+    expect(redactPii("pay DE89 3704 0044 0532 0130 00 OK", ["iban"])).toBe("pay [REDACTED:iban] OK");
+  });
+
+  test("leaves text without PII, and text for disabled detectors, untouched", () => {
+    expect(redactPii("plain text 42", PII_TYPES)).toBe("plain text 42");
+    expect(redactPii("bob@example.com", ["phone"])).toBe("bob@example.com");
+  });
+
+  test("past the scan limit: detection stops, redaction drops the tail unless told to keep it", () => {
+    const text = `${"x ".repeat(8)}tail bob@example.com`;
+    expect(detectPii(text, PII_TYPES, 10).classification).toBe("none");
+    expect(redactPii(text, PII_TYPES, { limit: 10 })).toBe(`x x x x x ${UNSCANNED_MARKER}`);
+    expect(redactPii(text, PII_TYPES, { limit: 10, unscanned: "keep" })).toBe(text);
+    expect(redactPii("bob@example.com", PII_TYPES, { limit: 10 })).toBe(`bob@exampl${UNSCANNED_MARKER}`);
+  });
+
+  test("the limit never splits a surrogate pair", () => {
+    expect(redactPii("abc🎉def", [], { limit: 4, unscanned: "keep" })).toBe("abc🎉def");
+    expect(redactPii("abc🎉def", [], { limit: 4 })).toBe(`abc${UNSCANNED_MARKER}`);
+  });
+});
+
+describe("hostile input", () => {
+  const size = 5 * 1024 * 1024;
+  const fill = (unit: string) => unit.repeat(Math.ceil(size / unit.length)).slice(0, size);
+  const inputs = {
+    letters: fill("a"),
+    emailish: fill("a.b@"),
+    domains: fill("a@b-c."),
+    digits: fill("1"),
+    spacedDigits: fill("1 "),
+    dashedDigits: fill("12-"),
+    dots: fill("1."),
+    colons: fill("a:"),
+    plus: fill("+1 "),
+    jwtish: fill("eyJ"),
+    jwtSegments: fill("eyJaaaaaa."),
+    keys: fill("sk-"),
+    pem: fill("-----BEGIN RSA PRIVATE KEY-----"),
+    ibanish: fill("DE89 "),
+    bearer: fill("Bearer "),
+    mixed: fill("bob@example.com 4111 1111 1111 1111 +44 20 7946 0958 "),
+  };
+
+  test.each(Object.keys(inputs))("a 5 MB %s input finishes quickly", (name) => {
+    const text = inputs[name as keyof typeof inputs];
+    const started = performance.now();
+    detectPii(text, PII_TYPES);
+    redactPii(text, PII_TYPES);
+    expect(performance.now() - started).toBeLessThan(3000);
+  });
+
+  test("the scan itself is linear: a full 5 MB scan stays fast", () => {
+    const started = performance.now();
+    for (const text of Object.values(inputs)) detectPii(text, PII_TYPES, size);
+    expect(performance.now() - started).toBeLessThan(20_000);
+  });
+
+  test("the limit is 1 MiB", () => {
+    expect(PII_SCAN_LIMIT).toBe(1_048_576);
+  });
+});
