@@ -61,8 +61,10 @@ for i, budget in ipairs(budgets) do
   end
 end
 
-if rpmCap ~= nil then rpm = refill(rpm, rpmCap, now) end
-if tpmCap ~= nil then tpm = refill(tpm, tpmCap, now) end
+-- Refilled buckets are kept even when the call is refused below: refilling in two steps rounds
+-- differently from one, and the reference keeps them too.
+if rpmCap ~= nil then rpm = refill(rpm, rpmCap, now); saveBucket(KEYS[1], rpm, rpmCap) end
+if tpmCap ~= nil then tpm = refill(tpm, tpmCap, now); saveBucket(KEYS[2], tpm, tpmCap) end
 if rpm ~= nil and rpmCap ~= nil and rpm.tokens < 1 then
   return refuse('requests_per_minute', msToRefill(1 - rpm.tokens, rpmCap))
 end

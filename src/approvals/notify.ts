@@ -1,0 +1,49 @@
+import { createHmac } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { request } from "undici";
+import type { Logger } from "../log/logger.js";
+
+export interface Notifier {
+  send(type: "approval.created" | "approval.decided", approval: unknown): void;
+}
+
+const ATTEMPTS = 5;
+
+export function signBody(body: string, secret: string): string {
+  return `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
+}
+
+/**
+ * Posts approval events to `approvals.notify_url`, signed with HMAC-SHA256, retried with
+ * exponential backoff in the background: a slow or broken receiver never delays a call.
+ */
+export function createNotifier(settings: () => { url: string | null; secret: string }, log: Logger): Notifier {
+  return {
+    send(type, approval) {
+      const { url, secret } = settings();
+      if (url === null) return;
+      const body = JSON.stringify({ type, approval });
+      void deliver(url, body, secret, log);
+    },
+  };
+}
+
+async function deliver(url: string, body: string, secret: string, log: Logger): Promise<void> {
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+    try {
+      const response = await request(url, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-spark-signature": signBody(body, secret) },
+        body,
+        headersTimeout: 10_000,
+        bodyTimeout: 10_000,
+      });
+      await response.body.dump();
+      if (response.statusCode < 300) return;
+      log.warn({ status: response.statusCode, attempt }, "approval webhook refused");
+    } catch (error) {
+      log.warn({ err: error, attempt }, "approval webhook failed");
+    }
+    await sleep(200 * 2 ** attempt);
+  }
+}

@@ -1,0 +1,135 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Principal } from "../auth/keys.js";
+import { GatewayError } from "../http/errors.js";
+import type { Decision } from "../policy/types.js";
+import type { Approval, StateStore } from "../state/store.js";
+import { newId, type Clock } from "../util/ids.js";
+import type { Notifier } from "./notify.js";
+
+export interface ApprovalRequest {
+  principal: Principal;
+  bodyHash: string;
+  action: string;
+  model: string | null;
+  decision: Decision;
+  toolCall: Approval["tool_call"];
+  held: Approval["held"];
+}
+
+/** What a retry carrying `x-approval-id` may do. */
+export type Redemption = { kind: "pass"; approval: Approval } | { kind: "held"; approval: Approval };
+
+const roles = (constraint: unknown): string[] | null =>
+  typeof constraint === "string" ? [constraint] : Array.isArray(constraint) ? constraint.map(String) : null;
+
+export class ApprovalService {
+  constructor(
+    private readonly store: StateStore,
+    private readonly clock: Clock,
+    private readonly defaultTimeoutSeconds: () => number,
+    private readonly notifier: Notifier,
+  ) {}
+
+  async create(request: ApprovalRequest): Promise<Approval> {
+    const now = this.clock();
+    const timeout = Number(request.decision.constraints.approval_timeout_seconds ?? this.defaultTimeoutSeconds());
+    const approval: Approval = {
+      id: newId("apr", now),
+      status: "pending",
+      key_id: request.principal.keyId,
+      subject: request.principal.subject,
+      body_hash: request.bodyHash,
+      action: request.action,
+      model: request.model,
+      rule: request.decision.rule,
+      reason: request.decision.reason,
+      constraints: request.decision.constraints,
+      tool_call: request.toolCall,
+      created_at: new Date(now).toISOString(),
+      expires_at: new Date(now + timeout * 1000).toISOString(),
+      decided_by: null,
+      decided_role: null,
+      decided_at: null,
+      comment: null,
+      held: request.held,
+    };
+    await this.store.createApproval(approval);
+    this.notifier.send("approval.created", publicApproval(approval));
+    return approval;
+  }
+
+  /** Long-polls the store until the approval is decided or `seconds` pass. */
+  async waitForDecision(id: string, seconds: number, signal: AbortSignal): Promise<Approval | null> {
+    const deadline = this.clock() + seconds * 1000;
+    let approval = await this.store.getApproval(id);
+    while (approval !== null && approval.status === "pending" && this.clock() < deadline && !signal.aborted) {
+      await sleep(Math.min(250, Math.max(1, deadline - this.clock())));
+      approval = await this.store.getApproval(id);
+    }
+    return approval;
+  }
+
+  /** Checks a retry against its approval and uses it up: passes exactly once, same key and body. */
+  async redeem(id: string, principal: Principal, bodyHash: string): Promise<Redemption> {
+    const now = this.clock();
+    const approval = await this.store.getApproval(id);
+    if (approval === null || approval.key_id !== principal.keyId || approval.body_hash !== bodyHash) {
+      throw new GatewayError(403, "approval_invalid", `approval \`${id}\` is not valid for this key and request body`, {
+        extra: { approval_id: id },
+      });
+    }
+    if (Date.parse(approval.expires_at) <= now) {
+      throw new GatewayError(403, "approval_expired", `approval \`${id}\` expired at ${approval.expires_at}`, { extra: { approval_id: id } });
+    }
+    switch (approval.status) {
+      case "pending":
+        throw new GatewayError(403, "approval_pending", `approval \`${id}\` is still pending`, {
+          extra: { approval_id: id },
+          headers: { "retry-after": "5", "x-approval-id": id },
+        });
+      case "denied":
+        throw new GatewayError(403, "approval_denied", `approval \`${id}\` was denied${approval.comment ? `: ${approval.comment}` : ""}`, {
+          extra: { approval_id: id },
+        });
+      case "used":
+        throw new GatewayError(403, "approval_used", `approval \`${id}\` was already used`, { extra: { approval_id: id } });
+      case "approved": {
+        const consumed = await this.store.consumeApproval(id, now);
+        if (!consumed.ok) {
+          const code = consumed.reason === "expired" ? "approval_expired" : "approval_used";
+          throw new GatewayError(403, code, `approval \`${id}\` can no longer be used`, { extra: { approval_id: id } });
+        }
+        return { kind: consumed.approval.held === null ? "pass" : "held", approval: consumed.approval };
+      }
+    }
+  }
+
+  async decide(
+    id: string,
+    actor: { name: string; role: string },
+    status: "approved" | "denied",
+    comment: string | null,
+  ): Promise<Approval> {
+    const now = this.clock();
+    const approval = await this.store.getApproval(id);
+    if (approval === null) throw new GatewayError(404, "not_found", `no approval \`${id}\``);
+    const allowed = roles(approval.constraints.approver_role);
+    if (allowed !== null && !allowed.includes(actor.role)) {
+      throw new GatewayError(403, "approver_role_mismatch", `approval \`${id}\` needs an approver with role ${allowed.map((r) => `\`${r}\``).join(" or ")}`);
+    }
+    const result = await this.store.decideApproval(id, { status, by: actor.name, role: actor.role, comment, at: new Date(now).toISOString() }, now);
+    if (!result.ok) {
+      if (result.reason === "not_found") throw new GatewayError(404, "not_found", `no approval \`${id}\``);
+      const why = result.reason === "expired" ? "expired" : `already ${result.approval?.status ?? "decided"}`;
+      throw new GatewayError(409, "approval_not_pending", `approval \`${id}\` is not pending (${why})`);
+    }
+    this.notifier.send("approval.decided", publicApproval(result.approval));
+    return result.approval;
+  }
+}
+
+/** An approval as the admin API and webhooks show it: without the held answer's body. */
+export function publicApproval(approval: Approval): Omit<Approval, "held"> & { held: boolean } {
+  const { held, ...rest } = approval;
+  return { ...rest, held: held !== null };
+}

@@ -1,0 +1,193 @@
+import { watch, type FSWatcher } from "node:fs";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { Redis } from "ioredis";
+import type { AdminDeps } from "./admin/routes.js";
+import { createNotifier } from "./approvals/notify.js";
+import { ApprovalService } from "./approvals/service.js";
+import { type Audit, createAudit } from "./audit/create.js";
+import { readConfigFile } from "./config/load.js";
+import type { Config } from "./config/schema.js";
+import { createApp } from "./http/app.js";
+import { GatewayError } from "./http/errors.js";
+import { createMetrics } from "./http/metrics.js";
+import { installClientErrorHandler } from "./http/client-error.js";
+import { createLogger, type Logger } from "./log/logger.js";
+import { ActiveStreams } from "./pipeline/active-streams.js";
+import { buildRecord } from "./pipeline/audit-draft.js";
+import { buildRuntime, type Runtime, SharedState } from "./pipeline/runtime.js";
+import type { Services } from "./pipeline/services.js";
+import { MemoryStore } from "./state/memory.js";
+import { createRedisStore } from "./state/redis.js";
+import type { StateStore } from "./state/store.js";
+import { type Clock, systemClock } from "./util/ids.js";
+
+export interface GatewayOptions {
+  configPath: string;
+  env: NodeJS.ProcessEnv;
+  /** Overrides `server.port` (the `PORT` variable). */
+  port?: number;
+  clock?: Clock;
+  logger?: Logger;
+  /** Watch the config file and reload on change (SIGHUP always reloads). */
+  watchConfig?: boolean;
+}
+
+export interface Gateway {
+  url: string;
+  port: number;
+  services: Services;
+  audit: Audit;
+  /** Re-reads the config; a bad new config is rejected and the old one stays. */
+  reload(): boolean;
+  /** Drains: /readyz turns 503, no new connections, in-flight calls finish (bounded), audit flushed. */
+  shutdown(): Promise<void>;
+}
+
+async function createStore(config: Config, clock: Clock): Promise<StateStore> {
+  const store = config.store;
+  if ("redis" in store) return createRedisStore(store.redis.url, store.redis.prefix);
+  return new MemoryStore(store.memory.snapshot, clock());
+}
+
+const REFRESH_MS = 1000;
+
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const clock = options.clock ?? systemClock;
+  const log = options.logger ?? createLogger(options.env.LOG_LEVEL ?? "info");
+  const initial = readConfigFile(options.configPath, options.env);
+  const port = options.port ?? initial.server.port;
+  let runtime: Runtime = buildRuntime(initial, port, null);
+  const store = await createStore(initial, clock);
+  const shared = new SharedState(initial, clock());
+  const streams = new ActiveStreams();
+  const metrics = createMetrics();
+  const redisConnections: Redis[] = [];
+  const audit = await createAudit(initial.audit, {
+    replica: runtime.replica,
+    logger: log,
+    redisFor: (url) => {
+      const fallback = "redis" in initial.store ? initial.store.redis.url : "redis://127.0.0.1:6379";
+      const redis = new Redis(url ?? fallback, { maxRetriesPerRequest: 3 });
+      redisConnections.push(redis);
+      return redis;
+    },
+    now: clock,
+  });
+  const notifier = createNotifier(() => ({ url: runtime.config.approvals.notify_url, secret: runtime.config.approvals.notify_secret }), log);
+  const approvals = new ApprovalService(store, clock, () => runtime.config.approvals.default_timeout_seconds, notifier);
+
+  const refreshKeys = async (): Promise<void> => shared.setKeys(runtime.config, await store.listKeys(), clock());
+  const refreshStops = async (): Promise<void> => {
+    shared.setStops(await store.listStops());
+    streams.halt(shared.listStops());
+  };
+  await refreshKeys();
+  await refreshStops();
+  store.onChange((change) => {
+    const refresh = change === "keys" ? refreshKeys : refreshStops;
+    refresh().catch((error: unknown) => log.warn({ err: error }, "state refresh failed"));
+  });
+  // Changes are pushed, but a missed message (store restart) is caught by this poll within a second.
+  const poll = setInterval(() => {
+    Promise.all([refreshKeys(), refreshStops()]).catch(() => undefined);
+    const stats = audit.writer.stats();
+    metrics.setGauges({ auditDepth: stats.depth, auditDropped: stats.dropped, openStreams: streams.size });
+  }, REFRESH_MS);
+  poll.unref();
+
+  const services: Services = {
+    current: () => runtime,
+    shared,
+    store,
+    audit: audit.writer,
+    approvals,
+    streams,
+    metrics,
+    clock,
+    log,
+    finish(draft, status, error) {
+      if (draft.finished) return;
+      draft.finished = true;
+      const now = clock();
+      const record = buildRecord(draft, status, error, now);
+      audit.writer.enqueue(record);
+      const effect = record.decision?.effect ?? "none";
+      const upstreamSeconds = record.upstream_ms === null ? null : record.upstream_ms / 1000;
+      metrics.request(draft.path.startsWith("/admin") ? "admin" : draft.path, status, effect, record.decision?.rule ?? "", record.latency_ms / 1000, upstreamSeconds);
+      if (record.model !== null) metrics.usage(record.model, record.team ?? "", record.input_tokens, record.output_tokens, record.cost);
+    },
+    failOpen: () => runtime.config.store.on_error === "fail_open",
+  };
+
+  let draining = false;
+  const adminDeps: AdminDeps = {
+    services,
+    audit,
+    onKeysChanged: refreshKeys,
+    onStopsChanged: refreshStops,
+  };
+  const app = createApp(services, { draining: () => draining }, adminDeps);
+  const config = runtime.config;
+  const server = serve({
+    fetch: app.fetch,
+    hostname: config.server.host,
+    port,
+    serverOptions: {
+      maxHeaderSize: 16 * 1024,
+      headersTimeout: Math.round(config.server.header_timeout_seconds * 1000),
+      requestTimeout: 0,
+      keepAliveTimeout: 5000,
+    },
+  }) as Server;
+  installClientErrorHandler(server);
+  await new Promise<void>((resolve, reject) => {
+    if (server.listening) resolve();
+    server.once("listening", resolve);
+    server.once("error", reject);
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+
+  const reload = (): boolean => {
+    try {
+      const next = readConfigFile(options.configPath, options.env);
+      runtime = buildRuntime(next, port, runtime);
+      shared.setKeys(next, [], clock());
+      void refreshKeys();
+      log.info({ rules: next.policies.rules.length, models: Object.keys(next.models).length }, "config reloaded");
+      return true;
+    } catch (error) {
+      log.error({ err: error }, "config reload rejected; the previous config stays in force");
+      return false;
+    }
+  };
+  let watcher: FSWatcher | null = null;
+  if (options.watchConfig === true) {
+    let timer: NodeJS.Timeout | null = null;
+    watcher = watch(options.configPath, () => {
+      if (timer !== null) clearTimeout(timer);
+      timer = setTimeout(reload, 200);
+    });
+  }
+
+  const shutdown = async (): Promise<void> => {
+    if (draining) return;
+    draining = true;
+    watcher?.close();
+    clearInterval(poll);
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, runtime.config.server.drain_seconds * 1000).unref());
+    await Promise.race([closed, deadline]);
+    server.closeAllConnections();
+    await audit.close();
+    await store.close();
+    await Promise.all(redisConnections.map((r) => r.quit().catch(() => undefined)));
+  };
+
+  return { url: `http://${host}:${address.port}`, port: address.port, services, audit, reload, shutdown };
+}
+
+export { GatewayError };

@@ -1,0 +1,31 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { bearerToken } from "../auth/keys.js";
+import type { Runtime } from "../pipeline/runtime.js";
+import { GatewayError } from "./errors.js";
+
+export interface AdminActor {
+  name: string;
+  role: string;
+  /** The superuser may use every admin route; approvers only the approval routes. */
+  superuser: boolean;
+}
+
+const digest = (text: string): Buffer => createHash("sha256").update(text, "utf8").digest();
+
+/**
+ * Resolves an admin credential: the `admin.token` superuser (role `admin`) or an approver token.
+ * Both compared as SHA-256 digests in constant time; a virtual key is never an admin credential.
+ */
+export function verifyAdmin(runtime: Runtime, authorization: string | undefined, scope: "approvals" | "admin" | "metrics"): AdminActor {
+  const token = bearerToken(authorization);
+  const configured = runtime.config.admin.token;
+  if (token === null || configured === "") {
+    throw new GatewayError(401, "invalid_admin_token", configured === "" ? "the admin API is disabled (no admin.token)" : "an admin or approver token is required");
+  }
+  const presented = digest(token);
+  if (timingSafeEqual(presented, digest(configured))) return { name: "admin", role: "admin", superuser: true };
+  const approver = runtime.adminPrincipals.get(`sha256:${presented.toString("hex")}`);
+  if (approver === undefined) throw new GatewayError(401, "invalid_admin_token", "the admin or approver token is not valid");
+  if (scope !== "approvals") throw new GatewayError(403, "admin_forbidden", `approver \`${approver.name}\` may only list and decide approvals`);
+  return { name: approver.name, role: approver.role, superuser: false };
+}

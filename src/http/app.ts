@@ -1,0 +1,162 @@
+import type { HttpBindings } from "@hono/node-server";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
+import { type Context, Hono } from "hono";
+import { adminRoutes, type AdminDeps } from "../admin/routes.js";
+import { authenticate, handleCall } from "../pipeline/call.js";
+import { type AuditDraft, startDraft } from "../pipeline/audit-draft.js";
+import { writeError, writeJson } from "../pipeline/respond.js";
+import type { Services } from "../pipeline/services.js";
+import { handlePassthrough } from "../pipeline/passthrough.js";
+import { listModels } from "../pipeline/models.js";
+import { clientIp } from "../pipeline/client-ip.js";
+import { newId } from "../util/ids.js";
+import type { CallAction } from "../policy/types.js";
+import { GatewayError, internalError } from "./errors.js";
+import { verifyAdmin } from "./admin-auth.js";
+
+export type Env = { Bindings: HttpBindings; Variables: { draft: AuditDraft } };
+
+const CALL_ROUTES: Record<string, CallAction> = {
+  "/v1/chat/completions": "chat.completions",
+  "/v1/responses": "responses",
+  "/v1/embeddings": "embeddings",
+};
+
+export interface AppState {
+  draining(): boolean;
+}
+
+function draftFor(services: Services, c: Context<Env>): AuditDraft {
+  const incoming = c.env.incoming;
+  const clientRequestId = incoming.headers["x-request-id"];
+  const now = services.clock();
+  return startDraft({
+    id: newId("req", now),
+    startedAt: now,
+    method: incoming.method ?? "GET",
+    path: c.req.path,
+    ip: clientIp(incoming, services.current().config.server.trusted_proxies),
+    userAgent: typeof incoming.headers["user-agent"] === "string" ? incoming.headers["user-agent"] : null,
+    clientRequestId: typeof clientRequestId === "string" ? clientRequestId.slice(0, 200) : null,
+    replica: services.current().replica,
+  });
+}
+
+function errorResponse(c: Context<Env>, error: GatewayError): Response {
+  const headers: Record<string, string> = { ...error.options.headers };
+  const draft = c.get("draft");
+  if (draft !== undefined) headers["x-request-id"] = draft.id;
+  return c.json(error.toBody(), error.status as 400, headers);
+}
+
+/** Routes; errors become OpenAI-shaped responses in exactly one place (`onError`). */
+export function createApp(services: Services, state: AppState, admin: AdminDeps): Hono<Env> {
+  const app = new Hono<Env>();
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", async (c) => {
+    if (state.draining()) return c.json({ status: "draining" }, 503);
+    const storeUp = await services.store.ping().catch(() => false);
+    return storeUp ? c.json({ status: "ready", store: services.store.kind }) : c.json({ status: "store_unavailable" }, 503);
+  });
+  app.get("/metrics", async (c) => {
+    const config = services.current().config;
+    if (!config.admin.public_metrics) verifyAdmin(services.current(), c.req.header("authorization"), "metrics");
+    return c.text(await services.metrics.registry.metrics(), 200, { "content-type": services.metrics.registry.contentType });
+  });
+
+  // Every /v1 and /admin request is audited, whatever its outcome.
+  app.use("/v1/*", async (c, next) => auditing(services, c, next));
+  app.use("/admin/*", async (c, next) => auditing(services, c, next));
+
+  for (const [path, action] of Object.entries(CALL_ROUTES)) {
+    app.post(path, async (c) => {
+      await handleCall(services, action, c.env.incoming, c.env.outgoing, c.get("draft"));
+      return RESPONSE_ALREADY_SENT;
+    });
+  }
+
+  app.get("/v1/models", (c) => {
+    const principal = authenticate(services, c.env.incoming, services.clock());
+    c.get("draft").principal = principal;
+    return c.json({ object: "list", data: listModels(services.current(), principal) });
+  });
+  app.get("/v1/models/:id{.+}", (c) => {
+    const principal = authenticate(services, c.env.incoming, services.clock());
+    c.get("draft").principal = principal;
+    const id = c.req.param("id");
+    const model = listModels(services.current(), principal).find((m) => m.id === id);
+    if (model === undefined) throw new GatewayError(404, "model_not_found", `the model \`${id}\` does not exist or you do not have access to it`, { param: "model" });
+    return c.json(model);
+  });
+
+  app.route("/admin", adminRoutes(admin));
+
+  app.all("/v1/*", async (c) => {
+    const path = c.req.path;
+    const runtime = services.current();
+    if (runtime.passthrough.has(path) || [...runtime.passthrough].some((p) => p.endsWith("/") && path.startsWith(p))) {
+      await handlePassthrough(services, c.env.incoming, c.env.outgoing, c.get("draft"), new URL(c.req.url).search);
+      return RESPONSE_ALREADY_SENT;
+    }
+    throw notAllowedOrNotFound(path, c.req.method);
+  });
+
+  app.notFound((c) => {
+    throw notAllowedOrNotFound(c.req.path, c.req.method);
+  });
+
+  app.onError((error, c) => {
+    const failure = error instanceof GatewayError ? error : internalError();
+    if (!(error instanceof GatewayError)) services.log.error({ err: error, path: c.req.path }, "unexpected error");
+    const draft = c.get("draft");
+    if (draft !== undefined) {
+      const outgoing = c.env.outgoing;
+      // Handlers that write straight to the socket have already answered; only the record is left.
+      if (outgoing.headersSent) return RESPONSE_ALREADY_SENT;
+      writeError(outgoing, failure, { "x-request-id": draft.id });
+      services.finish(draft, failure.status, failure);
+      return RESPONSE_ALREADY_SENT;
+    }
+    return errorResponse(c, failure);
+  });
+
+  return app;
+}
+
+const KNOWN_METHODS: Record<string, string[]> = {
+  "/v1/chat/completions": ["POST"],
+  "/v1/responses": ["POST"],
+  "/v1/embeddings": ["POST"],
+  "/v1/models": ["GET"],
+  "/healthz": ["GET"],
+  "/readyz": ["GET"],
+  "/metrics": ["GET"],
+};
+
+function notAllowedOrNotFound(path: string, method: string): GatewayError {
+  const allowed = KNOWN_METHODS[path] ?? (path.startsWith("/v1/models/") ? ["GET"] : undefined);
+  if (allowed !== undefined && !allowed.includes(method)) {
+    return new GatewayError(405, "method_not_allowed", `\`${method}\` is not allowed on \`${path}\``, { headers: { allow: allowed.join(", ") } });
+  }
+  return new GatewayError(404, "not_found", `unknown path \`${path}\``);
+}
+
+async function auditing(services: Services, c: Context<Env>, next: () => Promise<void>): Promise<Response | undefined> {
+  const draft = draftFor(services, c);
+  c.set("draft", draft);
+  await next();
+  if (c.res === RESPONSE_ALREADY_SENT || c.res.headers.get("x-hono-already-sent") !== null) return undefined;
+  c.res.headers.set("x-request-id", draft.id);
+  if (!draft.finished) {
+    let error: GatewayError | null = null;
+    if (c.res.status >= 400) {
+      const body = (await c.res.clone().json().catch(() => null)) as { error?: { code?: string; message?: string } } | null;
+      error = new GatewayError(c.res.status, (body?.error?.code ?? "internal_error") as GatewayError["code"], body?.error?.message ?? "");
+    }
+    services.finish(draft, c.res.status, error);
+  }
+  return undefined;
+}
+
+export { writeJson };

@@ -1,0 +1,68 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export interface Metrics {
+  registry: Registry;
+  request(route: string, status: number, effect: string, rule: string, seconds: number, upstreamSeconds: number | null): void;
+  usage(model: string, team: string, inputTokens: number, outputTokens: number, costUsd: number): void;
+  limitHit(code: string): void;
+  storeError(): void;
+  setGauges(values: { approvalsPending?: number; auditDepth: number; auditDropped: number; openStreams: number }): void;
+}
+
+/** Prometheus metrics; label values are bounded (routes, codes, rule names from config). */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  const requests = new Counter({
+    name: "spark_requests_total",
+    help: "Requests by route, status, decision effect and deciding rule",
+    labelNames: ["route", "status", "effect", "rule"],
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: "spark_request_duration_seconds",
+    help: "Total request latency",
+    labelNames: ["route"],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+    registers: [registry],
+  });
+  const upstreamLatency = new Histogram({
+    name: "spark_upstream_duration_seconds",
+    help: "Time to the upstream's response headers",
+    labelNames: ["route"],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+    registers: [registry],
+  });
+  const tokens = new Counter({ name: "spark_tokens_total", help: "Tokens by model, team and direction", labelNames: ["model", "team", "direction"], registers: [registry] });
+  const cost = new Counter({ name: "spark_cost_usd_total", help: "Cost in USD by model and team", labelNames: ["model", "team"], registers: [registry] });
+  const limitHits = new Counter({ name: "spark_limit_hits_total", help: "Calls refused by a limit, by error code", labelNames: ["code"], registers: [registry] });
+  const storeErrors = new Counter({ name: "spark_store_errors_total", help: "State store failures", registers: [registry] });
+  const approvalsPending = new Gauge({ name: "spark_approvals_pending", help: "Approvals waiting for a decision", registers: [registry] });
+  const auditDepth = new Gauge({ name: "spark_audit_queue_depth", help: "Audit records waiting to be written", registers: [registry] });
+  const auditDropped = new Gauge({ name: "spark_audit_dropped_total", help: "Audit records dropped (on_full: drop)", registers: [registry] });
+  const openStreams = new Gauge({ name: "spark_open_calls", help: "Governed calls in flight", registers: [registry] });
+  return {
+    registry,
+    request(route, status, effect, rule, seconds, upstreamSeconds) {
+      requests.inc({ route, status: String(status), effect, rule });
+      latency.observe({ route }, seconds);
+      if (upstreamSeconds !== null) upstreamLatency.observe({ route }, upstreamSeconds);
+    },
+    usage(model, team, inputTokens, outputTokens, costUsd) {
+      if (inputTokens > 0) tokens.inc({ model, team, direction: "input" }, inputTokens);
+      if (outputTokens > 0) tokens.inc({ model, team, direction: "output" }, outputTokens);
+      if (costUsd > 0) cost.inc({ model, team }, costUsd);
+    },
+    limitHit(code) {
+      limitHits.inc({ code });
+    },
+    storeError() {
+      storeErrors.inc();
+    },
+    setGauges(values) {
+      if (values.approvalsPending !== undefined) approvalsPending.set(values.approvalsPending);
+      auditDepth.set(values.auditDepth);
+      auditDropped.set(values.auditDropped);
+      openStreams.set(values.openStreams);
+    },
+  };
+}

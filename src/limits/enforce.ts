@@ -1,0 +1,131 @@
+import { GatewayError } from "../http/errors.js";
+import type { RateStatus, ReserveRequest, StateStore } from "../state/store.js";
+import { isBudgetLimit, type LimitPlan } from "./plan.js";
+import { rateHeaders } from "./headers.js";
+
+export interface CallCharge {
+  inputTokens: number;
+  inputMicros: number;
+  outputPricePer1M: number;
+  outputTokens: number;
+}
+
+interface ReservedLevel {
+  request: ReserveRequest;
+  reservedMicros: number;
+  reservedTokens: number;
+}
+
+/** What a call holds between reserve and settle. Settled exactly once. */
+export interface Reservation {
+  levels: ReservedLevel[];
+  /** The output limit every level admitted. */
+  outputTokens: number;
+  reservedAt: number;
+  rate: RateStatus;
+  settled: boolean;
+}
+
+export const unchargedReservation = (outputTokens: number, now: number): Reservation => ({
+  levels: [],
+  outputTokens,
+  reservedAt: now,
+  rate: {},
+  settled: false,
+});
+
+const LIMIT_NAMES: Record<string, string> = {
+  requests_per_minute: "requests per minute",
+  tokens_per_minute: "tokens per minute",
+  max_parallel_requests: "parallel requests",
+  daily_cost: "daily budget",
+  monthly_cost: "monthly budget",
+  total_cost: "total budget",
+  session_cost: "session budget",
+  session_tokens: "session token budget",
+  session_seconds: "session time limit",
+  session_llm_calls: "session call limit",
+  session_tool_calls: "session tool-call limit",
+};
+
+/** Keeps the tighter of two statuses for each of requests and tokens. */
+function tightest(a: RateStatus, b: RateStatus): RateStatus {
+  const out: RateStatus = { ...a };
+  if (b.requests !== undefined && (out.requests === undefined || b.requests.remaining < out.requests.remaining)) out.requests = b.requests;
+  if (b.tokens !== undefined && (out.tokens === undefined || b.tokens.remaining < out.tokens.remaining)) out.tokens = b.tokens;
+  return out;
+}
+
+/**
+ * Reserves the call's worst case level by level (key, user, team, org, session), each one atomic
+ * step on its own keys; a refusal releases what the earlier levels took, so none is overspent.
+ */
+export async function reserveAll(store: StateStore, plan: LimitPlan, charge: CallCharge, now: number): Promise<Reservation> {
+  const reservation: Reservation = { levels: [], outputTokens: charge.outputTokens, reservedAt: now, rate: {}, settled: false };
+  for (const { level, limits } of plan.levels) {
+    const request: ReserveRequest = {
+      level,
+      limits,
+      inputTokens: charge.inputTokens,
+      inputMicros: charge.inputMicros,
+      outputPricePer1M: charge.outputPricePer1M,
+      outputTokens: reservation.outputTokens,
+      minOutputTokens: Math.min(plan.minOutputTokens, reservation.outputTokens),
+      clamp: plan.clamp,
+      ttlMs: plan.sessionTtlMs,
+    };
+    const result = await store.reserve(request, now);
+    if (!result.ok) {
+      await release(store, reservation, now);
+      const scope = level.split(":")[0] ?? level;
+      const what = LIMIT_NAMES[result.limit] ?? result.limit;
+      const headers = rateHeaders(tightest(reservation.rate, result.rate));
+      if (isBudgetLimit(result.limit)) {
+        throw new GatewayError(429, "budget_exceeded", `${scope} ${what} exhausted: this call's worst-case cost does not fit what is left`, {
+          headers: { ...headers, "x-should-retry": "false" },
+        });
+      }
+      const retryAfter = Math.max(1, Math.ceil((result.retryAfterMs ?? 60_000) / 1000));
+      throw new GatewayError(429, "rate_limit_exceeded", `${scope} ${what} limit reached; retry after ${retryAfter}s`, {
+        headers: { ...headers, "retry-after": String(retryAfter), "retry-after-ms": String(result.retryAfterMs ?? 60_000) },
+      });
+    }
+    reservation.levels.push({ request, reservedMicros: result.reservedMicros, reservedTokens: result.reservedTokens });
+    reservation.outputTokens = Math.min(reservation.outputTokens, result.outputTokens);
+    reservation.rate = tightest(reservation.rate, result.rate);
+  }
+  return reservation;
+}
+
+async function release(store: StateStore, reservation: Reservation, now: number): Promise<void> {
+  await settleAll(store, reservation, { micros: 0, tokens: 0, toolCalls: 0 }, now);
+}
+
+/** Replaces every level's reservation by the call's actual cost and tokens. Idempotent. */
+export async function settleAll(
+  store: StateStore,
+  reservation: Reservation,
+  actual: { micros: number; tokens: number; toolCalls: number },
+  now: number,
+): Promise<void> {
+  if (reservation.settled) return;
+  reservation.settled = true;
+  await Promise.all(
+    reservation.levels.map(({ request, reservedMicros, reservedTokens }) =>
+      store.settle(
+        {
+          level: request.level,
+          limits: request.limits,
+          reservedMicros,
+          reservedTokens,
+          actualMicros: actual.micros,
+          actualTokens: actual.tokens,
+          toolCalls: actual.toolCalls,
+          ttlMs: request.ttlMs,
+          reservedAt: reservation.reservedAt,
+        },
+        now,
+      ),
+    ),
+  );
+}

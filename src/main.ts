@@ -1,0 +1,52 @@
+import { ConfigError } from "./config/load.js";
+import { startGateway } from "./gateway.js";
+import { createLogger } from "./log/logger.js";
+
+/** The composition root's entry: the only place that reads process.env and argv. */
+function configPath(argv: string[], env: NodeJS.ProcessEnv): string {
+  const flag = argv.indexOf("--config");
+  if (flag !== -1 && argv[flag + 1] !== undefined) return argv[flag + 1]!;
+  return env.GATEWAY_CONFIG ?? "config/gateway.yaml";
+}
+
+async function main(): Promise<void> {
+  const env = process.env;
+  const log = createLogger(env.LOG_LEVEL ?? "info");
+  const path = configPath(process.argv.slice(2), env);
+  const port = env.PORT === undefined || env.PORT === "" ? undefined : Number(env.PORT);
+  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    gateway = await startGateway({ configPath: path, env, logger: log, watchConfig: true, ...(port === undefined ? {} : { port }) });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+    } else {
+      process.stderr.write(`spark gateway failed to start: ${(error as Error).message}\n`);
+    }
+    process.exit(1);
+  }
+  log.info({ url: gateway.url, config: path }, "spark gateway listening");
+  process.on("SIGHUP", () => gateway.reload());
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "draining");
+    gateway.shutdown().then(
+      () => {
+        log.info("stopped");
+        log.flush();
+        process.exit(0);
+      },
+      (error: unknown) => {
+        log.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("unhandledRejection", (error) => log.error({ err: error }, "unhandled rejection"));
+}
+
+void main();

@@ -1,0 +1,47 @@
+import { GatewayError } from "../http/errors.js";
+import type { Stop } from "../state/store.js";
+
+interface OpenCall {
+  keyId: string;
+  user: string;
+  team: string | null;
+  controller: AbortController;
+}
+
+/** The calls in flight, so an emergency stop can end a principal's open streams at once. */
+export class ActiveStreams {
+  private readonly open = new Set<OpenCall>();
+
+  register(keyId: string, user: string, team: string | null): { signal: AbortSignal; done: () => void } {
+    const call: OpenCall = { keyId, user, team, controller: new AbortController() };
+    this.open.add(call);
+    return { signal: call.controller.signal, done: () => this.open.delete(call) };
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** Ends every open call the stops cover, with an `emergency_stop` error. */
+  halt(stops: Stop[]): number {
+    let ended = 0;
+    for (const call of this.open) {
+      const stop = stops.find(
+        (s) =>
+          (s.kind === "key_id" && s.value === call.keyId) ||
+          (s.kind === "user" && s.value === call.user) ||
+          (s.kind === "team" && s.value === call.team),
+      );
+      if (stop === undefined) continue;
+      call.controller.abort(stopError(stop));
+      this.open.delete(call);
+      ended++;
+    }
+    return ended;
+  }
+}
+
+export function stopError(stop: Stop): GatewayError {
+  const who = stop.kind === "key_id" ? "key" : stop.kind;
+  return new GatewayError(403, "emergency_stop", `${who} \`${stop.value}\` is halted by an emergency stop: ${stop.reason}`);
+}

@@ -1,0 +1,40 @@
+import type { AuditRecord } from "../audit/types.js";
+import { captureBody } from "../audit/bodies.js";
+import type { AuditBodies, Config } from "../config/schema.js";
+import { redactPii } from "../pii/index.js";
+import type { Decision } from "../policy/types.js";
+
+const LEVELS: AuditBodies[] = ["none", "redacted", "full"];
+
+/** The body capture a call gets: the config's level, raised by any matched rule's `audit_bodies`. */
+export function bodyCaptureLevel(config: Config, decision: Decision): AuditBodies {
+  const raised = decision.constraints.audit_bodies;
+  const configured = LEVELS.indexOf(config.audit.bodies);
+  const fromRule = typeof raised === "string" ? LEVELS.indexOf(raised as AuditBodies) : -1;
+  return LEVELS[Math.max(configured, fromRule)] ?? "none";
+}
+
+const keys = new Map<string, Buffer>();
+
+function encryptionKey(base64: string): Buffer | undefined {
+  if (base64 === "") return undefined;
+  let key = keys.get(base64);
+  if (key === undefined) {
+    key = Buffer.from(base64, "base64");
+    keys.set(base64, key);
+  }
+  return key;
+}
+
+export function captureAuditBody(config: Config, body: unknown, decision: Decision): Pick<AuditRecord, "body" | "body_enc" | "body_key_id"> | null {
+  const level = bodyCaptureLevel(config, decision);
+  if (level === "none") return null;
+  const key = encryptionKey(config.audit.encryption_key);
+  // Without a key, `full` falls back to `redacted`: a body is never stored in clear.
+  const mode = level === "full" && key === undefined ? "redacted" : level;
+  return captureBody(mode, body, {
+    redact: (text) => redactPii(text, config.pii.detectors),
+    ...(key === undefined ? {} : { key }),
+    keyId: config.audit.encryption_key_id,
+  });
+}

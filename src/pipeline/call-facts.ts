@@ -1,0 +1,99 @@
+import type { IncomingMessage } from "node:http";
+import type { Principal } from "../auth/keys.js";
+import type { ModelConfig } from "../config/schema.js";
+import type { LimitPlan } from "../limits/plan.js";
+import { keyLevel } from "../limits/plan.js";
+import { detectPii, extractPromptText } from "../pii/index.js";
+import type { CallAction } from "../policy/types.js";
+import { type ModelPrices, microsToUsd } from "../pricing/index.js";
+import type { Estimate } from "./estimate.js";
+import { CallFacts } from "./facts.js";
+import { clientIp } from "./client-ip.js";
+import type { Runtime } from "./runtime.js";
+import type { Services } from "./services.js";
+
+export interface CallFactsSource {
+  principal: Principal;
+  action: CallAction;
+  body: Record<string, unknown>;
+  model: ModelConfig;
+  modelName: string;
+  prices: ModelPrices | null;
+  plan: LimitPlan;
+  sessionId: string | null;
+  incoming: IncomingMessage;
+  estimate: () => Estimate;
+}
+
+/** The declared tool names of a chat or Responses body (`tools` and legacy `functions`). */
+export function declaredToolNames(body: Record<string, unknown>): string[] {
+  const names: string[] = [];
+  for (const list of [body.tools, body.functions]) {
+    if (!Array.isArray(list)) continue;
+    for (const tool of list as Array<{ name?: unknown; function?: { name?: unknown } }>) {
+      const name = tool?.function?.name ?? tool?.name;
+      if (typeof name === "string") names.push(name);
+    }
+  }
+  return names;
+}
+
+export function buildCallFacts(services: Services, runtime: Runtime, source: CallFactsSource): CallFacts {
+  const { config } = runtime;
+  let pii: ReturnType<typeof detectPii> | null = null;
+  let prompt: string | null = null;
+  const promptText = (): string => {
+    const text = prompt ?? extractPromptText(source.body);
+    prompt = text;
+    return text;
+  };
+  const piiScan = (): ReturnType<typeof detectPii> => {
+    pii ??= detectPii(promptText(), config.pii.detectors);
+    return pii;
+  };
+  return new CallFacts({
+    principal: source.principal,
+    org: config.org,
+    action: source.action,
+    model: source.modelName,
+    stream: source.body.stream === true,
+    tools: declaredToolNames(source.body),
+    sessionId: source.sessionId,
+    ip: clientIp(source.incoming, config.server.trusted_proxies),
+    userAgent: typeof source.incoming.headers["user-agent"] === "string" ? source.incoming.headers["user-agent"] : null,
+    now: services.clock(),
+    lazy: {
+      estimated_cost: () => microsToUsd(source.estimate().worstMicros),
+      input_tokens: () => source.estimate().inputTokens,
+      max_output_tokens: () => source.estimate().outputTokens,
+      prompt_text: promptText,
+      data_classification: () => piiScan().classification,
+      pii_types: () => piiScan().types,
+    },
+  });
+}
+
+const USAGE_ATTRIBUTES = ["requests_last_minute", "tokens_last_minute", "daily_spend", "monthly_spend", "total_spend"];
+
+/** Usage attributes come from the store, so they are fetched before evaluation, and only when a rule reads them. */
+export async function prefetchUsage(
+  services: Services,
+  attributes: ReadonlySet<string>,
+  facts: CallFacts,
+  principal: Principal,
+  sessionId: string | null,
+): Promise<void> {
+  const now = services.clock();
+  if (USAGE_ATTRIBUTES.some((a) => attributes.has(a))) {
+    const usage = await services.store.usage(keyLevel(principal.keyId), now);
+    facts.set("requests_last_minute", usage.requestsLastMinute);
+    facts.set("tokens_last_minute", usage.tokensLastMinute);
+    facts.set("daily_spend", microsToUsd(usage.dailyMicros));
+    facts.set("monthly_spend", microsToUsd(usage.monthlyMicros));
+    facts.set("total_spend", microsToUsd(usage.totalMicros));
+  }
+  if (attributes.has("session_cost") && sessionId !== null) {
+    const usage = await services.store.usage(`session:${principal.keyId}:${sessionId}`, now);
+    facts.set("session_cost", microsToUsd(usage.totalMicros));
+  }
+}

@@ -1,0 +1,440 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Principal } from "../auth/keys.js";
+import { bearerToken } from "../auth/keys.js";
+import type { ModelConfig } from "../config/schema.js";
+import { GatewayError } from "../http/errors.js";
+import { type Reservation, reserveAll, settleAll, unchargedReservation } from "../limits/enforce.js";
+import { rateHeaders } from "../limits/headers.js";
+import { type LimitPlan, planLimits } from "../limits/plan.js";
+import { summarizeAnswer } from "../openai/answer.js";
+import { parseJsonBody } from "../openai/json-body.js";
+import { validateBody } from "../openai/schemas.js";
+import { evaluatePolicy, mergeDecisions } from "../policy/evaluate.js";
+import type { CallAction, Decision } from "../policy/types.js";
+import { costMicros, isPriced, type ModelPrices, microsToUsd, usageFromOpenAI } from "../pricing/index.js";
+import { countTextTokens } from "../tokens/index.js";
+import { forward, upstreamError, upstreamUrl } from "../upstream/forward.js";
+import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/headers.js";
+import { canonicalJson, sha256Hex } from "../util/canonical-json.js";
+import { stopError } from "./active-streams.js";
+import type { AuditDraft } from "./audit-draft.js";
+import { captureAuditBody } from "./audit-body.js";
+import { type Estimate, estimateCall } from "./estimate.js";
+import { buildCallFacts, prefetchUsage } from "./call-facts.js";
+import { readBody } from "./read-body.js";
+import { relayStream } from "./relay-stream.js";
+import { writeError, writeJson } from "./respond.js";
+import type { Services } from "./services.js";
+import { governDeclaredTools, governToolCalls, type ToolGovernance } from "./tools.js";
+import { approvalRequired, deniedError } from "./refusals.js";
+import type { CallFacts } from "./facts.js";
+import { redactRequestBody } from "./redact-body.js";
+
+/** Authenticates a virtual key and checks it is not halted: 401 / 403. */
+export function authenticate(services: Services, incoming: IncomingMessage, now: number): Principal {
+  const lookup = services.shared.keys.lookup(bearerToken(incoming.headers.authorization), now);
+  if (!lookup.ok) {
+    const why = lookup.reason === "missing" ? "no API key was provided" : lookup.reason === "unknown" ? "the API key is not valid" : `the API key is ${lookup.reason}`;
+    throw new GatewayError(401, "invalid_api_key", `${why}; use a virtual key issued by the gateway`);
+  }
+  const { keyId, subject } = lookup.principal;
+  const stop = services.shared.stopFor(keyId, subject.user, subject.team);
+  if (stop !== null) throw stopError(stop);
+  return lookup.principal;
+}
+
+interface CallState {
+  draft: AuditDraft;
+  reservation: Reservation | null;
+  estimate: Estimate | null;
+  prices: ModelPrices | null;
+  status: number;
+  error: GatewayError | null;
+  toolCallCount: number;
+}
+
+/**
+ * One governed call, stage by stage: authenticate, parse, decide, enforce, forward, relay, settle,
+ * audit. Writes straight to the Node response so the body never goes through Web streams.
+ */
+export async function handleCall(
+  services: Services,
+  action: CallAction,
+  incoming: IncomingMessage,
+  res: ServerResponse,
+  draft: AuditDraft,
+): Promise<void> {
+  const state: CallState = { draft, reservation: null, estimate: null, prices: null, status: 200, error: null, toolCallCount: 0 };
+  draft.action = action;
+  const baseHeaders: Record<string, string> = { "x-request-id": draft.id };
+  const clientClosed = new AbortController();
+  res.on("close", () => {
+    if (!res.writableFinished) clientClosed.abort();
+  });
+  let registered: { signal: AbortSignal; done: () => void } | null = null;
+  try {
+    if (!services.audit.canAccept()) {
+      throw new GatewayError(503, "audit_unavailable", "the audit queue is full; the call was refused rather than go unrecorded", {
+        headers: { "retry-after": "1" },
+      });
+    }
+    const runtime = services.current();
+    const config = runtime.config;
+    const principal = authenticate(services, incoming, services.clock());
+    draft.principal = principal;
+
+    const bytes = await readBody(incoming, config.server.max_body_bytes);
+    const body = validateBody(action, parseJsonBody(bytes, config.server.max_json_depth));
+    const modelName = body.model as string;
+    draft.model = modelName;
+    draft.stream = body.stream === true;
+    const model = config.models[modelName];
+    if (model === undefined || (model.kind === "embedding") !== (action === "embeddings")) {
+      throw new GatewayError(404, "model_not_found", `the model \`${modelName}\` does not exist or you do not have access to it`, { param: "model" });
+    }
+    const sessionHeader = incoming.headers[config.sessions.header];
+    const sessionId = typeof sessionHeader === "string" && sessionHeader !== "" ? sessionHeader.slice(0, 256) : null;
+    draft.sessionId = sessionId;
+    const plan = planLimits(config, principal, sessionId);
+    const prices = runtime.prices.get(modelName) ?? null;
+    state.prices = prices;
+    if (plan.needsPrices && (prices === null || !isPriced(prices))) {
+      throw new GatewayError(403, "model_not_priced", `the model \`${modelName}\` has no price and this key has cost limits`, { param: "model" });
+    }
+
+    const approvalHeader = incoming.headers["x-approval-id"];
+    const approvalId = typeof approvalHeader === "string" && approvalHeader !== "" ? approvalHeader : null;
+    const bodyHash = approvalId === null && !runtime.policy.hasRulesFor("tool.call") && !mayNeedApproval(runtime) ? "" : sha256Hex(canonicalJson(body));
+    let approved = false;
+    if (approvalId !== null) {
+      draft.approvalId = approvalId;
+      const redemption = await services.approvals.redeem(approvalId, principal, bodyHash);
+      if (redemption.kind === "held" && redemption.approval.held !== null) {
+        const held = redemption.approval.held;
+        draft.decision = heldDecision(redemption.approval.rule);
+        res.writeHead(held.status, { ...baseHeaders, "content-type": held.content_type, "x-approval-id": approvalId });
+        res.end(held.body);
+        return;
+      }
+      approved = true;
+    }
+
+    const facts = buildCallFacts(services, runtime, {
+      principal,
+      action,
+      body,
+      model,
+      modelName,
+      prices,
+      plan,
+      sessionId,
+      incoming,
+      estimate: () => ensureEstimate(state, action, body, model, plan, true),
+    });
+    await prefetchUsage(services, runtime.policy.attributes, facts, principal, sessionId);
+
+    const callDecision = evaluatePolicy(runtime.policy, action, facts);
+    const tools: ToolGovernance = governDeclaredTools(runtime.policy, action, body, facts);
+    draft.toolsDeclared = tools.declared;
+    draft.toolsStripped = tools.stripped;
+    draft.toolDecisions = tools.decisions.map((d) => d.record);
+    const decision = mergeDecisions([callDecision, ...tools.decisions.map((d) => d.decision)]);
+    draft.decision = decision;
+    draft.body = captureAuditBody(config, body, decision);
+
+    if (decision.effect === "DENY") throw deniedError(decision, tools.deniedTool);
+    if (decision.effect === "REQUIRE_APPROVAL" && !approved) {
+      const approval = await services.approvals.create({
+        principal,
+        bodyHash: bodyHash === "" ? sha256Hex(canonicalJson(body)) : bodyHash,
+        action,
+        model: modelName,
+        decision,
+        toolCall: null,
+        held: null,
+      });
+      draft.approvalId = approval.id;
+      const waited = await waitIfAsked(services, incoming, approval.id, clientClosed.signal);
+      if (waited !== "approved") throw approvalRequired(approval.id, decision, waited);
+      await services.approvals.redeem(approval.id, principal, approval.body_hash);
+    }
+
+    const estimate = ensureEstimate(state, action, body, model, plan, false);
+    state.reservation = await reserve(services, plan, estimate, prices, principal);
+    const outputTokens = state.reservation.outputTokens;
+    const headers: Record<string, string> = { ...baseHeaders, ...rateHeaders(state.reservation.rate) };
+    if (estimate.outputParam !== null && (estimate.requestedOutput === null ? outputTokens < model.max_output_tokens : outputTokens < estimate.requestedOutput)) {
+      body[estimate.outputParam] = outputTokens;
+      headers["x-gateway-max-tokens"] = String(outputTokens);
+    }
+    const clientAskedUsage = isUsageRequested(body);
+    if (action === "chat.completions" && draft.stream && !clientAskedUsage) {
+      body.stream_options = { ...(body.stream_options as object | undefined), include_usage: true };
+    }
+    if (config.pii.redact) redactRequestBody(body, config.pii.detectors);
+
+    const upstream = runtime.upstreams.get(model.upstream)!;
+    const path = action === "chat.completions" ? "/v1/chat/completions" : action === "responses" ? "/v1/responses" : "/v1/embeddings";
+    if (model.upstream_model !== undefined) body.model = model.upstream_model;
+    const payload = Buffer.from(JSON.stringify(body));
+    registered = services.streams.register(principal.keyId, principal.subject.user, principal.subject.team);
+    const upstreamSignal = AbortSignal.any([clientClosed.signal, registered.signal]);
+    const sentAt = services.clock();
+    const response = await forward(
+      upstream,
+      upstreamUrl(upstream, path, ""),
+      "POST",
+      upstreamRequestHeaders(incoming.headers, upstream.apiKey, payload.length, config.sessions.header),
+      payload,
+      upstreamSignal,
+    ).catch((error: unknown) => {
+      if (registered?.signal.aborted) throw registered.signal.reason;
+      throw error;
+    });
+    draft.upstreamMs = services.clock() - sentAt;
+    const isSse = String(response.headers["content-type"] ?? "").includes("text/event-stream");
+
+    if (response.status >= 400 || !isSse) {
+      const raw = await readUpstream(response.body);
+      await relayJson(services, state, facts, action, response.status, response.headers, raw, headers, res, principal, bodyHash, modelName);
+      return;
+    }
+
+    state.status = response.status;
+    res.writeHead(response.status, { ...clientResponseHeaders(response.headers), ...headers, "cache-control": "no-cache" });
+    res.flushHeaders();
+    const outcome = await relayStream(
+      response.body,
+      res,
+      {
+        stripUsageChunk: action === "chat.completions" && !clientAskedUsage,
+        holdToolCalls: runtime.policy.hasRulesFor("tool.call"),
+        decideTools: async (calls, events) => {
+          const verdict = await governToolCalls(services, runtime.policy, facts, calls, {
+            principal,
+            bodyHash,
+            action,
+            model: modelName,
+            held: { kind: "sse", status: response.status, content_type: "text/event-stream", body: events.join("") },
+            approved,
+          });
+          applyToolVerdict(state, verdict);
+          return verdict.error;
+        },
+      },
+      registered.signal,
+    );
+    if (outcome.clientClosed) {
+      state.status = 499;
+      state.error = new GatewayError(499, "client_closed", "the client closed the connection before the answer ended");
+    } else if (outcome.error !== null) {
+      state.error = outcome.error;
+    }
+    const calls = outcome.accumulator.toolCalls();
+    draft.toolCalls = calls.map((c) => c.name);
+    state.toolCallCount = calls.length;
+    account(state, model, outcome.accumulator.usage, outcome.accumulator.text, estimate);
+    await finishSettle(services, state);
+    if (!res.destroyed) {
+      res.end(`: gateway-cost ${microsToUsd(draft.costMicros).toFixed(6)}\n\n`);
+    }
+  } catch (error) {
+    const failure = asGatewayError(services, error, clientClosed.signal.aborted);
+    state.error = failure;
+    state.status = failure.status;
+    if (res.headersSent) {
+      if (!res.destroyed) res.end();
+    } else if (!res.destroyed) {
+      writeError(res, failure, { ...baseHeaders, ...failure.options.headers });
+    }
+  } finally {
+    registered?.done();
+    await finishSettle(services, state);
+    services.finish(draft, state.status, state.error);
+  }
+}
+
+function mayNeedApproval(runtime: { policy: { rules: readonly { effect: string }[] } }): boolean {
+  return runtime.policy.rules.some((r) => r.effect === "REQUIRE_APPROVAL");
+}
+
+function heldDecision(rule: string | null): Decision {
+  return { effect: "ALLOW", rule, reason: "approved by a human; the held answer is delivered", matched: rule === null ? [] : [rule], constraints: {}, dry_run_rules: [] };
+}
+
+function ensureEstimate(
+  state: CallState,
+  action: CallAction,
+  body: Record<string, unknown>,
+  model: ModelConfig,
+  plan: LimitPlan,
+  exact: boolean,
+): Estimate {
+  if (state.estimate !== null && (!exact || !state.estimate.approximate)) return state.estimate;
+  const prices: ModelPrices = state.prices ?? { kind: model.kind, inputPer1m: null, outputPer1m: null, cachedInputPer1m: null };
+  state.estimate = estimateCall(action, body, model, prices, plan, exact || needsExact(plan));
+  state.draft.inputTokens = state.estimate.inputTokens;
+  return state.estimate;
+}
+
+/** Token limits need the real count; money-only limits can use the byte bound when it is far from every cap. */
+function needsExact(plan: LimitPlan): boolean {
+  return plan.levels.some(({ limits }) => limits.tokensPerMinute !== null || limits.sessionMaxTokens !== null);
+}
+
+function isUsageRequested(body: Record<string, unknown>): boolean {
+  const options = body.stream_options;
+  return options !== null && typeof options === "object" && (options as { include_usage?: unknown }).include_usage === true;
+}
+
+async function reserve(
+  services: Services,
+  plan: LimitPlan,
+  estimate: Estimate,
+  prices: ModelPrices | null,
+  principal: Principal,
+): Promise<Reservation> {
+  const now = services.clock();
+  try {
+    return await reserveAll(
+      services.store,
+      plan,
+      {
+        inputTokens: estimate.inputTokens,
+        inputMicros: estimate.inputMicros,
+        outputPricePer1M: prices?.outputPer1m ?? 0,
+        outputTokens: estimate.outputTokens,
+      },
+      now,
+    );
+  } catch (error) {
+    if (error instanceof GatewayError) {
+      services.metrics.limitHit(error.code);
+      throw error;
+    }
+    services.metrics.storeError();
+    services.log.error({ err: error, key_id: principal.keyId }, "state store failed while reserving");
+    if (services.failOpen()) return unchargedReservation(estimate.outputTokens, now);
+    throw new GatewayError(503, "store_unavailable", "the state store is unavailable; limits cannot be checked", { headers: { "retry-after": "1" } });
+  }
+}
+
+function account(state: CallState, model: ModelConfig, rawUsage: Record<string, unknown> | null, text: string, estimate: Estimate): void {
+  const usage = (rawUsage === null ? null : usageFromOpenAI(rawUsage)) ?? {
+        input_tokens: estimate.inputTokens, output_tokens: text === "" ? 0 : countTextTokens(text, model.tokenizer), cached_input_tokens: 0 };
+  state.draft.inputTokens = usage.input_tokens;
+  state.draft.outputTokens = usage.output_tokens;
+  state.draft.costMicros = state.prices === null ? 0 : costMicros(usage, state.prices);
+}
+
+async function finishSettle(services: Services, state: CallState): Promise<void> {
+  const reservation = state.reservation;
+  if (reservation === null || reservation.settled) return;
+  const { draft } = state;
+  try {
+    await settleAll(
+      services.store,
+      reservation,
+      { micros: draft.costMicros, tokens: draft.inputTokens + draft.outputTokens, toolCalls: state.toolCallCount },
+      services.clock(),
+    );
+  } catch (error) {
+    services.metrics.storeError();
+    services.log.error({ err: error, request_id: draft.id }, "state store failed while settling");
+  }
+}
+
+async function readUpstream(body: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of body) chunks.push(chunk);
+  } catch (error) {
+    throw upstreamError(error);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** A non-streamed answer: read whole (it is one JSON document), its tool calls governed, then sent. */
+async function relayJson(
+  services: Services,
+  state: CallState,
+  facts: CallFacts,
+  action: CallAction,
+  status: number,
+  upstreamHeaders: Record<string, string | string[] | undefined>,
+  raw: Buffer,
+  headers: Record<string, string>,
+  res: ServerResponse,
+  principal: Principal,
+  bodyHash: string,
+  modelName: string,
+): Promise<void> {
+  const runtime = services.current();
+  const model = runtime.config.models[modelName]!;
+  let parsed: unknown = null;
+  try {
+    parsed = JSON.parse(raw.toString("utf8"));
+  } catch {
+    parsed = null;
+  }
+  if (status >= 400) {
+    state.status = status;
+    const upstreamMessage = extractUpstreamMessage(parsed);
+    state.error = new GatewayError(status, "upstream_error", upstreamMessage ?? `the upstream answered ${status}`);
+    const body = parsed !== null && typeof parsed === "object" && "error" in parsed ? raw : Buffer.from(JSON.stringify(state.error.toBody()));
+    writeJson(res, status, { ...clientResponseHeaders(upstreamHeaders), ...headers }, body);
+    return;
+  }
+  const summary = summarizeAnswer(parsed);
+  state.draft.toolCalls = summary.toolCalls.map((c) => c.name);
+  state.toolCallCount = summary.toolCalls.length;
+  account(state, model, summary.usage, summary.text, state.estimate!);
+  if (summary.toolCalls.length > 0 && runtime.policy.hasRulesFor("tool.call")) {
+    const verdict = await governToolCalls(services, runtime.policy, facts, summary.toolCalls, {
+      principal,
+      bodyHash,
+      action,
+      model: modelName,
+      held: { kind: "json", status, content_type: "application/json", body: raw.toString("utf8") },
+      approved: false,
+    });
+    applyToolVerdict(state, verdict);
+    if (verdict.error !== null) throw verdict.error;
+  }
+  state.status = status;
+  await finishSettle(services, state);
+  headers["x-gateway-cost"] = microsToUsd(state.draft.costMicros).toFixed(6);
+  writeJson(res, status, { ...clientResponseHeaders(upstreamHeaders), ...headers }, raw);
+}
+
+function applyToolVerdict(state: CallState, verdict: { decisions: { record: AuditDraft["toolDecisions"][number]; decision: Decision }[]; approvalId: string | null }): void {
+  const { draft } = state;
+  draft.toolDecisions = [...draft.toolDecisions, ...verdict.decisions.map((d) => d.record)];
+  if (draft.decision !== null) draft.decision = mergeDecisions([draft.decision, ...verdict.decisions.map((d) => d.decision)]);
+  if (verdict.approvalId !== null) draft.approvalId = verdict.approvalId;
+}
+
+function extractUpstreamMessage(parsed: unknown): string | null {
+  const error = (parsed as { error?: { message?: unknown } } | null)?.error;
+  return typeof error?.message === "string" ? error.message : null;
+}
+
+/** `x-approval-wait: N` (at most 300 s) holds the first call open until a human decides. */
+async function waitIfAsked(services: Services, incoming: IncomingMessage, id: string, signal: AbortSignal): Promise<"approved" | "pending" | "denied" | "none"> {
+  const raw = Number(incoming.headers["x-approval-wait"]);
+  if (!Number.isFinite(raw) || raw <= 0) return "none";
+  const approval = await services.approvals.waitForDecision(id, Math.min(300, raw), signal);
+  if (approval?.status === "approved") return "approved";
+  if (approval?.status === "denied") return "denied";
+  return "pending";
+}
+
+function asGatewayError(services: Services, error: unknown, clientGone: boolean): GatewayError {
+  if (error instanceof GatewayError) return error;
+  if (clientGone) return new GatewayError(499, "client_closed", "the client closed the connection");
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && code.startsWith("UND_ERR")) return upstreamError(error);
+  services.log.error({ err: error }, "unexpected error in a governed call");
+  return new GatewayError(500, "internal_error", "the gateway hit an unexpected error; the request was recorded");
+}
+

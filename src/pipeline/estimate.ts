@@ -1,0 +1,96 @@
+import type { ModelConfig } from "../config/schema.js";
+import { GatewayError } from "../http/errors.js";
+import type { CallAction } from "../policy/types.js";
+import { type ModelPrices, maxOutputTokensWithin, microsToUsd, worstCaseMicros } from "../pricing/index.js";
+import { countChatInput, countEmbeddingsInput, countResponsesInput, inputByteUpperBound } from "../tokens/index.js";
+import type { LimitPlan } from "../limits/plan.js";
+
+/** The call's worst case, after the per-call cap's clamp. */
+export interface Estimate {
+  inputTokens: number;
+  /** The output-limit field the request used (or the model's default one); null for embeddings. */
+  outputParam: string | null;
+  /** The output limit the request asked for, or null when it set none. */
+  requestedOutput: number | null;
+  outputTokens: number;
+  inputMicros: number;
+  worstMicros: number;
+  /** Input tokens were bounded from bytes, not counted: only when that proves the call far from every cap. */
+  approximate: boolean;
+}
+
+export function outputParamFor(action: CallAction, body: Record<string, unknown>, model: ModelConfig): string | null {
+  if (action === "embeddings") return null;
+  if (action === "responses") return "max_output_tokens";
+  if (typeof body.max_completion_tokens === "number") return "max_completion_tokens";
+  if (typeof body.max_tokens === "number") return "max_tokens";
+  return model.output_limit_param;
+}
+
+export function countInput(action: CallAction, body: Record<string, unknown>, model: ModelConfig): number {
+  switch (action) {
+    case "chat.completions":
+      return countChatInput(body, model.tokenizer);
+    case "responses":
+      return countResponsesInput(body, model.tokenizer);
+    case "embeddings":
+      return countEmbeddingsInput(body, model.tokenizer);
+  }
+}
+
+const usd = (micros: number): string => `$${microsToUsd(micros).toFixed(6)}`;
+
+/**
+ * Counts the input (or bounds it from bytes when exact counting cannot change any outcome), and
+ * clamps the output limit so the worst case fits the per-call cap, or refuses with
+ * `cost_cap_exceeded` when the cap cannot be met with at least `min_output_tokens`.
+ */
+export function estimateCall(
+  action: CallAction,
+  body: Record<string, unknown>,
+  model: ModelConfig,
+  prices: ModelPrices,
+  plan: LimitPlan,
+  exactNeeded: boolean,
+): Estimate {
+  const outputParam = outputParamFor(action, body, model);
+  const asked = outputParam === null ? null : body[outputParam];
+  const requestedOutput = typeof asked === "number" ? asked : null;
+  const outputTokens = outputParam === null ? 0 : (requestedOutput ?? model.max_output_tokens);
+  const cap = plan.perCallCapMicros;
+
+  let approximate = false;
+  let inputTokens: number;
+  const bound = exactNeeded ? null : inputByteUpperBound(body, action === "chat.completions" ? "chat" : action);
+  if (bound !== null && (cap === null || worstCaseMicros(bound, outputTokens, prices) <= cap)) {
+    inputTokens = bound;
+    approximate = true;
+  } else {
+    inputTokens = countInput(action, body, model);
+  }
+
+  let output = outputTokens;
+  let worst = worstCaseMicros(inputTokens, output, prices);
+  if (cap !== null && worst > cap) {
+    const fitting = outputParam === null ? -1 : maxOutputTokensWithin(cap, inputTokens, prices);
+    if (!plan.clamp || fitting === null || fitting < Math.min(plan.minOutputTokens, output)) {
+      throw new GatewayError(
+        400,
+        "cost_cap_exceeded",
+        `estimated worst-case cost ${usd(worst)} exceeds the per-call cap of ${usd(cap)}${plan.clamp ? ` even with ${plan.minOutputTokens} output tokens` : ""}`,
+        { param: outputParam },
+      );
+    }
+    output = Math.min(output, fitting);
+    worst = worstCaseMicros(inputTokens, output, prices);
+  }
+  return {
+    inputTokens,
+    outputParam,
+    requestedOutput,
+    outputTokens: output,
+    inputMicros: worstCaseMicros(inputTokens, 0, prices),
+    worstMicros: worst,
+    approximate,
+  };
+}

@@ -1,0 +1,60 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { pipeline } from "node:stream/promises";
+import { GatewayError } from "../http/errors.js";
+import { reserveAll, settleAll, type Reservation } from "../limits/enforce.js";
+import { rateHeaders } from "../limits/headers.js";
+import { planLimits } from "../limits/plan.js";
+import { forward, upstreamUrl } from "../upstream/forward.js";
+import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/headers.js";
+import type { AuditDraft } from "./audit-draft.js";
+import { authenticate } from "./call.js";
+import { readBody } from "./read-body.js";
+import { writeError } from "./respond.js";
+import type { Services } from "./services.js";
+
+/**
+ * A path listed under `passthrough`: authenticated, rate-limited and audited, relayed as it is and
+ * not priced (its rate counters are the key's own, with no token or money charge).
+ */
+export async function handlePassthrough(
+  services: Services,
+  incoming: IncomingMessage,
+  res: ServerResponse,
+  draft: AuditDraft,
+  search: string,
+): Promise<void> {
+  let status = 500;
+  let failure: GatewayError | null = null;
+  let reservation: Reservation | null = null;
+  draft.action = "passthrough";
+  try {
+    const runtime = services.current();
+    const config = runtime.config;
+    const principal = authenticate(services, incoming, services.clock());
+    draft.principal = principal;
+    const method = incoming.method ?? "GET";
+    const body = method === "GET" || method === "HEAD" ? null : await readBody(incoming, config.server.max_body_bytes);
+    const plan = planLimits(config, principal, null);
+    reservation = await reserveAll(services.store, plan, { inputTokens: 0, inputMicros: 0, outputPricePer1M: 0, outputTokens: 0 }, services.clock());
+    const upstreamName = config.passthrough.upstream ?? Object.keys(config.upstreams)[0]!;
+    const upstream = runtime.upstreams.get(upstreamName)!;
+    const headers = upstreamRequestHeaders(incoming.headers, upstream.apiKey, body === null ? null : body.length, config.sessions.header);
+    if (body !== null && incoming.headers["content-type"] !== undefined) headers["content-type"] = String(incoming.headers["content-type"]);
+    const controller = new AbortController();
+    res.on("close", () => controller.abort());
+    const sentAt = services.clock();
+    const response = await forward(upstream, upstreamUrl(upstream, draft.path, search), method, headers, body, controller.signal);
+    draft.upstreamMs = services.clock() - sentAt;
+    status = response.status;
+    res.writeHead(response.status, { ...clientResponseHeaders(response.headers), ...rateHeaders(reservation.rate), "x-request-id": draft.id });
+    await pipeline(response.body, res);
+  } catch (error) {
+    failure = error instanceof GatewayError ? error : new GatewayError(502, "upstream_error", "the upstream failed while relaying");
+    status = failure.status;
+    if (!res.headersSent) writeError(res, failure, { "x-request-id": draft.id });
+    else res.destroy();
+  } finally {
+    if (reservation !== null) await settleAll(services.store, reservation, { micros: 0, tokens: 0, toolCalls: 0 }, services.clock()).catch(() => undefined);
+    services.finish(draft, status, failure);
+  }
+}

@@ -1,0 +1,21 @@
+import { GatewayError } from "../http/errors.js";
+import type { Decision } from "../policy/types.js";
+
+export function deniedError(decision: Decision, tool: string | null): GatewayError {
+  const rule = decision.rule === null ? "default_effect DENY" : `rule \`${decision.rule}\``;
+  const target = tool === null ? "" : ` for tool \`${tool}\``;
+  return new GatewayError(403, "policy_denied", `denied by ${rule}${target}: ${decision.reason}`, {
+    extra: { rule: decision.rule },
+  });
+}
+
+export function approvalRequired(id: string, decision: Decision, waited: "pending" | "denied" | "none"): GatewayError {
+  if (waited === "denied") return new GatewayError(403, "approval_denied", `approval \`${id}\` was denied`, { extra: { approval_id: id } });
+  return new GatewayError(
+    403,
+    "approval_required",
+    `approval required by rule \`${decision.rule ?? "?"}\`: ${decision.reason}; retry with header x-approval-id: ${id} once approved`,
+    { extra: { approval_id: id, rule: decision.rule }, headers: { "x-approval-id": id } },
+  );
+}
+

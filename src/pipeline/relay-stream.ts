@@ -1,0 +1,116 @@
+import type { ServerResponse } from "node:http";
+import type { Readable } from "node:stream";
+import type { GatewayError } from "../http/errors.js";
+import { StreamAccumulator, type ToolCall } from "../openai/answer.js";
+import { eventData, SseSplitter } from "../openai/sse.js";
+import { upstreamError } from "../upstream/forward.js";
+import { sseErrorEvent } from "./respond.js";
+
+export interface RelayOptions {
+  /** Drop the usage-only chunk the gateway asked for on the client's behalf. */
+  stripUsageChunk: boolean;
+  /** Some `tool.call` rule exists: tool-call events are held until the calls are decided. */
+  holdToolCalls: boolean;
+  /** Decides the model's tool calls once they are complete; a GatewayError ends the stream. */
+  decideTools: (calls: ToolCall[], events: string[]) => Promise<GatewayError | null>;
+}
+
+export interface RelayOutcome {
+  accumulator: StreamAccumulator;
+  /** The stream ended with a governance or upstream error event. */
+  error: GatewayError | null;
+  clientClosed: boolean;
+}
+
+function write(res: ServerResponse, text: string): Promise<void> | null {
+  if (res.destroyed) return null;
+  if (res.write(text)) return null;
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}
+
+/**
+ * Relays an upstream SSE body event by event as it arrives. The tap only observes, except for
+ * the usage chunk the client did not ask for and tool-call events, held until decided.
+ */
+export async function relayStream(
+  body: Readable,
+  res: ServerResponse,
+  options: RelayOptions,
+  stopSignal: AbortSignal,
+): Promise<RelayOutcome> {
+  const accumulator = new StreamAccumulator();
+  const splitter = new SseSplitter();
+  const outcome: RelayOutcome = { accumulator, error: null, clientClosed: false };
+  const all: string[] | null = options.holdToolCalls ? [] : null;
+  const held: string[] = [];
+
+  const handle = async (event: string): Promise<void> => {
+    all?.push(event);
+    const data = eventData(event);
+    let drop = false;
+    if (data !== null && data !== "[DONE]" && data.charCodeAt(0) === 123) {
+      try {
+        drop = accumulator.observe(JSON.parse(data)) && options.stripUsageChunk;
+      } catch {
+        // A malformed event is passed on as it came: the client's SDK reports it.
+      }
+    }
+    if (drop) return;
+    if (options.holdToolCalls && accumulator.toolCallSeen) {
+      held.push(event);
+      return;
+    }
+    const pending = write(res, event);
+    if (pending !== null) await pending;
+  };
+
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (stopSignal.aborted) break;
+      for (const event of splitter.push(chunk)) await handle(event);
+      if (res.destroyed) {
+        outcome.clientClosed = true;
+        body.destroy();
+        return outcome;
+      }
+    }
+    if (!stopSignal.aborted) for (const event of splitter.end()) await handle(event);
+  } catch (error) {
+    if (res.destroyed) {
+      outcome.clientClosed = true;
+      return outcome;
+    }
+    if (!stopSignal.aborted) {
+      outcome.error = upstreamError(error);
+      write(res, sseErrorEvent(outcome.error));
+      return outcome;
+    }
+  }
+  if (stopSignal.aborted) {
+    body.destroy();
+    outcome.error = stopSignal.reason as GatewayError;
+    write(res, sseErrorEvent(outcome.error));
+    return outcome;
+  }
+  if (held.length > 0 || (options.holdToolCalls && accumulator.toolCallSeen)) {
+    const refusal = await options.decideTools(accumulator.toolCalls(), all ?? []);
+    if (refusal !== null) {
+      outcome.error = refusal;
+      write(res, sseErrorEvent(refusal));
+      return outcome;
+    }
+    for (const event of held) {
+      const pending = write(res, event);
+      if (pending !== null) await pending;
+    }
+  }
+  return outcome;
+}

@@ -1,0 +1,73 @@
+import { hostname } from "node:os";
+import { KeyIndex } from "../auth/keys.js";
+import type { Config } from "../config/schema.js";
+import { type CompiledPolicy, compilePolicy } from "../policy/compile.js";
+import { compilePriceTable, type PriceTable } from "../pricing/index.js";
+import type { RuntimeKey, Stop } from "../state/store.js";
+import { createUpstreamTarget, type UpstreamTarget } from "../upstream/forward.js";
+
+/** The config compiled once per load or reload: nothing on the request path parses or builds again. */
+export interface Runtime {
+  config: Config;
+  policy: CompiledPolicy;
+  prices: PriceTable;
+  upstreams: Map<string, UpstreamTarget>;
+  replica: string;
+  passthrough: Set<string>;
+  /** Approver tokens by hash, plus the superuser. */
+  adminPrincipals: Map<string, { name: string; role: string }>;
+}
+
+export function buildRuntime(config: Config, port: number, previous: Runtime | null): Runtime {
+  const policy = compilePolicy(config.policies);
+  const upstreams = new Map<string, UpstreamTarget>();
+  for (const [name, upstream] of Object.entries(config.upstreams)) {
+    const old = previous?.upstreams.get(name);
+    const same = old !== undefined && JSON.stringify(previous?.config.upstreams[name]) === JSON.stringify(upstream);
+    upstreams.set(name, same ? old : createUpstreamTarget(name, upstream));
+  }
+  const adminPrincipals = new Map<string, { name: string; role: string }>();
+  for (const approver of config.admin.approvers) adminPrincipals.set(approver.token_hash, { name: approver.name, role: approver.role });
+  return {
+    config,
+    policy,
+    prices: compilePriceTable(config.models),
+    upstreams,
+    replica: config.server.replica_id ?? `${hostname()}-${port}`,
+    passthrough: new Set(config.passthrough.paths),
+    adminPrincipals,
+  };
+}
+
+/** Keys and stops as this replica last read them from the store, refreshed on every change. */
+export class SharedState {
+  keys: KeyIndex;
+  private stops = new Map<string, Stop>();
+
+  constructor(config: Config, now: number) {
+    this.keys = new KeyIndex(config.keys, [], now);
+  }
+
+  setKeys(config: Config, runtimeKeys: RuntimeKey[], now: number): void {
+    this.keys = new KeyIndex(config.keys, runtimeKeys, now);
+  }
+
+  setStops(stops: Stop[]): void {
+    this.stops = new Map(stops.map((stop) => [`${stop.kind}:${stop.value}`, stop]));
+  }
+
+  listStops(): Stop[] {
+    return [...this.stops.values()];
+  }
+
+  /** The stop that halts this principal, if any (key, then user, then team). */
+  stopFor(keyId: string, user: string, team: string | null): Stop | null {
+    if (this.stops.size === 0) return null;
+    return (
+      this.stops.get(`key_id:${keyId}`) ??
+      this.stops.get(`user:${user}`) ??
+      (team === null ? undefined : this.stops.get(`team:${team}`)) ??
+      null
+    );
+  }
+}

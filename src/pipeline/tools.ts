@@ -1,0 +1,126 @@
+import type { ToolDecision } from "../audit/types.js";
+import type { Principal } from "../auth/keys.js";
+import type { GatewayError } from "../http/errors.js";
+import type { ToolCall } from "../openai/answer.js";
+import type { CompiledPolicy } from "../policy/compile.js";
+import { evaluatePolicy, mergeDecisions } from "../policy/evaluate.js";
+import type { CallAction, Decision } from "../policy/types.js";
+import type { Approval } from "../state/store.js";
+import { approvalRequired, deniedError } from "./refusals.js";
+import type { CallFacts } from "./facts.js";
+import type { Services } from "./services.js";
+
+export interface EvaluatedTool {
+  decision: Decision;
+  record: ToolDecision;
+}
+
+export interface ToolGovernance {
+  declared: string[];
+  stripped: string[];
+  decisions: EvaluatedTool[];
+  /** The first tool whose DENY blocks the call (not stripped). */
+  deniedTool: string | null;
+}
+
+function toolName(tool: unknown): string | null {
+  const t = tool as { name?: unknown; function?: { name?: unknown } } | null;
+  const name = t?.function?.name ?? t?.name;
+  return typeof name === "string" ? name : null;
+}
+
+/**
+ * `tool.register`, once per tool the request declares. A DENY whose rule says `on_deny: strip`
+ * removes the tool from the request instead of refusing the call; the audit lists it.
+ */
+export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, body: Record<string, unknown>, facts: CallFacts): ToolGovernance {
+  const result: ToolGovernance = { declared: [], stripped: [], decisions: [], deniedTool: null };
+  if (action === "embeddings") return result;
+  const evaluate = policy.hasRulesFor("tool.register");
+  for (const field of ["tools", "functions"] as const) {
+    const list = body[field];
+    if (!Array.isArray(list)) continue;
+    const kept: unknown[] = [];
+    for (const tool of list) {
+      const name = toolName(tool);
+      if (name === null) {
+        kept.push(tool);
+        continue;
+      }
+      result.declared.push(name);
+      if (!evaluate) {
+        kept.push(tool);
+        continue;
+      }
+      const decision = evaluatePolicy(policy, "tool.register", facts.forTool("tool.register", name, null));
+      if (decision.effect === "DENY" && decision.constraints.on_deny === "strip") {
+        result.stripped.push(name);
+        result.decisions.push({ decision: { ...decision, effect: "ALLOW" }, record: { action: "tool.register", tool: name, effect: "DENY", rule: decision.rule } });
+        continue;
+      }
+      kept.push(tool);
+      if (decision.effect === "DENY" && result.deniedTool === null) result.deniedTool = name;
+      result.decisions.push({ decision, record: { action: "tool.register", tool: name, effect: decision.effect, rule: decision.rule } });
+    }
+    if (result.stripped.length > 0) {
+      if (kept.length === 0) {
+        delete body[field];
+        if (field === "tools") delete body.tool_choice;
+      } else body[field] = kept;
+    }
+  }
+  return result;
+}
+
+export interface ToolCallContext {
+  principal: Principal;
+  bodyHash: string;
+  action: CallAction;
+  model: string;
+  held: NonNullable<Approval["held"]>;
+  /** The call was let through by an approval: REQUIRE_APPROVAL on its tool calls is already answered. */
+  approved: boolean;
+}
+
+export interface ToolVerdict {
+  decisions: EvaluatedTool[];
+  error: GatewayError | null;
+  approvalId: string | null;
+}
+
+/**
+ * `tool.call`, once per tool call the model returned. A DENY refuses the answer; a
+ * REQUIRE_APPROVAL holds it, whole, with a new approval that the client's retry redeems.
+ */
+export async function governToolCalls(
+  services: Services,
+  policy: CompiledPolicy,
+  facts: CallFacts,
+  calls: ToolCall[],
+  context: ToolCallContext,
+): Promise<ToolVerdict> {
+  const decisions: EvaluatedTool[] = calls.map((call) => {
+    const decision = evaluatePolicy(policy, "tool.call", facts.forTool("tool.call", call.name, call.arguments));
+    return { decision, record: { action: "tool.call", tool: call.name, effect: decision.effect, rule: decision.rule } };
+  });
+  const verdict: ToolVerdict = { decisions, error: null, approvalId: null };
+  const combined = mergeDecisions(decisions.map((d) => d.decision));
+  if (combined.effect === "DENY") {
+    const denied = decisions.find((d) => d.decision.effect === "DENY");
+    verdict.error = deniedError(combined, denied?.record.tool ?? null);
+  } else if (combined.effect === "REQUIRE_APPROVAL" && !context.approved) {
+    const trigger = calls[decisions.findIndex((d) => d.decision.effect === "REQUIRE_APPROVAL")] ?? null;
+    const approval = await services.approvals.create({
+      principal: context.principal,
+      bodyHash: context.bodyHash,
+      action: "tool.call",
+      model: context.model,
+      decision: combined,
+      toolCall: trigger,
+      held: context.held,
+    });
+    verdict.approvalId = approval.id;
+    verdict.error = approvalRequired(approval.id, combined, "none");
+  }
+  return verdict;
+}

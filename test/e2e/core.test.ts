@@ -1,0 +1,166 @@
+import { APIError } from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { auditRecords, type Harness, KEYS, keyEntry, MODELS, startHarness } from "./harness.js";
+
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness(`${MODELS}
+keys:
+${keyEntry("alice-dev", KEYS.alice, "{ user: alice, role: developer, team: research }")}
+${keyEntry("bob-admin", KEYS.bob, "{ user: bob, role: admin, team: platform }")}
+`);
+});
+afterAll(async () => h.close());
+
+async function expectApiError(promise: Promise<unknown>, status: number, code: string): Promise<APIError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(APIError);
+    const apiError = error as APIError;
+    expect(apiError.status).toBe(status);
+    expect(apiError.code).toBe(code);
+    return apiError;
+  }
+  throw new Error(`expected ${status} ${code}`);
+}
+
+describe("openai SDK through the gateway", () => {
+  it("serves a non-streamed chat completion with cost and request id, replacing the client's key", async () => {
+    const { data, response } = await h
+      .client(KEYS.alice)
+      .chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "say:hello there" }] })
+      .withResponse();
+    expect(data.choices[0]?.message.content).toBe("hello there");
+    expect(response.headers.get("x-request-id")).toMatch(/^req_/);
+    expect(Number(response.headers.get("x-gateway-cost"))).toBeGreaterThan(0);
+    const seen = h.mock.requests.at(-1)!;
+    expect(seen.headers.authorization).toBe("Bearer sk-upstream-secret");
+  });
+
+  it("streams chunks as they arrive and hides the usage chunk the client did not ask for", async () => {
+    const stream = await h.client(KEYS.alice).chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "chunks:5 say:one two three four five" }],
+      stream: true,
+    });
+    let text = "";
+    let usageSeen = false;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      if (chunk.usage) usageSeen = true;
+    }
+    expect(text).toBe("one two three four five");
+    expect(usageSeen).toBe(false);
+    const upstreamBody = h.mock.requests.at(-1)!.body as { stream_options?: { include_usage?: boolean } };
+    expect(upstreamBody.stream_options?.include_usage).toBe(true);
+    const records = await auditRecords(h);
+    const last = records.at(-1)!;
+    expect(last.stream).toBe(true);
+    expect(last.output_tokens).toBe(5);
+    expect(last.cost).toBeGreaterThan(0);
+  });
+
+  it("passes usage through when the client asked for it", async () => {
+    const stream = await h.client(KEYS.alice).chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "say:a b" }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let usage = null;
+    for await (const chunk of stream) if (chunk.usage) usage = chunk.usage;
+    expect(usage).not.toBeNull();
+  });
+
+  it("serves embeddings and responses", async () => {
+    const embedding = await h.client(KEYS.alice).embeddings.create({ model: "text-embedding-3-small", input: "hi" });
+    expect(embedding.data[0]?.embedding.length).toBe(8);
+    const response = await h.client(KEYS.alice).responses.create({ model: "gpt-4o-mini", input: "say:from responses" });
+    expect(response.output_text).toBe("from responses");
+  });
+
+  it("lists only the configured models", async () => {
+    const models = await h.client(KEYS.alice).models.list();
+    const ids = models.data.map((m) => m.id).sort();
+    expect(ids).toEqual(["free-model", "gpt-4o", "gpt-4o-mini", "text-embedding-3-small"]);
+    const one = await h.client(KEYS.alice).models.retrieve("gpt-4o-mini");
+    expect(one.id).toBe("gpt-4o-mini");
+  });
+
+  it("refuses a bad key, an unknown model and bad bodies with OpenAI-shaped errors", async () => {
+    await expectApiError(h.client("sk-wrong").chat.completions.create({ model: "gpt-4o-mini", messages: [] }), 401, "invalid_api_key");
+    await expectApiError(
+      h.client(KEYS.alice).chat.completions.create({ model: "gpt-5-nope", messages: [{ role: "user", content: "x" }] }),
+      404,
+      "model_not_found",
+    );
+    const bad = await fetch(`${h.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEYS.alice}`, "content-type": "text/plain" },
+      body: "{not json",
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe("invalid_json");
+    const wrongShape = await fetch(`${h.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEYS.alice}` },
+      body: JSON.stringify({ model: "gpt-4o-mini", messages: "nope" }),
+    });
+    const body = (await wrongShape.json()) as { error: { code: string; param: string; type: string } };
+    expect(wrongShape.status).toBe(400);
+    expect(body.error).toMatchObject({ code: "invalid_body", param: "messages", type: "invalid_request_error" });
+    const deep = await fetch(`${h.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEYS.alice}` },
+      body: `${"[".repeat(100)}${"]".repeat(100)}`,
+    });
+    expect(deep.status).toBe(400);
+    expect(((await deep.json()) as { error: { code: string } }).error.code).toBe("invalid_body");
+    const huge = await fetch(`${h.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEYS.alice}` },
+      body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "x".repeat(11 * 1024 * 1024) }] }),
+    });
+    expect(huge.status).toBe(413);
+    const unknown = await fetch(`${h.gateway.url}/v1/nope`, { headers: { authorization: `Bearer ${KEYS.alice}` } });
+    expect(unknown.status).toBe(404);
+    const wrongMethod = await fetch(`${h.gateway.url}/v1/chat/completions`, { headers: { authorization: `Bearer ${KEYS.alice}` } });
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get("allow")).toBe("POST");
+  });
+
+  it("relays upstream errors with their status and body", async () => {
+    const error = await expectApiError(
+      h.client(KEYS.alice).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "error:429" }] }),
+      429,
+      "rate_limit_exceeded",
+    );
+    expect(error.message).toBeTruthy();
+  });
+
+  it("records an aborted stream as 499 client_closed and aborts the upstream", async () => {
+    const abortsBefore = h.mock.aborts;
+    const controller = new AbortController();
+    const stream = await h.client(KEYS.alice).chat.completions.create(
+      { model: "gpt-4o-mini", messages: [{ role: "user", content: "tokens:50 chunks:50 delay:50" }], stream: true },
+      { signal: controller.signal },
+    );
+    let received = 0;
+    try {
+      for await (const _chunk of stream) {
+        received++;
+        if (received === 3) controller.abort();
+      }
+    } catch {
+      // The SDK raises or ends quietly on abort depending on timing; either way the client is gone.
+    }
+    expect(received).toBeGreaterThanOrEqual(3);
+    await h.mock.waitFor((m) => m.aborts > abortsBefore);
+    await new Promise((r) => setTimeout(r, 100));
+    const records = await auditRecords(h);
+    const aborted = records.find((r) => r.status === 499);
+    expect(aborted?.error_code).toBe("client_closed");
+  });
+});
