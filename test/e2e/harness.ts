@@ -26,14 +26,22 @@ export interface Harness {
 }
 
 /** A mock upstream and an in-process gateway on free ports; `configBody` is appended to the base config. */
-export async function startHarness(configBody: string, options: { clock?: Clock; mockOptions?: Parameters<typeof startMockUpstream>[0] } = {}): Promise<Harness> {
+export async function startHarness(
+  configBody: string,
+  options: {
+    clock?: Clock;
+    mockOptions?: Parameters<typeof startMockUpstream>[0];
+    /** YAML flow map for `admin:`, e.g. to add approvers; the default keeps only the superuser token. */
+    admin?: string;
+  } = {},
+): Promise<Harness> {
   const mock = await startMockUpstream(options.mockOptions ?? {});
   const dir = mkdtempSync(join(tmpdir(), "spark-e2e-"));
   const auditDir = join(dir, "audit");
   const yaml = `
 org: acme
 server: { host: 127.0.0.1, port: 0, drain_seconds: 2 }
-admin: { token: ${ADMIN_TOKEN} }
+admin: ${options.admin ?? `{ token: ${ADMIN_TOKEN} }`}
 store: { memory: { snapshot: null } }
 upstreams:
   openai: { base_url: "${mock.url}", api_key: sk-upstream-secret, timeout_seconds: 5 }
@@ -93,3 +101,6 @@ export async function auditRecords(harness: Harness): Promise<Array<Record<strin
   }
   return out;
 }
+
+/** `sha256:<hex>` of a clear secret, as config `key_hash` / `token_hash` fields want it. */
+export const sha256Ref = hash;

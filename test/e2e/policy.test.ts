@@ -1,0 +1,261 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chatCount, errorBody, expectApiError, raw } from "./governance.js";
+import { auditRecords, type Harness, keyEntry, MODELS, startHarness } from "./harness.js";
+
+const KEY = {
+  dev: "sk-pol-dev",
+  admin: "sk-pol-admin",
+  analyst: "sk-pol-analyst",
+  support: "sk-pol-support",
+} as const;
+
+// The seed's examples (high_cost_model_restriction, restricted_tool_access, pii_access_restriction) plus
+// a dry-run rule, a call-level approval and a strip-on-deny tool rule.
+const POLICIES = `
+policies:
+  default_effect: ALLOW
+  rules:
+    - name: high_cost_model_restriction
+      effect: DENY
+      conditions:
+        model: { in: [gpt-4o] }
+        user_role: { not_in: [admin, power_user] }
+      description: Only admins can use expensive models
+    - name: watch_free_model
+      effect: DENY
+      mode: dry_run
+      conditions: { model: { in: [free-model] } }
+      description: Trial of a future restriction
+    - name: pii_access_restriction
+      effect: REQUIRE_APPROVAL
+      conditions:
+        data_classification: { eq: pii }
+        purpose: { not_in: [authorized_support] }
+      description: PII access requires approval unless for authorized support
+    - name: wire_transfers_need_approval
+      effect: REQUIRE_APPROVAL
+      conditions: { prompt_text: { matches: "(?i)wire transfer" } }
+      constraints: { approver_role: admin }
+      description: Payments need a human
+    - name: restricted_tool_access
+      effect: DENY
+      actions: [tool.register]
+      conditions:
+        tool: { in: [execute_code, shell_command, file_write] }
+        user_role: { not_in: [admin, developer] }
+      description: Only developers can use potentially dangerous tools
+    - name: no_web_search
+      effect: DENY
+      actions: [tool.register]
+      conditions: { tool: { eq: web_search } }
+      constraints: { on_deny: strip }
+      description: Web search is not offered to the model
+`;
+
+const tool = (name: string) => ({
+  type: "function" as const,
+  function: { name, description: name, parameters: { type: "object", properties: {} } },
+});
+
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness(`${MODELS}
+keys:
+${keyEntry("dev", KEY.dev, "{ user: dave, role: developer, team: research }")}
+${keyEntry("admin", KEY.admin, "{ user: ada, role: admin, team: platform }")}
+${keyEntry("analyst", KEY.analyst, "{ user: ann, role: analyst, team: research }")}
+${keyEntry("support", KEY.support, "{ user: sue, role: support, team: help, purpose: authorized_support }")}
+${POLICIES}`);
+});
+afterAll(async () => h.close());
+
+describe("call-level policy", () => {
+  it("denies the seed's expensive model to a developer, naming the rule and its description", async () => {
+    const before = chatCount(h);
+    const error = await expectApiError(
+      h.client(KEY.dev).chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "say:hi" }] }),
+      403,
+      "policy_denied",
+    );
+    expect(error.type).toBe("permission_error");
+    expect(error.message).toContain("high_cost_model_restriction");
+    expect(error.message).toContain("Only admins can use expensive models");
+    expect(chatCount(h)).toBe(before);
+    const record = (await auditRecords(h)).at(-1)!;
+    expect(record).toMatchObject({ status: 403, error_code: "policy_denied", key_id: "dev", model: "gpt-4o" });
+    expect(record.decision).toMatchObject({ effect: "DENY", rule: "high_cost_model_restriction" });
+  });
+
+  it("lets an admin use the same model", async () => {
+    const answer = await h.client(KEY.admin).chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "say:granted" }] });
+    expect(answer.choices[0]?.message.content).toBe("granted");
+  });
+
+  it("never blocks on a dry_run rule but audits it in decision.dry_run_rules", async () => {
+    const answer = await h.client(KEY.dev).chat.completions.create({ model: "free-model", messages: [{ role: "user", content: "say:free" }] });
+    expect(answer.choices[0]?.message.content).toBe("free");
+    const record = (await auditRecords(h)).at(-1)!;
+    expect(record.status).toBe(200);
+    const decision = record.decision as { effect: string; dry_run_rules: string[]; matched: string[] };
+    expect(decision.effect).toBe("ALLOW");
+    expect(decision.dry_run_rules).toEqual(["watch_free_model"]);
+    expect(decision.matched).not.toContain("watch_free_model");
+  });
+
+  it("hides from /v1/models a model the key is denied, and shows it to a key that may use it", async () => {
+    const devModels = (await h.client(KEY.dev).models.list()).data.map((m) => m.id);
+    expect(devModels).not.toContain("gpt-4o");
+    expect(devModels).toContain("gpt-4o-mini");
+    // A dry_run DENY does not hide the model.
+    expect(devModels).toContain("free-model");
+    const adminModels = (await h.client(KEY.admin).models.list()).data.map((m) => m.id);
+    expect(adminModels).toContain("gpt-4o");
+    await expectApiError(h.client(KEY.dev).models.retrieve("gpt-4o"), 404, "model_not_found");
+  });
+
+  it("answers REQUIRE_APPROVAL at call level with approval_required, error.approval_id and x-approval-id", async () => {
+    const before = chatCount(h);
+    const error = await expectApiError(
+      h.client(KEY.dev).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "please send a wire transfer of $5" }] }),
+      403,
+      "approval_required",
+    );
+    const approvalId = errorBody(error).approval_id;
+    expect(approvalId).toMatch(/^apr_/);
+    expect(error.headers?.get("x-approval-id")).toBe(approvalId);
+    expect(error.message).toContain("wire_transfers_need_approval");
+    expect(chatCount(h)).toBe(before);
+    const approval = await h.gateway.services.store.getApproval(approvalId as string);
+    expect(approval).toMatchObject({ status: "pending", key_id: "dev", rule: "wire_transfers_need_approval", held: null });
+    const record = (await auditRecords(h)).at(-1)!;
+    expect(record).toMatchObject({ status: 403, error_code: "approval_required", approval_id: approvalId });
+  });
+});
+
+describe("the seed's PII rule (data_classification pii, purpose not_in [authorized_support])", () => {
+  const pii = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: "say:ok\nlook up jane.doe@example.com please" }] };
+
+  it("requires approval for a key without a purpose (fails closed)", async () => {
+    const error = await expectApiError(h.client(KEY.dev).chat.completions.create(pii), 403, "approval_required");
+    expect(error.message).toContain("pii_access_restriction");
+    expect(errorBody(error).approval_id).toMatch(/^apr_/);
+  });
+
+  it("passes for a key whose purpose is authorized_support", async () => {
+    const answer = await h.client(KEY.support).chat.completions.create(pii);
+    expect(answer.choices[0]?.message.content).toBe("ok");
+  });
+
+  it("does not apply to a prompt without PII", async () => {
+    const answer = await h.client(KEY.dev).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "say:clean" }] });
+    expect(answer.choices[0]?.message.content).toBe("clean");
+  });
+});
+
+describe("tool.register", () => {
+  it("refuses a call declaring a tool the key may not register, naming the tool", async () => {
+    const before = chatCount(h);
+    const error = await expectApiError(
+      h.client(KEY.analyst).chat.completions.create({
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: "say:hi" }],
+        tools: [tool("read_file"), tool("execute_code")],
+      }),
+      403,
+      "policy_denied",
+    );
+    expect(error.message).toContain("execute_code");
+    expect(error.message).toContain("restricted_tool_access");
+    expect(chatCount(h)).toBe(before);
+    const record = (await auditRecords(h)).at(-1)!;
+    expect(record.tools_declared).toEqual(["read_file", "execute_code"]);
+    expect(record.tool_decisions).toContainEqual({ action: "tool.register", tool: "execute_code", effect: "DENY", rule: "restricted_tool_access" });
+  });
+
+  it("lets a developer declare the same tool", async () => {
+    const answer = await h.client(KEY.dev).chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "say:fine" }],
+      tools: [tool("execute_code")],
+    });
+    expect(answer.choices[0]?.message.content).toBe("fine");
+  });
+
+  it("strips a tool whose rule says on_deny: strip; the upstream never sees it", async () => {
+    const answer = await h.client(KEY.dev).chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "say:stripped" }],
+      tools: [tool("web_search"), tool("read_file")],
+    });
+    expect(answer.choices[0]?.message.content).toBe("stripped");
+    const seen = h.mock.requests.at(-1)!.body as { tools?: Array<{ function: { name: string } }> };
+    expect(seen.tools?.map((t) => t.function.name)).toEqual(["read_file"]);
+    const record = (await auditRecords(h)).at(-1)!;
+    expect(record.status).toBe(200);
+    expect(record.tools_declared).toEqual(["web_search", "read_file"]);
+    expect(record.tools_stripped).toEqual(["web_search"]);
+  });
+
+  it("drops tools and tool_choice entirely when every declared tool is stripped", async () => {
+    await h.client(KEY.dev).chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "say:none left" }],
+      tools: [tool("web_search")],
+      tool_choice: "auto",
+    });
+    const seen = h.mock.requests.at(-1)!.body as Record<string, unknown>;
+    expect(seen.tools).toBeUndefined();
+    expect(seen.tool_choice).toBeUndefined();
+  });
+
+  it("governs Responses API function tools the same way", async () => {
+    await expectApiError(
+      h.client(KEY.analyst).responses.create({
+        model: "gpt-4o-mini",
+        input: "say:hi",
+        tools: [{ type: "function", name: "shell_command", parameters: { type: "object", properties: {} }, strict: false }],
+      }),
+      403,
+      "policy_denied",
+    );
+  });
+});
+
+describe("default_effect DENY (least privilege)", () => {
+  let strict: Harness;
+  beforeAll(async () => {
+    strict = await startHarness(`${MODELS}
+keys:
+${keyEntry("dev", KEY.dev, "{ user: dave, role: developer, team: research }")}
+policies:
+  default_effect: DENY
+  rules:
+    - name: research_may_use_mini
+      effect: ALLOW
+      conditions: { team: { eq: research }, model: { in: [gpt-4o-mini, text-embedding-3-small] } }
+      description: Research uses the small model
+`);
+  });
+  afterAll(async () => strict.close());
+
+  it("allows only what a rule allows and refuses the rest with policy_denied naming default_effect", async () => {
+    const ok = await strict.client(KEY.dev).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "say:ok" }] });
+    expect(ok.choices[0]?.message.content).toBe("ok");
+    const error = await expectApiError(
+      strict.client(KEY.dev).chat.completions.create({ model: "free-model", messages: [{ role: "user", content: "say:no" }] }),
+      403,
+      "policy_denied",
+    );
+    expect(error.message).toContain("default_effect");
+    const models = (await strict.client(KEY.dev).models.list()).data.map((m) => m.id).sort();
+    expect(models).toEqual(["gpt-4o-mini", "text-embedding-3-small"]);
+  });
+
+  it("refuses a raw request the same way (OpenAI error shape)", async () => {
+    const result = await raw(strict, "/v1/chat/completions", KEY.dev, { model: "gpt-4o", messages: [{ role: "user", content: "x" }] });
+    expect(result.status).toBe(403);
+    expect(result.json().error).toMatchObject({ type: "permission_error", code: "policy_denied", param: null });
+    expect(result.headers.get("x-request-id")).toMatch(/^req_/);
+  });
+});
