@@ -1,5 +1,4 @@
-import type { LevelLimits } from "../../src/limits/level-state.js";
-import type { Approval, ReserveRequest, ReserveResult, RuntimeKey, SettleRequest } from "../../src/state/store.js";
+import type { Approval, LevelLimits, ReserveRequest, ReserveResult, RuntimeKey, SettleRequest } from "../../src/state/store.js";
 
 /** Builders for the state tests: everything unlimited and free unless a test says otherwise. */
 

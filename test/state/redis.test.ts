@@ -1,25 +1,22 @@
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe } from "vitest";
+import { afterAll, describe } from "vitest";
 import { RedisStore } from "../../src/state/redis.js";
-import { type RedisServer, startRedis } from "./redis-server.js";
+import { startRedis } from "../helpers/redis.js";
 import { describeStoreContract } from "./store-contract.js";
 
-let server: RedisServer | null = null;
-let run = 0;
-
-beforeAll(async () => {
-  server = await startRedis();
-});
+// Null (tests skipped) only when redis-server is missing outside CI.
+const server = await startRedis();
 afterAll(async () => {
   await server?.stop();
 });
 
-/** Two replicas: separate connections (and pub/sub connections) to one server, one fresh prefix per test. */
+let run = 0;
+
+/** Two replicas: separate connections (and pub/sub connections) to one server, a fresh prefix per test. */
 async function makeStore() {
   if (server === null) throw new Error("no redis-server");
   const prefix = `test${++run}:`;
-  const connections = [new Redis(server.url), new Redis(server.url)];
-  const [store, replica] = connections.map((connection) => new RedisStore(connection, prefix)) as [RedisStore, RedisStore];
+  const [store, replica] = [0, 1].map(() => new RedisStore(new Redis(server.url), prefix)) as [RedisStore, RedisStore];
   await Promise.all([store.subscribed(), replica.subscribed()]);
   return {
     store,
@@ -30,11 +27,6 @@ async function makeStore() {
   };
 }
 
-const available = await startRedis().then(async (probe) => {
-  await probe?.stop();
-  return probe !== null;
-});
-
-describe.skipIf(!available)("redis", () => {
+describe.skipIf(server === null)("redis", () => {
   describeStoreContract("redis", makeStore);
 });

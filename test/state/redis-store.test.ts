@@ -1,0 +1,91 @@
+import { Redis } from "ioredis";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { createRedisStore, RedisStore } from "../../src/state/redis.js";
+import type { StateChange } from "../../src/state/store.js";
+import { startRedis } from "../helpers/redis.js";
+import { limits, reserveRequest, runtimeKey, settleRequest, T0 } from "./fixtures.js";
+
+/** What only the Redis store has: key layout, expiry, and behaviour while the server is down. */
+
+const server = await startRedis();
+afterAll(async () => {
+  await server?.stop();
+});
+
+const DAY = 86_400_000;
+
+describe.skipIf(server === null)("redis store", () => {
+  it("keeps a level's keys under one hash tag, each expiring when it stops mattering", async () => {
+    const raw = new Redis(server!.url);
+    const store = new RedisStore(raw.duplicate(), "layout:");
+    try {
+      const levelLimits = limits({ requestsPerMinute: 10, tokensPerMinute: 1000, maxParallel: 3, dailyMicros: 10_000 });
+      const request = reserveRequest("key:alice-dev", levelLimits, { inputMicros: 10 });
+      await store.reserve(request, T0);
+      const keys = (await raw.keys("layout:*")).sort();
+      expect(keys.every((key) => key.startsWith("layout:{key:alice-dev}:"))).toBe(true);
+      const ttl = async (suffix: string) => raw.pttl(`layout:{key:alice-dev}:${suffix}`);
+      expect(await ttl("rpm")).toBeLessThanOrEqual(61_000);
+      expect(await ttl("tpm")).toBeGreaterThan(0);
+      expect(await ttl("window")).toBeLessThanOrEqual(61_000);
+      expect(await ttl("day:2025-01-15")).toBeGreaterThan(34 * DAY);
+      expect(await ttl("month:2025-01")).toBeGreaterThan(399 * DAY);
+      expect(await ttl("total")).toBe(-1);
+
+      const session = limits({ session: true, totalMicros: 1000 });
+      await store.reserve(reserveRequest("session:alice-dev:s1", session, { ttlMs: 120_000 }), T0);
+      const sessionKeys = await raw.keys("layout:{session:alice-dev:s1}:*");
+      expect(sessionKeys.length).toBeGreaterThan(3);
+      for (const key of sessionKeys) expect(await raw.pttl(key)).toBeLessThanOrEqual(180_000);
+    } finally {
+      await store.close();
+      raw.disconnect();
+    }
+  });
+
+  it("fails fast while the server is down and recovers by itself after a restart", async () => {
+    const own = await startRedis();
+    if (own === null) return;
+    const store = await createRedisStore(own.url, "outage:");
+    const heard: StateChange[] = [];
+    store.onChange((change) => heard.push(change));
+    const request = reserveRequest("key:outage", limits({ requestsPerMinute: 1000 }));
+    try {
+      expect((await store.reserve(request, T0)).ok).toBe(true);
+      await own.kill9();
+      const started = Date.now();
+      await expect(store.reserve(request, T0)).rejects.toThrow();
+      await expect(store.settle(settleRequest(request, { ok: true, outputTokens: 1, reservedMicros: 0, reservedTokens: 0, rate: {} }, T0), T0)).rejects.toThrow();
+      expect(await store.ping()).toBe(false);
+      expect(Date.now() - started).toBeLessThan(2000);
+
+      await own.restart();
+      await vi.waitFor(async () => expect((await store.reserve(request, T0)).ok).toBe(true), { timeout: 10_000, interval: 100 });
+      expect(await store.ping()).toBe(true);
+
+      // The subscription is back too: another replica's change arrives.
+      const other = await createRedisStore(own.url, "outage:");
+      await other.subscribed();
+      await vi.waitFor(
+        async () => {
+          await other.putKey(runtimeKey("k1"));
+          expect(heard).toContain("keys");
+        },
+        { timeout: 10_000, interval: 200 },
+      );
+      await other.close();
+    } finally {
+      await store.close();
+      await own.stop();
+    }
+  });
+
+  it("close() returns even when the server is gone", async () => {
+    const own = await startRedis();
+    if (own === null) return;
+    const store = await createRedisStore(own.url, "gone:");
+    await own.kill9();
+    await store.close();
+    await own.stop();
+  });
+});
