@@ -1,0 +1,100 @@
+import type { Context, Hono } from "hono";
+import { z } from "zod";
+import type { Env } from "../http/app.js";
+import { type AdminActor, verifyAdmin } from "../http/admin-auth.js";
+import { GatewayError } from "../http/errors.js";
+import { parseJsonBody } from "../openai/json-body.js";
+import { readBody } from "../pipeline/read-body.js";
+import type { Services } from "../pipeline/services.js";
+
+export type AdminContext = Context<Env>;
+
+/** Admin bodies are small documents; anything larger is a mistake or an attack. */
+const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Names the action for the audit before checking the credential, so a refused attempt is still
+ * recorded as what it tried to do; then records who acted.
+ */
+export function authorize(c: AdminContext, services: Services, scope: "approvals" | "admin", action: string): AdminActor {
+  const draft = c.get("draft");
+  draft.action = action;
+  const actor = verifyAdmin(services.current(), c.req.header("authorization"), scope);
+  draft.actor = { name: actor.name, role: actor.role };
+  return actor;
+}
+
+/** `messages[0].content` from zod's path segments. */
+export function paramPath(path: ReadonlyArray<PropertyKey>): string | null {
+  let out = "";
+  for (const segment of path) out += typeof segment === "number" ? `[${segment}]` : out === "" ? String(segment) : `.${String(segment)}`;
+  return out === "" ? null : out;
+}
+
+/** A zod failure as the contract's 400 `invalid_body`, naming the first offending field. */
+export function invalidBody(error: z.ZodError, prefix = ""): GatewayError {
+  const issue = error.issues[0];
+  const inner = issue === undefined ? null : paramPath(issue.path);
+  const param = inner === null ? (prefix === "" ? null : prefix) : prefix === "" ? inner : `${prefix}.${inner}`;
+  const message = issue?.message.toLowerCase() ?? "invalid value";
+  return new GatewayError(400, "invalid_body", `invalid \`${param ?? "body"}\`: ${message}`, { param });
+}
+
+export function parseWith<T extends z.ZodType>(schema: T, value: unknown, prefix = ""): z.output<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw invalidBody(parsed.error, prefix);
+  return parsed.data;
+}
+
+/**
+ * Reads and validates a JSON body from the Node request (the gateway's one body reader, with its size
+ * bound and depth check). An empty body counts as `{}`, so `POST .../revoke` needs none.
+ */
+export async function readJson<T extends z.ZodType>(c: AdminContext, services: Services, schema: T): Promise<z.output<T>> {
+  const bytes = await readBody(c.env.incoming, MAX_ADMIN_BODY_BYTES);
+  const body = bytes.length === 0 ? {} : parseJsonBody(bytes, services.current().config.server.max_json_depth);
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw new GatewayError(400, "invalid_body", "the request body must be a JSON object");
+  }
+  return parseWith(schema, body);
+}
+
+/** Query-string parameters as a plain record; a repeated parameter keeps its first value. */
+export function queryParams(c: AdminContext): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const [name, value] of new URL(c.req.url).searchParams) {
+    if (!Object.hasOwn(params, name)) params[name] = value;
+  }
+  return params;
+}
+
+export interface ListBody<T> {
+  object: "list";
+  data: T[];
+  next_cursor: string | null;
+}
+
+export function list<T>(data: T[], nextCursor: string | null = null): ListBody<T> {
+  return { object: "list", data, next_cursor: nextCursor };
+}
+
+export const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** An ISO 8601 time or date in, the same instant out as UTC (`2025-01-01T00:00:00.000Z`). */
+export const isoTimeSchema = z
+  .union([z.iso.datetime({ offset: true }), z.iso.date()])
+  .transform((text) => iso(Date.parse(text)));
+
+/** Answers 405 with `allow` for a known admin path called with another method (registered last). */
+export function allowOnly(app: Hono<Env>, path: string, methods: readonly string[]): void {
+  app.all(path, (c) => {
+    throw new GatewayError(405, "method_not_allowed", `\`${c.req.method}\` is not allowed on \`${c.req.path}\``, {
+      headers: { allow: methods.join(", ") },
+    });
+  });
+}
+
+/** 404 `not_found` for an admin id. */
+export function notFound(what: string, id: string): GatewayError {
+  return new GatewayError(404, "not_found", `no ${what} \`${id}\``);
+}

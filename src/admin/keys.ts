@@ -1,0 +1,208 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { generateKey, hashKey } from "../auth/keys.js";
+import { type KeyConfig, type KeyLimits, keyLimitsSchema, type Subject, subjectSchema } from "../config/schema.js";
+import type { Env } from "../http/app.js";
+import { GatewayError } from "../http/errors.js";
+import type { RuntimeKey } from "../state/store.js";
+import { newId } from "../util/ids.js";
+import { type AdminContext, allowOnly, authorize, iso, isoTimeSchema, list, notFound, parseWith, readJson } from "./http.js";
+import type { AdminDeps } from "./routes.js";
+
+/** A key as the admin API shows it: never the hash, the previous hash or the secret. */
+export interface KeyView {
+  object: "key";
+  id: string;
+  subject: Subject;
+  limits: KeyLimits;
+  expires_at: string | null;
+  disabled: boolean;
+  revoked: boolean;
+  /** Null for config keys: the config file is their record. */
+  created_at: string | null;
+  /** Until when the key's previous secret is still accepted after a rotation. */
+  previous_key_expires_at: string | null;
+  source: "config" | "runtime";
+}
+
+// Ids appear in audit records, level names and URLs: keep them to a plain, bounded alphabet.
+const keyIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, "must be 1-128 letters, digits, `.`, `_`, `:` or `-`");
+
+const createSchema = z.strictObject({
+  id: keyIdSchema.optional(),
+  subject: subjectSchema,
+  limits: keyLimitsSchema.default({}),
+  expires_at: isoTimeSchema.nullable().default(null),
+});
+
+const patchSchema = z.strictObject({
+  limits: keyLimitsSchema.optional(),
+  disabled: z.boolean().optional(),
+  expires_at: isoTimeSchema.nullable().optional(),
+});
+
+/** Up to 30 days: a grace period is for a deploy to pick up the new secret, not a second key. */
+const rotateSchema = z.strictObject({
+  grace_seconds: z.number().int().min(0).max(30 * 86_400).default(0),
+});
+
+function configView(key: KeyConfig): KeyView {
+  return {
+    object: "key",
+    id: key.id,
+    subject: key.subject,
+    limits: key.limits,
+    expires_at: key.expires_at === null ? null : iso(Date.parse(key.expires_at)),
+    disabled: key.disabled,
+    revoked: false,
+    created_at: null,
+    previous_key_expires_at: null,
+    source: "config",
+  };
+}
+
+function runtimeView(key: RuntimeKey): KeyView {
+  return {
+    object: "key",
+    id: key.id,
+    subject: key.subject,
+    limits: key.limits,
+    expires_at: key.expires_at,
+    disabled: key.disabled,
+    revoked: key.revoked,
+    created_at: key.created_at,
+    previous_key_expires_at: key.previous_hash === null ? null : key.previous_expires_at,
+    source: "runtime",
+  };
+}
+
+/** Config keys first, then runtime keys; a runtime key shadowed by a config id is never served, so not listed. */
+async function listKeyViews(deps: AdminDeps): Promise<KeyView[]> {
+  const configKeys = deps.services.current().config.keys;
+  const configIds = new Set(configKeys.map((key) => key.id));
+  const runtimeKeys = (await deps.services.store.listKeys())
+    .filter((key) => !configIds.has(key.id))
+    .sort((a, b) => (a.created_at === b.created_at ? a.id.localeCompare(b.id) : a.created_at < b.created_at ? -1 : 1));
+  return [...configKeys.map(configView), ...runtimeKeys.map(runtimeView)];
+}
+
+function isConfigKey(deps: AdminDeps, id: string): boolean {
+  return deps.services.current().config.keys.some((key) => key.id === id);
+}
+
+function notRuntime(id: string): GatewayError {
+  return new GatewayError(409, "key_not_runtime", `key \`${id}\` comes from the config file; change it there`);
+}
+
+/** The runtime key to change: config ids are 409, unknown ids 404, revoked keys are final. */
+async function runtimeKeyFor(deps: AdminDeps, id: string): Promise<RuntimeKey> {
+  if (isConfigKey(deps, id)) throw notRuntime(id);
+  const key = (await deps.services.store.listKeys()).find((candidate) => candidate.id === id);
+  if (key === undefined) throw notFound("key", id);
+  if (key.revoked) throw new GatewayError(409, "invalid_body", `key \`${id}\` is revoked; create a new key instead`, { param: "id" });
+  return key;
+}
+
+/** Stores the change, then has this replica (and, through the store, every other) reload its keys. */
+async function saveKey(deps: AdminDeps, key: RuntimeKey): Promise<void> {
+  await deps.services.store.putKey(key);
+  await deps.onKeysChanged();
+}
+
+async function createKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
+  const { services } = deps;
+  authorize(c, services, "admin", "admin.keys.create");
+  const body = await readJson(c, services, createSchema);
+  const now = services.clock();
+  const id = body.id ?? newId("key", now);
+  if (isConfigKey(deps, id)) throw notRuntime(id);
+  // Revoked ids stay taken too: reusing one would merge two keys' spend and audit history.
+  if ((await services.store.listKeys()).some((key) => key.id === id)) {
+    throw new GatewayError(409, "invalid_body", `a key with id \`${id}\` already exists`, { param: "id" });
+  }
+  const clear = generateKey();
+  const key: RuntimeKey = {
+    id,
+    key_hash: hashKey(clear),
+    previous_hash: null,
+    previous_expires_at: null,
+    subject: body.subject,
+    limits: body.limits,
+    expires_at: body.expires_at,
+    disabled: false,
+    revoked: false,
+    created_at: iso(now),
+  };
+  await saveKey(deps, key);
+  return c.json({ ...runtimeView(key), key: clear }, 201);
+}
+
+async function updateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
+  authorize(c, deps.services, "admin", "admin.keys.update");
+  const id = c.req.param("id") ?? "";
+  const key = await runtimeKeyFor(deps, id);
+  const patch = await readJson(c, deps.services, patchSchema);
+  // Limits merge field by field (JSON merge-patch style): `null` lifts a limit, an absent field keeps it.
+  const limits = patch.limits === undefined ? key.limits : parseWith(keyLimitsSchema, { ...key.limits, ...patch.limits }, "limits");
+  const updated: RuntimeKey = {
+    ...key,
+    limits,
+    disabled: patch.disabled ?? key.disabled,
+    expires_at: patch.expires_at === undefined ? key.expires_at : patch.expires_at,
+  };
+  await saveKey(deps, updated);
+  return c.json(runtimeView(updated));
+}
+
+async function revokeKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
+  authorize(c, deps.services, "admin", "admin.keys.revoke");
+  const id = c.req.param("id") ?? "";
+  if (isConfigKey(deps, id)) throw notRuntime(id);
+  const key = (await deps.services.store.listKeys()).find((candidate) => candidate.id === id);
+  if (key === undefined) throw notFound("key", id);
+  // Revoking twice is not an error: the operator's intent holds either way.
+  const revoked: RuntimeKey = { ...key, revoked: true, previous_hash: null, previous_expires_at: null };
+  await saveKey(deps, revoked);
+  return c.json(runtimeView(revoked));
+}
+
+async function rotateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
+  const { services } = deps;
+  authorize(c, services, "admin", "admin.keys.rotate");
+  const id = c.req.param("id") ?? "";
+  const key = await runtimeKeyFor(deps, id);
+  const { grace_seconds: grace } = await readJson(c, services, rotateSchema);
+  const clear = generateKey();
+  const rotated: RuntimeKey = {
+    ...key,
+    key_hash: hashKey(clear),
+    previous_hash: grace > 0 ? key.key_hash : null,
+    previous_expires_at: grace > 0 ? iso(services.clock() + grace * 1000) : null,
+  };
+  await saveKey(deps, rotated);
+  return c.json({ ...runtimeView(rotated), key: clear });
+}
+
+export function keyRoutes(deps: AdminDeps): Hono<Env> {
+  const app = new Hono<Env>();
+  app.post("/", (c) => createKey(c, deps));
+  app.get("/", async (c) => {
+    authorize(c, deps.services, "admin", "admin.keys.list");
+    return c.json(list(await listKeyViews(deps)));
+  });
+  app.get("/:id", async (c) => {
+    authorize(c, deps.services, "admin", "admin.keys.get");
+    const id = c.req.param("id");
+    const view = (await listKeyViews(deps)).find((key) => key.id === id);
+    if (view === undefined) throw notFound("key", id);
+    return c.json(view);
+  });
+  app.patch("/:id", (c) => updateKey(c, deps));
+  app.post("/:id/revoke", (c) => revokeKey(c, deps));
+  app.post("/:id/rotate", (c) => rotateKey(c, deps));
+  allowOnly(app, "/", ["GET", "POST"]);
+  allowOnly(app, "/:id", ["GET", "PATCH"]);
+  allowOnly(app, "/:id/revoke", ["POST"]);
+  allowOnly(app, "/:id/rotate", ["POST"]);
+  return app;
+}

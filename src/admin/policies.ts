@@ -1,0 +1,217 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import type { Principal } from "../auth/keys.js";
+import type { Subject } from "../config/schema.js";
+import type { Env } from "../http/app.js";
+import { GatewayError } from "../http/errors.js";
+import { planLimits } from "../limits/plan.js";
+import { detectPii, extractPromptText } from "../pii/index.js";
+import { ATTRIBUTE_NAMES } from "../policy/attributes.js";
+import type { PolicyCase } from "../policy/cases.js";
+import { ACTIONS, isAction } from "../policy/compile.js";
+import { evaluatePolicy, mergeDecisions } from "../policy/evaluate.js";
+import { type Action, CALL_ACTIONS, type CallAction, type Decision } from "../policy/types.js";
+import { compileModelPrices, microsToUsd } from "../pricing/index.js";
+import { declaredToolNames, prefetchUsage } from "../pipeline/call-facts.js";
+import { type Estimate, estimateCall } from "../pipeline/estimate.js";
+import { CallFacts } from "../pipeline/facts.js";
+import type { Runtime } from "../pipeline/runtime.js";
+import { governDeclaredTools } from "../pipeline/tools.js";
+import { type AdminContext, allowOnly, authorize, list, readJson } from "./http.js";
+import type { AdminDeps } from "./routes.js";
+
+/** What evaluation needs of the runtime; `{ config }` alone will do, so the CLI need not build upstreams. */
+export type EvaluationContext = Pick<Runtime, "config">;
+export type EvaluationRequest = Record<string, unknown>;
+export type FactOverrides = Record<string, unknown>;
+
+const isCallAction = (action: Action): action is CallAction => (CALL_ACTIONS as readonly string[]).includes(action);
+
+/**
+ * The call action an OpenAI body is for: `messages` means chat, `input` to an embedding model means
+ * embeddings, anything else the Responses API (whose `input` may be text or items).
+ */
+export function deriveAction(runtime: EvaluationContext, request: EvaluationRequest | undefined): CallAction {
+  if (request === undefined || Array.isArray(request.messages)) return "chat.completions";
+  const model = typeof request.model === "string" ? runtime.config.models[request.model] : undefined;
+  if (request.input !== undefined && model?.kind === "embedding") return "embeddings";
+  return "responses";
+}
+
+// `tool_args` is set whole here, although conditions may only name paths into it.
+const OVERRIDABLE = new Set([...ATTRIBUTE_NAMES, "tool_args"]);
+
+function checkOverrides(overrides: FactOverrides): void {
+  for (const name of Object.keys(overrides)) {
+    if (!OVERRIDABLE.has(name)) {
+      throw new GatewayError(400, "invalid_body", `unknown attribute \`${name}\` in \`facts\``, { param: `facts.${name}` });
+    }
+  }
+  if (overrides.action !== undefined && !isAction(overrides.action)) {
+    throw new GatewayError(400, "invalid_body", "`facts.action` is not an action", { param: "facts.action" });
+  }
+}
+
+/** Sets the given facts over the derived ones; tool arguments are kept consistent in both forms. */
+export function applyFactOverrides(facts: CallFacts, overrides: FactOverrides): void {
+  for (const [name, value] of Object.entries(overrides)) facts.set(name, value);
+  const args = overrides.tool_args;
+  const argsJson = overrides.tool_args_json;
+  if (args !== undefined && argsJson === undefined) facts.set("tool_args_json", JSON.stringify(args));
+  if (args === undefined && typeof argsJson === "string") {
+    try {
+      facts.set("tool_args", JSON.parse(argsJson));
+    } catch {
+      // Unparsable arguments are a fact too, as in the pipeline: `tool_args` stays missing.
+    }
+  }
+}
+
+/** The worst case as the pipeline computes it; a per-call cap that cannot be met is judged uncapped. */
+function estimateFor(runtime: EvaluationContext, principal: Principal, action: CallAction, request: EvaluationRequest): Estimate | null {
+  const modelName = typeof request.model === "string" ? request.model : null;
+  const model = modelName === null ? undefined : runtime.config.models[modelName];
+  if (model === undefined) return null;
+  const prices = compileModelPrices(model);
+  const plan = planLimits(runtime.config, principal, null);
+  try {
+    return estimateCall(action, request, model, prices, plan, true);
+  } catch (error) {
+    if (!(error instanceof GatewayError) || error.code !== "cost_cap_exceeded") throw error;
+    return estimateCall(action, request, model, prices, { ...plan, perCallCapMicros: null }, true);
+  }
+}
+
+/**
+ * The facts of an evaluation without a live call: from a key (or a bare subject, for `policy test`)
+ * and an OpenAI request body, with `overrides` setting or adding attributes (`tool`, `tool_args`,
+ * `daily_spend`, ...). Usage attributes are not read from the store here; see `evaluateForKey`.
+ * `get("action")` is the action to evaluate: the given one, else the one the body implies.
+ */
+export function buildEvaluationFacts(
+  runtime: EvaluationContext,
+  who: Principal | Subject,
+  request: EvaluationRequest | undefined,
+  action: Action | undefined,
+  overrides: FactOverrides | undefined,
+  now: number = Date.now(),
+): CallFacts {
+  if (overrides !== undefined) checkOverrides(overrides);
+  const principal: Principal = "keyId" in who ? who : { keyId: "", subject: who, limits: {}, source: "config" };
+  const overriddenAction = overrides?.action;
+  const resolved = action ?? (isAction(overriddenAction) ? overriddenAction : deriveAction(runtime, request));
+  const body = request ?? {};
+  const callAction = isCallAction(resolved) ? resolved : deriveAction(runtime, request);
+  let estimate: Estimate | null | undefined;
+  const estimated = (): Estimate | null => {
+    if (estimate === undefined) estimate = request === undefined ? null : estimateFor(runtime, principal, callAction, body);
+    return estimate;
+  };
+  let prompt: string | undefined;
+  const promptText = (): string => {
+    prompt ??= extractPromptText(body);
+    return prompt;
+  };
+  let pii: ReturnType<typeof detectPii> | undefined;
+  const piiScan = (): ReturnType<typeof detectPii> => {
+    pii ??= detectPii(promptText(), runtime.config.pii.detectors);
+    return pii;
+  };
+  const facts = new CallFacts({
+    principal,
+    org: runtime.config.org,
+    action: resolved,
+    model: typeof body.model === "string" ? body.model : null,
+    stream: body.stream === true,
+    tools: declaredToolNames(body),
+    sessionId: null,
+    ip: null,
+    userAgent: null,
+    now,
+    lazy: {
+      estimated_cost: () => {
+        const worst = estimated()?.worstMicros;
+        return worst === undefined ? undefined : microsToUsd(worst);
+      },
+      input_tokens: () => estimated()?.inputTokens,
+      max_output_tokens: () => estimated()?.outputTokens,
+      prompt_text: () => (request === undefined ? undefined : promptText()),
+      data_classification: () => (request === undefined ? undefined : piiScan().classification),
+      pii_types: () => (request === undefined ? undefined : piiScan().types),
+    },
+  });
+  // A bare subject has no key: `key_id` conditions must see it missing, not empty.
+  if (!("keyId" in who)) facts.set("key_id", undefined);
+  if (overrides !== undefined) applyFactOverrides(facts, overrides);
+  facts.set("action", resolved);
+  return facts;
+}
+
+/** A `policy test` case's facts: its subject is given, or taken from a config key named by `key_id`. */
+export function buildCaseFacts(
+  runtime: EvaluationContext,
+  testCase: Pick<PolicyCase, "key_id" | "subject" | "request" | "action" | "facts">,
+  now: number = Date.now(),
+): CallFacts {
+  let who: Principal | Subject | undefined = testCase.subject;
+  if (testCase.key_id !== undefined) {
+    const key = runtime.config.keys.find((candidate) => candidate.id === testCase.key_id);
+    if (key === undefined) throw new Error(`no key \`${testCase.key_id}\` in the config`);
+    who = { keyId: key.id, subject: key.subject, limits: key.limits, source: "config" };
+  }
+  if (who === undefined) throw new Error("give `key_id` or `subject`");
+  return buildEvaluationFacts(runtime, who, testCase.request, testCase.action, testCase.facts, now);
+}
+
+/**
+ * Decides as the pipeline would: for a call, the call's decision merged with each declared tool's
+ * `tool.register` decision; for a tool action, that action alone.
+ */
+export function evaluateFacts(runtime: Runtime, action: Action, facts: CallFacts, request: EvaluationRequest | undefined): Decision {
+  const decision = evaluatePolicy(runtime.policy, action, facts);
+  if (!isCallAction(action) || request === undefined) return decision;
+  const tools = governDeclaredTools(runtime.policy, action, structuredClone(request), facts);
+  return mergeDecisions([decision, ...tools.decisions.map((tool) => tool.decision)]);
+}
+
+const evaluateSchema = z
+  .strictObject({
+    key_id: z.string().min(1),
+    request: z.record(z.string(), z.unknown()).optional(),
+    action: z.enum(ACTIONS).optional(),
+    facts: z.record(z.string(), z.unknown()).optional(),
+  })
+  .refine((body) => body.request !== undefined || body.facts !== undefined, {
+    path: ["request"],
+    message: "give `request`, `facts` or both",
+  });
+
+async function evaluateRoute(c: AdminContext, deps: AdminDeps): Promise<Response> {
+  const { services } = deps;
+  authorize(c, services, "admin", "admin.policies.evaluate");
+  const body = await readJson(c, services, evaluateSchema);
+  const principal = services.shared.keys.byId.get(body.key_id);
+  if (principal === undefined) throw new GatewayError(404, "not_found", `no key \`${body.key_id}\``, { param: "key_id" });
+  const runtime = services.current();
+  const facts = buildEvaluationFacts(runtime, principal, body.request, body.action, body.facts, services.clock());
+  // The key's real usage, as a live call would see it; explicit `facts` still win.
+  await prefetchUsage(services, runtime.policy.attributes, facts, principal, null);
+  // buildEvaluationFacts always leaves a valid action here (the given, overridden or derived one).
+  const action = facts.get("action") as Action;
+  if (body.facts !== undefined) applyFactOverrides(facts, body.facts);
+  facts.set("action", action);
+  return c.json(evaluateFacts(runtime, action, facts, body.request));
+}
+
+export function policyRoutes(deps: AdminDeps): Hono<Env> {
+  const app = new Hono<Env>();
+  app.get("/", (c) => {
+    authorize(c, deps.services, "admin", "admin.policies.list");
+    const { policy } = deps.services.current();
+    return c.json({ ...list([...policy.rules]), default_effect: policy.defaultEffect });
+  });
+  app.post("/evaluate", (c) => evaluateRoute(c, deps));
+  allowOnly(app, "/", ["GET"]);
+  allowOnly(app, "/evaluate", ["POST"]);
+  return app;
+}

@@ -1,0 +1,106 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { type AuditQuery, decodeCursor, MAX_LIMIT } from "../audit/query.js";
+import type { AuditRecord } from "../audit/types.js";
+import type { Env } from "../http/app.js";
+import { usdToMicros } from "../pricing/index.js";
+import { auditQueryFrom } from "./audit.js";
+import { type AdminContext, allowOnly, authorize, list, parseWith, queryParams } from "./http.js";
+import type { AdminDeps } from "./routes.js";
+
+export type SpendGroupBy = "key" | "user" | "team" | "model" | "day";
+
+export interface SpendRow {
+  /** Null for calls without that attribute (a key without a team, a refusal before the model was known). */
+  group: string | null;
+  requests: number;
+  input_tokens: number;
+  output_tokens: number;
+  cost: number;
+}
+
+const spendQuerySchema = z.strictObject({
+  group_by: z.enum(["key", "user", "team", "model", "day"]).default("key"),
+  from: z.string().optional(),
+  to: z.string().optional(),
+});
+
+function groupOf(record: AuditRecord, groupBy: SpendGroupBy): string | null {
+  switch (groupBy) {
+    case "key":
+      return record.key_id;
+    case "user":
+      return record.user;
+    case "team":
+      return record.team;
+    case "model":
+      return record.model;
+    case "day":
+      return record.ts.slice(0, 10);
+  }
+}
+
+/** Spend is what keys did through `/v1`: admin actions and unauthenticated attempts are not calls. */
+const isCall = (record: AuditRecord): boolean => record.key_id !== null && record.path.startsWith("/v1/");
+
+interface Totals {
+  requests: number;
+  inputTokens: number;
+  outputTokens: number;
+  micros: number;
+}
+
+/**
+ * Folds records into rows. Costs are summed as integer micro-USD (each record's cost is already
+ * rounded up to the micro-dollar), so the total is exact and converted to USD once.
+ */
+export async function aggregateSpend(records: AsyncIterable<AuditRecord> | Iterable<AuditRecord>, groupBy: SpendGroupBy): Promise<SpendRow[]> {
+  const groups = new Map<string | null, Totals>();
+  for await (const record of records) {
+    if (!isCall(record)) continue;
+    const group = groupOf(record, groupBy);
+    const totals = groups.get(group) ?? { requests: 0, inputTokens: 0, outputTokens: 0, micros: 0 };
+    totals.requests += 1;
+    totals.inputTokens += record.input_tokens;
+    totals.outputTokens += record.output_tokens;
+    totals.micros += usdToMicros(record.cost);
+    groups.set(group, totals);
+  }
+  return [...groups.entries()]
+    .sort(([a], [b]) => (a === b ? 0 : a === null ? 1 : b === null ? -1 : a < b ? -1 : 1))
+    .map(([group, totals]) => ({
+      group,
+      requests: totals.requests,
+      input_tokens: totals.inputTokens,
+      output_tokens: totals.outputTokens,
+      cost: totals.micros / 1_000_000,
+    }));
+}
+
+/** Every record in the range, read through the audit query page by page (newest first). */
+async function* recordsIn(deps: AdminDeps, query: AuditQuery): AsyncGenerator<AuditRecord> {
+  let page = await deps.audit.query(query);
+  for (;;) {
+    yield* page.data;
+    const cursor = page.next_cursor === null ? null : decodeCursor(page.next_cursor);
+    if (cursor === null) return;
+    page = await deps.audit.query({ ...query, cursor });
+  }
+}
+
+async function spendRoute(c: AdminContext, deps: AdminDeps): Promise<Response> {
+  authorize(c, deps.services, "admin", "admin.spend");
+  const params = queryParams(c);
+  const { group_by: groupBy } = parseWith(spendQuerySchema, params);
+  const range: Record<string, string> = { limit: String(MAX_LIMIT) };
+  if (params.from !== undefined) range.from = params.from;
+  if (params.to !== undefined) range.to = params.to;
+  return c.json(list(await aggregateSpend(recordsIn(deps, auditQueryFrom(range, "all")), groupBy)));
+}
+
+export function spendRoutes(deps: AdminDeps): Hono<Env> {
+  const app = new Hono<Env>();
+  app.get("/", (c) => spendRoute(c, deps));
+  allowOnly(app, "/", ["GET"]);
+  return app;
+}
