@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
+import { compilePolicy, PolicyConfigError } from "../policy/compile.js";
 import { type Config, configSchema } from "./schema.js";
 
 export interface ConfigIssue {
@@ -86,6 +87,12 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   const parsed = configSchema.safeParse(interpolated);
   if (!parsed.success) issues.push(...zodIssues(interpolated, parsed.error));
   if (issues.length > 0 || !parsed.success) throw new ConfigError(source, issues);
+  try {
+    compilePolicy(parsed.data.policies);
+  } catch (error) {
+    if (!(error instanceof PolicyConfigError)) throw error;
+    throw new ConfigError(source, [...error.issues]);
+  }
   return parsed.data;
 }
 

@@ -154,7 +154,12 @@ export const configSchema = z
         header_timeout_seconds: z.number().positive().default(10),
         drain_seconds: z.number().nonnegative().default(30),
         trusted_proxies: z.array(z.string()).default([]),
-        replica_id: z.string().min(1).nullable().default(null),
+        // An empty value (an unset `${REPLICA_ID:-}`) means the default name.
+        replica_id: z
+          .string()
+          .nullable()
+          .default(null)
+          .transform((id) => (id === "" ? null : id)),
       })
       .default({
         host: "127.0.0.1",
