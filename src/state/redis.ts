@@ -31,6 +31,7 @@ interface Scripts {
 }
 
 const LEVEL_KEYS = 9;
+const QUIT_TIMEOUT_MS = 1000;
 
 /** A change announced on the channel; `from` lets a replica skip its own echo (it told its listeners already). */
 interface ChangeMessage {
@@ -225,12 +226,21 @@ function checked(results: Array<[Error | null, unknown]> | null): unknown[] {
 }
 
 async function quit(connection: Redis): Promise<void> {
-  try {
-    await connection.quit();
-  } catch {
-    // Already down: drop the socket and stop reconnecting.
-    connection.disconnect();
+  // QUIT on a connection that is not up would wait in the offline queue for a server that may never come.
+  if (connection.status === "ready") {
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), QUIT_TIMEOUT_MS);
+    });
+    try {
+      if ((await Promise.race([connection.quit(), gaveUp])) !== "late") return;
+    } catch {
+      // Fall through: the server went away meanwhile.
+    } finally {
+      clearTimeout(timer);
+    }
   }
+  connection.disconnect();
 }
 
 export interface RedisStoreOptions {

@@ -51,11 +51,12 @@ describe.skipIf(server === null)("redis store", () => {
     store.onChange((change) => heard.push(change));
     const request = reserveRequest("key:outage", limits({ requestsPerMinute: 1000 }));
     try {
-      expect((await store.reserve(request, T0)).ok).toBe(true);
+      const granted = await store.reserve(request, T0);
+      expect(granted.ok).toBe(true);
       await own.kill9();
       const started = Date.now();
       await expect(store.reserve(request, T0)).rejects.toThrow();
-      await expect(store.settle(settleRequest(request, { ok: true, outputTokens: 1, reservedMicros: 0, reservedTokens: 0, rate: {} }, T0), T0)).rejects.toThrow();
+      await expect(store.settle(settleRequest(request, granted, T0), T0)).rejects.toThrow();
       expect(await store.ping()).toBe(false);
       expect(Date.now() - started).toBeLessThan(2000);
 
@@ -78,6 +79,16 @@ describe.skipIf(server === null)("redis store", () => {
       await store.close();
       await own.stop();
     }
+  });
+
+  it("starts while the server is down, answering ping() false", async () => {
+    const dead = `redis://127.0.0.1:${(server as NonNullable<typeof server>).port + 1}`;
+    const started = Date.now();
+    const store = await createRedisStore(dead, "down:", { connectTimeoutMs: 300 });
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(await store.ping()).toBe(false);
+    await expect(store.reserve(reserveRequest("key:down", limits()), T0)).rejects.toThrow();
+    await store.close();
   });
 
   it("close() returns even when the server is gone", async () => {
