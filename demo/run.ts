@@ -120,7 +120,6 @@ audit:
     }
 
     step("6. dave (intern) declares the execute_code tool: blocked");
-    await client(KEYS.alice).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "say:waiting a moment for dave's rate window" }] });
     await client(KEYS.dave)
       .chat.completions.create({
         model: "gpt-4o-mini",

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { compilePolicy, PolicyConfigError } from "../policy/compile.js";
-import { type Config, configSchema } from "./schema.js";
+import { type Config, configSchema, policiesSchema } from "./schema.js";
 
 export interface ConfigIssue {
   path: string;
@@ -86,13 +86,17 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   const interpolated = interpolate(raw, env, [], issues);
   const parsed = configSchema.safeParse(interpolated);
   if (!parsed.success) issues.push(...zodIssues(interpolated, parsed.error));
-  if (issues.length > 0 || !parsed.success) throw new ConfigError(source, issues);
-  try {
-    compilePolicy(parsed.data.policies);
-  } catch (error) {
-    if (!(error instanceof PolicyConfigError)) throw error;
-    throw new ConfigError(source, [...error.issues]);
+  // Rule conditions are checked even when other sections are broken, so one run lists every error.
+  const policies = policiesSchema.safeParse((interpolated as { policies?: unknown }).policies ?? {});
+  if (policies.success) {
+    try {
+      compilePolicy(policies.data);
+    } catch (error) {
+      if (!(error instanceof PolicyConfigError)) throw error;
+      issues.push(...error.issues);
+    }
   }
+  if (issues.length > 0 || !parsed.success) throw new ConfigError(source, issues);
   return parsed.data;
 }
 

@@ -140,6 +140,13 @@ export const ruleSchema = z.strictObject({
   mode: z.enum(["enforce", "dry_run"]).default("enforce"),
 });
 
+export const policiesSchema = z
+  .strictObject({
+    default_effect: z.enum(["ALLOW", "DENY"]).default("ALLOW"),
+    rules: z.array(ruleSchema).default([]),
+  })
+  .default({ default_effect: "ALLOW", rules: [] });
+
 const pathPattern = z.string().regex(/^\/v1\/[A-Za-z0-9_\-/.]*$/, "must start with /v1/");
 
 export const configSchema = z
@@ -210,12 +217,7 @@ export const configSchema = z
           .default(["email", "phone", "credit_card", "iban", "us_ssn", "secret", "ip"]),
       })
       .default({ redact: false, detectors: ["email", "phone", "credit_card", "iban", "us_ssn", "secret", "ip"] }),
-    policies: z
-      .strictObject({
-        default_effect: z.enum(["ALLOW", "DENY"]).default("ALLOW"),
-        rules: z.array(ruleSchema).default([]),
-      })
-      .default({ default_effect: "ALLOW", rules: [] }),
+    policies: policiesSchema,
     audit: auditSchema.default({
       sinks: [{ file: { dir: "./data/audit", retention_days: 90 } }],
       bodies: "none",

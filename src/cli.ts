@@ -1,0 +1,156 @@
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { buildCaseFacts } from "./admin/policies.js";
+import { parseAuditQuery } from "./audit/query.js";
+import { queryFiles } from "./audit/query-files.js";
+import { verifyFiles } from "./audit/verify.js";
+import { generateKey, hashKey } from "./auth/keys.js";
+import { ConfigError, formatIssues, readConfigFile } from "./config/load.js";
+import { parsePolicyCases, PolicyCasesError, runPolicyCases } from "./policy/cases.js";
+import { compilePolicy } from "./policy/compile.js";
+
+const USAGE = `usage: npm run gateway -- <command>
+  check CONFIG                      validate a config; every error with its path; exit 1 on error
+  policy test CASES.yaml            run declared policy cases against the rules (like opa test)
+  keys new                          print a new random virtual key and its key_hash
+  keys hash KEY                     print the key_hash of a clear key (also for admin.approvers token_hash)
+  audit verify --dir DIR [--replica R]            walk the hash chain of the audit files
+  audit query --dir DIR [--user U] [--key_id K] [--model M] [--effect E] [--status S]
+              [--error_code C] [--min_cost X] [--from ISO] [--to ISO] [--limit N] [--replica R]`;
+
+type Out = (line: string) => void;
+
+function options(args: string[]): Map<string, string> {
+  const found = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg.startsWith("--") && args[i + 1] !== undefined) {
+      found.set(arg.slice(2), args[i + 1]!);
+      i++;
+    }
+  }
+  return found;
+}
+
+function check(path: string | undefined, out: Out, err: Out): number {
+  if (path === undefined) {
+    err(USAGE);
+    return 2;
+  }
+  try {
+    const config = readConfigFile(path, process.env);
+    out(`ok: ${path} (${config.policies.rules.length} rules, ${Object.keys(config.models).length} models, ${config.keys.length} keys)`);
+    return 0;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    err(error.message);
+    return 1;
+  }
+}
+
+function policyTest(path: string | undefined, out: Out, err: Out): number {
+  if (path === undefined) {
+    err(USAGE);
+    return 2;
+  }
+  let cases: ReturnType<typeof parsePolicyCases>;
+  try {
+    cases = parsePolicyCases(parseYaml(readFileSync(path, "utf8")));
+  } catch (error) {
+    if (error instanceof PolicyCasesError) {
+      err(`invalid cases file \`${path}\`:\n${formatIssues(error.issues.map((i) => ({ path: i.path, message: i.message })))}`);
+      return 1;
+    }
+    throw error;
+  }
+  const configPath = resolve(dirname(path), cases.config);
+  let config: ReturnType<typeof readConfigFile>;
+  try {
+    config = readConfigFile(configPath, process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    err(error.message);
+    return 1;
+  }
+  const policy = compilePolicy(config.policies);
+  const results = runPolicyCases(policy, cases.cases, (testCase) => buildCaseFacts({ config }, testCase));
+  let failed = 0;
+  for (const result of results) {
+    if (!result.pass) failed++;
+    out(`${result.pass ? "PASS" : "FAIL"}: ${result.name}${result.pass ? "" : `\n      ${result.message}`}`);
+  }
+  out("--------------------------------------------------------------------------------");
+  out(`${results.length - failed} passed, ${failed} failed`);
+  return failed === 0 ? 0 : 1;
+}
+
+async function audit(sub: string | undefined, args: string[], out: Out, err: Out): Promise<number> {
+  const opts = options(args);
+  const dir = opts.get("dir") ?? "./data/audit";
+  const replica = opts.get("replica");
+  if (sub === "verify") {
+    const result = await verifyFiles(dir, replica);
+    out(JSON.stringify(result, null, 2));
+    return result.ok ? 0 : 1;
+  }
+  if (sub === "query") {
+    const params: Record<string, string> = {};
+    for (const [name, value] of opts) if (name !== "dir" && name !== "replica") params[name] = value;
+    const parsed = parseAuditQuery(params);
+    if (!parsed.ok) {
+      err(`invalid --${parsed.param}: ${parsed.message}`);
+      return 2;
+    }
+    const page = await queryFiles(dir, replica, parsed.query);
+    for (const record of page.data) out(JSON.stringify(record));
+    if (page.next_cursor !== null) err(`next page: --cursor ${page.next_cursor}`);
+    return 0;
+  }
+  err(USAGE);
+  return 2;
+}
+
+export async function runCli(argv: string[], out: Out, err: Out): Promise<number> {
+  const [command, sub, ...rest] = argv;
+  switch (command) {
+    case "check":
+      return check(sub, out, err);
+    case "policy":
+      if (sub === "test") return policyTest(rest[0], out, err);
+      break;
+    case "keys":
+      if (sub === "new") {
+        const key = generateKey();
+        out(`key:      ${key}`);
+        out(`key_hash: ${hashKey(key)}`);
+        return 0;
+      }
+      if (sub === "hash" && rest[0] !== undefined) {
+        out(hashKey(rest[0]));
+        return 0;
+      }
+      break;
+    case "audit":
+      return audit(sub, rest, out, err);
+  }
+  err(USAGE);
+  return 2;
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${resolve(process.argv[1])}`).href;
+if (isMain) {
+  runCli(
+    process.argv.slice(2),
+    (line) => process.stdout.write(`${line}\n`),
+    (line) => process.stderr.write(`${line}\n`),
+  ).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`${(error as Error).message}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

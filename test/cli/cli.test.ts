@@ -1,0 +1,86 @@
+import { writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { hashKey } from "../../src/auth/keys.js";
+import { runCli } from "../../src/cli.js";
+import { writeTempConfig } from "../helpers/index.js";
+
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(args, (l) => out.push(l), (l) => err.push(l));
+  return { code, out: out.join("\n"), err: err.join("\n") };
+}
+
+const root = join(import.meta.dirname, "..", "..");
+
+describe("gateway CLI", () => {
+  it("check accepts the example config", async () => {
+    const result = await run(["check", join(root, "config/gateway.yaml")]);
+    expect(result.code).toBe(0);
+    expect(result.out).toMatch(/^ok: .*6 rules/);
+  });
+
+  it("check lists every error with its path and rule, and exits 1", async () => {
+    const path = writeTempConfig(`
+upstreams: { openai: { base_url: "http://127.0.0.1:1/v1" } }
+models: { m: { upstream: nope } }
+servr: {}
+policies:
+  rules:
+    - { name: r1, effect: DENY, conditions: { model: { in: gpt-4o } } }
+    - { name: r2, effect: DENY, conditions: { prompt_text: { matches: "(a+)+\\\\1" } } }
+`);
+    const result = await run(["check", path]);
+    expect(result.code).toBe(1);
+    expect(result.err).toContain("models.m.upstream: unknown upstream `nope`");
+    expect(result.err).toContain("servr");
+    expect(result.err).toContain("policies.rules[0].conditions.model.in (rule `r1`)");
+    expect(result.err).toContain("policies.rules[1].conditions.prompt_text.matches (rule `r2`)");
+  });
+
+  it("check names an unset environment variable", async () => {
+    const path = writeTempConfig(`
+upstreams: { openai: { base_url: "http://127.0.0.1:1/v1", api_key: "\${SPARK_TEST_SURELY_UNSET_VAR}" } }
+models: { m: { upstream: openai } }
+`);
+    const result = await run(["check", path]);
+    expect(result.code).toBe(1);
+    expect(result.err).toContain("upstreams.openai.api_key: environment variable `SPARK_TEST_SURELY_UNSET_VAR` is not set");
+  });
+
+  it("policy test passes the shipped cases and fails a wrong expectation", async () => {
+    const passing = await run(["policy", "test", join(root, "config/policies.test.yaml")]);
+    expect(passing.code).toBe(0);
+    expect(passing.out).toMatch(/10 passed, 0 failed/);
+    const casesPath = join(dirname(writeTempConfig("x: 1")), "cases.yaml");
+    writeFileSync(
+      casesPath,
+      `config: ${join(root, "config/gateway.yaml")}
+cases:
+  - name: wrong on purpose
+    key_id: alice-dev
+    request: { model: gpt-4o, messages: [{ role: user, content: hi }] }
+    expect: { effect: ALLOW }
+`,
+    );
+    const failing = await run(["policy", "test", casesPath]);
+    expect(failing.code).toBe(1);
+    expect(failing.out).toContain("FAIL: wrong on purpose");
+    expect(failing.out).toMatch(/0 passed, 1 failed/);
+  });
+
+  it("keys new prints a key whose hash matches", async () => {
+    const result = await run(["keys", "new"]);
+    const key = /key:\s+(\S+)/.exec(result.out)?.[1];
+    const hash = /key_hash:\s+(\S+)/.exec(result.out)?.[1];
+    expect(key).toMatch(/^sk-spark-/);
+    expect(hash).toBe(hashKey(key!));
+  });
+
+  it("unknown commands print the usage and exit 2", async () => {
+    const result = await run(["frobnicate"]);
+    expect(result.code).toBe(2);
+    expect(result.err).toContain("usage:");
+  });
+});
