@@ -1,0 +1,123 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { KeyView } from "../../src/admin/keys.js";
+import { ALICE_KEY, chat, expectError, type Harness, type ListBody, startHarness } from "./harness.js";
+
+type Created = KeyView & { key: string };
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(() => h.close());
+
+const models = (key: string) => h.call(key, "GET", "/v1/models");
+
+async function create(body: Record<string, unknown>): Promise<Created> {
+  const reply = await h.admin<Created>("POST", "/keys", body);
+  expect(reply.status).toBe(201);
+  return reply.json;
+}
+
+describe("runtime keys", () => {
+  it("creates a key shown once, usable at once, listed without secrets", async () => {
+    const created = await create({ id: "bob-rt", subject: { user: "bob", role: "developer", team: "research" }, limits: { daily_cost: 5 } });
+    expect(created).toMatchObject({
+      id: "bob-rt",
+      subject: { user: "bob", role: "developer", team: "research", purpose: null },
+      limits: { daily_cost: 5 },
+      disabled: false,
+      revoked: false,
+      expires_at: null,
+      source: "runtime",
+    });
+    expect(created.key).toMatch(/^sk-spark-/);
+    expect(Date.parse(created.created_at ?? "")).toBeGreaterThan(0);
+    expect((await models(created.key)).status).toBe(200);
+
+    const listed = await h.admin<ListBody<KeyView>>("GET", "/keys");
+    expect(listed.json.data.map((key) => [key.id, key.source])).toEqual([
+      ["alice-dev", "config"],
+      ["bob-rt", "runtime"],
+    ]);
+    expect(listed.text).not.toMatch(/sha256|key_hash|previous_hash/);
+    expect(listed.text).not.toContain(created.key);
+    const one = await h.admin<KeyView>("GET", "/keys/bob-rt");
+    expect(one.json).toMatchObject({ id: "bob-rt", source: "runtime" });
+    expect(one.text).not.toContain("sha256");
+    expectError(await h.admin("GET", "/keys/nobody"), 404, "not_found");
+  });
+
+  it("generates an id when none is given, and refuses a taken one", async () => {
+    const created = await create({ subject: { user: "carol" } });
+    expect(created.id).toMatch(/^key_/);
+    expect(created.subject).toEqual({ user: "carol", role: "user", team: null, purpose: null });
+    expectError(await h.admin("POST", "/keys", { id: created.id, subject: { user: "x" } }), 409, "invalid_body", "id");
+    expectError(await h.admin("POST", "/keys", { id: "alice-dev", subject: { user: "x" } }), 409, "key_not_runtime");
+  });
+
+  it("patches limits field by field and applies them to the next call", async () => {
+    const created = await create({ id: "dave-rt", subject: { user: "dave" }, limits: { daily_cost: 5 } });
+    const patched = await h.admin<KeyView>("PATCH", "/keys/dave-rt", { limits: { requests_per_minute: 1 } });
+    expect(patched.status).toBe(200);
+    expect(patched.json.limits).toEqual({ daily_cost: 5, requests_per_minute: 1 });
+    expect((await h.call(created.key, "POST", "/v1/chat/completions", chat("gpt-4o-mini"))).status).toBe(200);
+    expectError(await h.call(created.key, "POST", "/v1/chat/completions", chat("gpt-4o-mini")), 429, "rate_limit_exceeded");
+
+    const lifted = await h.admin<KeyView>("PATCH", "/keys/dave-rt", { limits: { requests_per_minute: null } });
+    expect(lifted.json.limits).toEqual({ daily_cost: 5, requests_per_minute: null });
+    expect((await h.call(created.key, "POST", "/v1/chat/completions", chat("gpt-4o-mini"))).status).toBe(200);
+
+    expect((await h.admin<KeyView>("PATCH", "/keys/dave-rt", { disabled: true })).json.disabled).toBe(true);
+    expectError(await models(created.key), 401, "invalid_api_key");
+    await h.admin("PATCH", "/keys/dave-rt", { disabled: false });
+    expect((await models(created.key)).status).toBe(200);
+
+    expectError(await h.admin("PATCH", "/keys/dave-rt", { limits: { requests_per_minute: 0 } }), 400, "invalid_body", "limits.requests_per_minute");
+    expectError(await h.admin("PATCH", "/keys/nobody", { disabled: true }), 404, "not_found");
+  });
+
+  it("refuses to change a config key with 409 key_not_runtime", async () => {
+    expectError(await h.admin("PATCH", "/keys/alice-dev", { disabled: true }), 409, "key_not_runtime");
+    expectError(await h.admin("POST", "/keys/alice-dev/revoke"), 409, "key_not_runtime");
+    expectError(await h.admin("POST", "/keys/alice-dev/rotate", { grace_seconds: 10 }), 409, "key_not_runtime");
+    expect((await models(ALICE_KEY)).status).toBe(200);
+  });
+
+  it("revokes a key at once", async () => {
+    const created = await create({ id: "erin-rt", subject: { user: "erin" } });
+    expect((await models(created.key)).status).toBe(200);
+    const revoked = await h.admin<KeyView>("POST", "/keys/erin-rt/revoke");
+    expect(revoked.json).toMatchObject({ id: "erin-rt", revoked: true });
+    expectError(await models(created.key), 401, "invalid_api_key");
+    expectError(await h.admin("PATCH", "/keys/erin-rt", { disabled: false }), 409, "invalid_body");
+    expectError(await h.admin("POST", "/keys/nobody/revoke"), 404, "not_found");
+  });
+
+  it("rotates: the old secret works for the grace period only", async () => {
+    const created = await create({ id: "fay-rt", subject: { user: "fay" } });
+    const rotated = await h.admin<Created>("POST", "/keys/fay-rt/rotate", { grace_seconds: 60 });
+    expect(rotated.status).toBe(200);
+    expect(rotated.json.key).not.toBe(created.key);
+    expect(Date.parse(rotated.json.previous_key_expires_at ?? "")).toBeGreaterThan(Date.now());
+    expect((await models(created.key)).status).toBe(200);
+    expect((await models(rotated.json.key)).status).toBe(200);
+
+    h.advance(61_000);
+    expectError(await models(created.key), 401, "invalid_api_key");
+    expect((await models(rotated.json.key)).status).toBe(200);
+
+    const again = await h.admin<Created>("POST", "/keys/fay-rt/rotate", {});
+    expect(again.json.previous_key_expires_at).toBeNull();
+    expectError(await models(rotated.json.key), 401, "invalid_api_key");
+    expect((await models(again.json.key)).status).toBe(200);
+  });
+
+  it("honours expires_at", async () => {
+    const soon = new Date(Date.now() + 3_600_000 * 48).toISOString();
+    const created = await create({ id: "gus-rt", subject: { user: "gus" }, expires_at: soon });
+    expect(created.expires_at).toBe(soon);
+    expect((await models(created.key)).status).toBe(200);
+    h.advance(3_600_000 * 49);
+    expectError(await models(created.key), 401, "invalid_api_key");
+  });
+});
