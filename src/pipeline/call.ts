@@ -277,9 +277,20 @@ function ensureEstimate(
   return state.estimate;
 }
 
-/** Token limits need the real count; money-only limits can use the byte bound when it is far from every cap. */
+/**
+ * Token limits and budgets need the real count: a budget's remainder is only known inside the
+ * store's atomic reserve, so a byte bound there could refuse or clamp a call whose counted worst
+ * case fits. Only the per-call cap, which `estimateCall` checks itself, can use the byte bound.
+ */
 function needsExact(plan: LimitPlan): boolean {
-  return plan.levels.some(({ limits }) => limits.tokensPerMinute !== null || limits.sessionMaxTokens !== null);
+  return plan.levels.some(
+    ({ limits }) =>
+      limits.tokensPerMinute !== null ||
+      limits.sessionMaxTokens !== null ||
+      limits.dailyMicros !== null ||
+      limits.monthlyMicros !== null ||
+      limits.totalMicros !== null,
+  );
 }
 
 function isUsageRequested(body: Record<string, unknown>): boolean {
