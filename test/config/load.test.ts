@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, interpolate, parseConfig } from "../../src/config/load.js";
+
+const base = `
+upstreams: { openai: { base_url: "http://127.0.0.1:9/v1", api_key: "\${UPSTREAM_KEY:-dflt}" } }
+models: { m: { upstream: openai } }
+`;
+
+function issuesOf(text: string, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parseConfig(text, "test.yaml", env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.issues.map((i) => `${i.path}${i.rule ? ` [${i.rule}]` : ""}: ${i.message}`);
+    throw error;
+  }
+  return [];
+}
+
+describe("config loading", () => {
+  it("fills defaults and interpolates ${VAR:-default}", () => {
+    const config = parseConfig(base, "test.yaml", {});
+    expect(config.server).toMatchObject({ host: "127.0.0.1", port: 8787, max_json_depth: 64 });
+    expect(config.upstreams.openai?.api_key).toBe("dflt");
+    expect(config.store).toEqual({ memory: { snapshot: "./data/state.json" }, on_error: "fail_closed" });
+    expect(config.policies.default_effect).toBe("ALLOW");
+    const fromEnv = parseConfig(base, "test.yaml", { UPSTREAM_KEY: "sk-real" });
+    expect(fromEnv.upstreams.openai?.api_key).toBe("sk-real");
+  });
+
+  it("names an unset variable without default", () => {
+    const issues: Array<{ path: string; message: string }> = [];
+    expect(interpolate({ a: ["${NOPE}"] }, {}, [], issues)).toEqual({ a: [""] });
+    expect(issues).toEqual([{ path: "a[0]", message: "environment variable `NOPE` is not set" }]);
+  });
+
+  it("rejects unknown keys with their path (strict schema)", () => {
+    expect(issuesOf(`${base}\nserver: { prot: 1 }`)).toEqual([expect.stringContaining("server")]);
+  });
+
+  it("reports several problems at once, with rule names for rules", () => {
+    const issues = issuesOf(`${base}
+keys: [{ id: a, key_hash: "sha256:ABC", subject: { user: a } }]
+policies:
+  rules:
+    - { name: dup, effect: DENY }
+    - { name: dup, effect: MAYBE }
+`);
+    expect(issues).toContain("keys[0].key_hash: must be `sha256:` followed by 64 lowercase hex digits");
+    expect(issues.some((i) => i.startsWith("policies.rules[1].effect [dup]"))).toBe(true);
+  });
+
+  it("rejects a model on an unknown upstream and full bodies without a key", () => {
+    const issues = issuesOf(`
+upstreams: { openai: { base_url: "http://127.0.0.1:9/v1" } }
+models: { m: { upstream: other } }
+audit: { bodies: full }
+`);
+    expect(issues).toContain("models.m.upstream: unknown upstream `other`");
+    expect(issues).toContain("audit.encryption_key: required when audit.bodies is `full`");
+  });
+
+  it("refuses YAML that is not a mapping", () => {
+    expect(issuesOf("- just\n- a list")).toEqual([": expected a YAML mapping at the top level"]);
+    expect(issuesOf("a: [unclosed")[0]).toMatch(/not valid YAML/);
+  });
+
+  it("accepts the store shorthands", () => {
+    expect(parseConfig(`${base}\nstore: redis`, "t", {}).store).toMatchObject({ redis: { url: "redis://127.0.0.1:6379", prefix: "spark:" } });
+    expect(parseConfig(`${base}\nstore: { redis: { url: "redis://h:1" }, on_error: fail_open }`, "t", {}).store).toMatchObject({ on_error: "fail_open" });
+  });
+});

@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import { StreamAccumulator, summarizeAnswer } from "../../src/openai/answer.js";
+import { eventData, SseSplitter } from "../../src/openai/sse.js";
+
+describe("SSE splitting", () => {
+  it("yields complete events across arbitrary chunk boundaries, multibyte characters included", () => {
+    const text = 'data: {"a":"é"}\n\ndata: [DONE]\n\n';
+    const bytes = Buffer.from(text);
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const splitter = new SseSplitter();
+      const events = [...splitter.push(bytes.subarray(0, cut)), ...splitter.push(bytes.subarray(cut)), ...splitter.end()];
+      expect(events).toEqual(['data: {"a":"é"}\n\n', "data: [DONE]\n\n"]);
+    }
+  });
+
+  it("reads data lines, including CRLF and multi-line data", () => {
+    expect(eventData("event: x\r\ndata: {}\r\n\r\n")).toBe("{}");
+    expect(eventData("data: a\ndata: b\n\n")).toBe("a\nb");
+    expect(eventData(": comment\n\n")).toBeNull();
+  });
+});
+
+describe("answer inspection", () => {
+  it("assembles streamed tool calls by index and flags the usage-only chunk", () => {
+    const acc = new StreamAccumulator();
+    acc.observe({ choices: [{ delta: { tool_calls: [{ index: 0, function: { name: "dep", arguments: '{"env' } }] } }] });
+    acc.observe({ choices: [{ delta: { tool_calls: [{ index: 0, function: { name: "loy", arguments: '":"prod"}' } }] } }] });
+    expect(acc.observe({ choices: [], usage: { prompt_tokens: 3, completion_tokens: 2 } })).toBe(true);
+    expect(acc.toolCalls()).toEqual([{ name: "deploy", arguments: '{"env":"prod"}' }]);
+    expect(acc.usage).toEqual({ prompt_tokens: 3, completion_tokens: 2 });
+  });
+
+  it("reads Responses stream events", () => {
+    const acc = new StreamAccumulator();
+    acc.observe({ type: "response.output_text.delta", delta: "hi" });
+    acc.observe({ type: "response.output_item.done", output_index: 1, item: { type: "function_call", name: "f", arguments: "{}" } });
+    acc.observe({ type: "response.completed", response: { usage: { input_tokens: 1, output_tokens: 2 } } });
+    expect(acc.text).toBe("hi");
+    expect(acc.toolCalls()).toEqual([{ name: "f", arguments: "{}" }]);
+    expect(acc.done).toBe(true);
+  });
+
+  it("summarises chat, legacy function_call and Responses answers, tolerating junk", () => {
+    expect(
+      summarizeAnswer({
+        choices: [{ message: { content: "a", tool_calls: [{ function: { name: "t", arguments: "{}" } }], function_call: { name: "old", arguments: "" } } }],
+        usage: { prompt_tokens: 1 },
+      }),
+    ).toEqual({ usage: { prompt_tokens: 1 }, toolCalls: [{ name: "t", arguments: "{}" }, { name: "old", arguments: "" }], text: "a" });
+    expect(summarizeAnswer({ output: [{ type: "function_call", name: "f", arguments: "x" }, null, 3] }).toolCalls).toEqual([{ name: "f", arguments: "x" }]);
+    expect(summarizeAnswer("junk")).toEqual({ usage: null, toolCalls: [], text: "" });
+  });
+});

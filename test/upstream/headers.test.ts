@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { clientResponseHeaders, upstreamRequestHeaders } from "../../src/upstream/headers.js";
+
+describe("header hygiene", () => {
+  it("replaces the client's credentials and drops hop-by-hop and Connection-listed headers", () => {
+    const out = upstreamRequestHeaders(
+      {
+        authorization: "Bearer sk-virtual",
+        "proxy-authorization": "Basic x",
+        connection: "keep-alive, x-secret-hop",
+        "x-secret-hop": "1",
+        "keep-alive": "timeout=5",
+        "transfer-encoding": "chunked",
+        host: "evil.example",
+        "x-forwarded-host": "evil.example",
+        "x-session-id": "s1",
+        "openai-organization": "org-1",
+        "user-agent": "sdk",
+      },
+      "sk-upstream",
+      42,
+      "x-session-id",
+    );
+    expect(out).toEqual({
+      authorization: "Bearer sk-upstream",
+      "openai-organization": "org-1",
+      "user-agent": "sdk",
+      "content-length": "42",
+      "content-type": "application/json",
+    });
+  });
+
+  it("omits Authorization when the upstream has no key", () => {
+    expect(upstreamRequestHeaders({ authorization: "Bearer sk-virtual" }, "", null, "x-session-id")).toEqual({});
+  });
+
+  it("drops hop-by-hop, cookies and the upstream's own rate-limit headers from responses", () => {
+    expect(
+      clientResponseHeaders({
+        "content-type": "application/json",
+        connection: "close",
+        "transfer-encoding": "chunked",
+        "set-cookie": ["a=b"],
+        "x-ratelimit-remaining-requests": "5",
+        "openai-processing-ms": "12",
+      }),
+    ).toEqual({ "content-type": "application/json", "openai-processing-ms": "12" });
+  });
+});
