@@ -1,0 +1,107 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { KeyView } from "../../src/admin/keys.js";
+import type { Approval } from "../../src/state/store.js";
+import { ALICE_KEY, chat, DANA_TOKEN, EVE_TOKEN, expectError, type Harness, type ListBody, startHarness } from "./harness.js";
+
+type PublicApproval = Omit<Approval, "held"> & { held: boolean };
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(() => h.close());
+
+describe("emergency stops", () => {
+  it("halts a user until lifted, and lists the stop", async () => {
+    expect((await h.call(ALICE_KEY, "GET", "/v1/models")).status).toBe(200);
+    const stopped = await h.admin("POST", "/stop", { user: "alice", reason: "runaway agent" });
+    expect(stopped.status).toBe(201);
+    expect(stopped.json).toMatchObject({ kind: "user", value: "alice", reason: "runaway agent", by: "admin" });
+    expectError(await h.call(ALICE_KEY, "GET", "/v1/models"), 403, "emergency_stop");
+
+    const listed = await h.admin<ListBody<{ kind: string; value: string }>>("GET", "/stop");
+    expect(listed.json.data.map((s) => `${s.kind}:${s.value}`)).toEqual(["user:alice"]);
+
+    expect((await h.admin("POST", "/stop/lift", { user: "alice" })).status).toBe(200);
+    expect((await h.call(ALICE_KEY, "GET", "/v1/models")).status).toBe(200);
+    expect((await h.admin<ListBody<unknown>>("GET", "/stop")).json.data).toEqual([]);
+    expectError(await h.admin("POST", "/stop/lift", { user: "alice" }), 404, "not_found");
+  });
+
+  it("needs exactly one target and a reason", async () => {
+    expectError(await h.admin("POST", "/stop", { user: "a", team: "b", reason: "x" }), 400, "invalid_body", "key_id");
+    expectError(await h.admin("POST", "/stop", { reason: "x" }), 400, "invalid_body", "key_id");
+    expectError(await h.admin("POST", "/stop", { team: "research" }), 400, "invalid_body", "reason");
+  });
+
+  it("ends an open stream of the stopped key at once", async () => {
+    const created = await h.admin<KeyView & { key: string }>("POST", "/keys", { id: "streamer", subject: { user: "sam" } });
+    const response = await fetch(`${h.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${created.json.key}`, "content-type": "application/json" },
+      body: JSON.stringify({ ...chat("gpt-4o-mini", "chunks:50 delay:100"), stream: true }),
+    });
+    expect(response.status).toBe(200);
+    const reader = response.body?.getReader();
+    if (reader === undefined) throw new Error("no body");
+    await reader.read();
+    const started = Date.now();
+    expect((await h.admin("POST", "/stop", { key_id: "streamer", reason: "halt" })).status).toBe(201);
+    let text = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(text).toContain("emergency_stop");
+    expect(text).not.toContain("[DONE]");
+    await h.admin("POST", "/stop/lift", { key_id: "streamer" });
+  });
+});
+
+describe("approvals", () => {
+  async function requestApproval(text: string): Promise<string> {
+    const refused = await h.call(ALICE_KEY, "POST", "/v1/chat/completions", chat("gpt-4o", text));
+    const error = expectError(refused, 403, "approval_required");
+    return String(error.approval_id);
+  }
+
+  it("lists pending approvals to approvers, without held bodies", async () => {
+    const id = await requestApproval("first");
+    const pending = await h.admin<ListBody<PublicApproval>>("GET", "/approvals?status=pending", undefined, DANA_TOKEN);
+    expect(pending.status).toBe(200);
+    const listed = pending.json.data.find((a) => a.id === id);
+    expect(listed).toMatchObject({ status: "pending", key_id: "alice-dev", rule: "gpt4o_needs_security", held: false });
+    expect((await h.admin<PublicApproval>("GET", `/approvals/${id}`, undefined, DANA_TOKEN)).json.id).toBe(id);
+    expectError(await h.admin("GET", "/approvals/apr_missing", undefined, DANA_TOKEN), 404, "not_found");
+    expectError(await h.admin("GET", "/approvals?status=maybe", undefined, DANA_TOKEN), 400, "invalid_body", "status");
+  });
+
+  it("checks the approver's role, decides once, and the retry passes", async () => {
+    const id = await requestApproval("second");
+    expectError(await h.admin("POST", `/approvals/${id}/approve`, { comment: "ok" }, EVE_TOKEN), 403, "approver_role_mismatch");
+
+    const approved = await h.admin<PublicApproval>("POST", `/approvals/${id}/approve`, { comment: "looks fine", decided_by: "mallory" }, DANA_TOKEN);
+    expectError(approved, 400, "invalid_body");
+    const decided = await h.admin<PublicApproval>("POST", `/approvals/${id}/approve`, { comment: "looks fine" }, DANA_TOKEN);
+    expect(decided.status).toBe(200);
+    expect(decided.json).toMatchObject({ status: "approved", decided_by: "dana", decided_role: "security", comment: "looks fine" });
+
+    expectError(await h.admin("POST", `/approvals/${id}/deny`, {}, DANA_TOKEN), 409, "approval_not_pending");
+    expectError(await h.admin("POST", "/approvals/apr_missing/approve", {}, DANA_TOKEN), 404, "not_found");
+
+    const retry = await h.call(ALICE_KEY, "POST", "/v1/chat/completions", chat("gpt-4o", "second"), { "x-approval-id": id });
+    expect(retry.status).toBe(200);
+    const used = await h.admin<ListBody<PublicApproval>>("GET", "/approvals?status=used");
+    expect(used.json.data.map((a) => a.id)).toContain(id);
+  });
+
+  it("lets the superuser deny without a body; the approver's name comes from the credential", async () => {
+    const id = await requestApproval("third");
+    const denied = await h.admin<PublicApproval>("POST", `/approvals/${id}/deny`);
+    expectError(denied, 403, "approver_role_mismatch");
+    const byDana = await h.admin<PublicApproval>("POST", `/approvals/${id}/deny`, undefined, DANA_TOKEN);
+    expect(byDana.json).toMatchObject({ status: "denied", decided_by: "dana", comment: null });
+  });
+});
