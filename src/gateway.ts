@@ -178,9 +178,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     watcher?.close();
     clearInterval(poll);
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // Keep-alive connections go idle as their last response ends; close them as soon as they do.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
     server.closeIdleConnections();
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, runtime.config.server.drain_seconds * 1000).unref());
     await Promise.race([closed, deadline]);
+    clearInterval(sweep);
     server.closeAllConnections();
     await audit.close();
     await store.close();

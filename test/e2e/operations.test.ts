@@ -1,0 +1,122 @@
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import OpenAI, { APIError } from "openai";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type MockUpstream, startMockUpstream } from "../../mock/upstream.js";
+import { startGateway } from "../../src/gateway.js";
+
+const KEY = "sk-ops-key";
+const ADMIN = "ops-admin-token";
+const hash = (k: string): string => `sha256:${createHash("sha256").update(k).digest("hex")}`;
+
+let mock: MockUpstream;
+let dir: string;
+
+function writeConfig(path: string, rule: string): void {
+  writeFileSync(
+    path,
+    `org: acme
+server: { host: 127.0.0.1, port: 0, drain_seconds: 5 }
+admin: { token: ${ADMIN} }
+store: { memory: { snapshot: "${join(dir, "state.json")}" } }
+upstreams: { openai: { base_url: "${mock.url}", api_key: sk-up } }
+models: { gpt-4o-mini: { upstream: openai, input_per_1m: 1.0, output_per_1m: 2.0 } }
+keys: [{ id: ops, key_hash: "${hash(KEY)}", subject: { user: olga, role: developer, team: ops }, limits: { daily_cost: 5 } }]
+policies: { rules: [${rule}] }
+audit: { sinks: [{ file: { dir: "${join(dir, "audit")}" } }] }
+`,
+  );
+}
+
+beforeAll(async () => {
+  mock = await startMockUpstream({});
+  dir = mkdtempSync(join(tmpdir(), "spark-ops-"));
+});
+afterAll(async () => mock.close());
+
+const client = (url: string): OpenAI => new OpenAI({ apiKey: KEY, baseURL: `${url}/v1`, maxRetries: 0 });
+const ask = (url: string) => client(url).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "tokens:100" }] });
+
+describe("operating the gateway", () => {
+  it("reloads a changed config and keeps the old one when the new one is bad", async () => {
+    const path = join(dir, "reload.yaml");
+    writeConfig(path, "");
+    const gateway = await startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }) });
+    try {
+      await expect(ask(gateway.url)).resolves.toBeTruthy();
+      writeConfig(path, "{ name: block, effect: DENY, conditions: {}, description: closed for maintenance }");
+      expect(gateway.reload()).toBe(true);
+      await expect(ask(gateway.url)).rejects.toMatchObject({ status: 403, code: "policy_denied" });
+      writeFileSync(path, readFileSync(path, "utf8").replace("effect: DENY", "effect: NOPE"));
+      expect(gateway.reload()).toBe(false);
+      const error = await ask(gateway.url).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(APIError);
+      expect((error as APIError).message).toContain("closed for maintenance");
+    } finally {
+      await gateway.shutdown();
+    }
+  });
+
+  it("keeps spend across a restart through the snapshot file", async () => {
+    const path = join(dir, "snapshot.yaml");
+    writeConfig(path, "");
+    const first = await startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }) });
+    await ask(first.url);
+    await ask(first.url);
+    const spent = await first.services.store.usage("key:ops", Date.now());
+    expect(spent.dailyMicros).toBeGreaterThan(0);
+    await first.shutdown();
+    const second = await startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }) });
+    try {
+      const restored = await second.services.store.usage("key:ops", Date.now());
+      expect(restored.dailyMicros).toBe(spent.dailyMicros);
+      expect(restored.totalMicros).toBe(spent.totalMicros);
+    } finally {
+      await second.shutdown();
+    }
+  });
+
+  it("exposes health, readiness and admin-protected Prometheus metrics", async () => {
+    const path = join(dir, "metrics.yaml");
+    writeConfig(path, "");
+    const gateway = await startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }) });
+    try {
+      await ask(gateway.url);
+      expect((await fetch(`${gateway.url}/healthz`)).status).toBe(200);
+      expect(await (await fetch(`${gateway.url}/readyz`)).json()).toMatchObject({ status: "ready", store: "memory" });
+      const anonymous = await fetch(`${gateway.url}/metrics`);
+      expect(anonymous.status).toBe(401);
+      expect(((await anonymous.json()) as { error: { code: string } }).error.code).toBe("invalid_admin_token");
+      const withVirtualKey = await fetch(`${gateway.url}/metrics`, { headers: { authorization: `Bearer ${KEY}` } });
+      expect(withVirtualKey.status).toBe(401);
+      const metrics = await (await fetch(`${gateway.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text();
+      expect(metrics).toMatch(/spark_requests_total\{route="\/v1\/chat\/completions",status="200",effect="ALLOW",rule=""\} 1/);
+      expect(metrics).toMatch(/spark_tokens_total\{model="gpt-4o-mini",team="ops",direction="output"\} 100/);
+      expect(metrics).toContain("spark_cost_usd_total");
+      expect(metrics).toContain("spark_request_duration_seconds_bucket");
+    } finally {
+      await gateway.shutdown();
+    }
+  });
+
+  it("drains on shutdown: an open stream finishes and its record is written", async () => {
+    const path = join(dir, "drain.yaml");
+    writeConfig(path, "");
+    const gateway = await startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }) });
+    const stream = await client(gateway.url).chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "tokens:10 chunks:10 delay:50" }],
+      stream: true,
+    });
+    const stopping = gateway.shutdown();
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    await stopping;
+    expect(text.split(" ").length).toBe(10);
+    const files = readFileSync(join(dir, "audit", (await import("node:fs")).readdirSync(join(dir, "audit")).sort().at(-1)!), "utf8");
+    expect(files).toContain('"stream":true');
+  });
+});
