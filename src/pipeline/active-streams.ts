@@ -12,10 +12,11 @@ interface OpenCall {
 export class ActiveStreams {
   private readonly open = new Set<OpenCall>();
 
-  register(keyId: string, user: string, team: string | null): { signal: AbortSignal; done: () => void } {
-    const call: OpenCall = { keyId, user, team, controller: new AbortController() };
+  /** Tracks a call until `done`; a stop covering it aborts `controller` with an `emergency_stop` error. */
+  register(keyId: string, user: string, team: string | null, controller: AbortController): { signal: AbortSignal; done: () => void } {
+    const call: OpenCall = { keyId, user, team, controller };
     this.open.add(call);
-    return { signal: call.controller.signal, done: () => this.open.delete(call) };
+    return { signal: controller.signal, done: () => this.open.delete(call) };
   }
 
   get size(): number {

@@ -25,19 +25,23 @@ import { readBody } from "./read-body.js";
 import { relayStream } from "./relay-stream.js";
 import { writeError, writeJson } from "./respond.js";
 import type { Services } from "./services.js";
-import { governDeclaredTools, governToolCalls, type ToolGovernance } from "./tools.js";
+import { governDeclaredTools, governToolCalls, type ToolCallContext, type ToolGovernance } from "./tools.js";
 import { approvalRequired, deniedError } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
 import { redactRequestBody } from "./redact-body.js";
 
-/** Authenticates a virtual key and checks it is not halted: 401 / 403. */
-export function authenticate(services: Services, incoming: IncomingMessage, now: number): Principal {
+/**
+ * Authenticates a virtual key and checks it is not halted: 401 / 403. With a draft, the principal is
+ * recorded before the stop check, so an `emergency_stop` refusal is audited with the key it refused.
+ */
+export function authenticate(services: Services, incoming: IncomingMessage, now: number, draft?: AuditDraft): Principal {
   const lookup = services.shared.keys.lookup(bearerToken(incoming.headers.authorization), now);
   if (!lookup.ok) {
     const why = lookup.reason === "missing" ? "no API key was provided" : lookup.reason === "unknown" ? "the API key is not valid" : `the API key is ${lookup.reason}`;
     throw new GatewayError(401, "invalid_api_key", `${why}; use a virtual key issued by the gateway`);
   }
   const { keyId, subject } = lookup.principal;
+  if (draft !== undefined) draft.principal = lookup.principal;
   const stop = services.shared.stopFor(keyId, subject.user, subject.team);
   if (stop !== null) throw stopError(stop);
   return lookup.principal;
@@ -80,15 +84,14 @@ export async function handleCall(
     }
     const runtime = services.current();
     const config = runtime.config;
-    const principal = authenticate(services, incoming, services.clock());
-    draft.principal = principal;
+    const principal = authenticate(services, incoming, services.clock(), draft);
 
     const bytes = await readBody(incoming, config.server.max_body_bytes);
     const body = validateBody(action, parseJsonBody(bytes, config.server.max_json_depth));
     const modelName = body.model as string;
     draft.model = modelName;
     draft.stream = body.stream === true;
-    const model = config.models[modelName];
+    const model = Object.hasOwn(config.models, modelName) ? config.models[modelName] : undefined;
     if (model === undefined || (model.kind === "embedding") !== (action === "embeddings")) {
       throw new GatewayError(404, "model_not_found", `the model \`${modelName}\` does not exist or you do not have access to it`, { param: "model" });
     }
@@ -104,11 +107,17 @@ export async function handleCall(
 
     const approvalHeader = incoming.headers["x-approval-id"];
     const approvalId = typeof approvalHeader === "string" && approvalHeader !== "" ? approvalHeader : null;
-    const bodyHash = approvalId === null && !runtime.policy.hasRulesFor("tool.call") && !mayNeedApproval(runtime) ? "" : sha256Hex(canonicalJson(body));
+    // The hash of the body as the client sent it (parsed again from the bytes: stages below edit `body`),
+    // computed only when an approval is created or redeemed.
+    let hashed: string | null = null;
+    const bodyHash = (): string => {
+      hashed ??= sha256Hex(canonicalJson(JSON.parse(bytes.toString("utf8"))));
+      return hashed;
+    };
     let approved = false;
     if (approvalId !== null) {
       draft.approvalId = approvalId;
-      const redemption = await services.approvals.redeem(approvalId, principal, bodyHash);
+      const redemption = await services.approvals.redeem(approvalId, principal, bodyHash());
       if (redemption.kind === "held" && redemption.approval.held !== null) {
         const held = redemption.approval.held;
         draft.decision = heldDecision(redemption.approval.rule);
@@ -146,7 +155,7 @@ export async function handleCall(
     if (decision.effect === "REQUIRE_APPROVAL" && !approved) {
       const approval = await services.approvals.create({
         principal,
-        bodyHash: bodyHash === "" ? sha256Hex(canonicalJson(body)) : bodyHash,
+        bodyHash: bodyHash(),
         action,
         model: modelName,
         decision,
@@ -159,26 +168,35 @@ export async function handleCall(
       await services.approvals.redeem(approval.id, principal, approval.body_hash);
     }
 
+    let modified = tools.stripped.length > 0;
     const estimate = ensureEstimate(state, action, body, model, plan, false);
     state.reservation = await reserve(services, plan, estimate, prices, principal);
     const outputTokens = state.reservation.outputTokens;
     const headers: Record<string, string> = { ...baseHeaders, ...rateHeaders(state.reservation.rate) };
     if (estimate.outputParam !== null && (estimate.requestedOutput === null ? outputTokens < model.max_output_tokens : outputTokens < estimate.requestedOutput)) {
       body[estimate.outputParam] = outputTokens;
+      modified = true;
       headers["x-gateway-max-tokens"] = String(outputTokens);
     }
     const clientAskedUsage = isUsageRequested(body);
     if (action === "chat.completions" && draft.stream && !clientAskedUsage) {
       body.stream_options = { ...(body.stream_options as object | undefined), include_usage: true };
+      modified = true;
     }
-    if (config.pii.redact) redactRequestBody(body, config.pii.detectors);
+    if (config.pii.redact) {
+      redactRequestBody(body, config.pii.detectors);
+      modified = true;
+    }
 
     const upstream = runtime.upstreams.get(model.upstream)!;
     const path = action === "chat.completions" ? "/v1/chat/completions" : action === "responses" ? "/v1/responses" : "/v1/embeddings";
-    if (model.upstream_model !== undefined) body.model = model.upstream_model;
-    const payload = Buffer.from(JSON.stringify(body));
-    registered = services.streams.register(principal.keyId, principal.subject.user, principal.subject.team);
-    const upstreamSignal = AbortSignal.any([clientClosed.signal, registered.signal]);
+    if (model.upstream_model !== undefined) {
+      body.model = model.upstream_model;
+      modified = true;
+    }
+    // An untouched body goes upstream as the very bytes the client sent.
+    const payload = modified ? Buffer.from(JSON.stringify(body)) : bytes;
+    registered = services.streams.register(principal.keyId, principal.subject.user, principal.subject.team, clientClosed);
     const sentAt = services.clock();
     const response = await forward(
       upstream,
@@ -186,7 +204,7 @@ export async function handleCall(
       "POST",
       upstreamRequestHeaders(incoming.headers, upstream.apiKey, payload.length, config.sessions.header),
       payload,
-      upstreamSignal,
+      clientClosed.signal,
     ).catch((error: unknown) => {
       if (registered?.signal.aborted) throw registered.signal.reason;
       throw error;
@@ -196,7 +214,7 @@ export async function handleCall(
 
     if (response.status >= 400 || !isSse) {
       const raw = await readUpstream(response.body);
-      await relayJson(services, state, facts, action, response.status, response.headers, raw, headers, res, principal, bodyHash, modelName);
+      await relayJson(services, state, facts, action, response.status, response.headers, raw, headers, res, principal, bodyHash, modelName, approved, (id) => waitIfAsked(services, incoming, id, clientClosed.signal));
       return;
     }
 
@@ -217,6 +235,7 @@ export async function handleCall(
             model: modelName,
             held: { kind: "sse", status: response.status, content_type: "text/event-stream", body: events.join("") },
             approved,
+            waitForDecision: (id) => waitIfAsked(services, incoming, id, clientClosed.signal),
           });
           applyToolVerdict(state, verdict);
           return verdict.error;
@@ -252,10 +271,6 @@ export async function handleCall(
     await finishSettle(services, state);
     services.finish(draft, state.status, state.error);
   }
-}
-
-function mayNeedApproval(runtime: { policy: { rules: readonly { effect: string }[] } }): boolean {
-  return runtime.policy.rules.some((r) => r.effect === "REQUIRE_APPROVAL");
 }
 
 function heldDecision(rule: string | null): Decision {
@@ -377,8 +392,10 @@ async function relayJson(
   headers: Record<string, string>,
   res: ServerResponse,
   principal: Principal,
-  bodyHash: string,
+  bodyHash: () => string,
   modelName: string,
+  approved: boolean,
+  waitForDecision: ToolCallContext["waitForDecision"],
 ): Promise<void> {
   const runtime = services.current();
   const model = runtime.config.models[modelName]!;
@@ -407,7 +424,8 @@ async function relayJson(
       action,
       model: modelName,
       held: { kind: "json", status, content_type: "application/json", body: raw.toString("utf8") },
-      approved: false,
+      approved,
+      waitForDecision,
     });
     applyToolVerdict(state, verdict);
     if (verdict.error !== null) throw verdict.error;

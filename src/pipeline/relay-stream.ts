@@ -1,6 +1,6 @@
 import type { ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
-import type { GatewayError } from "../http/errors.js";
+import { GatewayError } from "../http/errors.js";
 import { StreamAccumulator, type ToolCall } from "../openai/answer.js";
 import { eventData, SseSplitter } from "../openai/sse.js";
 import { upstreamError } from "../upstream/forward.js";
@@ -53,7 +53,6 @@ export async function relayStream(
   const held: string[] = [];
 
   const handle = async (event: string): Promise<void> => {
-    all?.push(event);
     const data = eventData(event);
     let drop = false;
     if (data !== null && data !== "[DONE]" && data.charCodeAt(0) === 123) {
@@ -64,6 +63,8 @@ export async function relayStream(
       }
     }
     if (drop) return;
+    // What the client is sent, in order: a held answer is replayed exactly so, without the usage chunk it did not ask for.
+    all?.push(event);
     if (options.holdToolCalls && accumulator.toolCallSeen) {
       held.push(event);
       return;
@@ -94,9 +95,14 @@ export async function relayStream(
       return outcome;
     }
   }
-  if (stopSignal.aborted) {
+  if (res.destroyed) {
+    outcome.clientClosed = true;
     body.destroy();
-    outcome.error = stopSignal.reason as GatewayError;
+    return outcome;
+  }
+  if (stopSignal.aborted && stopSignal.reason instanceof GatewayError) {
+    body.destroy();
+    outcome.error = stopSignal.reason;
     write(res, sseErrorEvent(outcome.error));
     return outcome;
   }

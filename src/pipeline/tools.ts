@@ -74,12 +74,15 @@ export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, 
 
 export interface ToolCallContext {
   principal: Principal;
-  bodyHash: string;
+  /** The client's body hash, computed on first use. */
+  bodyHash: () => string;
   action: CallAction;
   model: string;
   held: NonNullable<Approval["held"]>;
   /** The call was let through by an approval: REQUIRE_APPROVAL on its tool calls is already answered. */
   approved: boolean;
+  /** `x-approval-wait`: waits (or not) for a human to decide the new approval before answering. */
+  waitForDecision: (approvalId: string) => Promise<"approved" | "pending" | "denied" | "none">;
 }
 
 export interface ToolVerdict {
@@ -112,7 +115,7 @@ export async function governToolCalls(
     const trigger = calls[decisions.findIndex((d) => d.decision.effect === "REQUIRE_APPROVAL")] ?? null;
     const approval = await services.approvals.create({
       principal: context.principal,
-      bodyHash: context.bodyHash,
+      bodyHash: context.bodyHash(),
       action: "tool.call",
       model: context.model,
       decision: combined,
@@ -120,7 +123,13 @@ export async function governToolCalls(
       held: context.held,
     });
     verdict.approvalId = approval.id;
-    verdict.error = approvalRequired(approval.id, combined, "none");
+    const waited = await context.waitForDecision(approval.id);
+    if (waited === "approved") {
+      // Decided while the client waited: the held answer is delivered now, and the approval is used up.
+      await services.approvals.redeem(approval.id, context.principal, approval.body_hash);
+    } else {
+      verdict.error = approvalRequired(approval.id, combined, waited);
+    }
   }
   return verdict;
 }
