@@ -38,7 +38,8 @@ export const chatRoute: Route = {
 
 type Answer =
   | { kind: "text"; finish: string }
-  | { kind: "tools"; calls: DirectedToolCall[]; finish: string }
+  /** `preamble`: `say:` was given too, so text comes first, as a model explaining itself would send it. */
+  | { kind: "tools"; calls: DirectedToolCall[]; finish: string; preamble: boolean }
   | { kind: "function_call"; call: DirectedToolCall; finish: string };
 
 interface Meta {
@@ -64,7 +65,7 @@ function planAnswer(body: unknown, d: Directives): Answer {
   // A request that only declares legacy `functions` gets a legacy answer, as OpenAI does.
   const legacy = d.legacyFunctionCall || (declared.tools.length === 0 && declared.functions.length > 0);
   if (legacy && calls[0]) return { kind: "function_call", call: calls[0], finish: d.finishReason ?? "function_call" };
-  return { kind: "tools", calls, finish: d.finishReason ?? "tool_calls" };
+  return { kind: "tools", calls, finish: d.finishReason ?? "tool_calls", preamble: d.say !== undefined };
 }
 
 function toolCallId(meta: Meta, i: number): string {
@@ -74,7 +75,9 @@ function toolCallId(meta: Meta, i: number): string {
 function chatUsage(info: Inspection, d: Directives, answer: Answer, content: ContentSource) {
   const prompt = promptTokens(info.promptChars);
   const completion =
-    answer.kind === "text" ? content.words : toolCallTokens(answer.kind === "tools" ? answer.calls : [answer.call]);
+    answer.kind === "text"
+      ? content.words
+      : toolCallTokens(answer.kind === "tools" ? answer.calls : [answer.call]) + (answer.kind === "tools" && answer.preamble ? content.words : 0);
   return {
     prompt_tokens: prompt,
     completion_tokens: completion,
@@ -96,7 +99,7 @@ function completion(meta: Meta, answer: Answer, content: ContentSource, usage: u
       : answer.kind === "tools"
         ? {
             role: "assistant",
-            content: null,
+            content: answer.preamble ? content.full() : null,
             refusal: null,
             annotations: [],
             tool_calls: answer.calls.map((c, i) => ({
@@ -148,7 +151,7 @@ function streamPlan(
           count: 1 + content.count,
           delta: (i) => (i === 0 ? { role: "assistant", content: "", refusal: null } : { content: content.piece(i - 1) }),
         }
-      : callDeltas(meta, answer, chunks);
+      : callDeltas(meta, answer, chunks, content);
   const tail: string[] = [sseData(chunk({}, answer.finish))];
   if (usage !== undefined) tail.push(sseData({ ...chunk(null, null), choices: [], usage }));
   tail.push("data: [DONE]\n\n");
@@ -159,8 +162,13 @@ function streamPlan(
 }
 
 /** Tool streams are short, so their deltas are simply built up front. */
-function callDeltas(meta: Meta, answer: Exclude<Answer, { kind: "text" }>, chunks: number) {
+function callDeltas(meta: Meta, answer: Exclude<Answer, { kind: "text" }>, chunks: number, content: ContentSource) {
   const deltas: unknown[] = [];
+  const preamble = answer.kind === "tools" && answer.preamble;
+  if (preamble) {
+    deltas.push({ role: "assistant", content: "", refusal: null });
+    for (let i = 0; i < content.count; i++) deltas.push({ content: content.piece(i) });
+  }
   if (answer.kind === "function_call") {
     const { name, arguments: args } = answer.call;
     deltas.push({ role: "assistant", content: null, refusal: null, function_call: { name, arguments: "" } });
@@ -168,7 +176,7 @@ function callDeltas(meta: Meta, answer: Exclude<Answer, { kind: "text" }>, chunk
   } else {
     answer.calls.forEach((c, index) => {
       const head = { index, id: toolCallId(meta, index), type: "function", function: { name: c.name, arguments: "" } };
-      deltas.push(index === 0 ? { role: "assistant", content: null, refusal: null, tool_calls: [head] } : { tool_calls: [head] });
+      deltas.push(index === 0 && !preamble ? { role: "assistant", content: null, refusal: null, tool_calls: [head] } : { tool_calls: [head] });
       for (const piece of splitArgs(c.arguments, chunks)) deltas.push({ tool_calls: [{ index, function: { arguments: piece } }] });
     });
   }

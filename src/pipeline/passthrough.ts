@@ -30,8 +30,7 @@ export async function handlePassthrough(
   try {
     const runtime = services.current();
     const config = runtime.config;
-    const principal = authenticate(services, incoming, services.clock());
-    draft.principal = principal;
+    const principal = authenticate(services, incoming, services.clock(), draft);
     const method = incoming.method ?? "GET";
     const body = method === "GET" || method === "HEAD" ? null : await readBody(incoming, config.server.max_body_bytes);
     const plan = planLimits(config, principal, null);

@@ -310,7 +310,7 @@ describe("sessions and tokens per minute", () => {
 
 describe("a client abort mid-stream", () => {
   it("settles the real cost (more than nothing, less than the worst case) and frees the parallel slot", async () => {
-    const body = say("tokens:200 chunks:200 delay:20", { max_completion_tokens: 1000, stream: true as const });
+    const body = { ...say("tokens:200 chunks:200 delay:20", { max_completion_tokens: 1000 }), stream: true as const };
     const worst = worstCaseMicros(countChatInput(body, "o200k_base"), 1000, compileModelPrices({ upstream: "openai", kind: "chat", tokenizer: "o200k_base", max_output_tokens: 16384, output_limit_param: "max_completion_tokens", input_per_1m: 0.15, output_per_1m: 0.6 } as Parameters<typeof compileModelPrices>[0]));
     const controller = new AbortController();
     const stream = await h.client(K.abort).chat.completions.create(body, { signal: controller.signal });

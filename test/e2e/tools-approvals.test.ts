@@ -1,0 +1,351 @@
+import { APIError } from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chatCount, decide, errorBody, expectApiError, getApproval, liftKey, raw, sseEvents, stopKey } from "./governance.js";
+import { ADMIN_TOKEN, auditRecords, type Harness, keyEntry, MODELS, sha256Ref, startHarness } from "./harness.js";
+
+const KEY = { dev: "sk-ta-dev", other: "sk-ta-other", halted: "sk-ta-halted" } as const;
+const SECURITY = { token: "approver-dana-token", name: "dana", role: "security" };
+const OPS_ADMIN = { token: "approver-olly-token", name: "olly", role: "admin" };
+
+const POLICIES = `
+policies:
+  default_effect: ALLOW
+  rules:
+    - name: no_shell
+      effect: DENY
+      actions: [tool.call]
+      conditions: { tool: { eq: shell_command } }
+      description: The model may not run shell commands
+    - name: production_tools_need_approval
+      effect: REQUIRE_APPROVAL
+      actions: [tool.call]
+      conditions:
+        tool: { in: [deploy, delete_records] }
+        tool_args.environment: { matches: "^prod" }
+      constraints: { approver_role: admin, approval_timeout_seconds: 3600 }
+      description: Production operations require admin approval
+    - name: auto_approved_tools
+      effect: ALLOW
+      actions: [tool.call]
+      conditions: { tool: { in: [read_file, search_docs] } }
+      description: Safe tools
+    - name: secrets_rotation_needs_approval
+      effect: REQUIRE_APPROVAL
+      actions: [tool.call]
+      conditions: { tool: { eq: rotate_secrets } }
+      constraints: { approval_timeout_seconds: 60 }
+      description: Rotating secrets needs a human
+    - name: wire_transfers_need_approval
+      effect: REQUIRE_APPROVAL
+      conditions: { prompt_text: { matches: "(?i)wire transfer" } }
+      description: Payments need a human
+`;
+
+// The gateway's clock runs ahead of the wall clock by `offset` ms, so approvals can expire on demand.
+let offset = 0;
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness(
+    `${MODELS}
+keys:
+${keyEntry("dev", KEY.dev, "{ user: dave, role: developer, team: research }")}
+${keyEntry("other", KEY.other, "{ user: otto, role: developer, team: research }")}
+${keyEntry("halted", KEY.halted, "{ user: hal, role: developer, team: ops }")}
+${POLICIES}`,
+    {
+      clock: () => Date.now() + offset,
+      admin: `{ token: ${ADMIN_TOKEN}, approvers: [{ name: dana, role: security, token_hash: "${sha256Ref(SECURITY.token)}" }, { name: olly, role: admin, token_hash: "${sha256Ref(OPS_ADMIN.token)}" }] }`,
+    },
+  );
+});
+afterAll(async () => h.close());
+
+const ask = (content: string) => ({ model: "gpt-4o-mini", messages: [{ role: "user" as const, content }] });
+const askStream = (content: string) => ({ ...ask(content), stream: true as const });
+
+async function approvalFrom(promise: Promise<unknown>): Promise<string> {
+  const error = await expectApiError(promise, 403, "approval_required");
+  const id = errorBody(error).approval_id;
+  expect(typeof id).toBe("string");
+  expect(error.headers?.get("x-approval-id")).toBe(id);
+  return id as string;
+}
+
+describe("tool.call on non-streamed answers", () => {
+  it("refuses an answer calling a denied tool with 403 policy_denied naming the tool", async () => {
+    const before = chatCount(h);
+    const error = await expectApiError(
+      h.client(KEY.dev).chat.completions.create(ask('call_tool:shell_command {"cmd":"rm -rf /"}')),
+      403,
+      "policy_denied",
+    );
+    expect(error.message).toContain("shell_command");
+    expect(error.message).toContain("no_shell");
+    expect(error.message).toContain("The model may not run shell commands");
+    expect(chatCount(h)).toBe(before + 1);
+    const record = (await auditRecords(h)).at(-1)!;
+    expect(record).toMatchObject({ status: 403, error_code: "policy_denied", tool_calls: ["shell_command"] });
+    expect(record.tool_decisions).toEqual([{ action: "tool.call", tool: "shell_command", effect: "DENY", rule: "no_shell" }]);
+    expect(record.decision).toMatchObject({ effect: "DENY", rule: "no_shell" });
+    // The model's answer was used: its tokens are charged and audited.
+    expect(record.output_tokens).toBeGreaterThan(0);
+  });
+
+  it("passes auto-approved safe tools (read_file) untouched", async () => {
+    const answer = await h.client(KEY.dev).chat.completions.create(ask('call_tool:read_file {"path":"README.md"}'));
+    const call = answer.choices[0]?.message.tool_calls?.[0];
+    expect(call?.type === "function" ? call.function : null).toEqual({ name: "read_file", arguments: '{"path":"README.md"}' });
+    const record = (await auditRecords(h)).at(-1)!;
+    expect(record.tool_decisions).toEqual([{ action: "tool.call", tool: "read_file", effect: "ALLOW", rule: "auto_approved_tools" }]);
+  });
+
+  it("lets a deploy to staging through; only ^prod environments need approval", async () => {
+    const answer = await h.client(KEY.dev).chat.completions.create(ask('call_tool:deploy {"environment":"staging"}'));
+    expect(answer.choices[0]?.finish_reason).toBe("tool_calls");
+  });
+});
+
+describe("tool.call on streamed answers", () => {
+  it("sends the text that came before the tool call, then ends with an SSE error event the SDK raises", async () => {
+    const stream = await h.client(KEY.dev).chat.completions.create(askStream('call_tool:shell_command {"cmd":"ls"} say:Let me look at the disk.'));
+    let text = "";
+    let toolDeltas = 0;
+    let caught: unknown = null;
+    try {
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.delta.content ?? "";
+        if (chunk.choices[0]?.delta.tool_calls) toolDeltas++;
+      }
+    } catch (error) {
+      caught = error;
+    }
+    expect(text).toBe("Let me look at the disk.");
+    expect(toolDeltas).toBe(0);
+    expect(caught).toBeInstanceOf(APIError);
+    expect((caught as APIError).code).toBe("policy_denied");
+    expect((caught as APIError).message).toContain("shell_command");
+    const record = (await auditRecords(h)).at(-1)!;
+    expect(record).toMatchObject({ stream: true, error_code: "policy_denied", tool_calls: ["shell_command"] });
+  });
+
+  it("streams an allowed tool call through whole", async () => {
+    const stream = await h.client(KEY.dev).chat.completions.create(askStream('call_tool:search_docs {"q":"budgets"}'));
+    let args = "";
+    let name = "";
+    for await (const chunk of stream) {
+      for (const call of chunk.choices[0]?.delta.tool_calls ?? []) {
+        name += call.function?.name ?? "";
+        args += call.function?.arguments ?? "";
+      }
+    }
+    expect(name).toBe("search_docs");
+    expect(JSON.parse(args)).toEqual({ q: "budgets" });
+  });
+});
+
+describe("approvals of a held non-streamed answer", () => {
+  const body = ask('call_tool:deploy {"environment":"production","service":"billing"}');
+  let id = "";
+  let upstreamCalls = 0;
+
+  it("holds a production deploy: 403 approval_required, the upstream called once", async () => {
+    const before = chatCount(h);
+    id = await approvalFrom(h.client(KEY.dev).chat.completions.create(body));
+    upstreamCalls = chatCount(h);
+    expect(upstreamCalls).toBe(before + 1);
+    const approval = await getApproval(h, id);
+    expect(approval).toMatchObject({ status: "pending", key_id: "dev", rule: "production_tools_need_approval", action: "tool.call" });
+    expect(approval?.tool_call?.name).toBe("deploy");
+    expect(approval?.held?.kind).toBe("json");
+    const record = (await auditRecords(h)).at(-1)!;
+    expect(record).toMatchObject({ error_code: "approval_required", approval_id: id });
+  });
+
+  it("answers a retry before the decision with approval_pending", async () => {
+    const error = await expectApiError(h.client(KEY.dev, { headers: { "x-approval-id": id } }).chat.completions.create(body), 403, "approval_pending");
+    expect(errorBody(error).approval_id).toBe(id);
+    expect(Number(error.headers?.get("retry-after"))).toBeGreaterThan(0);
+  });
+
+  it("refuses an approver whose role does not satisfy approver_role", async () => {
+    expect(await decide(h, id, "approve", SECURITY)).toEqual({ status: 403, code: "approver_role_mismatch" });
+    expect((await getApproval(h, id))?.status).toBe("pending");
+  });
+
+  it("after approval, the retry with the same body gets the held answer, without a second upstream call", async () => {
+    expect((await decide(h, id, "approve", OPS_ADMIN)).status).toBe(200);
+    // Another key or another body cannot redeem it (and does not use it up).
+    await expectApiError(h.client(KEY.other, { headers: { "x-approval-id": id } }).chat.completions.create(body), 403, "approval_invalid");
+    await expectApiError(
+      h.client(KEY.dev, { headers: { "x-approval-id": id } }).chat.completions.create(ask('call_tool:deploy {"environment":"production","service":"payroll"}')),
+      403,
+      "approval_invalid",
+    );
+    const held = (await getApproval(h, id))?.held?.body;
+    const result = await raw(h, "/v1/chat/completions", KEY.dev, body, { "x-approval-id": id });
+    expect(result.status).toBe(200);
+    expect(result.text).toBe(held);
+    const answer = result.json() as { id: string; choices: Array<{ message: { tool_calls: Array<{ function: { name: string; arguments: string } }> } }> };
+    expect(answer.id).toBe(`chatcmpl-mock${upstreamCalls}`);
+    expect(answer.choices[0]?.message.tool_calls[0]?.function).toEqual({ name: "deploy", arguments: '{"environment":"production","service":"billing"}' });
+    expect(chatCount(h)).toBe(upstreamCalls);
+    const record = (await auditRecords(h)).at(-1)!;
+    expect(record).toMatchObject({ status: 200, approval_id: id, key_id: "dev" });
+  });
+
+  it("refuses a second use with approval_used", async () => {
+    await expectApiError(h.client(KEY.dev, { headers: { "x-approval-id": id } }).chat.completions.create(body), 403, "approval_used");
+    expect(chatCount(h)).toBe(upstreamCalls);
+  });
+
+  it("answers a denied approval with approval_denied", async () => {
+    const denied = await approvalFrom(h.client(KEY.dev).chat.completions.create(ask('call_tool:delete_records {"environment":"prod","table":"users"}')));
+    expect((await decide(h, denied, "deny")).status).toBe(200);
+    await expectApiError(
+      h.client(KEY.dev, { headers: { "x-approval-id": denied } }).chat.completions.create(ask('call_tool:delete_records {"environment":"prod","table":"users"}')),
+      403,
+      "approval_denied",
+    );
+  });
+});
+
+describe("approvals of a held stream", () => {
+  it("ends the stream with approval_required carrying approval_id; the approved retry replays the same events", async () => {
+    const body = askStream('call_tool:deploy {"environment":"prod-eu"} say:Deploying now.');
+    const first = await raw(h, "/v1/chat/completions", KEY.dev, body);
+    expect(first.status).toBe(200);
+    const firstEvents = sseEvents(first.text).data;
+    const errorEvent = JSON.parse(firstEvents.at(-1)!) as { error: { code: string; approval_id: string } };
+    expect(errorEvent.error.code).toBe("approval_required");
+    const id = errorEvent.error.approval_id;
+    expect(id).toMatch(/^apr_/);
+    const sent = firstEvents.slice(0, -1);
+    const text = sent.map((e) => (JSON.parse(e) as { choices: Array<{ delta: { content?: string } }> }).choices[0]?.delta.content ?? "").join("");
+    expect(text).toBe("Deploying now.");
+    expect(sent.some((e) => e.includes("tool_calls"))).toBe(false);
+    const upstreamCalls = chatCount(h);
+
+    expect((await decide(h, id, "approve")).status).toBe(200);
+    const retry = await raw(h, "/v1/chat/completions", KEY.dev, body, { "x-approval-id": id });
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get("content-type")).toContain("text/event-stream");
+    const replay = sseEvents(retry.text).data;
+    // The same events, from the same upstream answer: what the first attempt sent, then what it held.
+    expect(replay.slice(0, sent.length)).toEqual(sent);
+    expect(replay.at(-1)).toBe("[DONE]");
+    expect(replay.some((e) => e.includes('"name":"deploy"'))).toBe(true);
+    // The client did not ask for usage: the chunk the gateway asked for is not replayed either.
+    expect(replay.some((e) => e.includes('"choices":[]'))).toBe(false);
+    expect(chatCount(h)).toBe(upstreamCalls);
+  });
+
+  it("delivers the replay to the SDK as a normal stream", async () => {
+    const body = askStream('call_tool:deploy {"environment":"prod"}');
+    let id = "";
+    try {
+      for await (const _chunk of await h.client(KEY.dev).chat.completions.create(body)) {
+        // nothing before the tool call
+      }
+    } catch (error) {
+      expect(error).toBeInstanceOf(APIError);
+      expect((error as APIError).code).toBe("approval_required");
+      id = errorBody(error as APIError).approval_id as string;
+    }
+    expect(id).toMatch(/^apr_/);
+    expect((await decide(h, id, "approve")).status).toBe(200);
+    let args = "";
+    for await (const chunk of await h.client(KEY.dev, { headers: { "x-approval-id": id } }).chat.completions.create(body)) {
+      for (const call of chunk.choices[0]?.delta.tool_calls ?? []) args += call.function?.arguments ?? "";
+    }
+    expect(JSON.parse(args)).toEqual({ environment: "prod" });
+  });
+});
+
+describe("approval expiry and long-poll", () => {
+  it("expires approval_timeout_seconds after creation, decided or not", async () => {
+    const body = ask('call_tool:rotate_secrets {"scope":"all"}');
+    const pending = await approvalFrom(h.client(KEY.dev).chat.completions.create(body));
+    const approved = await approvalFrom(h.client(KEY.dev).chat.completions.create(ask('call_tool:rotate_secrets {"scope":"db"}')));
+    expect((await decide(h, approved, "approve")).status).toBe(200);
+    offset += 61_000;
+    try {
+      await expectApiError(h.client(KEY.dev, { headers: { "x-approval-id": pending } }).chat.completions.create(body), 403, "approval_expired");
+      await expectApiError(
+        h.client(KEY.dev, { headers: { "x-approval-id": approved } }).chat.completions.create(ask('call_tool:rotate_secrets {"scope":"db"}')),
+        403,
+        "approval_expired",
+      );
+    } finally {
+      offset -= 61_000;
+    }
+  });
+
+  it("x-approval-wait holds a call-level approval until an approver decides, then serves the call", async () => {
+    const before = chatCount(h);
+    const call = h.client(KEY.dev, { headers: { "x-approval-wait": "30" } }).chat.completions.create(ask("say:sent\nplease make a wire transfer"));
+    const id = await waitForPending(h, "dev", "wire_transfers_need_approval");
+    expect(chatCount(h)).toBe(before);
+    expect((await decide(h, id, "approve")).status).toBe(200);
+    const answer = await call;
+    expect(answer.choices[0]?.message.content).toBe("sent");
+    expect(chatCount(h)).toBe(before + 1);
+    expect((await getApproval(h, id))?.status).toBe("used");
+  });
+
+  it("x-approval-wait holds a tool-call approval and then delivers the held answer", async () => {
+    const call = h.client(KEY.dev, { headers: { "x-approval-wait": "30" } }).chat.completions.create(ask('call_tool:deploy {"environment":"prod","service":"search"}'));
+    const id = await waitForPending(h, "dev", "production_tools_need_approval");
+    const upstreamCalls = chatCount(h);
+    expect((await decide(h, id, "approve", OPS_ADMIN)).status).toBe(200);
+    const answer = await call;
+    const toolCall = answer.choices[0]?.message.tool_calls?.[0];
+    expect(toolCall?.type === "function" ? toolCall.function.name : null).toBe("deploy");
+    expect(chatCount(h)).toBe(upstreamCalls);
+    expect((await getApproval(h, id))?.status).toBe("used");
+  });
+
+  it("x-approval-wait answers approval_denied when the approver denies during the wait", async () => {
+    const call = h.client(KEY.dev, { headers: { "x-approval-wait": "30" } }).chat.completions.create(ask("say:x\nwire transfer to mallory"));
+    const id = await waitForPending(h, "dev", "wire_transfers_need_approval");
+    expect((await decide(h, id, "deny")).status).toBe(200);
+    await expectApiError(call, 403, "approval_denied");
+  });
+});
+
+async function waitForPending(harness: Harness, keyId: string, rule: string): Promise<string> {
+  for (let i = 0; i < 200; i++) {
+    const pending = (await harness.gateway.services.store.listApprovals("pending")).filter((a) => a.key_id === keyId && a.rule === rule);
+    if (pending.length > 0) return pending.at(-1)!.id;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`no pending approval for ${keyId} / ${rule}`);
+}
+
+describe("emergency stop", () => {
+  it("refuses the next call, ends an open stream of the key with an SSE error event, and lifts", async () => {
+    const stream = await h.client(KEY.halted).chat.completions.create(askStream("tokens:200 chunks:200 delay:20"));
+    let received = 0;
+    let caught: unknown = null;
+    try {
+      for await (const _chunk of stream) {
+        received++;
+        if (received === 3) await stopKey(h, "halted", "runaway agent");
+      }
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(APIError);
+    expect((caught as APIError).code).toBe("emergency_stop");
+    expect(received).toBeLessThan(200);
+    const error = await expectApiError(h.client(KEY.halted).chat.completions.create(ask("say:hello")), 403, "emergency_stop");
+    expect(error.message).toContain("runaway agent");
+    // Other keys are not affected.
+    await h.client(KEY.dev).chat.completions.create(ask("say:still fine"));
+    await liftKey(h, "halted");
+    const answer = await h.client(KEY.halted).chat.completions.create(ask("say:back"));
+    expect(answer.choices[0]?.message.content).toBe("back");
+    const stopped = (await auditRecords(h)).filter((r) => r.key_id === "halted" && r.error_code === "emergency_stop");
+    expect(stopped.length).toBe(2);
+  });
+});
