@@ -257,6 +257,9 @@ export const configSchema = z
       }
       seenRules.add(rule.name);
     });
+    if (config.audit.encryption_key !== "" && Buffer.from(config.audit.encryption_key, "base64").length !== 32) {
+      ctx.addIssue({ code: "custom", path: ["audit", "encryption_key"], message: "must be base64 of exactly 32 bytes" });
+    }
     if (config.audit.bodies === "full" && config.audit.encryption_key === "") {
       ctx.addIssue({ code: "custom", path: ["audit", "encryption_key"], message: "required when audit.bodies is `full`" });
     }

@@ -1,5 +1,5 @@
 import type { AuditRecord } from "../audit/types.js";
-import { captureBody } from "../audit/bodies.js";
+import { captureBody, parseEncryptionKey } from "../audit/bodies.js";
 import type { AuditBodies, Config } from "../config/schema.js";
 import { redactPii } from "../pii/index.js";
 import type { Decision } from "../policy/types.js";
@@ -20,7 +20,7 @@ function encryptionKey(base64: string): Buffer | undefined {
   if (base64 === "") return undefined;
   let key = keys.get(base64);
   if (key === undefined) {
-    key = Buffer.from(base64, "base64");
+    key = parseEncryptionKey(base64);
     keys.set(base64, key);
   }
   return key;

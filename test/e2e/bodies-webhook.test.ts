@@ -1,0 +1,130 @@
+import { createHash, createHmac, randomBytes } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import OpenAI from "openai";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type MockUpstream, startMockUpstream } from "../../mock/upstream.js";
+import { decryptBody } from "../../src/audit/bodies.js";
+import { type Gateway, startGateway } from "../../src/gateway.js";
+
+const KEY = "sk-bodies-key";
+const ADMIN = "bodies-admin";
+const SECRET = "webhook-secret";
+const AUDIT_KEY = randomBytes(32);
+const hash = (k: string): string => `sha256:${createHash("sha256").update(k).digest("hex")}`;
+
+let mock: MockUpstream;
+let gateway: Gateway;
+let hooks: Server;
+let dir: string;
+const received: Array<{ body: string; signature: string | undefined }> = [];
+
+beforeAll(async () => {
+  mock = await startMockUpstream({});
+  dir = mkdtempSync(join(tmpdir(), "spark-bodies-"));
+  let failFirst = true;
+  hooks = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c: Buffer) => {
+      body += c.toString();
+    });
+    req.on("end", () => {
+      // The first delivery fails: the notifier must retry it.
+      if (failFirst) {
+        failFirst = false;
+        res.writeHead(500).end();
+        return;
+      }
+      received.push({ body, signature: req.headers["x-spark-signature"] as string | undefined });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => hooks.listen(0, "127.0.0.1", resolve));
+  const hookUrl = `http://127.0.0.1:${(hooks.address() as AddressInfo).port}/hook`;
+  const path = join(dir, "gateway.yaml");
+  writeFileSync(
+    path,
+    `server: { host: 127.0.0.1, port: 0 }
+admin: { token: ${ADMIN} }
+store: { memory: { snapshot: null } }
+upstreams: { openai: { base_url: "${mock.url}", api_key: sk-up } }
+models: { gpt-4o-mini: { upstream: openai, input_per_1m: 1, output_per_1m: 2 } }
+keys: [{ id: k, key_hash: "${hash(KEY)}", subject: { user: kim, role: developer, team: t } }]
+approvals: { notify_url: "${hookUrl}", notify_secret: ${SECRET} }
+policies:
+  rules:
+    - { name: secrets_audited_in_full, effect: ALLOW, conditions: { prompt_text: { contains: "TOP-SECRET" } }, constraints: { audit_bodies: full } }
+    - { name: gated, effect: REQUIRE_APPROVAL, conditions: { prompt_text: { contains: "please gate" } }, constraints: { approver_role: admin } }
+audit:
+  sinks: [{ file: { dir: "${join(dir, "audit")}" } }]
+  bodies: redacted
+  encryption_key: ${AUDIT_KEY.toString("base64")}
+  encryption_key_id: k7
+`,
+  );
+  gateway = await startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }) });
+});
+
+afterAll(async () => {
+  await gateway.shutdown();
+  await mock.close();
+  await new Promise((resolve) => hooks.close(resolve));
+});
+
+const client = (): OpenAI => new OpenAI({ apiKey: KEY, baseURL: `${gateway.url}/v1`, maxRetries: 0 });
+
+async function records(): Promise<Array<Record<string, unknown>>> {
+  await gateway.audit.writer.flush();
+  const auditDir = join(dir, "audit");
+  return readdirSync(auditDir).flatMap((f) =>
+    readFileSync(join(auditDir, f), "utf8")
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => JSON.parse(l) as Record<string, unknown>),
+  );
+}
+
+describe("audit bodies", () => {
+  it("stores a redacted body by default and an encrypted one where a rule raises capture to full", async () => {
+    await client().chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "mail jane.doe@example.com please" }] });
+    await client().chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "TOP-SECRET plan for bob@example.com" }] });
+    const [plain, secret] = (await records()).filter((r) => r.path === "/v1/chat/completions");
+    const redacted = JSON.stringify(plain?.body);
+    expect(redacted).not.toContain("jane.doe@example.com");
+    expect(redacted).toContain("[REDACTED:email]");
+    expect(secret?.body).toBeUndefined();
+    expect(secret?.body_key_id).toBe("k7");
+    expect(JSON.stringify(secret)).not.toContain("TOP-SECRET");
+    const clear = decryptBody(String(secret?.body_enc), AUDIT_KEY) as { messages: Array<{ content: string }> };
+    expect(clear.messages[0]?.content).toBe("TOP-SECRET plan for bob@example.com");
+    expect(() => decryptBody(String(secret?.body_enc), randomBytes(32))).toThrow();
+  });
+});
+
+describe("approval webhooks", () => {
+  it("posts a signed approval.created event, retried after a failure, and approval.decided", async () => {
+    const error = await client()
+      .chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "please gate this" }] })
+      .catch((e: unknown) => e as { error?: { approval_id?: string } });
+    const id = (error as { error?: { approval_id?: string } }).error?.approval_id;
+    expect(id).toMatch(/^apr_/);
+    const decided = await fetch(`${gateway.url}/admin/approvals/${id}/approve`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN}` },
+      body: "{}",
+    });
+    expect(decided.status).toBe(200);
+    for (let i = 0; i < 100 && received.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    const types = received.map((r) => (JSON.parse(r.body) as { type: string }).type).sort();
+    expect(types).toEqual(["approval.created", "approval.decided"]);
+    for (const hook of received) {
+      expect(hook.signature).toBe(`sha256=${createHmac("sha256", SECRET).update(hook.body).digest("hex")}`);
+      const event = JSON.parse(hook.body) as { approval: { id: string; held: boolean } };
+      expect(event.approval.id).toBe(id);
+    }
+  });
+});
