@@ -98,7 +98,7 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
 }
 
 async function release(store: StateStore, reservation: Reservation, now: number): Promise<void> {
-  await settleAll(store, reservation, { micros: 0, tokens: 0, toolCalls: 0 }, now);
+  await settleAll(store, reservation, { micros: 0, tokens: 0, toolCalls: 0 }, now, true);
 }
 
 /** Replaces every level's reservation by the call's actual cost and tokens. Idempotent. */
@@ -107,6 +107,7 @@ export async function settleAll(
   reservation: Reservation,
   actual: { micros: number; tokens: number; toolCalls: number },
   now: number,
+  released = false,
 ): Promise<void> {
   if (reservation.settled) return;
   reservation.settled = true;
@@ -123,6 +124,7 @@ export async function settleAll(
           toolCalls: actual.toolCalls,
           ttlMs: request.ttlMs,
           reservedAt: reservation.reservedAt,
+          ...(released ? { released } : {}),
         },
         now,
       ),

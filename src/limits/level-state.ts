@@ -120,7 +120,7 @@ function affordableOutput(remainingMicros: number, request: ReserveRequest, want
   return fitting >= request.minOutputTokens ? Math.min(fitting, wanted) : null;
 }
 
-function refusal(state: LevelState, request: ReserveRequest, limit: LimitKind, retryAfterMs: number | null, now: number): ReserveResult {
+function refusal(state: LevelState, request: ReserveRequest, limit: LimitKind, retryAfterMs: number | null): ReserveResult {
   return { ok: false, limit, retryAfterMs, rate: rateStatus(state, request) };
 }
 
@@ -130,16 +130,16 @@ export function reserveLevel(state: LevelState, request: ReserveRequest, now: nu
   rollCalendar(state, now);
   pruneWindow(state, now);
   if (limits.sessionMaxMs !== null && state.session !== null && now - state.session.startedAt > limits.sessionMaxMs) {
-    return refusal(state, request, "session_seconds", null, now);
+    return refusal(state, request, "session_seconds", null);
   }
   if (limits.sessionMaxLlmCalls !== null && (state.session?.llmCalls ?? 0) >= limits.sessionMaxLlmCalls) {
-    return refusal(state, request, "session_llm_calls", null, now);
+    return refusal(state, request, "session_llm_calls", null);
   }
   if (limits.sessionMaxToolCalls !== null && (state.session?.toolCalls ?? 0) >= limits.sessionMaxToolCalls) {
-    return refusal(state, request, "session_tool_calls", null, now);
+    return refusal(state, request, "session_tool_calls", null);
   }
   if (limits.sessionMaxTokens !== null && (state.session?.tokens ?? 0) >= limits.sessionMaxTokens) {
-    return refusal(state, request, "session_tokens", null, now);
+    return refusal(state, request, "session_tokens", null);
   }
 
   let output = request.outputTokens;
@@ -151,7 +151,7 @@ export function reserveLevel(state: LevelState, request: ReserveRequest, now: nu
   for (const [kind, limit, spent] of budgets) {
     if (limit === null) continue;
     const fitting = affordableOutput(limit - spent, request, output);
-    if (fitting === null) return refusal(state, request, limits.session ? "session_cost" : kind, null, now);
+    if (fitting === null) return refusal(state, request, limits.session ? "session_cost" : kind, null);
     output = fitting;
   }
 
@@ -160,16 +160,16 @@ export function reserveLevel(state: LevelState, request: ReserveRequest, now: nu
   if (rpm !== null) state.rpm = rpm;
   if (tpm !== null) state.tpm = tpm;
   if (rpm !== null && rpm.tokens < 1) {
-    return refusal(state, request, "requests_per_minute", msToRefill(1 - rpm.tokens, limits.requestsPerMinute!), now);
+    return refusal(state, request, "requests_per_minute", msToRefill(1 - rpm.tokens, limits.requestsPerMinute!));
   }
   const tokens = request.inputTokens + output;
   if (tpm !== null && tpm.tokens < tokens) {
     const capacity = limits.tokensPerMinute!;
     const wait = tokens > capacity ? MINUTE_MS : msToRefill(tokens - tpm.tokens, capacity);
-    return refusal(state, request, "tokens_per_minute", wait, now);
+    return refusal(state, request, "tokens_per_minute", wait);
   }
   if (limits.maxParallel !== null && state.parallel >= limits.maxParallel) {
-    return refusal(state, request, "max_parallel_requests", 1000, now);
+    return refusal(state, request, "max_parallel_requests", 1000);
   }
 
   const micros = request.inputMicros + Math.ceil((output * request.outputPricePer1M) / 1_000_000);
@@ -199,6 +199,7 @@ export function settleLevel(state: LevelState, request: SettleRequest, now: numb
   state.monthMicros = Math.max(0, state.monthMicros + (sameMonth ? delta : request.actualMicros));
   state.totalMicros = Math.max(0, state.totalMicros + delta);
   state.parallel = Math.max(0, state.parallel - 1);
+  if (request.released === true) releaseRequest(state, request, now);
   if (state.tpm !== null && request.limits.tokensPerMinute !== null) {
     const refilled = refill(state.tpm, request.limits.tokensPerMinute, now);
     refilled.tokens = Math.min(request.limits.tokensPerMinute, refilled.tokens + request.reservedTokens - request.actualTokens);
@@ -211,6 +212,19 @@ export function settleLevel(state: LevelState, request: SettleRequest, now: numb
   }
   pruneWindow(state, now);
   addToWindow(state, now, 0, request.actualTokens);
+}
+
+/** Undoes the request-counting part of a reservation that a later level refused. */
+function releaseRequest(state: LevelState, request: SettleRequest, now: number): void {
+  const rpm = request.limits.requestsPerMinute;
+  if (state.rpm !== null && rpm !== null) {
+    const refilled = refill(state.rpm, rpm, now);
+    refilled.tokens = Math.min(rpm, refilled.tokens + 1);
+    state.rpm = refilled;
+  }
+  const slot = state.window.find(([second]) => second === Math.floor(request.reservedAt / 1000));
+  if (slot !== undefined && slot[1] > 0) slot[1] -= 1;
+  if (state.session !== null) state.session.llmCalls = Math.max(0, state.session.llmCalls - 1);
 }
 
 export function usageOf(state: LevelState, now: number): Usage {

@@ -49,6 +49,9 @@ export function settleArgs(request: SettleRequest, now: number): string[] {
     String(request.toolCalls),
     flag(dayOf(request.reservedAt) === dayOf(now)),
     flag(monthOf(request.reservedAt) === monthOf(now)),
+    opt(request.limits.requestsPerMinute),
+    flag(request.released === true),
+    String(Math.floor(request.reservedAt / 1000)),
   ];
 }
 

@@ -80,6 +80,11 @@ export interface SettleRequest {
   ttlMs: number;
   /** When the reservation was made: a call settled after midnight UTC is charged to the new day. */
   reservedAt: number;
+  /**
+   * A later level refused the call: the request itself is given back too (its request-per-minute
+   * token, its count in the last minute and its session call), not only its money and tokens.
+   */
+  released?: boolean;
 }
 
 /** The key's own usage, for policy attributes. */

@@ -50,6 +50,9 @@ const K = {
   concurrent: "sk-lim-concurrent",
   abort: "sk-lim-abort",
   countedBudget: "sk-lim-counted",
+  sessionTools: "sk-lim-session-tools",
+  noUsage: "sk-lim-no-usage",
+  rpmSession: "sk-lim-rpm-session",
 } as const;
 
 // gpt-4o: 2.5 micro-USD per input token, 10 per output token.
@@ -77,6 +80,9 @@ ${keyEntry("team-a", K.teamA, "{ user: u-ta, role: developer, team: shared }")}
 ${keyEntry("team-b", K.teamB, "{ user: u-tb, role: developer, team: shared }")}
 ${keyEntry("concurrent", K.concurrent, "{ user: u-c, role: developer, team: t1 }", `{ daily_cost: ${usd(CONCURRENT_K * CONCURRENT_WORST)}, cost_cap_mode: reject }`)}
 ${keyEntry("counted", K.countedBudget, "{ user: u-cnt, role: developer, team: t1 }", "{ daily_cost: 0.001 }")}
+${keyEntry("session-tools", K.sessionTools, "{ user: u-st, role: developer, team: t1 }", "{ session: { max_tool_calls: 1 } }")}
+${keyEntry("no-usage", K.noUsage, "{ user: u-nu, role: developer, team: t1 }", "{ daily_cost: 1 }")}
+${keyEntry("rpm-session", K.rpmSession, "{ user: u-rs, role: developer, team: t1 }", "{ requests_per_minute: 2, session: { max_llm_calls: 1 } }")}
 ${keyEntry("abort", K.abort, "{ user: u-ab, role: developer, team: t1 }", "{ daily_cost: 1, max_parallel_requests: 1 }")}
 `);
 });
@@ -290,6 +296,38 @@ describe("sessions and tokens per minute", () => {
     await h.client(K.session).chat.completions.create(say("say:none"));
     const records = (await auditRecords(h)).filter((r) => r.key_id === "session" && r.session_id === "s-1");
     expect(records.map((r) => r.status)).toEqual([200, 200, 429]);
+  });
+
+  it("counts the tool calls in a session's answers against max_tool_calls", async () => {
+    const client = h.client(K.sessionTools, { headers: { "x-session-id": "agent-run-1" } });
+    const answer = await client.chat.completions.create(say('call_tool:search {"q":"a"}'));
+    expect(answer.choices[0]?.message.tool_calls?.length).toBe(1);
+    await expectApiError(client.chat.completions.create(say("say:next step")), 429, "budget_exceeded");
+  });
+
+  it("gives back what earlier levels took when a later level refuses: a refused call costs no request", async () => {
+    const inSession = h.client(K.rpmSession, { headers: { "x-session-id": "one-shot" } });
+    await inSession.chat.completions.create(say("say:1"));
+    // The session level refuses after the key level admitted: the key's request token is given back.
+    await expectApiError(inSession.chat.completions.create(say("say:2")), 429, "budget_exceeded");
+    await expectApiError(inSession.chat.completions.create(say("say:3")), 429, "budget_exceeded");
+    const answer = await h.client(K.rpmSession).chat.completions.create(say("say:outside the session"));
+    expect(answer.choices[0]?.message.content).toBe("outside the session");
+  });
+
+  it("charges a stream whose upstream sent no usage from the text it relayed", async () => {
+    const stream = await h.client(K.noUsage).chat.completions.create({ ...say("no_usage tokens:30"), stream: true });
+    let words = 0;
+    for await (const chunk of stream) words += (chunk.choices[0]?.delta.content ?? "").split(" ").filter((w) => w !== "").length;
+    expect(words).toBe(30);
+    let record: Record<string, unknown> | undefined;
+    for (let i = 0; i < 50 && record === undefined; i++) {
+      record = (await auditRecords(h)).find((r) => r.key_id === "no-usage");
+      if (record === undefined) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(record?.output_tokens as number).toBeGreaterThanOrEqual(30);
+    expect(record?.cost as number).toBeGreaterThan(0);
+    expect(Math.round((record?.cost as number) * 1_000_000)).toBe(await spentToday(h, "key:no-usage"));
   });
 
   it("reserves the worst case against tokens_per_minute and settles to the actual usage", async () => {

@@ -144,15 +144,49 @@ describe("tool.call on streamed answers", () => {
   });
 });
 
+describe("tool.call on Responses API streams", () => {
+  it("ends a Responses stream calling a denied tool with an SSE error event the SDK raises", async () => {
+    const stream = await h.client(KEY.dev).responses.create({ model: "gpt-4o-mini", input: 'call_tool:shell_command {"cmd":"id"}', stream: true });
+    const seen: string[] = [];
+    let caught: unknown = null;
+    try {
+      for await (const event of stream) seen.push(event.type);
+    } catch (error) {
+      caught = error;
+    }
+    expect(seen).toContain("response.created");
+    expect(seen.some((t) => t.startsWith("response.function_call") || t === "response.output_item.added")).toBe(false);
+    expect(caught).toBeInstanceOf(APIError);
+    expect((caught as APIError).code).toBe("policy_denied");
+  });
+});
+
+describe("a call-level approval", () => {
+  it("passes the approved retry once (a new upstream call), its tool calls already approved", async () => {
+    const body = ask('wire transfer call_tool:deploy {"environment":"prod"}');
+    const id = await approvalFrom(h.client(KEY.dev).chat.completions.create(body));
+    expect((await getApproval(h, id))?.held).toBeNull();
+    expect((await decide(h, id, "approve")).status).toBe(200);
+    const before = chatCount(h);
+    const answer = await h.client(KEY.dev, { headers: { "x-approval-id": id } }).chat.completions.create(body);
+    const call = answer.choices[0]?.message.tool_calls?.[0];
+    expect(call?.type === "function" ? call.function.name : null).toBe("deploy");
+    expect(chatCount(h)).toBe(before + 1);
+    await expectApiError(h.client(KEY.dev, { headers: { "x-approval-id": id } }).chat.completions.create(body), 403, "approval_used");
+  });
+});
+
 describe("approvals of a held non-streamed answer", () => {
   const body = ask('call_tool:deploy {"environment":"production","service":"billing"}');
   let id = "";
   let upstreamCalls = 0;
+  let mockSeq = 0;
 
   it("holds a production deploy: 403 approval_required, the upstream called once", async () => {
     const before = chatCount(h);
     id = await approvalFrom(h.client(KEY.dev).chat.completions.create(body));
     upstreamCalls = chatCount(h);
+    mockSeq = h.mock.requests.length;
     expect(upstreamCalls).toBe(before + 1);
     const approval = await getApproval(h, id);
     expect(approval).toMatchObject({ status: "pending", key_id: "dev", rule: "production_tools_need_approval", action: "tool.call" });
@@ -187,7 +221,7 @@ describe("approvals of a held non-streamed answer", () => {
     expect(result.status).toBe(200);
     expect(result.text).toBe(held);
     const answer = result.json() as { id: string; choices: Array<{ message: { tool_calls: Array<{ function: { name: string; arguments: string } }> } }> };
-    expect(answer.id).toBe(`chatcmpl-mock${upstreamCalls}`);
+    expect(answer.id).toBe(`chatcmpl-mock${mockSeq}`);
     expect(answer.choices[0]?.message.tool_calls[0]?.function).toEqual({ name: "deploy", arguments: '{"environment":"production","service":"billing"}' });
     expect(chatCount(h)).toBe(upstreamCalls);
     const record = (await auditRecords(h)).at(-1)!;

@@ -3,7 +3,8 @@ import { LEVEL_COMMON_LUA } from "./common.js";
 /**
  * settleLevel() of src/limits/level-state.ts as one atomic step: the reservation is replaced by the actuals.
  * ARGV: now, tpm ('' for null), session (1/0), ttlMs, reservedMicros, reservedTokens, actualMicros,
- *   actualTokens, toolCalls, sameDay (1/0), sameMonth (1/0).
+ *   actualTokens, toolCalls, sameDay (1/0), sameMonth (1/0), rpm ('' for null), released (1/0),
+ *   the second the reservation was made.
  * KEYS 4 and 5 are the day and month of `now`: a call reserved yesterday is charged in full to today.
  */
 export const SETTLE_LUA = `${LEVEL_COMMON_LUA}
@@ -11,6 +12,7 @@ local now, tpmCap, isSession, ttl = tonumber(ARGV[1]), opt(ARGV[2]), ARGV[3] == 
 local reservedMicros, reservedTokens = tonumber(ARGV[5]), tonumber(ARGV[6])
 local actualMicros, actualTokens, toolCalls = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local sameDay, sameMonth = ARGV[10] == '1', ARGV[11] == '1'
+local rpmCap, released, reservedSecond = opt(ARGV[12]), ARGV[13] == '1', ARGV[14]
 
 if isSession then expireSession(now, ttl) end
 
@@ -19,6 +21,20 @@ redis.call('SET', KEYS[4], fmt(math.max(0, num(KEYS[4]) + (sameDay and delta or 
 redis.call('SET', KEYS[5], fmt(math.max(0, num(KEYS[5]) + (sameMonth and delta or actualMicros))))
 redis.call('SET', KEYS[6], fmt(math.max(0, num(KEYS[6]) + delta)))
 redis.call('SET', KEYS[3], fmt(math.max(0, num(KEYS[3]) - 1)))
+
+-- A later level refused the call: give back its request token, its count in the window and its session call.
+if released then
+  local rpm = loadBucket(KEYS[1])
+  if rpm ~= nil and rpmCap ~= nil then
+    rpm = refill(rpm, rpmCap, now)
+    rpm.tokens = math.min(rpmCap, rpm.tokens + 1)
+    saveBucket(KEYS[1], rpm, rpmCap)
+  end
+  local slot = tonumber(redis.call('HGET', KEYS[9], 'r' .. reservedSecond) or '0')
+  if slot > 0 then redis.call('HINCRBYFLOAT', KEYS[9], 'r' .. reservedSecond, -1) end
+  local calls = tonumber(redis.call('HGET', KEYS[7], 'llmCalls') or '0')
+  if calls > 0 then redis.call('HSET', KEYS[7], 'llmCalls', fmt(calls - 1)) end
+end
 
 local tpm = loadBucket(KEYS[2])
 if tpm ~= nil and tpmCap ~= nil then
