@@ -7,6 +7,8 @@ const KEY = {
   admin: "sk-pol-admin",
   analyst: "sk-pol-analyst",
   support: "sk-pol-support",
+  financeCapped: "sk-pol-fin-capped",
+  finance: "sk-pol-fin",
 } as const;
 
 // The seed's examples (high_cost_model_restriction, restricted_tool_access, pii_access_restriction) plus
@@ -37,6 +39,10 @@ policies:
       conditions: { prompt_text: { matches: "(?i)wire transfer" } }
       constraints: { approver_role: admin }
       description: Payments need a human
+    - name: finance_costly_calls
+      effect: DENY
+      conditions: { team: { eq: finance }, estimated_cost: { gt: 0.004 } }
+      description: Finance calls over $0.004 worst case are refused
     - name: restricted_tool_access
       effect: DENY
       actions: [tool.register]
@@ -66,6 +72,8 @@ ${keyEntry("dev", KEY.dev, "{ user: dave, role: developer, team: research }")}
 ${keyEntry("admin", KEY.admin, "{ user: ada, role: admin, team: platform }")}
 ${keyEntry("analyst", KEY.analyst, "{ user: ann, role: analyst, team: research }")}
 ${keyEntry("support", KEY.support, "{ user: sue, role: support, team: help, purpose: authorized_support }")}
+${keyEntry("fin-capped", KEY.financeCapped, "{ user: fay, role: admin, team: finance }", "{ max_cost_per_call: 0.003 }")}
+${keyEntry("fin", KEY.finance, "{ user: fred, role: admin, team: finance }")}
 ${POLICIES}`);
 });
 afterAll(async () => h.close());
@@ -130,6 +138,22 @@ describe("call-level policy", () => {
     expect(approval).toMatchObject({ status: "pending", key_id: "dev", rule: "wire_transfers_need_approval", held: null });
     const record = (await auditRecords(h)).at(-1)!;
     expect(record).toMatchObject({ status: 403, error_code: "approval_required", approval_id: approvalId });
+  });
+});
+
+describe("estimated_cost", () => {
+  const body = { model: "gpt-4o", messages: [{ role: "user" as const, content: "say:priced" }], max_completion_tokens: 2000 };
+
+  it("is the worst case of the request's own output limit", async () => {
+    // 2000 output tokens of gpt-4o: over $0.02.
+    const error = await expectApiError(h.client(KEY.finance).chat.completions.create(body), 403, "policy_denied");
+    expect(error.message).toContain("finance_costly_calls");
+  });
+
+  it("is judged after the per-call cap's clamp", async () => {
+    const { data, response } = await h.client(KEY.financeCapped).chat.completions.create(body).withResponse();
+    expect(data.choices[0]?.message.content).toBe("priced");
+    expect(Number(response.headers.get("x-gateway-max-tokens"))).toBeLessThan(300);
   });
 });
 
