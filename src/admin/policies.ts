@@ -33,7 +33,7 @@ const isCallAction = (action: Action): action is CallAction => (CALL_ACTIONS as 
  */
 export function deriveAction(runtime: EvaluationContext, request: EvaluationRequest | undefined): CallAction {
   if (request === undefined || Array.isArray(request.messages)) return "chat.completions";
-  const model = typeof request.model === "string" ? runtime.config.models[request.model] : undefined;
+  const model = typeof request.model === "string" ? (Object.hasOwn(runtime.config.models, request.model) ? runtime.config.models[request.model] : undefined) : undefined;
   if (request.input !== undefined && model?.kind === "embedding") return "embeddings";
   return "responses";
 }
@@ -70,7 +70,7 @@ export function applyFactOverrides(facts: CallFacts, overrides: FactOverrides): 
 /** The worst case as the pipeline computes it; a per-call cap that cannot be met is judged uncapped. */
 function estimateFor(runtime: EvaluationContext, principal: Principal, action: CallAction, request: EvaluationRequest): Estimate | null {
   const modelName = typeof request.model === "string" ? request.model : null;
-  const model = modelName === null ? undefined : runtime.config.models[modelName];
+  const model = modelName === null || !Object.hasOwn(runtime.config.models, modelName) ? undefined : runtime.config.models[modelName];
   if (model === undefined) return null;
   const prices = compileModelPrices(model);
   const plan = planLimits(runtime.config, principal, null);

@@ -53,6 +53,12 @@ function errorResponse(c: Context<Env>, error: GatewayError): Response {
 export function createApp(services: Services, state: AppState, admin: AdminDeps): Hono<Env> {
   const app = new Hono<Env>();
 
+  // URL parsing would resolve dot segments (`/v1/../admin/keys`, `/v1/%2e%2e/admin`) into another route: refused first.
+  app.use("*", async (c, next) => {
+    if (hasDotSegment(c.env.incoming.url ?? "")) throw new GatewayError(404, "not_found", "the path must not contain `.` or `..` segments");
+    await next();
+  });
+
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
     if (state.draining()) return c.json({ status: "draining" }, 503);
@@ -133,6 +139,18 @@ const KNOWN_METHODS: Record<string, string[]> = {
   "/readyz": ["GET"],
   "/metrics": ["GET"],
 };
+
+/** True when the raw request target's path has a `.` or `..` segment, plain or percent-encoded (`%2f` and backslashes count as `/`). */
+export function hasDotSegment(target: string): boolean {
+  let path = target;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\/[^/\\]*/i.exec(path);
+  if (scheme !== null) path = path.slice(scheme[0].length);
+  const query = path.search(/[?#]/);
+  if (query !== -1) path = path.slice(0, query);
+  // Encoded separators too: an upstream that decodes `..%2f` must not see a `..` segment either.
+  const plain = path.replace(/%2e/gi, ".").replace(/%2f/gi, "/").replace(/%5c/gi, "\\");
+  return plain.split(/[/\\]/).some((segment) => segment === "." || segment === "..");
+}
 
 function notAllowedOrNotFound(path: string, method: string): GatewayError {
   const allowed = KNOWN_METHODS[path] ?? (path.startsWith("/v1/models/") ? ["GET"] : undefined);

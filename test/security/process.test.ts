@@ -1,0 +1,119 @@
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { Agent, request } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type MockUpstream, startMockUpstream } from "../../mock/upstream.js";
+import { verifyFiles } from "../../src/audit/verify.js";
+import { freePort, type StartedProcess, startProcess, writeTempConfig } from "../helpers/index.js";
+import { DEFAULT_KEYS, findSecrets, MODELS, readAudit, SECRETS, sha256Ref, until } from "./support.js";
+
+/** SIGTERM to a real gateway process (dist/, as `npm start` runs it) while streams are open. */
+const MAIN = join(process.cwd(), "dist/src/main.js");
+
+let mock: MockUpstream;
+beforeAll(async () => {
+  mock = await startMockUpstream();
+});
+afterAll(async () => {
+  await mock?.close();
+});
+
+describe.skipIf(!existsSync(MAIN))("process faults", () => {
+  it("SIGTERM with open streams: the streams finish, exit code 0, the audit file has every record", async () => {
+    const port = await freePort();
+    const auditDir = join(mkdtempSync(join(tmpdir(), "spark-sec-proc-")), "audit");
+    const config = writeTempConfig(`
+org: acme
+server: { host: 127.0.0.1, port: 1, drain_seconds: 20, replica_id: proc }
+admin: { token: ${SECRETS.admin}, approvers: [{ name: dana, role: security, token_hash: "${sha256Ref(SECRETS.approver)}" }] }
+store: { memory: { snapshot: null } }
+upstreams:
+  openai: { base_url: "${mock.url}", api_key: ${SECRETS.upstream}, timeout_seconds: 5 }
+audit:
+  sinks: [{ file: { dir: "${auditDir}" } }]
+  fsync: interval
+  fsync_interval_ms: 200
+${MODELS}${DEFAULT_KEYS}`);
+    const gw: StartedProcess = await startProcess("node", [MAIN, "--config", config], {
+      env: { PORT: String(port), LOG_LEVEL: "debug" },
+      waitForUrl: `http://127.0.0.1:${port}/healthz`,
+    });
+    const agent = new Agent({ keepAliveTimeout: 1_000 });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      const headers = { authorization: `Bearer ${SECRETS.alice}`, "content-type": "application/json" };
+      const ids: string[] = [];
+      // Some finished calls first.
+      for (let i = 0; i < 5; i++) {
+        const res = await request(`${base}/v1/chat/completions`, {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: `say:done ${i}` }] }),
+          dispatcher: agent,
+        });
+        await res.body.text();
+        expect(res.statusCode).toBe(200);
+        ids.push(String(res.headers["x-request-id"]));
+      }
+      // Five streams of ~2 s each.
+      const STREAMS = 5;
+      let started = 0;
+      const streams = Array.from({ length: STREAMS }, async () => {
+        const res = await request(`${base}/v1/chat/completions`, {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "tokens:20 chunks:20 delay:100" }], stream: true }),
+          dispatcher: agent,
+        });
+        ids.push(String(res.headers["x-request-id"]));
+        let text = "";
+        for await (const chunk of res.body) {
+          if (text === "") started += 1;
+          text += (chunk as Buffer).toString("utf8");
+        }
+        return { status: res.statusCode, text };
+      });
+      await until(() => started === STREAMS, 10_000, "every stream to send its first bytes");
+      const exit = gw.stop("SIGTERM", 30_000);
+      // Draining: no new connection is accepted while the streams finish.
+      await until(async () => (await refused(port)) === true, 5_000, "the listener to close");
+      const results = await Promise.all(streams);
+      for (const r of results) {
+        expect(r.status).toBe(200);
+        expect(r.text).toContain("data: [DONE]");
+        expect(r.text).toMatch(/: gateway-cost \d+\.\d{6}/);
+        expect(r.text).not.toContain('"error"');
+      }
+      expect(await exit).toBe(0);
+      expect(gw.output()).toContain("stopped");
+
+      const records = readAudit(auditDir);
+      const recorded = new Set(records.map((r) => String(r.id)));
+      expect(ids.filter((id) => !recorded.has(id))).toEqual([]);
+      for (const id of ids.slice(5)) {
+        const record = records.find((r) => r.id === id)!;
+        expect(record.status).toBe(200);
+        expect(record.stream).toBe(true);
+        expect(record.output_tokens).toBe(20);
+      }
+      expect(await verifyFiles(auditDir)).toEqual({ ok: true, records: records.length });
+      expect(findSecrets({ logs: [gw.output()] })).toEqual([]);
+    } finally {
+      await agent.close();
+      await gw.stop("SIGKILL");
+    }
+  }, 60_000);
+});
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code === "ECONNREFUSED"));
+  });
+}
