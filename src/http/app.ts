@@ -83,13 +83,11 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
   }
 
   app.get("/v1/models", (c) => {
-    const principal = authenticate(services, c.env.incoming, services.clock());
-    c.get("draft").principal = principal;
+    const principal = authenticate(services, c.env.incoming, services.clock(), c.get("draft"));
     return c.json({ object: "list", data: listModels(services.current(), principal) });
   });
   app.get("/v1/models/:id{.+}", (c) => {
-    const principal = authenticate(services, c.env.incoming, services.clock());
-    c.get("draft").principal = principal;
+    const principal = authenticate(services, c.env.incoming, services.clock(), c.get("draft"));
     const id = c.req.param("id");
     const model = listModels(services.current(), principal).find((m) => m.id === id);
     if (model === undefined) throw new GatewayError(404, "model_not_found", `the model \`${id}\` does not exist or you do not have access to it`, { param: "model" });
