@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { publicApproval } from "../approvals/service.js";
+import { fromStore, publicApproval } from "../approvals/service.js";
 import type { Env } from "../http/app.js";
 import { type AdminContext, allowOnly, authorize, list, notFound, parseWith, queryParams, readJson } from "./http.js";
 import type { AdminDeps } from "./routes.js";
@@ -31,14 +31,14 @@ export function approvalRoutes(deps: AdminDeps): Hono<Env> {
   app.get("/", async (c) => {
     authorize(c, services, "approvals", "admin.approvals.list");
     const { status } = parseWith(listQuerySchema, queryParams(c));
-    const approvals = await services.store.listApprovals(status ?? null);
+    const approvals = await fromStore(services.store.listApprovals(status ?? null));
     approvals.sort((a, b) => (a.created_at === b.created_at ? 0 : a.created_at < b.created_at ? 1 : -1));
     return c.json(list(approvals.map(publicApproval)));
   });
   app.get("/:id", async (c) => {
     authorize(c, services, "approvals", "admin.approvals.get");
     const id = c.req.param("id");
-    const approval = await services.store.getApproval(id);
+    const approval = await fromStore(services.store.getApproval(id));
     if (approval === null) throw notFound("approval", id);
     return c.json(publicApproval(approval));
   });

@@ -1,7 +1,9 @@
 import { Hono } from "hono";
+import { fromStore } from "../approvals/service.js";
 import type { Audit } from "../audit/create.js";
 import type { Env } from "../http/app.js";
 import type { Services } from "../pipeline/services.js";
+import type { StateStore } from "../state/store.js";
 import { approvalRoutes } from "./approvals.js";
 import { auditRoutes } from "./audit.js";
 import { keyRoutes } from "./keys.js";
@@ -23,7 +25,8 @@ export interface AdminDeps {
  * The admin API of CONTRACT.md §5, mounted at `/admin`. Each handler checks its own credential
  * (approval routes accept approver tokens, the rest only the superuser) and names its audit action.
  */
-export function adminRoutes(deps: AdminDeps): Hono<Env> {
+export function adminRoutes(given: AdminDeps): Hono<Env> {
+  const deps: AdminDeps = { ...given, services: { ...given.services, store: guardedStore(given.services.store) } };
   const app = new Hono<Env>();
   app.route("/keys", keyRoutes(deps));
   app.route("/stop", stopRoutes(deps));
@@ -32,4 +35,18 @@ export function adminRoutes(deps: AdminDeps): Hono<Env> {
   app.route("/spend", spendRoutes(deps));
   app.route("/policies", policyRoutes(deps));
   return app;
+}
+
+/** The store as admin handlers see it: a store that cannot be reached answers 503 `store_unavailable`. */
+function guardedStore(store: StateStore): StateStore {
+  return new Proxy(store, {
+    get(target, name) {
+      const value: unknown = Reflect.get(target, name, target);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]): unknown => {
+        const result: unknown = value.apply(target, args);
+        return result instanceof Promise ? fromStore(result) : result;
+      };
+    },
+  });
 }

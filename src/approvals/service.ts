@@ -53,7 +53,7 @@ export class ApprovalService {
       comment: null,
       held: request.held,
     };
-    await this.store.createApproval(approval);
+    await fromStore(this.store.createApproval(approval));
     this.notifier.send("approval.created", publicApproval(approval));
     return approval;
   }
@@ -61,10 +61,10 @@ export class ApprovalService {
   /** Long-polls the store until the approval is decided or `seconds` pass. */
   async waitForDecision(id: string, seconds: number, signal: AbortSignal): Promise<Approval | null> {
     const deadline = this.clock() + seconds * 1000;
-    let approval = await this.store.getApproval(id);
+    let approval = await fromStore(this.store.getApproval(id));
     while (approval !== null && approval.status === "pending" && this.clock() < deadline && !signal.aborted) {
       await sleep(Math.min(250, Math.max(1, deadline - this.clock())));
-      approval = await this.store.getApproval(id);
+      approval = await fromStore(this.store.getApproval(id));
     }
     return approval;
   }
@@ -72,7 +72,7 @@ export class ApprovalService {
   /** Checks a retry against its approval and uses it up: passes exactly once, same key and body. */
   async redeem(id: string, principal: Principal, bodyHash: string): Promise<Redemption> {
     const now = this.clock();
-    const approval = await this.store.getApproval(id);
+    const approval = await fromStore(this.store.getApproval(id));
     if (approval === null || approval.key_id !== principal.keyId || approval.body_hash !== bodyHash) {
       throw new GatewayError(403, "approval_invalid", `approval \`${id}\` is not valid for this key and request body`, {
         extra: { approval_id: id },
@@ -94,7 +94,7 @@ export class ApprovalService {
       case "used":
         throw new GatewayError(403, "approval_used", `approval \`${id}\` was already used`, { extra: { approval_id: id } });
       case "approved": {
-        const consumed = await this.store.consumeApproval(id, now);
+        const consumed = await fromStore(this.store.consumeApproval(id, now));
         if (!consumed.ok) {
           const code = consumed.reason === "expired" ? "approval_expired" : "approval_used";
           throw new GatewayError(403, code, `approval \`${id}\` can no longer be used`, { extra: { approval_id: id } });
@@ -111,13 +111,13 @@ export class ApprovalService {
     comment: string | null,
   ): Promise<Approval> {
     const now = this.clock();
-    const approval = await this.store.getApproval(id);
+    const approval = await fromStore(this.store.getApproval(id));
     if (approval === null) throw new GatewayError(404, "not_found", `no approval \`${id}\``);
     const allowed = roles(approval.constraints.approver_role);
     if (allowed !== null && !allowed.includes(actor.role)) {
       throw new GatewayError(403, "approver_role_mismatch", `approval \`${id}\` needs an approver with role ${allowed.map((r) => `\`${r}\``).join(" or ")}`);
     }
-    const result = await this.store.decideApproval(id, { status, by: actor.name, role: actor.role, comment, at: new Date(now).toISOString() }, now);
+    const result = await fromStore(this.store.decideApproval(id, { status, by: actor.name, role: actor.role, comment, at: new Date(now).toISOString() }, now));
     if (!result.ok) {
       if (result.reason === "not_found") throw new GatewayError(404, "not_found", `no approval \`${id}\``);
       const why = result.reason === "expired" ? "expired" : `already ${result.approval?.status ?? "decided"}`;
@@ -125,6 +125,21 @@ export class ApprovalService {
     }
     this.notifier.send("approval.decided", publicApproval(result.approval));
     return result.approval;
+  }
+}
+
+/**
+ * A store operation outside limits and budgets (approvals, admin changes): a store that cannot be
+ * reached is 503 `store_unavailable`, whatever `store.on_error` says, never an internal error.
+ */
+export async function fromStore<T>(operation: Promise<T>): Promise<T> {
+  try {
+    return await operation;
+  } catch (error) {
+    if (error instanceof GatewayError) throw error;
+    throw new GatewayError(503, "store_unavailable", "the state store is unavailable; try again shortly", {
+      headers: { "retry-after": "1" },
+    });
   }
 }
 
