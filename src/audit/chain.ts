@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { canonicalJson } from "./canonical-json.js";
+import { canonicalJson } from "../util/canonical-json.js";
 import type { AuditRecord, ChainedRecord } from "./types.js";
 
 /** The `prev_hash` of a replica's very first record. */

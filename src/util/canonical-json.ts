@@ -1,18 +1,43 @@
 import { createHash } from "node:crypto";
 
-/** JSON with object keys sorted at every depth, so equal values hash equally. */
+/**
+ * Canonical JSON: the bytes that are hashed. Keys are sorted recursively (by UTF-16 code units, as
+ * `Array.prototype.sort` does) and values follow `JSON.stringify` exactly (toJSON, undefined members
+ * dropped, undefined/functions in arrays -> null, non-finite numbers -> null), so that a record
+ * hashed before it is written and the same record parsed back from its JSONL line hash the same.
+ */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value));
+  return serialise(value) ?? "null";
 }
 
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value !== null && typeof value === "object") {
-    const sorted: Record<string, unknown> = {};
-    for (const key of Object.keys(value).sort()) sorted[key] = sortKeys((value as Record<string, unknown>)[key]);
-    return sorted;
+function serialise(value: unknown): string | undefined {
+  if (value !== null && typeof value === "object" && typeof (value as { toJSON?: unknown }).toJSON === "function") {
+    value = (value as { toJSON: () => unknown }).toJSON();
   }
-  return value;
+  if (value === null) return "null";
+  switch (typeof value) {
+    case "string":
+    case "number":
+    case "boolean":
+      return JSON.stringify(value);
+    case "bigint":
+      // JSON.stringify throws here too; a record must never carry one.
+      throw new TypeError("cannot serialise a bigint in an audit record");
+    case "object": {
+      if (Array.isArray(value)) {
+        return `[${value.map((item) => serialise(item) ?? "null").join(",")}]`;
+      }
+      const entries: string[] = [];
+      const source = value as Record<string, unknown>;
+      for (const key of Object.keys(source).sort()) {
+        const item = serialise(source[key]);
+        if (item !== undefined) entries.push(`${JSON.stringify(key)}:${item}`);
+      }
+      return `{${entries.join(",")}}`;
+    }
+    default:
+      return undefined;
+  }
 }
 
 export function sha256Hex(text: string | Buffer): string {

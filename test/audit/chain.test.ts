@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { canonicalJson } from "../../src/audit/canonical-json.js";
+import { canonicalJson } from "../../src/util/canonical-json.js";
 import { chainRecord, GENESIS_HASH, hashRecord, verifyChain } from "../../src/audit/chain.js";
 import type { ChainedRecord } from "../../src/audit/types.js";
 import { makeRecord } from "./fixtures.js";
