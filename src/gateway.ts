@@ -14,6 +14,7 @@ import { GatewayError } from "./http/errors.js";
 import { createMetrics } from "./http/metrics.js";
 import { installClientErrorHandler } from "./http/client-error.js";
 import { createLogger, type Logger } from "./log/logger.js";
+import { storeTrouble } from "./log/throttle.js";
 import { ActiveStreams } from "./pipeline/active-streams.js";
 import { buildRecord } from "./pipeline/audit-draft.js";
 import { buildRuntime, type Runtime, SharedState } from "./pipeline/runtime.js";
@@ -70,6 +71,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     redisFor: (url) => {
       const fallback = "redis" in initial.store ? initial.store.redis.url : "redis://127.0.0.1:6379";
       const redis = new Redis(url ?? fallback, { maxRetriesPerRequest: 3 });
+      // The writer retries failed batches; the connection's own errors are only worth a throttled line.
+      redis.on("error", (error: Error) => storeTrouble(log, "audit stream connection", error));
       redisConnections.push(redis);
       return redis;
     },
@@ -156,7 +159,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     try {
       const next = readConfigFile(options.configPath, options.env);
       runtime = buildRuntime(next, port, runtime);
-      shared.setKeys(next, [], clock());
+      shared.setConfig(next, clock());
       void refreshKeys();
       log.info({ rules: next.policies.rules.length, models: Object.keys(next.models).length }, "config reloaded");
       return true;

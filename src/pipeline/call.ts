@@ -29,6 +29,7 @@ import { governDeclaredTools, governToolCalls, type ToolCallContext, type ToolGo
 import { approvalRequired, deniedError } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
 import { redactRequestBody } from "./redact-body.js";
+import { storeTrouble } from "../log/throttle.js";
 
 /**
  * Authenticates a virtual key and checks it is not halted: 401 / 403. With a draft, the principal is
@@ -339,7 +340,7 @@ async function reserve(
       throw error;
     }
     services.metrics.storeError();
-    services.log.error({ err: error, key_id: principal.keyId }, "state store failed while reserving");
+    storeTrouble(services.log, "reserve", error);
     if (services.failOpen()) return unchargedReservation(estimate.outputTokens, now);
     throw new GatewayError(503, "store_unavailable", "the state store is unavailable; limits cannot be checked", { headers: { "retry-after": "1" } });
   }
@@ -366,7 +367,7 @@ async function finishSettle(services: Services, state: CallState): Promise<void>
     );
   } catch (error) {
     services.metrics.storeError();
-    services.log.error({ err: error, request_id: draft.id }, "state store failed while settling");
+    storeTrouble(services.log, "settle", error);
   }
 }
 

@@ -42,6 +42,7 @@ export function buildRuntime(config: Config, port: number, previous: Runtime | n
 /** Keys and stops as this replica last read them from the store, refreshed on every change. */
 export class SharedState {
   keys: KeyIndex;
+  private runtimeKeys: RuntimeKey[] = [];
   private stops = new Map<string, Stop>();
 
   constructor(config: Config, now: number) {
@@ -49,7 +50,13 @@ export class SharedState {
   }
 
   setKeys(config: Config, runtimeKeys: RuntimeKey[], now: number): void {
+    this.runtimeKeys = runtimeKeys;
     this.keys = new KeyIndex(config.keys, runtimeKeys, now);
+  }
+
+  /** A reloaded config's keys, with the runtime keys as last read (no gap until the next refresh). */
+  setConfig(config: Config, now: number): void {
+    this.keys = new KeyIndex(config.keys, this.runtimeKeys, now);
   }
 
   setStops(stops: Stop[]): void {

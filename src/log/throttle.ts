@@ -1,0 +1,18 @@
+import type { Logger } from "./logger.js";
+
+const INTERVAL_MS = 10_000;
+const last = new Map<string, { at: number; suppressed: number }>();
+
+/**
+ * Logs a state-store failure at most once per 10 s per operation, with how many were suppressed:
+ * an outage fails every call, and one stack trace per call would flood the log.
+ */
+export function storeTrouble(log: Logger, operation: string, error: unknown, now: number = Date.now()): void {
+  const seen = last.get(operation);
+  if (seen !== undefined && now - seen.at < INTERVAL_MS) {
+    seen.suppressed++;
+    return;
+  }
+  last.set(operation, { at: now, suppressed: 0 });
+  log.error({ err: error, operation, suppressed: seen?.suppressed ?? 0 }, "state store failed");
+}
