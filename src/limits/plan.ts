@@ -85,9 +85,10 @@ export const keyLevel = (keyId: string): string => `key:${keyId}`;
 export function planLimits(config: Config, principal: Principal, sessionId: string | null): LimitPlan {
   const { subject } = principal;
   const blocks: Array<[string, Limits | KeyLimits]> = [[keyLevel(principal.keyId), principal.limits]];
-  const user = config.users[subject.user];
+  // Own properties only: a user or team named `constructor` must not find Object's prototype.
+  const user = Object.hasOwn(config.users, subject.user) ? config.users[subject.user] : undefined;
   if (user !== undefined) blocks.push([`user:${subject.user}`, user.limits]);
-  const team = subject.team === null ? undefined : config.teams[subject.team];
+  const team = subject.team === null || !Object.hasOwn(config.teams, subject.team) ? undefined : config.teams[subject.team];
   if (team !== undefined) blocks.push([`team:${subject.team}`, team.limits]);
   blocks.push(["org", config.limits]);
 
