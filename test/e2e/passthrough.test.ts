@@ -1,0 +1,38 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { auditRecords, type Harness, KEYS, keyEntry, MODELS, startHarness } from "./harness.js";
+
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness(`${MODELS}
+passthrough: { upstream: openai, paths: [/v1/files] }
+keys:
+${keyEntry("alice-dev", KEYS.alice, "{ user: alice, role: developer, team: research }", "{ requests_per_minute: 2 }")}
+`);
+});
+afterAll(async () => h.close());
+
+const get = (path: string, key: string = KEYS.alice): Promise<Response> => fetch(`${h.gateway.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
+
+describe("passthrough paths", () => {
+  it("relays a listed path with the upstream's key, audits it, and rate-limits it like any call", async () => {
+    const first = await get("/v1/files");
+    expect(first.status).toBe(200);
+    expect(((await first.json()) as { object: string }).object).toBe("list");
+    expect(h.mock.requests.at(-1)?.headers.authorization).toBe("Bearer sk-upstream-secret");
+    expect((await get("/v1/files", "sk-nobody")).status).toBe(401);
+    expect((await get("/v1/files")).status).toBe(200);
+    const limited = await get("/v1/files");
+    expect(limited.status).toBe(429);
+    expect(((await limited.json()) as { error: { code: string } }).error.code).toBe("rate_limit_exceeded");
+    const records = (await auditRecords(h)).filter((r) => r.path === "/v1/files");
+    expect(records.map((r) => r.status)).toEqual([200, 401, 200, 429]);
+    expect(records[0]).toMatchObject({ action: "passthrough", key_id: "alice-dev", cost: 0 });
+  });
+
+  it("keeps unlisted paths at 404", async () => {
+    const response = await get("/v1/batches");
+    expect(response.status).toBe(404);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe("not_found");
+  });
+});
