@@ -54,6 +54,16 @@ async function createStore(config: Config, clock: Clock): Promise<StateStore> {
 
 const REFRESH_MS = 1000;
 
+const ROUTES = new Set(["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/models"]);
+
+/** A bounded metrics label: a hostile client's paths must not create a series each. */
+function routeLabel(path: string, action: string | null): string {
+  if (ROUTES.has(path)) return path;
+  if (path.startsWith("/v1/models/")) return "/v1/models/{id}";
+  if (path.startsWith("/admin")) return "admin";
+  return action === "passthrough" ? "passthrough" : "other";
+}
+
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const clock = options.clock ?? systemClock;
   const log = options.logger ?? createLogger(options.env.LOG_LEVEL ?? "info");
@@ -118,8 +128,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       audit.writer.enqueue(record);
       const effect = record.decision?.effect ?? "none";
       const upstreamSeconds = record.upstream_ms === null ? null : record.upstream_ms / 1000;
-      metrics.request(draft.path.startsWith("/admin") ? "admin" : draft.path, status, effect, record.decision?.rule ?? "", record.latency_ms / 1000, upstreamSeconds);
+      metrics.request(routeLabel(draft.path, draft.action), status, effect, record.decision?.rule ?? "", record.latency_ms / 1000, upstreamSeconds);
       if (record.model !== null) metrics.usage(record.model, record.team ?? "", record.input_tokens, record.output_tokens, record.cost);
+      // One child logger per request, made only when its line will be written: never the body, only ids.
+      if (log.isLevelEnabled("debug")) {
+        log.child({ request_id: record.id, key_id: record.key_id }).debug({ status, error_code: record.error_code, latency_ms: record.latency_ms }, "request finished");
+      }
     },
     failOpen: () => runtime.config.store.on_error === "fail_open",
   };
