@@ -1,5 +1,5 @@
 /**
- * Times input token counting on a ~20k-token chat prompt: the exact count (tiktoken) against the
+ * Times input token counting on a ~20k-token chat prompt: the exact count (the tokenizer) against the
  * byte upper bound the pipeline uses to skip it. Run after `npm run build`:
  *   node dist/bench/tokens.js
  * Prints one JSON object; medians over RUNS runs after a warm-up that builds the encoders.
@@ -60,9 +60,9 @@ for (const encoding of encodings) {
     tokens: countChatInput(body, encoding),
     first_call_ms_including_encoder_build: Number(firstMs.toFixed(1)),
     count_chat_input_median_ms: medianMs(() => countChatInput(body, encoding)),
-    // The same text through tiktoken whole, without the splitter that guards against long runs.
+    // The same text through the tokenizer whole, without the splitter that guards against long runs.
     raw_encode_median_ms: medianMs(() => {
-      for (const message of body.messages) getEncoder(encoding).encode_ordinary(message.content);
+      for (const message of body.messages) getEncoder(encoding).countOrdinary(message.content);
     }),
   };
 }

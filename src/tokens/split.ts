@@ -1,7 +1,7 @@
 /**
- * Cuts text into chunks that tiktoken can encode in linear time.
+ * Cuts text into chunks that the BPE tokenizer can encode in linear time.
  *
- * tiktoken's BPE merge is quadratic in the length of one pre-tokenizer piece, and a single long
+ * BPE merging (tiktoken and gpt-tokenizer alike) is quadratic in the length of one pre-tokenizer piece, and a single long
  * piece (100k repeated letters takes ~9 s; 1 MB aborts the WASM module) would let one prompt
  * stall the gateway. Chunks end only where a piece boundary is certain — before a space that
  * follows a non-space, or before ASCII punctuation that follows an ASCII letter or digit — so

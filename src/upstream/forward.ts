@@ -23,7 +23,9 @@ export function createUpstreamTarget(name: string, config: UpstreamConfig): Upst
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       keepAliveTimeout: 30_000,
-      connections: 512,
+      // No cap on sockets per upstream: a cap would queue the call past it silently (2,000 open
+      // streams would see only the first N flow); the upstream's own limits answer instead.
+      connections: null,
       pipelining: 1,
     }),
   };

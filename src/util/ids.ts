@@ -1,8 +1,17 @@
 import { randomBytes } from "node:crypto";
 
-/** Sortable, unique request ids: time prefix for ordering in files, random suffix for uniqueness. */
+// Unique per process: 8 random bytes drawn once, plus a counter, instead of a CSPRNG call per id.
+const processTag = randomBytes(8).toString("hex");
+let sequence = 0;
+
+/**
+ * Sortable, unique ids: a time prefix for ordering in files, then this process's random tag and a
+ * counter, so ids from replicas and restarts never collide. Not secrets: approval ids are checked
+ * against the key and body they were issued for.
+ */
 export function newId(prefix: string, now: number): string {
-  return `${prefix}_${now.toString(36).padStart(9, "0")}${randomBytes(8).toString("hex")}`;
+  sequence = (sequence + 1) % 0x100000000;
+  return `${prefix}_${now.toString(36).padStart(9, "0")}${processTag}${sequence.toString(16).padStart(8, "0")}`;
 }
 
 export type Clock = () => number;
