@@ -1,0 +1,56 @@
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli.js";
+import { type Harness, KEYS, keyEntry, MODELS, startHarness } from "../e2e/harness.js";
+
+let h: Harness;
+
+async function run(args: string[]): Promise<{ code: number; out: string[]; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(args, (l) => out.push(l), (l) => err.push(l));
+  return { code, out, err: err.join("\n") };
+}
+
+beforeAll(async () => {
+  h = await startHarness(`${MODELS}
+keys:
+${keyEntry("alice-dev", KEYS.alice, "{ user: alice, role: developer, team: research }")}
+${keyEntry("bob-admin", KEYS.bob, "{ user: bob, role: admin, team: platform }")}
+`);
+  for (const key of [KEYS.alice, KEYS.bob, KEYS.alice]) {
+    await h.client(key).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "say:hi" }] });
+  }
+  await h.gateway.shutdown();
+});
+afterAll(async () => h.mock.close());
+
+describe("audit CLI, offline on the files", () => {
+  it("queries with filters, newest first", async () => {
+    const all = await run(["audit", "query", "--dir", h.auditDir]);
+    expect(all.code).toBe(0);
+    expect(all.out).toHaveLength(3);
+    const alice = await run(["audit", "query", "--dir", h.auditDir, "--user", "alice"]);
+    const records = alice.out.map((line) => JSON.parse(line) as { user: string; ts: string });
+    expect(records.map((r) => r.user)).toEqual(["alice", "alice"]);
+    expect(records[0]!.ts >= records[1]!.ts).toBe(true);
+    const bad = await run(["audit", "query", "--dir", h.auditDir, "--min_cost", "lots"]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("--min_cost");
+  });
+
+  it("verifies the chain and reports an edited record", async () => {
+    const ok = await run(["audit", "verify", "--dir", h.auditDir]);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.out.join("\n"))).toMatchObject({ ok: true, records: 3 });
+    const file = join(h.auditDir, readdirSync(h.auditDir)[0]!);
+    const lines = readFileSync(file, "utf8").split("\n");
+    const edited = JSON.parse(lines[1]!) as { id: string; user: string };
+    lines[1] = JSON.stringify({ ...edited, user: "mallory" });
+    writeFileSync(file, lines.join("\n"));
+    const broken = await run(["audit", "verify", "--dir", h.auditDir]);
+    expect(broken.code).toBe(1);
+    expect(JSON.parse(broken.out.join("\n"))).toMatchObject({ ok: false, first_broken: { id: edited.id, reason: "hash mismatch" } });
+  });
+});
