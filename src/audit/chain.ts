@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import { canonicalJson } from "../util/canonical-json.js";
 import type { AuditRecord, ChainedRecord } from "./types.js";
 
 /** The `prev_hash` of a replica's very first record. */
@@ -14,17 +13,40 @@ export interface ChainBreak {
 
 export type ChainVerdict = { ok: true; records: number; last_hash: string | null } | { ok: false; first_broken: ChainBreak };
 
-/** sha256 hex of the canonical JSON of the record with `prev_hash` and without `hash`. */
+/**
+ * The chain rule: a record's `hash` is the sha256 hex of `JSON.stringify` of the record with
+ * `prev_hash` as its last field and without `hash`; the stored line is that same text with
+ * `"hash"` appended as the last field. A line read back re-stringifies to the same text, because
+ * `JSON.stringify(JSON.parse(s)) === s` for any `s` that `JSON.stringify` produced.
+ */
 export function hashRecord(record: AuditRecord & { prev_hash: string }): string {
   const { hash: _ignored, ...rest } = record as AuditRecord & { prev_hash: string; hash?: unknown };
-  return createHash("sha256").update(canonicalJson(rest)).digest("hex");
+  return sha256Hex(JSON.stringify(rest));
 }
 
+/** The JSONL line (without its newline) of a record linked to `prevHash`, serialised once. */
+export function chainLine(record: AuditRecord, prevHash: string): { text: string; hash: string } {
+  const linked = JSON.stringify({ ...withoutChainFields(record), prev_hash: prevHash });
+  const hash = sha256Hex(linked);
+  // `linked` ends with the object's closing brace: the hash goes in just before it.
+  return { text: `${linked.slice(0, -1)},"hash":"${hash}"}`, hash };
+}
+
+/** The record as stored (the parsed form of `chainLine`'s text). */
 export function chainRecord(record: AuditRecord, prevHash: string): ChainedRecord {
-  // A record handed in twice (a retry) must not carry its previous chain fields into the hash.
+  const linked = { ...withoutChainFields(record), prev_hash: prevHash };
+  return { ...linked, hash: sha256Hex(JSON.stringify(linked)) };
+}
+
+/** A record handed in twice (a retry) must not carry its previous chain fields into the hash. */
+function withoutChainFields(record: AuditRecord): AuditRecord {
+  if (!("prev_hash" in record) && !("hash" in record)) return record;
   const { prev_hash: _p, hash: _h, ...plain } = record as AuditRecord & { prev_hash?: unknown; hash?: unknown };
-  const linked = { ...plain, prev_hash: prevHash };
-  return { ...linked, hash: hashRecord(linked) };
+  return plain;
+}
+
+function sha256Hex(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
 }
 
 /**

@@ -2,7 +2,7 @@ import { mkdir, type FileHandle, open, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { AuditConfig } from "../config/schema.js";
-import { chainRecord, GENESIS_HASH } from "./chain.js";
+import { chainLine, GENESIS_HASH } from "./chain.js";
 import { addDays, auditFileName, listAuditFiles, utcDay } from "./files.js";
 import { readLinesReverse } from "./jsonl-lines.js";
 import type { AuditSink } from "./sink.js";
@@ -129,9 +129,9 @@ export class FileSink implements AuditSink {
     for (const record of batch.slice(skip)) {
       const recordDay = utcDay(record.ts) ?? utcDay(this.now()) ?? "1970-01-01";
       if (day === null || recordDay > day) day = recordDay;
-      const chained = chainRecord(record, prev);
+      const chained = chainLine(record, prev);
       prev = chained.hash;
-      const line = `${JSON.stringify(chained)}\n`;
+      const line = `${chained.text}\n`;
       const last = segments[segments.length - 1];
       if (last !== undefined && last.day === day) {
         last.lines += line;

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 
 /**
- * Canonical JSON: the bytes that are hashed. Keys are sorted recursively (by UTF-16 code units, as
- * `Array.prototype.sort` does) and values follow `JSON.stringify` exactly (toJSON, undefined members
- * dropped, undefined/functions in arrays -> null, non-finite numbers -> null), so that a record
- * hashed before it is written and the same record parsed back from its JSONL line hash the same.
+ * Canonical JSON: the bytes of an approval's body hash. Keys are sorted recursively (by UTF-16 code
+ * units, as `Array.prototype.sort` does) and values follow `JSON.stringify` exactly (toJSON,
+ * undefined members dropped, undefined/functions in arrays -> null, non-finite numbers -> null), so
+ * the same body hashes the same whatever the key order the client sent it in.
  */
 export function canonicalJson(value: unknown): string {
   return serialise(value) ?? "null";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { canonicalJson } from "../../src/util/canonical-json.js";
-import { chainRecord, GENESIS_HASH, hashRecord, verifyChain } from "../../src/audit/chain.js";
+import { chainLine, chainRecord, GENESIS_HASH, hashRecord, verifyChain } from "../../src/audit/chain.js";
 import type { ChainedRecord } from "../../src/audit/types.js";
 import { makeRecord } from "./fixtures.js";
 
@@ -31,11 +31,17 @@ describe("chainRecord", () => {
     expect(first && hashRecord(first)).toBe(first?.hash);
   });
 
-  it("hashes the same after a JSON round trip and regardless of key order", () => {
-    const chained = chainRecord(makeRecord({ body: { z: 1, a: [1, { y: 2, x: 3 }] } }), GENESIS_HASH);
-    const parsed = JSON.parse(JSON.stringify(chained)) as ChainedRecord;
-    const reordered = Object.fromEntries(Object.entries(parsed).reverse()) as unknown as ChainedRecord;
-    expect(hashRecord(reordered)).toBe(chained.hash);
+  it("stores a line that verifies once parsed back, and an edited field in it breaks the hash", () => {
+    const record = makeRecord({ body: { z: 1, a: [1, { y: 2, x: 3 }], "1": "integer key", s: "\ud800 é" } });
+    const line = chainLine(record, GENESIS_HASH);
+    expect(JSON.parse(line.text)).toEqual(chainRecord(record, GENESIS_HASH));
+    const stored = JSON.parse(line.text) as ChainedRecord;
+    expect(stored.hash).toBe(line.hash);
+    expect(Object.keys(stored).slice(-2)).toEqual(["prev_hash", "hash"]);
+    expect(verifyChain([stored], GENESIS_HASH)).toEqual({ ok: true, records: 1, last_hash: line.hash });
+    const edited = JSON.parse(line.text.replace('"cost":0.000015', '"cost":0.000016')) as ChainedRecord;
+    expect(edited.cost).toBe(0.000016);
+    expect(verifyChain([edited])).toEqual({ ok: false, first_broken: { id: record.id, reason: "hash mismatch" } });
   });
 
   it("ignores chain fields a retried record already carries", () => {
