@@ -49,12 +49,25 @@ export function emptyLevelState(now: number): LevelState {
   };
 }
 
+const DAY_MS = 86_400_000;
+/** The last day asked for (index since the epoch) and its `YYYY-MM-DD`: most calls ask for today. */
+let cachedDay = { index: Number.NaN, text: "", month: "" };
+
+function calendarOf(now: number): { text: string; month: string } {
+  const index = Math.floor(now / DAY_MS);
+  if (index !== cachedDay.index) {
+    const iso = new Date(now).toISOString();
+    cachedDay = { index, text: iso.slice(0, 10), month: iso.slice(0, 7) };
+  }
+  return cachedDay;
+}
+
 export function dayOf(now: number): string {
-  return new Date(now).toISOString().slice(0, 10);
+  return calendarOf(now).text;
 }
 
 export function monthOf(now: number): string {
-  return new Date(now).toISOString().slice(0, 7);
+  return calendarOf(now).month;
 }
 
 /** Refills a bucket of `capacity` that fills completely in one minute. */
