@@ -140,6 +140,8 @@ const KNOWN_METHODS: Record<string, string[]> = {
 
 /** True when the raw request target's path has a `.` or `..` segment, plain or percent-encoded (`%2f` and backslashes count as `/`). */
 export function hasDotSegment(target: string): boolean {
+  // A dot segment needs a `.` or an encoded one: most targets have neither.
+  if (!target.includes(".") && !target.includes("%")) return false;
   let path = target;
   const scheme = /^[a-z][a-z0-9+.-]*:\/\/[^/\\]*/i.exec(path);
   if (scheme !== null) path = path.slice(scheme[0].length);
