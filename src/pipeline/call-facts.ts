@@ -1,4 +1,3 @@
-import type { IncomingMessage } from "node:http";
 import type { Principal } from "../auth/keys.js";
 import type { ModelConfig } from "../config/schema.js";
 import type { LimitPlan } from "../limits/plan.js";
@@ -8,7 +7,6 @@ import type { CallAction } from "../policy/types.js";
 import { type ModelPrices, microsToUsd } from "../pricing/index.js";
 import type { Estimate } from "./estimate.js";
 import { CallFacts } from "./facts.js";
-import { clientIp } from "./client-ip.js";
 import type { Runtime } from "./runtime.js";
 import type { Services } from "./services.js";
 
@@ -21,7 +19,9 @@ export interface CallFactsSource {
   prices: ModelPrices | null;
   plan: LimitPlan;
   sessionId: string | null;
-  incoming: IncomingMessage;
+  /** The client's address and user agent, as the audit draft already has them. */
+  ip: string | null;
+  userAgent: string | null;
   estimate: () => Estimate;
 }
 
@@ -59,8 +59,8 @@ export function buildCallFacts(services: Services, runtime: Runtime, source: Cal
     stream: source.body.stream === true,
     tools: declaredToolNames(source.body),
     sessionId: source.sessionId,
-    ip: clientIp(source.incoming, config.server.trusted_proxies),
-    userAgent: typeof source.incoming.headers["user-agent"] === "string" ? source.incoming.headers["user-agent"] : null,
+    ip: source.ip,
+    userAgent: source.userAgent,
     now: services.clock(),
     lazy: {
       estimated_cost: () => microsToUsd(source.estimate().worstMicros),

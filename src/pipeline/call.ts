@@ -138,7 +138,8 @@ export async function handleCall(
       prices,
       plan,
       sessionId,
-      incoming,
+      ip: draft.ip,
+      userAgent: draft.userAgent,
       estimate: () => ensureEstimate(state, action, body, model, plan, true),
     });
     await prefetchUsage(services, runtime.policy.attributes, facts, principal, sessionId);
