@@ -19,7 +19,7 @@ import { canonicalJson, sha256Hex } from "../util/canonical-json.js";
 import { stopError } from "./active-streams.js";
 import type { AuditDraft } from "./audit-draft.js";
 import { captureAuditBody } from "./audit-body.js";
-import { type Estimate, estimateCall } from "./estimate.js";
+import { type Estimate, estimateCall, outputLimit } from "./estimate.js";
 import { buildCallFacts, prefetchUsage } from "./call-facts.js";
 import { readBody } from "./read-body.js";
 import { relayStream } from "./relay-stream.js";
@@ -52,6 +52,13 @@ interface CallState {
   draft: AuditDraft;
   reservation: Reservation | null;
   estimate: Estimate | null;
+  /**
+   * Set when nothing needed the estimate before the call went on: it is computed from these only if
+   * the audit needs its input tokens after all (the call ended without an upstream usage report).
+   */
+  skippedEstimate: { action: CallAction; body: Record<string, unknown>; model: ModelConfig; plan: LimitPlan } | null;
+  /** The audit's tokens and cost were set from the answer. */
+  accounted: boolean;
   prices: ModelPrices | null;
   status: number;
   error: GatewayError | null;
@@ -69,7 +76,17 @@ export async function handleCall(
   res: ServerResponse,
   draft: AuditDraft,
 ): Promise<void> {
-  const state: CallState = { draft, reservation: null, estimate: null, prices: null, status: 200, error: null, toolCallCount: 0 };
+  const state: CallState = {
+    draft,
+    reservation: null,
+    estimate: null,
+    skippedEstimate: null,
+    accounted: false,
+    prices: null,
+    status: 200,
+    error: null,
+    toolCallCount: 0,
+  };
   draft.action = action;
   const baseHeaders: Record<string, string> = { "x-request-id": draft.id };
   const clientClosed = new AbortController();
@@ -171,7 +188,14 @@ export async function handleCall(
     }
 
     let modified = tools.stripped.length > 0;
-    const estimate = ensureEstimate(state, action, body, model, plan, false);
+    let estimate: Estimate;
+    if (estimateNeeded(plan, runtime.policy.attributes) || config.pii.redact) {
+      estimate = ensureEstimate(state, action, body, model, plan, false);
+    } else {
+      // Redaction, the only later edit of what the estimate measures, is off: a late estimate is the same.
+      estimate = uncountedEstimate(action, body, model);
+      state.skippedEstimate = { action, body, model, plan };
+    }
     state.reservation = await reserve(services, plan, estimate, prices, principal);
     const outputTokens = state.reservation.outputTokens;
     const headers: Record<string, string> = { ...baseHeaders, ...rateHeaders(state.reservation.rate) };
@@ -254,7 +278,7 @@ export async function handleCall(
     const calls = outcome.accumulator.toolCalls();
     draft.toolCalls = calls.map((c) => c.name);
     state.toolCallCount = calls.length;
-    account(state, model, outcome.accumulator.usage, outcome.accumulator.text, estimate);
+    account(state, model, outcome.accumulator.usage, outcome.accumulator.text);
     await finishSettle(services, state);
     if (!res.destroyed) {
       res.end(`: gateway-cost ${microsToUsd(draft.costMicros).toFixed(6)}\n\n`);
@@ -269,6 +293,8 @@ export async function handleCall(
       writeError(res, failure, { ...baseHeaders, ...failure.options.headers });
     }
   } finally {
+    // A call that skipped its estimate and ended before its answer was accounted audits it as before.
+    if (!state.accounted) lateEstimate(state);
     registered?.done();
     await finishSettle(services, state);
     services.finish(draft, state.status, state.error);
@@ -294,6 +320,13 @@ function ensureEstimate(
   return state.estimate;
 }
 
+/** The estimate a call skipped, computed now (and recorded in the draft) when the audit needs it. */
+function lateEstimate(state: CallState): Estimate | null {
+  const skipped = state.skippedEstimate;
+  if (skipped === null || state.estimate !== null) return state.estimate;
+  return ensureEstimate(state, skipped.action, skipped.body, skipped.model, skipped.plan, false);
+}
+
 /**
  * Token limits and budgets need the real count: a budget's remainder is only known inside the
  * store's atomic reserve, so a byte bound there could refuse or clamp a call whose counted worst
@@ -308,6 +341,20 @@ function needsExact(plan: LimitPlan): boolean {
       limits.monthlyMicros !== null ||
       limits.totalMicros !== null,
   );
+}
+
+/** Attributes whose value depends on the estimate: input tokens, or worst-case money reserved in flight. */
+const ESTIMATE_READERS = ["estimated_cost", "input_tokens", "max_output_tokens", "daily_spend", "monthly_spend", "total_spend", "session_cost"];
+
+/** Something reads the estimate: a limit on tokens or money (or the per-call cap), or a rule. */
+function estimateNeeded(plan: LimitPlan, attributes: ReadonlySet<string>): boolean {
+  return plan.needsTokens || ESTIMATE_READERS.some((attribute) => attributes.has(attribute));
+}
+
+/** The call's output limit without any input count: what the reservation needs when nothing limits tokens or money. */
+function uncountedEstimate(action: CallAction, body: Record<string, unknown>, model: ModelConfig): Estimate {
+  const { outputParam, requestedOutput, outputTokens } = outputLimit(action, body, model);
+  return { inputTokens: 0, outputParam, requestedOutput, outputTokens, inputMicros: 0, worstMicros: 0, approximate: true };
 }
 
 function isUsageRequested(body: Record<string, unknown>): boolean {
@@ -347,9 +394,13 @@ async function reserve(
   }
 }
 
-function account(state: CallState, model: ModelConfig, rawUsage: Record<string, unknown> | null, text: string, estimate: Estimate): void {
+function account(state: CallState, model: ModelConfig, rawUsage: Record<string, unknown> | null, text: string): void {
+  state.accounted = true;
   const usage = (rawUsage === null ? null : usageFromOpenAI(rawUsage)) ?? {
-        input_tokens: estimate.inputTokens, output_tokens: text === "" ? 0 : countTextTokens(text, model.tokenizer), cached_input_tokens: 0 };
+    input_tokens: (state.estimate ?? lateEstimate(state))?.inputTokens ?? 0,
+    output_tokens: text === "" ? 0 : countTextTokens(text, model.tokenizer),
+    cached_input_tokens: 0,
+  };
   state.draft.inputTokens = usage.input_tokens;
   state.draft.outputTokens = usage.output_tokens;
   state.draft.costMicros = state.prices === null ? 0 : costMicros(usage, state.prices);
@@ -418,7 +469,7 @@ async function relayJson(
   const summary = summarizeAnswer(parsed);
   state.draft.toolCalls = summary.toolCalls.map((c) => c.name);
   state.toolCallCount = summary.toolCalls.length;
-  account(state, model, summary.usage, summary.text, state.estimate!);
+  account(state, model, summary.usage, summary.text);
   if (summary.toolCalls.length > 0 && runtime.policy.hasRulesFor("tool.call")) {
     const verdict = await governToolCalls(services, runtime.policy, facts, summary.toolCalls, {
       principal,

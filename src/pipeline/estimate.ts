@@ -27,6 +27,18 @@ export function outputParamFor(action: CallAction, body: Record<string, unknown>
   return model.output_limit_param;
 }
 
+/** The output-limit field, the limit the request asked for (null: none), and the limit that applies. */
+export function outputLimit(
+  action: CallAction,
+  body: Record<string, unknown>,
+  model: ModelConfig,
+): Pick<Estimate, "outputParam" | "requestedOutput" | "outputTokens"> {
+  const outputParam = outputParamFor(action, body, model);
+  const asked = outputParam === null ? null : body[outputParam];
+  const requestedOutput = typeof asked === "number" ? asked : null;
+  return { outputParam, requestedOutput, outputTokens: outputParam === null ? 0 : (requestedOutput ?? model.max_output_tokens) };
+}
+
 export function countInput(action: CallAction, body: Record<string, unknown>, model: ModelConfig): number {
   switch (action) {
     case "chat.completions":
@@ -53,10 +65,7 @@ export function estimateCall(
   plan: LimitPlan,
   exactNeeded: boolean,
 ): Estimate {
-  const outputParam = outputParamFor(action, body, model);
-  const asked = outputParam === null ? null : body[outputParam];
-  const requestedOutput = typeof asked === "number" ? asked : null;
-  const outputTokens = outputParam === null ? 0 : (requestedOutput ?? model.max_output_tokens);
+  const { outputParam, requestedOutput, outputTokens } = outputLimit(action, body, model);
   const cap = plan.perCallCapMicros;
 
   let approximate = false;

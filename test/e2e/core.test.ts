@@ -1,5 +1,6 @@
 import { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { inputByteUpperBound } from "../../src/tokens/index.js";
 import { auditRecords, type Harness, KEYS, keyEntry, MODELS, startHarness } from "./harness.js";
 
 let h: Harness;
@@ -138,6 +139,19 @@ describe("openai SDK through the gateway", () => {
       "rate_limit_exceeded",
     );
     expect(error.message).toBeTruthy();
+  });
+
+  it("audits input tokens without limits: the usage, else the estimate (none needed one in advance)", async () => {
+    const body = (content: string) => ({ model: "gpt-4o-mini", messages: [{ role: "user" as const, content }] });
+    const counted = await h.client(KEYS.alice).chat.completions.create(body("say:counted"));
+    await h.client(KEYS.alice).chat.completions.create(body("no_usage say:uncounted"));
+    await expect(h.client(KEYS.alice).chat.completions.create(body("error:400 failed"))).rejects.toMatchObject({ status: 400 });
+    const records = (await auditRecords(h)).slice(-3);
+    expect(records.map((r) => r.input_tokens)).toEqual([
+      counted.usage?.prompt_tokens,
+      inputByteUpperBound(body("no_usage say:uncounted"), "chat"),
+      inputByteUpperBound(body("error:400 failed"), "chat"),
+    ]);
   });
 
   it("records an aborted stream as 499 client_closed and aborts the upstream", async () => {
