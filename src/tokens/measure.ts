@@ -9,8 +9,16 @@ import type { Encoding } from "./encoding.js";
  */
 export type Measure = (text: string) => number;
 
+const tokenMeasures = new Map<Encoding, Measure>();
+
+/** One measure per encoding, so caches keyed by the measure (tool definitions) are shared across calls. */
 export function tokenMeasure(encoding: Encoding): Measure {
-  return (text) => countTokens(text, encoding);
+  let measure = tokenMeasures.get(encoding);
+  if (measure === undefined) {
+    measure = (text) => countTokens(text, encoding);
+    tokenMeasures.set(encoding, measure);
+  }
+  return measure;
 }
 
 export const utf8Bytes: Measure = (text) => Buffer.byteLength(text, "utf8");

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { countChatInput } from "../../src/tokens/index.js";
+import { countTokens } from "../../src/tokens/count.js";
 
 // The openai-cookbook "How to count tokens" example, whose counts the API itself reported.
 const cookbookMessages = [
@@ -71,5 +72,15 @@ describe("countChatInput", () => {
     expect(without).toBe(3);
     expect(withTools - without).toBeGreaterThan(10);
     expect(countChatInput({ messages: [], functions: tools }, "o200k_base")).toBe(withTools);
+  });
+
+  test("counts repeated tool definitions the same as the first time, per encoding", () => {
+    const tools = [{ type: "function", function: { name: "lookup_order", description: "Finds an order by id", parameters: { type: "object" } } }];
+    const json = JSON.stringify(tools);
+    for (const encoding of ["o200k_base", "cl100k_base"] as const) {
+      const expected = 3 + countTokens(json, encoding);
+      expect(countChatInput({ messages: [], tools }, encoding)).toBe(expected);
+      expect(countChatInput({ messages: [], tools: JSON.parse(json) }, encoding)).toBe(expected);
+    }
   });
 });
