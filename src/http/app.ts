@@ -44,8 +44,8 @@ function draftFor(services: Services, c: Context<Env>): AuditDraft {
 
 function errorResponse(c: Context<Env>, error: GatewayError): Response {
   const headers: Record<string, string> = { ...error.options.headers };
-  const draft = c.get("draft");
-  if (draft !== undefined) headers["x-request-id"] = draft.id;
+  // Paths outside /v1 and /admin are not audited, but their answers still carry an id.
+  headers["x-request-id"] = c.get("draft")?.id ?? newId("req", Date.now());
   return c.json(error.toBody(), error.status as 400, headers);
 }
 
