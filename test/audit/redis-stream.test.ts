@@ -7,18 +7,17 @@ import type { AuditRecord } from "../../src/audit/types.js";
 import { AuditWriter } from "../../src/audit/writer.js";
 import { makeRecord, silentLogger } from "./fixtures.js";
 import { allPages, ids, newestFirst, query, sampleRecords } from "./query-helpers.js";
-import { findRedisServer, startRedisServer, type TestRedisServer } from "./redis-server.js";
+import { startRedis } from "../helpers/index.js";
 
-const binary = findRedisServer();
+// Null only outside CI when redis-server is not installed; under CI a missing binary fails here.
+const server = await startRedis();
 const KEY = "test:audit";
 
-describe.skipIf(binary === null)("RedisStreamSink against a real redis-server", () => {
-  let server: TestRedisServer;
+describe.skipIf(server === null)("RedisStreamSink against a real redis-server", () => {
   let redis: Redis;
 
   beforeAll(async () => {
-    server = await startRedisServer(binary ?? "redis-server");
-    redis = new Redis(server.url);
+    redis = new Redis(server!.url);
   });
   afterAll(async () => {
     await redis?.quit();
