@@ -103,6 +103,8 @@ export async function handleCall(
     const runtime = services.current();
     const config = runtime.config;
     const principal = authenticate(services, incoming, services.clock(), draft);
+    // Tracked from here on, so an emergency stop also ends a call waiting for an approval.
+    registered = services.streams.register(principal.keyId, principal.subject.user, principal.subject.team, clientClosed);
 
     const bytes = await readBody(incoming, config.server.max_body_bytes);
     const body = validateBody(action, parseJsonBody(bytes, config.server.max_json_depth));
@@ -222,7 +224,6 @@ export async function handleCall(
     }
     // An untouched body goes upstream as the very bytes the client sent.
     const payload = modified ? Buffer.from(JSON.stringify(body)) : bytes;
-    registered = services.streams.register(principal.keyId, principal.subject.user, principal.subject.team, clientClosed);
     const sentAt = services.clock();
     const response = await forward(
       upstream,
@@ -506,6 +507,7 @@ async function waitIfAsked(services: Services, incoming: IncomingMessage, id: st
   const raw = Number(incoming.headers["x-approval-wait"]);
   if (!Number.isFinite(raw) || raw <= 0) return "none";
   const approval = await services.approvals.waitForDecision(id, Math.min(300, raw), signal);
+  if (signal.aborted && signal.reason instanceof GatewayError) throw signal.reason;
   if (approval?.status === "approved") return "approved";
   if (approval?.status === "denied") return "denied";
   return "pending";

@@ -107,7 +107,11 @@ export async function relayStream(
     return outcome;
   }
   if (held.length > 0 || (options.holdToolCalls && accumulator.toolCallSeen)) {
-    const refusal = await options.decideTools(accumulator.toolCalls(), all ?? []);
+    // A stop while the decision waits (x-approval-wait) ends the stream with its own error.
+    const refusal = await options.decideTools(accumulator.toolCalls(), all ?? []).catch((error: unknown) => {
+      if (error instanceof GatewayError) return error;
+      throw error;
+    });
     if (refusal !== null) {
       outcome.error = refusal;
       write(res, sseErrorEvent(refusal));
