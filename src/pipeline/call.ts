@@ -198,7 +198,7 @@ export async function handleCall(
       estimate = uncountedEstimate(action, body, model);
       state.skippedEstimate = { action, body, model, plan };
     }
-    state.reservation = await reserve(services, plan, estimate, prices, principal);
+    state.reservation = await reserve(services, plan, estimate, prices);
     const outputTokens = state.reservation.outputTokens;
     const headers: Record<string, string> = { ...baseHeaders, ...rateHeaders(state.reservation.rate) };
     if (estimate.outputParam !== null && (estimate.requestedOutput === null ? outputTokens < model.max_output_tokens : outputTokens < estimate.requestedOutput)) {
@@ -368,7 +368,6 @@ async function reserve(
   plan: LimitPlan,
   estimate: Estimate,
   prices: ModelPrices | null,
-  principal: Principal,
 ): Promise<Reservation> {
   const now = services.clock();
   try {
