@@ -86,7 +86,14 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
         });
       }
       const retryAfter = Math.max(1, Math.ceil((result.retryAfterMs ?? 60_000) / 1000));
-      throw new GatewayError(429, "rate_limit_exceeded", `${scope} ${what} limit reached; retry after ${retryAfter}s`, {
+      const needed = request.inputTokens + request.outputTokens;
+      const capacity = limits.tokensPerMinute;
+      // A call whose worst case exceeds the whole per-minute allowance can never pass as sent: say how to fix it.
+      const hint =
+        result.limit === "tokens_per_minute" && capacity !== null && needed > capacity
+          ? `; this call reserves ${needed} tokens (input + output limit) against ${capacity} per minute: set a lower max_completion_tokens`
+          : "";
+      throw new GatewayError(429, "rate_limit_exceeded", `${scope} ${what} limit reached; retry after ${retryAfter}s${hint}`, {
         headers: { ...headers, "retry-after": String(retryAfter), "retry-after-ms": String(result.retryAfterMs ?? 60_000) },
       });
     }
