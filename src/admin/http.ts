@@ -6,6 +6,7 @@ import { GatewayError } from "../http/errors.js";
 import { parseJsonBody } from "../openai/json-body.js";
 import { readBody } from "../pipeline/read-body.js";
 import type { Services } from "../pipeline/services.js";
+import { formatFieldPath } from "../util/field-path.js";
 
 export type AdminContext = Context<Env>;
 
@@ -26,8 +27,7 @@ export function authorize(c: AdminContext, services: Services, scope: "approvals
 
 /** `messages[0].content` from zod's path segments. */
 export function paramPath(path: ReadonlyArray<PropertyKey>): string | null {
-  let out = "";
-  for (const segment of path) out += typeof segment === "number" ? `[${segment}]` : out === "" ? String(segment) : `.${String(segment)}`;
+  const out = formatFieldPath(path);
   return out === "" ? null : out;
 }
 

@@ -3,6 +3,7 @@ import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { compilePolicy, PolicyConfigError } from "../policy/compile.js";
 import { type Config, configSchema, policiesSchema } from "./schema.js";
+import { formatFieldPath } from "../util/field-path.js";
 
 export interface ConfigIssue {
   path: string;
@@ -24,16 +25,6 @@ export function formatIssues(issues: ConfigIssue[]): string {
   return issues.map((i) => `  - ${i.path || "(root)"}${i.rule ? ` (rule \`${i.rule}\`)` : ""}: ${i.message}`).join("\n");
 }
 
-/** `policies.rules[2].conditions.model.in` from zod's path segments. */
-export function formatPath(path: ReadonlyArray<PropertyKey>): string {
-  let out = "";
-  for (const segment of path) {
-    if (typeof segment === "number") out += `[${segment}]`;
-    else out += out === "" ? String(segment) : `.${String(segment)}`;
-  }
-  return out;
-}
-
 const VARIABLE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}/g;
 
 /** Replaces `${VAR}` and `${VAR:-default}` in every string scalar; collects unset variables as issues. */
@@ -44,7 +35,7 @@ export function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: Array<
       if (found !== undefined && found !== "") return found;
       if (hasDefault !== undefined) return fallback ?? "";
       if (found !== undefined) return found;
-      issues.push({ path: formatPath(path), message: `environment variable \`${name}\` is not set` });
+      issues.push({ path: formatFieldPath(path), message: `environment variable \`${name}\` is not set` });
       return "";
     });
   }
@@ -67,7 +58,7 @@ function ruleNameAt(raw: unknown, path: ReadonlyArray<PropertyKey>): string | un
 function zodIssues(raw: unknown, error: z.ZodError): ConfigIssue[] {
   return error.issues.map((issue) => {
     const rule = ruleNameAt(raw, issue.path);
-    return { path: formatPath(issue.path), ...(rule === undefined ? {} : { rule }), message: issue.message };
+    return { path: formatFieldPath(issue.path), ...(rule === undefined ? {} : { rule }), message: issue.message };
   });
 }
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { GatewayError } from "../http/errors.js";
 import type { CallAction } from "../policy/types.js";
+import { formatFieldPath } from "../util/field-path.js";
 
 /**
  * Loose shapes of the fields the gateway reads; every other field passes through untouched.
@@ -52,12 +53,6 @@ const schemas = {
   embeddings: embeddingsBodySchema,
 } as const;
 
-/** `messages[0].content` from zod's path segments. */
-function paramPath(path: ReadonlyArray<PropertyKey>): string {
-  let out = "";
-  for (const segment of path) out += typeof segment === "number" ? `[${segment}]` : out === "" ? String(segment) : `.${String(segment)}`;
-  return out;
-}
 
 /** Checks the body's shape for an action; a wrong shape is `invalid_body` naming the first bad field. */
 export function validateBody(action: CallAction, body: unknown): Record<string, unknown> {
@@ -67,7 +62,7 @@ export function validateBody(action: CallAction, body: unknown): Record<string, 
   const parsed = schemas[action].safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const param = issue === undefined ? null : paramPath(issue.path);
+    const param = issue === undefined ? null : formatFieldPath(issue.path);
     const message = issue === undefined ? "invalid body" : issue.message.toLowerCase();
     throw new GatewayError(400, "invalid_body", `invalid \`${param ?? "body"}\`: ${message}`, { param });
   }

@@ -9,6 +9,7 @@ import type { Estimate } from "./estimate.js";
 import { CallFacts } from "./facts.js";
 import type { Runtime } from "./runtime.js";
 import type { Services } from "./services.js";
+import { toolName } from "./tools.js";
 
 export interface CallFactsSource {
   principal: Principal;
@@ -30,9 +31,9 @@ export function declaredToolNames(body: Record<string, unknown>): string[] {
   const names: string[] = [];
   for (const list of [body.tools, body.functions]) {
     if (!Array.isArray(list)) continue;
-    for (const tool of list as Array<{ name?: unknown; function?: { name?: unknown } }>) {
-      const name = tool?.function?.name ?? tool?.name;
-      if (typeof name === "string") names.push(name);
+    for (const tool of list) {
+      const name = toolName(tool);
+      if (name !== null) names.push(name);
     }
   }
   return names;

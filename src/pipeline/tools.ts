@@ -23,7 +23,8 @@ export interface ToolGovernance {
   deniedTool: string | null;
 }
 
-function toolName(tool: unknown): string | null {
+/** A declared tool's name: chat `function.name`, or `name` (legacy `functions`, Responses tools). */
+export function toolName(tool: unknown): string | null {
   const t = tool as { name?: unknown; function?: { name?: unknown } } | null;
   const name = t?.function?.name ?? t?.name;
   return typeof name === "string" ? name : null;

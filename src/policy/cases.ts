@@ -4,6 +4,7 @@ import { ACTIONS, type CompiledPolicy, isAction } from "./compile.js";
 import type { PolicyIssue } from "./errors.js";
 import { evaluatePolicy } from "./evaluate.js";
 import type { Decision, Facts } from "./types.js";
+import { formatFieldPath } from "../util/field-path.js";
 
 const effectSchema = z.enum(["ALLOW", "DENY", "REQUIRE_APPROVAL"]);
 
@@ -122,9 +123,5 @@ function describeDecision(decision: Decision): string {
 }
 
 function formatPath(path: readonly PropertyKey[]): string {
-  let text = "";
-  for (const key of path) {
-    text += typeof key === "number" ? `[${key}]` : text === "" ? String(key) : `.${String(key)}`;
-  }
-  return text === "" ? "(root)" : text;
+  return formatFieldPath(path) || "(root)";
 }
