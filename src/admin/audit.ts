@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { type AuditQuery, type AuditQueryKind, parseAuditQuery } from "../audit/query.js";
+import { AuditUnavailableError } from "../audit/unavailable.js";
 import type { Env } from "../http/app.js";
 import { GatewayError } from "../http/errors.js";
 import { type AdminContext, allowOnly, authorize, list, queryParams } from "./http.js";
@@ -12,9 +13,24 @@ export function auditQueryFrom(params: Record<string, string>, kind: AuditQueryK
   return parsed.query;
 }
 
+/**
+ * An audit read. An audit stream that cannot be reached is 503 `audit_unavailable` with
+ * `retry-after`, like the store's outages: the records are kept, only reading them must wait.
+ */
+export async function fromAudit<T>(read: Promise<T>): Promise<T> {
+  try {
+    return await read;
+  } catch (error) {
+    if (!(error instanceof AuditUnavailableError)) throw error;
+    throw new GatewayError(503, "audit_unavailable", "the audit store cannot be reached; try again shortly", {
+      headers: { "retry-after": "1" },
+    });
+  }
+}
+
 async function queryRoute(c: AdminContext, deps: AdminDeps, kind: AuditQueryKind, action: string): Promise<Response> {
   authorize(c, deps.services, "admin", action);
-  const page = await deps.audit.query(auditQueryFrom(queryParams(c), kind));
+  const page = await fromAudit(deps.audit.query(auditQueryFrom(queryParams(c), kind)));
   return c.json(list(page.data, page.next_cursor));
 }
 

@@ -4,7 +4,7 @@ import { type AuditQuery, decodeCursor, MAX_LIMIT } from "../audit/query.js";
 import type { AuditRecord } from "../audit/types.js";
 import type { Env } from "../http/app.js";
 import { usdToMicros } from "../pricing/index.js";
-import { auditQueryFrom } from "./audit.js";
+import { auditQueryFrom, fromAudit } from "./audit.js";
 import { type AdminContext, allowOnly, authorize, list, parseWith, queryParams } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
@@ -95,7 +95,7 @@ async function spendRoute(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const range: Record<string, string> = { limit: String(MAX_LIMIT) };
   if (params.from !== undefined) range.from = params.from;
   if (params.to !== undefined) range.to = params.to;
-  return c.json(list(await aggregateSpend(recordsIn(deps, auditQueryFrom(range, "all")), groupBy)));
+  return c.json(list(await fromAudit(aggregateSpend(recordsIn(deps, auditQueryFrom(range, "all")), groupBy))));
 }
 
 export function spendRoutes(deps: AdminDeps): Hono<Env> {

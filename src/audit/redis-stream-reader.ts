@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { STREAM_FIELD } from "./redis-stream-sink.js";
 import type { AuditRecord } from "./types.js";
+import { fromStream } from "./unavailable.js";
 
 export interface StreamEntry {
   entryId: string;
@@ -13,7 +14,7 @@ export interface StreamEntry {
 export async function* readStreamReverse(redis: Redis, key: string, pageSize = 500): AsyncGenerator<StreamEntry> {
   let end = "+";
   for (;;) {
-    const page = await redis.xrevrange(key, end, "-", "COUNT", pageSize);
+    const page = await fromStream(redis.xrevrange(key, end, "-", "COUNT", pageSize));
     for (const [entryId, fields] of page) {
       const record = recordOf(fields);
       if (record !== null) yield { entryId, storedMs: Number(entryId.split("-")[0]), record };

@@ -12,7 +12,7 @@ export const DANA_TOKEN = "dana-approver-token";
 export const EVE_TOKEN = "eve-approver-token";
 export const ALICE_KEY = "sk-alice-config-key";
 
-const CONFIG = (dir: string, upstream: string): string => `
+const CONFIG = (upstream: string, sinks: string): string => `
 org: acme
 server: { replica_id: gw-test }
 admin:
@@ -55,7 +55,7 @@ policies:
       conditions: { daily_spend: { gt: 100 } }
       description: Over 100 USD a day
 audit:
-  sinks: [{ file: { dir: "${dir}", retention_days: null } }]
+  sinks: ${sinks}
   fsync: interval
   fsync_interval_ms: 20
 `;
@@ -117,12 +117,18 @@ async function send<T>(url: string, method: string, token: string | null, body: 
   return { status: response.status, headers: response.headers, json: json as T, text };
 }
 
-export async function startHarness(): Promise<Harness> {
+export interface HarnessOptions {
+  /** The audit's `sinks` (YAML flow list); by default one file sink in `auditDir`. */
+  auditSinks?: string;
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const mock = await startMockUpstream({ record: false });
   const root = mkdtempSync(join(tmpdir(), "spark-admin-"));
   const auditDir = join(root, "audit");
   const configPath = join(root, "gateway.yaml");
-  writeFileSync(configPath, CONFIG(auditDir, mock.url), "utf8");
+  const sinks = options.auditSinks ?? `[{ file: { dir: "${auditDir}", retention_days: null } }]`;
+  writeFileSync(configPath, CONFIG(mock.url, sinks), "utf8");
   let offset = 0;
   const gateway = await startGateway({
     configPath,

@@ -4,6 +4,7 @@ import { queryStream } from "../../src/audit/query-stream.js";
 import { previousEntryId, readStreamReverse } from "../../src/audit/redis-stream-reader.js";
 import { RedisStreamSink } from "../../src/audit/redis-stream-sink.js";
 import type { AuditRecord } from "../../src/audit/types.js";
+import { AuditUnavailableError } from "../../src/audit/unavailable.js";
 import { AuditWriter } from "../../src/audit/writer.js";
 import { makeRecord, silentLogger } from "./fixtures.js";
 import { allPages, ids, newestFirst, query, sampleRecords } from "./query-helpers.js";
@@ -13,6 +14,10 @@ import { startRedis } from "../helpers/index.js";
 const server = await startRedis();
 const KEY = "test:audit";
 
+afterAll(async () => {
+  await server?.stop();
+});
+
 describe.skipIf(server === null)("RedisStreamSink against a real redis-server", () => {
   let redis: Redis;
 
@@ -21,7 +26,6 @@ describe.skipIf(server === null)("RedisStreamSink against a real redis-server", 
   });
   afterAll(async () => {
     await redis?.quit();
-    await server?.stop();
   });
   beforeEach(async () => {
     await redis.del(KEY);
@@ -105,6 +109,29 @@ describe.skipIf(server === null)("RedisStreamSink against a real redis-server", 
     const page = await queryStream(spy, KEY, query({ limit: "1" }), { pageSize: 100, clockSkewMs: 0 });
     expect(page.data).toHaveLength(1);
     expect(calls.length).toBeLessThanOrEqual(1);
+  });
+});
+
+describe.skipIf(server === null)("an audit stream whose Redis is down", () => {
+  it("fails queries with AuditUnavailableError; a reply error stays as it is", async () => {
+    const own = (await startRedis())!;
+    // Few retries, so a command gives up quickly once the server is gone.
+    const redis = new Redis(own.url, { maxRetriesPerRequest: 1, retryStrategy: () => 20 });
+    redis.on("error", () => {});
+    try {
+      await new RedisStreamSink(redis, { key: KEY, maxLen: 100 }).write([makeRecord()]);
+      expect((await queryStream(redis, KEY, query({}))).data).toHaveLength(1);
+      await redis.set(`${KEY}:plain`, "not a stream");
+      const wrongType = queryStream(redis, `${KEY}:plain`, query({}));
+      await expect(wrongType).rejects.toThrow(/WRONGTYPE/);
+      await expect(wrongType).rejects.not.toBeInstanceOf(AuditUnavailableError);
+
+      await own.kill9();
+      await expect(queryStream(redis, KEY, query({}))).rejects.toBeInstanceOf(AuditUnavailableError);
+    } finally {
+      redis.disconnect();
+      await own.stop();
+    }
   });
 });
 
