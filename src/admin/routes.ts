@@ -14,7 +14,7 @@ import { stopRoutes } from "./stops.js";
 export interface AdminDeps {
   services: Services;
   /** Audit reads: the Redis stream when one is configured (every replica), else this replica's files. */
-  audit: Pick<Audit, "query" | "verify">;
+  audit: Pick<Audit, "query" | "scan" | "verify">;
   /** Reloads this replica's key index from the store; other replicas hear of the change from the store. */
   onKeysChanged: () => Promise<void>;
   /** Reloads this replica's stops from the store (and halts what they cover). */

@@ -3,11 +3,12 @@ import type { Logger } from "pino";
 import type { AuditConfig } from "../config/schema.js";
 import { FileSink } from "./file-sink.js";
 import { LogSink } from "./log-sink.js";
-import type { AuditPage, AuditQuery } from "./query.js";
-import { queryFiles } from "./query-files.js";
-import { queryStream } from "./query-stream.js";
+import type { AuditPage, AuditQuery, AuditRange } from "./query.js";
+import { queryFiles, scanFiles } from "./query-files.js";
+import { queryStream, scanStream } from "./query-stream.js";
 import { RedisStreamSink } from "./redis-stream-sink.js";
 import type { AuditSink } from "./sink.js";
+import type { AuditRecord } from "./types.js";
 import { type VerifyResult, verifyFiles } from "./verify.js";
 import { AuditWriter } from "./writer.js";
 
@@ -23,6 +24,11 @@ export interface Audit {
   writer: AuditWriter;
   /** `GET /admin/audit` and its shortcuts: the Redis stream when configured (every replica), else this replica's files. */
   query(query: AuditQuery): Promise<AuditPage>;
+  /**
+   * Every record with `ts` in the range, from the same source as `query`, in storage order (not
+   * `ts` order): each file or stream entry is read once, so a report over a long range is linear.
+   */
+  scan(range: AuditRange): AsyncIterable<AuditRecord> | Iterable<AuditRecord>;
   /** `GET /admin/audit/verify` over the first file sink's directory (every replica's files in it). */
   verify(): Promise<VerifyResult>;
   /** Flushes and closes the writer and its sinks (not the Redis connections). */
@@ -71,6 +77,11 @@ export async function createAudit(config: AuditConfig, deps: AuditDeps): Promise
       if (chosenStream !== null) return queryStream(chosenStream.redis, chosenStream.key, query);
       if (chosenFiles !== null) return queryFiles(chosenFiles.dir, deps.replica, query);
       return Promise.resolve({ data: [], next_cursor: null });
+    },
+    scan: (range) => {
+      if (chosenStream !== null) return scanStream(chosenStream.redis, chosenStream.key, range);
+      if (chosenFiles !== null) return scanFiles(chosenFiles.dir, deps.replica, range);
+      return [];
     },
     verify: () =>
       chosenFiles === null

@@ -1,6 +1,15 @@
 import { type AuditFile, addDays, dayStartMs, listAuditFiles } from "./files.js";
-import { readLinesReverse } from "./jsonl-lines.js";
-import { type AuditPage, type AuditQuery, collectPage, isWithinTime, mayFollowCursor, type SourceItem, timeOf } from "./query.js";
+import { readLines, readLinesReverse } from "./jsonl-lines.js";
+import {
+  type AuditPage,
+  type AuditQuery,
+  type AuditRange,
+  collectPage,
+  isWithinTime,
+  mayFollowCursor,
+  type SourceItem,
+  timeOf,
+} from "./query.js";
 import type { AuditRecord } from "./types.js";
 
 /**
@@ -26,6 +35,23 @@ async function* fileRecords(files: readonly AuditFile[], query: AuditQuery): Asy
   }
 }
 
+/**
+ * Every record with `ts` in the range from the day files of one replica (or of all), oldest day
+ * first, each file read once from its start (a file's records come in write order, not `ts`
+ * order). A day file only holds records of that day or earlier, so days ending before `from` are
+ * skipped; any later day may hold a late record from before `to`, so those are all read. (The file
+ * sink resumes a retried batch after what it stored, so files hold no repeats to drop.)
+ */
+export async function* scanFiles(dir: string, replica: string | undefined, range: AuditRange): AsyncGenerator<AuditRecord> {
+  for (const file of await listAuditFiles(dir, replica)) {
+    if (range.from !== undefined && dayStartMs(addDays(file.day, 1)) <= range.from) continue;
+    for await (const line of readLines(file.path)) {
+      const record = readRecord(line.text, range);
+      if (record !== null && isWithinTime(timeOf(record.ts), range)) yield record;
+    }
+  }
+}
+
 function groupByDayNewestFirst(files: readonly AuditFile[]): [string, AuditFile[]][] {
   const groups = new Map<string, AuditFile[]>();
   for (const file of files) groups.set(file.day, [...(groups.get(file.day) ?? []), file]);
@@ -36,7 +62,8 @@ function groupByDayNewestFirst(files: readonly AuditFile[]): [string, AuditFile[
 // checked before paying for JSON.parse. Any other line is simply parsed.
 const LEADING_TS = /^\{"schema":1,"id":"(?:[^"\\]|\\.)*","ts":"([^"\\]*)"/;
 
-function readRecord(text: string, query: AuditQuery): AuditRecord | null {
+/** A line's record; null for a line that is not one, or whose leading `ts` rules it out unparsed. */
+function readRecord(text: string, query: Pick<AuditQuery, "from" | "to" | "cursor">): AuditRecord | null {
   const leading = LEADING_TS.exec(text);
   if (leading?.[1] !== undefined) {
     const ms = timeOf(leading[1]);

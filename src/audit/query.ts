@@ -57,6 +57,9 @@ const paramsSchema = z.strictObject({
 /** Filters of a query; times are epoch ms (`from` inclusive, `to` exclusive). */
 export type AuditQuery = z.output<typeof paramsSchema> & { kind: AuditQueryKind };
 
+/** A time range of records, as in a query: epoch ms, `from` inclusive, `to` exclusive. */
+export type AuditRange = Pick<AuditQuery, "from" | "to">;
+
 export type ParsedAuditQuery = { ok: true; query: AuditQuery } | { ok: false; param: string | null; message: string };
 
 export type QueryParams = URLSearchParams | Readonly<Record<string, string | undefined>>;
@@ -128,7 +131,7 @@ export function matchesQuery(record: AuditRecord, query: AuditQuery): boolean {
   return isWithinTime(timeOf(record.ts), query);
 }
 
-export function isWithinTime(ms: number, query: Pick<AuditQuery, "from" | "to">): boolean {
+export function isWithinTime(ms: number, query: AuditRange): boolean {
   if (query.from !== undefined && !(ms >= query.from)) return false;
   return query.to === undefined || ms < query.to;
 }

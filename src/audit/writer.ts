@@ -8,7 +8,7 @@ export interface AuditWriterOptions {
   maxQueue: number;
   onFull: AuditConfig["on_full"];
   logger: Logger;
-  /** Records per sink write (one file append, one Redis pipeline). */
+  /** Records per sink write (one file append, one Redis pipeline); at most `MAX_BATCH_SIZE`. */
   batchSize?: number;
   /**
    * With `on_full: reject`, records enqueued past `max_queue` are still kept up to this many more:
@@ -19,6 +19,12 @@ export interface AuditWriterOptions {
   retryMinMs?: number;
   retryMaxMs?: number;
 }
+
+/**
+ * The largest (and default) batch. Readers of the Redis stream rely on this bound: a retried batch
+ * can repeat at most this many records.
+ */
+export const MAX_BATCH_SIZE = 512;
 
 export interface AuditWriterStats {
   depth: number;
@@ -68,7 +74,7 @@ export class AuditWriter {
     this.maxQueue = options.maxQueue;
     const overflow = options.overflow ?? Math.max(1, Math.ceil(options.maxQueue / 10));
     this.hardLimit = options.onFull === "reject" ? options.maxQueue + overflow : options.maxQueue;
-    this.batchSize = options.batchSize ?? 512;
+    this.batchSize = Math.min(options.batchSize ?? MAX_BATCH_SIZE, MAX_BATCH_SIZE);
     this.retryMinMs = options.retryMinMs ?? 100;
     this.retryMaxMs = options.retryMaxMs ?? 5_000;
     this.retryDelay = this.retryMinMs;

@@ -15,7 +15,7 @@ afterEach(async () => {
 });
 
 describe("createAudit", () => {
-  it("wires file and log sinks from config; query, verify and close work end to end", async () => {
+  it("wires file and log sinks from config; query, scan, verify and close work end to end", async () => {
     const audit = await createAudit(
       {
         sinks: [{ file: { dir, retention_days: null } }, { log: {} }],
@@ -33,6 +33,9 @@ describe("createAudit", () => {
     for (const record of records) expect(audit.writer.enqueue(record)).toBe(true);
     await audit.writer.flush();
     expect((await audit.query(query({ user: "bob" }))).data.map((r) => r.id)).toEqual([records[1]?.id]);
+    const scanned: string[] = [];
+    for await (const record of audit.scan(query({ from: "2024-05-01" }))) scanned.push(record.id);
+    expect(scanned).toEqual(records.map((r) => r.id));
     expect(await audit.verify()).toEqual({ ok: true, records: 2 });
     await audit.close();
     expect(await readdir(dir)).toEqual(["audit-gw-8787-2024-05-01.jsonl"]);

@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { queryStream } from "../../src/audit/query-stream.js";
-import { previousEntryId, readStreamReverse } from "../../src/audit/redis-stream-reader.js";
+import { queryStream, scanStream } from "../../src/audit/query-stream.js";
+import { nextEntryId, previousEntryId, readStreamReverse } from "../../src/audit/redis-stream-reader.js";
 import { RedisStreamSink } from "../../src/audit/redis-stream-sink.js";
 import type { AuditRecord } from "../../src/audit/types.js";
 import { AuditUnavailableError } from "../../src/audit/unavailable.js";
@@ -112,8 +112,88 @@ describe.skipIf(server === null)("RedisStreamSink against a real redis-server", 
   });
 });
 
+describe.skipIf(server === null)("scanStream against a real redis-server", () => {
+  let redis: Redis;
+
+  beforeAll(async () => {
+    redis = new Redis(server!.url);
+  });
+  afterAll(async () => {
+    await redis?.quit();
+  });
+  beforeEach(async () => {
+    await redis.del(KEY);
+  });
+
+  async function scanned(range: Record<string, string>, options: Parameters<typeof scanStream>[3] = {}, client: Redis = redis): Promise<AuditRecord[]> {
+    const out: AuditRecord[] = [];
+    for await (const record of scanStream(client, KEY, query(range), options)) out.push(record);
+    return out;
+  }
+
+  it("yields every record once, in stored order, across pages", async () => {
+    const records = [...sampleRecords("r1"), ...sampleRecords("r2")];
+    await new RedisStreamSink(redis, { key: KEY, maxLen: 10_000 }).write(records);
+    expect(ids(await scanned({}, { pageSize: 4 }))).toEqual(ids(records));
+    expect(ids(await scanned({}, { pageSize: records.length }))).toEqual(ids(records));
+  });
+
+  it("takes `from` inclusive and `to` exclusive by each record's ts", async () => {
+    const records = sampleRecords("r1");
+    await new RedisStreamSink(redis, { key: KEY, maxLen: 10_000 }).write(records);
+    const range = { from: "2024-05-01T11:00:00Z", to: "2024-05-03T09:00:00Z" };
+    const within = (r: AuditRecord) => r.ts >= "2024-05-01T11:00:00.000Z" && r.ts < "2024-05-03T09:00:00.000Z";
+    expect(ids(await scanned(range, { pageSize: 3 }))).toEqual(ids(records.filter(within)));
+    expect(await scanned({ from: "2024-05-04" })).toEqual([]);
+  });
+
+  it("starts reading at entries stored at `from` less the clock skew", async () => {
+    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 10_000 });
+    await sink.write(Array.from({ length: 50 }, () => makeRecord({ ts: new Date().toISOString() })));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const from = new Date().toISOString();
+    const recent = Array.from({ length: 3 }, () => makeRecord({ ts: new Date().toISOString() }));
+    await sink.write(recent);
+    const fetched: string[] = [];
+    const spy = new Proxy(redis, {
+      get(target, property, receiver) {
+        if (property === "xrange") {
+          return async (...args: unknown[]) => {
+            const page = (await (target.xrange as (...a: unknown[]) => Promise<[string, string[]][]>).apply(target, args)) ?? [];
+            fetched.push(...page.map(([id]) => id));
+            return page;
+          };
+        }
+        return Reflect.get(target, property, receiver);
+      },
+    });
+    expect(ids(await scanned({ from }, { clockSkewMs: 0 }, spy))).toEqual(ids(recent));
+    expect(fetched).toHaveLength(3);
+  });
+
+  it("reads the entries present when it starts, not those added while it runs", async () => {
+    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 10_000 });
+    const before = Array.from({ length: 10 }, () => makeRecord());
+    await sink.write(before);
+    const seen: AuditRecord[] = [];
+    for await (const record of scanStream(redis, KEY, {}, { pageSize: 4 })) {
+      if (seen.length === 0) await sink.write(Array.from({ length: 10 }, () => makeRecord()));
+      seen.push(record);
+    }
+    expect(ids(seen)).toEqual(ids(before));
+  });
+
+  it("drops a record delivered twice (a retried pipeline), as queries do", async () => {
+    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 1000 });
+    const records = [makeRecord(), makeRecord(), makeRecord({ replica: "r2" })];
+    await sink.write(records.slice(0, 2));
+    await sink.write(records);
+    expect(ids(await scanned({}))).toEqual(ids(records));
+  });
+});
+
 describe.skipIf(server === null)("an audit stream whose Redis is down", () => {
-  it("fails queries with AuditUnavailableError; a reply error stays as it is", async () => {
+  it("fails queries and scans with AuditUnavailableError; a reply error stays as it is", async () => {
     const own = (await startRedis())!;
     // Few retries, so a command gives up quickly once the server is gone.
     const redis = new Redis(own.url, { maxRetriesPerRequest: 1, retryStrategy: () => 20 });
@@ -128,6 +208,7 @@ describe.skipIf(server === null)("an audit stream whose Redis is down", () => {
 
       await own.kill9();
       await expect(queryStream(redis, KEY, query({}))).rejects.toBeInstanceOf(AuditUnavailableError);
+      await expect(scanStream(redis, KEY, {}).next()).rejects.toBeInstanceOf(AuditUnavailableError);
     } finally {
       redis.disconnect();
       await own.stop();
@@ -135,10 +216,16 @@ describe.skipIf(server === null)("an audit stream whose Redis is down", () => {
   });
 });
 
-describe("previousEntryId", () => {
-  it("steps back one sequence, or to the previous millisecond", () => {
+describe("stream entry ids", () => {
+  it("previousEntryId steps back one sequence, or to the previous millisecond", () => {
     expect(previousEntryId("1700000000000-5")).toBe("1700000000000-4");
     expect(previousEntryId("1700000000000-0")).toBe("1699999999999-18446744073709551615");
     expect(previousEntryId("0-0")).toBeNull();
+  });
+
+  it("nextEntryId steps on one sequence, or to the next millisecond", () => {
+    expect(nextEntryId("1700000000000-4")).toBe("1700000000000-5");
+    expect(nextEntryId("1699999999999-18446744073709551615")).toBe("1700000000000-0");
+    expect(nextEntryId("0-0")).toBe("0-1");
   });
 });

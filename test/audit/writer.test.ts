@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { AuditSink } from "../../src/audit/sink.js";
 import type { AuditRecord } from "../../src/audit/types.js";
-import { AuditWriter, type AuditWriterOptions } from "../../src/audit/writer.js";
+import { AuditWriter, type AuditWriterOptions, MAX_BATCH_SIZE } from "../../src/audit/writer.js";
 import { makeRecord, silentLogger } from "./fixtures.js";
 
 /** Stores batches; `failures` makes the next N writes reject; `gate` holds writes until released. */
@@ -51,6 +51,20 @@ function gated(sink: MemorySink): () => void {
 }
 
 describe("AuditWriter", () => {
+  it("never writes a batch larger than MAX_BATCH_SIZE (stream readers rely on it)", async () => {
+    const sink = new MemorySink();
+    const sizes: number[] = [];
+    const write = sink.write.bind(sink);
+    sink.write = (batch) => {
+      sizes.push(batch.length);
+      return write(batch);
+    };
+    const writer = makeWriter([sink], { maxQueue: 2000, batchSize: 100_000 });
+    for (let index = 0; index < MAX_BATCH_SIZE + 10; index += 1) writer.enqueue(makeRecord());
+    await writer.flush();
+    expect(sizes).toEqual([MAX_BATCH_SIZE, 10]);
+  });
+
   it("writes every enqueued record to every sink, in order, in batches", async () => {
     const a = new MemorySink("a");
     const b = new MemorySink("b");
