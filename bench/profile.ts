@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closedLoop, createPool } from "./driver.js";
 import { argValue } from "./lib/args.js";
-import { selfTimes } from "./lib/cpuprofile.js";
+import { inclusiveTimes, selfTimes } from "./lib/cpuprofile.js";
 import { waitQuiet } from "./lib/host.js";
 import { GOVERNED, targetDefs } from "./lib/plan.js";
 import { table } from "./lib/report.js";
@@ -39,7 +39,9 @@ async function main(): Promise<void> {
   const row = (e: { name: string; where: string; ms: number; percent: number }): (string | number)[] => [e.name.slice(0, 48), e.where, e.ms, e.percent];
   process.stdout.write(`${name}: ${result.rps} req/s under the profiler, ${result.errors} errors; ${times.total} ms sampled; ${join(dir, file)}\n\n`);
   process.stdout.write(`${table(["function", "where", "self ms", "%"], times.functions.slice(0, top).map(row))}\n\n`);
-  process.stdout.write(`${table(["file", "", "self ms", "%"], times.files.slice(0, 20).map(row))}\n`);
+  process.stdout.write(`${table(["file", "", "self ms", "%"], times.files.slice(0, 20).map(row))}\n\n`);
+  const inclusive = inclusiveTimes(join(dir, file));
+  process.stdout.write(`${table(["our function, inclusive", "where", "ms", "%"], inclusive.functions.slice(0, top).map(row))}\n`);
 }
 
 main().catch((error: unknown) => {

@@ -1,7 +1,6 @@
 import { watch, type FSWatcher } from "node:fs";
-import type { Server } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
 import { Redis } from "ioredis";
 import type { AdminDeps } from "./admin/routes.js";
 import { createNotifier } from "./approvals/notify.js";
@@ -9,7 +8,7 @@ import { ApprovalService } from "./approvals/service.js";
 import { type Audit, createAudit } from "./audit/create.js";
 import { readConfigFile } from "./config/load.js";
 import type { Config } from "./config/schema.js";
-import { createApp } from "./http/app.js";
+import { createApp, requestListener } from "./http/app.js";
 import { GatewayError } from "./http/errors.js";
 import { createMetrics } from "./http/metrics.js";
 import { installClientErrorHandler } from "./http/client-error.js";
@@ -147,11 +146,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
   const app = createApp(services, { draining: () => draining }, adminDeps);
   const config = runtime.config;
-  const server = serve({
-    fetch: app.fetch,
-    hostname: config.server.host,
-    port,
-    serverOptions: {
+  const server = createServer(
+    {
       maxHeaderSize: 16 * 1024,
       headersTimeout: Math.round(config.server.header_timeout_seconds * 1000),
       // Node only checks the header timeout this often (default 30 s): keep it near the timeout so a slow client is cut in time.
@@ -159,7 +155,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       requestTimeout: 0,
       keepAliveTimeout: 5000,
     },
-  }) as Server;
+    requestListener(services, app),
+  );
+  server.listen(port, config.server.host);
   installClientErrorHandler(server);
   await new Promise<void>((resolve, reject) => {
     if (server.listening) resolve();

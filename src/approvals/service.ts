@@ -59,7 +59,7 @@ export class ApprovalService {
   }
 
   /** Long-polls the store until the approval is decided or `seconds` pass. */
-  async waitForDecision(id: string, seconds: number, signal: AbortSignal): Promise<Approval | null> {
+  async waitForDecision(id: string, seconds: number, signal: { readonly aborted: boolean }): Promise<Approval | null> {
     const deadline = this.clock() + seconds * 1000;
     let approval = await fromStore(this.store.getApproval(id));
     while (approval !== null && approval.status === "pending" && this.clock() < deadline && !signal.aborted) {

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../util/canonical-json.js";
 import type { AuditRecord, ChainedRecord } from "./types.js";
 
 /** The `prev_hash` of a replica's very first record. */
@@ -26,7 +26,9 @@ export function hashRecord(record: AuditRecord & { prev_hash: string }): string 
 
 /** The JSONL line (without its newline) of a record linked to `prevHash`, serialised once. */
 export function chainLine(record: AuditRecord, prevHash: string): { text: string; hash: string } {
-  const linked = JSON.stringify({ ...withoutChainFields(record), prev_hash: prevHash });
+  const plain = JSON.stringify(withoutChainFields(record));
+  // The same text as stringifying the record with `prev_hash` added last, without copying the record.
+  const linked = `${plain.slice(0, -1)},"prev_hash":"${prevHash}"}`;
   const hash = sha256Hex(linked);
   // `linked` ends with the object's closing brace: the hash goes in just before it.
   return { text: `${linked.slice(0, -1)},"hash":"${hash}"}`, hash };
@@ -43,10 +45,6 @@ function withoutChainFields(record: AuditRecord): AuditRecord {
   if (!("prev_hash" in record) && !("hash" in record)) return record;
   const { prev_hash: _p, hash: _h, ...plain } = record as AuditRecord & { prev_hash?: unknown; hash?: unknown };
   return plain;
-}
-
-function sha256Hex(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { KeyConfig, KeyLimits, Subject } from "../config/schema.js";
 import type { RuntimeKey } from "../state/store.js";
 
@@ -18,7 +18,7 @@ interface KeyEntry {
 }
 
 export function hashKey(clear: string): string {
-  return `sha256:${createHash("sha256").update(clear, "utf8").digest("hex")}`;
+  return `sha256:${hash("sha256", clear, "hex")}`;
 }
 
 export function generateKey(): string {

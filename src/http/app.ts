@@ -1,4 +1,5 @@
-import type { HttpBindings } from "@hono/node-server";
+import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
+import { getRequestListener, type HttpBindings } from "@hono/node-server";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { type Context, Hono } from "hono";
 import { adminRoutes, type AdminDeps } from "../admin/routes.js";
@@ -16,25 +17,24 @@ import { verifyAdmin } from "./admin-auth.js";
 
 export type Env = { Bindings: HttpBindings; Variables: { draft: AuditDraft } };
 
-const CALL_ROUTES: Record<string, CallAction> = {
-  "/v1/chat/completions": "chat.completions",
-  "/v1/responses": "responses",
-  "/v1/embeddings": "embeddings",
-};
+const CALL_ROUTES = new Map<string, CallAction>([
+  ["/v1/chat/completions", "chat.completions"],
+  ["/v1/responses", "responses"],
+  ["/v1/embeddings", "embeddings"],
+]);
 
 export interface AppState {
   draining(): boolean;
 }
 
-function draftFor(services: Services, c: Context<Env>): AuditDraft {
-  const incoming = c.env.incoming;
+function draftFor(services: Services, incoming: IncomingMessage, path: string): AuditDraft {
   const clientRequestId = incoming.headers["x-request-id"];
   const now = services.clock();
   return startDraft({
     id: newId("req", now),
     startedAt: now,
     method: incoming.method ?? "GET",
-    path: c.req.path,
+    path,
     ip: clientIp(incoming, services.current().config.server.trusted_proxies),
     userAgent: typeof incoming.headers["user-agent"] === "string" ? incoming.headers["user-agent"] : null,
     clientRequestId: typeof clientRequestId === "string" ? clientRequestId.slice(0, 200) : null,
@@ -75,7 +75,8 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
   app.use("/v1/*", async (c, next) => auditing(services, c, next));
   app.use("/admin/*", async (c, next) => auditing(services, c, next));
 
-  for (const [path, action] of Object.entries(CALL_ROUTES)) {
+  // Reached only with a query string: `requestListener` serves the plain paths without hono.
+  for (const [path, action] of CALL_ROUTES) {
     app.post(path, async (c) => {
       await handleCall(services, action, c.env.incoming, c.env.outgoing, c.get("draft"));
       return RESPONSE_ALREADY_SENT;
@@ -118,7 +119,7 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
       const outgoing = c.env.outgoing;
       // Handlers that write straight to the socket have already answered; only the record is left.
       if (outgoing.headersSent) return RESPONSE_ALREADY_SENT;
-      writeError(outgoing, failure, { "x-request-id": draft.id });
+      writeError(outgoing, failure, ["x-request-id", draft.id]);
       services.finish(draft, failure.status, failure);
       return RESPONSE_ALREADY_SENT;
     }
@@ -126,6 +127,33 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
   });
 
   return app;
+}
+
+/**
+ * The Node request listener: a governed call on its exact path goes straight to `handleCall`, which
+ * answers and audits every outcome itself; hono's routing, its Request object and the middleware
+ * cost more per call than the whole policy evaluation. Everything else is hono's.
+ */
+export function requestListener(services: Services, app: Hono<Env>): RequestListener {
+  const viaHono = getRequestListener(app.fetch);
+  return (incoming, outgoing) => {
+    const action = incoming.method === "POST" ? CALL_ROUTES.get(incoming.url ?? "") : undefined;
+    if (action === undefined) {
+      void viaHono(incoming, outgoing);
+      return;
+    }
+    const draft = draftFor(services, incoming, incoming.url as string);
+    handleCall(services, action, incoming, outgoing, draft).catch((error: unknown) => failedCall(services, outgoing, draft, error));
+  };
+}
+
+/** `handleCall` settles every error it meets; one that escapes it is a bug, still answered and audited. */
+function failedCall(services: Services, outgoing: ServerResponse, draft: AuditDraft, error: unknown): void {
+  services.log.error({ err: error, path: draft.path }, "unexpected error");
+  const failure = internalError();
+  if (!outgoing.headersSent) writeError(outgoing, failure, ["x-request-id", draft.id]);
+  else if (!outgoing.destroyed) outgoing.end();
+  services.finish(draft, failure.status, failure);
 }
 
 const KNOWN_METHODS: Record<string, string[]> = {
@@ -161,7 +189,7 @@ function notAllowedOrNotFound(path: string, method: string): GatewayError {
 }
 
 async function auditing(services: Services, c: Context<Env>, next: () => Promise<void>): Promise<Response | undefined> {
-  const draft = draftFor(services, c);
+  const draft = draftFor(services, c.env.incoming, c.req.path);
   c.set("draft", draft);
   await next();
   if (c.res === RESPONSE_ALREADY_SENT || c.res.headers.get("x-hono-already-sent") !== null) return undefined;

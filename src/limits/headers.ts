@@ -13,18 +13,30 @@ export function formatResetDuration(ms: number): string {
   return `${seconds}s`;
 }
 
-/** `x-ratelimit-*` headers of the tightest limit, as OpenAI sends them. */
+/**
+ * Appends the `x-ratelimit-*` headers of the tightest limit, as OpenAI sends them, to a flat
+ * name/value list (the form `writeHead` takes without copying an object).
+ */
+export function pushRateHeaders(list: string[], rate: RateStatus): string[] {
+  for (const kind of RATE_KINDS) {
+    const status = rate[kind];
+    if (status === undefined) continue;
+    const names = RATE_NAMES[kind];
+    list.push(names[0], String(status.limit), names[1], String(status.remaining), names[2], formatResetDuration(status.resetMs));
+  }
+  return list;
+}
+
+const RATE_KINDS = ["requests", "tokens"] as const;
+const RATE_NAMES = {
+  requests: ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"],
+  tokens: ["x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"],
+} as const;
+
+/** The same headers as an object, for a refusal's error options. */
 export function rateHeaders(rate: RateStatus): Record<string, string> {
+  const list = pushRateHeaders([], rate);
   const headers: Record<string, string> = {};
-  if (rate.requests !== undefined) {
-    headers["x-ratelimit-limit-requests"] = String(rate.requests.limit);
-    headers["x-ratelimit-remaining-requests"] = String(rate.requests.remaining);
-    headers["x-ratelimit-reset-requests"] = formatResetDuration(rate.requests.resetMs);
-  }
-  if (rate.tokens !== undefined) {
-    headers["x-ratelimit-limit-tokens"] = String(rate.tokens.limit);
-    headers["x-ratelimit-remaining-tokens"] = String(rate.tokens.remaining);
-    headers["x-ratelimit-reset-tokens"] = formatResetDuration(rate.tokens.resetMs);
-  }
+  for (let i = 0; i < list.length; i += 2) headers[list[i] as string] = list[i + 1] as string;
   return headers;
 }

@@ -27,6 +27,20 @@ export function jsonDepth(text: string, limit: number): number {
   return deepest;
 }
 
+/**
+ * True when the bytes hold at most `limit` `{` and `[` in all: then no nesting can pass `limit`.
+ * A native search per bracket instead of the exact scan, which most bodies never need.
+ */
+function fewBrackets(bytes: Buffer, limit: number): boolean {
+  let count = 0;
+  for (const bracket of [0x7b, 0x5b]) {
+    for (let at = bytes.indexOf(bracket); at !== -1; at = bytes.indexOf(bracket, at + 1)) {
+      if (++count > limit) return false;
+    }
+  }
+  return true;
+}
+
 /** Decodes and parses a request body: invalid UTF-8 or JSON is `invalid_json`, too deep is `invalid_body`. */
 export function parseJsonBody(bytes: Buffer, maxDepth: number): unknown {
   let text: string;
@@ -35,7 +49,7 @@ export function parseJsonBody(bytes: Buffer, maxDepth: number): unknown {
   } catch {
     throw new GatewayError(400, "invalid_json", "the request body is not valid UTF-8");
   }
-  if (jsonDepth(text, maxDepth) > maxDepth) {
+  if (!fewBrackets(bytes, maxDepth) && jsonDepth(text, maxDepth) > maxDepth) {
     throw new GatewayError(400, "invalid_body", `the request body is nested deeper than ${maxDepth} levels`);
   }
   try {

@@ -1,11 +1,12 @@
 import { GatewayError } from "../http/errors.js";
 import type { Stop } from "../state/store.js";
+import type { CallAbort } from "./call-abort.js";
 
 interface OpenCall {
   keyId: string;
   user: string;
   team: string | null;
-  controller: AbortController;
+  controller: CallAbort;
 }
 
 /** The calls in flight, so an emergency stop can end a principal's open streams at once. */
@@ -13,10 +14,10 @@ export class ActiveStreams {
   private readonly open = new Set<OpenCall>();
 
   /** Tracks a call until `done`; a stop covering it aborts `controller` with an `emergency_stop` error. */
-  register(keyId: string, user: string, team: string | null, controller: AbortController): { signal: AbortSignal; done: () => void } {
+  register(keyId: string, user: string, team: string | null, controller: CallAbort): () => void {
     const call: OpenCall = { keyId, user, team, controller };
     this.open.add(call);
-    return { signal: controller.signal, done: () => this.open.delete(call) };
+    return () => this.open.delete(call);
   }
 
   get size(): number {

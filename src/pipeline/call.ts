@@ -4,7 +4,7 @@ import { bearerToken } from "../auth/keys.js";
 import type { ModelConfig } from "../config/schema.js";
 import { GatewayError } from "../http/errors.js";
 import { type Reservation, reserveAll, settleAll, unchargedReservation } from "../limits/enforce.js";
-import { rateHeaders } from "../limits/headers.js";
+import { pushRateHeaders } from "../limits/headers.js";
 import { type LimitPlan, planLimits } from "../limits/plan.js";
 import { summarizeAnswer } from "../openai/answer.js";
 import { parseJsonBody } from "../openai/json-body.js";
@@ -17,6 +17,7 @@ import { forward, upstreamError, upstreamUrl } from "../upstream/forward.js";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/headers.js";
 import { canonicalJson, sha256Hex } from "../util/canonical-json.js";
 import { stopError } from "./active-streams.js";
+import { CallAbort, type CallSignal } from "./call-abort.js";
 import type { AuditDraft } from "./audit-draft.js";
 import { captureAuditBody } from "./audit-body.js";
 import { type Estimate, estimateCall, outputLimit } from "./estimate.js";
@@ -88,12 +89,11 @@ export async function handleCall(
     toolCallCount: 0,
   };
   draft.action = action;
-  const baseHeaders: Record<string, string> = { "x-request-id": draft.id };
-  const clientClosed = new AbortController();
+  const cancel = new CallAbort();
   res.on("close", () => {
-    if (!res.writableFinished) clientClosed.abort();
+    if (!res.writableFinished) cancel.abort(new Error("the client closed the connection"));
   });
-  let registered: { signal: AbortSignal; done: () => void } | null = null;
+  let unregister: (() => void) | null = null;
   try {
     if (!services.audit.canAccept()) {
       throw new GatewayError(503, "audit_unavailable", "the audit queue is full; the call was refused rather than go unrecorded", {
@@ -104,7 +104,7 @@ export async function handleCall(
     const config = runtime.config;
     const principal = authenticate(services, incoming, services.clock(), draft);
     // Tracked from here on, so an emergency stop also ends a call waiting for an approval.
-    registered = services.streams.register(principal.keyId, principal.subject.user, principal.subject.team, clientClosed);
+    unregister = services.streams.register(principal.keyId, principal.subject.user, principal.subject.team, cancel);
 
     const bytes = await readBody(incoming, config.server.max_body_bytes);
     const body = validateBody(action, parseJsonBody(bytes, config.server.max_json_depth));
@@ -141,7 +141,7 @@ export async function handleCall(
       if (redemption.kind === "held" && redemption.approval.held !== null) {
         const held = redemption.approval.held;
         draft.decision = heldDecision(redemption.approval.rule);
-        res.writeHead(held.status, { ...baseHeaders, "content-type": held.content_type, "x-approval-id": approvalId });
+        res.writeHead(held.status, ["x-request-id", draft.id, "content-type", held.content_type, "x-approval-id", approvalId]);
         res.end(held.body);
         return;
       }
@@ -184,7 +184,7 @@ export async function handleCall(
         held: null,
       });
       draft.approvalId = approval.id;
-      const waited = await waitIfAsked(services, incoming, approval.id, clientClosed.signal);
+      const waited = await waitIfAsked(services, incoming, approval.id, cancel);
       if (waited !== "approved") throw approvalRequired(approval.id, decision, waited);
       await services.approvals.redeem(approval.id, principal, approval.body_hash);
     }
@@ -200,11 +200,11 @@ export async function handleCall(
     }
     state.reservation = await reserve(services, plan, estimate, prices);
     const outputTokens = state.reservation.outputTokens;
-    const headers: Record<string, string> = { ...baseHeaders, ...rateHeaders(state.reservation.rate) };
+    const headers = pushRateHeaders(["x-request-id", draft.id], state.reservation.rate);
     if (estimate.outputParam !== null && (estimate.requestedOutput === null ? outputTokens < model.max_output_tokens : outputTokens < estimate.requestedOutput)) {
       body[estimate.outputParam] = outputTokens;
       modified = true;
-      headers["x-gateway-max-tokens"] = String(outputTokens);
+      headers.push("x-gateway-max-tokens", String(outputTokens));
     }
     const clientAskedUsage = isUsageRequested(body);
     if (action === "chat.completions" && draft.stream && !clientAskedUsage) {
@@ -231,9 +231,9 @@ export async function handleCall(
       "POST",
       upstreamRequestHeaders(incoming.headers, upstream.apiKey, payload.length, config.sessions.header),
       payload,
-      clientClosed.signal,
+      cancel,
     ).catch((error: unknown) => {
-      if (registered?.signal.aborted) throw registered.signal.reason;
+      if (cancel.aborted) throw cancel.reason;
       throw error;
     });
     draft.upstreamMs = services.clock() - sentAt;
@@ -241,12 +241,14 @@ export async function handleCall(
 
     if (response.status >= 400 || !isSse) {
       const raw = await readUpstream(response.body);
-      await relayJson(services, state, facts, action, response.status, response.headers, raw, headers, res, principal, bodyHash, modelName, approved, (id) => waitIfAsked(services, incoming, id, clientClosed.signal));
+      await relayJson(services, state, facts, action, response.status, response.headers, raw, headers, res, principal, bodyHash, modelName, approved, (id) => waitIfAsked(services, incoming, id, cancel));
       return;
     }
 
     state.status = response.status;
-    res.writeHead(response.status, { ...clientResponseHeaders(response.headers), ...headers, "cache-control": "no-cache" });
+    const streamHeaders = clientResponseHeaders(response.headers, "cache-control");
+    streamHeaders.push(...headers, "cache-control", "no-cache");
+    res.writeHead(response.status, streamHeaders);
     res.flushHeaders();
     const outcome = await relayStream(
       response.body,
@@ -262,13 +264,13 @@ export async function handleCall(
             model: modelName,
             held: { kind: "sse", status: response.status, content_type: "text/event-stream", body: events.join("") },
             approved,
-            waitForDecision: (id) => waitIfAsked(services, incoming, id, clientClosed.signal),
+            waitForDecision: (id) => waitIfAsked(services, incoming, id, cancel),
           });
           applyToolVerdict(state, verdict);
           return verdict.error;
         },
       },
-      registered.signal,
+      cancel,
     );
     if (outcome.clientClosed) {
       state.status = 499;
@@ -285,18 +287,18 @@ export async function handleCall(
       res.end(`: gateway-cost ${microsToUsd(draft.costMicros).toFixed(6)}\n\n`);
     }
   } catch (error) {
-    const failure = asGatewayError(services, error, clientClosed.signal.aborted);
+    const failure = asGatewayError(services, error, cancel.aborted);
     state.error = failure;
     state.status = failure.status;
     if (res.headersSent) {
       if (!res.destroyed) res.end();
     } else if (!res.destroyed) {
-      writeError(res, failure, { ...baseHeaders, ...failure.options.headers });
+      writeError(res, failure, ["x-request-id", draft.id]);
     }
   } finally {
     // A call that skipped its estimate and ended before its answer was accounted audits it as before.
     if (!state.accounted) lateEstimate(state);
-    registered?.done();
+    unregister?.();
     await finishSettle(services, state);
     services.finish(draft, state.status, state.error);
   }
@@ -442,7 +444,7 @@ async function relayJson(
   status: number,
   upstreamHeaders: Record<string, string | string[] | undefined>,
   raw: Buffer,
-  headers: Record<string, string>,
+  headers: string[],
   res: ServerResponse,
   principal: Principal,
   bodyHash: () => string,
@@ -463,7 +465,9 @@ async function relayJson(
     const upstreamMessage = extractUpstreamMessage(parsed);
     state.error = new GatewayError(status, "upstream_error", upstreamMessage ?? `the upstream answered ${status}`);
     const body = parsed !== null && typeof parsed === "object" && "error" in parsed ? raw : Buffer.from(JSON.stringify(state.error.toBody()));
-    writeJson(res, status, { ...clientResponseHeaders(upstreamHeaders), ...headers }, body);
+    const errorHeaders = clientResponseHeaders(upstreamHeaders, "content-type");
+    errorHeaders.push(...headers);
+    writeJson(res, status, errorHeaders, body);
     return;
   }
   const summary = summarizeAnswer(parsed);
@@ -485,8 +489,9 @@ async function relayJson(
   }
   state.status = status;
   await finishSettle(services, state);
-  headers["x-gateway-cost"] = microsToUsd(state.draft.costMicros).toFixed(6);
-  writeJson(res, status, { ...clientResponseHeaders(upstreamHeaders), ...headers }, raw);
+  const answerHeaders = clientResponseHeaders(upstreamHeaders, "content-type");
+  answerHeaders.push(...headers, "x-gateway-cost", microsToUsd(state.draft.costMicros).toFixed(6));
+  writeJson(res, status, answerHeaders, raw);
 }
 
 function applyToolVerdict(state: CallState, verdict: { decisions: { record: AuditDraft["toolDecisions"][number]; decision: Decision }[]; approvalId: string | null }): void {
@@ -502,7 +507,7 @@ function extractUpstreamMessage(parsed: unknown): string | null {
 }
 
 /** `x-approval-wait: N` (at most 300 s) holds the first call open until a human decides. */
-async function waitIfAsked(services: Services, incoming: IncomingMessage, id: string, signal: AbortSignal): Promise<"approved" | "pending" | "denied" | "none"> {
+async function waitIfAsked(services: Services, incoming: IncomingMessage, id: string, signal: CallSignal): Promise<"approved" | "pending" | "denied" | "none"> {
   const raw = Number(incoming.headers["x-approval-wait"]);
   if (!Number.isFinite(raw) || raw <= 0) return "none";
   const approval = await services.approvals.waitForDecision(id, Math.min(300, raw), signal);

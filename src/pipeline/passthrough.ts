@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
 import { GatewayError } from "../http/errors.js";
 import { reserveAll, settleAll, type Reservation } from "../limits/enforce.js";
-import { rateHeaders } from "../limits/headers.js";
+import { pushRateHeaders } from "../limits/headers.js";
 import { planLimits } from "../limits/plan.js";
 import { forward, upstreamUrl } from "../upstream/forward.js";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/headers.js";
@@ -45,12 +45,14 @@ export async function handlePassthrough(
     const response = await forward(upstream, upstreamUrl(upstream, draft.path, search), method, headers, body, controller.signal);
     draft.upstreamMs = services.clock() - sentAt;
     status = response.status;
-    res.writeHead(response.status, { ...clientResponseHeaders(response.headers), ...rateHeaders(reservation.rate), "x-request-id": draft.id });
+    const answerHeaders = pushRateHeaders(clientResponseHeaders(response.headers, null), reservation.rate);
+    answerHeaders.push("x-request-id", draft.id);
+    res.writeHead(response.status, answerHeaders);
     await pipeline(response.body, res);
   } catch (error) {
     failure = error instanceof GatewayError ? error : new GatewayError(502, "upstream_error", "the upstream failed while relaying");
     status = failure.status;
-    if (!res.headersSent) writeError(res, failure, { "x-request-id": draft.id });
+    if (!res.headersSent) writeError(res, failure, ["x-request-id", draft.id]);
     else res.destroy();
   } finally {
     if (reservation !== null) await settleAll(services.store, reservation, { micros: 0, tokens: 0, toolCalls: 0 }, services.clock()).catch(() => undefined);

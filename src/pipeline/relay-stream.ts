@@ -4,6 +4,7 @@ import { GatewayError } from "../http/errors.js";
 import { StreamAccumulator, type ToolCall } from "../openai/answer.js";
 import { eventData, SseSplitter } from "../openai/sse.js";
 import { upstreamError } from "../upstream/forward.js";
+import type { CallSignal } from "./call-abort.js";
 import { sseErrorEvent } from "./respond.js";
 
 export interface RelayOptions {
@@ -44,7 +45,7 @@ export async function relayStream(
   body: Readable,
   res: ServerResponse,
   options: RelayOptions,
-  stopSignal: AbortSignal,
+  stopSignal: CallSignal,
 ): Promise<RelayOutcome> {
   const accumulator = new StreamAccumulator();
   const splitter = new SseSplitter();

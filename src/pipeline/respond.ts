@@ -1,18 +1,19 @@
 import type { ServerResponse } from "node:http";
 import type { GatewayError } from "../http/errors.js";
 
-export function writeJson(res: ServerResponse, status: number, headers: Record<string, string>, body: string | Buffer): void {
+/** Answers with a JSON body; `headers` is a flat name/value list without content-type or length. */
+export function writeJson(res: ServerResponse, status: number, headers: string[], body: string | Buffer): void {
   if (res.headersSent || res.destroyed) return;
-  res.writeHead(status, {
-    ...headers,
-    "content-type": "application/json",
-    "content-length": String(Buffer.byteLength(body)),
-  });
+  headers.push("content-type", "application/json", "content-length", String(Buffer.byteLength(body)));
+  res.writeHead(status, headers);
   res.end(body);
 }
 
-export function writeError(res: ServerResponse, error: GatewayError, headers: Record<string, string>): void {
-  writeJson(res, error.status, { ...headers, ...error.options.headers }, JSON.stringify(error.toBody()));
+/** Answers with the error's OpenAI-shaped body and its own headers after `headers`. */
+export function writeError(res: ServerResponse, error: GatewayError, headers: string[]): void {
+  const own = error.options.headers;
+  if (own !== undefined) for (const name in own) headers.push(name, own[name] as string);
+  writeJson(res, error.status, headers, JSON.stringify(error.toBody()));
 }
 
 /** A governance stop inside a stream: one SSE error event, which the OpenAI SDK raises as an APIError. */

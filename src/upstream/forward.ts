@@ -54,7 +54,8 @@ export async function forward(
   method: string,
   headers: Record<string, string>,
   body: Buffer | null,
-  signal: AbortSignal,
+  /** An AbortSignal or an EventEmitter with `aborted` and an `abort` event: undici takes both. */
+  signal: Dispatcher.RequestOptions["signal"],
 ): Promise<UpstreamResponse> {
   try {
     const response = await target.dispatcher.request({

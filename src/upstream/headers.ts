@@ -68,18 +68,27 @@ const RESPONSE_DROPPED = new Set([
   "x-request-id",
 ]);
 
-/** The upstream's response headers the client may see. */
-export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>): Record<string, string> {
-  const connectionListed = new Set(
-    String(upstream.connection ?? "")
-      .split(",")
-      .map((name) => name.trim().toLowerCase()),
-  );
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(upstream)) {
-    if (value === undefined || RESPONSE_DROPPED.has(name) || connectionListed.has(name)) continue;
-    if (name.startsWith("x-ratelimit-")) continue;
-    out[name] = Array.isArray(value) ? value.join(", ") : value;
+/**
+ * The upstream's response headers the client may see, as a flat name/value list for `writeHead`.
+ * The gateway's own (`x-ratelimit-*`, `x-gateway-*`) and `leaveOut`, which the caller sets itself,
+ * are left out so no name reaches the client twice.
+ */
+export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>, leaveOut: string | null): string[] {
+  const connection = upstream.connection;
+  const connectionListed =
+    connection === undefined || connection === "keep-alive" || connection === "close"
+      ? null
+      : new Set(
+          String(connection)
+            .split(",")
+            .map((name) => name.trim().toLowerCase()),
+        );
+  const out: string[] = [];
+  for (const name in upstream) {
+    const value = upstream[name];
+    if (value === undefined || name === leaveOut || RESPONSE_DROPPED.has(name) || connectionListed?.has(name) === true) continue;
+    if (name.startsWith("x-ratelimit-") || name.startsWith("x-gateway-")) continue;
+    out.push(name, Array.isArray(value) ? value.join(", ") : value);
   }
   return out;
 }

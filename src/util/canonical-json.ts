@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 /**
  * Canonical JSON: the bytes of an approval's body hash. Keys are sorted recursively (by UTF-16 code
@@ -41,5 +41,5 @@ function serialise(value: unknown): string | undefined {
 }
 
 export function sha256Hex(text: string | Buffer): string {
-  return createHash("sha256").update(text).digest("hex");
+  return hash("sha256", text, "hex");
 }

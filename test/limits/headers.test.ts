@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatResetDuration, rateHeaders } from "../../src/limits/headers.js";
+import { formatResetDuration, pushRateHeaders, rateHeaders } from "../../src/limits/headers.js";
 
 describe("rate-limit headers", () => {
   it("writes durations the way OpenAI does", () => {
@@ -17,5 +17,28 @@ describe("rate-limit headers", () => {
       "x-ratelimit-reset-requests": "1s",
     });
     expect(rateHeaders({})).toEqual({});
+  });
+
+  it("appends both kinds to a flat list in OpenAI's order", () => {
+    const list = pushRateHeaders(["x-request-id", "req_1"], {
+      requests: { limit: 60, remaining: 59, resetMs: 1000 },
+      tokens: { limit: 1000, remaining: 10, resetMs: 20 },
+    });
+    expect(list).toEqual([
+      "x-request-id",
+      "req_1",
+      "x-ratelimit-limit-requests",
+      "60",
+      "x-ratelimit-remaining-requests",
+      "59",
+      "x-ratelimit-reset-requests",
+      "1s",
+      "x-ratelimit-limit-tokens",
+      "1000",
+      "x-ratelimit-remaining-tokens",
+      "10",
+      "x-ratelimit-reset-tokens",
+      "20ms",
+    ]);
   });
 });

@@ -36,14 +36,33 @@ describe("header hygiene", () => {
 
   it("drops hop-by-hop, cookies and the upstream's own rate-limit headers from responses", () => {
     expect(
-      clientResponseHeaders({
-        "content-type": "application/json",
-        connection: "close",
-        "transfer-encoding": "chunked",
-        "set-cookie": ["a=b"],
-        "x-ratelimit-remaining-requests": "5",
-        "openai-processing-ms": "12",
-      }),
-    ).toEqual({ "content-type": "application/json", "openai-processing-ms": "12" });
+      clientResponseHeaders(
+        {
+          "content-type": "application/json",
+          connection: "close",
+          "transfer-encoding": "chunked",
+          "set-cookie": ["a=b"],
+          "x-ratelimit-remaining-requests": "5",
+          "openai-processing-ms": "12",
+        },
+        null,
+      ),
+    ).toEqual(["content-type", "application/json", "openai-processing-ms", "12"]);
+  });
+
+  it("leaves out what the gateway sets itself: its x-gateway-* headers, the named header and Connection-listed ones", () => {
+    expect(
+      clientResponseHeaders(
+        {
+          "content-type": "text/plain",
+          "cache-control": "max-age=60",
+          "x-gateway-cost": "0.000000",
+          connection: "x-internal",
+          "x-internal": "secret",
+          vary: ["a", "b"],
+        },
+        "content-type",
+      ),
+    ).toEqual(["cache-control", "max-age=60", "vary", "a, b"]);
   });
 });
