@@ -8,8 +8,11 @@ import { type LatencySummary, microsSince, round1, summarize } from "./lib/stats
 export interface RequestSpec {
   path: string;
   headers: Record<string, string>;
-  body: string;
+  /** The body of the n-th request sent with this spec. */
+  body: (n: number) => string;
 }
+
+let sent = 0;
 
 export interface Outcome {
   ok: boolean;
@@ -27,7 +30,7 @@ export function createPool(origin: string, connections: number): Pool {
 export async function send(pool: Pool, spec: RequestSpec, started = process.hrtime.bigint()): Promise<Outcome> {
   let ttfbUs = Number.NaN;
   try {
-    const res = await pool.request({ path: spec.path, method: "POST", headers: spec.headers, body: spec.body });
+    const res = await pool.request({ path: spec.path, method: "POST", headers: spec.headers, body: spec.body(sent++) });
     let bytes = 0;
     for await (const chunk of res.body) {
       if (bytes === 0) ttfbUs = microsSince(started);

@@ -24,9 +24,9 @@ export async function openStreams(origin: string, spec: RequestSpec, count: numb
       if (state.flowing + state.failed >= count) resolve();
     };
   });
-  const one = async (): Promise<void> => {
+  const one = async (_: unknown, i: number): Promise<void> => {
     try {
-      const res = await pool.request({ path: spec.path, method: "POST", headers: spec.headers, body: spec.body, signal: abort.signal });
+      const res = await pool.request({ path: spec.path, method: "POST", headers: spec.headers, body: spec.body(i), signal: abort.signal });
       let first = true;
       for await (const _chunk of res.body) {
         if (first) {

@@ -10,17 +10,15 @@ const TOOLS = ["search", "query_db"].map((name) => ({
   function: { name, description: `${name} over the team's documents`, parameters: { type: "object", properties: { q: { type: "string" } }, required: ["q"] } },
 }));
 
-function chatBody(userText: string, extra: Record<string, unknown> = {}): string {
-  return JSON.stringify({
-    model: "gpt-4o-mini",
-    messages: [
-      { role: "system", content: SYSTEM },
-      { role: "user", content: `Summarise the quarterly report's risks for the board in five bullet points.\n${userText}` },
-    ],
-    tools: TOOLS,
-    max_tokens: 256,
-    ...extra,
-  });
+/**
+ * The n-th call's body. Its user message differs on every call, as the newest turn of a real
+ * conversation does, so nothing keyed by the message (the gateway's token-count cache) serves it;
+ * the system prompt and the tools repeat, as a client sends them.
+ */
+function chatBody(userText: string, extra: Record<string, unknown> = {}): (n: number) => string {
+  const head = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "system", content: SYSTEM }] }).slice(0, -2);
+  const tail = JSON.stringify({ tools: TOOLS, max_tokens: 256, ...extra }).slice(1);
+  return (n) => `${head},${JSON.stringify({ role: "user", content: `Call ${n}: summarise the quarterly report's risks for the board in five bullet points.\n${userText}` })}],${tail}`;
 }
 
 /** A typical non-streamed chat call with two declared tools; the mock answers 24 words. */

@@ -1,5 +1,6 @@
 import { countTokens } from "./count.js";
 import type { Encoding } from "./encoding.js";
+import { SizeCache } from "./size-cache.js";
 
 /**
  * How one string is sized. The body walkers take a measure so the exact count (tokens) and the
@@ -11,11 +12,19 @@ export type Measure = (text: string) => number;
 
 const tokenMeasures = new Map<Encoding, Measure>();
 
-/** One measure per encoding, so caches keyed by the measure (tool definitions) are shared across calls. */
+/** Shorter strings count about as fast as they hash: not worth an entry. */
+const MIN_CACHED_CHARS = 48;
+/** Per encoding: what a few hundred conversations' recent turns and tool sets take. */
+const CACHE_ENTRIES = 4096;
+const CACHE_CHARS = 4 * 1024 * 1024;
+
+/** One measure per encoding, counting through that encoding's cache of recent strings. */
 export function tokenMeasure(encoding: Encoding): Measure {
   let measure = tokenMeasures.get(encoding);
   if (measure === undefined) {
-    measure = (text) => countTokens(text, encoding);
+    const cache = new SizeCache(CACHE_ENTRIES, CACHE_CHARS);
+    const count = (text: string): number => countTokens(text, encoding);
+    measure = (text) => (text.length < MIN_CACHED_CHARS ? count(text) : cache.sizeOf(text, count));
     tokenMeasures.set(encoding, measure);
   }
   return measure;

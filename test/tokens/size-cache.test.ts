@@ -1,0 +1,63 @@
+import { describe, expect, test } from "vitest";
+import { countChatInput } from "../../src/tokens/index.js";
+import { SizeCache } from "../../src/tokens/size-cache.js";
+
+describe("SizeCache", () => {
+  test("counts a string once and answers repeats from the cache", () => {
+    const cache = new SizeCache(10, 1000);
+    let counted = 0;
+    const count = (text: string): number => {
+      counted++;
+      return text.length;
+    };
+    expect(cache.sizeOf("abc", count)).toBe(3);
+    expect(cache.sizeOf("abc", count)).toBe(3);
+    expect(cache.sizeOf("abcd", count)).toBe(4);
+    expect(counted).toBe(2);
+  });
+
+  test("keeps at most maxEntries, dropping the oldest first", () => {
+    const cache = new SizeCache(2, 1000);
+    const seen: string[] = [];
+    const count = (text: string): number => {
+      seen.push(text);
+      return 1;
+    };
+    cache.sizeOf("a", count);
+    cache.sizeOf("b", count);
+    cache.sizeOf("c", count);
+    expect(cache.size).toBe(2);
+    cache.sizeOf("c", count);
+    cache.sizeOf("b", count);
+    cache.sizeOf("a", count);
+    expect(seen).toEqual(["a", "b", "c", "a"]);
+  });
+
+  test("keeps at most maxChars of text and never keeps a string longer than that", () => {
+    const cache = new SizeCache(100, 10);
+    const count = (text: string): number => text.length;
+    cache.sizeOf("x".repeat(6), count);
+    cache.sizeOf("y".repeat(6), count);
+    expect(cache.keptChars).toBe(6);
+    expect(cache.sizeOf("z".repeat(11), count)).toBe(11);
+    expect(cache.keptChars).toBe(6);
+    expect(cache.size).toBe(1);
+  });
+});
+
+describe("token counts through the cache", () => {
+  test("a conversation counts the same on its first call and when resent with a new turn", () => {
+    const history = [
+      { role: "system", content: "You are a careful analyst. Cite the section you rely on, and say so when it is missing." },
+      { role: "user", content: `Question number ${Math.random()}: what changed in the third quarter, in detail?` },
+    ];
+    const first = countChatInput({ model: "gpt-4o", messages: history }, "o200k_base");
+    const again = countChatInput({ model: "gpt-4o", messages: structuredClone(history) }, "o200k_base");
+    expect(again).toBe(first);
+    const turn = { role: "assistant", content: "Revenue fell by four percent while costs stayed flat over the quarter." };
+    const longer = countChatInput({ model: "gpt-4o", messages: [...history, turn] }, "o200k_base");
+    const turnAlone = countChatInput({ model: "gpt-4o", messages: [turn] }, "o200k_base");
+    // Each message adds its own tokens plus the per-message overhead; reply priming (3) is counted once.
+    expect(longer).toBe(first + turnAlone - 3);
+  });
+});
