@@ -5,7 +5,7 @@ import type { Subject } from "../config/schema.js";
 import type { Env } from "../http/app.js";
 import { GatewayError } from "../http/errors.js";
 import { planLimits } from "../limits/plan.js";
-import { detectPii, extractPromptText } from "../pii/index.js";
+import { lazyPrompt } from "../pii/index.js";
 import { ATTRIBUTE_NAMES } from "../policy/attributes.js";
 import type { PolicyCase } from "../policy/cases.js";
 import { ACTIONS, isAction } from "../policy/compile.js";
@@ -107,16 +107,7 @@ export function buildEvaluationFacts(
     if (estimate === undefined) estimate = request === undefined ? null : estimateFor(runtime, principal, callAction, body);
     return estimate;
   };
-  let prompt: string | undefined;
-  const promptText = (): string => {
-    prompt ??= extractPromptText(body);
-    return prompt;
-  };
-  let pii: ReturnType<typeof detectPii> | undefined;
-  const piiScan = (): ReturnType<typeof detectPii> => {
-    pii ??= detectPii(promptText(), runtime.config.pii.detectors);
-    return pii;
-  };
+  const prompt = lazyPrompt(body, runtime.config.pii.detectors);
   const facts = new CallFacts({
     principal,
     org: runtime.config.org,
@@ -135,9 +126,9 @@ export function buildEvaluationFacts(
       },
       input_tokens: () => estimated()?.inputTokens,
       max_output_tokens: () => estimated()?.outputTokens,
-      prompt_text: () => (request === undefined ? undefined : promptText()),
-      data_classification: () => (request === undefined ? undefined : piiScan().classification),
-      pii_types: () => (request === undefined ? undefined : piiScan().types),
+      prompt_text: () => (request === undefined ? undefined : prompt.text()),
+      data_classification: () => (request === undefined ? undefined : prompt.pii().classification),
+      pii_types: () => (request === undefined ? undefined : prompt.pii().types),
     },
   });
   // A bare subject has no key: `key_id` conditions must see it missing, not empty.

@@ -5,8 +5,13 @@
  * (strings; token arrays have no text). Joined with newlines; malformed parts are skipped.
  */
 export function extractPromptText(body: unknown): string {
-  if (!isRecord(body)) return "";
+  return promptParts(body).join("\n");
+}
+
+/** The pieces `extractPromptText` joins, in order. */
+export function promptParts(body: unknown): string[] {
   const texts: string[] = [];
+  if (!isRecord(body)) return texts;
   if (Array.isArray(body.messages)) {
     for (const message of body.messages) {
       if (isRecord(message)) collectContent(message.content, texts);
@@ -23,7 +28,7 @@ export function extractPromptText(body: unknown): string {
       }
     }
   }
-  return texts.join("\n");
+  return texts;
 }
 
 function collectContent(content: unknown, texts: string[]): void {

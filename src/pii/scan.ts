@@ -25,7 +25,11 @@ export function findPiiSpans(text: string, detectors: readonly PiiType[], limit 
   const found: PiiSpan[] = [];
   for (const type of new Set(detectors)) {
     for (const pattern of PATTERNS[type]) {
-      for (const match of scanned.matchAll(pattern.regex)) {
+      // `exec` on the shared global regex: `matchAll` would clone the regex on every call.
+      const regex = pattern.regex;
+      regex.lastIndex = 0;
+      for (let match = regex.exec(scanned); match !== null; match = regex.exec(scanned)) {
+        if (match[0].length === 0) regex.lastIndex++;
         const length = pattern.accept(match);
         if (length > 0) found.push({ type, start: match.index, end: match.index + length });
       }

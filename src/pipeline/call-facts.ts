@@ -2,7 +2,7 @@ import type { Principal } from "../auth/keys.js";
 import type { ModelConfig } from "../config/schema.js";
 import type { LimitPlan } from "../limits/plan.js";
 import { keyLevel } from "../limits/plan.js";
-import { detectPii, extractPromptText } from "../pii/index.js";
+import { lazyPrompt } from "../pii/index.js";
 import type { CallAction } from "../policy/types.js";
 import { type ModelPrices, microsToUsd } from "../pricing/index.js";
 import type { Estimate } from "./estimate.js";
@@ -41,17 +41,7 @@ export function declaredToolNames(body: Record<string, unknown>): string[] {
 
 export function buildCallFacts(services: Services, runtime: Runtime, source: CallFactsSource): CallFacts {
   const { config } = runtime;
-  let pii: ReturnType<typeof detectPii> | null = null;
-  let prompt: string | null = null;
-  const promptText = (): string => {
-    const text = prompt ?? extractPromptText(source.body);
-    prompt = text;
-    return text;
-  };
-  const piiScan = (): ReturnType<typeof detectPii> => {
-    pii ??= detectPii(promptText(), config.pii.detectors);
-    return pii;
-  };
+  const prompt = lazyPrompt(source.body, config.pii.detectors);
   return new CallFacts({
     principal: source.principal,
     org: config.org,
@@ -67,9 +57,9 @@ export function buildCallFacts(services: Services, runtime: Runtime, source: Cal
       estimated_cost: () => microsToUsd(source.estimate().worstMicros),
       input_tokens: () => source.estimate().inputTokens,
       max_output_tokens: () => source.estimate().outputTokens,
-      prompt_text: promptText,
-      data_classification: () => piiScan().classification,
-      pii_types: () => piiScan().types,
+      prompt_text: prompt.text,
+      data_classification: () => prompt.pii().classification,
+      pii_types: () => prompt.pii().types,
     },
   });
 }

@@ -62,7 +62,8 @@ export class CallFacts implements Facts {
   }
 
   get(attribute: string): unknown {
-    if (this.values.has(attribute)) return this.values.get(attribute);
+    const known = this.values.get(attribute);
+    if (known !== undefined || this.values.has(attribute)) return known;
     const thunk = this.lazy[attribute];
     if (thunk !== undefined) {
       const value = thunk();

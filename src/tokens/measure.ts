@@ -1,6 +1,6 @@
 import { countTokens } from "./count.js";
 import type { Encoding } from "./encoding.js";
-import { SizeCache } from "./size-cache.js";
+import { TextCache } from "../util/text-cache.js";
 
 /**
  * How one string is sized. The body walkers take a measure so the exact count (tokens) and the
@@ -12,19 +12,17 @@ export type Measure = (text: string) => number;
 
 const tokenMeasures = new Map<Encoding, Measure>();
 
-/** Shorter strings count about as fast as they hash: not worth an entry. */
-const MIN_CACHED_CHARS = 48;
 /** Per encoding: what a few hundred conversations' recent turns and tool sets take. */
-const CACHE_ENTRIES = 4096;
+const CACHE_ENTRIES = 16_384;
 const CACHE_CHARS = 4 * 1024 * 1024;
 
 /** One measure per encoding, counting through that encoding's cache of recent strings. */
 export function tokenMeasure(encoding: Encoding): Measure {
   let measure = tokenMeasures.get(encoding);
   if (measure === undefined) {
-    const cache = new SizeCache(CACHE_ENTRIES, CACHE_CHARS);
+    const cache = new TextCache<number>(CACHE_ENTRIES, CACHE_CHARS);
     const count = (text: string): number => countTokens(text, encoding);
-    measure = (text) => (text.length < MIN_CACHED_CHARS ? count(text) : cache.sizeOf(text, count));
+    measure = (text) => cache.valueOf(text, count);
     tokenMeasures.set(encoding, measure);
   }
   return measure;

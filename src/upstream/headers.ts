@@ -1,5 +1,16 @@
 import type { IncomingHttpHeaders } from "node:http";
 
+/** The header names a Connection header lists (RFC 9110 §7.6.1), or null for the usual bare options. */
+function listedInConnection(connection: string | string[] | undefined): Set<string> | null {
+  if (connection === undefined || connection === "keep-alive" || connection === "close") return null;
+  return new Set(
+    String(connection)
+      .split(",")
+      .map((name) => name.trim().toLowerCase())
+      .filter((name) => name !== ""),
+  );
+}
+
 /** RFC 9110 hop-by-hop headers, plus what the gateway itself owns on the way upstream. */
 const DROPPED = new Set([
   "connection",
@@ -35,15 +46,11 @@ export function upstreamRequestHeaders(
   bodyLength: number | null,
   sessionHeader: string,
 ): Record<string, string> {
-  const connectionListed = new Set(
-    String(incoming.connection ?? "")
-      .split(",")
-      .map((name) => name.trim().toLowerCase())
-      .filter((name) => name !== ""),
-  );
+  const connectionListed = listedInConnection(incoming.connection);
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || DROPPED.has(name) || connectionListed.has(name) || name === sessionHeader) continue;
+  for (const name in incoming) {
+    const value = incoming[name];
+    if (value === undefined || DROPPED.has(name) || connectionListed?.has(name) === true || name === sessionHeader) continue;
     out[name] = Array.isArray(value) ? value.join(", ") : value;
   }
   if (upstreamKey !== "") out.authorization = `Bearer ${upstreamKey}`;
@@ -74,15 +81,7 @@ const RESPONSE_DROPPED = new Set([
  * are left out so no name reaches the client twice.
  */
 export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>, leaveOut: string | null): string[] {
-  const connection = upstream.connection;
-  const connectionListed =
-    connection === undefined || connection === "keep-alive" || connection === "close"
-      ? null
-      : new Set(
-          String(connection)
-            .split(",")
-            .map((name) => name.trim().toLowerCase()),
-        );
+  const connectionListed = listedInConnection(upstream.connection);
   const out: string[] = [];
   for (const name in upstream) {
     const value = upstream[name];

@@ -1,45 +1,45 @@
 import { describe, expect, test } from "vitest";
 import { countChatInput } from "../../src/tokens/index.js";
-import { SizeCache } from "../../src/tokens/size-cache.js";
+import { TextCache } from "../../src/util/text-cache.js";
 
-describe("SizeCache", () => {
+describe("TextCache", () => {
   test("counts a string once and answers repeats from the cache", () => {
-    const cache = new SizeCache(10, 1000);
+    const cache = new TextCache(10, 1000);
     let counted = 0;
     const count = (text: string): number => {
       counted++;
       return text.length;
     };
-    expect(cache.sizeOf("abc", count)).toBe(3);
-    expect(cache.sizeOf("abc", count)).toBe(3);
-    expect(cache.sizeOf("abcd", count)).toBe(4);
+    expect(cache.valueOf("abc", count)).toBe(3);
+    expect(cache.valueOf("abc", count)).toBe(3);
+    expect(cache.valueOf("abcd", count)).toBe(4);
     expect(counted).toBe(2);
   });
 
   test("keeps at most maxEntries, dropping the oldest first", () => {
-    const cache = new SizeCache(2, 1000);
+    const cache = new TextCache(2, 1000);
     const seen: string[] = [];
     const count = (text: string): number => {
       seen.push(text);
       return 1;
     };
-    cache.sizeOf("a", count);
-    cache.sizeOf("b", count);
-    cache.sizeOf("c", count);
+    cache.valueOf("a", count);
+    cache.valueOf("b", count);
+    cache.valueOf("c", count);
     expect(cache.size).toBe(2);
-    cache.sizeOf("c", count);
-    cache.sizeOf("b", count);
-    cache.sizeOf("a", count);
+    cache.valueOf("c", count);
+    cache.valueOf("b", count);
+    cache.valueOf("a", count);
     expect(seen).toEqual(["a", "b", "c", "a"]);
   });
 
   test("keeps at most maxChars of text and never keeps a string longer than that", () => {
-    const cache = new SizeCache(100, 10);
+    const cache = new TextCache(100, 10);
     const count = (text: string): number => text.length;
-    cache.sizeOf("x".repeat(6), count);
-    cache.sizeOf("y".repeat(6), count);
+    cache.valueOf("x".repeat(6), count);
+    cache.valueOf("y".repeat(6), count);
     expect(cache.keptChars).toBe(6);
-    expect(cache.sizeOf("z".repeat(11), count)).toBe(11);
+    expect(cache.valueOf("z".repeat(11), count)).toBe(11);
     expect(cache.keptChars).toBe(6);
     expect(cache.size).toBe(1);
   });
