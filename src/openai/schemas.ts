@@ -59,6 +59,7 @@ export function validateBody(action: CallAction, body: unknown): Record<string, 
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     throw new GatewayError(400, "invalid_body", "the request body must be a JSON object");
   }
+  if (action === "chat.completions" && isPlainChatBody(body as Record<string, unknown>)) return body as Record<string, unknown>;
   const parsed = schemas[action].safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -68,4 +69,38 @@ export function validateBody(action: CallAction, body: unknown): Record<string, 
   }
   // The original object, not zod's copy: unknown fields and key order pass through as sent.
   return body as Record<string, unknown>;
+}
+
+type Fields = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Fields => typeof value === "object" && value !== null && !Array.isArray(value);
+const absent = (value: unknown): boolean => value === undefined || value === null;
+const isOutputLimit = (value: unknown): boolean => absent(value) || (Number.isSafeInteger(value) && (value as number) >= 0);
+
+/**
+ * A chat body `chatBodySchema` certainly accepts, checked without zod's copy of every message:
+ * stricter than the schema where that is simpler (safe integers only), never looser, so a body it
+ * refuses is still judged, and its error worded, by the schema.
+ */
+export function isPlainChatBody(body: Fields): boolean {
+  if (typeof body.model !== "string" || body.model === "" || !Array.isArray(body.messages)) return false;
+  for (const message of body.messages) if (!isObject(message) || typeof message.role !== "string") return false;
+  if (!absent(body.stream) && typeof body.stream !== "boolean") return false;
+  const options = body.stream_options;
+  if (!absent(options) && (!isObject(options) || (!absent(options.include_usage) && typeof options.include_usage !== "boolean"))) return false;
+  if (!isOutputLimit(body.max_tokens) || !isOutputLimit(body.max_completion_tokens)) return false;
+  if (!absent(body.n) && !(Number.isSafeInteger(body.n) && (body.n as number) > 0)) return false;
+  if (!absent(body.tools)) {
+    if (!Array.isArray(body.tools)) return false;
+    for (const tool of body.tools) {
+      if (!isObject(tool) || typeof tool.type !== "string") return false;
+      if (tool.function !== undefined && (!isObject(tool.function) || typeof tool.function.name !== "string")) return false;
+      if (tool.name !== undefined && typeof tool.name !== "string") return false;
+    }
+  }
+  if (!absent(body.functions)) {
+    if (!Array.isArray(body.functions)) return false;
+    for (const fn of body.functions) if (!isObject(fn) || typeof fn.name !== "string") return false;
+  }
+  return true;
 }

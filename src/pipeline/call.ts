@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Readable } from "node:stream";
 import type { Principal } from "../auth/keys.js";
 import { bearerToken } from "../auth/keys.js";
 import type { ModelConfig } from "../config/schema.js";
@@ -425,14 +426,22 @@ async function finishSettle(services: Services, state: CallState): Promise<void>
   }
 }
 
-async function readUpstream(body: AsyncIterable<Buffer>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  try {
-    for await (const chunk of body) chunks.push(chunk);
-  } catch (error) {
-    throw upstreamError(error);
-  }
-  return Buffer.concat(chunks);
+/** The whole upstream answer. Stream events rather than `for await`, whose iterator costs more than the read. */
+function readUpstream(body: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let ended = false;
+    body.on("data", (chunk: Buffer) => chunks.push(chunk));
+    body.once("end", () => {
+      ended = true;
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+    });
+    body.once("error", (error: Error) => reject(upstreamError(error)));
+    // Destroyed without an error, as when the call is aborted.
+    body.once("close", () => {
+      if (!ended) reject(upstreamError(new Error("the upstream answer was cut short")));
+    });
+  });
 }
 
 /** A non-streamed answer: read whole (it is one JSON document), its tool calls governed, then sent. */

@@ -1,0 +1,75 @@
+import fc from "fast-check";
+import { describe, expect, test } from "vitest";
+import { chatBodySchema, isPlainChatBody, validateBody } from "../../src/openai/schemas.js";
+
+const anyValue = fc.oneof(
+  fc.constant(undefined),
+  fc.constant(null),
+  fc.boolean(),
+  fc.integer({ min: -5, max: 5 }),
+  fc.double({ noNaN: true }),
+  fc.constant(2 ** 60),
+  fc.string({ maxLength: 4 }),
+  fc.constant({}),
+  fc.constant([]),
+);
+const maybe = <T>(arb: fc.Arbitrary<T>) => fc.oneof(arb, anyValue);
+
+const tool = maybe(
+  fc.record(
+    { type: maybe(fc.constant("function")), function: maybe(fc.record({ name: maybe(fc.string({ maxLength: 6 })) })), name: maybe(fc.string({ maxLength: 6 })) },
+    { requiredKeys: [] },
+  ),
+);
+
+const chatBody = fc.record(
+  {
+    model: maybe(fc.constantFrom("gpt-4o", "")),
+    messages: maybe(fc.array(maybe(fc.record({ role: maybe(fc.constantFrom("user", "system")), content: anyValue }, { requiredKeys: [] })), { maxLength: 3 })),
+    stream: anyValue,
+    stream_options: maybe(fc.record({ include_usage: anyValue }, { requiredKeys: [] })),
+    max_tokens: anyValue,
+    max_completion_tokens: anyValue,
+    n: anyValue,
+    tools: maybe(fc.array(tool, { maxLength: 3 })),
+    functions: maybe(fc.array(maybe(fc.record({ name: anyValue }, { requiredKeys: [] })), { maxLength: 2 })),
+    temperature: anyValue,
+  },
+  { requiredKeys: [] },
+);
+
+describe("the chat body fast check", () => {
+  test("never passes a body the schema refuses", () => {
+    fc.assert(
+      fc.property(chatBody, (body) => {
+        // JSON has no undefined: bodies are compared as the gateway would have parsed them.
+        const parsed = JSON.parse(JSON.stringify(body)) as Record<string, unknown>;
+        if (isPlainChatBody(parsed)) expect(chatBodySchema.safeParse(parsed).success).toBe(true);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  test("passes an ordinary chat body, tools and limits included", () => {
+    const body = {
+      model: "gpt-4o-mini",
+      messages: [
+        { role: "system", content: "be brief" },
+        { role: "user", content: [{ type: "text", text: "hi" }] },
+      ],
+      tools: [{ type: "function", function: { name: "search", parameters: { type: "object" } } }],
+      max_tokens: 256,
+      stream: true,
+      stream_options: { include_usage: true },
+      n: 1,
+    };
+    expect(isPlainChatBody(body)).toBe(true);
+    expect(validateBody("chat.completions", body)).toBe(body);
+  });
+
+  test("leaves a wrong body to the schema, which names the field", () => {
+    expect(isPlainChatBody({ model: "gpt-4o", messages: [{ content: "no role" }] })).toBe(false);
+    expect(() => validateBody("chat.completions", { model: "gpt-4o", messages: [{ content: "no role" }] })).toThrow(/messages\[0\]\.role/);
+    expect(() => validateBody("chat.completions", { model: "gpt-4o", messages: [], max_tokens: -1 })).toThrow(/max_tokens/);
+  });
+});
