@@ -23,6 +23,12 @@ export interface RelayOutcome {
   clientClosed: boolean;
 }
 
+/**
+ * The `"usage": null` member OpenAI adds to every chunk once usage is asked for. A quote inside a
+ * JSON string is always escaped, so this text after a comma can only be a member of the object.
+ */
+const USAGE_NULL = /,\s*"usage"\s*:\s*null(?=\s*[,}])/;
+
 function write(res: ServerResponse, text: string): Promise<void> | null {
   if (res.destroyed) return null;
   if (res.write(text)) return null;
@@ -53,7 +59,8 @@ export async function relayStream(
   const all: string[] | null = options.holdToolCalls ? [] : null;
   const held: string[] = [];
 
-  const handle = async (event: string): Promise<void> => {
+  const handle = async (sent: string): Promise<void> => {
+    let event = sent;
     const data = eventData(event);
     let drop = false;
     if (data !== null && data !== "[DONE]" && data.charCodeAt(0) === 123) {
@@ -64,6 +71,7 @@ export async function relayStream(
       }
     }
     if (drop) return;
+    if (options.stripUsageChunk && event.includes('"usage"')) event = event.replace(USAGE_NULL, "");
     // What the client is sent, in order: a held answer is replayed exactly so, without the usage chunk it did not ask for.
     all?.push(event);
     if (options.holdToolCalls && accumulator.toolCallSeen) {
