@@ -8,15 +8,27 @@ export interface UpstreamTarget {
   baseUrl: URL;
   apiKey: string;
   dispatcher: Dispatcher;
+  /** The governed calls' locations, resolved once: a URL parse per call cost more than its policy. */
+  callUrls: Map<string, UpstreamLocation>;
 }
+
+/** Where a request goes: the origin undici connects to and the request target sent to it. */
+export interface UpstreamLocation {
+  origin: string;
+  path: string;
+}
+
+const CALL_PATHS = ["/v1/chat/completions", "/v1/responses", "/v1/embeddings"];
 
 /** One connection pool per upstream, built at boot (and on reload), with its timeouts. */
 export function createUpstreamTarget(name: string, config: UpstreamConfig): UpstreamTarget {
   const timeoutMs = Math.round(config.timeout_seconds * 1000);
   const base = config.base_url.endsWith("/") ? config.base_url : `${config.base_url}/`;
+  const baseUrl = new URL(base);
   return {
     name,
-    baseUrl: new URL(base),
+    baseUrl,
+    callUrls: new Map(CALL_PATHS.map((path) => [path, resolveUrl(baseUrl, path, "")])),
     apiKey: config.api_key,
     dispatcher: new Agent({
       connect: { timeout: Math.round(config.connect_timeout_seconds * 1000) },
@@ -35,11 +47,14 @@ export function createUpstreamTarget(name: string, config: UpstreamConfig): Upst
  * The upstream URL for a `/v1/...` path. Built from the configured base alone, never from the
  * request's Host or forwarding headers; a path that escapes `/v1/` is refused before it gets here.
  */
-export function upstreamUrl(target: UpstreamTarget, v1Path: string, search: string): URL {
-  const relative = v1Path.replace(/^\/v1\//, "");
-  const url = new URL(relative, target.baseUrl);
+export function upstreamUrl(target: UpstreamTarget, v1Path: string, search: string): UpstreamLocation {
+  return (search === "" ? target.callUrls.get(v1Path) : undefined) ?? resolveUrl(target.baseUrl, v1Path, search);
+}
+
+function resolveUrl(base: URL, v1Path: string, search: string): UpstreamLocation {
+  const url = new URL(v1Path.replace(/^\/v1\//, ""), base);
   url.search = search;
-  return url;
+  return { origin: url.origin, path: url.pathname + url.search };
 }
 
 export interface UpstreamResponse {
@@ -50,7 +65,7 @@ export interface UpstreamResponse {
 
 export async function forward(
   target: UpstreamTarget,
-  url: URL,
+  url: UpstreamLocation,
   method: string,
   headers: Record<string, string>,
   body: Buffer | null,
@@ -60,7 +75,7 @@ export async function forward(
   try {
     const response = await target.dispatcher.request({
       origin: url.origin,
-      path: url.pathname + url.search,
+      path: url.path,
       method: method as Dispatcher.HttpMethod,
       headers,
       body,
