@@ -2,6 +2,7 @@ import type { AuditBodies, Config, RuleConfig } from "../config/schema.js";
 import { type Predicate, compileConditions } from "./conditions.js";
 import { checkConstraints, isAuditLevel } from "./constraints.js";
 import { childPath, type IssueSink, PolicyConfigError, type PolicyIssue, report } from "./errors.js";
+import { indexRules, type RuleIndexes } from "./rule-index.js";
 import { type Action, CALL_ACTIONS, type Effect } from "./types.js";
 
 export { PolicyConfigError, type PolicyIssue } from "./errors.js";
@@ -30,6 +31,8 @@ export interface CompiledPolicy {
   hasRulesFor(action: Action): boolean;
   /** The enabled rules that apply to each action, in config order. */
   readonly rulesByAction: Readonly<Record<Action, readonly CompiledRule[]>>;
+  /** The same rules filed by the attribute that splits them best (`team`, `user`, …), for evaluation. */
+  readonly indexes: RuleIndexes<CompiledRule>;
 }
 
 const RULES_PATH = "policies.rules";
@@ -38,7 +41,7 @@ const RULES_PATH = "policies.rules";
 export function compilePolicy(policies: Config["policies"]): CompiledPolicy {
   const issues: PolicyIssue[] = [];
   const attributes = new Set<string>();
-  const rulesByAction: Record<Action, CompiledRule[]> = {
+  const withConditions: Record<Action, { rule: CompiledRule; conditions: unknown }[]> = {
     "chat.completions": [],
     responses: [],
     embeddings: [],
@@ -72,16 +75,23 @@ export function compilePolicy(policies: Config["policies"]): CompiledPolicy {
       auditBodies: isAuditLevel(auditBodies) ? auditBodies : undefined,
       reason: rule.description === "" ? `matched rule \`${rule.name}\`` : rule.description,
     };
-    for (const action of actions) rulesByAction[action].push(compiled);
+    for (const action of actions) withConditions[action].push({ rule: compiled, conditions: rule.conditions });
   });
 
   if (issues.length > 0) throw new PolicyConfigError(issues);
+  const perAction = <T>(f: (rules: { rule: CompiledRule; conditions: unknown }[]) => T): Record<Action, T> => {
+    const out = {} as Record<Action, T>;
+    for (const action of ACTIONS) out[action] = f(withConditions[action]);
+    return out;
+  };
+  const rulesByAction = perAction((rules) => rules.map((r) => r.rule));
   return {
     rules: enabled,
     defaultEffect: policies.default_effect,
     attributes,
     hasRulesFor: (action) => (rulesByAction[action]?.length ?? 0) > 0,
     rulesByAction,
+    indexes: perAction(indexRules),
   };
 }
 

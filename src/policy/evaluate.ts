@@ -1,6 +1,7 @@
 import type { AuditBodies } from "../config/schema.js";
 import type { CompiledPolicy, CompiledRule } from "./compile.js";
 import { raiseAuditLevel } from "./constraints.js";
+import { candidateRules } from "./rule-index.js";
 import type { Action, Decision, Effect, Facts } from "./types.js";
 
 const PRECEDENCE: Readonly<Record<Effect, number>> = { ALLOW: 0, REQUIRE_APPROVAL: 1, DENY: 2 };
@@ -11,7 +12,8 @@ const PRECEDENCE: Readonly<Record<Effect, number>> = { ALLOW: 0, REQUIRE_APPROVA
  * computation) propagates, so the caller refuses the call rather than deciding on missing facts.
  */
 export function evaluatePolicy(compiled: CompiledPolicy, action: Action, facts: Facts): Decision {
-  const rules: readonly CompiledRule[] = compiled.rulesByAction[action] ?? [];
+  const index = compiled.indexes[action];
+  const rules: readonly CompiledRule[] = index === undefined ? [] : candidateRules(index, facts);
   const matchedRules: CompiledRule[] = [];
   const dryRunRules: string[] = [];
   for (const rule of rules) {

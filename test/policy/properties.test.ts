@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ATTRIBUTE_NAMES, resolveAttribute } from "../../src/policy/attributes.js";
-import { ACTIONS } from "../../src/policy/compile.js";
+import { ACTIONS, type CompiledPolicy } from "../../src/policy/compile.js";
 import { evaluatePolicy, mergeDecisions } from "../../src/policy/evaluate.js";
 import { compileRules, factsOf, holds, type RawRule } from "./helpers.js";
 
@@ -123,7 +123,37 @@ const facts = fc.record(
   { requiredKeys: [] },
 );
 
+/** The same policy with every action's rules walked in full, as before rules were indexed. */
+function unindexed(policy: CompiledPolicy): CompiledPolicy {
+  const indexes = Object.fromEntries(
+    ACTIONS.map((action) => [action, { attribute: null, byValue: new Map(), unguarded: policy.rulesByAction[action], all: policy.rulesByAction[action] }]),
+  ) as unknown as CompiledPolicy["indexes"];
+  return { ...policy, indexes };
+}
+
+/** Rules most of which are guarded by a team or user, as per-team configs are. */
+const guardedRules = fc
+  .tuple(rules, fc.array(fc.option(fc.tuple(fc.constantFrom("team", "user"), fc.oneof(
+    fc.constantFrom(...WORDS).map((value) => ({ eq: value })),
+    fc.array(fc.constantFrom(...WORDS), { maxLength: 3 }).map((values) => ({ in: values })),
+    fc.tuple(fc.constantFrom(...WORDS), fc.constantFrom(...WORDS)).map(([eq, ne]) => ({ eq, ne })),
+  ))), { minLength: 8, maxLength: 8 }))
+  .map(([list, guards]) => list.map((item, i) => {
+    const guard = guards[i];
+    return guard === null || guard === undefined ? item : { ...item, conditions: { ...item.conditions, [guard[0]]: guard[1] } };
+  }));
+
 describe("evaluatePolicy properties", () => {
+  it("decides the same with rules indexed by team or user as walking them all", () => {
+    fc.assert(
+      fc.property(guardedRules, facts, fc.constantFrom(...ACTIONS), (ruleList, values, action) => {
+        const compiled = compileRules(ruleList);
+        expect(evaluatePolicy(compiled, action, factsOf(values))).toEqual(evaluatePolicy(unindexed(compiled), action, factsOf(values)));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
   it("never throws and returns a well-formed decision", () => {
     fc.assert(
       fc.property(rules, facts, fc.constantFrom(...ACTIONS), fc.constantFrom("ALLOW", "DENY" as const), (ruleList, values, action, defaultEffect) => {
