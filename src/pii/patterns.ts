@@ -21,6 +21,11 @@ import type { PiiType } from "./types.js";
 export interface Pattern {
   regex: RegExp;
   accept: (match: RegExpExecArray) => number;
+  /**
+   * What every match contains: a text without it is skipped before the regex runs, whose
+   * lookbehind at the start otherwise tries every position. `digit` is any ASCII digit.
+   */
+  needs?: string;
 }
 
 const whole = (match: RegExpExecArray): number => match[0].length;
@@ -32,6 +37,7 @@ const wholeIf =
 const email: Pattern = {
   regex: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])/g,
   accept: whole,
+  needs: "@",
 };
 
 // International numbers start with `+`; without it only NANP layouts with separators count, so
@@ -42,11 +48,13 @@ const internationalPhone: Pattern = {
     const digits = countDigits(text);
     return digits >= 10 && digits <= 15;
   }),
+  needs: "+",
 };
 
 const nanpPhone: Pattern = {
   regex: /(?<![\w+.-])(?:1[ .-]?)?(?:\([2-9]\d\d\)[ .-]?|[2-9]\d\d[ .-])\d{3}[ .-]\d{4}(?![\w-]|\.\d)/g,
   accept: whole,
+  needs: "digit",
 };
 
 // Grouped 4-4-4-4(-3), Amex 4-6-5, Diners 4-6-4 with one consistent separator, or 13-19 bare digits.
@@ -54,11 +62,13 @@ const creditCard: Pattern = {
   regex:
     /(?<![\d-])(?:\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?|\d{4}([ -])\d{6}\2\d{4,5}|\d{13,19})(?!\d)/g,
   accept: wholeIf((text) => isCardNumber(stripSeparators(text))),
+  needs: "digit",
 };
 
 const iban: Pattern = {
   regex: /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])/g,
   accept: acceptIban,
+  needs: "digit",
 };
 
 // The greedy match may swallow a following uppercase word ("... 3000 OK"): drop trailing
@@ -76,38 +86,43 @@ function acceptIban(match: RegExpExecArray): number {
 const usSsn: Pattern = {
   regex: /(?<![\d-])(\d{3})-(\d{2})-(\d{4})(?![\d-])/g,
   accept: (match) => (isUsSsn(match[1] ?? "", match[2] ?? "", match[3] ?? "") ? match[0].length : 0),
+  needs: "-",
 };
 
 const ipv4: Pattern = {
   regex: /(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)/g,
   accept: wholeIf(isIpv4),
+  needs: ".",
 };
 
 const ipv6: Pattern = {
   regex: /(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:.])/g,
   accept: wholeIf(isIpv6Address),
+  needs: ":",
 };
 
 const hasDigit = (text: string): boolean => /\d/.test(text);
 
 const secrets: Pattern[] = [
   // OpenAI and Anthropic style keys (sk-, sk-proj-, sk-ant-...); a digit rules out prose like "sk-learn-...".
-  { regex: /(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,512}/g, accept: wholeIf(hasDigit) },
-  { regex: /(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Za-z])/g, accept: whole },
-  { regex: /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})/g, accept: whole },
-  { regex: /(?<![A-Za-z0-9])xox[baprs]-[A-Za-z0-9-]{10,255}/g, accept: whole },
+  { regex: /(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,512}/g, accept: wholeIf(hasDigit), needs: "sk-" },
+  { regex: /(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Za-z])/g, accept: whole, needs: "IA" },
+  { regex: /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})/g, accept: whole, needs: "_" },
+  { regex: /(?<![A-Za-z0-9])xox[baprs]-[A-Za-z0-9-]{10,255}/g, accept: whole, needs: "xox" },
   // The header, the base64 body and the footer when present; a truncated key still loses its body.
   {
     regex:
       /-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----[A-Za-z0-9+/=\s:,]{0,16384}(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----)?/g,
     accept: whole,
+    needs: "-----BEGIN ",
   },
   // JWT: base64url JSON header and payload (both start `{"` = `eyJ`) and a signature.
   {
     regex: /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,4096}\.eyJ[A-Za-z0-9_-]{5,16384}\.[A-Za-z0-9_-]{10,2048}/g,
     accept: whole,
+    needs: "eyJ",
   },
-  { regex: /(?<![A-Za-z0-9])[Bb]earer[ \t]{1,4}[A-Za-z0-9._~+/-]{16,2048}={0,2}/g, accept: wholeIf(hasDigit) },
+  { regex: /(?<![A-Za-z0-9])[Bb]earer[ \t]{1,4}[A-Za-z0-9._~+/-]{16,2048}={0,2}/g, accept: wholeIf(hasDigit), needs: "earer" },
 ];
 
 export const PATTERNS: Readonly<Record<PiiType, readonly Pattern[]>> = {

@@ -23,8 +23,11 @@ export function scannedPrefix(text: string, limit = PII_SCAN_LIMIT): string {
 export function findPiiSpans(text: string, detectors: readonly PiiType[], limit = PII_SCAN_LIMIT): PiiSpan[] {
   const scanned = scannedPrefix(text, limit);
   const found: PiiSpan[] = [];
+  const digits = /\d/.test(scanned);
   for (const type of new Set(detectors)) {
     for (const pattern of PATTERNS[type]) {
+      const needs = pattern.needs;
+      if (needs !== undefined && !(needs === "digit" ? digits : scanned.includes(needs))) continue;
       // `exec` on the shared global regex: `matchAll` would clone the regex on every call.
       const regex = pattern.regex;
       regex.lastIndex = 0;

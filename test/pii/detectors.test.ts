@@ -29,6 +29,7 @@ const cases: Record<PiiType, { positive: string[]; negative: string[] }> = {
       "sk-proj-abc123DEF456ghi789JKL012mno345",
       "sk-ant-api03-abcdefghij0123456789",
       "AKIAIOSFODNN7EXAMPLE",
+      "ASIAQWERTYUIOPASDFGH",
       "ghp_0123456789abcdefghijABCDEFGHIJ012345",
       "xoxb-1234567890-abcdefghij",
       "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
