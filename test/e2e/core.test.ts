@@ -134,6 +134,26 @@ describe("openai SDK through the gateway", () => {
     expect(wrongMethod.headers.get("allow")).toBe("POST");
   });
 
+  it("governs a call path with a query string as the plain path (hono's route, not the direct listener)", async () => {
+    const before = (await auditRecords(h)).length;
+    const viaQuery = await fetch(`${h.gateway.url}/v1/chat/completions?trace=1`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEYS.alice}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "say:via query" }] }),
+    });
+    expect(viaQuery.status).toBe(200);
+    expect(viaQuery.headers.get("x-request-id")).toMatch(/^req_/);
+    expect(((await viaQuery.json()) as { choices: { message: { content: string } }[] }).choices[0]?.message.content).toBe("via query");
+    const bad = await fetch(`${h.gateway.url}/v1/chat/completions?trace=1`, { method: "POST", headers: { authorization: `Bearer ${KEYS.alice}` }, body: "{" });
+    expect(bad.status).toBe(400);
+    const records = await auditRecords(h);
+    expect(records.length).toBe(before + 2);
+    expect(records.slice(-2).map((r) => [r.action, r.status])).toEqual([
+      ["chat.completions", 200],
+      ["chat.completions", 400],
+    ]);
+  });
+
   it("relays upstream errors with their status and body", async () => {
     const error = await expectApiError(
       h.client(KEYS.alice).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "error:429" }] }),
