@@ -5,7 +5,7 @@ import { type Context, Hono } from "hono";
 import { adminRoutes, type AdminDeps } from "../admin/routes.js";
 import { authenticate, handleCall } from "../pipeline/call.js";
 import { type AuditDraft, startDraft } from "../pipeline/audit-draft.js";
-import { writeError, writeJson } from "../pipeline/respond.js";
+import { writeError } from "../pipeline/respond.js";
 import type { Services } from "../pipeline/services.js";
 import { handlePassthrough } from "../pipeline/passthrough.js";
 import { listModels } from "../pipeline/models.js";
@@ -205,4 +205,3 @@ async function auditing(services: Services, c: Context<Env>, next: () => Promise
   return undefined;
 }
 
-export { writeJson };
