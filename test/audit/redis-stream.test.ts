@@ -18,7 +18,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-describe.skipIf(server === null)("RedisStreamSink against a real redis-server", () => {
+describe.skipIf(server === null)("the audit stream against a real redis-server", () => {
   let redis: Redis;
 
   beforeAll(async () => {
@@ -30,6 +30,8 @@ describe.skipIf(server === null)("RedisStreamSink against a real redis-server", 
   beforeEach(async () => {
     await redis.del(KEY);
   });
+
+describe("RedisStreamSink", () => {
 
   it("XADDs each record as JSON in field r and reads them back newest first across pages", async () => {
     const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 1000 });
@@ -112,18 +114,7 @@ describe.skipIf(server === null)("RedisStreamSink against a real redis-server", 
   });
 });
 
-describe.skipIf(server === null)("scanStream against a real redis-server", () => {
-  let redis: Redis;
-
-  beforeAll(async () => {
-    redis = new Redis(server!.url);
-  });
-  afterAll(async () => {
-    await redis?.quit();
-  });
-  beforeEach(async () => {
-    await redis.del(KEY);
-  });
+describe("scanStream", () => {
 
   async function scanned(range: Record<string, string>, options: Parameters<typeof scanStream>[3] = {}, client: Redis = redis): Promise<AuditRecord[]> {
     const out: AuditRecord[] = [];
@@ -228,4 +219,5 @@ describe("stream entry ids", () => {
     expect(nextEntryId("1699999999999-18446744073709551615")).toBe("1700000000000-0");
     expect(nextEntryId("0-0")).toBe("0-1");
   });
+});
 });
