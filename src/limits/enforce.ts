@@ -1,5 +1,6 @@
 import { GatewayError } from "../http/errors.js";
 import type { RateStatus, ReserveRequest, StateStore } from "../state/store.js";
+import { newId } from "../util/ids.js";
 import { isBudgetLimit, type LimitPlan } from "./plan.js";
 import { rateHeaders } from "./headers.js";
 
@@ -62,6 +63,8 @@ function tightest(a: RateStatus, b: RateStatus): RateStatus {
  */
 export async function reserveAll(store: StateStore, plan: LimitPlan, charge: CallCharge, now: number): Promise<Reservation> {
   const reservation: Reservation = { levels: [], outputTokens: charge.outputTokens, reservedAt: now, rate: {}, settled: false };
+  // One id for every level: it names the call's parallel slot at each of them until settle.
+  const callId = newId("call", now);
   for (const { level, limits } of plan.levels) {
     const request: ReserveRequest = {
       level,
@@ -73,6 +76,8 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
       minOutputTokens: Math.min(plan.minOutputTokens, reservation.outputTokens),
       clamp: plan.clamp,
       ttlMs: plan.sessionTtlMs,
+      callId,
+      leaseMs: plan.callLeaseMs,
     };
     const result = await store.reserve(request, now);
     if (!result.ok) {
@@ -123,6 +128,7 @@ export async function settleAll(
       store.settle(
         {
           level: request.level,
+          callId: request.callId,
           limits: request.limits,
           reservedMicros,
           reservedTokens,

@@ -8,7 +8,11 @@ import type { LimitKind, RateStatus, ReserveRequest, ReserveResult, SettleReques
 export interface LevelState {
   rpm: Bucket | null;
   tpm: Bucket | null;
-  parallel: number;
+  /**
+   * Calls in flight where the level limits them: reservation id -> lease expiry (ms). A lease,
+   * not a count, so a call that is never settled stops counting once its lease ends.
+   */
+  leases: Map<string, number>;
   day: string;
   dayMicros: number;
   month: string;
@@ -38,7 +42,7 @@ export function emptyLevelState(now: number): LevelState {
   return {
     rpm: null,
     tpm: null,
-    parallel: 0,
+    leases: new Map(),
     day: dayOf(now),
     dayMicros: 0,
     month: monthOf(now),
@@ -108,6 +112,12 @@ function addToWindow(state: LevelState, now: number, requests: number, tokens: n
   } else {
     state.window.push([second, requests, tokens]);
   }
+}
+
+/** The calls still in flight: leases that ended (their call was never settled) are dropped. */
+function liveLeases(state: LevelState, now: number): number {
+  for (const [id, expiry] of state.leases) if (expiry <= now) state.leases.delete(id);
+  return state.leases.size;
 }
 
 function rateStatus(state: LevelState, request: { limits: ReserveRequest["limits"] }): RateStatus {
@@ -181,14 +191,14 @@ export function reserveLevel(state: LevelState, request: ReserveRequest, now: nu
     const wait = tokens > capacity ? MINUTE_MS : msToRefill(tokens - tpm.tokens, capacity);
     return refusal(state, request, "tokens_per_minute", wait);
   }
-  if (limits.maxParallel !== null && state.parallel >= limits.maxParallel) {
+  if (limits.maxParallel !== null && liveLeases(state, now) >= limits.maxParallel) {
     return refusal(state, request, "max_parallel_requests", 1000);
   }
 
   const micros = request.inputMicros + Math.ceil((output * request.outputPricePer1M) / 1_000_000);
   if (rpm !== null) rpm.tokens -= 1;
   if (tpm !== null) tpm.tokens -= tokens;
-  state.parallel += 1;
+  if (limits.maxParallel !== null) state.leases.set(request.callId, now + request.leaseMs);
   state.dayMicros += micros;
   state.monthMicros += micros;
   state.totalMicros += micros;
@@ -211,7 +221,7 @@ export function settleLevel(state: LevelState, request: SettleRequest, now: numb
   state.dayMicros = Math.max(0, state.dayMicros + (sameDay ? delta : request.actualMicros));
   state.monthMicros = Math.max(0, state.monthMicros + (sameMonth ? delta : request.actualMicros));
   state.totalMicros = Math.max(0, state.totalMicros + delta);
-  state.parallel = Math.max(0, state.parallel - 1);
+  state.leases.delete(request.callId);
   if (request.released === true) releaseRequest(state, request, now);
   if (state.tpm !== null && request.limits.tokensPerMinute !== null) {
     const refilled = refill(state.tpm, request.limits.tokensPerMinute, now);

@@ -27,6 +27,16 @@ interface Snapshot {
 
 const SNAPSHOT_EVERY_MS = 2000;
 
+/**
+ * A level as the snapshot left it: its spend and session only, picked field by field. Calls in flight
+ * belonged to the process that wrote the snapshot, which is gone and will never settle them, so every
+ * level starts with none, whatever else the file holds.
+ */
+function restoredLevel(saved: Snapshot["levels"][string], now: number): LevelState {
+  const { day, dayMicros, month, monthMicros, totalMicros, session } = saved;
+  return { ...emptyLevelState(now), day, dayMicros, month, monthMicros, totalMicros, session };
+}
+
 /** The embedded store: one process, state kept in a snapshot file so a restart forgets no spend. */
 export class MemoryStore implements StateStore {
   readonly kind = "memory";
@@ -59,9 +69,7 @@ export class MemoryStore implements StateStore {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
       throw new Error(`cannot read state snapshot \`${path}\`: ${(error as Error).message}`);
     }
-    for (const [level, saved] of Object.entries(snapshot.levels)) {
-      this.levels.set(level, { ...emptyLevelState(now), ...saved });
-    }
+    for (const [level, saved] of Object.entries(snapshot.levels)) this.levels.set(level, restoredLevel(saved, now));
     for (const [level, expiry] of Object.entries(snapshot.sessionExpiry ?? {})) this.sessionExpiry.set(level, expiry);
     for (const key of snapshot.keys) this.keys.set(key.id, key);
     for (const stop of snapshot.stops) this.stops.set(`${stop.kind}:${stop.value}`, stop);

@@ -14,7 +14,8 @@ export class RedisKeys {
     return {
       rpm: `${base}:rpm`,
       tpm: `${base}:tpm`,
-      parallel: `${base}:parallel`,
+      // A sorted set of leases (call id -> expiry); named anew so it never meets the old `:parallel` counter.
+      leases: `${base}:leases`,
       day: `${base}:day:${dayOf(now)}`,
       month: `${base}:month:${monthOf(now)}`,
       total: `${base}:total`,
@@ -27,7 +28,7 @@ export class RedisKeys {
   /** The KEYS of the level scripts, in the order src/state/lua/common.ts documents. */
   level(level: string, now: number): string[] {
     const k = this.levelNames(level, now);
-    return [k.rpm, k.tpm, k.parallel, k.day, k.month, k.total, k.session, k.expiry, k.window];
+    return [k.rpm, k.tpm, k.leases, k.day, k.month, k.total, k.session, k.expiry, k.window];
   }
 
   get keys(): string {

@@ -33,6 +33,8 @@ export function reserveArgs(request: ReserveRequest, now: number): string[] {
     String(request.minOutputTokens),
     flag(request.clamp),
     String(request.ttlMs),
+    request.callId,
+    String(request.leaseMs),
   ];
 }
 
@@ -52,6 +54,7 @@ export function settleArgs(request: SettleRequest, now: number): string[] {
     opt(request.limits.requestsPerMinute),
     flag(request.released === true),
     String(Math.floor(request.reservedAt / 1000)),
+    request.callId,
   ];
 }
 

@@ -36,6 +36,13 @@ export interface ReserveRequest {
   clamp: boolean;
   /** For sessions: the ttl of the session's counters, ms. */
   ttlMs: number;
+  /** Unique per reservation (shared by its levels): names the call's parallel slot until settle. */
+  callId: string;
+  /**
+   * How long the parallel slot is held if the call is never settled (its replica died mid-call), ms.
+   * Only kept where the level has `maxParallel`.
+   */
+  leaseMs: number;
 }
 
 export type LimitKind =
@@ -71,6 +78,8 @@ export type ReserveResult =
 /** What one level gives back when the call ends: the reservation is replaced by the actuals. */
 export interface SettleRequest {
   level: string;
+  /** The reservation's `callId`: its parallel slot is given back. */
+  callId: string;
   limits: LevelLimits;
   reservedMicros: number;
   reservedTokens: number;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.js";
-import { planLimits } from "../../src/limits/plan.js";
+import { callLeaseMs, planLimits } from "../../src/limits/plan.js";
 import type { Principal } from "../../src/auth/keys.js";
 
 const config = parseConfig(
@@ -40,6 +40,16 @@ describe("planLimits", () => {
     const plan = planLimits(bare, principal("bob", null), null);
     expect(plan.levels.map((l) => l.level)).toEqual(["key:k1"]);
     expect(plan).toMatchObject({ perCallCapMicros: null, clamp: true, minOutputTokens: 256, needsPrices: false, needsTokens: false });
+  });
+
+  it("holds a parallel slot half as long again as the longest upstream wait, never under 15 minutes", () => {
+    const upstreams = (timeouts: string) =>
+      parseConfig(`upstreams: { ${timeouts} }\nmodels: { m: { upstream: a } }`, "t", {});
+    // Defaults: 10 s to connect + 600 s for the answer.
+    expect(planLimits(config, principal("bob", null), null).callLeaseMs).toBe(915_000);
+    expect(callLeaseMs(upstreams(`a: { base_url: "http://127.0.0.1:9/v1", timeout_seconds: 30 }`))).toBe(900_000);
+    const slow = `a: { base_url: "http://127.0.0.1:9/v1" }, b: { base_url: "http://127.0.0.1:9/v1", connect_timeout_seconds: 5, timeout_seconds: 3595 }`;
+    expect(callLeaseMs(upstreams(slow))).toBe(5_400_000);
   });
 
   it("does not mistake Object.prototype members for configured users or teams", () => {

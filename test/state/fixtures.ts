@@ -21,6 +21,14 @@ export function limits(set: Partial<LevelLimits> = {}): LevelLimits {
   };
 }
 
+/** The lease of a parallel slot the fixtures ask for unless a test says otherwise. */
+export const LEASE_MS = 15 * 60_000;
+
+let calls = 0;
+
+/** A new reservation id: each call to reserveRequest() is one call (reusing its result reuses the id). */
+export const callId = (): string => `call-${++calls}`;
+
 export function reserveRequest(level: string, levelLimits: LevelLimits, set: Partial<ReserveRequest> = {}): ReserveRequest {
   return {
     level,
@@ -32,6 +40,8 @@ export function reserveRequest(level: string, levelLimits: LevelLimits, set: Par
     minOutputTokens: 1,
     clamp: true,
     ttlMs: 0,
+    callId: callId(),
+    leaseMs: LEASE_MS,
     ...set,
   };
 }
@@ -46,6 +56,7 @@ export function settleRequest(
   if (!result.ok) throw new Error(`expected a granted reservation, got ${result.limit}`);
   return {
     level: request.level,
+    callId: request.callId,
     limits: request.limits,
     reservedMicros: result.reservedMicros,
     reservedTokens: result.reservedTokens,

@@ -1,8 +1,56 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
 import { MemoryStore } from "../../src/state/memory.js";
-import { T0 } from "./fixtures.js";
+import { limits, reserveRequest, T0 } from "./fixtures.js";
 import { describeStoreContract } from "./store-contract.js";
 
 describeStoreContract("memory", async () => {
   const store = new MemoryStore(null, T0);
   return { store, replica: store, cleanup: () => store.close() };
+});
+
+describe("memory store snapshot", () => {
+  const dirs: string[] = [];
+  const snapshotPath = () => {
+    const dir = mkdtempSync(join(tmpdir(), "spark-gw-snapshot-"));
+    dirs.push(dir);
+    return join(dir, "state.json");
+  };
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const call = () => reserveRequest("key:snap", limits({ maxParallel: 1 }), { inputMicros: 40 });
+
+  it("brings the spend back but no calls in flight: their process is gone", async () => {
+    const path = snapshotPath();
+    const before = new MemoryStore(path, T0);
+    expect((await before.reserve(call(), T0)).ok).toBe(true);
+    expect((await before.reserve(call(), T0)).ok).toBe(false);
+    await before.close();
+
+    const after = new MemoryStore(path, T0 + 1000);
+    try {
+      expect((await after.usage("key:snap", T0 + 1000)).dailyMicros).toBe(40);
+      expect((await after.reserve(call(), T0 + 1000)).ok).toBe(true);
+    } finally {
+      await after.close();
+    }
+  });
+
+  it("ignores a count of calls in flight a snapshot may hold", async () => {
+    const path = snapshotPath();
+    const saved = { day: "2025-01-15", dayMicros: 7, month: "2025-01", monthMicros: 7, totalMicros: 7, session: null };
+    const levels = { "key:snap": { ...saved, parallel: 5, leases: { "call-x": T0 + 60_000 } } };
+    writeFileSync(path, JSON.stringify({ version: 1, levels, sessionExpiry: {}, keys: [], stops: [], approvals: [] }));
+    const store = new MemoryStore(path, T0);
+    try {
+      expect((await store.reserve(call(), T0)).ok).toBe(true);
+      expect(await store.usage("key:snap", T0)).toMatchObject({ dailyMicros: 47, totalMicros: 47 });
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -42,6 +42,8 @@ const reserveStep = fc.record({
   outputTokens: fc.integer({ min: 1, max: 2000 }),
   inputMicros: fc.integer({ min: 0, max: 1500 }),
   clamp: fc.boolean(),
+  // Leases short enough that calls left unsettled run out of them within a run.
+  leaseMs: fc.integer({ min: 1, max: 200_000 }),
   wait,
 });
 const settleStep = fc.record({
@@ -91,7 +93,7 @@ function refusedLimits(answers: unknown[], seen: Set<string>): void {
 let run = 0;
 
 // Random runs reach these two limits only now and then; these examples make sure every run sees them bite.
-const call = { op: "reserve" as const, inputTokens: 800, outputTokens: 2000, inputMicros: 0, clamp: true, wait: 0 };
+const call = { op: "reserve" as const, inputTokens: 800, outputTokens: 2000, inputMicros: 0, clamp: true, leaseMs: 60_000, wait: 0 };
 const bitingTokens: [Level, Step[]] = ["session:k:c", [call, { op: "settle", pick: 0, used: 1, toolCalls: 0, wait: 10 }, call]];
 const bitingRate: [Level, Step[]] = ["team:t", [call, call, call, call]];
 

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import { createRedisStore, RedisStore } from "../../src/state/redis.js";
 import type { StateChange } from "../../src/state/store.js";
 import { startRedis } from "../helpers/redis.js";
-import { limits, reserveRequest, runtimeKey, settleRequest, T0 } from "./fixtures.js";
+import { LEASE_MS, limits, reserveRequest, runtimeKey, settleRequest, T0 } from "./fixtures.js";
 
 /** What only the Redis store has: key layout, expiry, and behaviour while the server is down. */
 
@@ -31,6 +31,9 @@ describe.skipIf(server === null)("redis store", () => {
       expect(await ttl("day:2025-01-15")).toBeGreaterThan(34 * DAY);
       expect(await ttl("month:2025-01")).toBeGreaterThan(399 * DAY);
       expect(await ttl("total")).toBe(-1);
+      // Calls in flight are leases, and their set lives at least as long as the longest of them.
+      expect(await raw.type("layout:{key:alice-dev}:leases")).toBe("zset");
+      expect(await ttl("leases")).toBeGreaterThan(LEASE_MS - 60_000);
 
       const session = limits({ session: true, totalMicros: 1000 });
       await store.reserve(reserveRequest("session:alice-dev:s1", session, { ttlMs: 120_000 }), T0);
@@ -40,6 +43,30 @@ describe.skipIf(server === null)("redis store", () => {
     } finally {
       await store.close();
       raw.disconnect();
+    }
+  });
+
+  it("gives back a crashed replica's parallel slots when their leases end", async () => {
+    const leaseMs = 120_000;
+    const call = () => reserveRequest("key:crash", limits({ maxParallel: 2 }), { leaseMs });
+    const [connection, subscriber] = [new Redis(server!.url), new Redis(server!.url)];
+    const crashed = new RedisStore(connection, "crash:", subscriber);
+    const survivor = new RedisStore(new Redis(server!.url), "crash:");
+    try {
+      for (let i = 0; i < 2; i++) expect((await crashed.reserve(call(), T0)).ok).toBe(true);
+      // kill -9: the connections drop, nothing is settled.
+      connection.disconnect();
+      subscriber.disconnect();
+      expect(await survivor.reserve(call(), T0 + leaseMs - 1)).toMatchObject({ ok: false, limit: "max_parallel_requests" });
+      const own = call();
+      const granted = await survivor.reserve(own, T0 + leaseMs);
+      expect(granted.ok).toBe(true);
+      expect((await survivor.reserve(call(), T0 + leaseMs)).ok).toBe(true);
+      expect((await survivor.reserve(call(), T0 + leaseMs)).ok).toBe(false);
+      await survivor.settle(settleRequest(own, granted, T0 + leaseMs), T0 + leaseMs + 10);
+      expect((await survivor.reserve(call(), T0 + leaseMs + 20)).ok).toBe(true);
+    } finally {
+      await survivor.close();
     }
   });
 

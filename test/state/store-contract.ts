@@ -66,14 +66,36 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
     });
 
     describe("parallel requests", () => {
-      it("holds a slot until the call settles", async () => {
-        const request = reserveRequest("key:par", limits({ maxParallel: 2 }));
-        const first = await store.reserve(request, T0);
-        expect((await store.reserve(request, T0)).ok).toBe(true);
-        expect(await store.reserve(request, T0)).toMatchObject({ ok: false, limit: "max_parallel_requests", retryAfterMs: 1000 });
-        await store.settle(settleRequest(request, first, T0), T0 + 10);
-        expect((await store.reserve(request, T0 + 20)).ok).toBe(true);
-        expect((await store.reserve(request, T0 + 20)).ok).toBe(false);
+      // Each call is its own reservation (its own id): a fresh request per call.
+      const call = (level: string, maxParallel: number, leaseMs?: number) =>
+        reserveRequest(level, limits({ maxParallel }), leaseMs === undefined ? {} : { leaseMs });
+
+      it("holds a slot until the call settles, and settling frees it at once", async () => {
+        const first = call("key:par", 2);
+        const granted = await store.reserve(first, T0);
+        expect((await store.reserve(call("key:par", 2), T0)).ok).toBe(true);
+        expect(await store.reserve(call("key:par", 2), T0)).toMatchObject({ ok: false, limit: "max_parallel_requests", retryAfterMs: 1000 });
+        await store.settle(settleRequest(first, granted, T0), T0);
+        expect((await replica.reserve(call("key:par", 2), T0)).ok).toBe(true);
+        expect((await store.reserve(call("key:par", 2), T0)).ok).toBe(false);
+      });
+
+      it("stops counting a call that is never settled once its lease ends", async () => {
+        const leaseMs = 60_000;
+        expect((await store.reserve(call("key:lease", 1, leaseMs), T0)).ok).toBe(true);
+        expect(await replica.reserve(call("key:lease", 1, leaseMs), T0 + leaseMs - 1)).toMatchObject({ ok: false, limit: "max_parallel_requests" });
+        expect((await replica.reserve(call("key:lease", 1, leaseMs), T0 + leaseMs)).ok).toBe(true);
+        // The call admitted in its place holds the slot for a lease of its own.
+        expect((await store.reserve(call("key:lease", 1, leaseMs), T0 + 2 * leaseMs - 1)).ok).toBe(false);
+      });
+
+      it("gives back only its own slot when settled after its lease ended", async () => {
+        const leaseMs = 60_000;
+        const late = call("key:late", 1, leaseMs);
+        const granted = await store.reserve(late, T0);
+        expect((await store.reserve(call("key:late", 1, leaseMs), T0 + leaseMs)).ok).toBe(true);
+        await store.settle(settleRequest(late, granted, T0), T0 + leaseMs + 10);
+        expect((await store.reserve(call("key:late", 1, leaseMs), T0 + leaseMs + 20)).ok).toBe(false);
       });
     });
 

@@ -1,7 +1,7 @@
 /**
  * Lua shared by the level scripts. Both scripts receive the same KEYS, all under one hash tag:
- *   1 rpm bucket, 2 tpm bucket, 3 parallel, 4 today's spend, 5 this month's spend, 6 total spend,
- *   7 session counters, 8 session expiry (on the caller's clock), 9 per-second window.
+ *   1 rpm bucket, 2 tpm bucket, 3 leases of the calls in flight, 4 today's spend, 5 this month's spend,
+ *   6 total spend, 7 session counters, 8 session expiry (on the caller's clock), 9 per-second window.
  * The arithmetic mirrors src/limits/level-state.ts step for step so one contract suite holds for both.
  */
 export const LEVEL_COMMON_LUA = `
@@ -64,13 +64,26 @@ local function addToWindow(now, requests, tokens)
   redis.call('PEXPIRE', KEYS[9], MINUTE + 1000)
 end
 
--- Session levels live exactly as long as the session; other levels keep each counter as long as it matters.
+-- Calls in flight are leases in a sorted set (member: call id, score: lease expiry on the caller's
+-- clock), not a count: the slots of a replica that died mid-call come back when their leases end.
+local function liveLeases(now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  return redis.call('ZCARD', KEYS[3])
+end
+
+-- The set outlives its longest lease; replicas may run with different lease lengths, so never shorten it.
+local function addLease(now, callId, leaseMs)
+  redis.call('ZADD', KEYS[3], fmt(now + leaseMs), callId)
+  if redis.call('PTTL', KEYS[3]) < leaseMs then redis.call('PEXPIRE', KEYS[3], leaseMs) end
+end
+
+-- Session levels live exactly as long as the session; other levels keep each counter as long as it
+-- matters (the leases' set: see addLease).
 local function touch(isSession, ttl)
   if isSession and ttl > 0 then
     for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl + MINUTE) end
     return
   end
-  redis.call('PEXPIRE', KEYS[3], DAY)
   redis.call('PEXPIRE', KEYS[4], 35 * DAY)
   redis.call('PEXPIRE', KEYS[5], 400 * DAY)
 end

@@ -4,7 +4,7 @@ import { LEVEL_COMMON_LUA } from "./common.js";
  * reserveLevel() of src/limits/level-state.ts as one atomic step.
  * ARGV: now, rpm, tpm, maxParallel, dailyMicros, monthlyMicros, totalMicros, session (1/0),
  *   sessionMaxTokens, sessionMaxMs, sessionMaxLlmCalls, sessionMaxToolCalls, inputTokens, inputMicros,
- *   outputPricePer1M, outputTokens, minOutputTokens, clamp (1/0), ttlMs. '' stands for null.
+ *   outputPricePer1M, outputTokens, minOutputTokens, clamp (1/0), ttlMs, callId, leaseMs. '' stands for null.
  * Reply (all strings, '' for null): ok|refused, limit kind, retryAfterMs, outputTokens, reservedMicros,
  *   reservedTokens, then limit/remaining/resetMs for requests and for tokens.
  */
@@ -15,6 +15,7 @@ local isSession = ARGV[8] == '1'
 local maxTokens, maxMs, maxLlm, maxTool = opt(ARGV[9]), opt(ARGV[10]), opt(ARGV[11]), opt(ARGV[12])
 local inputTokens, inputMicros, price = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
 local wanted, minOutput, clamp, ttl = tonumber(ARGV[16]), tonumber(ARGV[17]), ARGV[18] == '1', tonumber(ARGV[19])
+local callId, leaseMs = ARGV[20], tonumber(ARGV[21])
 
 if isSession then expireSession(now, ttl) end
 pruneWindow(now)
@@ -74,13 +75,12 @@ if tpm ~= nil and tpmCap ~= nil and tpm.tokens < tokens then
   if tokens <= tpmCap then wait = msToRefill(tokens - tpm.tokens, tpmCap) end
   return refuse('tokens_per_minute', wait)
 end
-local parallel = num(KEYS[3])
-if maxParallel ~= nil and parallel >= maxParallel then return refuse('max_parallel_requests', 1000) end
+if maxParallel ~= nil and liveLeases(ARGV[1]) >= maxParallel then return refuse('max_parallel_requests', 1000) end
 
 local micros = inputMicros + math.ceil((output * price) / 1000000)
 if rpmCap ~= nil then rpm.tokens = rpm.tokens - 1; saveBucket(KEYS[1], rpm, rpmCap) end
 if tpmCap ~= nil then tpm.tokens = tpm.tokens - tokens; saveBucket(KEYS[2], tpm, tpmCap) end
-redis.call('SET', KEYS[3], fmt(parallel + 1))
+if maxParallel ~= nil then addLease(now, callId, leaseMs) end
 for i, budget in ipairs(budgets) do redis.call('SET', budget[3], fmt(spent[i] + micros)) end
 if isSession then
   if not hasSession then

@@ -4,7 +4,7 @@ import { LEVEL_COMMON_LUA } from "./common.js";
  * settleLevel() of src/limits/level-state.ts as one atomic step: the reservation is replaced by the actuals.
  * ARGV: now, tpm ('' for null), session (1/0), ttlMs, reservedMicros, reservedTokens, actualMicros,
  *   actualTokens, toolCalls, sameDay (1/0), sameMonth (1/0), rpm ('' for null), released (1/0),
- *   the second the reservation was made.
+ *   the second the reservation was made, callId (its lease is dropped).
  * KEYS 4 and 5 are the day and month of `now`: a call reserved yesterday is charged in full to today.
  */
 export const SETTLE_LUA = `${LEVEL_COMMON_LUA}
@@ -12,7 +12,7 @@ local now, tpmCap, isSession, ttl = tonumber(ARGV[1]), opt(ARGV[2]), ARGV[3] == 
 local reservedMicros, reservedTokens = tonumber(ARGV[5]), tonumber(ARGV[6])
 local actualMicros, actualTokens, toolCalls = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local sameDay, sameMonth = ARGV[10] == '1', ARGV[11] == '1'
-local rpmCap, released, reservedSecond = opt(ARGV[12]), ARGV[13] == '1', ARGV[14]
+local rpmCap, released, reservedSecond, callId = opt(ARGV[12]), ARGV[13] == '1', ARGV[14], ARGV[15]
 
 if isSession then expireSession(now, ttl) end
 
@@ -20,7 +20,7 @@ local delta = actualMicros - reservedMicros
 redis.call('SET', KEYS[4], fmt(math.max(0, num(KEYS[4]) + (sameDay and delta or actualMicros))))
 redis.call('SET', KEYS[5], fmt(math.max(0, num(KEYS[5]) + (sameMonth and delta or actualMicros))))
 redis.call('SET', KEYS[6], fmt(math.max(0, num(KEYS[6]) + delta)))
-redis.call('SET', KEYS[3], fmt(math.max(0, num(KEYS[3]) - 1)))
+redis.call('ZREM', KEYS[3], callId)
 
 -- A later level refused the call: give back its request token, its count in the window and its session call.
 if released then

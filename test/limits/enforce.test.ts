@@ -1,0 +1,57 @@
+import { describe, expect, it } from "vitest";
+import { reserveAll, settleAll } from "../../src/limits/enforce.js";
+import type { LimitPlan } from "../../src/limits/plan.js";
+import { MemoryStore } from "../../src/state/memory.js";
+import type { ReserveRequest, SettleRequest } from "../../src/state/store.js";
+import { limits, T0 } from "../state/fixtures.js";
+
+/** A memory store that records what reserveAll and settleAll ask of it. */
+class RecordingStore extends MemoryStore {
+  readonly reserved: ReserveRequest[] = [];
+  readonly settled: SettleRequest[] = [];
+  override reserve(request: ReserveRequest, now: number) {
+    this.reserved.push(request);
+    return super.reserve(request, now);
+  }
+  override settle(request: SettleRequest, now: number) {
+    this.settled.push(request);
+    return super.settle(request, now);
+  }
+}
+
+const plan = (maxParallel: number): LimitPlan => ({
+  levels: [
+    { level: "key:k", limits: limits({ maxParallel: 100 }) },
+    { level: "org", limits: limits({ maxParallel }) },
+  ],
+  perCallCapMicros: null,
+  clamp: true,
+  minOutputTokens: 1,
+  needsPrices: false,
+  needsTokens: false,
+  sessionTtlMs: 0,
+  callLeaseMs: 60_000,
+});
+const charge = { inputTokens: 10, inputMicros: 0, outputPricePer1M: 0, outputTokens: 10 };
+
+describe("reserveAll / settleAll", () => {
+  it("names each reservation once for all its levels, leases it for the plan's time and settles that name", async () => {
+    const store = new RecordingStore(null, T0);
+    const first = await reserveAll(store, plan(2), charge, T0);
+    await reserveAll(store, plan(2), charge, T0);
+    const [a, b, c, d] = store.reserved;
+    expect(a!.callId).toBe(b!.callId);
+    expect(c!.callId).toBe(d!.callId);
+    expect(c!.callId).not.toBe(a!.callId);
+    expect(store.reserved.every((r) => r.leaseMs === 60_000)).toBe(true);
+
+    await settleAll(store, first, { micros: 0, tokens: 0, toolCalls: 0 }, T0);
+    expect(store.settled.map((s) => s.callId)).toEqual([a!.callId, a!.callId]);
+    // The settled call's slot is free again; the other one still holds its own.
+    await reserveAll(store, plan(2), charge, T0);
+    await expect(reserveAll(store, plan(2), charge, T0)).rejects.toMatchObject({ status: 429 });
+    // The org refused: the key level's slot was released under the same name.
+    const refused = store.reserved.at(-1)!;
+    expect(store.settled.at(-1)).toMatchObject({ level: "key:k", callId: refused.callId, released: true });
+  });
+});
