@@ -249,11 +249,10 @@ export async function handleCall(
     state.status = response.status;
     const streamHeaders = clientResponseHeaders(response.headers, "cache-control");
     streamHeaders.push(...headers, "cache-control", "no-cache");
-    res.writeHead(response.status, streamHeaders);
-    res.flushHeaders();
     const outcome = await relayStream(
       response.body,
       res,
+      { status: response.status, headers: streamHeaders },
       {
         stripUsageChunk: action === "chat.completions" && !clientAskedUsage,
         holdToolCalls: runtime.policy.hasRulesFor("tool.call"),

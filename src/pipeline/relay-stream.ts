@@ -50,6 +50,39 @@ function write(res: ServerResponse, text: string): Promise<void> | null {
 export async function relayStream(
   body: Readable,
   res: ServerResponse,
+  head: { status: number; headers: string[] },
+  options: RelayOptions,
+  stopSignal: CallSignal,
+): Promise<RelayOutcome> {
+  const sendHead = (): void => {
+    if (!res.headersSent && !res.destroyed) res.writeHead(head.status, head.headers);
+  };
+  // The headers leave with the first event, in one write; an upstream slow to send it (a reasoning
+  // model, a held tool call) still lets the client see them within HEADERS_WITHIN_MS.
+  const headerTimer = setTimeout(() => {
+    if (res.headersSent || res.destroyed) return;
+    sendHead();
+    res.flushHeaders();
+  }, HEADERS_WITHIN_MS);
+  const send = (text: string): Promise<void> | null => {
+    sendHead();
+    return write(res, text);
+  };
+  try {
+    return await relayEvents(body, res, send, options, stopSignal);
+  } finally {
+    clearTimeout(headerTimer);
+    // A stream that sent no event still answers with its own headers.
+    sendHead();
+  }
+}
+
+const HEADERS_WITHIN_MS = 100;
+
+async function relayEvents(
+  body: Readable,
+  res: ServerResponse,
+  send: (text: string) => Promise<void> | null,
   options: RelayOptions,
   stopSignal: CallSignal,
 ): Promise<RelayOutcome> {
@@ -78,7 +111,7 @@ export async function relayStream(
       held.push(event);
       return;
     }
-    const pending = write(res, event);
+    const pending = send(event);
     if (pending !== null) await pending;
   };
 
@@ -100,7 +133,7 @@ export async function relayStream(
     }
     if (!stopSignal.aborted) {
       outcome.error = upstreamError(error);
-      write(res, sseErrorEvent(outcome.error));
+      send(sseErrorEvent(outcome.error));
       return outcome;
     }
   }
@@ -112,7 +145,7 @@ export async function relayStream(
   if (stopSignal.aborted && stopSignal.reason instanceof GatewayError) {
     body.destroy();
     outcome.error = stopSignal.reason;
-    write(res, sseErrorEvent(outcome.error));
+    send(sseErrorEvent(outcome.error));
     return outcome;
   }
   if (held.length > 0 || (options.holdToolCalls && accumulator.toolCallSeen)) {
@@ -123,11 +156,11 @@ export async function relayStream(
     });
     if (refusal !== null) {
       outcome.error = refusal;
-      write(res, sseErrorEvent(refusal));
+      send(sseErrorEvent(refusal));
       return outcome;
     }
     for (const event of held) {
-      const pending = write(res, event);
+      const pending = send(event);
       if (pending !== null) await pending;
     }
   }

@@ -65,6 +65,22 @@ describe("openai SDK through the gateway", () => {
     expect(last.cost).toBeGreaterThan(0);
   });
 
+  it("sends a stream's headers within a moment even while the upstream holds back its first event", async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    const res = await fetch(`${h.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEYS.alice}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content: "stall_after:0" }] }),
+      signal: AbortSignal.any([controller.signal, AbortSignal.timeout(5000)]),
+    });
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    expect(res.headers.get("x-request-id")).toMatch(/^req_/);
+    controller.abort();
+  });
+
   it("passes usage through when the client asked for it", async () => {
     const stream = await h.client(KEYS.alice).chat.completions.create({
       model: "gpt-4o-mini",
