@@ -18,20 +18,10 @@ export function createMetrics(): Metrics {
     labelNames: ["route", "status", "effect", "rule"],
     registers: [registry],
   });
-  const latency = new Histogram({
-    name: "spark_request_duration_seconds",
-    help: "Total request latency",
-    labelNames: ["route"],
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
-    registers: [registry],
-  });
-  const upstreamLatency = new Histogram({
-    name: "spark_upstream_duration_seconds",
-    help: "Time to the upstream's response headers",
-    labelNames: ["route"],
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
-    registers: [registry],
-  });
+  const durations = (name: string, help: string): Histogram<"route"> =>
+    new Histogram({ name, help, labelNames: ["route"], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120], registers: [registry] });
+  const latency = durations("spark_request_duration_seconds", "Total request latency");
+  const upstreamLatency = durations("spark_upstream_duration_seconds", "Time to the upstream's response headers");
   const tokens = new Counter({ name: "spark_tokens_total", help: "Tokens by model, team and direction", labelNames: ["model", "team", "direction"], registers: [registry] });
   const cost = new Counter({ name: "spark_cost_usd_total", help: "Cost in USD by model and team", labelNames: ["model", "team"], registers: [registry] });
   const limitHits = new Counter({ name: "spark_limit_hits_total", help: "Calls refused by a limit, by error code", labelNames: ["code"], registers: [registry] });

@@ -32,30 +32,37 @@ export interface LimitPlan {
 const toMicros = (usd: number | null | undefined): number | null =>
   usd === null || usd === undefined ? null : Math.round(usd * 1_000_000);
 
+/** A level with no limit set: what each compiled level starts from. */
+export const NO_LIMITS: Readonly<LevelLimits> = {
+  requestsPerMinute: null,
+  tokensPerMinute: null,
+  maxParallel: null,
+  dailyMicros: null,
+  monthlyMicros: null,
+  totalMicros: null,
+  session: false,
+  sessionMaxTokens: null,
+  sessionMaxMs: null,
+  sessionMaxLlmCalls: null,
+  sessionMaxToolCalls: null,
+};
+
 function compileLimits(limits: Limits | KeyLimits): LevelLimits {
   return {
+    ...NO_LIMITS,
     requestsPerMinute: limits.requests_per_minute ?? null,
     tokensPerMinute: limits.tokens_per_minute ?? null,
     maxParallel: limits.max_parallel_requests ?? null,
     dailyMicros: toMicros(limits.daily_cost),
     monthlyMicros: toMicros(limits.monthly_cost),
     totalMicros: toMicros(limits.total_cost),
-    session: false,
-    sessionMaxTokens: null,
-    sessionMaxMs: null,
-    sessionMaxLlmCalls: null,
-    sessionMaxToolCalls: null,
   };
 }
 
 function compileSession(defaults: SessionLimits, own: SessionLimits | undefined): LevelLimits {
   const merged = { ...defaults, ...Object.fromEntries(Object.entries(own ?? {}).filter(([, v]) => v !== undefined)) };
   return {
-    requestsPerMinute: null,
-    tokensPerMinute: null,
-    maxParallel: null,
-    dailyMicros: null,
-    monthlyMicros: null,
+    ...NO_LIMITS,
     totalMicros: toMicros(merged.max_cost),
     session: true,
     sessionMaxTokens: merged.max_tokens ?? null,

@@ -1,3 +1,4 @@
+import { NO_LIMITS } from "../../src/limits/plan.js";
 import type { Approval, LevelLimits, ReserveRequest, ReserveResult, RuntimeKey, SettleRequest } from "../../src/state/store.js";
 
 /** Builders for the state tests: everything unlimited and free unless a test says otherwise. */
@@ -5,20 +6,7 @@ import type { Approval, LevelLimits, ReserveRequest, ReserveResult, RuntimeKey, 
 export const T0 = Date.UTC(2025, 0, 15, 12, 0, 0);
 
 export function limits(set: Partial<LevelLimits> = {}): LevelLimits {
-  return {
-    requestsPerMinute: null,
-    tokensPerMinute: null,
-    maxParallel: null,
-    dailyMicros: null,
-    monthlyMicros: null,
-    totalMicros: null,
-    session: false,
-    sessionMaxTokens: null,
-    sessionMaxMs: null,
-    sessionMaxLlmCalls: null,
-    sessionMaxToolCalls: null,
-    ...set,
-  };
+  return { ...NO_LIMITS, ...set };
 }
 
 /** The lease of a parallel slot the fixtures ask for unless a test says otherwise. */
