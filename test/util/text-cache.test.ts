@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { countChatInput } from "../../src/tokens/index.js";
 import { TextCache } from "../../src/util/text-cache.js";
@@ -33,15 +34,46 @@ describe("TextCache", () => {
     expect(seen).toEqual(["a", "b", "c", "a"]);
   });
 
-  test("keeps at most maxChars of text and never keeps a string longer than that", () => {
+  test("keeps at most maxChars of text and never keeps a string longer than half of that", () => {
     const cache = new TextCache(100, 10);
     const count = (text: string): number => text.length;
-    cache.valueOf("x".repeat(6), count);
-    cache.valueOf("y".repeat(6), count);
-    expect(cache.keptChars).toBe(6);
-    expect(cache.valueOf("z".repeat(11), count)).toBe(11);
-    expect(cache.keptChars).toBe(6);
-    expect(cache.size).toBe(1);
+    cache.valueOf("x".repeat(4), count);
+    cache.valueOf("y".repeat(4), count);
+    cache.valueOf("z".repeat(4), count);
+    expect(cache.keptChars).toBe(8);
+    expect(cache.size).toBe(2);
+    expect(cache.valueOf("w".repeat(6), count)).toBe(6);
+    expect(cache.keptChars).toBe(8);
+    expect(cache.size).toBe(2);
+  });
+
+  test("a string in use keeps its place while newer ones push the unused out", () => {
+    const cache = new TextCache(4, 1000);
+    const seen: string[] = [];
+    const count = (text: string): number => {
+      seen.push(text);
+      return text.length;
+    };
+    cache.valueOf("hot", count);
+    for (const cold of ["a", "b", "c", "d", "e", "f", "g"]) {
+      cache.valueOf(cold, count);
+      cache.valueOf("hot", count);
+    }
+    cache.valueOf("a", count);
+    expect(seen).toEqual(["hot", "a", "b", "c", "d", "e", "f", "g", "a"]);
+  });
+
+  test("stays within both bounds and answers every string right, whatever comes", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 8 }), fc.integer({ min: 2, max: 40 }), fc.array(fc.string({ maxLength: 12 }), { maxLength: 200 }), (entries, chars, texts) => {
+        const cache = new TextCache<number>(entries, chars);
+        for (const text of texts) {
+          expect(cache.valueOf(text, (t) => t.length * 7 + 1)).toBe(text.length * 7 + 1);
+          expect(cache.size).toBeLessThanOrEqual(entries);
+          expect(cache.keptChars).toBeLessThanOrEqual(chars);
+        }
+      }),
+    );
   });
 });
 
