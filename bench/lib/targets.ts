@@ -20,12 +20,23 @@ export function originOf(url: string): string {
   return new URL(url).origin;
 }
 
-export function startBare(mockUrl: string, mode: "pipe" | "web"): Promise<Service> {
+/**
+ * Node with `args`, or under `wrapper` (a command and its arguments, e.g. valgrind's) when given.
+ */
+function nodeCommand(wrapper: readonly string[], args: string[]): { command: string; args: string[] } {
+  const [command, ...wrapperArgs] = wrapper;
+  return command === undefined ? { command: process.execPath, args } : { command, args: [...wrapperArgs, process.execPath, ...args] };
+}
+
+/** Under a wrapper (valgrind) a process starts tens of times slower. */
+const readyWithin = (wrapper: readonly string[]): number => (wrapper.length > 0 ? 300_000 : 30_000);
+
+export function startBare(mockUrl: string, mode: "pipe" | "web", nodeArgs: string[] = [], wrapper: readonly string[] = []): Promise<Service> {
   return spawnService({
     name: `bare-${mode}`,
-    command: process.execPath,
-    args: [`${DIST}bench/bare-proxy.js`, "--upstream", originOf(mockUrl), "--mode", mode],
+    ...nodeCommand(wrapper, [...nodeArgs, `${DIST}bench/bare-proxy.js`, "--upstream", originOf(mockUrl), "--mode", mode]),
     ready: urlLine,
+    timeoutMs: readyWithin(wrapper),
   });
 }
 
@@ -34,16 +45,15 @@ export interface GatewayProcess extends Service {
 }
 
 /** The gateway as users run it: `node dist/src/main.js --config PATH`, info logging. */
-export async function startGatewayProcess(variant: GatewayVariant, mockUrl: string, nodeArgs: string[] = []): Promise<GatewayProcess> {
+export async function startGatewayProcess(variant: GatewayVariant, mockUrl: string, nodeArgs: string[] = [], wrapper: readonly string[] = []): Promise<GatewayProcess> {
   const port = await freePort();
   const { path, dir } = writeGatewayConfig(variant, port, mockUrl);
   const service = await spawnService({
     name: `gateway ${variant.name}`,
-    command: process.execPath,
-    args: [...nodeArgs, `${DIST}src/main.js`, "--config", path],
+    ...nodeCommand(wrapper, [...nodeArgs, `${DIST}src/main.js`, "--config", path]),
     env: { ...process.env, LOG_LEVEL: "info" },
     ready: gatewayListening,
-    timeoutMs: 30_000,
+    timeoutMs: readyWithin(wrapper),
   });
   return { ...service, configDir: dir };
 }
