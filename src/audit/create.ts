@@ -28,7 +28,7 @@ export interface Audit {
    * Every record with `ts` in the range, from the same source as `query`, in storage order (not
    * `ts` order): each file or stream entry is read once, so a report over a long range is linear.
    */
-  scan(range: AuditRange): AsyncIterable<AuditRecord> | Iterable<AuditRecord>;
+  scan(range: AuditRange): AsyncIterable<AuditRecord>;
   /** `GET /admin/audit/verify` over the first file sink's directory (every replica's files in it). */
   verify(): Promise<VerifyResult>;
   /** Flushes and closes the writer and its sinks (not the Redis connections). */
@@ -68,25 +68,28 @@ export async function createAudit(config: AuditConfig, deps: AuditDeps): Promise
     await Promise.allSettled(sinks.map((sink) => sink.close()));
     throw error;
   }
-  const writer = new AuditWriter({ sinks, maxQueue: config.max_queue, onFull: config.on_full, logger: deps.logger });
+  const writer = new AuditWriter({ sinks, maxQueue: config.max_queue, onFull: config.on_full, logger: deps.logger, lingerMs: config.batch_linger_ms });
   const chosenFiles = files;
   const chosenStream = stream;
+  // Reads first wait for the records of calls already answered: the writer batches them for a few ms.
   return {
     writer,
-    query: (query) => {
+    query: async (query) => {
+      await writer.caughtUp();
       if (chosenStream !== null) return queryStream(chosenStream.redis, chosenStream.key, query);
       if (chosenFiles !== null) return queryFiles(chosenFiles.dir, deps.replica, query);
-      return Promise.resolve({ data: [], next_cursor: null });
+      return { data: [], next_cursor: null };
     },
-    scan: (range) => {
-      if (chosenStream !== null) return scanStream(chosenStream.redis, chosenStream.key, range);
-      if (chosenFiles !== null) return scanFiles(chosenFiles.dir, deps.replica, range);
-      return [];
+    scan: async function* (range) {
+      await writer.caughtUp();
+      if (chosenStream !== null) yield* scanStream(chosenStream.redis, chosenStream.key, range);
+      else if (chosenFiles !== null) yield* scanFiles(chosenFiles.dir, deps.replica, range);
     },
-    verify: () =>
-      chosenFiles === null
-        ? Promise.resolve({ ok: true, records: 0 })
-        : verifyFiles(chosenFiles.dir, undefined, { sizes: chosenFiles.sink.committedSizes() }),
+    verify: async () => {
+      await writer.caughtUp();
+      if (chosenFiles === null) return { ok: true, records: 0 };
+      return verifyFiles(chosenFiles.dir, undefined, { sizes: chosenFiles.sink.committedSizes() });
+    },
     close: () => writer.close(),
   };
 }

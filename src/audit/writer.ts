@@ -18,6 +18,11 @@ export interface AuditWriterOptions {
   overflow?: number;
   retryMinMs?: number;
   retryMaxMs?: number;
+  /**
+   * How long the first record of a batch waits for others before the batch is written (`audit.
+   * batch_linger_ms`; default 0, at once). A full batch, `flush` and `caughtUp` do not wait.
+   */
+  lingerMs?: number;
 }
 
 /**
@@ -31,6 +36,13 @@ export interface AuditWriterStats {
   dropped: number;
   written: number;
   sinkErrors: number;
+}
+
+interface Waiter {
+  /** Resolves once this many records were written. */
+  target: number;
+  lenient: boolean;
+  resolve: () => void;
 }
 
 interface InFlight {
@@ -64,7 +76,12 @@ export class AuditWriter {
   private draining = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private retryDelay: number;
-  private waiters: { target: number; resolve: () => void }[] = [];
+  private readonly lingerMs: number;
+  private lingerTimer: NodeJS.Timeout | null = null;
+  /** Records up to this count are wanted now (a flush or a query waits): no lingering until written. */
+  private urgentUpTo = 0;
+  /** `lenient` waiters (queries) also resolve when a write fails: they read what the sinks hold. */
+  private waiters: Waiter[] = [];
   private closed = false;
 
   constructor(options: AuditWriterOptions) {
@@ -78,6 +95,7 @@ export class AuditWriter {
     this.retryMinMs = options.retryMinMs ?? 100;
     this.retryMaxMs = options.retryMaxMs ?? 5_000;
     this.retryDelay = this.retryMinMs;
+    this.lingerMs = options.lingerMs ?? 0;
   }
 
   /** Admission check for `on_full: reject`: false means answer 503 `audit_unavailable`. */
@@ -104,9 +122,26 @@ export class AuditWriter {
 
   /** Resolves once every record enqueued before the call is stored by every sink and fsynced. */
   async flush(): Promise<void> {
-    const target = this.accepted;
-    if (this.written < target) await new Promise<void>((resolve) => this.waiters.push({ target, resolve }));
+    await this.reach(this.accepted, false);
     await Promise.all(this.sinks.map((sink) => sink.flush()));
+  }
+
+  /**
+   * Resolves once every record enqueued before the call was handed to every sink (not fsynced), or
+   * once a write fails: a query then reads its own calls' records, or whatever a failing sink holds.
+   */
+  caughtUp(): Promise<void> {
+    // A sink failing right now (a retry is pending) would only make the reader wait for the next failure.
+    if (this.retryTimer !== null) return Promise.resolve();
+    return this.reach(this.accepted, true);
+  }
+
+  private reach(target: number, lenient: boolean): Promise<void> {
+    if (this.written >= target) return Promise.resolve();
+    this.urgentUpTo = Math.max(this.urgentUpTo, target);
+    const reached = new Promise<void>((resolve) => this.waiters.push({ target, lenient, resolve }));
+    this.schedule();
+    return reached;
   }
 
   /** Flushes everything (including records enqueued while flushing), then closes the sinks. */
@@ -122,15 +157,44 @@ export class AuditWriter {
     return this.queue.length - this.head;
   }
 
+  /** Writes now when a batch is full, wanted (flush, query), retried or nothing lingers; else lingers. */
   private schedule(): void {
     if (this.draining || this.retryTimer !== null) return;
+    if (!this.writeNow()) {
+      this.linger();
+      return;
+    }
+    if (this.lingerTimer !== null) {
+      clearTimeout(this.lingerTimer);
+      this.lingerTimer = null;
+    }
     this.draining = true;
     setImmediate(() => void this.drain());
   }
 
+  private writeNow(): boolean {
+    return this.inFlight !== null || this.lingerMs === 0 || this.depth >= this.batchSize || this.written < this.urgentUpTo;
+  }
+
+  private linger(): void {
+    this.lingerTimer ??= setTimeout(() => {
+      this.lingerTimer = null;
+      if (this.draining || this.retryTimer !== null) return;
+      this.draining = true;
+      void this.drain();
+    }, this.lingerMs);
+  }
+
+  /** Writes batches while there are records; a partial batch after the first lingers again. */
   private async drain(): Promise<void> {
+    let first = true;
     try {
       while (this.depth > 0) {
+        if (!first && !this.writeNow()) {
+          this.linger();
+          return;
+        }
+        first = false;
         if (this.inFlight === null) {
           const records = this.queue.slice(this.head, this.head + this.batchSize);
           this.inFlight = { records, pending: new Set(this.sinks) };
@@ -167,6 +231,7 @@ export class AuditWriter {
   }
 
   private retryLater(): void {
+    this.settleWaiters((waiter) => waiter.lenient || waiter.target <= this.written);
     const delay = this.retryDelay;
     this.retryDelay = Math.min(this.retryDelay * 2, this.retryMaxMs);
     this.retryTimer = setTimeout(() => {
@@ -183,8 +248,13 @@ export class AuditWriter {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
-    const ready = this.waiters.filter((waiter) => waiter.target <= this.written);
-    this.waiters = this.waiters.filter((waiter) => waiter.target > this.written);
+    this.settleWaiters((waiter) => waiter.target <= this.written);
+  }
+
+  private settleWaiters(done: (waiter: Waiter) => boolean): void {
+    const ready = this.waiters.filter(done);
+    if (ready.length === 0) return;
+    this.waiters = this.waiters.filter((waiter) => !done(waiter));
     for (const waiter of ready) waiter.resolve();
   }
 }

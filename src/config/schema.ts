@@ -124,6 +124,12 @@ const auditSchema = z.strictObject({
   encryption_key_id: z.string().default("k1"),
   fsync: z.enum(["always", "interval", "never"]).default("interval"),
   fsync_interval_ms: positiveInt.default(1000),
+  /**
+   * How long a record waits for others to share its batch. Writing each record as soon as it came
+   * made a file append per record under load (~14 µs of the event loop each); no call waits on the
+   * audit, and audit queries first wait for the records queued before them.
+   */
+  batch_linger_ms: z.number().int().min(0).max(1000).default(5),
   max_queue: positiveInt.default(100_000),
   on_full: z.enum(["reject", "drop"]).default("reject"),
 });
@@ -225,6 +231,7 @@ export const configSchema = z
       encryption_key_id: "k1",
       fsync: "interval",
       fsync_interval_ms: 1000,
+      batch_linger_ms: 5,
       max_queue: 100_000,
       on_full: "reject",
     }),

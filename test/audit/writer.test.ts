@@ -154,4 +154,58 @@ describe("AuditWriter", () => {
     expect(sink.records).toHaveLength(0);
     expect(writer.stats().depth).toBe(1);
   });
+
+  it("gathers records that arrive within the linger into one batch", async () => {
+    const sink = new MemorySink();
+    const sizes: number[] = [];
+    const write = sink.write.bind(sink);
+    sink.write = (batch) => {
+      sizes.push(batch.length);
+      return write(batch);
+    };
+    const writer = makeWriter([sink], { maxQueue: 100, lingerMs: 40 });
+    writer.enqueue(makeRecord());
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    writer.enqueue(makeRecord());
+    writer.enqueue(makeRecord());
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(sink.records).toHaveLength(0);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(sizes).toEqual([3]);
+  });
+
+  it("writes a full batch, a flush and a query's wait at once, without lingering", async () => {
+    const sink = new MemorySink();
+    const writer = makeWriter([sink], { maxQueue: 100, batchSize: 4, lingerMs: 60_000 });
+    for (let index = 0; index < 4; index += 1) writer.enqueue(makeRecord());
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(sink.records).toHaveLength(4);
+    writer.enqueue(makeRecord());
+    await writer.caughtUp();
+    expect(sink.records).toHaveLength(5);
+    writer.enqueue(makeRecord());
+    await writer.flush();
+    expect(sink.records).toHaveLength(6);
+    await writer.close();
+  });
+
+  it("caughtUp gives up on a failing sink instead of waiting for it, while flush keeps waiting", async () => {
+    const sink = new MemorySink();
+    sink.failures = Number.POSITIVE_INFINITY;
+    const writer = makeWriter([sink], { maxQueue: 100, retryMinMs: 20, retryMaxMs: 20 });
+    writer.enqueue(makeRecord());
+    await writer.caughtUp();
+    expect(sink.records).toHaveLength(0);
+    await writer.caughtUp();
+    let flushed = false;
+    const flushing = writer.flush().then(() => {
+      flushed = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(flushed).toBe(false);
+    sink.failures = 0;
+    await flushing;
+    expect(sink.records).toHaveLength(1);
+  });
 });
