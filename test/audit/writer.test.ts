@@ -50,15 +50,21 @@ function gated(sink: MemorySink): () => void {
   };
 }
 
+/** The size of every batch the sink is handed, as it is handed. */
+function batchSizes(sink: MemorySink): number[] {
+  const sizes: number[] = [];
+  const write = sink.write.bind(sink);
+  sink.write = (batch) => {
+    sizes.push(batch.length);
+    return write(batch);
+  };
+  return sizes;
+}
+
 describe("AuditWriter", () => {
   it("never writes a batch larger than MAX_BATCH_SIZE (stream readers rely on it)", async () => {
     const sink = new MemorySink();
-    const sizes: number[] = [];
-    const write = sink.write.bind(sink);
-    sink.write = (batch) => {
-      sizes.push(batch.length);
-      return write(batch);
-    };
+    const sizes = batchSizes(sink);
     const writer = makeWriter([sink], { maxQueue: 2000, batchSize: 100_000 });
     for (let index = 0; index < MAX_BATCH_SIZE + 10; index += 1) writer.enqueue(makeRecord());
     await writer.flush();
@@ -157,12 +163,7 @@ describe("AuditWriter", () => {
 
   it("gathers records that arrive within the linger into one batch", async () => {
     const sink = new MemorySink();
-    const sizes: number[] = [];
-    const write = sink.write.bind(sink);
-    sink.write = (batch) => {
-      sizes.push(batch.length);
-      return write(batch);
-    };
+    const sizes = batchSizes(sink);
     const writer = makeWriter([sink], { maxQueue: 100, lingerMs: 40 });
     writer.enqueue(makeRecord());
     await new Promise((resolve) => setTimeout(resolve, 5));
