@@ -282,10 +282,11 @@ export async function handleCall(
     draft.toolCalls = calls.map((c) => c.name);
     state.toolCallCount = calls.length;
     account(state, model, outcome.accumulator.usage, outcome.accumulator.text);
-    await finishSettle(services, state);
+    const settled = finishSettle(services, state);
     if (!res.destroyed) {
       res.end(`: gateway-cost ${microsToUsd(draft.costMicros).toFixed(6)}\n\n`);
     }
+    await settled;
   } catch (error) {
     const failure = asGatewayError(services, error, cancel.aborted);
     state.error = failure;
@@ -408,6 +409,12 @@ function account(state: CallState, model: ModelConfig, rawUsage: Record<string, 
   state.draft.costMicros = state.prices === null ? 0 : costMicros(usage, state.prices);
 }
 
+/**
+ * Replaces the call's reservation by its actual cost. Started before the answer is written and
+ * awaited after: the client does not wait for a store round trip, and until the settle lands the
+ * store still holds the worst case, so no later call can spend what this one did. On one store
+ * connection the settle is sent before any later call's reserve.
+ */
 async function finishSettle(services: Services, state: CallState): Promise<void> {
   const reservation = state.reservation;
   if (reservation === null || reservation.settled) return;
@@ -496,10 +503,11 @@ async function relayJson(
     if (verdict.error !== null) throw verdict.error;
   }
   state.status = status;
-  await finishSettle(services, state);
+  const settled = finishSettle(services, state);
   const answerHeaders = clientResponseHeaders(upstreamHeaders, "content-type");
   answerHeaders.push(...headers, "x-gateway-cost", microsToUsd(state.draft.costMicros).toFixed(6));
   writeJson(res, status, answerHeaders, raw);
+  await settled;
 }
 
 function applyToolVerdict(state: CallState, verdict: { decisions: { record: AuditDraft["toolDecisions"][number]; decision: Decision }[]; approvalId: string | null }): void {

@@ -1,6 +1,6 @@
 import OpenAI, { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { compileModelPrices, worstCaseMicros } from "../../src/pricing/index.js";
+import { compileModelPrices, costMicros, worstCaseMicros } from "../../src/pricing/index.js";
 import { countChatInput } from "../../src/tokens/index.js";
 import { chatCount, expectApiError, raw } from "./governance.js";
 import { auditRecords, type Harness, keyEntry, MODELS, startHarness } from "./harness.js";
@@ -53,6 +53,7 @@ const K = {
   sessionTools: "sk-lim-session-tools",
   noUsage: "sk-lim-no-usage",
   rpmSession: "sk-lim-rpm-session",
+  slowSettle: "sk-lim-slow-settle",
 } as const;
 
 // gpt-4o: 2.5 micro-USD per input token, 10 per output token.
@@ -83,6 +84,7 @@ ${keyEntry("counted", K.countedBudget, "{ user: u-cnt, role: developer, team: t1
 ${keyEntry("session-tools", K.sessionTools, "{ user: u-st, role: developer, team: t1 }", "{ session: { max_tool_calls: 1 } }")}
 ${keyEntry("no-usage", K.noUsage, "{ user: u-nu, role: developer, team: t1 }", "{ daily_cost: 1 }")}
 ${keyEntry("rpm-session", K.rpmSession, "{ user: u-rs, role: developer, team: t1 }", "{ requests_per_minute: 2, session: { max_llm_calls: 1 } }")}
+${keyEntry("slow-settle", K.slowSettle, "{ user: u-ss, role: developer, team: t1 }", "{ daily_cost: 1 }")}
 ${keyEntry("abort", K.abort, "{ user: u-ab, role: developer, team: t1 }", "{ daily_cost: 1, max_parallel_requests: 1 }")}
 `);
 });
@@ -343,6 +345,42 @@ describe("sessions and tokens per minute", () => {
     // What the first call did not use was given back: a small call fits.
     const small = await h.client(K.tpm).chat.completions.create(say("say:small", { max_completion_tokens: 100 }));
     expect(small.choices[0]?.message.content).toBe("small");
+  });
+});
+
+describe("settling after the answer", () => {
+  it("answers without waiting for the store's settle, holding the worst case until the settle lands", async () => {
+    const store = h.gateway.services.store;
+    const settle = store.settle;
+    let release = (): void => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    store.settle = async (request, now) => {
+      await gate;
+      return settle.call(store, request, now);
+    };
+    try {
+      const body = say("tokens:12", { model: "gpt-4o", max_completion_tokens: 500 });
+      const answer = await h.client(K.slowSettle).chat.completions.create(body);
+      const stream = await h.client(K.slowSettle).chat.completions.create({ ...body, stream: true });
+      for await (const _chunk of stream);
+      const worst = worstOf(body, 500).micros;
+      // Both answers arrived while their settles were held: the store still charges both worst cases.
+      expect(await spentToday(h, "key:slow-settle")).toBe(2 * worst);
+      release();
+      let spent = 2 * worst;
+      for (let i = 0; i < 50 && spent === 2 * worst; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        spent = await spentToday(h, "key:slow-settle");
+      }
+      const actual = costMicros({ input_tokens: answer.usage?.prompt_tokens ?? 0, output_tokens: answer.usage?.completion_tokens ?? 0, cached_input_tokens: 0 }, GPT4O);
+      expect(actual).toBeLessThan(worst);
+      expect(spent).toBe(2 * actual);
+    } finally {
+      store.settle = settle;
+      release();
+    }
   });
 });
 
