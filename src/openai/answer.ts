@@ -1,3 +1,4 @@
+import { JoinedText } from "../util/joined-text.js";
 /** What the gateway reads from a model's answer: its tool calls, usage and text (for counting). */
 export interface ToolCall {
   name: string;
@@ -54,11 +55,16 @@ export function summarizeAnswer(answer: unknown): AnswerSummary {
  */
 export class StreamAccumulator {
   usage: Record<string, unknown> | null = null;
-  text = "";
+  private readonly deltas = new JoinedText();
   /** Tool calls by index as their deltas arrive. */
   private readonly calls = new Map<number, ToolCall>();
   toolCallSeen = false;
   done = false;
+
+  /** The text the stream carried so far (needed only when the upstream sends no usage). */
+  get text(): string {
+    return this.deltas.toString();
+  }
 
   /** Returns true when the event is a usage-only chunk (empty `choices`). */
   observe(data: unknown): boolean {
@@ -73,7 +79,7 @@ export class StreamAccumulator {
     for (const choice of choices) {
       const delta = isObject(choice) && isObject(choice.delta) ? choice.delta : null;
       if (delta === null) continue;
-      if (typeof delta.content === "string") this.text += delta.content;
+      if (typeof delta.content === "string") this.deltas.add(delta.content);
       if (Array.isArray(delta.tool_calls)) {
         for (const part of delta.tool_calls) {
           if (!isObject(part)) continue;
@@ -100,7 +106,7 @@ export class StreamAccumulator {
   private observeResponsesEvent(event: Json): void {
     switch (event.type) {
       case "response.output_text.delta":
-        this.text += str(event.delta);
+        this.deltas.add(str(event.delta));
         break;
       case "response.output_item.added":
         if (isObject(event.item) && event.item.type === "function_call") this.toolCallSeen = true;

@@ -256,13 +256,13 @@ export async function handleCall(
       {
         stripUsageChunk: action === "chat.completions" && !clientAskedUsage,
         holdToolCalls: runtime.policy.hasRulesFor("tool.call"),
-        decideTools: async (calls, events) => {
+        decideTools: async (calls, answer) => {
           const verdict = await governToolCalls(services, runtime.policy, facts, calls, {
             principal,
             bodyHash,
             action,
             model: modelName,
-            held: { kind: "sse", status: response.status, content_type: "text/event-stream", body: events.join("") },
+            held: { kind: "sse", status: response.status, content_type: "text/event-stream", body: answer },
             approved,
             waitForDecision: (id) => waitIfAsked(services, incoming, id, cancel),
           });

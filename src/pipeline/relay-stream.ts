@@ -4,6 +4,7 @@ import { GatewayError } from "../http/errors.js";
 import { StreamAccumulator, type ToolCall } from "../openai/answer.js";
 import { eventData, SseSplitter } from "../openai/sse.js";
 import { upstreamError } from "../upstream/forward.js";
+import { JoinedText } from "../util/joined-text.js";
 import type { CallSignal } from "./call-abort.js";
 import { sseErrorEvent } from "./respond.js";
 
@@ -13,7 +14,7 @@ export interface RelayOptions {
   /** Some `tool.call` rule exists: tool-call events are held until the calls are decided. */
   holdToolCalls: boolean;
   /** Decides the model's tool calls once they are complete; a GatewayError ends the stream. */
-  decideTools: (calls: ToolCall[], events: string[]) => Promise<GatewayError | null>;
+  decideTools: (calls: ToolCall[], answer: string) => Promise<GatewayError | null>;
 }
 
 export interface RelayOutcome {
@@ -89,7 +90,8 @@ async function relayEvents(
   const accumulator = new StreamAccumulator();
   const splitter = new SseSplitter();
   const outcome: RelayOutcome = { accumulator, error: null, clientClosed: false };
-  const all: string[] | null = options.holdToolCalls ? [] : null;
+  // Every event sent or held, for the answer an approval holds; joined as it goes, since it lasts the whole stream.
+  const all: JoinedText | null = options.holdToolCalls ? new JoinedText() : null;
   const held: string[] = [];
 
   const handle = async (sent: string): Promise<void> => {
@@ -106,7 +108,7 @@ async function relayEvents(
     if (drop) return;
     if (options.stripUsageChunk && event.includes('"usage"')) event = event.replace(USAGE_NULL, "");
     // What the client is sent, in order: a held answer is replayed exactly so, without the usage chunk it did not ask for.
-    all?.push(event);
+    all?.add(event);
     if (options.holdToolCalls && accumulator.toolCallSeen) {
       held.push(event);
       return;
@@ -150,7 +152,7 @@ async function relayEvents(
   }
   if (held.length > 0 || (options.holdToolCalls && accumulator.toolCallSeen)) {
     // A stop while the decision waits (x-approval-wait) ends the stream with its own error.
-    const refusal = await options.decideTools(accumulator.toolCalls(), all ?? []).catch((error: unknown) => {
+    const refusal = await options.decideTools(accumulator.toolCalls(), all?.toString() ?? "").catch((error: unknown) => {
       if (error instanceof GatewayError) return error;
       throw error;
     });

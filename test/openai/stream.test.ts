@@ -40,6 +40,17 @@ describe("answer inspection", () => {
     expect(acc.done).toBe(true);
   });
 
+  it("keeps a long stream's text whole and in order, read midway or at the end", () => {
+    const acc = new StreamAccumulator();
+    const deltas = Array.from({ length: 101 }, (_, i) => (i % 7 === 0 ? "" : ` w${i}`));
+    for (const [i, delta] of deltas.entries()) {
+      acc.observe({ choices: [{ delta: { content: delta } }] });
+      if (i === 40) expect(acc.text).toBe(deltas.slice(0, 41).join(""));
+    }
+    acc.observe({ choices: [{ delta: { role: "assistant" } }] });
+    expect(acc.text).toBe(deltas.join(""));
+  });
+
   it("summarises chat, legacy function_call and Responses answers, tolerating junk", () => {
     expect(
       summarizeAnswer({
