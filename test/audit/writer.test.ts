@@ -161,33 +161,40 @@ describe("AuditWriter", () => {
     expect(writer.stats().depth).toBe(1);
   });
 
-  it("gathers records that arrive within the linger into one batch", async () => {
+  it("writes a record at once after a quiet spell, and gathers those that follow within the linger", async () => {
     const sink = new MemorySink();
     const sizes = batchSizes(sink);
     const writer = makeWriter([sink], { maxQueue: 100, lingerMs: 40 });
     writer.enqueue(makeRecord());
     await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(sizes).toEqual([1]);
     writer.enqueue(makeRecord());
     writer.enqueue(makeRecord());
     await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(sink.records).toHaveLength(0);
+    expect(sink.records).toHaveLength(1);
     await new Promise((resolve) => setTimeout(resolve, 80));
-    expect(sizes).toEqual([3]);
+    expect(sizes).toEqual([1, 2]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    writer.enqueue(makeRecord());
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(sizes).toEqual([1, 2, 1]);
   });
 
   it("writes a full batch, a flush and a query's wait at once, without lingering", async () => {
     const sink = new MemorySink();
     const writer = makeWriter([sink], { maxQueue: 100, batchSize: 4, lingerMs: 60_000 });
+    writer.enqueue(makeRecord());
+    await writer.caughtUp();
     for (let index = 0; index < 4; index += 1) writer.enqueue(makeRecord());
     await new Promise((resolve) => setImmediate(resolve));
     await new Promise((resolve) => setImmediate(resolve));
-    expect(sink.records).toHaveLength(4);
-    writer.enqueue(makeRecord());
-    await writer.caughtUp();
     expect(sink.records).toHaveLength(5);
     writer.enqueue(makeRecord());
-    await writer.flush();
+    await writer.caughtUp();
     expect(sink.records).toHaveLength(6);
+    writer.enqueue(makeRecord());
+    await writer.flush();
+    expect(sink.records).toHaveLength(7);
     await writer.close();
   });
 
