@@ -71,7 +71,8 @@ export async function createAudit(config: AuditConfig, deps: AuditDeps): Promise
   const writer = new AuditWriter({ sinks, maxQueue: config.max_queue, onFull: config.on_full, logger: deps.logger, lingerMs: config.batch_linger_ms });
   const chosenFiles = files;
   const chosenStream = stream;
-  // Reads first wait for the records of calls already answered: the writer batches them for a few ms.
+  // Reads first wait for the records of calls already answered, which the writer may still hold
+  // (behind a batch in flight, or `batch_linger_ms`).
   return {
     writer,
     query: async (query) => {

@@ -161,7 +161,7 @@ export class AuditWriter {
     return this.queue.length - this.head;
   }
 
-  /** Writes now when a batch is full, wanted (flush, query), retried or nothing lingers; else lingers. */
+  /** Writes now when a batch is full, wanted (flush, query) or retried, or the linger period has passed; else lingers. */
   private schedule(): void {
     if (this.draining || this.retryTimer !== null) return;
     if (!this.writeNow()) {
@@ -185,10 +185,7 @@ export class AuditWriter {
     );
   }
 
-  /**
-   * Waits out the rest of the period since the last batch. A timer per record would wake a quiet
-   * gateway in the middle of its next call: at 200 calls/s it added latency where it saved nothing.
-   */
+  /** Waits out the rest of the linger period since the last batch, then writes whatever came. */
   private linger(): void {
     this.lingerTimer ??= setTimeout(
       () => {

@@ -1,4 +1,5 @@
 import { JoinedText } from "../util/joined-text.js";
+
 /** What the gateway reads from a model's answer: its tool calls, usage and text (for counting). */
 export interface ToolCall {
   name: string;
