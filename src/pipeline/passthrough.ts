@@ -9,7 +9,7 @@ import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/heade
 import type { AuditDraft } from "./audit-draft.js";
 import { authenticate } from "./call.js";
 import { readBody } from "./read-body.js";
-import { writeError } from "./respond.js";
+import { writeError, writeOpenHead } from "./respond.js";
 import type { Services } from "./services.js";
 
 /**
@@ -47,7 +47,7 @@ export async function handlePassthrough(
     status = response.status;
     const answerHeaders = pushRateHeaders(clientResponseHeaders(response.headers, null), reservation.rate);
     answerHeaders.push("x-request-id", draft.id);
-    res.writeHead(response.status, answerHeaders);
+    writeOpenHead(res, response.status, answerHeaders);
     await pipeline(response.body, res);
   } catch (error) {
     failure = error instanceof GatewayError ? error : new GatewayError(502, "upstream_error", "the upstream failed while relaying");

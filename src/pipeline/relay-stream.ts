@@ -6,7 +6,7 @@ import { eventData, SseSplitter } from "../openai/sse.js";
 import { upstreamError } from "../upstream/forward.js";
 import { JoinedText } from "../util/joined-text.js";
 import type { CallSignal } from "./call-abort.js";
-import { sseErrorEvent } from "./respond.js";
+import { sseErrorEvent, writeOpenHead } from "./respond.js";
 
 export interface RelayOptions {
   /** Drop the usage-only chunk the gateway asked for on the client's behalf. */
@@ -56,7 +56,7 @@ export async function relayStream(
   stopSignal: CallSignal,
 ): Promise<RelayOutcome> {
   const sendHead = (): void => {
-    if (!res.headersSent && !res.destroyed) res.writeHead(head.status, head.headers);
+    if (!res.headersSent && !res.destroyed) writeOpenHead(res, head.status, head.headers);
   };
   // The headers leave with the first event, in one write; an upstream slow to send it (a reasoning
   // model, a held tool call) still lets the client see them within HEADERS_WITHIN_MS.

@@ -6,6 +6,15 @@ import type { Action, Decision, Effect, Facts } from "./types.js";
 
 const PRECEDENCE: Readonly<Record<Effect, number>> = { ALLOW: 0, REQUIRE_APPROVAL: 1, DENY: 2 };
 
+/** Shared by every decision without constraints or rule names: an open stream keeps its decisions until it ends. */
+const NO_CONSTRAINTS: Readonly<Record<string, unknown>> = Object.freeze({});
+const NO_RULES: readonly string[] = Object.freeze([]);
+const DEFAULT_REASON: Readonly<Record<Effect, string>> = {
+  ALLOW: "no rule matched; default_effect ALLOW",
+  DENY: "no rule matched; default_effect DENY",
+  REQUIRE_APPROVAL: "no rule matched; default_effect REQUIRE_APPROVAL",
+};
+
 /**
  * Decides one action. Pure, and total over fact values: operators never coerce objects, so no value a
  * client can smuggle into the facts makes it throw. An exception from `facts.get` itself (a failed lazy
@@ -15,20 +24,20 @@ export function evaluatePolicy(compiled: CompiledPolicy, action: Action, facts: 
   const index = compiled.indexes[action];
   const rules: readonly CompiledRule[] = index === undefined ? [] : candidateRules(index, facts);
   const matchedRules: CompiledRule[] = [];
-  const dryRunRules: string[] = [];
+  let dryRunRules: string[] | null = null;
   for (const rule of rules) {
     if (!rule.holds(facts)) continue;
-    if (rule.dryRun) dryRunRules.push(rule.name);
+    if (rule.dryRun) (dryRunRules ??= []).push(rule.name);
     else matchedRules.push(rule);
   }
   if (matchedRules.length === 0) {
     return {
       effect: compiled.defaultEffect,
       rule: null,
-      reason: `no rule matched; default_effect ${compiled.defaultEffect}`,
-      matched: [],
-      constraints: {},
-      dry_run_rules: dryRunRules,
+      reason: DEFAULT_REASON[compiled.defaultEffect],
+      matched: NO_RULES,
+      constraints: NO_CONSTRAINTS,
+      dry_run_rules: dryRunRules ?? NO_RULES,
     };
   }
 
@@ -38,18 +47,13 @@ export function evaluatePolicy(compiled: CompiledPolicy, action: Action, facts: 
     if (PRECEDENCE[rule.effect] > PRECEDENCE[winner.effect]) winner = rule;
     auditBodies = raiseAuditLevel(auditBodies, rule.auditBodies);
   }
-  const constraints: Record<string, unknown> = {};
-  for (const rule of matchedRules) {
-    if (rule.effect === winner.effect) assignMissing(constraints, rule.constraints);
-  }
-  if (auditBodies !== undefined) constraints["audit_bodies"] = auditBodies;
   return {
     effect: winner.effect,
     rule: winner.name,
     reason: winner.reason,
     matched: matchedRules.map((rule) => rule.name),
-    constraints,
-    dry_run_rules: dryRunRules,
+    constraints: combineConstraints(matchedRules, winner.effect, auditBodies),
+    dry_run_rules: dryRunRules ?? NO_RULES,
   };
 }
 
@@ -66,19 +70,37 @@ export function mergeDecisions(decisions: readonly Decision[]): Decision {
     if (PRECEDENCE[decision.effect] > PRECEDENCE[winner.effect]) winner = decision;
     auditBodies = raiseAuditLevel(auditBodies, decision.constraints["audit_bodies"]);
   }
-  const constraints: Record<string, unknown> = {};
-  for (const decision of decisions) {
-    if (decision.effect === winner.effect) assignMissing(constraints, decision.constraints);
-  }
-  if (auditBodies !== undefined) constraints["audit_bodies"] = auditBodies;
   return {
     effect: winner.effect,
     rule: winner.rule,
     reason: winner.reason,
     matched: unique(decisions.flatMap((decision) => decision.matched)),
-    constraints,
+    constraints: combineConstraints(decisions, winner.effect, auditBodies),
     dry_run_rules: unique(decisions.flatMap((decision) => decision.dry_run_rules)),
   };
+}
+
+/** The constraints of the winning effect's rules (or decisions), in order, and the highest audit level of all. */
+function combineConstraints(
+  sources: readonly { effect: Effect; constraints: Readonly<Record<string, unknown>> }[],
+  effect: Effect,
+  auditBodies: AuditBodies | undefined,
+): Readonly<Record<string, unknown>> {
+  let constraints: Record<string, unknown> | null = null;
+  for (const source of sources) {
+    if (source.effect !== effect || isEmpty(source.constraints)) continue;
+    constraints ??= {};
+    assignMissing(constraints, source.constraints);
+  }
+  if (auditBodies === undefined) return constraints ?? NO_CONSTRAINTS;
+  constraints ??= {};
+  constraints["audit_bodies"] = auditBodies;
+  return constraints;
+}
+
+function isEmpty(record: Readonly<Record<string, unknown>>): boolean {
+  for (const _ in record) return false;
+  return true;
 }
 
 /** Earlier rules win a conflicting key, so config order expresses priority. */
@@ -91,6 +113,6 @@ function assignMissing(target: Record<string, unknown>, source: Readonly<Record<
   }
 }
 
-function unique(names: readonly string[]): string[] {
-  return [...new Set(names)];
+function unique(names: readonly string[]): readonly string[] {
+  return names.length === 0 ? NO_RULES : [...new Set(names)];
 }

@@ -10,9 +10,9 @@ export interface Decision {
   /** The first rule (config order) of the winning effect; null when `default_effect` decided. */
   rule: string | null;
   reason: string;
-  matched: string[];
-  constraints: Record<string, unknown>;
-  dry_run_rules: string[];
+  matched: readonly string[];
+  constraints: Readonly<Record<string, unknown>>;
+  dry_run_rules: readonly string[];
 }
 
 /**
