@@ -1,9 +1,10 @@
 import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
+import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { compilePolicy, PolicyConfigError } from "../policy/compile.js";
 import { type Config, configSchema, policiesSchema } from "./schema.js";
 import { formatFieldPath } from "../util/field-path.js";
+import { interpolate, maskVariables } from "./variables.js";
 
 export interface ConfigIssue {
   path: string;
@@ -25,29 +26,6 @@ export function formatIssues(issues: ConfigIssue[]): string {
   return issues.map((i) => `  - ${i.path || "(root)"}${i.rule ? ` (rule \`${i.rule}\`)` : ""}: ${i.message}`).join("\n");
 }
 
-const VARIABLE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}/g;
-
-/** Replaces `${VAR}` and `${VAR:-default}` in every string scalar; collects unset variables as issues. */
-export function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: Array<string | number>, issues: ConfigIssue[]): unknown {
-  if (typeof value === "string") {
-    return value.replace(VARIABLE, (_match, name: string, hasDefault: string | undefined, fallback: string | undefined) => {
-      const found = env[name];
-      if (found !== undefined && found !== "") return found;
-      if (hasDefault !== undefined) return fallback ?? "";
-      if (found !== undefined) return found;
-      issues.push({ path: formatFieldPath(path), message: `environment variable \`${name}\` is not set` });
-      return "";
-    });
-  }
-  if (Array.isArray(value)) return value.map((item, index) => interpolate(item, env, [...path, index], issues));
-  if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) out[key] = interpolate(item, env, [...path, key], issues);
-    return out;
-  }
-  return value;
-}
-
 function ruleNameAt(raw: unknown, path: ReadonlyArray<PropertyKey>): string | undefined {
   if (path[0] !== "policies" || path[1] !== "rules" || typeof path[2] !== "number") return undefined;
   const rules = (raw as { policies?: { rules?: unknown[] } } | null)?.policies?.rules;
@@ -64,12 +42,12 @@ function zodIssues(raw: unknown, error: z.ZodError): ConfigIssue[] {
 
 /** Parses and validates a config text. Throws ConfigError listing every problem found. */
 export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv): Config {
-  let raw: unknown;
-  try {
-    raw = parseYaml(text, { prettyErrors: true });
-  } catch (error) {
-    throw new ConfigError(source, [{ path: "", message: `not valid YAML: ${(error as Error).message}` }]);
-  }
+  const { masked, unmask, restore } = maskVariables(text);
+  const doc = parseDocument(masked, { prettyErrors: true });
+  const [syntax] = doc.errors;
+  if (syntax !== undefined) throw new ConfigError(source, [{ path: "", message: `not valid YAML: ${unmask(syntax.message)}` }]);
+  restore(doc);
+  const raw: unknown = doc.toJS();
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(source, [{ path: "", message: "expected a YAML mapping at the top level" }]);
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, interpolate, parseConfig } from "../../src/config/load.js";
+import { ConfigError, parseConfig } from "../../src/config/load.js";
+import { interpolate } from "../../src/config/variables.js";
 
 const base = `
 upstreams: { openai: { base_url: "http://127.0.0.1:9/v1", api_key: "\${UPSTREAM_KEY:-dflt}" } }
@@ -31,6 +32,31 @@ describe("config loading", () => {
     const issues: Array<{ path: string; message: string }> = [];
     expect(interpolate({ a: ["${NOPE}"] }, {}, [], issues)).toEqual({ a: [""] });
     expect(issues).toEqual([{ path: "a[0]", message: "environment variable `NOPE` is not set" }]);
+  });
+
+  it("reads the contract's unquoted ${VAR} inside flow mappings", () => {
+    const text = `
+admin:
+  token: \${GATEWAY_ADMIN_TOKEN:-}
+upstreams:
+  openai: { base_url: https://api.openai.com/v1, api_key: \${OPENAI_API_KEY}, connect_timeout_seconds: 10, timeout_seconds: 600 }
+models: { m: { upstream: openai } }
+approvals: { notify_url: null, notify_secret: \${APPROVALS_WEBHOOK_SECRET:-}, default_timeout_seconds: 3600 }
+`;
+    const config = parseConfig(text, "t", { OPENAI_API_KEY: "sk-real" });
+    expect(config.upstreams.openai).toMatchObject({ base_url: "https://api.openai.com/v1", api_key: "sk-real", timeout_seconds: 600 });
+    expect(config.approvals.default_timeout_seconds).toBe(3600);
+    expect(issuesOf(text)).toEqual(["upstreams.openai.api_key: environment variable `OPENAI_API_KEY` is not set"]);
+  });
+
+  it("gives an unquoted whole-scalar variable the type YAML would, and keeps a quoted one a string", () => {
+    const text = (port: string) => `${base}\nserver: { port: ${port}, max_body_bytes: \${MAX_BODY:-2048} }`;
+    expect(parseConfig(text("${PORT:-18788}"), "t", {}).server).toMatchObject({ port: 18788, max_body_bytes: 2048 });
+    expect(parseConfig(text("${PORT:-18788}"), "t", { PORT: "9000", MAX_BODY: "4096" }).server).toMatchObject({ port: 9000, max_body_bytes: 4096 });
+    expect(issuesOf(text('"${PORT:-18788}"'))).toEqual([expect.stringMatching(/^server\.port: .*number/)]);
+    const numericKey = parseConfig(base.replace("\${UPSTREAM_KEY:-dflt}", "\${UPSTREAM_KEY}"), "t", { UPSTREAM_KEY: "12345" });
+    expect(numericKey.upstreams.openai?.api_key).toBe("12345");
+    expect(parseConfig(`${base}\norg: pre-\${ORG:-acme}-post`, "t", {}).org).toBe("pre-acme-post");
   });
 
   it("rejects unknown keys with their path (strict schema)", () => {
