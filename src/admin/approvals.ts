@@ -6,7 +6,7 @@ import { type AdminContext, allowOnly, authorize, list, notFound, parseWith, que
 import type { AdminDeps } from "./routes.js";
 
 const listQuerySchema = z.strictObject({
-  status: z.enum(["pending", "approved", "denied", "used"]).optional(),
+  status: z.enum(["pending", "approved", "denied", "used", "expired"]).optional(),
 });
 
 const decisionSchema = z.strictObject({
@@ -21,7 +21,7 @@ async function decide(c: AdminContext, deps: AdminDeps, status: "approved" | "de
   const { comment } = await readJson(c, services, decisionSchema);
   // Who decides comes from the credential alone; the service checks `approver_role` and pending-ness.
   const approval = await services.approvals.decide(id, { name: actor.name, role: actor.role }, status, comment ?? null);
-  return c.json(publicApproval(approval));
+  return c.json(publicApproval(approval, services.clock()));
 }
 
 /** The only routes an approver token may use (scope `approvals`); the superuser may too. */
@@ -31,16 +31,19 @@ export function approvalRoutes(deps: AdminDeps): Hono<Env> {
   app.get("/", async (c) => {
     authorize(c, services, "approvals", "admin.approvals.list");
     const { status } = parseWith(listQuerySchema, queryParams(c));
-    const approvals = await fromStore(services.store.listApprovals(status ?? null));
-    approvals.sort((a, b) => (a.created_at === b.created_at ? 0 : a.created_at < b.created_at ? 1 : -1));
-    return c.json(list(approvals.map(publicApproval)));
+    // `expired` is a view of pending and approved approvals whose time is up, not a stored state.
+    const stored = await fromStore(services.store.listApprovals(status === undefined || status === "expired" ? null : status));
+    const now = services.clock();
+    const views = stored.map((approval) => publicApproval(approval, now)).filter((view) => status === undefined || view.status === status);
+    views.sort((a, b) => (a.created_at === b.created_at ? 0 : a.created_at < b.created_at ? 1 : -1));
+    return c.json(list(views));
   });
   app.get("/:id", async (c) => {
     authorize(c, services, "approvals", "admin.approvals.get");
     const id = c.req.param("id");
     const approval = await fromStore(services.store.getApproval(id));
     if (approval === null) throw notFound("approval", id);
-    return c.json(publicApproval(approval));
+    return c.json(publicApproval(approval, services.clock()));
   });
   app.post("/:id/approve", (c) => decide(c, deps, "approved"));
   app.post("/:id/deny", (c) => decide(c, deps, "denied"));

@@ -54,7 +54,7 @@ export class ApprovalService {
       held: request.held,
     };
     await fromStore(this.store.createApproval(approval));
-    this.notifier.send("approval.created", publicApproval(approval));
+    this.notifier.send("approval.created", publicApproval(approval, now));
     return approval;
   }
 
@@ -123,7 +123,7 @@ export class ApprovalService {
       const why = result.reason === "expired" ? "expired" : `already ${result.approval?.status ?? "decided"}`;
       throw new GatewayError(409, "approval_not_pending", `approval \`${id}\` is not pending (${why})`);
     }
-    this.notifier.send("approval.decided", publicApproval(result.approval));
+    this.notifier.send("approval.decided", publicApproval(result.approval, now));
     return result.approval;
   }
 }
@@ -143,8 +143,14 @@ export async function fromStore<T>(operation: Promise<T>): Promise<T> {
   }
 }
 
-/** An approval as the admin API and webhooks show it: without the held answer's body. */
-export function publicApproval(approval: Approval): Omit<Approval, "held"> & { held: boolean } {
+export type ApprovalView = Omit<Approval, "held" | "status"> & { status: Approval["status"] | "expired"; held: boolean };
+
+/**
+ * An approval as the admin API and webhooks show it: without the held answer's body, and `expired`
+ * once its time is up while it could still have been decided or used.
+ */
+export function publicApproval(approval: Approval, now: number): ApprovalView {
   const { held, ...rest } = approval;
-  return { ...rest, held: held !== null };
+  const lapsed = (approval.status === "pending" || approval.status === "approved") && Date.parse(approval.expires_at) <= now;
+  return { ...rest, status: lapsed ? "expired" : approval.status, held: held !== null };
 }

@@ -15,7 +15,14 @@ const functionTool = z.looseObject({
   name: z.string().optional(),
 });
 
-const chatMessage = z.looseObject({ role: z.string() });
+const contentPart = z.looseObject({ type: z.string() });
+const chatMessage = z.looseObject({
+  role: z.string(),
+  content: z
+    .union([z.string(), z.array(contentPart)], { error: "expected a string, null or an array of content parts" })
+    .nullable()
+    .optional(),
+});
 
 export const chatBodySchema = z.looseObject({
   model: z.string().min(1),
@@ -75,6 +82,8 @@ type Fields = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Fields => typeof value === "object" && value !== null && !Array.isArray(value);
 const absent = (value: unknown): boolean => value === undefined || value === null;
+const isContent = (value: unknown): boolean =>
+  absent(value) || typeof value === "string" || (Array.isArray(value) && value.every((part) => isObject(part) && typeof part.type === "string"));
 const isOutputLimit = (value: unknown): boolean => absent(value) || (Number.isSafeInteger(value) && (value as number) >= 0);
 
 /**
@@ -84,7 +93,7 @@ const isOutputLimit = (value: unknown): boolean => absent(value) || (Number.isSa
  */
 export function isPlainChatBody(body: Fields): boolean {
   if (typeof body.model !== "string" || body.model === "" || !Array.isArray(body.messages)) return false;
-  for (const message of body.messages) if (!isObject(message) || typeof message.role !== "string") return false;
+  for (const message of body.messages) if (!isObject(message) || typeof message.role !== "string" || !isContent(message.content)) return false;
   if (!absent(body.stream) && typeof body.stream !== "boolean") return false;
   const options = body.stream_options;
   if (!absent(options) && (!isObject(options) || (!absent(options.include_usage) && typeof options.include_usage !== "boolean"))) return false;

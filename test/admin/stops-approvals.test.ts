@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KeyView } from "../../src/admin/keys.js";
-import type { Approval } from "../../src/state/store.js";
+import type { ApprovalView as PublicApproval } from "../../src/approvals/service.js";
 import { ALICE_KEY, chat, DANA_TOKEN, EVE_TOKEN, expectError, type Harness, type ListBody, startHarness } from "./harness.js";
-
-type PublicApproval = Omit<Approval, "held"> & { held: boolean };
 
 let h: Harness;
 beforeAll(async () => {
@@ -103,5 +101,22 @@ describe("approvals", () => {
     expectError(denied, 403, "approver_role_mismatch");
     const byDana = await h.admin<PublicApproval>("POST", `/approvals/${id}/deny`, undefined, DANA_TOKEN);
     expect(byDana.json).toMatchObject({ status: "denied", decided_by: "dana", comment: null });
+  });
+
+  // Last: it moves the gateway's clock past every approval made so far.
+  it("shows an approval whose time is up as expired, pending or approved, in its own list", async () => {
+    const waiting = await requestApproval("fourth");
+    const approved = await requestApproval("fifth");
+    await h.admin("POST", `/approvals/${approved}/approve`, {}, DANA_TOKEN);
+    h.advance(3601 * 1000);
+    for (const id of [waiting, approved]) {
+      expect((await h.admin<PublicApproval>("GET", `/approvals/${id}`, undefined, DANA_TOKEN)).json.status).toBe("expired");
+    }
+    const pending = await h.admin<ListBody<PublicApproval>>("GET", "/approvals?status=pending", undefined, DANA_TOKEN);
+    expect(pending.json.data.map((a) => a.id)).not.toContain(waiting);
+    const expired = await h.admin<ListBody<PublicApproval>>("GET", "/approvals?status=expired", undefined, DANA_TOKEN);
+    expect(expired.json.data.map((a) => a.id)).toEqual(expect.arrayContaining([waiting, approved]));
+    expect(expired.json.data.every((a) => a.status === "expired")).toBe(true);
+    expectError(await h.call(ALICE_KEY, "POST", "/v1/chat/completions", chat("gpt-4o", "fifth"), { "x-approval-id": approved }), 403, "approval_expired");
   });
 });

@@ -25,7 +25,17 @@ const tool = maybe(
 const chatBody = fc.record(
   {
     model: maybe(fc.constantFrom("gpt-4o", "")),
-    messages: maybe(fc.array(maybe(fc.record({ role: maybe(fc.constantFrom("user", "system")), content: anyValue }, { requiredKeys: [] })), { maxLength: 3 })),
+    messages: maybe(
+      fc.array(
+        maybe(
+          fc.record(
+            { role: maybe(fc.constantFrom("user", "system")), content: maybe(fc.array(maybe(fc.record({ type: anyValue, text: anyValue }, { requiredKeys: [] })), { maxLength: 2 })) },
+            { requiredKeys: [] },
+          ),
+        ),
+        { maxLength: 3 },
+      ),
+    ),
     stream: anyValue,
     stream_options: maybe(fc.record({ include_usage: anyValue }, { requiredKeys: [] })),
     max_tokens: anyValue,
@@ -71,5 +81,21 @@ describe("the chat body fast check", () => {
     expect(isPlainChatBody({ model: "gpt-4o", messages: [{ content: "no role" }] })).toBe(false);
     expect(() => validateBody("chat.completions", { model: "gpt-4o", messages: [{ content: "no role" }] })).toThrow(/messages\[0\]\.role/);
     expect(() => validateBody("chat.completions", { model: "gpt-4o", messages: [], max_tokens: -1 })).toThrow(/max_tokens/);
+  });
+
+  test("names a message content that is neither text, null nor parts", () => {
+    for (const content of [5, { bad: true }, true, ["text"], [{ text: "no type" }]]) {
+      const body = { model: "gpt-4o", messages: [{ role: "system", content: "ok" }, { role: "user", content }] };
+      expect(isPlainChatBody(body)).toBe(false);
+      let param: unknown;
+      try {
+        validateBody("chat.completions", body);
+      } catch (error) {
+        param = (error as { options?: { param?: unknown } }).options?.param;
+      }
+      expect(param).toBe("messages[1].content");
+    }
+    const assistantCall = { role: "assistant", content: null, tool_calls: [{ id: "c1", type: "function", function: { name: "f", arguments: "{}" } }] };
+    expect(isPlainChatBody({ model: "gpt-4o", messages: [assistantCall, { role: "tool", tool_call_id: "c1", content: "done" }] })).toBe(true);
   });
 });
