@@ -1,5 +1,6 @@
 import { watch, type FSWatcher } from "node:fs";
 import { createServer } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import type { AdminDeps } from "./admin/routes.js";
@@ -19,7 +20,7 @@ import { buildRecord } from "./pipeline/audit-draft.js";
 import { buildRuntime, type Runtime, SharedState } from "./pipeline/runtime.js";
 import type { Services } from "./pipeline/services.js";
 import { MemoryStore } from "./state/memory.js";
-import { createRedisStore } from "./state/redis.js";
+import { createRedisStore, quitRedis } from "./state/redis.js";
 import type { StateStore } from "./state/store.js";
 import { type Clock, systemClock } from "./util/ids.js";
 
@@ -144,7 +145,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onKeysChanged: refreshKeys,
     onStopsChanged: refreshStops,
   };
-  const app = createApp(services, { draining: () => draining }, adminDeps);
+  const appState = { draining: () => draining };
+  const app = createApp(services, appState, adminDeps);
+  const listener = requestListener(services, app, appState);
+  let inFlight = 0;
+  const settled = (): void => {
+    inFlight--;
+  };
   const config = runtime.config;
   const server = createServer(
     {
@@ -155,7 +162,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       requestTimeout: 0,
       keepAliveTimeout: 5000,
     },
-    requestListener(services, app),
+    (incoming, outgoing) => {
+      inFlight++;
+      outgoing.once("close", settled);
+      listener(incoming, outgoing);
+    },
   );
   server.listen(port, config.server.host);
   installClientErrorHandler(server);
@@ -194,20 +205,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     draining = true;
     watcher?.close();
     clearInterval(poll);
+    // Still listening while calls are in flight: load balancers read /readyz's 503 and new requests
+    // get a 503 `shutting_down` with `connection: close`, rather than a refused connection.
+    const deadline = Date.now() + runtime.config.server.drain_seconds * 1000;
+    while (inFlight > 0 && Date.now() < deadline) await sleep(25);
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    // Keep-alive connections go idle as their last response ends; close them as soon as they do.
-    const sweep = setInterval(() => server.closeIdleConnections(), 50);
-    server.closeIdleConnections();
-    const deadline = new Promise<void>((resolve) => setTimeout(resolve, runtime.config.server.drain_seconds * 1000).unref());
-    await Promise.race([closed, deadline]);
-    clearInterval(sweep);
     server.closeAllConnections();
-    await audit.close();
+    await closed;
+    // A sink or store that is down does not hold the exit: a few seconds, then what is left is logged as lost.
+    await audit.close(SHUTDOWN_FLUSH_MS);
     await store.close();
-    await Promise.all(redisConnections.map((r) => r.quit().catch(() => undefined)));
+    await Promise.all(redisConnections.map((r) => quitRedis(r)));
   };
 
   return { url: `http://${host}:${address.port}`, port: address.port, services, audit, reload, shutdown };
 }
+
+const SHUTDOWN_FLUSH_MS = 5_000;
 
 export { GatewayError };

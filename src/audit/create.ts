@@ -31,8 +31,8 @@ export interface Audit {
   scan(range: AuditRange): AsyncIterable<AuditRecord>;
   /** `GET /admin/audit/verify` over the first file sink's directory (every replica's files in it). */
   verify(): Promise<VerifyResult>;
-  /** Flushes and closes the writer and its sinks (not the Redis connections). */
-  close(): Promise<void>;
+  /** Flushes and closes the writer and its sinks (not the Redis connections), giving up after `limitMs`. */
+  close(limitMs?: number): Promise<void>;
 }
 
 /** Builds and starts the configured sinks and the writer in front of them. */
@@ -91,6 +91,6 @@ export async function createAudit(config: AuditConfig, deps: AuditDeps): Promise
       if (chosenFiles === null) return { ok: true, records: 0 };
       return verifyFiles(chosenFiles.dir, undefined, { sizes: chosenFiles.sink.committedSizes() });
     },
-    close: () => writer.close(),
+    close: (limitMs) => writer.close(limitMs),
   };
 }

@@ -148,13 +148,26 @@ export class AuditWriter {
     return reached;
   }
 
-  /** Flushes everything (including records enqueued while flushing), then closes the sinks. */
-  async close(): Promise<void> {
+  /**
+   * Flushes everything (including records enqueued while flushing), then closes the sinks. A sink
+   * that cannot take the records within `limitMs` (a Redis stream that is down) does not hold the
+   * shutdown forever: what is left is counted and logged as lost.
+   */
+  async close(limitMs = Number.POSITIVE_INFINITY): Promise<void> {
     if (this.closed) return;
-    do await this.flush();
-    while (this.written < this.accepted);
+    const flushed = async (): Promise<void> => {
+      do await this.flush();
+      while (this.written < this.accepted);
+    };
+    const inTime = await withinLimit(flushed(), limitMs);
     this.closed = true;
-    await Promise.all(this.sinks.map((sink) => sink.close()));
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    if (!inTime) {
+      this.dropped += this.accepted - this.written;
+      this.logger.error({ unwritten: this.accepted - this.written }, "audit sinks did not take every record before shutdown; those records are lost");
+    }
+    await withinLimit(Promise.all(this.sinks.map((sink) => sink.close())), inTime ? limitMs : 0);
   }
 
   private get depth(): number {
@@ -246,6 +259,7 @@ export class AuditWriter {
 
   private retryLater(): void {
     this.settleWaiters((waiter) => waiter.lenient || waiter.target <= this.written);
+    if (this.closed) return;
     const delay = this.retryDelay;
     this.retryDelay = Math.min(this.retryDelay * 2, this.retryMaxMs);
     this.retryTimer = setTimeout(() => {
@@ -270,5 +284,22 @@ export class AuditWriter {
     if (ready.length === 0) return;
     this.waiters = this.waiters.filter((waiter) => !done(waiter));
     for (const waiter of ready) waiter.resolve();
+  }
+}
+
+/** True when `work` ended within `limitMs`; false (and `work` left to finish or fail alone) when not. */
+async function withinLimit(work: Promise<unknown>, limitMs: number): Promise<boolean> {
+  if (limitMs === Number.POSITIVE_INFINITY) {
+    await work;
+    return true;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), limitMs);
+  });
+  try {
+    return await Promise.race([work.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

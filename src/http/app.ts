@@ -72,8 +72,8 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
   });
 
   // Every /v1 and /admin request is audited, whatever its outcome.
-  app.use("/v1/*", async (c, next) => auditing(services, c, next));
-  app.use("/admin/*", async (c, next) => auditing(services, c, next));
+  app.use("/v1/*", async (c, next) => auditing(services, state, c, next));
+  app.use("/admin/*", async (c, next) => auditing(services, state, c, next));
 
   // Reached only with a query string: `requestListener` serves the plain paths without hono.
   for (const [path, action] of CALL_ROUTES) {
@@ -100,7 +100,7 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
   app.all("/v1/*", async (c) => {
     const path = c.req.path;
     const runtime = services.current();
-    if (runtime.passthrough.has(path) || [...runtime.passthrough].some((p) => p.endsWith("/") && path.startsWith(p))) {
+    if (runtime.passthrough(path)) {
       await handlePassthrough(services, c.env.incoming, c.env.outgoing, c.get("draft"), new URL(c.req.url).search);
       return RESPONSE_ALREADY_SENT;
     }
@@ -134,7 +134,7 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
  * answers and audits every outcome itself; hono's routing, its Request object and the middleware
  * cost more per call than the whole policy evaluation. Everything else is hono's.
  */
-export function requestListener(services: Services, app: Hono<Env>): RequestListener {
+export function requestListener(services: Services, app: Hono<Env>, state: AppState): RequestListener {
   const viaHono = getRequestListener(app.fetch);
   return (incoming, outgoing) => {
     const action = incoming.method === "POST" ? CALL_ROUTES.get(incoming.url ?? "") : undefined;
@@ -143,8 +143,21 @@ export function requestListener(services: Services, app: Hono<Env>): RequestList
       return;
     }
     const draft = draftFor(services, incoming, incoming.url as string);
+    if (state.draining()) {
+      const refusal = shuttingDown();
+      writeError(outgoing, refusal, ["x-request-id", draft.id]);
+      services.finish(draft, refusal.status, refusal);
+      return;
+    }
     handleCall(services, action, incoming, outgoing, draft).catch((error: unknown) => failedCall(services, outgoing, draft, error));
   };
+}
+
+/** A request that arrives while the gateway drains: the client should go to another replica. */
+function shuttingDown(): GatewayError {
+  return new GatewayError(503, "shutting_down", "the gateway is shutting down; retry the request", {
+    headers: { "retry-after": "1", connection: "close" },
+  });
 }
 
 /** `handleCall` settles every error it meets; one that escapes it is a bug, still answered and audited. */
@@ -188,9 +201,10 @@ function notAllowedOrNotFound(path: string, method: string): GatewayError {
   return new GatewayError(404, "not_found", `unknown path \`${path}\``);
 }
 
-async function auditing(services: Services, c: Context<Env>, next: () => Promise<void>): Promise<Response | undefined> {
+async function auditing(services: Services, state: AppState, c: Context<Env>, next: () => Promise<void>): Promise<Response | undefined> {
   const draft = draftFor(services, c.env.incoming, c.req.path);
   c.set("draft", draft);
+  if (state.draining()) throw shuttingDown();
   await next();
   if (c.res === RESPONSE_ALREADY_SENT || c.res.headers.get("x-hono-already-sent") !== null) return undefined;
   c.res.headers.set("x-request-id", draft.id);

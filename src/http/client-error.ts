@@ -1,5 +1,6 @@
 import type { Server } from "node:http";
 import type { Socket } from "node:net";
+import { newId } from "../util/ids.js";
 import { GatewayError } from "./errors.js";
 
 /**
@@ -24,7 +25,7 @@ export function installClientErrorHandler(server: Server): void {
     const body = JSON.stringify(failure.toBody());
     const reason = failure.status === 431 ? "Request Header Fields Too Large" : "Bad Request";
     socket.end(
-      `HTTP/1.1 ${failure.status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${failure.status} ${reason}\r\nx-request-id: ${newId("req", Date.now())}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   });
 }

@@ -24,6 +24,7 @@ export type ErrorCode =
   | "upstream_error"
   | "upstream_timeout"
   | "store_unavailable"
+  | "shutting_down"
   | "audit_unavailable"
   | "method_not_allowed"
   | "headers_too_large"

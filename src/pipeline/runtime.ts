@@ -13,7 +13,8 @@ export interface Runtime {
   prices: PriceTable;
   upstreams: Map<string, UpstreamTarget>;
   replica: string;
-  passthrough: Set<string>;
+  /** Relays a listed path and everything under it (`/v1/files` covers `/v1/files/file-abc`). */
+  passthrough: (path: string) => boolean;
   /** Approver tokens by hash, plus the superuser. */
   adminPrincipals: Map<string, { name: string; role: string }>;
 }
@@ -34,9 +35,15 @@ export function buildRuntime(config: Config, port: number, previous: Runtime | n
     prices: compilePriceTable(config.models),
     upstreams,
     replica: config.server.replica_id ?? `${hostname()}-${port}`,
-    passthrough: new Set(config.passthrough.paths),
+    passthrough: passthroughMatcher(config.passthrough.paths),
     adminPrincipals,
   };
+}
+
+function passthroughMatcher(paths: readonly string[]): (path: string) => boolean {
+  const exact = new Set(paths.map((path) => (path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path)));
+  const prefixes = [...exact].map((path) => `${path}/`);
+  return (path) => exact.has(path) || prefixes.some((prefix) => path.startsWith(prefix));
 }
 
 /** Keys and stops as this replica last read them from the store, refreshed on every change. */

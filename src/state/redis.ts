@@ -192,7 +192,7 @@ export class RedisStore implements StateStore {
   }
 
   async close(): Promise<void> {
-    await Promise.all([quit(this.redis), quit(this.subscriber)]);
+    await Promise.all([quitRedis(this.redis), quitRedis(this.subscriber)]);
   }
 
   private message(change: StateChange): string {
@@ -225,7 +225,8 @@ function checked(results: Array<[Error | null, unknown]> | null): unknown[] {
   });
 }
 
-async function quit(connection: Redis): Promise<void> {
+/** Closes a connection: QUIT when it is up (bounded), else a plain disconnect. */
+export async function quitRedis(connection: Redis): Promise<void> {
   // QUIT on a connection that is not up would wait in the offline queue for a server that may never come.
   if (connection.status === "ready") {
     let timer: NodeJS.Timeout | undefined;

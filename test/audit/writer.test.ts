@@ -125,6 +125,21 @@ describe("AuditWriter", () => {
     expect(writer.stats()).toMatchObject({ depth: 0, written: 5000, dropped: 1 });
   });
 
+  it("close(limit) gives up on a sink that stays down: counts the records as dropped and still closes", async () => {
+    const sink = new MemorySink();
+    sink.failures = Number.POSITIVE_INFINITY;
+    const writer = makeWriter([sink], { maxQueue: 100 });
+    for (let index = 0; index < 4; index += 1) writer.enqueue(makeRecord());
+    // Without the limit this close would never resolve (the test's timeout would fail it).
+    await writer.close(80);
+    expect(sink.closed).toBe(true);
+    expect(writer.stats()).toMatchObject({ written: 0, dropped: 4 });
+    const errorsAtClose = writer.stats().sinkErrors;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    // No retry keeps running after the close.
+    expect(writer.stats().sinkErrors).toBe(errorsAtClose);
+  });
+
   it("retries a failing sink without losing or duplicating records, counting the errors", async () => {
     const healthy = new MemorySink("healthy");
     const failing = new MemorySink("failing");

@@ -2,13 +2,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditRecords, type Harness, KEYS, keyEntry, MODELS, startHarness } from "./harness.js";
 
 let h: Harness;
+let offset = 0;
 
 beforeAll(async () => {
-  h = await startHarness(`${MODELS}
+  h = await startHarness(
+    `${MODELS}
 passthrough: { upstream: openai, paths: [/v1/files] }
 keys:
 ${keyEntry("alice-dev", KEYS.alice, "{ user: alice, role: developer, team: research }", "{ requests_per_minute: 2 }")}
-`);
+`,
+    { clock: () => Date.now() + offset },
+  );
 });
 afterAll(async () => h.close());
 
@@ -30,9 +34,17 @@ describe("passthrough paths", () => {
     expect(records[0]).toMatchObject({ action: "passthrough", key_id: "alice-dev", cost: 0 });
   });
 
-  it("keeps unlisted paths at 404", async () => {
-    const response = await get("/v1/batches");
-    expect(response.status).toBe(404);
-    expect(((await response.json()) as { error: { code: string } }).error.code).toBe("not_found");
+  it("relays what is under a listed path, and keeps unlisted paths at 404", async () => {
+    // The first test spent the key's rate: a minute later it is back.
+    offset += 60_000;
+    const retrieve = await get("/v1/files/file-abc?purpose=x");
+    expect(h.mock.requests.at(-1)?.url).toBe("/v1/files/file-abc?purpose=x");
+    expect(retrieve.headers.get("x-request-id")).toMatch(/^req_/);
+    for (const path of ["/v1/batches", "/v1/filesystem"]) {
+      const response = await get(path);
+      expect(response.status).toBe(404);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe("not_found");
+    }
+    expect(h.mock.requests.at(-1)?.url).toBe("/v1/files/file-abc?purpose=x");
   });
 });

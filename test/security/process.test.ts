@@ -77,8 +77,18 @@ ${MODELS}${DEFAULT_KEYS}`);
       });
       await until(() => started === STREAMS, 10_000, "every stream to send its first bytes");
       const exit = gw.stop("SIGTERM", 30_000);
-      // Draining: no new connection is accepted while the streams finish.
-      await until(async () => (await refused(port)) === true, 5_000, "the listener to close");
+      // Draining: still listening while the streams finish, so a load balancer reads /readyz's 503,
+      // and a new request is refused with 503 shutting_down on a connection that then closes.
+      await until(async () => (await fetch(`${base}/readyz`)).status === 503, 5_000, "/readyz to turn 503");
+      const late = await request(`${base}/v1/chat/completions`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "too late" }] }),
+      });
+      expect(late.statusCode).toBe(503);
+      expect(late.headers.connection).toBe("close");
+      expect(((await late.body.json()) as { error: { code: string } }).error.code).toBe("shutting_down");
+      ids.push(String(late.headers["x-request-id"]));
       const results = await Promise.all(streams);
       for (const r of results) {
         expect(r.status).toBe(200);
@@ -87,12 +97,14 @@ ${MODELS}${DEFAULT_KEYS}`);
         expect(r.text).not.toContain('"error"');
       }
       expect(await exit).toBe(0);
+      expect(await refused(port)).toBe(true);
       expect(gw.output()).toContain("stopped");
 
       const records = readAudit(auditDir);
       const recorded = new Set(records.map((r) => String(r.id)));
       expect(ids.filter((id) => !recorded.has(id))).toEqual([]);
-      for (const id of ids.slice(5)) {
+      expect(records.find((r) => r.id === ids.at(-1))).toMatchObject({ status: 503, error_code: "shutting_down" });
+      for (const id of ids.slice(5, -1)) {
         const record = records.find((r) => r.id === id)!;
         expect(record.status).toBe(200);
         expect(record.stream).toBe(true);
