@@ -84,7 +84,7 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
       await release(store, reservation, now);
       const scope = level.split(":")[0] ?? level;
       const what = LIMIT_NAMES[result.limit] ?? result.limit;
-      const headers = rateHeaders(tightest(reservation.rate, result.rate));
+      const headers = rateHeaders(refusalRate(tightest(reservation.rate, result.rate), result.limit, limits.maxParallel, result.retryAfterMs));
       if (isBudgetLimit(result.limit)) {
         throw new GatewayError(429, "budget_exceeded", `${scope} ${what} exhausted: this call's worst-case cost does not fit what is left`, {
           headers: { ...headers, "x-should-retry": "false" },
@@ -107,6 +107,16 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
     reservation.rate = tightest(reservation.rate, result.rate);
   }
   return reservation;
+}
+
+/**
+ * The rate a 429 reports. A key limited only in parallel calls has no per-minute status: its slots
+ * stand in as the request limit (none remaining until one frees), so the refusal still carries
+ * `x-ratelimit-*` as the contract says every rate-limit 429 does.
+ */
+function refusalRate(rate: RateStatus, limit: string, maxParallel: number | null, retryAfterMs: number | null | undefined): RateStatus {
+  if (limit !== "max_parallel_requests" || maxParallel === null || rate.requests !== undefined) return rate;
+  return { ...rate, requests: { limit: maxParallel, remaining: 0, resetMs: retryAfterMs ?? 1000 } };
 }
 
 async function release(store: StateStore, reservation: Reservation, now: number): Promise<void> {

@@ -142,7 +142,10 @@ export async function handleCall(
       if (redemption.kind === "held" && redemption.approval.held !== null) {
         const held = redemption.approval.held;
         draft.decision = heldDecision(redemption.approval.rule);
-        res.writeHead(held.status, ["x-request-id", draft.id, "content-type", held.content_type, "x-approval-id", approvalId]);
+        const heldHeaders = ["x-request-id", draft.id, "content-type", held.content_type, "x-approval-id", approvalId];
+        // The held answer was paid for by the call that produced it; delivering it calls no upstream.
+        if (held.kind === "json") heldHeaders.push("x-gateway-cost", microsToUsd(0).toFixed(6));
+        res.writeHead(held.status, heldHeaders);
         res.end(held.body);
         return;
       }

@@ -220,6 +220,8 @@ describe("approvals of a held non-streamed answer", () => {
     const result = await raw(h, "/v1/chat/completions", KEY.dev, body, { "x-approval-id": id });
     expect(result.status).toBe(200);
     expect(result.text).toBe(held);
+    // This call reached no upstream: it costs nothing (the held call was charged).
+    expect(result.headers.get("x-gateway-cost")).toBe("0.000000");
     const answer = result.json() as { id: string; choices: Array<{ message: { tool_calls: Array<{ function: { name: string; arguments: string } }> } }> };
     expect(answer.id).toBe(`chatcmpl-mock${mockSeq}`);
     expect(answer.choices[0]?.message.tool_calls[0]?.function).toEqual({ name: "deploy", arguments: '{"environment":"production","service":"billing"}' });

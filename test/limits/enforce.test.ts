@@ -54,4 +54,17 @@ describe("reserveAll / settleAll", () => {
     const refused = store.reserved.at(-1)!;
     expect(store.settled.at(-1)).toMatchObject({ level: "key:k", callId: refused.callId, released: true });
   });
+
+  it("reports x-ratelimit-* on a parallel refusal, even with no per-minute limit to report", async () => {
+    const store = new MemoryStore(null, T0);
+    await reserveAll(store, plan(1), charge, T0);
+    const refusal = await reserveAll(store, plan(1), charge, T0).catch((error: unknown) => error);
+    expect(refusal).toMatchObject({ status: 429, code: "rate_limit_exceeded" });
+    expect((refusal as { options: { headers: Record<string, string> } }).options.headers).toMatchObject({
+      "retry-after": "1",
+      "x-ratelimit-limit-requests": "1",
+      "x-ratelimit-remaining-requests": "0",
+      "x-ratelimit-reset-requests": "1s",
+    });
+  });
 });
