@@ -9,7 +9,7 @@ import { ApprovalService } from "./approvals/service.js";
 import { type Audit, createAudit } from "./audit/create.js";
 import { readConfigFile } from "./config/load.js";
 import type { Config } from "./config/schema.js";
-import { createApp, requestListener } from "./http/app.js";
+import { createApp, recordMalformed, requestListener } from "./http/app.js";
 import { GatewayError } from "./http/errors.js";
 import { createMetrics } from "./http/metrics.js";
 import { installClientErrorHandler } from "./http/client-error.js";
@@ -169,7 +169,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
   );
   server.listen(port, config.server.host);
-  installClientErrorHandler(server);
+  installClientErrorHandler(server, recordMalformed(services));
   await new Promise<void>((resolve, reject) => {
     if (server.listening) resolve();
     server.once("listening", resolve);

@@ -9,7 +9,8 @@ import { writeError } from "../pipeline/respond.js";
 import type { Services } from "../pipeline/services.js";
 import { handlePassthrough } from "../pipeline/passthrough.js";
 import { listModels } from "../pipeline/models.js";
-import { clientIp } from "../pipeline/client-ip.js";
+import { clientIp, normalize } from "../pipeline/client-ip.js";
+import type { MalformedRequest } from "./client-error.js";
 import { newId } from "../util/ids.js";
 import type { CallAction } from "../policy/types.js";
 import { GatewayError, internalError } from "./errors.js";
@@ -158,6 +159,25 @@ function shuttingDown(): GatewayError {
   return new GatewayError(503, "shutting_down", "the gateway is shutting down; retry the request", {
     headers: { "retry-after": "1", connection: "close" },
   });
+}
+
+/** Audits a request Node refused before it reached a handler (431, unparsable), when under /v1 or /admin. */
+export function recordMalformed(services: Services): (request: MalformedRequest, failure: GatewayError) => void {
+  return (request, failure) => {
+    if (!/^\/(v1|admin)(\/|$)/.test(request.path)) return;
+    const runtime = services.current();
+    const draft = startDraft({
+      id: request.id,
+      startedAt: services.clock(),
+      method: request.method,
+      path: request.path,
+      ip: request.ip === null ? null : normalize(request.ip),
+      userAgent: null,
+      clientRequestId: null,
+      replica: runtime.replica,
+    });
+    services.finish(draft, failure.status, failure);
+  };
 }
 
 /** `handleCall` settles every error it meets; one that escapes it is a bug, still answered and audited. */

@@ -3,12 +3,21 @@ import type { Socket } from "node:net";
 import { newId } from "../util/ids.js";
 import { GatewayError } from "./errors.js";
 
+/** What a refused malformed request is known by: its request line, as far as it was read. */
+export interface MalformedRequest {
+  id: string;
+  method: string;
+  path: string;
+  ip: string | null;
+}
+
 /**
  * Node answers malformed requests itself, before any handler runs; this gives those answers the
- * same OpenAI error body (431 for oversized headers, 400 otherwise) wherever the socket allows.
+ * same OpenAI error body (431 for oversized headers, 400 otherwise) wherever the socket allows, and
+ * hands each answered one to `record` (the audit keeps /v1 and /admin requests).
  */
-export function installClientErrorHandler(server: Server): void {
-  server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
+export function installClientErrorHandler(server: Server, record: (request: MalformedRequest, failure: GatewayError) => void): void {
+  server.on("clientError", (error: NodeJS.ErrnoException & { rawPacket?: unknown }, socket: Socket) => {
     if (!socket.writable || error.code === "ECONNRESET") {
       socket.destroy();
       return;
@@ -22,10 +31,21 @@ export function installClientErrorHandler(server: Server): void {
     } else {
       failure = new GatewayError(400, "invalid_body", "the request could not be parsed as HTTP");
     }
+    const id = newId("req", Date.now());
+    const line = requestLine(error.rawPacket);
+    if (line !== null) record({ id, ...line, ip: socket.remoteAddress ?? null }, failure);
     const body = JSON.stringify(failure.toBody());
     const reason = failure.status === 431 ? "Request Header Fields Too Large" : "Bad Request";
     socket.end(
-      `HTTP/1.1 ${failure.status} ${reason}\r\nx-request-id: ${newId("req", Date.now())}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${failure.status} ${reason}\r\nx-request-id: ${id}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   });
+}
+
+/** The method and path of the first line of what the client sent, when it is one. */
+function requestLine(raw: unknown): { method: string; path: string } | null {
+  if (!Buffer.isBuffer(raw)) return null;
+  const end = raw.indexOf("\r\n");
+  const match = /^([A-Z]{1,16}) (\/[^ ?]{0,2048})[^ ]* HTTP\/1\.[01]$/.exec(raw.subarray(0, end === -1 ? Math.min(raw.length, 2100) : end).toString("latin1"));
+  return match === null ? null : { method: match[1] as string, path: match[2] as string };
 }

@@ -21,7 +21,8 @@ function trusted(cidrs: readonly string[]): BlockList {
   return list;
 }
 
-function normalize(address: string): string {
+/** An IPv4 peer as Node reports it on a dual-stack socket (`::ffff:1.2.3.4`), written plainly. */
+export function normalize(address: string): string {
   return address.startsWith("::ffff:") && isIPv4(address.slice(7)) ? address.slice(7) : address;
 }
 

@@ -27,8 +27,9 @@ export function evaluatePolicy(compiled: CompiledPolicy, action: Action, facts: 
   let dryRunRules: string[] | null = null;
   for (const rule of rules) {
     if (!rule.holds(facts)) continue;
-    if (rule.dryRun) (dryRunRules ??= []).push(rule.name);
-    else matchedRules.push(rule);
+    if (!rule.dryRun) matchedRules.push(rule);
+    else if (dryRunRules === null) dryRunRules = [rule.name];
+    else dryRunRules.push(rule.name);
   }
   if (matchedRules.length === 0) {
     return {

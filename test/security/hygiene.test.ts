@@ -176,8 +176,11 @@ describe("request hygiene (CONTRACT.md §1, §3)", () => {
     const big = await g.raw(post("/v1/chat/completions", `X-Big: ${"a".repeat(17 * 1024)}\r\n`));
     expect(big.statuses).toEqual([431]);
     expect(big.text.toLowerCase()).toContain("content-type: application/json");
-    expect(big.text).toMatch(/\r\nx-request-id: req_\w+\r\n/);
+    const id = /\r\nx-request-id: (req_\w+)\r\n/.exec(big.text)?.[1];
+    expect(id).toBeDefined();
     expect(errorCode(rawBody(big.text))).toBe("headers_too_large");
+    // Refused by Node before any handler, and still one audit record under the id it was answered with.
+    expect((await g.records()).find((r) => r.id === id)).toMatchObject({ method: "POST", path: "/v1/chat/completions", status: 431, error_code: "headers_too_large" });
     const many = await g.raw(post("/v1/chat/completions", Array.from({ length: 400 }, (_, i) => `X-H${i}: ${"b".repeat(40)}\r\n`).join("")));
     expect(many.statuses).toEqual([431]);
     const under = await g.raw(post("/v1/chat/completions", `X-Big: ${"a".repeat(14 * 1024)}\r\n`));
