@@ -4,7 +4,7 @@ import { GatewayError } from "../http/errors.js";
 import { StreamAccumulator, type ToolCall } from "../openai/answer.js";
 import { eventData, SseSplitter } from "../openai/sse.js";
 import { upstreamError } from "../upstream/forward.js";
-import { JoinedText } from "../util/joined-text.js";
+import { SimilarTexts } from "../util/similar-texts.js";
 import type { CallSignal } from "./call-abort.js";
 import { sseErrorEvent, writeOpenHead } from "./respond.js";
 
@@ -90,8 +90,8 @@ async function relayEvents(
   const accumulator = new StreamAccumulator();
   const splitter = new SseSplitter();
   const outcome: RelayOutcome = { accumulator, error: null, clientClosed: false };
-  // Every event sent or held, for the answer an approval holds; joined as it goes, since it lasts the whole stream.
-  const all: JoinedText | null = options.holdToolCalls ? new JoinedText() : null;
+  // Every event sent or held, for the answer an approval holds; kept as each one's change to the one before, since it lasts the whole stream.
+  const all: SimilarTexts | null = options.holdToolCalls ? new SimilarTexts() : null;
   const held: string[] = [];
 
   const handle = async (sent: string): Promise<void> => {

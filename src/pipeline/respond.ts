@@ -1,5 +1,6 @@
 import type { ServerResponse } from "node:http";
 import type { GatewayError } from "../http/errors.js";
+import { flatten } from "../util/flat-string.js";
 
 /** Answers with a JSON body; `headers` is a flat name/value list without content-type or length. */
 export function writeJson(res: ServerResponse, status: number, headers: string[], body: string | Buffer): void {
@@ -11,13 +12,13 @@ export function writeJson(res: ServerResponse, status: number, headers: string[]
 
 /**
  * Sends the head of an answer that stays open (a stream, a piped body). Node builds the head by
- * concatenation and keeps it until the response ends: a tree of ~80 string pieces, about 2 KB per
- * open stream. Reading one character flattens it in place (V8 replaces the tree by one copy).
+ * concatenation and keeps it (`_header`) until the response ends: a tree of ~80 string pieces,
+ * about 2 KB per open stream, where one flat copy takes 0.5.
  */
 export function writeOpenHead(res: ServerResponse, status: number, headers: string[]): void {
   res.writeHead(status, headers);
   const head = (res as { _header?: unknown })._header;
-  if (typeof head === "string") head.charCodeAt(0);
+  if (typeof head === "string") flatten(head);
 }
 
 /** Answers with the error's OpenAI-shaped body and its own headers after `headers`. */
