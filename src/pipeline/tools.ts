@@ -35,9 +35,9 @@ export function toolName(tool: unknown): string | null {
  * removes the tool from the request instead of refusing the call; the audit lists it.
  */
 export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, body: Record<string, unknown>, facts: CallFacts): ToolGovernance {
-  const result: ToolGovernance = { declared: [], stripped: [], decisions: [], deniedTool: null };
-  if (action === "embeddings") return result;
-  const evaluate = policy.hasRulesFor("tool.register");
+  // The names the facts already hold (`tools`), found in the same order: one array for both.
+  const result: ToolGovernance = { declared: facts.get("tools") as string[], stripped: [], decisions: [], deniedTool: null };
+  if (action === "embeddings" || !policy.hasRulesFor("tool.register")) return result;
   for (const field of ["tools", "functions"] as const) {
     const list = body[field];
     if (!Array.isArray(list)) continue;
@@ -45,11 +45,6 @@ export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, 
     for (const tool of list) {
       const name = toolName(tool);
       if (name === null) {
-        kept.push(tool);
-        continue;
-      }
-      result.declared.push(name);
-      if (!evaluate) {
         kept.push(tool);
         continue;
       }
