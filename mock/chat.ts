@@ -1,4 +1,4 @@
-import { type ContentSource, contentSource, promptTokens, toolCallTokens } from "./content.js";
+import { type ContentSource, contentSource, outputLimit, promptTokens, toolCallTokens } from "./content.js";
 import type { DirectedToolCall, Directives } from "./directives.js";
 import { sendJson } from "./errors.js";
 import { arr, contentText, field, str } from "./json.js";
@@ -18,9 +18,9 @@ export const chatRoute: Route = {
     return { lastUserText, promptChars, stream: field(body, "stream") === true };
   },
   handle(ctx, info) {
-    const answer = planAnswer(ctx.body, ctx.directives);
     const chunks = ctx.directives.chunks ?? ctx.options.chunks;
-    const content = contentSource(ctx.directives, info.lastUserText, chunks);
+    const content = contentSource(ctx.directives, info.lastUserText, chunks, outputLimit(ctx.body));
+    const answer = planAnswer(ctx.body, ctx.directives, content.truncated);
     const usage = ctx.directives.noUsage ? undefined : chatUsage(info, ctx.directives, answer, content);
     const meta = {
       id: `chatcmpl-mock${ctx.seq}`,
@@ -54,14 +54,14 @@ function declaredNames(body: unknown): { tools: string[]; functions: string[] } 
   return { tools, functions };
 }
 
-function planAnswer(body: unknown, d: Directives): Answer {
+function planAnswer(body: unknown, d: Directives, truncated: boolean): Answer {
   const declared = declaredNames(body);
   let calls = d.toolCalls;
   const firstDeclared = declared.tools[0] ?? declared.functions[0];
   if (calls.length === 0 && d.useTool && firstDeclared !== undefined) {
     calls = [{ name: firstDeclared, arguments: "{}" }];
   }
-  if (calls.length === 0) return { kind: "text", finish: d.finishReason ?? "stop" };
+  if (calls.length === 0) return { kind: "text", finish: d.finishReason ?? (truncated ? "length" : "stop") };
   // A request that only declares legacy `functions` gets a legacy answer, as OpenAI does.
   const legacy = d.legacyFunctionCall || (declared.tools.length === 0 && declared.functions.length > 0);
   if (legacy && calls[0]) return { kind: "function_call", call: calls[0], finish: d.finishReason ?? "function_call" };

@@ -64,13 +64,40 @@ export interface ContentSource {
   /** Completion tokens (words). */
   words: number;
   full(): string;
+  /** The request's output limit cut the answer short, as a real model stops at `max_tokens`. */
+  truncated: boolean;
 }
 
-export function contentSource(d: Directives, lastUserText: string, chunks: number): ContentSource {
-  if (d.say === undefined && d.tokens !== undefined) return generatedSource(d.tokens, chunks);
-  const text = replyText(d, lastUserText);
+/** The output limit a request sets (`max_completion_tokens`, `max_tokens` or `max_output_tokens`), if any. */
+export function outputLimit(body: unknown): number | null {
+  const fields = body !== null && typeof body === "object" ? (body as Record<string, unknown>) : {};
+  for (const name of ["max_completion_tokens", "max_tokens", "max_output_tokens"]) {
+    const value = fields[name];
+    if (typeof value === "number" && Number.isInteger(value) && value >= 0) return value;
+  }
+  return null;
+}
+
+export function contentSource(d: Directives, lastUserText: string, chunks: number, limit: number | null = null): ContentSource {
+  if (d.say === undefined && d.tokens !== undefined) {
+    const words = limit === null ? d.tokens : Math.min(d.tokens, limit);
+    return { ...generatedSource(words, chunks), truncated: words < d.tokens };
+  }
+  const whole = replyText(d, lastUserText);
+  const text = limit === null ? whole : firstWords(whole, limit);
   const pieces = splitContent(text, chunks);
-  return { count: pieces.length, piece: (i) => pieces[i] ?? "", words: countWords(text), full: () => text };
+  return { count: pieces.length, piece: (i) => pieces[i] ?? "", words: countWords(text), full: () => text, truncated: text !== whole };
+}
+
+/** The text up to the end of its `n`-th word. */
+function firstWords(text: string, n: number): string {
+  if (n === 0) return "";
+  const words = /\S+/g;
+  let seen = 0;
+  for (let match = words.exec(text); match !== null; match = words.exec(text)) {
+    if (++seen === n) return text.slice(0, match.index + match[0].length);
+  }
+  return text;
 }
 
 /**
@@ -78,7 +105,7 @@ export function contentSource(d: Directives, lastUserText: string, chunks: numbe
  * `tokens:1000 chunks:1000` stream held open for minutes costs almost nothing.
  * Same split as splitContent() on the generated text.
  */
-function generatedSource(n: number, chunks: number): ContentSource {
+function generatedSource(n: number, chunks: number): Omit<ContentSource, "truncated"> {
   if (n === 0) return { count: 1, piece: () => "", words: 0, full: () => "" };
   const count = Math.max(1, Math.min(chunks, n));
   return {

@@ -1,4 +1,4 @@
-import { type ContentSource, contentSource, promptTokens, toolCallTokens } from "./content.js";
+import { type ContentSource, contentSource, outputLimit, promptTokens, toolCallTokens } from "./content.js";
 import type { DirectedToolCall } from "./directives.js";
 import { sendJson } from "./errors.js";
 import { arr, contentText, field, str } from "./json.js";
@@ -27,7 +27,7 @@ export const responsesRoute: Route = {
     const d = ctx.directives;
     const chunks = d.chunks ?? ctx.options.chunks;
     const calls = plannedCalls(ctx.body, d.toolCalls, d.useTool);
-    const content = contentSource(d, info.lastUserText, chunks);
+    const content = contentSource(d, info.lastUserText, chunks, outputLimit(ctx.body));
     const input = promptTokens(info.promptChars);
     const output = calls.length > 0 ? toolCallTokens(calls) : content.words;
     const usage = d.noUsage

@@ -37,6 +37,18 @@ describe("chat completions, non-stream", () => {
     expect(res.usage?.prompt_tokens_details?.cached_tokens).toBe(50);
   });
 
+  it("stops at the request's output limit, as a real model does", async () => {
+    const cut = await client.chat.completions.create({ model: "gpt-4o", messages: ask("tokens:40"), max_completion_tokens: 12 });
+    expect(cut.choices[0]?.message.content?.split(" ")).toHaveLength(12);
+    expect(cut.choices[0]?.finish_reason).toBe("length");
+    expect(cut.usage?.completion_tokens).toBe(12);
+    const said = await client.chat.completions.create({ model: "gpt-4o", messages: ask("say:one two  three four"), max_tokens: 2 });
+    expect(said.choices[0]?.message.content).toBe("one two");
+    const within = await client.chat.completions.create({ model: "gpt-4o", messages: ask("tokens:5"), max_tokens: 5 });
+    expect(within.choices[0]?.finish_reason).toBe("stop");
+    expect(within.usage?.completion_tokens).toBe(5);
+  });
+
   it("no_usage omits usage", async () => {
     const res = await client.chat.completions.create({ model: "gpt-4o", messages: ask("no_usage") });
     expect(res.usage).toBeUndefined();
