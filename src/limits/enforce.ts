@@ -42,12 +42,15 @@ const LIMIT_NAMES: Record<string, string> = {
   daily_cost: "daily budget",
   monthly_cost: "monthly budget",
   total_cost: "total budget",
-  session_cost: "session budget",
-  session_tokens: "session token budget",
-  session_seconds: "session time limit",
-  session_llm_calls: "session call limit",
-  session_tool_calls: "session tool-call limit",
+  session_cost: "budget",
+  session_tokens: "token budget",
+  session_seconds: "time limit",
+  session_llm_calls: "call limit",
+  session_tool_calls: "tool-call limit",
 };
+
+/** Session limits that count or time calls rather than reserve a worst case. */
+const SPENT_LIMITS = new Set(["session_seconds", "session_llm_calls", "session_tool_calls"]);
 
 /** Keeps the tighter of two statuses for each of requests and tokens. */
 function tightest(a: RateStatus, b: RateStatus): RateStatus {
@@ -86,7 +89,8 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
       const what = LIMIT_NAMES[result.limit] ?? result.limit;
       const headers = rateHeaders(refusalRate(tightest(reservation.rate, result.rate), result.limit, limits.maxParallel, result.retryAfterMs));
       if (isBudgetLimit(result.limit)) {
-        throw new GatewayError(429, "budget_exceeded", `${scope} ${what} exhausted: this call's worst-case cost does not fit what is left`, {
+        const why = SPENT_LIMITS.has(result.limit) ? `${scope} ${what} reached` : `${scope} ${what} exhausted: this call's worst case does not fit what is left`;
+        throw new GatewayError(429, "budget_exceeded", why, {
           headers: { ...headers, "x-should-retry": "false" },
         });
       }
@@ -94,11 +98,17 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
       const needed = request.inputTokens + request.outputTokens;
       const capacity = limits.tokensPerMinute;
       // A call whose worst case exceeds the whole per-minute allowance can never pass as sent: say how to fix it.
-      const hint =
-        result.limit === "tokens_per_minute" && capacity !== null && needed > capacity
-          ? `; this call reserves ${needed} tokens (input + output limit) against ${capacity} per minute: set a lower max_completion_tokens`
-          : "";
-      throw new GatewayError(429, "rate_limit_exceeded", `${scope} ${what} limit reached; retry after ${retryAfter}s${hint}`, {
+      const never = result.limit === "tokens_per_minute" && capacity !== null && needed > capacity;
+      if (never) {
+        // Waiting cannot help: `x-should-retry: false` stops SDKs from retrying it for minutes.
+        throw new GatewayError(
+          429,
+          "rate_limit_exceeded",
+          `${scope} ${what} limit can never admit this call: it reserves ${needed} tokens (input + output limit) against ${capacity} per minute; set a lower max_completion_tokens`,
+          { headers: { ...headers, "x-should-retry": "false" } },
+        );
+      }
+      throw new GatewayError(429, "rate_limit_exceeded", `${scope} ${what} limit reached; retry after ${retryAfter}s`, {
         headers: { ...headers, "retry-after": String(retryAfter), "retry-after-ms": String(result.retryAfterMs ?? 60_000) },
       });
     }
