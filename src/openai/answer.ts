@@ -17,6 +17,20 @@ type Json = Record<string, unknown>;
 const isObject = (value: unknown): value is Json => value !== null && typeof value === "object" && !Array.isArray(value);
 const str = (value: unknown): string => (typeof value === "string" ? value : "");
 
+/** A chat tool call's (or delta's) name and arguments: `function.arguments`, or a custom tool's free-form `custom.input`. */
+function callParts(call: Json): { name?: unknown; arguments?: unknown } | null {
+  if (isObject(call.function)) return call.function;
+  if (isObject(call.custom)) return { name: call.custom.name, arguments: call.custom.input };
+  return null;
+}
+
+const isToolCallItem = (item: unknown): item is Json => isObject(item) && (item.type === "function_call" || item.type === "custom_tool_call");
+
+/** A Responses output item that calls a tool: a function's `arguments`, or a custom tool's `input`. */
+function outputItemCall(item: Json): ToolCall {
+  return { name: str(item.name), arguments: str(item.type === "custom_tool_call" ? item.input : item.arguments) };
+}
+
 /** Tool calls and usage of a non-streamed chat completion or Responses answer. */
 export function summarizeAnswer(answer: unknown): AnswerSummary {
   const summary: AnswerSummary = { usage: null, toolCalls: [], text: "" };
@@ -29,8 +43,8 @@ export function summarizeAnswer(answer: unknown): AnswerSummary {
       summary.text += str(message.content);
       if (Array.isArray(message.tool_calls)) {
         for (const call of message.tool_calls) {
-          const fn = isObject(call) && isObject(call.function) ? call.function : null;
-          if (fn !== null) summary.toolCalls.push({ name: str(fn.name), arguments: str(fn.arguments) });
+          const named = isObject(call) ? callParts(call) : null;
+          if (named !== null) summary.toolCalls.push({ name: str(named.name), arguments: str(named.arguments) });
         }
       }
       if (isObject(message.function_call)) {
@@ -41,7 +55,7 @@ export function summarizeAnswer(answer: unknown): AnswerSummary {
   if (Array.isArray(answer.output)) {
     for (const item of answer.output) {
       if (!isObject(item)) continue;
-      if (item.type === "function_call") summary.toolCalls.push({ name: str(item.name), arguments: str(item.arguments) });
+      if (item.type === "function_call" || item.type === "custom_tool_call") summary.toolCalls.push(outputItemCall(item));
       if (item.type === "message" && Array.isArray(item.content)) {
         for (const part of item.content) if (isObject(part)) summary.text += str(part.text);
       }
@@ -86,9 +100,9 @@ export class StreamAccumulator {
           if (!isObject(part)) continue;
           const index = typeof part.index === "number" ? part.index : 0;
           const call = this.calls.get(index) ?? { name: "", arguments: "" };
-          const fn = isObject(part.function) ? part.function : {};
-          call.name += str(fn.name);
-          call.arguments += str(fn.arguments);
+          const named = callParts(part) ?? {};
+          call.name += str(named.name);
+          call.arguments += str(named.arguments);
           this.calls.set(index, call);
           this.toolCallSeen = true;
         }
@@ -110,12 +124,12 @@ export class StreamAccumulator {
         this.deltas.add(str(event.delta));
         break;
       case "response.output_item.added":
-        if (isObject(event.item) && event.item.type === "function_call") this.toolCallSeen = true;
+        if (isToolCallItem(event.item)) this.toolCallSeen = true;
         break;
       case "response.output_item.done":
-        if (isObject(event.item) && event.item.type === "function_call") {
+        if (isToolCallItem(event.item)) {
           const index = typeof event.output_index === "number" ? event.output_index : this.calls.size;
-          this.calls.set(index, { name: str(event.item.name), arguments: str(event.item.arguments) });
+          this.calls.set(index, outputItemCall(event.item));
           this.toolCallSeen = true;
         }
         break;

@@ -23,11 +23,16 @@ export interface ToolGovernance {
   deniedTool: string | null;
 }
 
-/** A declared tool's name: chat `function.name`, or `name` (legacy `functions`, Responses tools). */
+/**
+ * A declared tool's name: chat `function.name` or `custom.name`, or `name` (legacy `functions`,
+ * Responses tools); a built-in tool without one (Responses `web_search`, `file_search`...) is
+ * named by its type, so rules can govern it too.
+ */
 export function toolName(tool: unknown): string | null {
-  const t = tool as { name?: unknown; function?: { name?: unknown } } | null;
-  const name = t?.function?.name ?? t?.name;
-  return typeof name === "string" ? name : null;
+  const t = tool as { name?: unknown; type?: unknown; function?: { name?: unknown }; custom?: { name?: unknown } } | null;
+  const name = t?.function?.name ?? t?.custom?.name ?? t?.name;
+  if (typeof name === "string") return name;
+  return typeof t?.type === "string" && t.type !== "function" && t.type !== "custom" ? t.type : null;
 }
 
 /**

@@ -61,4 +61,20 @@ describe("answer inspection", () => {
     expect(summarizeAnswer({ output: [{ type: "function_call", name: "f", arguments: "x" }, null, 3] }).toolCalls).toEqual([{ name: "f", arguments: "x" }]);
     expect(summarizeAnswer("junk")).toEqual({ usage: null, toolCalls: [], text: "" });
   });
+
+  it("reads custom tool calls (free-form input) in chat and Responses answers, streamed or not", () => {
+    expect(summarizeAnswer({ choices: [{ message: { tool_calls: [{ type: "custom", custom: { name: "shell", input: "rm -rf /" } }] } }] }).toolCalls).toEqual([
+      { name: "shell", arguments: "rm -rf /" },
+    ]);
+    expect(summarizeAnswer({ output: [{ type: "custom_tool_call", name: "shell", input: "ls" }] }).toolCalls).toEqual([{ name: "shell", arguments: "ls" }]);
+    const chat = new StreamAccumulator();
+    chat.observe({ choices: [{ delta: { tool_calls: [{ index: 0, type: "custom", custom: { name: "shell", input: "rm " } }] } }] });
+    chat.observe({ choices: [{ delta: { tool_calls: [{ index: 0, custom: { input: "-rf /" } }] } }] });
+    expect(chat.toolCalls()).toEqual([{ name: "shell", arguments: "rm -rf /" }]);
+    const responses = new StreamAccumulator();
+    responses.observe({ type: "response.output_item.added", output_index: 0, item: { type: "custom_tool_call", name: "shell" } });
+    expect(responses.toolCallSeen).toBe(true);
+    responses.observe({ type: "response.output_item.done", output_index: 0, item: { type: "custom_tool_call", name: "shell", input: "ls" } });
+    expect(responses.toolCalls()).toEqual([{ name: "shell", arguments: "ls" }]);
+  });
 });
