@@ -99,11 +99,14 @@ async function relayEvents(
     const data = eventData(event);
     let drop = false;
     if (data !== null && data !== "[DONE]" && data.charCodeAt(0) === 123) {
+      let parsed: unknown;
       try {
-        drop = accumulator.observe(JSON.parse(data)) && options.stripUsageChunk;
+        parsed = JSON.parse(data);
       } catch {
-        // A malformed event is passed on as it came: the client's SDK reports it.
+        // Passed on, it would make the client's SDK fail to parse rather than raise an API error.
+        throw new GatewayError(502, "upstream_error", "the upstream sent a stream event that is not valid JSON");
       }
+      drop = accumulator.observe(parsed) && options.stripUsageChunk;
     }
     if (drop) return;
     if (options.stripUsageChunk && event.includes('"usage"')) event = event.replace(USAGE_NULL, "");
@@ -134,7 +137,8 @@ async function relayEvents(
       return outcome;
     }
     if (!stopSignal.aborted) {
-      outcome.error = upstreamError(error);
+      body.destroy();
+      outcome.error = error instanceof GatewayError ? error : upstreamError(error);
       send(sseErrorEvent(outcome.error));
       return outcome;
     }

@@ -57,7 +57,7 @@ function sseErrorCode(text: string): string | null {
       const event = JSON.parse(line.slice(6)) as { error?: { code?: string } };
       if (event.error?.code !== undefined) return event.error.code;
     } catch {
-      // malformed events are relayed as they came
+      // not an error event
     }
   }
   return null;
@@ -127,13 +127,14 @@ describe("upstream faults", () => {
     await settledAndAudited(out, 200, "upstream_error");
   });
 
-  it("malformed SSE is relayed as it came, without a crash", async () => {
+  it("a malformed upstream event ends the stream with one upstream_error event, never relayed as it came", async () => {
     const out = await solo("tokens:6 chunks:3 malformed_sse", { stream: true });
     expect(out.status).toBe(200);
     const broken = out.text.split("\n").filter((l) => l.startsWith("data: ") && l !== "data: [DONE]" && !isJson(l.slice(6)));
-    expect(broken.length).toBeGreaterThanOrEqual(1);
-    expect(out.text).toContain("[DONE]");
-    await settledAndAudited(out, 200, null);
+    expect(broken).toEqual([]);
+    expect(sseErrorCode(out.text)).toBe("upstream_error");
+    expect(out.text).not.toContain("[DONE]");
+    await settledAndAudited(out, 200, "upstream_error");
   });
 
   it("no secret leaked through any of the faults; nothing was logged as unexpected", () => {
