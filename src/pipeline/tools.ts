@@ -35,6 +35,10 @@ export function toolName(tool: unknown): string | null {
   return typeof t?.type === "string" && t.type !== "function" && t.type !== "custom" ? t.type : null;
 }
 
+function auditLevelOnly(constraints: Decision["constraints"]): Decision["constraints"] {
+  return constraints.audit_bodies === undefined ? {} : { audit_bodies: constraints.audit_bodies };
+}
+
 /**
  * `tool.register`, once per tool the request declares. A DENY whose rule says `on_deny: strip`
  * removes the tool from the request instead of refusing the call; the audit lists it.
@@ -56,7 +60,9 @@ export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, 
       const decision = evaluatePolicy(policy, "tool.register", facts.forTool("tool.register", name, null));
       if (decision.effect === "DENY" && decision.constraints.on_deny === "strip") {
         result.stripped.push(name);
-        result.decisions.push({ decision: { ...decision, effect: "ALLOW" }, record: { action: "tool.register", tool: name, effect: "DENY", rule: decision.rule } });
+        // Allowed once stripped: it merges as an ALLOW, carrying no DENY constraint but its audit level.
+        const allowed: Decision = { ...decision, effect: "ALLOW", constraints: auditLevelOnly(decision.constraints) };
+        result.decisions.push({ decision: allowed, record: { action: "tool.register", tool: name, effect: "DENY", rule: decision.rule } });
         continue;
       }
       kept.push(tool);

@@ -219,6 +219,10 @@ describe("tool.register", () => {
     expect(record.status).toBe(200);
     expect(record.tools_declared).toEqual(["web_search", "read_file"]);
     expect(record.tools_stripped).toEqual(["web_search"]);
+    // Stripped, the tool's DENY does not shape the call: its constraints are not the decision's.
+    expect(record.decision).toMatchObject({ effect: "ALLOW" });
+    expect((record.decision as { constraints: Record<string, unknown> }).constraints.on_deny).toBeUndefined();
+    expect(record.tool_decisions).toContainEqual(expect.objectContaining({ action: "tool.register", tool: "web_search", effect: "DENY" }));
   });
 
   it("drops tools and tool_choice entirely when every declared tool is stripped", async () => {
