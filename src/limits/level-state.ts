@@ -143,6 +143,12 @@ function affordableOutput(remainingMicros: number, request: ReserveRequest, want
   return fitting >= request.minOutputTokens ? Math.min(fitting, wanted) : null;
 }
 
+/** The output tokens a token allowance leaves room for (after the input), or null when not `minimum`. */
+function fittingOutput(room: number, request: ReserveRequest, wanted: number): number | null {
+  if (wanted <= room) return wanted;
+  return request.clamp && room >= request.minOutputTokens ? room : null;
+}
+
 function refusal(state: LevelState, request: ReserveRequest, limit: LimitKind, retryAfterMs: number | null): ReserveResult {
   return { ok: false, limit, retryAfterMs, rate: rateStatus(state, request) };
 }
@@ -177,6 +183,11 @@ export function reserveLevel(state: LevelState, request: ReserveRequest, now: nu
     if (fitting === null) return refusal(state, request, limits.session ? "session_cost" : kind, null);
     output = fitting;
   }
+  if (limits.sessionMaxTokens !== null) {
+    const fitting = fittingOutput(limits.sessionMaxTokens - (state.session?.tokens ?? 0) - request.inputTokens, request, output);
+    if (fitting === null) return refusal(state, request, "session_tokens", null);
+    output = fitting;
+  }
 
   const rpm = limits.requestsPerMinute === null ? null : refill(state.rpm, limits.requestsPerMinute, now);
   const tpm = limits.tokensPerMinute === null ? null : refill(state.tpm, limits.tokensPerMinute, now);
@@ -205,6 +216,7 @@ export function reserveLevel(state: LevelState, request: ReserveRequest, now: nu
   if (limits.session) {
     state.session ??= { startedAt: now, micros: 0, tokens: 0, llmCalls: 0, toolCalls: 0 };
     state.session.micros += micros;
+    state.session.tokens += request.inputTokens + output;
     state.session.llmCalls += 1;
   }
   addToWindow(state, now, 1, 0);
@@ -230,7 +242,7 @@ export function settleLevel(state: LevelState, request: SettleRequest, now: numb
   }
   if (state.session !== null) {
     state.session.micros = Math.max(0, state.session.micros + delta);
-    state.session.tokens += request.actualTokens;
+    state.session.tokens = Math.max(0, state.session.tokens + request.actualTokens - request.reservedTokens);
     state.session.toolCalls += request.toolCalls;
   }
   pruneWindow(state, now);

@@ -212,12 +212,19 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await store.reserve(request, T0)).toMatchObject({ ok: false, limit: "session_tool_calls" });
       });
 
-      it("counts tokens when the answer settles", async () => {
-        const request = reserveRequest(level, session({ sessionMaxTokens: 1000 }), { ttlMs: 3_600_000 });
+      it("reserves the worst case against max tokens, clamps the output to the room left, settles to the actual", async () => {
+        // 100 input + 100 output a call; 450 tokens in all.
+        const request = reserveRequest(level, session({ sessionMaxTokens: 450 }), { ttlMs: 3_600_000, minOutputTokens: 20 });
         const first = await store.reserve(request, T0);
-        await store.settle(settleRequest(request, first, T0, { actualTokens: 999 }), T0);
+        expect(first).toMatchObject({ ok: true, outputTokens: 100, reservedTokens: 200 });
+        // In flight, the first call holds 200: the second fits in full, the third only clamped.
         const second = await store.reserve(request, T0);
-        await store.settle(settleRequest(request, second, T0, { actualTokens: 1 }), T0);
+        expect(second).toMatchObject({ ok: true, outputTokens: 100 });
+        expect(await store.reserve(request, T0)).toMatchObject({ ok: false, limit: "session_tokens" });
+        // The first used only 120: 80 come back, room for a third call with its output clamped to 30.
+        await store.settle(settleRequest(request, first, T0, { actualTokens: 120 }), T0);
+        expect(await store.reserve(request, T0)).toMatchObject({ ok: true, outputTokens: 30 });
+        await store.settle(settleRequest(request, second, T0, { actualTokens: 200 }), T0);
         expect(await store.reserve(request, T0)).toMatchObject({ ok: false, limit: "session_tokens" });
       });
 

@@ -61,6 +61,13 @@ for i, budget in ipairs(budgets) do
     output = fitting
   end
 end
+if maxTokens ~= nil then
+  local room = maxTokens - tonumber(s[4] or '0') - inputTokens
+  if output > room then
+    if not clamp or room < minOutput then return refuse('session_tokens') end
+    output = room
+  end
+end
 
 -- Refilled buckets are kept even when the call is refused below: refilling in two steps rounds
 -- differently from one, and the reference keeps them too.
@@ -87,6 +94,7 @@ if isSession then
     redis.call('HSET', KEYS[7], 'startedAt', fmt(now), 'micros', '0', 'tokens', '0', 'llmCalls', '0', 'toolCalls', '0')
   end
   redis.call('HINCRBYFLOAT', KEYS[7], 'micros', micros)
+  redis.call('HINCRBYFLOAT', KEYS[7], 'tokens', inputTokens + output)
   redis.call('HINCRBYFLOAT', KEYS[7], 'llmCalls', 1)
 end
 addToWindow(now, 1, 0)

@@ -43,10 +43,10 @@ if tpm ~= nil and tpmCap ~= nil then
   saveBucket(KEYS[2], tpm, tpmCap)
 end
 
-local s = redis.call('HMGET', KEYS[7], 'startedAt', 'micros')
+local s = redis.call('HMGET', KEYS[7], 'startedAt', 'micros', 'tokens')
 if s[1] then
   redis.call('HSET', KEYS[7], 'micros', fmt(math.max(0, tonumber(s[2]) + delta)))
-  redis.call('HINCRBYFLOAT', KEYS[7], 'tokens', actualTokens)
+  redis.call('HSET', KEYS[7], 'tokens', fmt(math.max(0, tonumber(s[3] or '0') + actualTokens - reservedTokens)))
   redis.call('HINCRBYFLOAT', KEYS[7], 'toolCalls', toolCalls)
 end
 
