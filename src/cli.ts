@@ -79,6 +79,8 @@ function policyTest(path: string | undefined, out: Out, err: Out): number {
   for (const result of results) {
     if (!result.pass) failed++;
     out(`${result.pass ? "PASS" : "FAIL"}: ${result.name}${result.pass ? "" : `\n      ${result.message}`}`);
+    // The decision as POST /admin/policies/evaluate returns it.
+    if (result.decision !== null) out(`      decision: ${JSON.stringify(result.decision)}`);
   }
   out("--------------------------------------------------------------------------------");
   out(`${results.length - failed} passed, ${failed} failed`);

@@ -8,10 +8,15 @@ import { formatFieldPath } from "../util/field-path.js";
 
 const effectSchema = z.enum(["ALLOW", "DENY", "REQUIRE_APPROVAL"]);
 
+/** Any field of the decision; `matched` and `dry_run_rules` compare as sets, `constraints` as a subset. */
 export const expectSchema = z.strictObject({
   effect: effectSchema,
   /** A rule name, or null to assert that `default_effect` decided. */
   rule: z.string().min(1).nullable().optional(),
+  reason: z.string().optional(),
+  matched: z.array(z.string()).optional(),
+  constraints: z.record(z.string(), z.unknown()).optional(),
+  dry_run_rules: z.array(z.string()).optional(),
 });
 
 export const policyCaseSchema = z
@@ -110,10 +115,27 @@ export function checkCase(decision: Decision, expect: CaseExpectation): { pass: 
   const got = describeDecision(decision);
   const effectOk = decision.effect === expect.effect;
   const ruleOk = expect.rule === undefined || expect.rule === decision.rule;
-  if (effectOk && ruleOk) return { pass: true, message: got };
-  const wanted =
-    expect.rule === undefined ? expect.effect : `${expect.effect} by ${expect.rule === null ? "default_effect" : `\`${expect.rule}\``}`;
-  return { pass: false, message: `expected ${wanted}, got ${got}` };
+  if (!effectOk || !ruleOk) {
+    const wanted =
+      expect.rule === undefined ? expect.effect : `${expect.effect} by ${expect.rule === null ? "default_effect" : `\`${expect.rule}\``}`;
+    return { pass: false, message: `expected ${wanted}, got ${got}` };
+  }
+  const mismatches: string[] = [];
+  if (expect.reason !== undefined && expect.reason !== decision.reason) mismatches.push(`reason ${JSON.stringify(decision.reason)}, expected ${JSON.stringify(expect.reason)}`);
+  for (const field of ["matched", "dry_run_rules"] as const) {
+    const wanted = expect[field];
+    if (wanted !== undefined && !sameNames(wanted, decision[field])) mismatches.push(`${field} ${JSON.stringify(decision[field])}, expected ${JSON.stringify(wanted)}`);
+  }
+  for (const [key, value] of Object.entries(expect.constraints ?? {})) {
+    const actual = Object.hasOwn(decision.constraints, key) ? decision.constraints[key] : undefined;
+    if (JSON.stringify(actual) !== JSON.stringify(value)) mismatches.push(`constraints.${key} ${JSON.stringify(actual) ?? "missing"}, expected ${JSON.stringify(value)}`);
+  }
+  return mismatches.length === 0 ? { pass: true, message: got } : { pass: false, message: `${got}, but ${mismatches.join("; ")}` };
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  const set = new Set(a);
+  return set.size === new Set(b).size && b.every((name) => set.has(name));
 }
 
 function describeDecision(decision: Decision): string {

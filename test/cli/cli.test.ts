@@ -70,6 +70,35 @@ cases:
     expect(failing.out).toMatch(/0 passed, 1 failed/);
   });
 
+  it("policy test checks any field of the decision and prints the decision", async () => {
+    const casesPath = join(dirname(writeTempConfig("x: 1")), "cases.yaml");
+    const deny = "{ effect: DENY, rule: high_cost_model_restriction, reason: Only admins can use expensive models, matched: [audit_all_operations, high_cost_model_restriction], dry_run_rules: [], constraints: {} }";
+    writeFileSync(
+      casesPath,
+      `config: ${join(root, "config/gateway.yaml")}
+cases:
+  - name: every field
+    key_id: alice-dev
+    request: { model: gpt-4o, messages: [{ role: user, content: hi }] }
+    expect: ${deny}
+  - name: wrong reason
+    key_id: alice-dev
+    request: { model: gpt-4o, messages: [{ role: user, content: hi }] }
+    expect: { effect: DENY, reason: something else }
+  - name: wrong constraint
+    key_id: alice-dev
+    request: { model: gpt-4o, messages: [{ role: user, content: hi }] }
+    expect: { effect: DENY, constraints: { approver_role: admin } }
+`,
+    );
+    const result = await run(["policy", "test", casesPath]);
+    expect(result.out).toContain("PASS: every field");
+    expect(result.out).toMatch(/FAIL: wrong reason\n.*reason "Only admins can use expensive models", expected "something else"/);
+    expect(result.out).toMatch(/FAIL: wrong constraint\n.*constraints\.approver_role missing, expected "admin"/);
+    expect(result.out).toContain('decision: {"effect":"DENY","rule":"high_cost_model_restriction"');
+    expect(result.code).toBe(1);
+  });
+
   it("keys new prints a key whose hash matches", async () => {
     const result = await run(["keys", "new"]);
     const key = /key:\s+(\S+)/.exec(result.out)?.[1];
