@@ -297,7 +297,10 @@ export async function handleCall(
     if (res.headersSent) {
       if (!res.destroyed) res.end();
     } else if (!res.destroyed) {
-      writeError(res, failure, ["x-request-id", draft.id]);
+      const headers = ["x-request-id", draft.id];
+      // Admitted, then failed (upstream down or timed out): the answer still reports the limits it counted against.
+      if (state.reservation !== null) pushRateHeaders(headers, state.reservation.rate);
+      writeError(res, failure, headers);
     }
   } finally {
     // A call that skipped its estimate and ended before its answer was accounted audits it as before.

@@ -38,7 +38,7 @@ export const DEFAULT_KEYS = `
 keys:
 ${keyLine("alice-dev", SECRETS.alice, "{ user: alice, role: developer, team: research }")}
 ${keyLine("bob-admin", SECRETS.bob, "{ user: bob, role: admin, team: platform }")}
-${keyLine("solo", SECRETS.solo, "{ user: sol, role: developer, team: research }", "limits: { max_parallel_requests: 1 }")}
+${keyLine("solo", SECRETS.solo, "{ user: sol, role: developer, team: research }", "limits: { max_parallel_requests: 1, requests_per_minute: 100000 }")}
 ${keyLine("old-key", SECRETS.expired, "{ user: olga, role: developer, team: research }", 'expires_at: "2001-01-01T00:00:00Z"')}
 ${keyLine("off-key", SECRETS.disabled, "{ user: otto, role: developer, team: research }", "disabled: true")}
 `;

@@ -26,6 +26,7 @@ interface Outcome {
   status: number;
   text: string;
   id: string;
+  rateLimit: unknown;
 }
 
 async function solo(content: string, options: { stream?: boolean; model?: string } = {}): Promise<Outcome> {
@@ -34,7 +35,7 @@ async function solo(content: string, options: { stream?: boolean; model?: string
     headers: bearer(SECRETS.solo),
     body: chatBody(content, { stream: options.stream ?? false, ...(options.model === undefined ? {} : { model: options.model }) }),
   });
-  return { status: res.status, text: res.text, id: String(res.headers["x-request-id"]) };
+  return { status: res.status, text: res.text, id: String(res.headers["x-request-id"]), rateLimit: res.headers["x-ratelimit-limit-requests"] };
 }
 
 /** The parallel slot was released and the audit holds the faulted call with the expected status/code. */
@@ -98,6 +99,8 @@ describe("upstream faults", () => {
       const out = await solo("slow_headers:2500", { stream });
       expect(out.status).toBe(504);
       expect(errorCode(out.text)).toBe("upstream_timeout");
+      // Admitted before the upstream failed: the limits it counted against are reported.
+      expect(out.rateLimit).toBe("100000");
       await settledAndAudited(out, 504, "upstream_timeout");
     }
   });
