@@ -65,8 +65,19 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
       issues.push(...error.issues);
     }
   }
-  if (issues.length > 0 || !parsed.success) throw new ConfigError(source, issues);
+  // The schema and the policy compiler both know some problems (a duplicate rule name): say each once.
+  if (issues.length > 0 || !parsed.success) throw new ConfigError(source, distinct(issues));
   return parsed.data;
+}
+
+function distinct(issues: readonly ConfigIssue[]): ConfigIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((issue) => {
+    const key = `${issue.path}\n${issue.rule ?? ""}\n${issue.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 export function readConfigFile(path: string, env: NodeJS.ProcessEnv): Config {

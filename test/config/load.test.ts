@@ -75,6 +75,17 @@ policies:
     expect(issues.some((i) => i.startsWith("policies.rules[1].effect [dup]"))).toBe(true);
   });
 
+  it("says each problem once, though the schema and the policy compiler both find a duplicate name", () => {
+    const issues = issuesOf(`${base}
+policies:
+  rules:
+    - { name: dup, effect: DENY }
+    - { name: dup, effect: DENY, conditions: { prompt_text: { matches: "(a" } } }
+`);
+    expect(issues.filter((i) => i.includes("duplicate rule name"))).toHaveLength(1);
+    expect(issues.some((i) => i.includes("not accepted by RE2"))).toBe(true);
+  });
+
   it("rejects a model on an unknown upstream and full bodies without a key", () => {
     const issues = issuesOf(`
 upstreams: { openai: { base_url: "http://127.0.0.1:9/v1" } }
