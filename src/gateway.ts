@@ -1,5 +1,6 @@
 import { watch, type FSWatcher } from "node:fs";
 import { createServer } from "node:http";
+import { basename, dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
@@ -96,8 +97,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     shared.setStops(await store.listStops());
     streams.halt(shared.listStops());
   };
-  await refreshKeys();
-  await refreshStops();
+  // A store that is down at startup does not keep the replica down: config keys serve, /readyz
+  // answers 503, and the poll below reads runtime keys and stops as soon as the store answers.
+  await Promise.all([refreshKeys(), refreshStops()]).catch((error: unknown) => storeTrouble(log, "startup read of keys and stops", error));
   store.onChange((change) => {
     const refresh = change === "keys" ? refreshKeys : refreshStops;
     refresh().catch((error: unknown) => log.warn({ err: error }, "state refresh failed"));
@@ -194,7 +196,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let watcher: FSWatcher | null = null;
   if (options.watchConfig === true) {
     let timer: NodeJS.Timeout | null = null;
-    watcher = watch(options.configPath, () => {
+    // The directory, not the file: an editor, `mv` or a Kubernetes ConfigMap (a `..data` symlink
+    // swap) replaces the file, and a watch on the file would follow the old one.
+    const name = basename(options.configPath);
+    watcher = watch(dirname(options.configPath), (_event, changed) => {
+      if (changed !== null && changed !== name && !changed.startsWith("..data")) return;
       if (timer !== null) clearTimeout(timer);
       timer = setTimeout(reload, 200);
     });

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI, { APIError } from "openai";
@@ -7,6 +7,7 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MockUpstream, startMockUpstream } from "../../mock/upstream.js";
 import { startGateway } from "../../src/gateway.js";
+import { freePort } from "../helpers/index.js";
 
 const KEY = "sk-ops-key";
 const ADMIN = "ops-admin-token";
@@ -37,6 +38,14 @@ beforeAll(async () => {
 });
 afterAll(async () => mock.close());
 
+async function until(check: () => Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 const client = (url: string): OpenAI => new OpenAI({ apiKey: KEY, baseURL: `${url}/v1`, maxRetries: 0 });
 const ask = (url: string) => client(url).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "tokens:100" }] });
 
@@ -59,6 +68,46 @@ describe("operating the gateway", () => {
       await gateway.shutdown();
     }
   });
+
+  it("watches the config's path: a file replaced by a rename (editors, mv, ConfigMaps) reloads every time", async () => {
+    const path = join(dir, "watched.yaml");
+    writeConfig(path, "");
+    const gateway = await startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }), watchConfig: true });
+    const replace = (rule: string): void => {
+      writeConfig(`${path}.new`, rule);
+      renameSync(`${path}.new`, path);
+    };
+    const denied = (): Promise<boolean> => ask(gateway.url).then(
+      () => false,
+      (error: unknown) => (error as APIError).code === "policy_denied",
+    );
+    try {
+      for (const [round, rule] of ["{ name: block, effect: DENY, conditions: {} }", "", "{ name: block, effect: DENY, conditions: {} }"].entries()) {
+        replace(rule);
+        await until(async () => (await denied()) === (rule !== ""), `replacement ${round + 1} to take effect`);
+      }
+    } finally {
+      await gateway.shutdown();
+    }
+  });
+
+  it("starts while its Redis is down: /readyz 503, /healthz 200, config keys served (fail_open)", async () => {
+    const path = join(dir, "redis-down.yaml");
+    writeConfig(path, "");
+    const down = await freePort();
+    writeFileSync(
+      path,
+      readFileSync(path, "utf8").replace(/^store: .*$/m, `store: { redis: { url: "redis://127.0.0.1:${down}", prefix: "down:" }, on_error: fail_open }`),
+    );
+    const gateway = await startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }) });
+    try {
+      expect((await fetch(`${gateway.url}/readyz`)).status).toBe(503);
+      expect((await fetch(`${gateway.url}/healthz`)).status).toBe(200);
+      await expect(ask(gateway.url)).resolves.toBeTruthy();
+    } finally {
+      await gateway.shutdown();
+    }
+  }, 20_000);
 
   it("keeps spend across a restart through the snapshot file", async () => {
     const path = join(dir, "snapshot.yaml");
