@@ -1,7 +1,7 @@
 import type { Context, Hono } from "hono";
 import { z } from "zod";
 import type { Env } from "../http/app.js";
-import { type AdminActor, verifyAdmin } from "../http/admin-auth.js";
+import { type AdminActor, identifyAdmin, checkScope } from "../http/admin-auth.js";
 import { GatewayError } from "../http/errors.js";
 import { parseJsonBody } from "../openai/json-body.js";
 import { readBody } from "../pipeline/read-body.js";
@@ -20,9 +20,10 @@ const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
 export function authorize(c: AdminContext, services: Services, scope: "approvals" | "admin", action: string): AdminActor {
   const draft = c.get("draft");
   draft.action = action;
-  const actor = verifyAdmin(services.current(), c.req.header("authorization"), scope);
+  const actor = identifyAdmin(services.current(), c.req.header("authorization"));
+  // Recorded before the scope check, so a refused approver is audited by name too.
   draft.actor = { name: actor.name, role: actor.role };
-  return actor;
+  return checkScope(actor, scope);
 }
 
 /** `messages[0].content` from zod's path segments. */

@@ -17,6 +17,11 @@ const digest = (text: string): Buffer => createHash("sha256").update(text, "utf8
  * Both compared as SHA-256 digests in constant time; a virtual key is never an admin credential.
  */
 export function verifyAdmin(runtime: Runtime, authorization: string | undefined, scope: "approvals" | "admin" | "metrics"): AdminActor {
+  return checkScope(identifyAdmin(runtime, authorization), scope);
+}
+
+/** Who the credential is (401 when it is none), before whether it may use the route. */
+export function identifyAdmin(runtime: Runtime, authorization: string | undefined): AdminActor {
   const token = bearerToken(authorization);
   const configured = runtime.config.admin.token;
   if (token === null || configured === "") {
@@ -26,6 +31,11 @@ export function verifyAdmin(runtime: Runtime, authorization: string | undefined,
   if (timingSafeEqual(presented, digest(configured))) return { name: "admin", role: "admin", superuser: true };
   const approver = runtime.adminPrincipals.get(`sha256:${presented.toString("hex")}`);
   if (approver === undefined) throw new GatewayError(401, "invalid_admin_token", "the admin or approver token is not valid");
-  if (scope !== "approvals") throw new GatewayError(403, "admin_forbidden", `approver \`${approver.name}\` may only list and decide approvals`);
   return { name: approver.name, role: approver.role, superuser: false };
+}
+
+/** Approvers may only list and decide approvals: 403 `admin_forbidden` beyond that. */
+export function checkScope(actor: AdminActor, scope: "approvals" | "admin" | "metrics"): AdminActor {
+  if (!actor.superuser && scope !== "approvals") throw new GatewayError(403, "admin_forbidden", `approver \`${actor.name}\` may only list and decide approvals`);
+  return actor;
 }

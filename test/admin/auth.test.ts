@@ -33,6 +33,11 @@ describe("admin credentials", () => {
     ] as const) {
       expectError(await h.admin(method, path, undefined, DANA_TOKEN), 403, "admin_forbidden");
     }
+    // Refused, the approver is still audited by name.
+    const refused = await h.admin("GET", "/spend", undefined, DANA_TOKEN);
+    await h.flushAudit();
+    const audit = await h.admin<ListBody<Record<string, unknown>>>("GET", "/audit?status=403&limit=50");
+    expect(audit.json.data.find((r) => r.id === refused.headers.get("x-request-id"))).toMatchObject({ user: "dana", role: "security", action: "admin.spend" });
   });
 
   it("answers 405 with `allow` for a wrong method and 404 for an unknown admin path", async () => {
