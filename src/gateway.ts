@@ -169,7 +169,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     (incoming, outgoing) => {
       inFlight++;
-      outgoing.once("close", settled);
+      // `on`, not `once`: a response closes once, and a shared listener costs no wrapper per request.
+      outgoing.on("close", settled);
       listener(incoming, outgoing);
     },
   );
