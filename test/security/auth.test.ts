@@ -118,6 +118,17 @@ describe("authentication", () => {
     expect((await chat(SECRETS.alice)).status).toBe(200);
   });
 
+  it("/healthz, /readyz and /metrics answers carry an x-request-id of their own, like every other answer", async () => {
+    const ids = new Set<string>();
+    for (const [path, headers] of [["/healthz", {}], ["/readyz", {}], ["/metrics", bearer(SECRETS.admin)], ["/healthz", {}]] as const) {
+      const res = await g.request(path, { headers });
+      expect(res.status, path).toBe(200);
+      expect(String(res.headers["x-request-id"]), path).toMatch(/^req_/);
+      ids.add(String(res.headers["x-request-id"]));
+    }
+    expect(ids.size).toBe(4);
+  });
+
   it("client-supplied identity (body `user`, x-user / x-team / x-role headers) never changes attribution or policy", async () => {
     const spoof = {
       "x-user": "mallory",
