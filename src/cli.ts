@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { buildCaseFacts } from "./admin/policies.js";
@@ -15,22 +15,28 @@ const USAGE = `usage: npm run gateway -- <command>
   policy test CASES.yaml            run declared policy cases against the rules (like opa test)
   keys new                          print a new random virtual key and its key_hash
   keys hash KEY                     print the key_hash of a clear key (also for admin.approvers token_hash)
-  audit verify --dir DIR [--replica R]            walk the hash chain of the audit files
-  audit query --dir DIR [--user U] [--key_id K] [--model M] [--effect E] [--status S]
-              [--error_code C] [--min_cost X] [--from ISO] [--to ISO] [--limit N] [--replica R]`;
+  audit verify [--dir DIR] [--replica R]          walk the hash chain of the audit files (DIR: ./data/audit)
+  audit query [--dir DIR] [--user U] [--key_id K] [--team T] [--model M] [--effect E] [--status S]
+              [--error_code C] [--min_cost X] [--approval_id A] [--from ISO] [--to ISO]
+              [--limit N] [--cursor C] [--replica R]   newest first; the next page's --cursor goes to stderr`;
 
 type Out = (line: string) => void;
 
-function options(args: string[]): Map<string, string> {
+/** `--name value` pairs; anything else is a mistake worth naming rather than skipping. */
+function options(args: string[]): { ok: true; found: Map<string, string> } | { ok: false; message: string } {
   const found = new Map<string, string>();
-  for (let i = 0; i < args.length; i++) {
+  for (let i = 0; i < args.length; i += 2) {
     const arg = args[i]!;
-    if (arg.startsWith("--") && args[i + 1] !== undefined) {
-      found.set(arg.slice(2), args[i + 1]!);
-      i++;
-    }
+    const value = args[i + 1];
+    if (!arg.startsWith("--")) return { ok: false, message: `unexpected argument \`${arg}\`` };
+    if (value === undefined || value.startsWith("--")) return { ok: false, message: `${arg} needs a value` };
+    found.set(arg.slice(2), value);
   }
-  return found;
+  return { ok: true, found };
+}
+
+function isDirectory(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
 }
 
 function check(path: string | undefined, out: Out, err: Out): number {
@@ -88,9 +94,19 @@ function policyTest(path: string | undefined, out: Out, err: Out): number {
 }
 
 async function audit(sub: string | undefined, args: string[], out: Out, err: Out): Promise<number> {
-  const opts = options(args);
+  const parsedOptions = options(args);
+  if (!parsedOptions.ok) {
+    err(`${parsedOptions.message}\n${USAGE}`);
+    return 2;
+  }
+  const opts = parsedOptions.found;
   const dir = opts.get("dir") ?? "./data/audit";
   const replica = opts.get("replica");
+  if ((sub === "verify" || sub === "query") && !isDirectory(dir)) {
+    // An empty chain would verify as ok: a mistyped --dir must not pass for an intact audit.
+    err(`no audit directory at \`${dir}\``);
+    return 1;
+  }
   if (sub === "verify") {
     const result = await verifyFiles(dir, replica);
     out(JSON.stringify(result, null, 2));

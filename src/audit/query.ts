@@ -74,6 +74,10 @@ export function parseAuditQuery(params: QueryParams, kind: AuditQueryKind = "all
   const parsed = paramsSchema.safeParse(present);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
+    if (issue?.code === "unrecognized_keys") {
+      const key = issue.keys[0] ?? "";
+      return { ok: false, param: key, message: `\`${key}\` is not a filter; the filters are ${Object.keys(paramsSchema.shape).join(", ")}` };
+    }
     const param = issue?.path[0];
     const name = typeof param === "string" ? param : null;
     const message = issue === undefined ? "invalid query" : `${name === null ? "" : `\`${name}\` `}${issue.message}`.trim();

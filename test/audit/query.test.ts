@@ -45,7 +45,7 @@ describe("parseAuditQuery", () => {
     [{ effect: "MAYBE" }, "effect"],
     [{ from: "yesterday" }, "from"],
     [{ cursor: "garbage" }, "cursor"],
-    [{ usr: "alice" }, null],
+    [{ usr: "alice" }, "usr"],
   ])("refuses %j naming the parameter", (params, param) => {
     const parsed = parseAuditQuery(params);
     expect(parsed.ok).toBe(false);

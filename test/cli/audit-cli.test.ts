@@ -40,6 +40,24 @@ describe("audit CLI, offline on the files", () => {
     expect(bad.err).toContain("--min_cost");
   });
 
+  it("names a mistaken command line instead of answering as if it were right", async () => {
+    const unknown = await run(["audit", "query", "--dir", h.auditDir, "--usr", "alice"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toContain("invalid --usr: `usr` is not a filter; the filters are user, key_id");
+    const dangling = await run(["audit", "query", "--dir", h.auditDir, "--user"]);
+    expect(dangling.code).toBe(2);
+    expect(dangling.err).toContain("--user needs a value");
+    const stray = await run(["audit", "query", "alice"]);
+    expect(stray.code).toBe(2);
+    expect(stray.err).toContain("unexpected argument `alice`");
+    for (const sub of ["verify", "query"]) {
+      const missing = await run(["audit", sub, "--dir", join(h.auditDir, "no-such-dir")]);
+      expect(missing.code, sub).toBe(1);
+      expect(missing.err).toContain("no audit directory at");
+      expect(missing.out).toEqual([]);
+    }
+  });
+
   it("verifies the chain and reports an edited record", async () => {
     const ok = await run(["audit", "verify", "--dir", h.auditDir]);
     expect(ok.code).toBe(0);
