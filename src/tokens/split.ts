@@ -9,13 +9,15 @@
  * `maxRun` UTF-8 bytes (CJK runs, unbroken blobs, repeated letters; merge cost grows with bytes,
  * so non-ASCII code units weigh 3), the chunk is cut anyway. That may shift the count by about one
  * token per cut, which is fine for an estimate.
+ *
+ * A chunk closes at the first certain boundary once it holds `chunkChars` characters: 1 (the
+ * default) gives about one word per chunk.
  */
 export const MAX_RUN = 128;
-export const CHUNK_CHARS = 8192;
 
 const SPACE = 0x20;
 
-export function splitForEncoding(text: string, chunkChars = CHUNK_CHARS, maxRun = MAX_RUN): string[] {
+export function splitForEncoding(text: string, chunkChars = 1, maxRun = MAX_RUN): string[] {
   // Three bytes per code unit at most, so a text this short can hold no over-long run.
   if (text.length <= Math.min(chunkChars, maxRun / 3)) return [text];
   const chunks: string[] = [];

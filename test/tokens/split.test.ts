@@ -42,6 +42,17 @@ describe("splitForEncoding", () => {
     }
   });
 
+  test("cut into single words, prose still counts exactly", () => {
+    for (const encoding of encodings) {
+      fc.assert(
+        fc.property(prose, (text) => {
+          expect(chunkedCount(text, encoding, 1)).toBe(getEncoder(encoding).countOrdinary(text));
+        }),
+        { numRuns: 200 },
+      );
+    }
+  });
+
   test("chunks a long text and still counts it exactly", () => {
     const text = 'The {"city":"Paris"} isn\'t far, is it? 日本語 tokens/sec\n\n  ok. '.repeat(500);
     expect(splitForEncoding(text).length).toBeGreaterThan(1);
