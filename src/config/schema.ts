@@ -204,7 +204,12 @@ export const configSchema = z
     users: z.record(z.string(), z.strictObject({ limits: limitsSchema.default({}) })).default({}),
     sessions: z
       .strictObject({
-        header: z.string().default("x-session-id"),
+        // Node lower-cases the names of the headers it receives.
+        header: z
+          .string()
+          .min(1)
+          .default("x-session-id")
+          .transform((name) => name.toLowerCase()),
         ttl_seconds: positiveInt.default(86_400),
         limits: sessionLimitsSchema.default({}),
       })

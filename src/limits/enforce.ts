@@ -8,7 +8,10 @@ export interface CallCharge {
   inputTokens: number;
   inputMicros: number;
   outputPricePer1M: number;
+  /** The output limit of one answer. */
   outputTokens: number;
+  /** Answers asked for (chat `n`, default 1): each may use the whole output limit. */
+  choices?: number;
 }
 
 interface ReservedLevel {
@@ -20,7 +23,7 @@ interface ReservedLevel {
 /** What a call holds between reserve and settle. Settled exactly once. */
 export interface Reservation {
   levels: ReservedLevel[];
-  /** The output limit every level admitted. */
+  /** The output limit of one answer that every level admitted. */
   outputTokens: number;
   reservedAt: number;
   rate: RateStatus;
@@ -66,6 +69,9 @@ function tightest(a: RateStatus, b: RateStatus): RateStatus {
  */
 export async function reserveAll(store: StateStore, plan: LimitPlan, charge: CallCharge, now: number): Promise<Reservation> {
   const reservation: Reservation = { levels: [], outputTokens: charge.outputTokens, reservedAt: now, rate: {}, settled: false };
+  // The levels reserve and clamp the output of all the answers together; each answer gets its share.
+  const choices = charge.choices ?? 1;
+  let totalOutput = charge.outputTokens * choices;
   // One id for every level: it names the call's parallel slot at each of them until settle.
   const callId = newId("call", now);
   for (const { level, limits } of plan.levels) {
@@ -75,8 +81,8 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
       inputTokens: charge.inputTokens,
       inputMicros: charge.inputMicros,
       outputPricePer1M: charge.outputPricePer1M,
-      outputTokens: reservation.outputTokens,
-      minOutputTokens: Math.min(plan.minOutputTokens, reservation.outputTokens),
+      outputTokens: totalOutput,
+      minOutputTokens: Math.min(plan.minOutputTokens * choices, totalOutput),
       clamp: plan.clamp,
       ttlMs: plan.sessionTtlMs,
       callId,
@@ -104,7 +110,7 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
         throw new GatewayError(
           429,
           "rate_limit_exceeded",
-          `${scope} ${what} limit can never admit this call: it reserves ${needed} tokens (input + output limit) against ${capacity} per minute; set a lower max_completion_tokens`,
+          `${scope} ${what} limit can never admit this call: it reserves ${needed} tokens (input + output limit${choices > 1 ? ` × n` : ""}) against ${capacity} per minute; set a lower max_completion_tokens`,
           { headers: { ...headers, "x-should-retry": "false" } },
         );
       }
@@ -113,7 +119,8 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
       });
     }
     reservation.levels.push({ request, reservedMicros: result.reservedMicros, reservedTokens: result.reservedTokens });
-    reservation.outputTokens = Math.min(reservation.outputTokens, result.outputTokens);
+    totalOutput = Math.min(totalOutput, result.outputTokens);
+    reservation.outputTokens = Math.floor(totalOutput / choices);
     reservation.rate = tightest(reservation.rate, result.rate);
   }
   return reservation;

@@ -43,6 +43,11 @@ function fewBrackets(bytes: Buffer, limit: number): boolean {
 
 /** Decodes and parses a request body: invalid UTF-8 or JSON is `invalid_json`, too deep is `invalid_body`. */
 export function parseJsonBody(bytes: Buffer, maxDepth: number): unknown {
+  // The decoder would drop a BOM silently, but the body goes upstream (and into an approval's hash)
+  // as the bytes sent: refused, as OpenAI's API refuses it, rather than judged on other text than it sees.
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+    throw new GatewayError(400, "invalid_json", "the request body starts with a UTF-8 byte order mark; send the JSON without one");
+  }
   let text: string;
   try {
     text = decoder.decode(bytes);

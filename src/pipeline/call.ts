@@ -21,7 +21,7 @@ import { stopError } from "./active-streams.js";
 import { CallAbort, type CallSignal } from "./call-abort.js";
 import type { AuditDraft } from "./audit-draft.js";
 import { captureAuditBody } from "./audit-body.js";
-import { type Estimate, estimateCall, outputLimit } from "./estimate.js";
+import { applyOutputLimit, type Estimate, estimateCall, outputLimit } from "./estimate.js";
 import { buildCallFacts, prefetchUsage } from "./call-facts.js";
 import { readBody } from "./read-body.js";
 import { relayStream } from "./relay-stream.js";
@@ -206,7 +206,7 @@ export async function handleCall(
     const outputTokens = state.reservation.outputTokens;
     const headers = pushRateHeaders(["x-request-id", draft.id], state.reservation.rate);
     if (estimate.outputParam !== null && (estimate.requestedOutput === null ? outputTokens < model.max_output_tokens : outputTokens < estimate.requestedOutput)) {
-      body[estimate.outputParam] = outputTokens;
+      applyOutputLimit(action, body, estimate.outputParam, outputTokens);
       modified = true;
       headers.push("x-gateway-max-tokens", String(outputTokens));
     }
@@ -363,8 +363,7 @@ function estimateNeeded(plan: LimitPlan, attributes: ReadonlySet<string>): boole
 
 /** The call's output limit without any input count: what the reservation needs when nothing limits tokens or money. */
 function uncountedEstimate(action: CallAction, body: Record<string, unknown>, model: ModelConfig): Estimate {
-  const { outputParam, requestedOutput, outputTokens } = outputLimit(action, body, model);
-  return { inputTokens: 0, outputParam, requestedOutput, outputTokens, inputMicros: 0, worstMicros: 0, approximate: true };
+  return { inputTokens: 0, ...outputLimit(action, body, model), inputMicros: 0, worstMicros: 0, approximate: true };
 }
 
 function isUsageRequested(body: Record<string, unknown>): boolean {
@@ -388,6 +387,7 @@ async function reserve(
         inputMicros: estimate.inputMicros,
         outputPricePer1M: prices?.outputPer1m ?? 0,
         outputTokens: estimate.outputTokens,
+        choices: estimate.choices,
       },
       now,
     );

@@ -8,10 +8,13 @@ import type { LimitPlan } from "../limits/plan.js";
 /** The call's worst case, after the per-call cap's clamp. */
 export interface Estimate {
   inputTokens: number;
+  /** Answers the call asks for (chat `n`); the worst case is each using the whole output limit. */
+  choices: number;
   /** The output-limit field the request used (or the model's default one); null for embeddings. */
   outputParam: string | null;
   /** The output limit the request asked for, or null when it set none. */
   requestedOutput: number | null;
+  /** The output limit of one answer. */
   outputTokens: number;
   inputMicros: number;
   worstMicros: number;
@@ -27,16 +30,44 @@ export function outputParamFor(action: CallAction, body: Record<string, unknown>
   return model.output_limit_param;
 }
 
-/** The output-limit field, the limit the request asked for (null: none), and the limit that applies. */
+/** Chat's two output-limit fields: a request may set both, and an upstream may honour either. */
+const CHAT_LIMIT_FIELDS = ["max_completion_tokens", "max_tokens"] as const;
+
+/**
+ * The output-limit field, the limit the request asked for (null: none; the larger where a chat
+ * request set both fields), the limit that applies, and how many answers it applies to.
+ */
 export function outputLimit(
   action: CallAction,
   body: Record<string, unknown>,
   model: ModelConfig,
-): Pick<Estimate, "outputParam" | "requestedOutput" | "outputTokens"> {
+): Pick<Estimate, "outputParam" | "requestedOutput" | "outputTokens" | "choices"> {
   const outputParam = outputParamFor(action, body, model);
-  const asked = outputParam === null ? null : body[outputParam];
-  const requestedOutput = typeof asked === "number" ? asked : null;
-  return { outputParam, requestedOutput, outputTokens: outputParam === null ? 0 : (requestedOutput ?? model.max_output_tokens) };
+  let requestedOutput: number | null = null;
+  if (action === "chat.completions") {
+    for (const field of CHAT_LIMIT_FIELDS) {
+      const asked = body[field];
+      if (typeof asked === "number") requestedOutput = Math.max(requestedOutput ?? asked, asked);
+    }
+  } else if (outputParam !== null && typeof body[outputParam] === "number") {
+    requestedOutput = body[outputParam] as number;
+  }
+  const n = body.n;
+  const choices = action === "chat.completions" && typeof n === "number" && Number.isInteger(n) && n > 1 ? n : 1;
+  return { outputParam, requestedOutput, outputTokens: outputParam === null ? 0 : (requestedOutput ?? model.max_output_tokens), choices };
+}
+
+/**
+ * Sets the request's output limit to `outputTokens`: the field the estimate named, and for chat
+ * the other limit field too where the request set it higher, so no field the upstream reads allows more.
+ */
+export function applyOutputLimit(action: CallAction, body: Record<string, unknown>, outputParam: string, outputTokens: number): void {
+  body[outputParam] = outputTokens;
+  if (action !== "chat.completions") return;
+  for (const field of CHAT_LIMIT_FIELDS) {
+    const asked = body[field];
+    if (typeof asked === "number" && asked > outputTokens) body[field] = outputTokens;
+  }
 }
 
 export function countInput(action: CallAction, body: Record<string, unknown>, model: ModelConfig): number {
@@ -65,13 +96,13 @@ export function estimateCall(
   plan: LimitPlan,
   exactNeeded: boolean,
 ): Estimate {
-  const { outputParam, requestedOutput, outputTokens } = outputLimit(action, body, model);
+  const { outputParam, requestedOutput, outputTokens, choices } = outputLimit(action, body, model);
   const cap = plan.perCallCapMicros;
 
   let approximate = false;
   let inputTokens: number;
   const bound = exactNeeded ? null : inputByteUpperBound(body, action === "chat.completions" ? "chat" : action);
-  if (bound !== null && (cap === null || worstCaseMicros(bound, outputTokens, prices) <= cap)) {
+  if (bound !== null && (cap === null || worstCaseMicros(bound, outputTokens * choices, prices) <= cap)) {
     inputTokens = bound;
     approximate = true;
   } else {
@@ -79,9 +110,10 @@ export function estimateCall(
   }
 
   let output = outputTokens;
-  let worst = worstCaseMicros(inputTokens, output, prices);
+  let worst = worstCaseMicros(inputTokens, output * choices, prices);
   if (cap !== null && worst > cap) {
-    const fitting = outputParam === null ? -1 : maxOutputTokensWithin(cap, inputTokens, prices);
+    const fittingAll = outputParam === null ? -1 : maxOutputTokensWithin(cap, inputTokens, prices);
+    const fitting = fittingAll === null ? null : Math.floor(fittingAll / choices);
     if (!plan.clamp || fitting === null || fitting < Math.min(plan.minOutputTokens, output)) {
       throw new GatewayError(
         400,
@@ -91,10 +123,11 @@ export function estimateCall(
       );
     }
     output = Math.min(output, fitting);
-    worst = worstCaseMicros(inputTokens, output, prices);
+    worst = worstCaseMicros(inputTokens, output * choices, prices);
   }
   return {
     inputTokens,
+    choices,
     outputParam,
     requestedOutput,
     outputTokens: output,

@@ -1,5 +1,7 @@
 import type { Principal } from "../auth/keys.js";
+import { planLimits } from "../limits/plan.js";
 import { evaluatePolicy } from "../policy/evaluate.js";
+import { isPriced } from "../pricing/index.js";
 import { CallFacts } from "./facts.js";
 import type { Runtime } from "./runtime.js";
 
@@ -10,11 +12,19 @@ export interface ModelEntry {
   owned_by: string;
 }
 
-/** The models this key may use: those a call by it would not be denied, judged on its subject alone. */
+/**
+ * The models this key may use: those a call by it would not be denied, judged on its subject alone,
+ * and for a key with cost limits only priced ones (an unpriced one would answer `model_not_priced`).
+ */
 export function listModels(runtime: Runtime, principal: Principal): ModelEntry[] {
   const now = Date.now();
+  const needsPrices = planLimits(runtime.config, principal, null).needsPrices;
   const out: ModelEntry[] = [];
   for (const [id, model] of Object.entries(runtime.config.models)) {
+    if (needsPrices) {
+      const prices = runtime.prices.get(id);
+      if (prices === undefined || !isPriced(prices)) continue;
+    }
     const action = model.kind === "embedding" ? "embeddings" : "chat.completions";
     const facts = new CallFacts({
       principal,

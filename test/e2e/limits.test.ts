@@ -10,6 +10,8 @@ const OPENAI_DURATION = /^(?:\d+ms|(?:\d+h)?(?:\d+m)?\d+s)$/;
 
 const GPT4O = compileModelPrices({ upstream: "openai", kind: "chat", tokenizer: "o200k_base", max_output_tokens: 16384, output_limit_param: "max_completion_tokens", input_per_1m: 2.5, output_per_1m: 10 } as Parameters<typeof compileModelPrices>[0]);
 
+const MINI = compileModelPrices({ upstream: "openai", kind: "chat", tokenizer: "o200k_base", max_output_tokens: 16384, output_limit_param: "max_completion_tokens", input_per_1m: 0.15, output_per_1m: 0.6 } as Parameters<typeof compileModelPrices>[0]);
+
 /** Worst case of a gpt-4o chat body as the gateway reckons it: counted input + output limit. */
 function worstOf(body: Record<string, unknown>, outputLimit: number): { input: number; micros: number } {
   const input = countChatInput(body, "o200k_base");
@@ -201,6 +203,14 @@ describe("budgets", () => {
     expect(ok.choices[0]?.message.content).toBe("free");
   });
 
+  it("lists in /v1/models only the models a key with a cost limit can be charged for", async () => {
+    const listed = (await h.client(K.unpriced).models.list()).data.map((m) => m.id);
+    expect(listed).toEqual(expect.arrayContaining(["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"]));
+    expect(listed).not.toContain("free-model");
+    await expectApiError(h.client(K.unpriced).models.retrieve("free-model"), 404, "model_not_found");
+    expect((await h.client(K.session).models.list()).data.map((m) => m.id)).toContain("free-model");
+  });
+
   it("never admits more than a daily budget under 50 concurrent calls", async () => {
     // The budget fits exactly CONCURRENT_K worst cases; each call spends a little less than its worst case,
     // and the difference over K calls is far below one more worst case.
@@ -256,6 +266,33 @@ describe("per-call cost cap", () => {
     expect(seen.max_output_tokens).toBeLessThan(500);
   });
 
+  it("reckons n answers: each may use the whole output limit, so the cap is shared between them", async () => {
+    // gpt-4o-mini: 0.15 / 0.60 micro-USD per token; 3 × 4,000 output tokens would cost 7,200 of the 5,000 cap.
+    const body = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: "say:three" }], max_completion_tokens: 4000, n: 3 };
+    const worst = (output: number): number => worstCaseMicros(countChatInput(body, "o200k_base"), output, MINI);
+    const { response } = await h.client(K.cap).chat.completions.create(body).withResponse();
+    const clamped = Number(response.headers.get("x-gateway-max-tokens"));
+    expect((h.mock.requests.at(-1)!.body as Record<string, unknown>).max_completion_tokens).toBe(clamped);
+    expect(worst(3 * clamped)).toBeLessThanOrEqual(5000);
+    expect(worst(3 * (clamped + 1))).toBeGreaterThan(5000);
+    // On gpt-4o three answers cannot each have min_output_tokens (256) within the cap.
+    const error = await expectApiError(h.client(K.cap).chat.completions.create({ ...body, model: "gpt-4o" }), 400, "cost_cap_exceeded");
+    expect(error.message).toContain("$0.120");
+  });
+
+  it("clamps both output-limit fields where a request set both", async () => {
+    const body = { model: "gpt-4o", messages: [{ role: "user" as const, content: "say:both" }], max_tokens: 3000, max_completion_tokens: 1000 };
+    const { response } = await h.client(K.cap).chat.completions.create(body).withResponse();
+    const clamped = Number(response.headers.get("x-gateway-max-tokens"));
+    const seen = h.mock.requests.at(-1)!.body as Record<string, unknown>;
+    expect(seen.max_completion_tokens).toBe(clamped);
+    expect(seen.max_tokens).toBe(clamped);
+    expect(worstOf(body, clamped).micros).toBeLessThanOrEqual(5000);
+    // Under the cap, a lower second field is left as sent.
+    await h.client(K.cap).chat.completions.create({ ...body, max_tokens: 50, max_completion_tokens: 100 });
+    expect(h.mock.requests.at(-1)!.body).toMatchObject({ max_tokens: 50, max_completion_tokens: 100 });
+  });
+
   it("does not touch a request already under the cap", async () => {
     const { response } = await h.client(K.cap).chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "say:small" }], max_completion_tokens: 100 }).withResponse();
     expect(response.headers.get("x-gateway-max-tokens")).toBeNull();
@@ -286,6 +323,23 @@ describe("per-call cost cap", () => {
 });
 
 describe("sessions and tokens per minute", () => {
+  it("matches a sessions.header written with capitals (HTTP header names are case-insensitive)", async () => {
+    const own = await startHarness(`${MODELS}
+sessions: { header: X-Agent-Session, limits: { max_llm_calls: 1 } }
+keys:
+${keyEntry("agent", K.session, "{ user: u-agent, role: developer, team: t1 }")}
+`);
+    try {
+      const client = own.client(K.session, { headers: { "X-Agent-Session": "run-1" } });
+      await client.chat.completions.create(say("say:1"));
+      expect(own.mock.requests.at(-1)!.headers["x-agent-session"]).toBeUndefined();
+      await expectApiError(client.chat.completions.create(say("say:2")), 429, "budget_exceeded");
+      expect((await auditRecords(own)).map((r) => r.session_id)).toEqual(["run-1", "run-1"]);
+    } finally {
+      await own.close();
+    }
+  });
+
   it("charges a session (x-session-id) and refuses past max_llm_calls with budget_exceeded", async () => {
     const client = (session: string) => h.client(K.session, { headers: { "x-session-id": session } });
     await client("s-1").chat.completions.create(say("say:1"));

@@ -67,4 +67,15 @@ describe("reserveAll / settleAll", () => {
       "x-ratelimit-reset-requests": "1s",
     });
   });
+
+  it("reserves n answers' worst case and shares a budget's clamp between them", async () => {
+    const store = new RecordingStore(null, T0);
+    const budget: LimitPlan = { ...plan(100), levels: [{ level: "key:n", limits: limits({ dailyMicros: 1000, tokensPerMinute: 100_000 }) }] };
+    // 10 micro-USD per output token: 300 tokens of output fit the 1,000 micro-USD budget.
+    const reservation = await reserveAll(store, budget, { inputTokens: 10, inputMicros: 0, outputPricePer1M: 10_000_000, outputTokens: 200, choices: 3 }, T0);
+    expect(store.reserved[0]).toMatchObject({ outputTokens: 600, minOutputTokens: 3 });
+    expect(reservation.outputTokens).toBe(33);
+    expect(reservation.levels[0]?.reservedMicros).toBeLessThanOrEqual(1000);
+    expect(reservation.levels[0]?.reservedMicros).toBeGreaterThan(990);
+  });
 });

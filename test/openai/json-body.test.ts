@@ -23,6 +23,8 @@ describe("request bodies", () => {
     expect(codeOf(() => parseJsonBody(Buffer.from("{nope"), 64))).toBe("400 invalid_json");
     expect(codeOf(() => parseJsonBody(Buffer.from("[".repeat(65) + "]".repeat(65)), 64))).toBe("400 invalid_body");
     expect(parseJsonBody(Buffer.from('{"a":1}'), 64)).toEqual({ a: 1 });
+    // A byte order mark would be dropped by the decoder yet forwarded and hashed with the bytes.
+    expect(codeOf(() => parseJsonBody(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"a":1}')]), 64))).toBe("400 invalid_json");
   });
 
   it("checks only the fields the gateway reads, naming the bad one", () => {
