@@ -104,6 +104,11 @@ export class ApprovalService {
     }
   }
 
+  /** used -> approved again: the call that used it was refused before it was served. */
+  async restore(id: string): Promise<void> {
+    await this.store.restoreApproval(id, this.clock());
+  }
+
   async decide(
     id: string,
     actor: { name: string; role: string },

@@ -55,16 +55,19 @@ interface CallState {
   reservation: Reservation | null;
   estimate: Estimate | null;
   /**
-   * Set when nothing needed the estimate before the call went on: it is computed from these only if
-   * the audit needs its input tokens after all (the call ended without an upstream usage report).
+   * Set when the call went on without an exact input count (nothing needed one, or a byte bound
+   * settled every check): it is counted from these only if the audit needs its input tokens after
+   * all (the call ended without an upstream usage report).
    */
-  skippedEstimate: { action: CallAction; body: Record<string, unknown>; model: ModelConfig; plan: LimitPlan } | null;
+  uncounted: { action: CallAction; body: Record<string, unknown>; model: ModelConfig; plan: LimitPlan } | null;
   /** The audit's tokens and cost were set from the answer. */
   accounted: boolean;
   prices: ModelPrices | null;
   status: number;
   error: GatewayError | null;
   toolCallCount: number;
+  /** An approval this call used up: given back if the call then fails for a reason a retry can outlive. */
+  redeemedApproval: string | null;
 }
 
 /**
@@ -82,12 +85,13 @@ export async function handleCall(
     draft,
     reservation: null,
     estimate: null,
-    skippedEstimate: null,
+    uncounted: null,
     accounted: false,
     prices: null,
     status: 200,
     error: null,
     toolCallCount: 0,
+    redeemedApproval: null,
   };
   draft.action = action;
   const cancel = new CallAbort();
@@ -150,6 +154,7 @@ export async function handleCall(
         return;
       }
       approved = true;
+      state.redeemedApproval = approvalId;
     }
 
     const facts = buildCallFacts(services, runtime, {
@@ -173,7 +178,8 @@ export async function handleCall(
     draft.toolsStripped = tools.stripped;
     draft.toolDecisions = tools.decisions.map((d) => d.record);
     const decision = mergeDecisions([callDecision, ...tools.decisions.map((d) => d.decision)]);
-    draft.decision = decision;
+    // What shaped an approved call's outcome is the approval: audited as ALLOW, not as a violation.
+    draft.decision = approved && decision.effect === "REQUIRE_APPROVAL" ? { ...decision, effect: "ALLOW", reason: `approved by a human; ${decision.reason}` } : decision;
     draft.body = captureAuditBody(config, body, decision);
 
     if (decision.effect === "DENY") throw deniedError(decision, tools.deniedTool);
@@ -191,16 +197,19 @@ export async function handleCall(
       const waited = await waitIfAsked(services, incoming, approval.id, cancel);
       if (waited !== "approved") throw approvalRequired(approval.id, decision, waited);
       await services.approvals.redeem(approval.id, principal, approval.body_hash);
+      state.redeemedApproval = approval.id;
+      draft.decision = { ...decision, effect: "ALLOW", reason: `approved by a human; ${decision.reason}` };
     }
 
     let modified = tools.stripped.length > 0;
     let estimate: Estimate;
     if (estimateNeeded(plan, runtime.policy.attributes) || config.pii.redact) {
       estimate = ensureEstimate(state, action, body, model, plan, false);
+      if (estimate.approximate) state.uncounted = { action, body, model, plan };
     } else {
-      // Redaction, the only later edit of what the estimate measures, is off: a late estimate is the same.
+      // Redaction, the only later edit of what the estimate measures, is off: a late count is the same.
       estimate = uncountedEstimate(action, body, model);
-      state.skippedEstimate = { action, body, model, plan };
+      state.uncounted = { action, body, model, plan };
     }
     state.reservation = await reserve(services, plan, estimate, prices);
     const outputTokens = state.reservation.outputTokens;
@@ -245,7 +254,7 @@ export async function handleCall(
 
     if (response.status >= 400 || !isSse) {
       const raw = await readUpstream(response.body);
-      await relayJson(services, state, facts, action, response.status, response.headers, raw, headers, res, principal, bodyHash, modelName, approved, (id) => waitIfAsked(services, incoming, id, cancel));
+      await relayJson(services, state, facts, action, response.status, response.headers, raw, headers, res, principal, bodyHash, modelName, (id) => waitIfAsked(services, incoming, id, cancel));
       return;
     }
 
@@ -266,7 +275,6 @@ export async function handleCall(
             action,
             model: modelName,
             held: { kind: "sse", status: response.status, content_type: "text/event-stream", body: answer },
-            approved,
             waitForDecision: (id) => waitIfAsked(services, incoming, id, cancel),
           });
           applyToolVerdict(state, verdict);
@@ -305,9 +313,26 @@ export async function handleCall(
   } finally {
     // A call that skipped its estimate and ended before its answer was accounted audits it as before.
     if (!state.accounted) lateEstimate(state);
+    if (state.redeemedApproval !== null && outlivedByRetry(state.status)) await giveBackApproval(services, state.redeemedApproval);
     unregister?.();
     await finishSettle(services, state);
     services.finish(draft, state.status, state.error);
+  }
+}
+
+/**
+ * Failures a retry can outlive: a limit, the upstream or the store, the client gone. An approved call
+ * refused so has not been served, and the SDK's own retry of it must not find its approval used.
+ */
+function outlivedByRetry(status: number): boolean {
+  return status === 429 || status === 499 || status >= 500;
+}
+
+async function giveBackApproval(services: Services, id: string): Promise<void> {
+  try {
+    await services.approvals.restore(id);
+  } catch (error) {
+    storeTrouble(services.log, "approval restore", error);
   }
 }
 
@@ -330,11 +355,14 @@ function ensureEstimate(
   return state.estimate;
 }
 
-/** The estimate a call skipped, computed now (and recorded in the draft) when the audit needs it. */
+/**
+ * The exact count of a call that went on without one, made now (and recorded in the draft) when the
+ * audit needs it. A byte bound that fit the per-call cap means the count fits it too: no refusal here.
+ */
 function lateEstimate(state: CallState): Estimate | null {
-  const skipped = state.skippedEstimate;
-  if (skipped === null || state.estimate !== null) return state.estimate;
-  return ensureEstimate(state, skipped.action, skipped.body, skipped.model, skipped.plan, false);
+  const uncounted = state.uncounted;
+  if (uncounted === null) return state.estimate;
+  return ensureEstimate(state, uncounted.action, uncounted.body, uncounted.model, uncounted.plan, true);
 }
 
 /**
@@ -406,7 +434,7 @@ async function reserve(
 function account(state: CallState, model: ModelConfig, rawUsage: Record<string, unknown> | null, text: string): void {
   state.accounted = true;
   const usage = (rawUsage === null ? null : usageFromOpenAI(rawUsage)) ?? {
-    input_tokens: (state.estimate ?? lateEstimate(state))?.inputTokens ?? 0,
+    input_tokens: lateEstimate(state)?.inputTokens ?? 0,
     output_tokens: text === "" ? 0 : countTextTokens(text, model.tokenizer),
     cached_input_tokens: 0,
   };
@@ -470,7 +498,6 @@ async function relayJson(
   principal: Principal,
   bodyHash: () => string,
   modelName: string,
-  approved: boolean,
   waitForDecision: ToolCallContext["waitForDecision"],
 ): Promise<void> {
   const runtime = services.current();
@@ -502,7 +529,6 @@ async function relayJson(
       action,
       model: modelName,
       held: { kind: "json", status, content_type: "application/json", body: raw.toString("utf8") },
-      approved,
       waitForDecision,
     });
     applyToolVerdict(state, verdict);

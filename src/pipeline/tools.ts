@@ -86,8 +86,6 @@ export interface ToolCallContext {
   action: CallAction;
   model: string;
   held: NonNullable<Approval["held"]>;
-  /** The call was let through by an approval: REQUIRE_APPROVAL on its tool calls is already answered. */
-  approved: boolean;
   /** `x-approval-wait`: waits (or not) for a human to decide the new approval before answering. */
   waitForDecision: (approvalId: string) => Promise<"approved" | "pending" | "denied" | "none">;
 }
@@ -118,7 +116,7 @@ export async function governToolCalls(
   if (combined.effect === "DENY") {
     const denied = decisions.find((d) => d.decision.effect === "DENY");
     verdict.error = deniedError(combined, denied?.record.tool ?? null);
-  } else if (combined.effect === "REQUIRE_APPROVAL" && !context.approved) {
+  } else if (combined.effect === "REQUIRE_APPROVAL") {
     const trigger = calls[decisions.findIndex((d) => d.decision.effect === "REQUIRE_APPROVAL")] ?? null;
     const approval = await services.approvals.create({
       principal: context.principal,

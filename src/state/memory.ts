@@ -175,6 +175,16 @@ export class MemoryStore implements StateStore {
     return { ok: true, approval: structuredClone(approval) };
   }
 
+  async restoreApproval(id: string, now: number): Promise<ApprovalTransition> {
+    const approval = this.approvals.get(id);
+    if (approval === undefined) return { ok: false, reason: "not_found", approval: null };
+    if (Date.parse(approval.expires_at) <= now) return { ok: false, reason: "expired", approval: structuredClone(approval) };
+    if (approval.status !== "used") return { ok: false, reason: "not_used", approval: structuredClone(approval) };
+    approval.status = "approved";
+    this.changed(null);
+    return { ok: true, approval: structuredClone(approval) };
+  }
+
   onChange(listener: (change: StateChange) => void): void {
     this.listeners.push(listener);
   }

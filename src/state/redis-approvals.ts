@@ -35,5 +35,5 @@ export function transitionFrom(reply: unknown): ApprovalTransition {
   if (outcome === "not_found") return { ok: false, reason: "not_found", approval: null };
   const approval = approvalFrom(doc, status, decision);
   if (outcome === "ok") return { ok: true, approval };
-  return { ok: false, reason: outcome as "not_pending" | "not_approved" | "expired", approval };
+  return { ok: false, reason: outcome as "not_pending" | "not_approved" | "not_used" | "expired", approval };
 }

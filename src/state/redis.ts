@@ -179,6 +179,10 @@ export class RedisStore implements StateStore {
     return transitionFrom(await this.scripts.sparkApprovalTransition(this.names.approval(id), String(now), "consume", "used", ""));
   }
 
+  async restoreApproval(id: string, now: number): Promise<ApprovalTransition> {
+    return transitionFrom(await this.scripts.sparkApprovalTransition(this.names.approval(id), String(now), "restore", "approved", ""));
+  }
+
   onChange(listener: (change: StateChange) => void): void {
     this.listeners.push(listener);
   }

@@ -155,7 +155,7 @@ export interface Approval {
 
 export type ApprovalTransition =
   | { ok: true; approval: Approval }
-  | { ok: false; reason: "not_found" | "not_pending" | "not_approved" | "expired"; approval: Approval | null };
+  | { ok: false; reason: "not_found" | "not_pending" | "not_approved" | "not_used" | "expired"; approval: Approval | null };
 
 /** A change other replicas must see at once: they reload keys and stops. */
 export type StateChange = "keys" | "stops";
@@ -188,6 +188,8 @@ export interface StateStore {
   ): Promise<ApprovalTransition>;
   /** approved -> used, exactly once. */
   consumeApproval(id: string, now: number): Promise<ApprovalTransition>;
+  /** used -> approved, while not expired: undoes a consume whose call was not served. */
+  restoreApproval(id: string, now: number): Promise<ApprovalTransition>;
 
   /** Subscribe to changes made by any replica (including this one). */
   onChange(listener: (change: StateChange) => void): void;

@@ -1,6 +1,6 @@
 import { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { inputByteUpperBound } from "../../src/tokens/index.js";
+import { countChatInput, inputByteUpperBound } from "../../src/tokens/index.js";
 import { auditRecords, type Harness, KEYS, keyEntry, MODELS, startHarness } from "./harness.js";
 
 let h: Harness;
@@ -179,7 +179,7 @@ describe("openai SDK through the gateway", () => {
     expect(error.message).toBeTruthy();
   });
 
-  it("audits input tokens without limits: the usage, else the estimate (none needed one in advance)", async () => {
+  it("audits input tokens without limits: the usage, else the tokenizer's count (none needed one in advance)", async () => {
     const body = (content: string) => ({ model: "gpt-4o-mini", messages: [{ role: "user" as const, content }] });
     const counted = await h.client(KEYS.alice).chat.completions.create(body("say:counted"));
     await h.client(KEYS.alice).chat.completions.create(body("no_usage say:uncounted"));
@@ -187,9 +187,11 @@ describe("openai SDK through the gateway", () => {
     const records = (await auditRecords(h)).slice(-3);
     expect(records.map((r) => r.input_tokens)).toEqual([
       counted.usage?.prompt_tokens,
-      inputByteUpperBound(body("no_usage say:uncounted"), "chat"),
-      inputByteUpperBound(body("error:400 failed"), "chat"),
+      countChatInput(body("no_usage say:uncounted"), "o200k_base"),
+      countChatInput(body("error:400 failed"), "o200k_base"),
     ]);
+    // Counted, not bounded from the bytes (which is all the gateway needed before the call).
+    expect(records[1]!.input_tokens).toBeLessThan(inputByteUpperBound(body("no_usage say:uncounted"), "chat"));
   });
 
   it("records an aborted stream as 499 client_closed and aborts the upstream", async () => {

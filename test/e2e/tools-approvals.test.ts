@@ -162,17 +162,49 @@ describe("tool.call on Responses API streams", () => {
 });
 
 describe("a call-level approval", () => {
-  it("passes the approved retry once (a new upstream call), its tool calls already approved", async () => {
+  it("passes the approved retry once (a new upstream call); the tool calls in its answer need their own approval", async () => {
     const body = ask('wire transfer call_tool:deploy {"environment":"prod"}');
     const id = await approvalFrom(h.client(KEY.dev).chat.completions.create(body));
     expect((await getApproval(h, id))?.held).toBeNull();
     expect((await decide(h, id, "approve")).status).toBe(200);
     const before = chatCount(h);
-    const answer = await h.client(KEY.dev, { headers: { "x-approval-id": id } }).chat.completions.create(body);
+    // The approver saw a wire transfer, not the deploy the answer asks for: that is held for its own approver.
+    const toolApproval = await approvalFrom(h.client(KEY.dev, { headers: { "x-approval-id": id } }).chat.completions.create(body));
+    expect(toolApproval).not.toBe(id);
+    expect(chatCount(h)).toBe(before + 1);
+    expect(await getApproval(h, toolApproval)).toMatchObject({ action: "tool.call", rule: "production_tools_need_approval", status: "pending" });
+    await expectApiError(h.client(KEY.dev, { headers: { "x-approval-id": id } }).chat.completions.create(body), 403, "approval_used");
+    expect((await decide(h, toolApproval, "approve")).status).toBe(200);
+    const answer = await h.client(KEY.dev, { headers: { "x-approval-id": toolApproval } }).chat.completions.create(body);
     const call = answer.choices[0]?.message.tool_calls?.[0];
     expect(call?.type === "function" ? call.function.name : null).toBe("deploy");
     expect(chatCount(h)).toBe(before + 1);
-    await expectApiError(h.client(KEY.dev, { headers: { "x-approval-id": id } }).chat.completions.create(body), 403, "approval_used");
+  });
+
+  it("audits an approved call as ALLOW, not as a violation", async () => {
+    const body = ask("wire transfer say:sent");
+    const id = await approvalFrom(h.client(KEY.dev).chat.completions.create(body));
+    expect((await decide(h, id, "approve")).status).toBe(200);
+    const { response } = await h.client(KEY.dev, { headers: { "x-approval-id": id } }).chat.completions.create(body).withResponse();
+    const record = (await auditRecords(h)).find((r) => r.id === response.headers.get("x-request-id"));
+    expect(record?.status).toBe(200);
+    expect(record?.decision).toMatchObject({ effect: "ALLOW", rule: "wire_transfers_need_approval" });
+    expect(record?.decision.reason).toMatch(/^approved by a human; /);
+  });
+
+  it("gives an approval back when its call is refused for a reason a retry outlives (upstream 5xx)", async () => {
+    const body = ask("wire transfer error:503 busy");
+    const id = await approvalFrom(h.client(KEY.dev).chat.completions.create(body));
+    expect((await decide(h, id, "approve")).status).toBe(200);
+    const noRetry = h.client(KEY.dev, { headers: { "x-approval-id": id }, maxRetries: 0 });
+    const status = (): Promise<number> => noRetry.chat.completions.create(body).then(
+      () => 200,
+      (error: { status?: number }) => error.status ?? 0,
+    );
+    expect(await status()).toBe(503);
+    expect((await getApproval(h, id))?.status).toBe("approved");
+    expect(await status()).toBe(503);
+    expect((await getApproval(h, id))?.status).toBe("approved");
   });
 });
 

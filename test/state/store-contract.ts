@@ -335,6 +335,20 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect((await store.getApproval("a1"))?.status).toBe("used");
         expect(await store.consumeApproval("missing", T0)).toEqual({ ok: false, reason: "not_found", approval: null });
       });
+
+      it("is given back (used -> approved) only when used and not expired, and can then be consumed once more", async () => {
+        await store.createApproval(approval("a1", T0));
+        expect(await store.restoreApproval("a1", T0)).toMatchObject({ ok: false, reason: "not_used" });
+        await store.decideApproval("a1", decision("approved"), T0);
+        expect(await store.restoreApproval("a1", T0)).toMatchObject({ ok: false, reason: "not_used" });
+        expect((await store.consumeApproval("a1", T0)).ok).toBe(true);
+        expect(await replica.restoreApproval("a1", T0 + 1)).toMatchObject({ ok: true, approval: { status: "approved" } });
+        expect((await store.getApproval("a1"))?.status).toBe("approved");
+        expect((await store.consumeApproval("a1", T0 + 2)).ok).toBe(true);
+        expect(await store.restoreApproval("a1", T0 + 3_600_000)).toMatchObject({ ok: false, reason: "expired" });
+        expect((await store.getApproval("a1"))?.status).toBe("used");
+        expect(await store.restoreApproval("missing", T0)).toEqual({ ok: false, reason: "not_found", approval: null });
+      });
     });
 
     describe("runtime keys and stops", () => {

@@ -3,7 +3,7 @@
  * consuming one approval) never both win. The approval is a hash: `doc` (the JSON as created),
  * `status`, `exp` (expiry in ms, '' when unparseable: never expires, as in the memory store) and
  * `decision` (JSON of the decided_* fields). Checks run in the memory store's order: expired first.
- * ARGV: now, decide|consume, new status, decision JSON. Reply: outcome, doc, status, decision.
+ * ARGV: now, decide|consume|restore, new status, decision JSON. Reply: outcome, doc, status, decision.
  */
 export const APPROVAL_TRANSITION_LUA = `
 local v = redis.call('HMGET', KEYS[1], 'doc', 'status', 'exp')
@@ -16,9 +16,12 @@ if v[3] and v[3] ~= '' and tonumber(v[3]) <= tonumber(ARGV[1]) then return reply
 if ARGV[2] == 'decide' then
   if v[2] ~= 'pending' then return reply('not_pending') end
   redis.call('HSET', KEYS[1], 'status', ARGV[3], 'decision', ARGV[4])
-else
+elseif ARGV[2] == 'consume' then
   if v[2] ~= 'approved' then return reply('not_approved') end
   redis.call('HSET', KEYS[1], 'status', 'used')
+else
+  if v[2] ~= 'used' then return reply('not_used') end
+  redis.call('HSET', KEYS[1], 'status', 'approved')
 end
 return reply('ok')
 `;
