@@ -26,7 +26,11 @@ export interface AuditCursor {
 
 const cursorSchema = z.object({ id: z.string(), ts: z.string() });
 
-const time = z.union([z.iso.datetime({ offset: true }), z.iso.date()]).transform((text) => Date.parse(text));
+const DAY_MS = 86_400_000;
+const time = z.union([z.iso.datetime({ offset: true }), z.iso.date()]);
+const fromTime = time.transform((text) => Date.parse(text));
+/** `to` is inclusive, as the seed's `lte`: a date takes in its whole (UTC) day, an instant itself. */
+const toTime = time.transform((text) => Date.parse(text) + (text.length === 10 ? DAY_MS : 1));
 
 const paramsSchema = z.strictObject({
   user: z.string().optional(),
@@ -38,8 +42,8 @@ const paramsSchema = z.strictObject({
   error_code: z.string().optional(),
   min_cost: z.coerce.number().min(0).optional(),
   approval_id: z.string().optional(),
-  from: time.optional(),
-  to: time.optional(),
+  from: fromTime.optional(),
+  to: toTime.optional(),
   limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT),
   cursor: z
     .string()
@@ -54,7 +58,7 @@ const paramsSchema = z.strictObject({
     .optional(),
 });
 
-/** Filters of a query; times are epoch ms (`from` inclusive, `to` exclusive). */
+/** Filters of a query; times are epoch ms (`from` inclusive, `to` exclusive: the parsed `to` is the end of what it names). */
 export type AuditQuery = z.output<typeof paramsSchema> & { kind: AuditQueryKind };
 
 /** A time range of records, as in a query: epoch ms, `from` inclusive, `to` exclusive. */

@@ -85,12 +85,13 @@ describe("queryFiles", () => {
     ["min_cost", { min_cost: "1" }, (r) => r.cost >= 1],
     ["approval_id", { approval_id: "ap_1" }, (r) => r.approval_id === "ap_1"],
     ["from", { from: "2024-05-02T09:00:00Z" }, (r) => r.ts >= "2024-05-02T09:00:00.000Z"],
-    ["to", { to: "2024-05-02T09:00:00Z" }, (r) => r.ts < "2024-05-02T09:00:00.000Z"],
+    ["to (an instant, inclusive)", { to: "2024-05-02T09:00:00Z" }, (r) => r.ts <= "2024-05-02T09:00:00.000Z"],
     [
-      "from and to",
+      "from and to (dates: the whole of the last day)",
       { from: "2024-05-02", to: "2024-05-03" },
-      (r) => r.ts >= "2024-05-02T00:00:00.000Z" && r.ts < "2024-05-03T00:00:00.000Z",
+      (r) => r.ts >= "2024-05-02T00:00:00.000Z" && r.ts < "2024-05-04T00:00:00.000Z",
     ],
+    ["from and to the same day", { from: "2024-05-03", to: "2024-05-03" }, (r) => r.ts.startsWith("2024-05-03")],
   ])("filters by %s", async (_name, params, keep) => {
     const page = await queryFiles(dir, "r1", query(params));
     const want = expected(r1, keep);

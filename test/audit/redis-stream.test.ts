@@ -129,11 +129,11 @@ describe("scanStream", () => {
     expect(ids(await scanned({}, { pageSize: records.length }))).toEqual(ids(records));
   });
 
-  it("takes `from` inclusive and `to` exclusive by each record's ts", async () => {
+  it("takes `from` and `to` inclusive by each record's ts", async () => {
     const records = sampleRecords("r1");
     await new RedisStreamSink(redis, { key: KEY, maxLen: 10_000 }).write(records);
     const range = { from: "2024-05-01T11:00:00Z", to: "2024-05-03T09:00:00Z" };
-    const within = (r: AuditRecord) => r.ts >= "2024-05-01T11:00:00.000Z" && r.ts < "2024-05-03T09:00:00.000Z";
+    const within = (r: AuditRecord) => r.ts >= "2024-05-01T11:00:00.000Z" && r.ts <= "2024-05-03T09:00:00.000Z";
     expect(ids(await scanned(range, { pageSize: 3 }))).toEqual(ids(records.filter(within)));
     expect(await scanned({ from: "2024-05-04" })).toEqual([]);
   });

@@ -50,17 +50,18 @@ describe("scanFiles", () => {
     expect(ids(await scanned({}))).toEqual(pick("a", "b", "c", "lateD", "e", "f", "lateG"));
   });
 
-  it("takes `from` inclusive and `to` exclusive, late records included by their own ts", async () => {
+  it("takes `from` and `to` inclusive (a date `to`: its whole day), late records included by their own ts", async () => {
     const range = query({ from: "2024-05-01T12:00:00Z", to: "2024-05-02T12:00:00Z" });
-    expect(ids(await scanned(range))).toEqual(pick("b", "c", "lateD", "lateG"));
-    expect(ids(await scanned(query({ to: "2024-05-02" })))).toEqual(pick("a", "b", "lateD"));
+    expect(ids(await scanned(range))).toEqual(pick("b", "c", "lateD", "e", "lateG"));
+    expect(ids(await scanned(query({ to: "2024-05-02" })))).toEqual(pick("a", "b", "c", "lateD", "e", "lateG"));
     expect(ids(await scanned(query({ from: "2024-05-03T01:00:00Z" })))).toEqual(pick("f"));
     expect(await scanned(query({ from: "2024-05-04" }))).toEqual([]);
-    expect(await scanned(query({ to: "2024-05-01" }))).toEqual([]);
+    expect(ids(await scanned(query({ to: "2024-05-01" })))).toEqual(pick("a", "b", "lateD"));
+    expect(await scanned(query({ to: "2024-04-30" }))).toEqual([]);
   });
 
   it("reads every replica when none is given", async () => {
-    const all = ids(await collect(scanFiles(dir, undefined, query({ from: "2024-05-02", to: "2024-05-03" }))));
+    const all = ids(await collect(scanFiles(dir, undefined, query({ from: "2024-05-02", to: "2024-05-02" }))));
     expect(all.sort()).toEqual([...pick("c", "e", "lateG"), other.id].sort());
   });
 

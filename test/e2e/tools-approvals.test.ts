@@ -189,7 +189,7 @@ describe("a call-level approval", () => {
     const record = (await auditRecords(h)).find((r) => r.id === response.headers.get("x-request-id"));
     expect(record?.status).toBe(200);
     expect(record?.decision).toMatchObject({ effect: "ALLOW", rule: "wire_transfers_need_approval" });
-    expect(record?.decision.reason).toMatch(/^approved by a human; /);
+    expect((record?.decision as { reason?: string } | undefined)?.reason).toMatch(/^approved by a human; /);
   });
 
   it("gives an approval back when its call is refused for a reason a retry outlives (upstream 5xx)", async () => {
