@@ -164,7 +164,7 @@ export function reserveLevel(state: LevelState, request: ReserveRequest, now: nu
   if (limits.sessionMaxLlmCalls !== null && (state.session?.llmCalls ?? 0) >= limits.sessionMaxLlmCalls) {
     return refusal(state, request, "session_llm_calls", null);
   }
-  if (limits.sessionMaxToolCalls !== null && (state.session?.toolCalls ?? 0) >= limits.sessionMaxToolCalls) {
+  if (limits.sessionMaxToolCalls !== null && (state.session?.toolCalls ?? 0) > limits.sessionMaxToolCalls) {
     return refusal(state, request, "session_tool_calls", null);
   }
   if (limits.sessionMaxTokens !== null && (state.session?.tokens ?? 0) >= limits.sessionMaxTokens) {

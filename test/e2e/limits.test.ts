@@ -354,11 +354,14 @@ ${keyEntry("agent", K.session, "{ user: u-agent, role: developer, team: t1 }")}
     expect(records.map((r) => r.status)).toEqual([200, 200, 429]);
   });
 
-  it("counts the tool calls in a session's answers against max_tool_calls", async () => {
+  it("counts the tool calls in a session's answers against max_tool_calls: refused once past it", async () => {
     const client = h.client(K.sessionTools, { headers: { "x-session-id": "agent-run-1" } });
     const answer = await client.chat.completions.create(say('call_tool:search {"q":"a"}'));
     expect(answer.choices[0]?.message.tool_calls?.length).toBe(1);
-    await expectApiError(client.chat.completions.create(say("say:next step")), 429, "budget_exceeded");
+    // At max_tool_calls (1), not past it: the next step still runs, and its tool call takes the session past.
+    await client.chat.completions.create(say('call_tool:search {"q":"b"}'));
+    const error = await expectApiError(client.chat.completions.create(say("say:next step")), 429, "budget_exceeded");
+    expect(error.message).toContain("session tool-call limit reached");
   });
 
   it("gives back what earlier levels took when a later level refuses: a refused call costs no request", async () => {

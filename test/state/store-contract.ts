@@ -204,11 +204,23 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await store.reserve(request, T0)).toMatchObject({ ok: false, limit: "session_llm_calls", retryAfterMs: null });
       });
 
-      it("counts tool calls when the answer settles", async () => {
+      it("counts tool calls when the answer settles; refuses a session past its limit, not one at it", async () => {
         const request = reserveRequest(level, session({ sessionMaxToolCalls: 3 }), { ttlMs: 3_600_000 });
         const first = await store.reserve(request, T0);
         expect((await store.reserve(request, T0)).ok).toBe(true);
         await store.settle(settleRequest(request, first, T0, { toolCalls: 3 }), T0);
+        // At the limit a call that makes no tool call (the agent's final answer) still passes.
+        const atLimit = await store.reserve(request, T0);
+        expect(atLimit.ok).toBe(true);
+        await store.settle(settleRequest(request, atLimit, T0, { toolCalls: 1 }), T0);
+        expect(await store.reserve(request, T0)).toMatchObject({ ok: false, limit: "session_tool_calls" });
+      });
+
+      it("lets a session with max_tool_calls 0 call, until an answer calls a tool", async () => {
+        const request = reserveRequest(level, session({ sessionMaxToolCalls: 0 }), { ttlMs: 3_600_000 });
+        const first = await store.reserve(request, T0);
+        expect(first.ok).toBe(true);
+        await store.settle(settleRequest(request, first, T0, { toolCalls: 1 }), T0);
         expect(await store.reserve(request, T0)).toMatchObject({ ok: false, limit: "session_tool_calls" });
       });
 

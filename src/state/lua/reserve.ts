@@ -33,7 +33,7 @@ local s = redis.call('HMGET', KEYS[7], 'startedAt', 'llmCalls', 'toolCalls', 'to
 local hasSession = s[1] ~= false
 if maxMs ~= nil and hasSession and now - tonumber(s[1]) > maxMs then return refuse('session_seconds') end
 if maxLlm ~= nil and tonumber(s[2] or '0') >= maxLlm then return refuse('session_llm_calls') end
-if maxTool ~= nil and tonumber(s[3] or '0') >= maxTool then return refuse('session_tool_calls') end
+if maxTool ~= nil and tonumber(s[3] or '0') > maxTool then return refuse('session_tool_calls') end
 if maxTokens ~= nil and tonumber(s[4] or '0') >= maxTokens then return refuse('session_tokens') end
 
 -- The output tokens a remaining budget can pay for, or nil when it cannot pay the minimum.
