@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { AuditRecord } from "../audit/types.js";
 import type { Env } from "../http/app.js";
+import { CALL_ACTIONS } from "../policy/types.js";
 import { usdToMicros } from "../pricing/index.js";
 import { auditQueryFrom, fromAudit } from "./audit.js";
 import { type AdminContext, allowOnly, authorize, list, parseWith, queryParams } from "./http.js";
@@ -39,8 +40,13 @@ function groupOf(record: AuditRecord, groupBy: SpendGroupBy): string | null {
   }
 }
 
-/** Spend is what keys did through `/v1`: admin actions and unauthenticated attempts are not calls. */
-const isCall = (record: AuditRecord): boolean => record.key_id !== null && record.path.startsWith("/v1/");
+const CALLS: ReadonlySet<string | null> = new Set(CALL_ACTIONS);
+
+/**
+ * Spend is the governed calls that reached the upstream (chat, responses, embeddings): refusals,
+ * model listings, passthrough and admin actions cost nothing and are not counted as requests.
+ */
+const isCall = (record: AuditRecord): boolean => CALLS.has(record.action) && record.upstream_ms !== null;
 
 interface Totals {
   requests: number;

@@ -29,6 +29,9 @@ function manyRecords(): AuditRecord[] {
     const ts = new Date(Math.max(start, start + index * 129_600 - late)).toISOString();
     const key = next(10);
     const admin = key === 9;
+    // Refused before the upstream (a limit, a policy) or a model listing: neither is spend.
+    const refused = index % 9 === 4;
+    const listing = !admin && index % 13 === 5;
     out.push(
       makeRecord({
         ts,
@@ -36,7 +39,10 @@ function manyRecords(): AuditRecord[] {
         key_id: admin ? null : key === 8 ? null : `key-${key % 4}`,
         user: admin ? "admin" : `user-${key % 3}`,
         team: key % 5 === 0 ? null : `team-${key % 2}`,
-        path: admin ? "/admin/keys" : "/v1/chat/completions",
+        path: admin ? "/admin/keys" : listing ? "/v1/models" : "/v1/chat/completions",
+        action: admin ? "admin.keys.create" : listing ? null : "chat.completions",
+        status: refused ? 429 : 200,
+        upstream_ms: refused || admin || listing ? null : 10,
         model: key === 7 ? null : ["gpt-4o-mini", "gpt-4o", "o3"][next(3)] ?? null,
         input_tokens: next(5000),
         output_tokens: next(2000),
@@ -56,12 +62,12 @@ afterAll(async () => {
   await cleanup();
 });
 
-/** The totals computed the plain way: integer micro-USD over calls through `/v1` in the range. */
+/** The totals computed the plain way: integer micro-USD over governed calls that reached the upstream, in the range. */
 function expectedRows(groupBy: SpendGroupBy, range: AuditRange): Map<string | null, Omit<SpendRow, "group">> {
   const rows = new Map<string | null, Omit<SpendRow, "group"> & { micros: number }>();
   for (const r of records) {
     const ms = Date.parse(r.ts);
-    if (r.key_id === null || !r.path.startsWith("/v1/")) continue;
+    if (r.action !== "chat.completions" || r.upstream_ms === null) continue;
     if ((range.from !== undefined && ms < range.from) || (range.to !== undefined && ms >= range.to)) continue;
     const group = groupBy === "day" ? r.ts.slice(0, 10) : groupBy === "key" ? r.key_id : r[groupBy];
     const row = rows.get(group) ?? { requests: 0, input_tokens: 0, output_tokens: 0, cost: 0, micros: 0 };
