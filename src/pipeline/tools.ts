@@ -70,10 +70,12 @@ export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, 
       result.decisions.push({ decision, record: { action: "tool.register", tool: name, effect: decision.effect, rule: decision.rule } });
     }
     if (result.stripped.length > 0) {
-      if (kept.length === 0) {
-        delete body[field];
-        if (field === "tools") delete body.tool_choice;
-      } else body[field] = kept;
+      const choiceField = field === "tools" ? "tool_choice" : "function_call";
+      const forced = toolName(body[choiceField]);
+      // A choice forcing a tool that is gone would be refused upstream: the default (auto) stands instead.
+      if (kept.length === 0 || (forced !== null && result.stripped.includes(forced))) delete body[choiceField];
+      if (kept.length === 0) delete body[field];
+      else body[field] = kept;
     }
   }
   return result;

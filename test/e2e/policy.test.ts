@@ -237,6 +237,21 @@ describe("tool.register", () => {
     expect(seen.tool_choice).toBeUndefined();
   });
 
+  it("drops a tool_choice that forces a stripped tool, and keeps one that forces a kept tool", async () => {
+    const forcing = (name: string) => ({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user" as const, content: "say:forced" }],
+      tools: [tool("web_search"), tool("read_file")],
+      tool_choice: { type: "function" as const, function: { name } },
+    });
+    await h.client(KEY.dev).chat.completions.create(forcing("web_search"));
+    const gone = h.mock.requests.at(-1)!.body as Record<string, unknown>;
+    expect(gone.tool_choice).toBeUndefined();
+    expect((gone.tools as unknown[]).length).toBe(1);
+    await h.client(KEY.dev).chat.completions.create(forcing("read_file"));
+    expect((h.mock.requests.at(-1)!.body as Record<string, unknown>).tool_choice).toEqual({ type: "function", function: { name: "read_file" } });
+  });
+
   it("governs Responses API function tools the same way", async () => {
     await expectApiError(
       h.client(KEY.analyst).responses.create({
