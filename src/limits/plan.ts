@@ -152,6 +152,23 @@ export function planLimits(config: Config, principal: Principal, sessionId: stri
   };
 }
 
+/**
+ * The plan of an unpriced request (a passthrough path): only the request limits (per minute and
+ * in parallel) apply; tokens and money are never charged, so a spent budget does not refuse it.
+ */
+export function requestLimitsOnly(plan: LimitPlan): LimitPlan {
+  return {
+    ...plan,
+    levels: plan.levels.map(({ level, limits }) => ({
+      level,
+      limits: { ...NO_LIMITS, requestsPerMinute: limits.requestsPerMinute, maxParallel: limits.maxParallel },
+    })),
+    perCallCapMicros: null,
+    needsPrices: false,
+    needsTokens: false,
+  };
+}
+
 /** The limit kinds answered with `budget_exceeded` (money and sessions) rather than `rate_limit_exceeded`. */
 export function isBudgetLimit(kind: LimitKind): boolean {
   return kind !== "requests_per_minute" && kind !== "tokens_per_minute" && kind !== "max_parallel_requests";

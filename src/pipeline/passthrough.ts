@@ -3,7 +3,7 @@ import { pipeline } from "node:stream/promises";
 import { GatewayError } from "../http/errors.js";
 import { reserveAll, settleAll, type Reservation } from "../limits/enforce.js";
 import { pushRateHeaders } from "../limits/headers.js";
-import { planLimits } from "../limits/plan.js";
+import { planLimits, requestLimitsOnly } from "../limits/plan.js";
 import { forward, upstreamUrl } from "../upstream/forward.js";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/headers.js";
 import type { AuditDraft } from "./audit-draft.js";
@@ -33,7 +33,7 @@ export async function handlePassthrough(
     const principal = authenticate(services, incoming, services.clock(), draft);
     const method = incoming.method ?? "GET";
     const body = method === "GET" || method === "HEAD" ? null : await readBody(incoming, config.server.max_body_bytes);
-    const plan = planLimits(config, principal, null);
+    const plan = requestLimitsOnly(planLimits(config, principal, null));
     reservation = await reserveAll(services.store, plan, { inputTokens: 0, inputMicros: 0, outputPricePer1M: 0, outputTokens: 0 }, services.clock());
     const upstreamName = config.passthrough.upstream ?? Object.keys(config.upstreams)[0]!;
     const upstream = runtime.upstreams.get(upstreamName)!;

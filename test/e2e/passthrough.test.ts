@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { limits, reserveRequest, settleRequest } from "../state/fixtures.js";
 import { auditRecords, type Harness, KEYS, keyEntry, MODELS, startHarness } from "./harness.js";
 
 let h: Harness;
 let offset = 0;
+const SPENT = "sk-passthrough-spent";
 
 beforeAll(async () => {
   h = await startHarness(
@@ -10,6 +12,7 @@ beforeAll(async () => {
 passthrough: { upstream: openai, paths: [/v1/files] }
 keys:
 ${keyEntry("alice-dev", KEYS.alice, "{ user: alice, role: developer, team: research }", "{ requests_per_minute: 2 }")}
+${keyEntry("spent", SPENT, "{ user: sam, role: developer, team: research }", "{ total_cost: 0.0002, tokens_per_minute: 2000 }")}
 `,
     { clock: () => Date.now() + offset },
   );
@@ -32,6 +35,22 @@ describe("passthrough paths", () => {
     const records = (await auditRecords(h)).filter((r) => r.path === "/v1/files");
     expect(records.map((r) => r.status)).toEqual([200, 401, 200, 429]);
     expect(records[0]).toMatchObject({ action: "passthrough", key_id: "alice-dev", cost: 0 });
+  });
+
+  it("is not priced: a key whose budget is overspent (the upstream billed more than reserved) still reaches it", async () => {
+    // An answer billed above its reservation takes the key past its total budget.
+    const store = h.gateway.services.store;
+    const request = reserveRequest("key:spent", limits({ totalMicros: 1_000_000 }));
+    const granted = await store.reserve(request, Date.now());
+    await store.settle(settleRequest(request, granted, Date.now(), { actualMicros: 300 }), Date.now());
+    const refused = await fetch(`${h.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${SPENT}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "say:more" }] }),
+    });
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("budget_exceeded");
+    expect((await get("/v1/files", SPENT)).status).toBe(200);
   });
 
   it("relays what is under a listed path, and keeps unlisted paths at 404", async () => {
