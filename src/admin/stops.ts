@@ -30,7 +30,8 @@ function kindAndValue(body: Target): Pick<Stop, "kind" | "value"> {
   return { kind: "team", value: body.team ?? "" };
 }
 
-const stopView = (stop: Stop) => ({ object: "stop" as const, ...stop });
+/** A stop as stored, and its target under the field the request named it by (`key_id`, `user` or `team`). */
+const stopView = (stop: Stop) => ({ object: "stop" as const, ...stop, [stop.kind]: stop.value });
 
 async function createStop(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const { services } = deps;

@@ -14,11 +14,13 @@ describe("emergency stops", () => {
     expect((await h.call(ALICE_KEY, "GET", "/v1/models")).status).toBe(200);
     const stopped = await h.admin("POST", "/stop", { user: "alice", reason: "runaway agent" });
     expect(stopped.status).toBe(201);
-    expect(stopped.json).toMatchObject({ kind: "user", value: "alice", reason: "runaway agent", by: "admin" });
+    expect(stopped.json).toMatchObject({ kind: "user", value: "alice", user: "alice", reason: "runaway agent", by: "admin" });
     expectError(await h.call(ALICE_KEY, "GET", "/v1/models"), 403, "emergency_stop");
 
-    const listed = await h.admin<ListBody<{ kind: string; value: string }>>("GET", "/stop");
+    const listed = await h.admin<ListBody<{ kind: string; value: string; user?: string }>>("GET", "/stop");
     expect(listed.json.data.map((s) => `${s.kind}:${s.value}`)).toEqual(["user:alice"]);
+    // The target also under the field the request named it by, so a client can lift with the item as listed.
+    expect(listed.json.data[0]?.user).toBe("alice");
 
     expect((await h.admin("POST", "/stop/lift", { user: "alice" })).status).toBe(200);
     expect((await h.call(ALICE_KEY, "GET", "/v1/models")).status).toBe(200);
