@@ -94,12 +94,12 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
 
   app.get("/v1/models", (c) => {
     const principal = authenticate(services, c.env.incoming, services.clock(), c.get("draft"));
-    return c.json({ object: "list", data: listModels(services.current(), principal) });
+    return c.json({ object: "list", data: listModels(services.current(), principal, c.env.incoming) });
   });
   app.get("/v1/models/:id{.+}", (c) => {
     const principal = authenticate(services, c.env.incoming, services.clock(), c.get("draft"));
     const id = c.req.param("id");
-    const model = listModels(services.current(), principal).find((m) => m.id === id);
+    const model = listModels(services.current(), principal, c.env.incoming).find((m) => m.id === id);
     if (model === undefined) throw new GatewayError(404, "model_not_found", `the model \`${id}\` does not exist or you do not have access to it`, { param: "model" });
     return c.json(model);
   });

@@ -24,6 +24,7 @@ import { captureAuditBody } from "./audit-body.js";
 import { applyOutputLimit, type Estimate, estimateCall, outputLimit } from "./estimate.js";
 import { buildCallFacts, prefetchUsage } from "./call-facts.js";
 import { readBody } from "./read-body.js";
+import { sessionIdOf } from "./session-id.js";
 import { relayStream } from "./relay-stream.js";
 import { writeError, writeJson } from "./respond.js";
 import type { Services } from "./services.js";
@@ -120,8 +121,7 @@ export async function handleCall(
     if (model === undefined || (model.kind === "embedding") !== (action === "embeddings")) {
       throw new GatewayError(404, "model_not_found", `the model \`${modelName}\` does not exist or you do not have access to it`, { param: "model" });
     }
-    const sessionHeader = incoming.headers[config.sessions.header];
-    const sessionId = typeof sessionHeader === "string" && sessionHeader !== "" ? sessionHeader.slice(0, 256) : null;
+    const sessionId = sessionIdOf(incoming, config);
     draft.sessionId = sessionId;
     const plan = planLimits(config, principal, sessionId);
     const prices = runtime.prices.get(modelName) ?? null;

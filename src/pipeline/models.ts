@@ -1,8 +1,10 @@
+import type { IncomingMessage } from "node:http";
 import type { Principal } from "../auth/keys.js";
 import { planLimits } from "../limits/plan.js";
 import { evaluatePolicy } from "../policy/evaluate.js";
 import { isPriced } from "../pricing/index.js";
 import { CallFacts } from "./facts.js";
+import { sessionIdOf } from "./session-id.js";
 import type { Runtime } from "./runtime.js";
 
 export interface ModelEntry {
@@ -16,7 +18,9 @@ export interface ModelEntry {
  * The models this key may use: those a call by it would not be denied, judged on its subject alone,
  * and for a key with cost limits only priced ones (an unpriced one would answer `model_not_priced`).
  */
-export function listModels(runtime: Runtime, principal: Principal): ModelEntry[] {
+export function listModels(runtime: Runtime, principal: Principal, incoming: IncomingMessage): ModelEntry[] {
+  // Rules may read the session the listing is asked in, as they would read a call's.
+  const sessionId = sessionIdOf(incoming, runtime.config);
   const now = Date.now();
   const needsPrices = planLimits(runtime.config, principal, null).needsPrices;
   const out: ModelEntry[] = [];
@@ -33,7 +37,7 @@ export function listModels(runtime: Runtime, principal: Principal): ModelEntry[]
       model: id,
       stream: false,
       tools: [],
-      sessionId: null,
+      sessionId,
       ip: null,
       userAgent: null,
       now,

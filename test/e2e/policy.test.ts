@@ -141,6 +141,29 @@ describe("call-level policy", () => {
   });
 });
 
+describe("/v1/models and session rules", () => {
+  it("judges the listing in the session it is asked in, as a call in that session would be", async () => {
+    const own = await startHarness(`${MODELS}
+keys:
+${keyEntry("dev", KEY.dev, "{ user: dana, role: developer, team: research }")}
+policies:
+  rules:
+    - name: gpt4o_only_in_sessions
+      effect: DENY
+      conditions: { model: { eq: gpt-4o }, session_id: { exists: false } }
+`);
+    try {
+      const ids = async (headers: Record<string, string>) => (await own.client(KEY.dev, { headers }).models.list()).data.map((m) => m.id);
+      expect(await ids({})).not.toContain("gpt-4o");
+      expect(await ids({ "x-session-id": "run-7" })).toContain("gpt-4o");
+      const inSession = await own.client(KEY.dev, { headers: { "x-session-id": "run-7" } }).models.retrieve("gpt-4o");
+      expect(inSession.id).toBe("gpt-4o");
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe("estimated_cost", () => {
   const body = { model: "gpt-4o", messages: [{ role: "user" as const, content: "say:priced" }], max_completion_tokens: 2000 };
 
