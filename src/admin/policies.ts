@@ -162,7 +162,7 @@ export function evaluateFacts(runtime: Runtime, action: Action, facts: CallFacts
   const decision = evaluatePolicy(runtime.policy, action, facts);
   if (!isCallAction(action) || request === undefined) return decision;
   const tools = governDeclaredTools(runtime.policy, action, structuredClone(request), facts);
-  return mergeDecisions([decision, ...tools.decisions.map((tool) => tool.decision)]);
+  return mergeDecisions([decision, ...tools.decisions.map((tool) => tool.decision)], runtime.policy.ruleOrder);
 }
 
 const evaluateSchema = z

@@ -177,7 +177,7 @@ export async function handleCall(
     draft.toolsDeclared = tools.declared;
     draft.toolsStripped = tools.stripped;
     draft.toolDecisions = tools.decisions.map((d) => d.record);
-    const decision = mergeDecisions([callDecision, ...tools.decisions.map((d) => d.decision)]);
+    const decision = mergeDecisions([callDecision, ...tools.decisions.map((d) => d.decision)], runtime.policy.ruleOrder);
     // What shaped an approved call's outcome is the approval: audited as ALLOW, not as a violation.
     draft.decision = approved && decision.effect === "REQUIRE_APPROVAL" ? { ...decision, effect: "ALLOW", reason: `approved by a human; ${decision.reason}` } : decision;
     draft.body = captureAuditBody(config, body, decision);
@@ -267,7 +267,7 @@ export async function handleCall(
       { status: response.status, headers: streamHeaders },
       {
         stripUsageChunk: action === "chat.completions" && !clientAskedUsage,
-        holdToolCalls: runtime.policy.hasRulesFor("tool.call"),
+        holdToolCalls: runtime.policy.governs("tool.call"),
         decideTools: async (calls, answer) => {
           const verdict = await governToolCalls(services, runtime.policy, facts, calls, {
             principal,
@@ -277,7 +277,7 @@ export async function handleCall(
             held: { kind: "sse", status: response.status, content_type: "text/event-stream", body: answer },
             waitForDecision: (id) => waitIfAsked(services, incoming, id, cancel),
           });
-          applyToolVerdict(state, verdict);
+          applyToolVerdict(state, runtime.policy.ruleOrder, verdict);
           return verdict.error;
         },
       },
@@ -522,7 +522,7 @@ async function relayJson(
   state.draft.toolCalls = summary.toolCalls.map((c) => c.name);
   state.toolCallCount = summary.toolCalls.length;
   account(state, model, summary.usage, summary.text);
-  if (summary.toolCalls.length > 0 && runtime.policy.hasRulesFor("tool.call")) {
+  if (summary.toolCalls.length > 0 && runtime.policy.governs("tool.call")) {
     const verdict = await governToolCalls(services, runtime.policy, facts, summary.toolCalls, {
       principal,
       bodyHash,
@@ -531,7 +531,7 @@ async function relayJson(
       held: { kind: "json", status, content_type: "application/json", body: raw.toString("utf8") },
       waitForDecision,
     });
-    applyToolVerdict(state, verdict);
+    applyToolVerdict(state, runtime.policy.ruleOrder, verdict);
     if (verdict.error !== null) throw verdict.error;
   }
   state.status = status;
@@ -542,10 +542,14 @@ async function relayJson(
   await settled;
 }
 
-function applyToolVerdict(state: CallState, verdict: { decisions: { record: AuditDraft["toolDecisions"][number]; decision: Decision }[]; approvalId: string | null }): void {
+function applyToolVerdict(
+  state: CallState,
+  ruleOrder: ReadonlyMap<string, number>,
+  verdict: { decisions: { record: AuditDraft["toolDecisions"][number]; decision: Decision }[]; approvalId: string | null },
+): void {
   const { draft } = state;
   draft.toolDecisions = [...draft.toolDecisions, ...verdict.decisions.map((d) => d.record)];
-  if (draft.decision !== null) draft.decision = mergeDecisions([draft.decision, ...verdict.decisions.map((d) => d.decision)]);
+  if (draft.decision !== null) draft.decision = mergeDecisions([draft.decision, ...verdict.decisions.map((d) => d.decision)], ruleOrder);
   if (verdict.approvalId !== null) draft.approvalId = verdict.approvalId;
 }
 

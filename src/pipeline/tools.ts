@@ -46,7 +46,7 @@ function auditLevelOnly(constraints: Decision["constraints"]): Decision["constra
 export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, body: Record<string, unknown>, facts: CallFacts): ToolGovernance {
   // The names the facts already hold (`tools`), found in the same order: one array for both.
   const result: ToolGovernance = { declared: facts.get("tools") as string[], stripped: [], decisions: [], deniedTool: null };
-  if (action === "embeddings" || !policy.hasRulesFor("tool.register")) return result;
+  if (action === "embeddings" || !policy.governs("tool.register")) return result;
   for (const field of ["tools", "functions"] as const) {
     const list = body[field];
     if (!Array.isArray(list)) continue;
@@ -61,7 +61,8 @@ export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, 
       if (decision.effect === "DENY" && decision.constraints.on_deny === "strip") {
         result.stripped.push(name);
         // Allowed once stripped: it merges as an ALLOW, carrying no DENY constraint but its audit level.
-        const allowed: Decision = { ...decision, effect: "ALLOW", constraints: auditLevelOnly(decision.constraints) };
+        // Named by no rule, so the strip rule never names the call's decision.
+        const allowed: Decision = { ...decision, effect: "ALLOW", rule: null, reason: `\`${name}\` stripped: ${decision.reason}`, constraints: auditLevelOnly(decision.constraints) };
         result.decisions.push({ decision: allowed, record: { action: "tool.register", tool: name, effect: "DENY", rule: decision.rule } });
         continue;
       }
@@ -114,7 +115,7 @@ export async function governToolCalls(
     return { decision, record: { action: "tool.call", tool: call.name, effect: decision.effect, rule: decision.rule } };
   });
   const verdict: ToolVerdict = { decisions, error: null, approvalId: null };
-  const combined = mergeDecisions(decisions.map((d) => d.decision));
+  const combined = mergeDecisions(decisions.map((d) => d.decision), policy.ruleOrder);
   if (combined.effect === "DENY") {
     const denied = decisions.find((d) => d.decision.effect === "DENY");
     verdict.error = deniedError(combined, denied?.record.tool ?? null);

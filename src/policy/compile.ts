@@ -25,10 +25,16 @@ export interface CompiledPolicy {
   /** The enabled rules as configured, in order (for GET /admin/policies). */
   readonly rules: readonly RuleConfig[];
   readonly defaultEffect: Effect;
+  /** Each enabled rule's place in config order, which names a merged decision's rule. */
+  readonly ruleOrder: ReadonlyMap<string, number>;
   /** Every fact an enabled rule reads (`tool_args.x` reads `tool_args`), so the pipeline computes no others. */
   readonly attributes: ReadonlySet<string>;
-  /** True when some enabled rule (dry-run included) applies to the action, so callers may skip evaluation. */
-  hasRulesFor(action: Action): boolean;
+  /**
+   * False only when evaluating the action could not come out other than a plain default ALLOW (no
+   * enabled rule, dry-run included, applies to it, and default_effect is ALLOW): callers may then skip it.
+   * Under default_effect DENY every tool is judged, whether or not some rule names tools.
+   */
+  governs(action: Action): boolean;
   /** The enabled rules that apply to each action, in config order. */
   readonly rulesByAction: Readonly<Record<Action, readonly CompiledRule[]>>;
   /** The same rules filed by the attribute that splits them best (`team`, `user`, …), for evaluation. */
@@ -88,8 +94,9 @@ export function compilePolicy(policies: Config["policies"]): CompiledPolicy {
   return {
     rules: enabled,
     defaultEffect: policies.default_effect,
+    ruleOrder: new Map(enabled.map((rule, index) => [rule.name, index])),
     attributes,
-    hasRulesFor: (action) => (rulesByAction[action]?.length ?? 0) > 0,
+    governs: (action) => policies.default_effect !== "ALLOW" || (rulesByAction[action]?.length ?? 0) > 0,
     rulesByAction,
     indexes: perAction(indexRules),
   };

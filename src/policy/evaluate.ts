@@ -9,6 +9,7 @@ const PRECEDENCE: Readonly<Record<Effect, number>> = { ALLOW: 0, REQUIRE_APPROVA
 /** Shared by every decision without constraints or rule names: an open stream keeps its decisions until it ends. */
 const NO_CONSTRAINTS: Readonly<Record<string, unknown>> = Object.freeze({});
 const NO_RULES: readonly string[] = Object.freeze([]);
+const NO_ORDER: ReadonlyMap<string, number> = new Map();
 const DEFAULT_REASON: Readonly<Record<Effect, string>> = {
   ALLOW: "no rule matched; default_effect ALLOW",
   DENY: "no rule matched; default_effect DENY",
@@ -59,16 +60,20 @@ export function evaluatePolicy(compiled: CompiledPolicy, action: Action, facts: 
 }
 
 /**
- * Combines the decisions of one request (the call's, then each tool's) by the same precedence: the
- * first decision of the winning effect names the rule and reason. Needs at least one decision.
+ * Combines the decisions of one request (the call's, then each tool's) by the same precedence, and
+ * names the rule as one evaluation would: of the winning effect, the decision whose rule comes first
+ * in config order (`ruleOrder`), a named rule before `default_effect`, else the first in the list.
+ * Needs at least one decision.
  */
-export function mergeDecisions(decisions: readonly Decision[]): Decision {
+export function mergeDecisions(decisions: readonly Decision[], ruleOrder: ReadonlyMap<string, number> = NO_ORDER): Decision {
   const [first] = decisions;
   if (first === undefined) throw new RangeError("mergeDecisions needs at least one decision");
+  const rank = (decision: Decision): number => (decision.rule === null ? Number.POSITIVE_INFINITY : (ruleOrder.get(decision.rule) ?? Number.MAX_SAFE_INTEGER));
   let winner = first;
   let auditBodies: AuditBodies | undefined;
   for (const decision of decisions) {
-    if (PRECEDENCE[decision.effect] > PRECEDENCE[winner.effect]) winner = decision;
+    const higher = PRECEDENCE[decision.effect] > PRECEDENCE[winner.effect];
+    if (higher || (decision.effect === winner.effect && rank(decision) < rank(winner))) winner = decision;
     auditBodies = raiseAuditLevel(auditBodies, decision.constraints["audit_bodies"]);
   }
   return {
@@ -88,11 +93,16 @@ function combineConstraints(
   auditBodies: AuditBodies | undefined,
 ): Readonly<Record<string, unknown>> {
   let constraints: Record<string, unknown> | null = null;
+  let hardDeny = false;
   for (const source of sources) {
-    if (source.effect !== effect || isEmpty(source.constraints)) continue;
+    if (source.effect !== effect) continue;
+    if (source.constraints.on_deny !== "strip") hardDeny = true;
+    if (isEmpty(source.constraints)) continue;
     constraints ??= {};
     assignMissing(constraints, source.constraints);
   }
+  // A tool is stripped only when every DENY rule that matched it says so: one plain DENY refuses.
+  if (effect === "DENY" && hardDeny && constraints?.on_deny === "strip") delete constraints.on_deny;
   if (auditBodies === undefined) return constraints ?? NO_CONSTRAINTS;
   constraints ??= {};
   constraints["audit_bodies"] = auditBodies;

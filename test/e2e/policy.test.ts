@@ -318,6 +318,15 @@ policies:
     expect(models).toEqual(["gpt-4o-mini", "text-embedding-3-small"]);
   });
 
+  it("judges every declared tool by default_effect DENY too, though no rule names tools", async () => {
+    const error = await expectApiError(
+      strict.client(KEY.dev).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "say:no" }], tools: [tool("get_weather")] }),
+      403,
+      "policy_denied",
+    );
+    expect(error.message).toContain("get_weather");
+  });
+
   it("refuses a raw request the same way (OpenAI error shape)", async () => {
     const result = await raw(strict, "/v1/chat/completions", KEY.dev, { model: "gpt-4o", messages: [{ role: "user", content: "x" }] });
     expect(result.status).toBe(403);

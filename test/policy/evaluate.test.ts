@@ -141,11 +141,25 @@ describe("actions", () => {
     expect(decision.matched).toEqual(matched);
   });
 
-  it("answers hasRulesFor per action, counting dry-run rules", () => {
+  it("answers governs per action, counting dry-run rules", () => {
     const compiled = compileRules([toolRule, { ...callRule, mode: "dry_run" }]);
-    expect(compiled.hasRulesFor("tool.call")).toBe(true);
-    expect(compiled.hasRulesFor("chat.completions")).toBe(true);
-    expect(compiled.hasRulesFor("tool.register")).toBe(false);
+    expect(compiled.governs("tool.call")).toBe(true);
+    expect(compiled.governs("chat.completions")).toBe(true);
+    expect(compiled.governs("tool.register")).toBe(false);
+  });
+
+  it("governs every tool action under default_effect DENY, rules for tools or not", () => {
+    const compiled = compileRules([{ ...callRule, effect: "ALLOW" }], "DENY");
+    expect(compiled.governs("tool.register")).toBe(true);
+    expect(compiled.governs("tool.call")).toBe(true);
+  });
+
+  it("strips a tool only when every DENY rule that matched it says on_deny: strip", () => {
+    const hard: RawRule = { name: "hard_deny", effect: "DENY", actions: ["tool.register"], conditions: { tool: { eq: "shell" } } };
+    const soft: RawRule = { name: "soft_strip", effect: "DENY", actions: ["tool.register"], conditions: { tool: { in: ["shell", "file_write"] } }, constraints: { on_deny: "strip" } };
+    expect(decide([hard, soft], { tool: "shell" }, "tool.register").constraints.on_deny).toBeUndefined();
+    expect(decide([soft, hard], { tool: "shell" }, "tool.register").constraints.on_deny).toBeUndefined();
+    expect(decide([hard, soft], { tool: "file_write" }, "tool.register").constraints.on_deny).toBe("strip");
   });
 
   it("collects the attributes of enabled rules, tool_args paths as tool_args", () => {
@@ -196,6 +210,14 @@ describe("mergeDecisions", () => {
   it("lets a DENY anywhere win", () => {
     const merged = mergeDecisions([decision("REQUIRE_APPROVAL", "a"), decision("DENY", "b"), decision("DENY", "c")]);
     expect(merged).toMatchObject({ effect: "DENY", rule: "b", matched: ["a", "b", "c"] });
+  });
+
+  it("names the rule first in config order, whichever of the call and its tools it decided", () => {
+    const order = new Map([["tool_first", 0], ["call_second", 1]]);
+    const merged = mergeDecisions([decision("DENY", "call_second"), decision("DENY", "tool_first")], order);
+    expect(merged).toMatchObject({ rule: "tool_first", reason: "because tool_first", matched: ["call_second", "tool_first"] });
+    // A named rule names the decision before default_effect does.
+    expect(mergeDecisions([decision("DENY", null), decision("DENY", "no_shell")], order)).toMatchObject({ rule: "no_shell", reason: "because no_shell" });
   });
 
   it("refuses an empty list", () => {
