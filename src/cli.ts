@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { buildCaseFacts } from "./admin/policies.js";
+import { buildCaseFacts, evaluateFacts } from "./admin/policies.js";
 import { parseAuditQuery } from "./audit/query.js";
 import { queryFiles } from "./audit/query-files.js";
 import { verifyFiles } from "./audit/verify.js";
@@ -80,7 +80,11 @@ function policyTest(path: string | undefined, out: Out, err: Out): number {
     return 1;
   }
   const policy = compilePolicy(config.policies);
-  const results = runPolicyCases(policy, cases.cases, (testCase) => buildCaseFacts({ config }, testCase));
+  const results = runPolicyCases(
+    cases.cases,
+    (testCase) => buildCaseFacts({ config }, testCase),
+    (action, facts, testCase) => evaluateFacts(policy, action, facts, testCase.request),
+  );
   let failed = 0;
   for (const result of results) {
     if (!result.pass) failed++;

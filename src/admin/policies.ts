@@ -8,11 +8,11 @@ import { planLimits } from "../limits/plan.js";
 import { lazyPrompt } from "../pii/index.js";
 import { ATTRIBUTE_NAMES } from "../policy/attributes.js";
 import type { PolicyCase } from "../policy/cases.js";
-import { ACTIONS, isAction } from "../policy/compile.js";
+import { ACTIONS, type CompiledPolicy, isAction } from "../policy/compile.js";
 import { evaluatePolicy, mergeDecisions } from "../policy/evaluate.js";
 import { type Action, CALL_ACTIONS, type CallAction, type Decision } from "../policy/types.js";
 import { compileModelPrices, microsToUsd } from "../pricing/index.js";
-import { declaredToolNames, prefetchUsage } from "../pipeline/call-facts.js";
+import { declaredToolNames, prefetchUsage, USAGE_ATTRIBUTES } from "../pipeline/call-facts.js";
 import { type Estimate, estimateCall } from "../pipeline/estimate.js";
 import { CallFacts } from "../pipeline/facts.js";
 import type { Runtime } from "../pipeline/runtime.js";
@@ -151,18 +151,24 @@ export function buildCaseFacts(
     who = { keyId: key.id, subject: key.subject, limits: key.limits, source: "config" };
   }
   if (who === undefined) throw new Error("give `key_id` or `subject`");
-  return buildEvaluationFacts(runtime, who, testCase.request, testCase.action, testCase.facts, now);
+  const facts = buildEvaluationFacts(runtime, who, testCase.request, testCase.action, testCase.facts, now);
+  // Offline there is no store: the case's key has used nothing, unless its `facts` say otherwise.
+  const action = facts.get("action");
+  for (const attribute of USAGE_ATTRIBUTES) facts.set(attribute, 0);
+  if (testCase.facts !== undefined) applyFactOverrides(facts, testCase.facts);
+  facts.set("action", action);
+  return facts;
 }
 
 /**
  * Decides as the pipeline would: for a call, the call's decision merged with each declared tool's
  * `tool.register` decision; for a tool action, that action alone.
  */
-export function evaluateFacts(runtime: Runtime, action: Action, facts: CallFacts, request: EvaluationRequest | undefined): Decision {
-  const decision = evaluatePolicy(runtime.policy, action, facts);
+export function evaluateFacts(policy: CompiledPolicy, action: Action, facts: CallFacts, request: EvaluationRequest | undefined): Decision {
+  const decision = evaluatePolicy(policy, action, facts);
   if (!isCallAction(action) || request === undefined) return decision;
-  const tools = governDeclaredTools(runtime.policy, action, structuredClone(request), facts);
-  return mergeDecisions([decision, ...tools.decisions.map((tool) => tool.decision)], runtime.policy.ruleOrder);
+  const tools = governDeclaredTools(policy, action, structuredClone(request), facts);
+  return mergeDecisions([decision, ...tools.decisions.map((tool) => tool.decision)], policy.ruleOrder);
 }
 
 const evaluateSchema = z
@@ -191,7 +197,7 @@ async function evaluateRoute(c: AdminContext, deps: AdminDeps): Promise<Response
   const action = facts.get("action") as Action;
   if (body.facts !== undefined) applyFactOverrides(facts, body.facts);
   facts.set("action", action);
-  return c.json(evaluateFacts(runtime, action, facts, body.request));
+  return c.json(evaluateFacts(runtime.policy, action, facts, body.request));
 }
 
 export function policyRoutes(deps: AdminDeps): Hono<Env> {

@@ -64,7 +64,7 @@ export function buildCallFacts(services: Services, runtime: Runtime, source: Cal
   });
 }
 
-const USAGE_ATTRIBUTES = ["requests_last_minute", "tokens_last_minute", "daily_spend", "monthly_spend", "total_spend"];
+export const USAGE_ATTRIBUTES = ["requests_last_minute", "tokens_last_minute", "daily_spend", "monthly_spend", "total_spend"];
 
 /** Usage attributes come from the store, so they are fetched before evaluation, and only when a rule reads them. */
 export async function prefetchUsage(

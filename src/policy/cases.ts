@@ -1,9 +1,8 @@
 import { z } from "zod";
 import { subjectSchema } from "../config/schema.js";
-import { ACTIONS, type CompiledPolicy, isAction } from "./compile.js";
+import { ACTIONS, isAction } from "./compile.js";
 import type { PolicyIssue } from "./errors.js";
-import { evaluatePolicy } from "./evaluate.js";
-import type { Decision, Facts } from "./types.js";
+import type { Action, Decision, Facts } from "./types.js";
 import { formatFieldPath } from "../util/field-path.js";
 
 const effectSchema = z.enum(["ALLOW", "DENY", "REQUIRE_APPROVAL"]);
@@ -76,20 +75,19 @@ export function parsePolicyCases(document: unknown): PolicyCasesFile {
   );
 }
 
-/** Builds the facts of a case; the pipeline's facts builder, given the case's subject and request. */
-export type CaseFactsBuilder = (testCase: PolicyCase) => Facts;
-
 /**
- * Runs each case independently: one that cannot be built fails alone. A case without `action` takes
- * the `action` fact its builder derived from the request.
+ * Runs each case independently: one that cannot be built fails alone. `buildFacts` is the pipeline's
+ * facts builder, given the case's subject and request; `decide` decides as the pipeline does (a
+ * call's declared tools included). A case without `action` takes the `action` fact its builder
+ * derived from the request.
  */
-export function runPolicyCases(
-  compiled: CompiledPolicy,
+export function runPolicyCases<F extends Facts>(
   cases: readonly PolicyCase[],
-  buildFacts: CaseFactsBuilder,
+  buildFacts: (testCase: PolicyCase) => F,
+  decide: (action: Action, facts: F, testCase: PolicyCase) => Decision,
 ): CaseResult[] {
   return cases.map((testCase) => {
-    let facts: Facts;
+    let facts: F;
     try {
       facts = buildFacts(testCase);
     } catch (error) {
@@ -105,7 +103,7 @@ export function runPolicyCases(
         decision: null,
       };
     }
-    const decision = evaluatePolicy(compiled, action, facts);
+    const decision = decide(action, facts, testCase);
     return { name: testCase.name, ...checkCase(decision, testCase.expect), decision };
   });
 }

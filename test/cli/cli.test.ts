@@ -99,6 +99,47 @@ cases:
     expect(result.code).toBe(1);
   });
 
+  it("policy test decides as a live call: declared tools judged, a fresh key's usage at zero", async () => {
+    const dir = dirname(writeTempConfig("x: 1"));
+    const configPath = join(dir, "tools.yaml");
+    writeFileSync(
+      configPath,
+      `upstreams: { openai: { base_url: "http://127.0.0.1:9/v1" } }
+models: { gpt-4o-mini: { upstream: openai } }
+keys:
+  - { id: kc, key_hash: "sha256:${"a".repeat(64)}", subject: { user: carol, role: analyst } }
+policies:
+  rules:
+    - { name: deny_shell_register, effect: DENY, actions: [tool.register], conditions: { tool: { eq: shell_command }, user_role: { not_in: [admin, developer] } } }
+    - { name: spent_nothing, effect: DENY, conditions: { not: { daily_spend: { lte: 100 } } } }
+    - { name: audit_all, effect: ALLOW, conditions: {} }
+`,
+    );
+    const casesPath = join(dir, "tool-cases.yaml");
+    writeFileSync(
+      casesPath,
+      `config: tools.yaml
+cases:
+  - name: a declared tool is judged
+    key_id: kc
+    request: { model: gpt-4o-mini, messages: [{ role: user, content: hi }], tools: [{ type: function, function: { name: shell_command } }] }
+    expect: { effect: DENY, rule: deny_shell_register }
+  - name: no tool, nothing spent
+    key_id: kc
+    request: { model: gpt-4o-mini, messages: [{ role: user, content: hi }] }
+    expect: { effect: ALLOW, rule: audit_all }
+  - name: spent, as the facts say
+    key_id: kc
+    request: { model: gpt-4o-mini, messages: [{ role: user, content: hi }] }
+    facts: { daily_spend: 150 }
+    expect: { effect: DENY, rule: spent_nothing }
+`,
+    );
+    const result = await run(["policy", "test", casesPath]);
+    expect(result.out).toMatch(/3 passed, 0 failed/);
+    expect(result.code).toBe(0);
+  });
+
   it("keys new prints a key whose hash matches", async () => {
     const result = await run(["keys", "new"]);
     const key = /key:\s+(\S+)/.exec(result.out)?.[1];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { checkCase, PolicyCasesError, parsePolicyCases, runPolicyCases } from "../../src/policy/cases.js";
+import { evaluatePolicy } from "../../src/policy/evaluate.js";
 import type { Decision } from "../../src/policy/types.js";
 import { compileRules, factsOf } from "./helpers.js";
 
@@ -93,12 +94,16 @@ describe("runPolicyCases", () => {
         { name: "no action", subject: { user: "u" }, facts: { model: "gpt-4o" }, expect: { effect: "DENY" } },
       ],
     });
-    const results = runPolicyCases(compiled, cases, (testCase) => {
-      if (testCase.key_id === "ghost") throw new Error("unknown key `ghost`");
-      const values: Record<string, unknown> = { ...testCase.request, ...testCase.facts };
-      if (testCase.request?.["messages"] !== undefined) values["action"] = "chat.completions";
-      return factsOf(values);
-    });
+    const results = runPolicyCases(
+      cases,
+      (testCase) => {
+        if (testCase.key_id === "ghost") throw new Error("unknown key `ghost`");
+        const values: Record<string, unknown> = { ...testCase.request, ...testCase.facts };
+        if (testCase.request?.["messages"] !== undefined) values["action"] = "chat.completions";
+        return factsOf(values);
+      },
+      (action, facts) => evaluatePolicy(compiled, action, facts),
+    );
     expect(results.map(({ name, pass, message }) => ({ name, pass, message }))).toEqual([
       { name: "a developer cannot use gpt-4o", pass: false, message: "expected DENY by `high_cost_model_restriction`, got DENY by `no_gpt4o` (matched rule `no_gpt4o`)" },
       { name: "a deploy to prod needs approval", pass: true, message: "REQUIRE_APPROVAL by `deploy_approval` (matched rule `deploy_approval`)" },
