@@ -27,6 +27,7 @@ import { readBody } from "./read-body.js";
 import { sessionIdOf } from "./session-id.js";
 import { relayStream } from "./relay-stream.js";
 import { writeError, writeJson } from "./respond.js";
+import type { Runtime } from "./runtime.js";
 import type { Services } from "./services.js";
 import { governDeclaredTools, governToolCalls, type ToolCallContext, type ToolGovernance } from "./tools.js";
 import { approvalRequired, deniedError } from "./refusals.js";
@@ -69,6 +70,8 @@ interface CallState {
   toolCallCount: number;
   /** An approval this call used up: given back if the call then fails for a reason a retry can outlive. */
   redeemedApproval: string | null;
+  /** The request body as the client sent it, parsed anew from its bytes. */
+  clientBody: () => unknown;
 }
 
 /**
@@ -93,6 +96,7 @@ export async function handleCall(
     error: null,
     toolCallCount: 0,
     redeemedApproval: null,
+    clientBody: () => null,
   };
   draft.action = action;
   const cancel = new CallAbort();
@@ -132,11 +136,12 @@ export async function handleCall(
 
     const approvalHeader = incoming.headers["x-approval-id"];
     const approvalId = typeof approvalHeader === "string" && approvalHeader !== "" ? approvalHeader : null;
-    // The hash of the body as the client sent it (parsed again from the bytes: stages below edit `body`),
-    // computed only when an approval is created or redeemed.
+    // The body as the client sent it (parsed again from the bytes: stages below edit `body`), for an
+    // approval's hash or a body capture a tool call's rule asks for once the answer is in.
+    state.clientBody = () => JSON.parse(bytes.toString("utf8")) as unknown;
     let hashed: string | null = null;
     const bodyHash = (): string => {
-      hashed ??= sha256Hex(canonicalJson(JSON.parse(bytes.toString("utf8"))));
+      hashed ??= sha256Hex(canonicalJson(state.clientBody()));
       return hashed;
     };
     let approved = false;
@@ -277,7 +282,7 @@ export async function handleCall(
             held: { kind: "sse", status: response.status, content_type: "text/event-stream", body: answer },
             waitForDecision: (id) => waitIfAsked(services, incoming, id, cancel),
           });
-          applyToolVerdict(state, runtime.policy.ruleOrder, verdict);
+          applyToolVerdict(state, runtime, verdict);
           return verdict.error;
         },
       },
@@ -531,7 +536,7 @@ async function relayJson(
       held: { kind: "json", status, content_type: "application/json", body: raw.toString("utf8") },
       waitForDecision,
     });
-    applyToolVerdict(state, runtime.policy.ruleOrder, verdict);
+    applyToolVerdict(state, runtime, verdict);
     if (verdict.error !== null) throw verdict.error;
   }
   state.status = status;
@@ -544,12 +549,17 @@ async function relayJson(
 
 function applyToolVerdict(
   state: CallState,
-  ruleOrder: ReadonlyMap<string, number>,
+  runtime: Runtime,
   verdict: { decisions: { record: AuditDraft["toolDecisions"][number]; decision: Decision }[]; approvalId: string | null },
 ): void {
   const { draft } = state;
   draft.toolDecisions = [...draft.toolDecisions, ...verdict.decisions.map((d) => d.record)];
-  if (draft.decision !== null) draft.decision = mergeDecisions([draft.decision, ...verdict.decisions.map((d) => d.decision)], ruleOrder);
+  if (draft.decision !== null) {
+    const before = draft.decision.constraints.audit_bodies;
+    draft.decision = mergeDecisions([draft.decision, ...verdict.decisions.map((d) => d.decision)], runtime.policy.ruleOrder);
+    // A tool call's rule may raise the body capture after the call's own was taken.
+    if (draft.decision.constraints.audit_bodies !== before) draft.body = captureAuditBody(runtime.config, state.clientBody(), draft.decision);
+  }
   if (verdict.approvalId !== null) draft.approvalId = verdict.approvalId;
 }
 

@@ -59,6 +59,7 @@ policies:
   rules:
     - { name: secrets_audited_in_full, effect: ALLOW, conditions: { prompt_text: { contains: "TOP-SECRET" } }, constraints: { audit_bodies: full } }
     - { name: gated, effect: REQUIRE_APPROVAL, conditions: { prompt_text: { contains: "please gate" } }, constraints: { approver_role: admin } }
+    - { name: lookups_audited_in_full, effect: ALLOW, actions: [tool.call], conditions: { tool: { eq: lookup } }, constraints: { audit_bodies: full } }
 audit:
   sinks: [{ file: { dir: "${join(dir, "audit")}" } }]
   bodies: redacted
@@ -102,6 +103,19 @@ describe("audit bodies", () => {
     const clear = decryptBody(String(secret?.body_enc), AUDIT_KEY) as { messages: Array<{ content: string }> };
     expect(clear.messages[0]?.content).toBe("TOP-SECRET plan for bob@example.com");
     expect(() => decryptBody(String(secret?.body_enc), randomBytes(32))).toThrow();
+  });
+});
+
+describe("audit bodies raised by a tool call's rule", () => {
+  it("captures the request body (as sent) once the answer's tool call matches a rule asking for it", async () => {
+    const content = 'LOOKUP-ME call_tool:lookup {"q":"x"}';
+    const answer = await client().chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content }], max_completion_tokens: 50 });
+    expect(answer.choices[0]?.message.tool_calls?.length).toBe(1);
+    const record = (await records()).find((r) => JSON.stringify(r.tool_calls ?? []).includes("lookup"));
+    expect((record?.decision as { constraints: Record<string, unknown> }).constraints.audit_bodies).toBe("full");
+    const clear = decryptBody(String(record?.body_enc), AUDIT_KEY) as { messages: Array<{ content: string }>; max_completion_tokens: number };
+    expect(clear.messages[0]?.content).toBe(content);
+    expect(clear.max_completion_tokens).toBe(50);
   });
 });
 
