@@ -66,6 +66,7 @@ export function compilePolicy(policies: Config["policies"]): CompiledPolicy {
     const ruleAttributes = new Set<string>();
     const holds = compileConditions(rule.conditions, childPath(path, "conditions"), sink, ruleAttributes);
     const actions = checkActions(rule.actions, childPath(path, "actions"), sink);
+    checkToolConditionsReachable(rule.conditions, actions, childPath(path, "conditions"), sink);
     checkConstraints(rule.constraints, childPath(path, "constraints"), sink);
     if (!rule.enabled) return;
 
@@ -115,6 +116,28 @@ function checkActions(actions: readonly string[] | undefined, path: string, sink
     else report(sink, childPath(path, index), `unknown action \`${action}\`; expected one of ${ACTIONS.join(", ")}`);
   });
   return [...valid];
+}
+
+/** Operators that fail on a missing attribute, so a rule requiring one on an attribute it never sees never matches. */
+const NEEDS_VALUE = new Set(["eq", "in", "gt", "gte", "lt", "lte", "matches", "contains"]);
+
+const isToolOnly = (attribute: string): boolean => attribute === "tool" || attribute === "tool_args_json" || attribute.startsWith("tool_args.");
+
+/**
+ * `tool` and `tool_args…` are set on tool actions only. A rule applying to the call actions alone
+ * (no `actions`: the seed's examples copied as they stand) that requires one of them can never
+ * match: said at load, with the fix, rather than left to fail silently.
+ */
+function checkToolConditionsReachable(conditions: Readonly<Record<string, unknown>>, actions: readonly Action[], path: string, sink: IssueSink): void {
+  if (actions.some((action) => action === "tool.register" || action === "tool.call")) return;
+  for (const [attribute, operators] of Object.entries(conditions)) {
+    if (!isToolOnly(attribute) || operators === null || typeof operators !== "object") continue;
+    const required = Object.entries(operators).some(([op, operand]) => NEEDS_VALUE.has(op) || (op === "exists" && operand === true));
+    if (required) {
+      const toolActions = attribute === "tool" ? "[tool.register, tool.call]" : "[tool.call]";
+      report(sink, childPath(path, attribute), `\`${attribute}\` is only set on tool actions, and this rule applies to the call actions, so it can never match; add \`actions: ${toolActions}\``);
+    }
+  }
 }
 
 export function isAction(value: unknown): value is Action {

@@ -31,6 +31,10 @@ export function compileOperator(
   switch (op) {
     case "eq":
     case "ne": {
+      if (kind === "list") {
+        report(sink, path, `\`${attribute}\` is a list of strings, which never equals one value; use \`contains\` (or \`in\` / \`not_in\`)`);
+        return undefined;
+      }
       if (!checkScalar(operand, kind, attribute, op, path, sink)) return undefined;
       const test: ValueTest = (value) => value === operand;
       return op === "eq" ? test : negate(test);
@@ -84,12 +88,15 @@ export function compileOperator(
         report(sink, path, `\`exists\` takes true or false, got ${quote(operand)}`);
         return undefined;
       }
-      return operand ? isPresent : negate(isPresent);
+      const present = kind === "list" ? isNonEmpty : isPresent;
+      return operand ? present : negate(present);
     }
   }
 }
 
 const isPresent: ValueTest = (value) => value !== undefined;
+/** A list attribute with no element (no tools declared, no PII found) does not exist. */
+const isNonEmpty: ValueTest = (value) => value !== undefined && !(Array.isArray(value) && value.length === 0);
 
 function negate(test: ValueTest): ValueTest {
   return (value) => !test(value);

@@ -17,8 +17,9 @@ export function factsOf(values: Record<string, unknown>): Facts {
 
 /** Whether a single condition map holds for the facts. */
 export function holds(conditions: Record<string, unknown>, facts: Record<string, unknown>): boolean {
-  const policy = compileRules([{ name: "r", effect: "DENY", conditions }]);
-  return evaluatePolicy(policy, "chat.completions", factsOf(facts)).effect === "DENY";
+  // A tool.call rule: every attribute, tool ones included, can be set there.
+  const policy = compileRules([{ name: "r", effect: "DENY", actions: ["tool.call"], conditions }]);
+  return evaluatePolicy(policy, "tool.call", factsOf(facts)).effect === "DENY";
 }
 
 export function decide(

@@ -10,7 +10,6 @@ const rows: Row[] = [
   ["eq boolean", { stream: { eq: true } }, { stream: true }, true],
   ["eq boolean is strict", { stream: { eq: true } }, { stream: "true" }, false],
   ["eq number", { hour: { eq: 3 } }, { hour: 3 }, true],
-  ["eq on a list fact", { tools: { eq: "a" } }, { tools: ["a"] }, false],
   ["eq missing", { model: { eq: "gpt-4o" } }, {}, false],
   ["eq null", { model: { eq: "gpt-4o" } }, { model: null }, false],
   ["ne differs", { model: { ne: "gpt-4o" } }, { model: "x" }, true],
@@ -71,6 +70,9 @@ const rows: Row[] = [
   ["exists true falsy value", { stream: { exists: true } }, { stream: false }, true],
   ["exists false missing", { session_id: { exists: false } }, {}, true],
   ["exists false present", { session_id: { exists: false } }, { session_id: "" }, false],
+  ["exists on a list with elements", { tools: { exists: true } }, { tools: ["a"] }, true],
+  ["exists on an empty list: no tools declared", { tools: { exists: true } }, { tools: [] }, false],
+  ["exists false on an empty list", { pii_types: { exists: false } }, { pii_types: [] }, true],
   // tool_args paths
   ["tool_args path", { "tool_args.environment": { eq: "prod" } }, { tool_args: { environment: "prod" } }, true],
   [

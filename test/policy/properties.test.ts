@@ -32,9 +32,9 @@ function scalarFor(kind: string): fc.Arbitrary<string | number | boolean> {
 function operatorFor(attribute: string): fc.Arbitrary<Record<string, unknown>> {
   const kind = kindOf(attribute);
   const scalar = scalarFor(kind);
+  // A list never equals one value: the compiler refuses eq / ne on one.
   const options: fc.Arbitrary<Record<string, unknown>>[] = [
-    scalar.map((value) => ({ eq: value })),
-    scalar.map((value) => ({ ne: value })),
+    ...(kind === "list" ? [] : [scalar.map((value) => ({ eq: value })), scalar.map((value) => ({ ne: value }))]),
     fc.array(scalar, { maxLength: 3 }).map((values) => ({ in: values })),
     fc.array(scalar, { maxLength: 3 }).map((values) => ({ not_in: values })),
     fc.boolean().map((value) => ({ exists: value })),
@@ -93,7 +93,11 @@ const rules = fc
   .array(rule, { maxLength: 8 })
   .map((list) => list.map((fields, index): RawRule => {
     const { actions, ...rest } = fields;
-    return actions === undefined ? { name: `r${index}`, ...rest } : { name: `r${index}`, actions, ...rest };
+    // The compiler refuses a call-only rule that requires a tool attribute: such rules also judge tool calls.
+    const toolOnly = Object.keys(fields.conditions).some((key) => key === "tool" || key.startsWith("tool_args"));
+    const covered = actions !== undefined && actions.some((action) => action.startsWith("tool."));
+    const effective = toolOnly && !covered ? [...(actions ?? ["chat.completions"]), "tool.call" as const] : actions;
+    return effective === undefined ? { name: `r${index}`, ...rest } : { name: `r${index}`, actions: effective, ...rest };
   }));
 
 const hostile = fc.anything({
@@ -175,7 +179,7 @@ describe("evaluatePolicy properties", () => {
     fc.assert(
       fc.property(fc.constantFrom(...ATTRIBUTES), facts, (attribute, values) => {
         const scalar = kindOf(attribute) === "number" ? 3 : kindOf(attribute) === "boolean" ? true : "prod";
-        expect(holds({ [attribute]: { ne: scalar } }, values)).toBe(!holds({ [attribute]: { eq: scalar } }, values));
+        if (kindOf(attribute) !== "list") expect(holds({ [attribute]: { ne: scalar } }, values)).toBe(!holds({ [attribute]: { eq: scalar } }, values));
         expect(holds({ [attribute]: { not_in: [scalar] } }, values)).toBe(!holds({ [attribute]: { in: [scalar] } }, values));
         expect(holds({ [attribute]: { exists: false } }, values)).toBe(!holds({ [attribute]: { exists: true } }, values));
       }),
