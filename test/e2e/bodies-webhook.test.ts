@@ -112,7 +112,8 @@ describe("audit bodies raised by a tool call's rule", () => {
     const answer = await client().chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content }], max_completion_tokens: 50 });
     expect(answer.choices[0]?.message.tool_calls?.length).toBe(1);
     const record = (await records()).find((r) => JSON.stringify(r.tool_calls ?? []).includes("lookup"));
-    expect((record?.decision as { constraints: Record<string, unknown> }).constraints.audit_bodies).toBe("full");
+    expect(record).toBeDefined();
+    expect((record!.decision as { constraints: Record<string, unknown> }).constraints.audit_bodies).toBe("full");
     const clear = decryptBody(String(record?.body_enc), AUDIT_KEY) as { messages: Array<{ content: string }>; max_completion_tokens: number };
     expect(clear.messages[0]?.content).toBe(content);
     expect(clear.max_completion_tokens).toBe(50);
