@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 
 const money = z.number().nonnegative();
@@ -35,6 +36,19 @@ export const subjectSchema = z.strictObject({
 });
 
 const isoDate = z.iso.datetime({ offset: true }).or(z.iso.date());
+
+/** An IP address or CIDR (`10.0.0.0/8`, `::1`, `fd00::/8`), checked here: a bad one would fail on a request. */
+const proxyAddress = z.string().refine(
+  (text) => {
+    const [address = "", prefix, extra] = text.split("/");
+    const version = isIP(address);
+    if (version === 0 || extra !== undefined) return false;
+    if (prefix === undefined) return true;
+    const bits = Number(prefix);
+    return /^\d{1,3}$/.test(prefix) && bits <= (version === 4 ? 32 : 128);
+  },
+  { message: "must be an IP address or a CIDR such as 10.0.0.0/8" },
+);
 
 export const keyHashSchema = z
   .string()
@@ -167,7 +181,7 @@ export const configSchema = z
         max_json_depth: positiveInt.default(64),
         header_timeout_seconds: z.number().positive().default(10),
         drain_seconds: z.number().nonnegative().default(30),
-        trusted_proxies: z.array(z.string()).default([]),
+        trusted_proxies: z.array(proxyAddress).default([]),
         // An empty value (an unset `${REPLICA_ID:-}`) means the default name.
         replica_id: z
           .string()

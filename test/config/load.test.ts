@@ -63,6 +63,18 @@ approvals: { notify_url: null, notify_secret: \${APPROVALS_WEBHOOK_SECRET:-}, de
     expect(issuesOf(`${base}\nserver: { prot: 1 }`)).toEqual([expect.stringContaining("server")]);
   });
 
+  it("checks trusted_proxies at load, where a bad entry would otherwise fail the first request", () => {
+    const proxies = (list: string) => issuesOf(`${base}\nserver: { trusted_proxies: ${list} }`);
+    expect(proxies('["10.0.0.0/8", "127.0.0.1", "::1", "fd00::/8", "192.168.1.0/24"]')).toEqual([]);
+    expect(proxies('[notacidr, "10.0.0.0/33", "::1/129", "10.0.0.0/8/1", "10.0.0.0/x"]')).toEqual([
+      "server.trusted_proxies[0]: must be an IP address or a CIDR such as 10.0.0.0/8",
+      "server.trusted_proxies[1]: must be an IP address or a CIDR such as 10.0.0.0/8",
+      "server.trusted_proxies[2]: must be an IP address or a CIDR such as 10.0.0.0/8",
+      "server.trusted_proxies[3]: must be an IP address or a CIDR such as 10.0.0.0/8",
+      "server.trusted_proxies[4]: must be an IP address or a CIDR such as 10.0.0.0/8",
+    ]);
+  });
+
   it("reports several problems at once, with rule names for rules", () => {
     const issues = issuesOf(`${base}
 keys: [{ id: a, key_hash: "sha256:ABC", subject: { user: a } }]
