@@ -45,7 +45,11 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   const { masked, unmask, restore } = maskVariables(text);
   const doc = parseDocument(masked, { prettyErrors: true });
   const [syntax] = doc.errors;
-  if (syntax !== undefined) throw new ConfigError(source, [{ path: "", message: `not valid YAML: ${unmask(syntax.message)}` }]);
+  if (syntax !== undefined) {
+    // The message without the quoted source lines that follow it: the line may hold a secret written in clear.
+    const where = (syntax.message.split("\n")[0] ?? "").replace(/:$/, "");
+    throw new ConfigError(source, [{ path: "", message: `not valid YAML: ${unmask(where)}` }]);
+  }
   restore(doc);
   const raw: unknown = doc.toJS();
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {

@@ -113,6 +113,15 @@ audit: { bodies: full }
     expect(issuesOf("a: [unclosed")[0]).toMatch(/not valid YAML/);
   });
 
+  it("says where YAML breaks without quoting the line, which may hold a secret in clear", () => {
+    const [issue] = issuesOf(`${base}
+admin:
+  token: ADMINTOKEN-supersecret-xyz: oops
+`);
+    expect(issue).toMatch(/^: not valid YAML: .* at line 6, column \d+$/);
+    expect(issue).not.toContain("supersecret");
+  });
+
   it("accepts the store shorthands", () => {
     expect(parseConfig(`${base}\nstore: redis`, "t", {}).store).toMatchObject({ redis: { url: "redis://127.0.0.1:6379", prefix: "spark:" } });
     expect(parseConfig(`${base}\nstore: { redis: { url: "redis://h:1" }, on_error: fail_open }`, "t", {}).store).toMatchObject({ on_error: "fail_open" });
