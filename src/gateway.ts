@@ -17,7 +17,7 @@ import { installClientErrorHandler } from "./http/client-error.js";
 import { createLogger, type Logger } from "./log/logger.js";
 import { storeTrouble } from "./log/throttle.js";
 import { ActiveStreams } from "./pipeline/active-streams.js";
-import { buildRecord } from "./pipeline/audit-draft.js";
+import { type AuditDraft, buildRecord } from "./pipeline/audit-draft.js";
 import { buildRuntime, type Runtime, SharedState } from "./pipeline/runtime.js";
 import type { Services } from "./pipeline/services.js";
 import { MemoryStore } from "./state/memory.js";
@@ -115,6 +115,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }, REFRESH_MS);
   poll.unref();
 
+  // Requests whose audit record is not yet written: a drain waits for them before closing the audit.
+  const unfinished = new Set<AuditDraft>();
   const services: Services = {
     current: () => runtime,
     shared,
@@ -125,9 +127,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     metrics,
     clock,
     log,
+    begin(draft) {
+      unfinished.add(draft);
+    },
     finish(draft, status, error) {
       if (draft.finished) return;
       draft.finished = true;
+      unfinished.delete(draft);
       const now = clock();
       const record = buildRecord(draft, status, error, now);
       audit.writer.enqueue(record);
@@ -219,9 +225,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // get a 503 `shutting_down` with `connection: close`, rather than a refused connection.
     const deadline = Date.now() + runtime.config.server.drain_seconds * 1000;
     while (inFlight > 0 && Date.now() < deadline) await sleep(25);
+    // Past the deadline each open call ends with `shutting_down` (a stream with an SSE error event),
+    // so its client sees an error rather than a short answer, and its record is written.
+    if (streams.endAll(cutAtDeadline()) > 0) await whileOpen(unfinished, CUT_GRACE_MS);
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();
     await closed;
+    // Calls cut with their connection (passthrough) write their records as they unwind.
+    await whileOpen(unfinished, CUT_GRACE_MS);
     // A sink or store that is down does not hold the exit: a few seconds, then what is left is logged as lost.
     await audit.close(SHUTDOWN_FLUSH_MS);
     await store.close();
@@ -229,6 +240,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 
   return { url: `http://${host}:${address.port}`, port: address.port, services, audit, reload, shutdown };
+}
+
+/** How long a drain waits for the records of the calls it cut. */
+const CUT_GRACE_MS = 2000;
+
+function cutAtDeadline(): GatewayError {
+  return new GatewayError(503, "shutting_down", "the gateway shut down before the call ended (server.drain_seconds passed); retry it", {
+    headers: { "retry-after": "1" },
+  });
+}
+
+async function whileOpen(open: ReadonlySet<unknown>, limitMs: number): Promise<void> {
+  const until = Date.now() + limitMs;
+  while (open.size > 0 && Date.now() < until) await sleep(10);
 }
 
 const SHUTDOWN_FLUSH_MS = 5_000;

@@ -110,7 +110,7 @@ export class AuditWriter {
   /** Queues a record without waiting; false when it was dropped (queue full or writer closed). */
   enqueue(record: AuditRecord): boolean {
     if (this.closed || this.depth >= this.hardLimit) {
-      if (this.dropped === 0) this.logger.error({ depth: this.depth }, "audit queue full: dropping records");
+      if (this.dropped === 0) this.logger.error({ depth: this.depth }, this.closed ? "audit writer closed: dropping records" : "audit queue full: dropping records");
       this.dropped += 1;
       return false;
     }

@@ -31,7 +31,7 @@ export interface AppState {
 function draftFor(services: Services, incoming: IncomingMessage, path: string): AuditDraft {
   const clientRequestId = incoming.headers["x-request-id"];
   const now = services.clock();
-  return startDraft({
+  const draft = startDraft({
     id: newId("req", now),
     startedAt: now,
     method: incoming.method ?? "GET",
@@ -41,6 +41,8 @@ function draftFor(services: Services, incoming: IncomingMessage, path: string): 
     clientRequestId: typeof clientRequestId === "string" ? clientRequestId.slice(0, 200) : null,
     replica: services.current().replica,
   });
+  services.begin(draft);
+  return draft;
 }
 
 function errorResponse(c: Context<Env>, error: GatewayError): Response {

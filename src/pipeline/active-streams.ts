@@ -41,6 +41,14 @@ export class ActiveStreams {
     }
     return ended;
   }
+
+  /** Ends every open call with `error` (a drain past its deadline). */
+  endAll(error: GatewayError): number {
+    const ended = this.open.size;
+    for (const call of this.open) call.controller.abort(error);
+    this.open.clear();
+    return ended;
+  }
 }
 
 export function stopError(stop: Stop): GatewayError {

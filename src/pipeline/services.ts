@@ -20,6 +20,8 @@ export interface Services {
   metrics: Metrics;
   clock: Clock;
   log: Logger;
+  /** Counts a request's draft as open until `finish`, so a drain can wait for its record. */
+  begin(draft: AuditDraft): void;
   /** Ends a request's audit draft: builds the record and enqueues it, exactly once. */
   finish(draft: AuditDraft, status: number, error: GatewayError | null): void;
   /** Store failures in limits are admitted uncharged under `store.on_error: fail_open`. */

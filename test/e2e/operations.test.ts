@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI, { APIError } from "openai";
@@ -167,5 +167,32 @@ describe("operating the gateway", () => {
     expect(text.split(" ").length).toBe(10);
     const files = readFileSync(join(dir, "audit", (await import("node:fs")).readdirSync(join(dir, "audit")).sort().at(-1)!), "utf8");
     expect(files).toContain('"stream":true');
+  });
+
+  it("cuts at drain_seconds: the open stream ends with a shutting_down error event, and its record is written", async () => {
+    const path = join(dir, "cut.yaml");
+    writeConfig(path, "");
+    writeFileSync(path, readFileSync(path, "utf8").replace("drain_seconds: 5", "drain_seconds: 0.3"));
+    const auditDir = join(dir, "audit-cut");
+    writeFileSync(path, readFileSync(path, "utf8").replace(join(dir, "audit"), auditDir));
+    const gateway = await startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }) });
+    const stream = await client(gateway.url).chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "tokens:40 chunks:40 delay:100" }],
+      stream: true,
+    });
+    const stopping = gateway.shutdown();
+    let chunks = 0;
+    const outcome = await (async () => {
+      for await (const _chunk of stream) chunks++;
+      return "ended quietly";
+    })().catch((error: unknown) => error);
+    await stopping;
+    expect(chunks).toBeLessThan(40);
+    expect(outcome).toBeInstanceOf(APIError);
+    expect((outcome as APIError).code).toBe("shutting_down");
+    const lines = readFileSync(join(auditDir, readdirSync(auditDir).sort().at(-1)!), "utf8").split("\n").filter((l) => l !== "");
+    const record = lines.map((l) => JSON.parse(l) as { stream: boolean; error_code: string | null }).find((r) => r.stream);
+    expect(record?.error_code).toBe("shutting_down");
   });
 });
