@@ -18,7 +18,7 @@ import { createLogger, type Logger } from "./log/logger.js";
 import { storeTrouble } from "./log/throttle.js";
 import { ActiveStreams } from "./pipeline/active-streams.js";
 import { type AuditDraft, buildRecord } from "./pipeline/audit-draft.js";
-import { buildRuntime, type Runtime, SharedState } from "./pipeline/runtime.js";
+import { buildRuntime, restartOnlyChanges, type Runtime, SharedState } from "./pipeline/runtime.js";
 import type { Services } from "./pipeline/services.js";
 import { MemoryStore } from "./state/memory.js";
 import { createRedisStore, quitRedis } from "./state/redis.js";
@@ -193,10 +193,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const reload = (): boolean => {
     try {
       const next = readConfigFile(options.configPath, options.env);
+      const waiting = restartOnlyChanges(runtime.config, next);
       runtime = buildRuntime(next, port, runtime);
       shared.setConfig(next, clock());
       void refreshKeys();
       log.info({ rules: next.policies.rules.length, models: Object.keys(next.models).length }, "config reloaded");
+      if (waiting.length > 0) log.warn({ settings: waiting }, `config reloaded, but these settings take effect only at restart: ${waiting.join(", ")}`);
       return true;
     } catch (error) {
       log.error({ err: error }, "config reload rejected; the previous config stays in force");

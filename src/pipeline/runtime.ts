@@ -34,10 +34,31 @@ export function buildRuntime(config: Config, port: number, previous: Runtime | n
     policy,
     prices: compilePriceTable(config.models),
     upstreams,
-    replica: config.server.replica_id ?? `${hostname()}-${port}`,
+    // Named once, at start: the audit chain and its files belong to the name the replica started with.
+    replica: previous?.replica ?? config.server.replica_id ?? `${hostname()}-${port}`,
     passthrough: passthroughMatcher(config.passthrough.paths),
     adminPrincipals,
   };
+}
+
+/** Settings read once at start (listener, store, audit sinks and writer): a reload cannot apply them. */
+const RESTART_ONLY: ReadonlyArray<readonly [string, (config: Config) => unknown]> = [
+  ["server.host", (c) => c.server.host],
+  ["server.port", (c) => c.server.port],
+  ["server.replica_id", (c) => c.server.replica_id],
+  ["server.header_timeout_seconds", (c) => c.server.header_timeout_seconds],
+  ["store", (c) => c.store],
+  ["audit.sinks", (c) => c.audit.sinks],
+  ["audit.fsync", (c) => c.audit.fsync],
+  ["audit.fsync_interval_ms", (c) => c.audit.fsync_interval_ms],
+  ["audit.batch_linger_ms", (c) => c.audit.batch_linger_ms],
+  ["audit.max_queue", (c) => c.audit.max_queue],
+  ["audit.on_full", (c) => c.audit.on_full],
+];
+
+/** The restart-only settings a reloaded config changes, by path, so the reload can say they wait for a restart. */
+export function restartOnlyChanges(previous: Config, next: Config): string[] {
+  return RESTART_ONLY.filter(([, read]) => JSON.stringify(read(previous)) !== JSON.stringify(read(next))).map(([path]) => path);
 }
 
 function passthroughMatcher(paths: readonly string[]): (path: string) => boolean {

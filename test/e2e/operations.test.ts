@@ -69,6 +69,25 @@ describe("operating the gateway", () => {
     }
   });
 
+  it("says which reloaded settings wait for a restart, and keeps the replica's name (its audit chain) until then", async () => {
+    const path = join(dir, "restart-only.yaml");
+    writeConfig(path, "");
+    const logged: string[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => logged.push(line) });
+    const gateway = await startGateway({ configPath: path, env: {}, logger });
+    try {
+      await ask(gateway.url);
+      const before = gateway.services.current().replica;
+      writeFileSync(path, readFileSync(path, "utf8").replace("drain_seconds: 5", "drain_seconds: 5, replica_id: renamed, header_timeout_seconds: 3"));
+      expect(gateway.reload()).toBe(true);
+      expect(gateway.services.current().replica).toBe(before);
+      const warning = logged.map((line) => JSON.parse(line) as { level: number; settings?: string[] }).find((entry) => entry.settings !== undefined);
+      expect(warning).toMatchObject({ level: 40, settings: ["server.replica_id", "server.header_timeout_seconds"] });
+    } finally {
+      await gateway.shutdown();
+    }
+  });
+
   it("watches the config's path: a file replaced by a rename (editors, mv, ConfigMaps) reloads every time", async () => {
     const path = join(dir, "watched.yaml");
     writeConfig(path, "");
