@@ -8,7 +8,8 @@ export class LogSink implements AuditSink {
   private readonly logger: Logger;
 
   constructor(logger: Logger) {
-    this.logger = logger;
+    // Records are not chatter: `LOG_LEVEL=warn` must not silence the audit.
+    this.logger = logger.child({}, { level: "info" });
   }
 
   async write(batch: readonly AuditRecord[]): Promise<void> {
