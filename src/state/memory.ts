@@ -1,6 +1,7 @@
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { z } from "zod";
 import { emptyLevelState, reserveLevel, settleLevel, usageOf, type LevelState } from "../limits/level-state.js";
 import type {
   Approval,
@@ -24,6 +25,16 @@ interface Snapshot {
   stops: Stop[];
   approvals: Approval[];
 }
+
+/** The snapshot's outline, checked before it is read: a wrong file fails with its name, not a TypeError. */
+const snapshotShape = z.object({
+  version: z.literal(1),
+  levels: z.record(z.string(), z.looseObject({})),
+  sessionExpiry: z.record(z.string(), z.number()).optional(),
+  keys: z.array(z.looseObject({ id: z.string() })),
+  stops: z.array(z.looseObject({ kind: z.string(), value: z.string() })),
+  approvals: z.array(z.looseObject({ id: z.string() })),
+});
 
 const SNAPSHOT_EVERY_MS = 2000;
 
@@ -62,13 +73,20 @@ export class MemoryStore implements StateStore {
   }
 
   private restore(path: string, now: number): void {
-    let snapshot: Snapshot;
+    let parsed: unknown;
     try {
-      snapshot = JSON.parse(readFileSync(path, "utf8")) as Snapshot;
+      parsed = JSON.parse(readFileSync(path, "utf8"));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw new Error(`cannot read state snapshot \`${path}\`: ${(error as Error).message}`);
+      throw new Error(`cannot read state snapshot \`${path}\`: ${(error as Error).message}; move it aside to start with empty state`);
     }
+    const checked = snapshotShape.safeParse(parsed);
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      const where = issue === undefined || issue.path.length === 0 ? "" : `${issue.path.join(".")}: `;
+      throw new Error(`state snapshot \`${path}\` is not one this gateway writes (${where}${issue?.message ?? "invalid"}); move it aside to start with empty state`);
+    }
+    const snapshot = parsed as Snapshot;
     for (const [level, saved] of Object.entries(snapshot.levels)) this.levels.set(level, restoredLevel(saved, now));
     for (const [level, expiry] of Object.entries(snapshot.sessionExpiry ?? {})) this.sessionExpiry.set(level, expiry);
     for (const key of snapshot.keys) this.keys.set(key.id, key);

@@ -53,4 +53,19 @@ describe("memory store snapshot", () => {
       await store.close();
     }
   });
+
+  it("refuses a file that is not its snapshot, naming the file and what is wrong, rather than failing on it", () => {
+    for (const [content, why] of [
+      ["{}", "version"],
+      ["[]", "expected object"],
+      ['{"version":2}', "version"],
+      ["null", "expected object"],
+      ['{"version":1,"levels":{},"stops":[],"approvals":[]}', "keys"],
+      ['{"version":1,"levels":{', "JSON"],
+    ] as const) {
+      const path = snapshotPath();
+      writeFileSync(path, content);
+      expect(() => new MemoryStore(path, T0), content).toThrow(new RegExp(`snapshot \`${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\`.*${why}.*move it aside`));
+    }
+  });
 });
