@@ -34,10 +34,23 @@ function ruleNameAt(raw: unknown, path: ReadonlyArray<PropertyKey>): string | un
 }
 
 function zodIssues(raw: unknown, error: z.ZodError): ConfigIssue[] {
-  return error.issues.map((issue) => {
-    const rule = ruleNameAt(raw, issue.path);
-    return { path: formatFieldPath(issue.path), ...(rule === undefined ? {} : { rule }), message: issue.message };
+  return error.issues.flatMap((issue) => explain(issue, [])).map(({ path, message }) => {
+    const rule = ruleNameAt(raw, path);
+    return { path: formatFieldPath(path), ...(rule === undefined ? {} : { rule }), message };
   });
+}
+
+/**
+ * A union's "Invalid input" says nothing of what is wrong: report the problems of the alternative
+ * that went deepest, with the fewest problems on a tie (the one the author meant: `store: { redis: …,
+ * on_error: fail_sometimes }` is a Redis store with a bad `on_error`, not a mistyped memory store).
+ */
+function explain(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[]): { path: PropertyKey[]; message: string }[] {
+  const path = [...prefix, ...issue.path];
+  if (issue.code !== "invalid_union" || issue.errors.length === 0) return [{ path, message: issue.message }];
+  const depth = (branch: readonly z.core.$ZodIssue[]): number => Math.max(...branch.map((i) => i.path.length + (i.code === "unrecognized_keys" ? 0 : 1)));
+  const best = [...issue.errors].sort((a, b) => depth(b) - depth(a) || a.length - b.length)[0] ?? [];
+  return best.flatMap((inner) => explain(inner, path));
 }
 
 /** Parses and validates a config text. Throws ConfigError listing every problem found. */

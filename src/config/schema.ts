@@ -90,7 +90,10 @@ const approverSchema = z.strictObject({
 
 const redisStoreSchema = z.strictObject({
   redis: z.strictObject({
-    url: z.string().min(1).default("redis://127.0.0.1:6379"),
+    url: z
+      .string()
+      .regex(/^rediss?:\/\/\S+$/, "must be a redis:// or rediss:// URL")
+      .default("redis://127.0.0.1:6379"),
     prefix: z.string().default("spark:"),
   }),
   on_error: z.enum(["fail_closed", "fail_open"]).default("fail_closed"),
@@ -221,7 +224,7 @@ export const configSchema = z
         // Node lower-cases the names of the headers it receives.
         header: z
           .string()
-          .min(1)
+          .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be an HTTP header name (letters, digits and !#$%&'*+.^_`|~-)")
           .default("x-session-id")
           .transform((name) => name.toLowerCase()),
         ttl_seconds: positiveInt.default(86_400),
@@ -230,7 +233,7 @@ export const configSchema = z
       .default({ header: "x-session-id", ttl_seconds: 86_400, limits: {} }),
     approvals: z
       .strictObject({
-        notify_url: z.url().nullable().default(null),
+        notify_url: z.url({ protocol: /^https?$/ }).nullable().default(null),
         notify_secret: z.string().default(""),
         default_timeout_seconds: positiveInt.default(3600),
       })
@@ -271,11 +274,16 @@ export const configSchema = z
       ctx.addIssue({ code: "custom", path: ["passthrough", "upstream"], message: `unknown upstream \`${passthroughUpstream}\`` });
     }
     const seenKeys = new Set<string>();
+    const seenHashes = new Map<string, string>();
     config.keys.forEach((key, index) => {
       if (seenKeys.has(key.id)) {
         ctx.addIssue({ code: "custom", path: ["keys", index, "id"], message: `duplicate key id \`${key.id}\`` });
       }
       seenKeys.add(key.id);
+      // One clear key would authenticate as whichever entry came first.
+      const other = seenHashes.get(key.key_hash);
+      if (other !== undefined) ctx.addIssue({ code: "custom", path: ["keys", index, "key_hash"], message: `the same key_hash as key \`${other}\`` });
+      else seenHashes.set(key.key_hash, key.id);
     });
     const seenRules = new Set<string>();
     config.policies.rules.forEach((rule, index) => {

@@ -75,6 +75,22 @@ approvals: { notify_url: null, notify_secret: \${APPROVALS_WEBHOOK_SECRET:-}, de
     ]);
   });
 
+  it("names what is wrong inside a union (store, sinks) and catches values that would fail later", () => {
+    const hash = `sha256:${"a".repeat(64)}`;
+    expect(issuesOf(`${base}\nstore: { redis: { url: "redis://h:1" }, on_error: fail_sometimes }`)).toEqual([
+      'store.on_error: Invalid option: expected one of "fail_closed"|"fail_open"',
+    ]);
+    expect(issuesOf(`${base}\naudit: { sinks: [{ file: { dir: x, retention_days: 0 } }] }`)).toEqual([
+      "audit.sinks[0].file.retention_days: Too small: expected number to be >0",
+    ]);
+    expect(issuesOf(`${base}\nstore: { redis: { url: notaurl } }`)).toEqual(["store.redis.url: must be a redis:// or rediss:// URL"]);
+    expect(issuesOf(`${base}\nsessions: { header: "bad header name" }`)).toEqual([expect.stringMatching(/^sessions\.header: must be an HTTP header name/)]);
+    expect(issuesOf(`${base}\napprovals: { notify_url: "ftp://x/hook" }`)).toEqual([expect.stringMatching(/^approvals\.notify_url: /)]);
+    expect(
+      issuesOf(`${base}\nkeys: [{ id: a, key_hash: "${hash}", subject: { user: u } }, { id: b, key_hash: "${hash}", subject: { user: v } }]`),
+    ).toEqual(["keys[1].key_hash: the same key_hash as key `a`"]);
+  });
+
   it("reports several problems at once, with rule names for rules", () => {
     const issues = issuesOf(`${base}
 keys: [{ id: a, key_hash: "sha256:ABC", subject: { user: a } }]
