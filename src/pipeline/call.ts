@@ -70,8 +70,8 @@ interface CallState {
   toolCallCount: number;
   /** An approval this call used up: given back if the call then fails for a reason a retry can outlive. */
   redeemedApproval: string | null;
-  /** The request body as the client sent it, parsed anew from its bytes. */
-  clientBody: () => unknown;
+  /** The request body's bytes as the client sent them (stages edit the parsed body). */
+  bytes: Buffer | null;
 }
 
 /**
@@ -96,7 +96,7 @@ export async function handleCall(
     error: null,
     toolCallCount: 0,
     redeemedApproval: null,
-    clientBody: () => null,
+    bytes: null,
   };
   draft.action = action;
   const cancel = new CallAbort();
@@ -117,6 +117,7 @@ export async function handleCall(
     unregister = services.streams.register(principal.keyId, principal.subject.user, principal.subject.team, cancel);
 
     const bytes = await readBody(incoming, config.server.max_body_bytes);
+    state.bytes = bytes;
     const body = validateBody(action, parseJsonBody(bytes, config.server.max_json_depth));
     const modelName = body.model as string;
     draft.model = modelName;
@@ -136,12 +137,11 @@ export async function handleCall(
 
     const approvalHeader = incoming.headers["x-approval-id"];
     const approvalId = typeof approvalHeader === "string" && approvalHeader !== "" ? approvalHeader : null;
-    // The body as the client sent it (parsed again from the bytes: stages below edit `body`), for an
-    // approval's hash or a body capture a tool call's rule asks for once the answer is in.
-    state.clientBody = () => JSON.parse(bytes.toString("utf8")) as unknown;
+    // The hash of the body as the client sent it (parsed again from the bytes: stages below edit `body`),
+    // computed only when an approval is created or redeemed.
     let hashed: string | null = null;
     const bodyHash = (): string => {
-      hashed ??= sha256Hex(canonicalJson(state.clientBody()));
+      hashed ??= sha256Hex(canonicalJson(JSON.parse(bytes.toString("utf8"))));
       return hashed;
     };
     let approved = false;
@@ -558,7 +558,9 @@ function applyToolVerdict(
     const before = draft.decision.constraints.audit_bodies;
     draft.decision = mergeDecisions([draft.decision, ...verdict.decisions.map((d) => d.decision)], runtime.policy.ruleOrder);
     // A tool call's rule may raise the body capture after the call's own was taken.
-    if (draft.decision.constraints.audit_bodies !== before) draft.body = captureAuditBody(runtime.config, state.clientBody(), draft.decision);
+    if (draft.decision.constraints.audit_bodies !== before && state.bytes !== null) {
+      draft.body = captureAuditBody(runtime.config, JSON.parse(state.bytes.toString("utf8")), draft.decision);
+    }
   }
   if (verdict.approvalId !== null) draft.approvalId = verdict.approvalId;
 }
