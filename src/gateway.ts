@@ -190,10 +190,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
 
+  const startedWith = runtime.config;
   const reload = (): boolean => {
     try {
       const next = readConfigFile(options.configPath, options.env);
-      const waiting = restartOnlyChanges(runtime.config, next);
+      // Against the config the process started with: what it runs on until it restarts.
+      const waiting = restartOnlyChanges(startedWith, next);
       runtime = buildRuntime(next, port, runtime);
       shared.setConfig(next, clock());
       void refreshKeys();
