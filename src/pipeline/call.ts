@@ -187,7 +187,7 @@ export async function handleCall(
     draft.decision = approved && decision.effect === "REQUIRE_APPROVAL" ? { ...decision, effect: "ALLOW", reason: `approved by a human; ${decision.reason}` } : decision;
     draft.body = captureAuditBody(config, body, decision);
 
-    if (decision.effect === "DENY") throw deniedError(decision, tools.deniedTool);
+    if (decision.effect === "DENY") throw deniedError(decision, refusedTool(decision, callDecision, tools));
     if (decision.effect === "REQUIRE_APPROVAL" && !approved) {
       const approval = await services.approvals.create({
         principal,
@@ -339,6 +339,13 @@ async function giveBackApproval(services: Services, id: string): Promise<void> {
   } catch (error) {
     storeTrouble(services.log, "approval restore", error);
   }
+}
+
+/** The declared tool a DENY is about, when a tool's rule (not the call's) named it. */
+function refusedTool(decision: Decision, callDecision: Decision, tools: ToolGovernance): string | null {
+  if (callDecision.effect === "DENY" && callDecision.rule === decision.rule) return null;
+  const byRule = tools.decisions.find((d) => d.decision.effect === "DENY" && d.decision.rule === decision.rule);
+  return byRule === undefined ? tools.deniedTool : byRule.record.tool;
 }
 
 function heldDecision(rule: string | null): Decision {

@@ -325,6 +325,13 @@ policies:
       "policy_denied",
     );
     expect(error.message).toContain("get_weather");
+    // The call itself denied: the refusal is the call's, not the tool's.
+    const both = await expectApiError(
+      strict.client(KEY.dev).chat.completions.create({ model: "free-model", messages: [{ role: "user", content: "say:no" }], tools: [tool("get_weather")] }),
+      403,
+      "policy_denied",
+    );
+    expect(both.message).not.toContain("for tool");
   });
 
   it("refuses a raw request the same way (OpenAI error shape)", async () => {
