@@ -27,6 +27,7 @@ import { readBody } from "./read-body.js";
 import { sessionIdOf } from "./session-id.js";
 import { relayStream } from "./relay-stream.js";
 import { writeError, writeJson } from "./respond.js";
+import type { Approval } from "../state/store.js";
 import type { Runtime } from "./runtime.js";
 import type { Services } from "./services.js";
 import { governDeclaredTools, governToolCalls, type ToolCallContext, type ToolGovernance } from "./tools.js";
@@ -150,7 +151,12 @@ export async function handleCall(
       const redemption = await services.approvals.redeem(approvalId, principal, bodyHash());
       if (redemption.kind === "held" && redemption.approval.held !== null) {
         const held = redemption.approval.held;
-        draft.decision = heldDecision(redemption.approval.rule);
+        const approval = redemption.approval;
+        draft.decision = heldDecision(approval);
+        if (approval.tool_call !== null) {
+          draft.toolCalls = [approval.tool_call.name];
+          draft.toolDecisions = [{ action: "tool.call", tool: approval.tool_call.name, effect: "REQUIRE_APPROVAL", rule: approval.rule }];
+        }
         const heldHeaders = ["x-request-id", draft.id, "content-type", held.content_type, "x-approval-id", approvalId];
         // The held answer was paid for by the call that produced it; delivering it calls no upstream.
         if (held.kind === "json") heldHeaders.push("x-gateway-cost", microsToUsd(0).toFixed(6));
@@ -348,8 +354,17 @@ function refusedTool(decision: Decision, callDecision: Decision, tools: ToolGove
   return byRule === undefined ? tools.deniedTool : byRule.record.tool;
 }
 
-function heldDecision(rule: string | null): Decision {
-  return { effect: "ALLOW", rule, reason: "approved by a human; the held answer is delivered", matched: rule === null ? [] : [rule], constraints: {}, dry_run_rules: [] };
+/** What delivering a held answer decided: the approval's rule and constraints, now allowed. */
+function heldDecision(approval: Approval): Decision {
+  const { rule } = approval;
+  return {
+    effect: "ALLOW",
+    rule,
+    reason: "approved by a human; the held answer is delivered",
+    matched: rule === null ? [] : [rule],
+    constraints: approval.constraints,
+    dry_run_rules: [],
+  };
 }
 
 function ensureEstimate(

@@ -260,6 +260,10 @@ describe("approvals of a held non-streamed answer", () => {
     expect(chatCount(h)).toBe(upstreamCalls);
     const record = (await auditRecords(h)).at(-1)!;
     expect(record).toMatchObject({ status: 200, approval_id: id, key_id: "dev" });
+    // The record says what was approved: the rule, its constraints and the tool call it held.
+    expect(record.decision).toMatchObject({ effect: "ALLOW", rule: "production_tools_need_approval", constraints: { approver_role: "admin", approval_timeout_seconds: 3600 } });
+    expect(record.tool_calls).toEqual(["deploy"]);
+    expect(record.tool_decisions).toEqual([{ action: "tool.call", tool: "deploy", effect: "REQUIRE_APPROVAL", rule: "production_tools_need_approval" }]);
   });
 
   it("refuses a second use with approval_used", async () => {
