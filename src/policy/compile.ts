@@ -130,14 +130,39 @@ const isToolOnly = (attribute: string): boolean => attribute === "tool" || attri
  */
 function checkToolConditionsReachable(conditions: Readonly<Record<string, unknown>>, actions: readonly Action[], path: string, sink: IssueSink): void {
   if (actions.some((action) => action === "tool.register" || action === "tool.call")) return;
-  for (const [attribute, operators] of Object.entries(conditions)) {
-    if (!isToolOnly(attribute) || operators === null || typeof operators !== "object") continue;
-    const required = Object.entries(operators).some(([op, operand]) => NEEDS_VALUE.has(op) || (op === "exists" && operand === true));
-    if (required) {
-      const toolActions = attribute === "tool" ? "[tool.register, tool.call]" : "[tool.call]";
-      report(sink, childPath(path, attribute), `\`${attribute}\` is only set on tool actions, and this rule applies to the call actions, so it can never match; add \`actions: ${toolActions}\``);
+  const required = requiredToolAttribute(conditions, path);
+  if (required === null) return;
+  const toolActions = required.attribute === "tool" ? "[tool.register, tool.call]" : "[tool.call]";
+  report(
+    sink,
+    required.path,
+    `\`${required.attribute}\` is only set on tool actions, and this rule applies to the call actions, so it can never match; add \`actions: ${toolActions}\``,
+  );
+}
+
+/**
+ * A tool attribute the conditions cannot hold without, and where: one required at the top, in any
+ * `all_of` branch, or in every `any_of` branch (`not` may hold on a missing one, so it is never here).
+ */
+function requiredToolAttribute(conditions: unknown, path: string): { attribute: string; path: string } | null {
+  if (conditions === null || typeof conditions !== "object" || Array.isArray(conditions)) return null;
+  for (const [key, value] of Object.entries(conditions)) {
+    if (isToolOnly(key) && value !== null && typeof value === "object") {
+      const needed = Object.entries(value).some(([op, operand]) => NEEDS_VALUE.has(op) || (op === "exists" && operand === true));
+      if (needed) return { attribute: key, path: childPath(path, key) };
+    }
+    if (key === "all_of" && Array.isArray(value)) {
+      for (const [index, branch] of value.entries()) {
+        const found = requiredToolAttribute(branch, childPath(childPath(path, key), index));
+        if (found !== null) return found;
+      }
+    }
+    if (key === "any_of" && Array.isArray(value) && value.length > 0) {
+      const found = value.map((branch, index) => requiredToolAttribute(branch, childPath(childPath(path, key), index)));
+      if (found.every((f) => f !== null)) return found[0] ?? null;
     }
   }
+  return null;
 }
 
 export function isAction(value: unknown): value is Action {

@@ -31,6 +31,8 @@ const rows: Row[] = [
     "`tool` is only set on tool actions, and this rule applies to the call actions, so it can never match; add `actions: [tool.register, tool.call]`",
   ],
   ["tool_args in a call rule", { actions: ["chat.completions"], conditions: { "tool_args.environment": { eq: "prod" } } }, "conditions.tool_args.environment", "add `actions: [tool.call]`"],
+  ["a tool attribute every any_of branch requires", { conditions: { any_of: [{ tool: { eq: "a" } }, { tool: { in: ["b"] } }] } }, "conditions.any_of[0].tool", "can never match"],
+  ["a tool attribute an all_of branch requires", { conditions: { all_of: [{ model: { eq: "m" } }, { tool_args_json: { matches: "x" } }] } }, "conditions.all_of[1].tool_args_json", "can never match"],
   ["unknown operator", { conditions: { model: { inn: ["x"] } } }, "conditions.model.inn", "unknown operator `inn`"],
   ["operators not a map", { conditions: { model: "gpt-4o" } }, "conditions.model", "expected a map of operators"],
   ["empty operator map", { conditions: { model: {} } }, "conditions.model", "expected a map of operators"],
@@ -101,6 +103,15 @@ describe("policy config errors", () => {
     expect(() => compileRules([{ name: "r", effect: "DENY", conditions: { modle: {} } }])).toThrow(
       /policies\.rules\[0\]\.conditions\.modle \(rule `r`\): unknown attribute `modle`/,
     );
+  });
+
+  it("accepts call rules whose tool conditions may hold without a tool (not, ne, exists: false, one any_of branch)", () => {
+    const rules: RawRule[] = [
+      { name: "a", effect: "DENY", conditions: { model: { in: ["gpt-4o"] }, not: { tool: { in: ["read_file"] } } } },
+      { name: "b", effect: "DENY", conditions: { tool: { ne: "x" }, tool_args_json: { exists: false } } },
+      { name: "c", effect: "DENY", conditions: { any_of: [{ tool: { eq: "a" } }, { model: { eq: "m" } }] } },
+    ];
+    expect(compileRules(rules).rules).toHaveLength(3);
   });
 
   it("carries unknown constraints untouched", () => {

@@ -94,7 +94,7 @@ const rules = fc
   .map((list) => list.map((fields, index): RawRule => {
     const { actions, ...rest } = fields;
     // The compiler refuses a call-only rule that requires a tool attribute: such rules also judge tool calls.
-    const toolOnly = Object.keys(fields.conditions).some((key) => key === "tool" || key.startsWith("tool_args"));
+    const toolOnly = /"tool(_args[^"]*)?"/.test(JSON.stringify(fields.conditions));
     const covered = actions?.some((action) => action.startsWith("tool.")) === true;
     const effective = toolOnly && !covered ? [...(actions ?? ["chat.completions"]), "tool.call" as const] : actions;
     return effective === undefined ? { name: `r${index}`, ...rest } : { name: `r${index}`, actions: effective, ...rest };
