@@ -33,6 +33,9 @@ export interface AuditWriterOptions {
  */
 export const MAX_BATCH_SIZE = 512;
 
+/** How long a shutdown that ran out of time still gives the sinks that answer to take what is left. */
+const SALVAGE_MS = 2000;
+
 export interface AuditWriterStats {
   depth: number;
   dropped: number;
@@ -165,9 +168,37 @@ export class AuditWriter {
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
     if (!inTime) {
       this.dropped += this.accepted - this.written;
-      this.logger.error({ unwritten: this.accepted - this.written }, "audit sinks did not take every record before shutdown; those records are lost");
+      await this.salvage(SALVAGE_MS);
     }
     await withinLimit(Promise.all(this.sinks.map((sink) => sink.close())), inTime ? limitMs : 0);
+  }
+
+  /**
+   * At a shutdown that ran out of time, one sink down (a Redis stream) must not cost the others the
+   * records it held back: each sink still answering gets what it has not stored, in order. Only the
+   * sinks that cannot take them lose them, and the log says which.
+   */
+  private async salvage(limitMs: number): Promise<void> {
+    const inFlight = this.inFlight;
+    await Promise.all(
+      this.sinks.map(async (sink) => {
+        // A sink still owing the batch in flight is the one that is down: it is not waited on again.
+        if (inFlight?.pending.has(sink) === true) return this.reportLost(sink, this.depth);
+        const from = this.head + (inFlight === null ? 0 : inFlight.records.length);
+        const left = this.queue.slice(from);
+        if (left.length === 0) return;
+        const stored = await withinLimit(this.writeAll(sink, left), limitMs).catch(() => false);
+        if (!stored) this.reportLost(sink, left.length);
+      }),
+    );
+  }
+
+  private async writeAll(sink: AuditSink, records: readonly AuditRecord[]): Promise<void> {
+    for (let at = 0; at < records.length; at += this.batchSize) await sink.write(records.slice(at, at + this.batchSize));
+  }
+
+  private reportLost(sink: AuditSink, unwritten: number): void {
+    this.logger.error({ sink: sink.name, unwritten }, "audit sink did not take every record before shutdown; those records are lost from it");
   }
 
   private get depth(): number {

@@ -140,6 +140,22 @@ describe("AuditWriter", () => {
     expect(writer.stats().sinkErrors).toBe(errorsAtClose);
   });
 
+  it("close(limit) still hands a healthy sink what a down sink held back: only the down sink loses them", async () => {
+    for (const hang of [false, true]) {
+      const healthy = new MemorySink("file");
+      const down = new MemorySink("stream");
+      if (hang) gated(down);
+      else down.failures = Number.POSITIVE_INFINITY;
+      const writer = makeWriter([healthy, down], { maxQueue: 100, batchSize: 2 });
+      const records = Array.from({ length: 5 }, () => makeRecord());
+      for (const record of records) writer.enqueue(record);
+      await writer.close(60);
+      expect(healthy.records.map((r) => r.id), `hanging: ${hang}`).toEqual(records.map((r) => r.id));
+      expect(down.records).toEqual([]);
+      expect(healthy.closed).toBe(true);
+    }
+  });
+
   it("retries a failing sink without losing or duplicating records, counting the errors", async () => {
     const healthy = new MemorySink("healthy");
     const failing = new MemorySink("failing");
