@@ -170,35 +170,40 @@ export class MemoryStore implements StateStore {
     decision: { status: "approved" | "denied"; by: string; role: string; comment: string | null; at: string },
     now: number,
   ): Promise<ApprovalTransition> {
-    const approval = this.approvals.get(id);
-    if (approval === undefined) return { ok: false, reason: "not_found", approval: null };
-    if (Date.parse(approval.expires_at) <= now) return { ok: false, reason: "expired", approval: structuredClone(approval) };
-    if (approval.status !== "pending") return { ok: false, reason: "not_pending", approval: structuredClone(approval) };
-    approval.status = decision.status;
-    approval.decided_by = decision.by;
-    approval.decided_role = decision.role;
-    approval.decided_at = decision.at;
-    approval.comment = decision.comment;
-    this.changed(null);
-    return { ok: true, approval: structuredClone(approval) };
+    return this.transition(id, now, "pending", "not_pending", (approval) => {
+      approval.status = decision.status;
+      approval.decided_by = decision.by;
+      approval.decided_role = decision.role;
+      approval.decided_at = decision.at;
+      approval.comment = decision.comment;
+    });
   }
 
   async consumeApproval(id: string, now: number): Promise<ApprovalTransition> {
-    const approval = this.approvals.get(id);
-    if (approval === undefined) return { ok: false, reason: "not_found", approval: null };
-    if (Date.parse(approval.expires_at) <= now) return { ok: false, reason: "expired", approval: structuredClone(approval) };
-    if (approval.status !== "approved") return { ok: false, reason: "not_approved", approval: structuredClone(approval) };
-    approval.status = "used";
-    this.changed(null);
-    return { ok: true, approval: structuredClone(approval) };
+    return this.transition(id, now, "approved", "not_approved", (approval) => {
+      approval.status = "used";
+    });
   }
 
   async restoreApproval(id: string, now: number): Promise<ApprovalTransition> {
+    return this.transition(id, now, "used", "not_used", (approval) => {
+      approval.status = "approved";
+    });
+  }
+
+  /** One approval state change, checked in the Lua script's order: found, not expired, in state `from`. */
+  private transition(
+    id: string,
+    now: number,
+    from: ApprovalStatus,
+    refusal: "not_pending" | "not_approved" | "not_used",
+    apply: (approval: Approval) => void,
+  ): ApprovalTransition {
     const approval = this.approvals.get(id);
     if (approval === undefined) return { ok: false, reason: "not_found", approval: null };
     if (Date.parse(approval.expires_at) <= now) return { ok: false, reason: "expired", approval: structuredClone(approval) };
-    if (approval.status !== "used") return { ok: false, reason: "not_used", approval: structuredClone(approval) };
-    approval.status = "approved";
+    if (approval.status !== from) return { ok: false, reason: refusal, approval: structuredClone(approval) };
+    apply(approval);
     this.changed(null);
     return { ok: true, approval: structuredClone(approval) };
   }
