@@ -142,7 +142,7 @@ export async function handleCall(
     // computed only when an approval is created or redeemed.
     let hashed: string | null = null;
     const bodyHash = (): string => {
-      hashed ??= sha256Hex(canonicalJson(JSON.parse(bytes.toString("utf8"))));
+      hashed ??= sha256Hex(canonicalJson(sentBody(bytes)));
       return hashed;
     };
     let approved = false;
@@ -190,7 +190,7 @@ export async function handleCall(
     draft.toolDecisions = tools.decisions.map((d) => d.record);
     const decision = mergeDecisions([callDecision, ...tools.decisions.map((d) => d.decision)], runtime.policy.ruleOrder);
     // What shaped an approved call's outcome is the approval: audited as ALLOW, not as a violation.
-    draft.decision = approved && decision.effect === "REQUIRE_APPROVAL" ? { ...decision, effect: "ALLOW", reason: `approved by a human; ${decision.reason}` } : decision;
+    draft.decision = approved && decision.effect === "REQUIRE_APPROVAL" ? approvedDecision(decision) : decision;
     draft.body = captureAuditBody(config, body, decision);
 
     if (decision.effect === "DENY") throw deniedError(decision, refusedTool(decision, callDecision, tools));
@@ -209,7 +209,7 @@ export async function handleCall(
       if (waited !== "approved") throw approvalRequired(approval.id, decision, waited);
       await services.approvals.redeem(approval.id, principal, approval.body_hash);
       state.redeemedApproval = approval.id;
-      draft.decision = { ...decision, effect: "ALLOW", reason: `approved by a human; ${decision.reason}` };
+      draft.decision = approvedDecision(decision);
     }
 
     let modified = tools.stripped.length > 0;
@@ -352,6 +352,16 @@ function refusedTool(decision: Decision, callDecision: Decision, tools: ToolGove
   if (callDecision.effect === "DENY" && callDecision.rule === decision.rule) return null;
   const byRule = tools.decisions.find((d) => d.decision.effect === "DENY" && d.decision.rule === decision.rule);
   return byRule === undefined ? tools.deniedTool : byRule.record.tool;
+}
+
+/** A REQUIRE_APPROVAL that a human approved: what shaped the outcome, audited as ALLOW. */
+function approvedDecision(decision: Decision): Decision {
+  return { ...decision, effect: "ALLOW", reason: `approved by a human; ${decision.reason}` };
+}
+
+/** The request body as the client sent it, parsed again from its bytes (stages edit the parsed one). */
+function sentBody(bytes: Buffer): unknown {
+  return JSON.parse(bytes.toString("utf8"));
 }
 
 /** What delivering a held answer decided: the approval's rule and constraints, now allowed. */
@@ -581,7 +591,7 @@ function applyToolVerdict(
     draft.decision = mergeDecisions([draft.decision, ...verdict.decisions.map((d) => d.decision)], runtime.policy.ruleOrder);
     // A tool call's rule may raise the body capture after the call's own was taken.
     if (draft.decision.constraints.audit_bodies !== before && state.bytes !== null) {
-      draft.body = captureAuditBody(runtime.config, JSON.parse(state.bytes.toString("utf8")), draft.decision);
+      draft.body = captureAuditBody(runtime.config, sentBody(state.bytes), draft.decision);
     }
   }
   if (verdict.approvalId !== null) draft.approvalId = verdict.approvalId;
