@@ -38,7 +38,7 @@ const KINDS = {
 /** The flat attribute names of CONTRACT.md §2, in its order (`tool_args.<path>` aside). */
 export const ATTRIBUTE_NAMES: readonly string[] = Object.keys(KINDS);
 
-const TOOL_ARGS_PREFIX = "tool_args.";
+export const TOOL_ARGS_PREFIX = "tool_args.";
 
 export interface AttributeRef {
   /** The fact the value comes from: the attribute itself, or `tool_args` for a path into it. */

@@ -1,4 +1,5 @@
 import type { AuditBodies, Config, RuleConfig } from "../config/schema.js";
+import { TOOL_ARGS_PREFIX } from "./attributes.js";
 import { type Predicate, compileConditions } from "./conditions.js";
 import { checkConstraints, isAuditLevel } from "./constraints.js";
 import { childPath, type IssueSink, PolicyConfigError, type PolicyIssue, report } from "./errors.js";
@@ -121,7 +122,7 @@ function checkActions(actions: readonly string[] | undefined, path: string, sink
 /** Operators that fail on a missing attribute, so a rule requiring one on an attribute it never sees never matches. */
 const NEEDS_VALUE = new Set(["eq", "in", "gt", "gte", "lt", "lte", "matches", "contains"]);
 
-const isToolOnly = (attribute: string): boolean => attribute === "tool" || attribute === "tool_args_json" || attribute.startsWith("tool_args.");
+const isToolOnly = (attribute: string): boolean => attribute === "tool" || attribute === "tool_args_json" || attribute.startsWith(TOOL_ARGS_PREFIX);
 
 /**
  * `tool` and `tool_args…` are set on tool actions only. A rule applying to the call actions alone

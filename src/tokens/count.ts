@@ -5,16 +5,10 @@ import { splitForEncoding } from "./split.js";
 /** Words recur across prompts far more than whole texts do; bounded like the text caches. */
 const WORD_ENTRIES = 65_536;
 const WORD_CHARS = 1024 * 1024;
-const wordCaches = new Map<Encoding, TextCache<number>>();
-
-function wordCache(encoding: Encoding): TextCache<number> {
-  let cache = wordCaches.get(encoding);
-  if (cache === undefined) {
-    cache = new TextCache<number>(WORD_ENTRIES, WORD_CHARS);
-    wordCaches.set(encoding, cache);
-  }
-  return cache;
-}
+const wordCaches: Record<Encoding, TextCache<number>> = {
+  o200k_base: new TextCache<number>(WORD_ENTRIES, WORD_CHARS),
+  cl100k_base: new TextCache<number>(WORD_ENTRIES, WORD_CHARS),
+};
 
 /**
  * Tokens in `text`; special-token strings such as `<|endoftext|>` count as ordinary text. The text
@@ -25,7 +19,7 @@ function wordCache(encoding: Encoding): TextCache<number> {
 export function countTokens(text: string, encoding: Encoding): number {
   if (text.length === 0) return 0;
   const encoder = getEncoder(encoding);
-  const words = wordCache(encoding);
+  const words = wordCaches[encoding];
   let total = 0;
   for (const word of splitForEncoding(text)) total += words.valueOf(word, encoder.countOrdinary);
   return total;
