@@ -93,7 +93,9 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
       await release(store, reservation, now);
       const scope = level.split(":")[0] ?? level;
       const what = LIMIT_NAMES[result.limit] ?? result.limit;
-      const headers = rateHeaders(refusalRate(tightest(reservation.rate, result.rate), result.limit, limits.maxParallel, result.retryAfterMs));
+      // The level that refused wins a tie, so the headers name the limit that refused (the earlier
+      // levels' figures still count this call, which they have just released).
+      const headers = rateHeaders(refusalRate(tightest(result.rate, reservation.rate), result.limit, limits.maxParallel, result.retryAfterMs));
       if (isBudgetLimit(result.limit)) {
         const why = SPENT_LIMITS.has(result.limit) ? `${scope} ${what} reached` : `${scope} ${what} exhausted: this call's worst case does not fit what is left`;
         throw new GatewayError(429, "budget_exceeded", why, {
@@ -106,12 +108,13 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
       // A call whose worst case exceeds the whole per-minute allowance can never pass as sent: say how to fix it.
       const never = result.limit === "tokens_per_minute" && capacity !== null && needed > capacity;
       if (never) {
-        // Waiting cannot help: `x-should-retry: false` stops SDKs from retrying it for minutes.
+        // Waiting cannot help: `x-should-retry: false` stops SDKs from retrying it for minutes. The
+        // `retry-after` every rate-limit 429 carries is the whole window, for clients that only read it.
         throw new GatewayError(
           429,
           "rate_limit_exceeded",
           `${scope} ${what} limit can never admit this call: it reserves ${needed} tokens (input + output limit${choices > 1 ? ` × n` : ""}) against ${capacity} per minute; set a lower max_completion_tokens`,
-          { headers: { ...headers, "x-should-retry": "false" } },
+          { headers: { ...headers, "retry-after": "60", "x-should-retry": "false" } },
         );
       }
       throw new GatewayError(429, "rate_limit_exceeded", `${scope} ${what} limit reached; retry after ${retryAfter}s`, {

@@ -319,6 +319,8 @@ export async function handleCall(
       const headers = ["x-request-id", draft.id];
       // Admitted, then failed (upstream down or timed out): the answer still reports the limits it counted against.
       if (state.reservation !== null) pushRateHeaders(headers, state.reservation.rate);
+      // Refused after the upstream answered (a tool call in it): that answer was paid for.
+      if (state.accounted) headers.push("x-gateway-cost", microsToUsd(draft.costMicros).toFixed(6));
       writeError(res, failure, headers);
     }
   } finally {

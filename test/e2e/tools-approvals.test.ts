@@ -88,8 +88,10 @@ describe("tool.call on non-streamed answers", () => {
     expect(record).toMatchObject({ status: 403, error_code: "policy_denied", tool_calls: ["shell_command"] });
     expect(record.tool_decisions).toEqual([{ action: "tool.call", tool: "shell_command", effect: "DENY", rule: "no_shell" }]);
     expect(record.decision).toMatchObject({ effect: "DENY", rule: "no_shell" });
-    // The model's answer was used: its tokens are charged and audited.
+    // The model's answer was used: its tokens are charged, audited and reported as the call's cost.
     expect(record.output_tokens).toBeGreaterThan(0);
+    expect(record.cost).toBeGreaterThan(0);
+    expect(Number(error.headers?.get("x-gateway-cost"))).toBe(record.cost);
   });
 
   it("passes auto-approved safe tools (read_file) untouched", async () => {

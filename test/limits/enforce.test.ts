@@ -79,3 +79,31 @@ describe("reserveAll / settleAll", () => {
     expect(reservation.levels[0]?.reservedMicros).toBeGreaterThan(990);
   });
 });
+
+describe("the x-ratelimit-* headers of a refusal", () => {
+  const levels = (keyRpm: number, teamRpm: number): LimitPlan => ({
+    ...plan(100),
+    levels: [
+      { level: "key:k", limits: limits({ requestsPerMinute: keyRpm }) },
+      { level: "team:t", limits: limits({ requestsPerMinute: teamRpm }) },
+    ],
+  });
+  const headersOf = (error: unknown): Record<string, string> => (error as { options: { headers: Record<string, string> } }).options.headers;
+
+  it("name the limit of the level that refused, not an earlier level's tied at none remaining", async () => {
+    const store = new MemoryStore(null, T0);
+    await reserveAll(store, levels(3, 2), charge, T0);
+    await reserveAll(store, levels(3, 2), charge, T0);
+    const refusal = await reserveAll(store, levels(3, 2), charge, T0).catch((error: unknown) => error);
+    expect(refusal).toMatchObject({ status: 429, code: "rate_limit_exceeded", message: expect.stringMatching(/^team requests per minute/) });
+    expect(headersOf(refusal)).toMatchObject({ "x-ratelimit-limit-requests": "2", "x-ratelimit-remaining-requests": "0" });
+  });
+
+  it("carry retry-after when the call can never fit the tokens per minute, with x-should-retry false", async () => {
+    const store = new MemoryStore(null, T0);
+    const tpm: LimitPlan = { ...plan(100), levels: [{ level: "key:k", limits: limits({ tokensPerMinute: 15 }) }] };
+    const refusal = await reserveAll(store, tpm, charge, T0).catch((error: unknown) => error);
+    expect(refusal).toMatchObject({ status: 429, code: "rate_limit_exceeded", message: expect.stringMatching(/can never admit/) });
+    expect(headersOf(refusal)).toMatchObject({ "retry-after": "60", "x-should-retry": "false", "x-ratelimit-limit-tokens": "15" });
+  });
+});
