@@ -9,6 +9,7 @@ import { pushRateHeaders } from "../limits/headers.js";
 import { type LimitPlan, planLimits } from "../limits/plan.js";
 import { summarizeAnswer } from "../openai/answer.js";
 import { parseJsonBody } from "../openai/json-body.js";
+import { spliceEdited } from "../openai/json-splice.js";
 import { validateBody } from "../openai/schemas.js";
 import { evaluatePolicy, mergeDecisions } from "../policy/evaluate.js";
 import type { CallAction, Decision } from "../policy/types.js";
@@ -21,7 +22,7 @@ import { stopError } from "./active-streams.js";
 import { CallAbort, type CallSignal } from "./call-abort.js";
 import type { AuditDraft } from "./audit-draft.js";
 import { captureAuditBody } from "./audit-body.js";
-import { applyOutputLimit, type Estimate, estimateCall, outputLimit } from "./estimate.js";
+import { applyOutputLimit, CHAT_LIMIT_FIELDS, type Estimate, estimateCall, outputLimit } from "./estimate.js";
 import { buildCallFacts, prefetchUsage } from "./call-facts.js";
 import { readBody } from "./read-body.js";
 import { sessionIdOf } from "./session-id.js";
@@ -212,7 +213,8 @@ export async function handleCall(
       draft.decision = approvedDecision(decision);
     }
 
-    let modified = tools.stripped.length > 0;
+    // The top-level members the gateway changes; everything else goes upstream as the client wrote it.
+    let edited: Set<string> | null = tools.stripped.length > 0 ? withEdits(null, TOOL_FIELDS) : null;
     let estimate: Estimate;
     if (estimateNeeded(plan, runtime.policy.attributes) || config.pii.redact) {
       estimate = ensureEstimate(state, action, body, model, plan, false);
@@ -227,27 +229,27 @@ export async function handleCall(
     const headers = pushRateHeaders(["x-request-id", draft.id], state.reservation.rate);
     if (estimate.outputParam !== null && (estimate.requestedOutput === null ? outputTokens < model.max_output_tokens : outputTokens < estimate.requestedOutput)) {
       applyOutputLimit(action, body, estimate.outputParam, outputTokens);
-      modified = true;
+      edited = withEdits(edited, [estimate.outputParam, ...CHAT_LIMIT_FIELDS]);
       headers.push("x-gateway-max-tokens", String(outputTokens));
     }
     const clientAskedUsage = isUsageRequested(body);
     if (action === "chat.completions" && draft.stream && !clientAskedUsage) {
       body.stream_options = { ...(body.stream_options as object | undefined), include_usage: true };
-      modified = true;
+      edited = withEdits(edited, ["stream_options"]);
     }
     if (config.pii.redact) {
       redactRequestBody(body, config.pii.detectors);
-      modified = true;
+      edited = withEdits(edited, REDACTED_FIELDS);
     }
 
     const upstream = runtime.upstreams.get(model.upstream)!;
     const path = action === "chat.completions" ? "/v1/chat/completions" : action === "responses" ? "/v1/responses" : "/v1/embeddings";
     if (model.upstream_model !== undefined) {
       body.model = model.upstream_model;
-      modified = true;
+      edited = withEdits(edited, ["model"]);
     }
     // An untouched body goes upstream as the very bytes the client sent.
-    const payload = modified ? Buffer.from(JSON.stringify(body)) : bytes;
+    const payload = edited === null ? bytes : Buffer.from(spliceEdited(bytes.toString("utf8"), body, edited));
     const sentAt = services.clock();
     const response = await forward(
       upstream,
@@ -431,6 +433,15 @@ function estimateNeeded(plan: LimitPlan, attributes: ReadonlySet<string>): boole
 /** The call's output limit without any input count: what the reservation needs when nothing limits tokens or money. */
 function uncountedEstimate(action: CallAction, body: Record<string, unknown>, model: ModelConfig): Estimate {
   return { inputTokens: 0, ...outputLimit(action, body, model), inputMicros: 0, worstMicros: 0, approximate: true };
+}
+
+const TOOL_FIELDS = ["tools", "functions", "tool_choice", "function_call"];
+const REDACTED_FIELDS = ["messages", "instructions", "input"];
+
+function withEdits(edited: Set<string> | null, keys: readonly string[]): Set<string> {
+  const set = edited ?? new Set<string>();
+  for (const key of keys) set.add(key);
+  return set;
 }
 
 function isUsageRequested(body: Record<string, unknown>): boolean {

@@ -31,7 +31,7 @@ export function outputParamFor(action: CallAction, body: Record<string, unknown>
 }
 
 /** Chat's two output-limit fields: a request may set both, and an upstream may honour either. */
-const CHAT_LIMIT_FIELDS = ["max_completion_tokens", "max_tokens"] as const;
+export const CHAT_LIMIT_FIELDS = ["max_completion_tokens", "max_tokens"] as const;
 
 /**
  * The output-limit field, the limit the request asked for (null: none; the larger where a chat

@@ -65,6 +65,20 @@ describe("openai SDK through the gateway", () => {
     expect(last.cost).toBeGreaterThan(0);
   });
 
+  it("sends an edited body upstream with the members it did not edit as the client wrote them", async () => {
+    const sent = '{"model":"gpt-4o-mini","stream":true,"seed":9007199254740993,"temperature":1.0,"messages":[{"role":"user","content":"say:hi"}]}';
+    const response = await fetch(`${h.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEYS.alice}`, "content-type": "application/json" },
+      body: sent,
+    });
+    expect(response.status).toBe(200);
+    await response.text();
+    // The mock parses what it gets; its raw text shows the number JSON.parse would round to ...992.
+    const raw = h.mock.requests.at(-1)!.rawBody;
+    expect(raw).toBe(`${sent.slice(0, -1)},"stream_options":{"include_usage":true}}`);
+  });
+
   it("sends a stream's headers within a moment even while the upstream holds back its first event", async () => {
     const controller = new AbortController();
     const started = Date.now();
