@@ -58,7 +58,7 @@ export async function createAudit(config: AuditConfig, deps: AuditDeps): Promise
       } else if ("redis_stream" in entry) {
         if (deps.redisFor === undefined) throw new Error("audit sink `redis_stream` needs a Redis connection");
         const redis = deps.redisFor(entry.redis_stream.url);
-        sinks.push(new RedisStreamSink(redis, { key: entry.redis_stream.key, maxLen: entry.redis_stream.max_len }));
+        sinks.push(new RedisStreamSink(redis, { key: entry.redis_stream.key, maxLen: entry.redis_stream.max_len, replica: deps.replica }));
         stream ??= { redis, key: entry.redis_stream.key };
       } else {
         sinks.push(new LogSink(deps.logger));

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { queryStream, scanStream } from "../../src/audit/query-stream.js";
 import { nextEntryId, previousEntryId, readStreamReverse } from "../../src/audit/redis-stream-reader.js";
 import { RedisStreamSink } from "../../src/audit/redis-stream-sink.js";
-import type { AuditRecord } from "../../src/audit/types.js";
+import { chainLine, GENESIS_HASH, verifyChain } from "../../src/audit/chain.js";
+import type { AuditRecord, ChainedRecord } from "../../src/audit/types.js";
 import { AuditUnavailableError } from "../../src/audit/unavailable.js";
 import { AuditWriter } from "../../src/audit/writer.js";
 import { makeRecord, silentLogger } from "./fixtures.js";
@@ -13,6 +14,11 @@ import { startRedis } from "../helpers/index.js";
 // Null only outside CI when redis-server is not installed; under CI a missing binary fails here.
 const server = await startRedis();
 const KEY = "test:audit";
+
+function withoutChain(record: ChainedRecord): AuditRecord {
+  const { prev_hash: _p, hash: _h, ...plain } = record;
+  return plain as AuditRecord;
+}
 
 afterAll(async () => {
   await server?.stop();
@@ -28,26 +34,46 @@ describe.skipIf(server === null)("the audit stream against a real redis-server",
     await redis?.quit();
   });
   beforeEach(async () => {
-    await redis.del(KEY);
+    await redis.del(KEY, `${KEY}:head:r1`, `${KEY}:head:r2`);
   });
 
 describe("RedisStreamSink", () => {
 
   it("XADDs each record as JSON in field r and reads them back newest first across pages", async () => {
-    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 1000 });
+    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 1000, replica: "r1" });
     const records = Array.from({ length: 25 }, () => makeRecord());
     await sink.write(records.slice(0, 10));
     await sink.write(records.slice(10));
     const [[, fields] = ["", []]] = await redis.xrange(KEY, "-", "+", "COUNT", 1);
     expect(fields[0]).toBe("r");
-    expect(JSON.parse(fields[1] ?? "null")).toEqual(records[0]);
+    expect(JSON.parse(fields[1] ?? "null")).toMatchObject({ ...records[0], prev_hash: GENESIS_HASH });
     const read: AuditRecord[] = [];
     for await (const entry of readStreamReverse(redis, KEY, 4)) read.push(entry.record);
     expect(ids(read)).toEqual(ids(records).reverse());
   });
 
+  it("chains each replica's records as its files do, across batches, replicas and a restart", async () => {
+    const one = new RedisStreamSink(redis, { key: KEY, maxLen: 1000, replica: "r1" });
+    const two = new RedisStreamSink(redis, { key: KEY, maxLen: 1000, replica: "r2" });
+    await one.write([makeRecord(), makeRecord()]);
+    await two.write([makeRecord()]);
+    await one.write([makeRecord()]);
+    // A restarted replica links on from the head its previous process stored.
+    await new RedisStreamSink(redis, { key: KEY, maxLen: 1000, replica: "r1" }).write([makeRecord()]);
+    const oldestFirst: ChainedRecord[] = [];
+    for await (const entry of readStreamReverse(redis, KEY)) oldestFirst.unshift(entry.record as ChainedRecord);
+    expect(oldestFirst).toHaveLength(5);
+    const r1 = [0, 1, 3, 4].map((i) => oldestFirst[i]!);
+    expect(verifyChain(r1, GENESIS_HASH)).toMatchObject({ ok: true, records: 4 });
+    expect(verifyChain([oldestFirst[2]!], GENESIS_HASH)).toMatchObject({ ok: true, records: 1 });
+    // The same lines a file sink writes: the record linked to its predecessor, hashed.
+    expect(oldestFirst[1]).toEqual(JSON.parse(chainLine(withoutChain(oldestFirst[1]!), oldestFirst[0]!.hash).text));
+    const tampered = { ...r1[2]!, cost: 99 };
+    expect(verifyChain([r1[0]!, r1[1]!, tampered, r1[3]!], GENESIS_HASH)).toMatchObject({ ok: false, first_broken: { reason: "hash mismatch" } });
+  });
+
   it("trims approximately to max_len", async () => {
-    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 10 });
+    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 10, replica: "r1" });
     for (let batch = 0; batch < 20; batch += 1) await sink.write(Array.from({ length: 50 }, () => makeRecord()));
     const length = await redis.xlen(KEY);
     expect(length).toBeLessThan(1000);
@@ -57,7 +83,7 @@ describe("RedisStreamSink", () => {
   it("serves queries with filters, shortcuts and cursor pages over every replica's records", async () => {
     const all = [...sampleRecords("r1"), ...sampleRecords("r2")];
     const writer = new AuditWriter({
-      sinks: [new RedisStreamSink(redis, { key: KEY, maxLen: 10_000 })],
+      sinks: [new RedisStreamSink(redis, { key: KEY, maxLen: 10_000, replica: "r1" })],
       maxQueue: 1000,
       onFull: "reject",
       logger: silentLogger,
@@ -84,7 +110,7 @@ describe("RedisStreamSink", () => {
   });
 
   it("drops a record delivered twice (a retried pipeline)", async () => {
-    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 1000 });
+    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 1000, replica: "r1" });
     const records = [makeRecord(), makeRecord()];
     await sink.write(records);
     await sink.write(records);
@@ -92,7 +118,7 @@ describe("RedisStreamSink", () => {
   });
 
   it("stops reading once entries are older than a full page", async () => {
-    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 100_000 });
+    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 100_000, replica: "r1" });
     await sink.write(Array.from({ length: 2000 }, () => makeRecord({ ts: new Date().toISOString() })));
     await new Promise((resolve) => setTimeout(resolve, 30));
     await sink.write(Array.from({ length: 3 }, () => makeRecord({ ts: new Date().toISOString() })));
@@ -124,14 +150,14 @@ describe("scanStream", () => {
 
   it("yields every record once, in stored order, across pages", async () => {
     const records = [...sampleRecords("r1"), ...sampleRecords("r2")];
-    await new RedisStreamSink(redis, { key: KEY, maxLen: 10_000 }).write(records);
+    await new RedisStreamSink(redis, { key: KEY, maxLen: 10_000, replica: "r1" }).write(records);
     expect(ids(await scanned({}, { pageSize: 4 }))).toEqual(ids(records));
     expect(ids(await scanned({}, { pageSize: records.length }))).toEqual(ids(records));
   });
 
   it("takes `from` and `to` inclusive by each record's ts", async () => {
     const records = sampleRecords("r1");
-    await new RedisStreamSink(redis, { key: KEY, maxLen: 10_000 }).write(records);
+    await new RedisStreamSink(redis, { key: KEY, maxLen: 10_000, replica: "r1" }).write(records);
     const range = { from: "2024-05-01T11:00:00Z", to: "2024-05-03T09:00:00Z" };
     const within = (r: AuditRecord) => r.ts >= "2024-05-01T11:00:00.000Z" && r.ts <= "2024-05-03T09:00:00.000Z";
     expect(ids(await scanned(range, { pageSize: 3 }))).toEqual(ids(records.filter(within)));
@@ -139,7 +165,7 @@ describe("scanStream", () => {
   });
 
   it("starts reading at entries stored at `from` less the clock skew", async () => {
-    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 10_000 });
+    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 10_000, replica: "r1" });
     await sink.write(Array.from({ length: 50 }, () => makeRecord({ ts: new Date().toISOString() })));
     await new Promise((resolve) => setTimeout(resolve, 30));
     const from = new Date().toISOString();
@@ -163,7 +189,7 @@ describe("scanStream", () => {
   });
 
   it("reads the entries present when it starts, not those added while it runs", async () => {
-    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 10_000 });
+    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 10_000, replica: "r1" });
     const before = Array.from({ length: 10 }, () => makeRecord());
     await sink.write(before);
     const seen: AuditRecord[] = [];
@@ -175,7 +201,7 @@ describe("scanStream", () => {
   });
 
   it("drops a record delivered twice (a retried pipeline), as queries do", async () => {
-    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 1000 });
+    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 1000, replica: "r1" });
     const records = [makeRecord(), makeRecord(), makeRecord({ replica: "r2" })];
     await sink.write(records.slice(0, 2));
     await sink.write(records);
@@ -190,7 +216,7 @@ describe.skipIf(server === null)("an audit stream whose Redis is down", () => {
     const redis = new Redis(own.url, { maxRetriesPerRequest: 1, retryStrategy: () => 20 });
     redis.on("error", () => {});
     try {
-      await new RedisStreamSink(redis, { key: KEY, maxLen: 100 }).write([makeRecord()]);
+      await new RedisStreamSink(redis, { key: KEY, maxLen: 100, replica: "r1" }).write([makeRecord()]);
       expect((await queryStream(redis, KEY, query({}))).data).toHaveLength(1);
       await redis.set(`${KEY}:plain`, "not a stream");
       const wrongType = queryStream(redis, `${KEY}:plain`, query({}));
