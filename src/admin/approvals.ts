@@ -1,17 +1,33 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { fromStore, publicApproval } from "../approvals/service.js";
+import { type ApprovalView, fromStore, publicApproval } from "../approvals/service.js";
+import { type AuditCursor, compareNewestFirst, cursorParam, encodeCursor } from "../audit/query.js";
+import { GatewayError } from "../http/errors.js";
+import { parseParams } from "../util/query-params.js";
 import type { Env } from "../http/app.js";
-import { type AdminContext, allowOnly, authorize, list, notFound, parseWith, queryParams, readJson } from "./http.js";
+import { type AdminContext, allowOnly, authorize, type ListBody, list, notFound, queryParams, readJson } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
 const listQuerySchema = z.strictObject({
   status: z.enum(["pending", "approved", "denied", "used", "expired"]).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  cursor: cursorParam().optional(),
 });
 
-const decisionSchema = z.strictObject({
+/** Who decides comes from the credential: other fields (an `approver`, a `role`) are ignored, never read. */
+const decisionSchema = z.object({
   comment: z.string().max(4000).nullable().optional(),
 });
+
+/** Newest first, ties by id, so a cursor (the last one's `created_at` and id) is a total position. */
+function page(views: ApprovalView[], limit: number | undefined, cursor: AuditCursor | undefined): ListBody<ApprovalView> {
+  const position = (view: ApprovalView) => ({ id: view.id, ts: view.created_at });
+  const sorted = views.sort((a, b) => compareNewestFirst(position(a), position(b)));
+  const rest = cursor === undefined ? sorted : sorted.filter((view) => compareNewestFirst(position(view), cursor) > 0);
+  if (limit === undefined || rest.length <= limit) return list(rest);
+  const shown = rest.slice(0, limit);
+  return list(shown, encodeCursor(position(shown[limit - 1] as ApprovalView)));
+}
 
 async function decide(c: AdminContext, deps: AdminDeps, status: "approved" | "denied"): Promise<Response> {
   const { services } = deps;
@@ -30,13 +46,14 @@ export function approvalRoutes(deps: AdminDeps): Hono<Env> {
   const app = new Hono<Env>();
   app.get("/", async (c) => {
     authorize(c, services, "approvals", "admin.approvals.list");
-    const { status } = parseWith(listQuerySchema, queryParams(c));
+    const parsed = parseParams(listQuerySchema, queryParams(c), "parameter");
+    if (!parsed.ok) throw new GatewayError(400, "invalid_body", parsed.message, { param: parsed.param });
+    const { status, limit, cursor } = parsed.data;
     // `expired` is a view of pending and approved approvals whose time is up, not a stored state.
     const stored = await fromStore(services.store.listApprovals(status === undefined || status === "expired" ? null : status));
     const now = services.clock();
     const views = stored.map((approval) => publicApproval(approval, now)).filter((view) => status === undefined || view.status === status);
-    views.sort((a, b) => (a.created_at === b.created_at ? 0 : a.created_at < b.created_at ? 1 : -1));
-    return c.json(list(views));
+    return c.json(page(views, limit, cursor));
   });
   app.get("/:id", async (c) => {
     authorize(c, services, "approvals", "admin.approvals.get");

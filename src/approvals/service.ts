@@ -60,8 +60,10 @@ export class ApprovalService {
 
   /** Long-polls the store until the approval is decided or `seconds` pass. */
   async waitForDecision(id: string, seconds: number, signal: { readonly aborted: boolean }): Promise<Approval | null> {
-    const deadline = this.clock() + seconds * 1000;
+    let deadline = this.clock() + seconds * 1000;
     let approval = await fromStore(this.store.getApproval(id));
+    // Past its expiry no decision can make it usable: the wait ends there.
+    if (approval !== null) deadline = Math.min(deadline, Date.parse(approval.expires_at));
     while (approval !== null && approval.status === "pending" && this.clock() < deadline && !signal.aborted) {
       await sleep(Math.min(250, Math.max(1, deadline - this.clock())));
       approval = await fromStore(this.store.getApproval(id));

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseParams, type QueryParams } from "../util/query-params.js";
 import type { AuditRecord } from "./types.js";
 
 /** `error_code`s of calls refused by a limit, a budget, a stop or a policy. */
@@ -32,6 +33,18 @@ const fromTime = time.transform((text) => Date.parse(text));
 /** `to` is inclusive, as the seed's `lte`: a date takes in its whole (UTC) day, an instant itself. */
 const toTime = time.transform((text) => Date.parse(text) + (text.length === 10 ? DAY_MS : 1));
 
+/** A `cursor` query parameter: one that `encodeCursor` wrote, else a 400 naming it. */
+export function cursorParam() {
+  return z.string().transform((text, ctx) => {
+    const cursor = decodeCursor(text);
+    if (cursor === null) {
+      ctx.addIssue({ code: "custom", message: "is not a cursor returned by this API" });
+      return z.NEVER;
+    }
+    return cursor;
+  });
+}
+
 const paramsSchema = z.strictObject({
   user: z.string().optional(),
   key_id: z.string().optional(),
@@ -45,17 +58,7 @@ const paramsSchema = z.strictObject({
   from: fromTime.optional(),
   to: toTime.optional(),
   limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT),
-  cursor: z
-    .string()
-    .transform((text, ctx) => {
-      const cursor = decodeCursor(text);
-      if (cursor === null) {
-        ctx.addIssue({ code: "custom", message: "is not a cursor returned by this API" });
-        return z.NEVER;
-      }
-      return cursor;
-    })
-    .optional(),
+  cursor: cursorParam().optional(),
 });
 
 /** Filters of a query; times are epoch ms (`from` inclusive, `to` exclusive: the parsed `to` is the end of what it names). */
@@ -66,27 +69,10 @@ export type AuditRange = Pick<AuditQuery, "from" | "to">;
 
 export type ParsedAuditQuery = { ok: true; query: AuditQuery } | { ok: false; param: string | null; message: string };
 
-export type QueryParams = URLSearchParams | Readonly<Record<string, string | undefined>>;
-
-/**
- * Parses query-string parameters. Empty values count as absent (`?user=&model=gpt-4o`); unknown
- * parameters are refused so a typo does not silently widen an audit search.
- */
+/** Parses query-string parameters (`parseParams`: empty values absent, unknown ones refused). */
 export function parseAuditQuery(params: QueryParams, kind: AuditQueryKind = "all"): ParsedAuditQuery {
-  const entries = params instanceof URLSearchParams ? [...params.entries()] : Object.entries(params);
-  const present = Object.fromEntries(entries.filter(([, value]) => value !== undefined && value !== ""));
-  const parsed = paramsSchema.safeParse(present);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    if (issue?.code === "unrecognized_keys") {
-      const key = issue.keys[0] ?? "";
-      return { ok: false, param: key, message: `\`${key}\` is not a filter; the filters are ${Object.keys(paramsSchema.shape).join(", ")}` };
-    }
-    const param = issue?.path[0];
-    const name = typeof param === "string" ? param : null;
-    const message = issue === undefined ? "invalid query" : `${name === null ? "" : `\`${name}\` `}${issue.message}`.trim();
-    return { ok: false, param: name, message };
-  }
+  const parsed = parseParams(paramsSchema, params, "filter");
+  if (!parsed.ok) return parsed;
   const query: AuditQuery = { ...parsed.data, kind };
   if (kind === "high-cost" && query.min_cost === undefined) query.min_cost = DEFAULT_HIGH_COST;
   return { ok: true, query };

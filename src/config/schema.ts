@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import { z } from "zod";
 
@@ -285,6 +286,7 @@ export const configSchema = z
       if (other !== undefined) ctx.addIssue({ code: "custom", path: ["keys", index, "key_hash"], message: `the same key_hash as key \`${other}\`` });
       else seenHashes.set(key.key_hash, key.id);
     });
+    checkCredentials(config, seenHashes, ctx);
     const seenRules = new Set<string>();
     config.policies.rules.forEach((rule, index) => {
       if (seenRules.has(rule.name)) {
@@ -299,6 +301,30 @@ export const configSchema = z
       ctx.addIssue({ code: "custom", path: ["audit", "encryption_key"], message: "required when audit.bodies is `full`" });
     }
   });
+
+/**
+ * One secret, one identity: a virtual key is never an admin credential, and two approvers with the
+ * same token would act as whichever came first.
+ */
+function checkCredentials(
+  config: { admin: { token: string; approvers: { name: string; token_hash: string }[] } },
+  keyHashes: ReadonlyMap<string, string>,
+  ctx: z.RefinementCtx,
+): void {
+  const adminHash = config.admin.token === "" ? null : `sha256:${createHash("sha256").update(config.admin.token, "utf8").digest("hex")}`;
+  if (adminHash !== null && keyHashes.has(adminHash)) {
+    ctx.addIssue({ code: "custom", path: ["admin", "token"], message: `is also the virtual key \`${keyHashes.get(adminHash)}\`` });
+  }
+  const names = new Set<string>();
+  const hashes = new Map<string, string>();
+  config.admin.approvers.forEach((approver, index) => {
+    if (names.has(approver.name)) ctx.addIssue({ code: "custom", path: ["admin", "approvers", index, "name"], message: `duplicate approver name \`${approver.name}\`` });
+    names.add(approver.name);
+    const clash = hashes.get(approver.token_hash) ?? (keyHashes.has(approver.token_hash) ? `virtual key \`${keyHashes.get(approver.token_hash)}\`` : null) ?? (approver.token_hash === adminHash ? "admin token" : null);
+    if (clash !== null) ctx.addIssue({ code: "custom", path: ["admin", "approvers", index, "token_hash"], message: `the same token as ${clash}` });
+    else hashes.set(approver.token_hash, `approver \`${approver.name}\``);
+  });
+}
 
 export type Config = z.infer<typeof configSchema>;
 export type RawConfig = z.input<typeof configSchema>;

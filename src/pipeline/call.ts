@@ -32,7 +32,7 @@ import type { Approval } from "../state/store.js";
 import type { Runtime } from "./runtime.js";
 import type { Services } from "./services.js";
 import { governDeclaredTools, governToolCalls, type ToolCallContext, type ToolGovernance } from "./tools.js";
-import { approvalRequired, deniedError } from "./refusals.js";
+import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
 import { redactRequestBody } from "./redact-body.js";
 import { storeTrouble } from "../log/throttle.js";
@@ -616,13 +616,15 @@ function extractUpstreamMessage(parsed: unknown): string | null {
 }
 
 /** `x-approval-wait: N` (at most 300 s) holds the first call open until a human decides. */
-async function waitIfAsked(services: Services, incoming: IncomingMessage, id: string, signal: CallSignal): Promise<"approved" | "pending" | "denied" | "none"> {
+async function waitIfAsked(services: Services, incoming: IncomingMessage, id: string, signal: CallSignal): Promise<WaitOutcome> {
   const raw = Number(incoming.headers["x-approval-wait"]);
   if (!Number.isFinite(raw) || raw <= 0) return "none";
   const approval = await services.approvals.waitForDecision(id, Math.min(300, raw), signal);
   if (signal.aborted && signal.reason instanceof GatewayError) throw signal.reason;
-  if (approval?.status === "approved") return "approved";
-  if (approval?.status === "denied") return "denied";
+  if (approval === null) return "pending";
+  if (Date.parse(approval.expires_at) <= services.clock()) return "expired";
+  if (approval.status === "approved") return "approved";
+  if (approval.status === "denied") return "denied";
   return "pending";
 }
 

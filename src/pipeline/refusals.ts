@@ -9,8 +9,14 @@ export function deniedError(decision: Decision, tool: string | null): GatewayErr
   });
 }
 
-export function approvalRequired(id: string, decision: Decision, waited: "pending" | "denied" | "none"): GatewayError {
+/** How an `x-approval-wait` ended: no wait asked, no decision in time, decided, or the approval expired first. */
+export type WaitOutcome = "approved" | "pending" | "denied" | "expired" | "none";
+
+export function approvalRequired(id: string, decision: Decision, waited: Exclude<WaitOutcome, "approved">): GatewayError {
   if (waited === "denied") return new GatewayError(403, "approval_denied", `approval \`${id}\` was denied`, { extra: { approval_id: id } });
+  if (waited === "expired") {
+    return new GatewayError(403, "approval_expired", `approval \`${id}\` expired before anyone decided`, { extra: { approval_id: id } });
+  }
   return new GatewayError(
     403,
     "approval_required",

@@ -6,7 +6,7 @@ import type { CompiledPolicy } from "../policy/compile.js";
 import { evaluatePolicy, mergeDecisions } from "../policy/evaluate.js";
 import type { CallAction, Decision } from "../policy/types.js";
 import type { Approval } from "../state/store.js";
-import { approvalRequired, deniedError } from "./refusals.js";
+import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
 import type { Services } from "./services.js";
 
@@ -90,7 +90,7 @@ export interface ToolCallContext {
   model: string;
   held: NonNullable<Approval["held"]>;
   /** `x-approval-wait`: waits (or not) for a human to decide the new approval before answering. */
-  waitForDecision: (approvalId: string) => Promise<"approved" | "pending" | "denied" | "none">;
+  waitForDecision: (approvalId: string) => Promise<WaitOutcome>;
 }
 
 export interface ToolVerdict {

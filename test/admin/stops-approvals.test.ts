@@ -80,6 +80,10 @@ describe("approvals", () => {
     expect((await h.admin<PublicApproval>("GET", `/approvals/${id}`, undefined, DANA_TOKEN)).json.id).toBe(id);
     expectError(await h.admin("GET", "/approvals/apr_missing", undefined, DANA_TOKEN), 404, "not_found");
     expectError(await h.admin("GET", "/approvals?status=maybe", undefined, DANA_TOKEN), 400, "invalid_body", "status");
+    expectError(await h.admin("GET", "/approvals?sort=asc", undefined, DANA_TOKEN), 400, "invalid_body", "sort");
+    expectError(await h.admin("GET", "/approvals?cursor=nope", undefined, DANA_TOKEN), 400, "invalid_body", "cursor");
+    // An empty value is no filter, as in the audit query.
+    expect((await h.admin<ListBody<PublicApproval>>("GET", "/approvals?status=", undefined, DANA_TOKEN)).status).toBe(200);
     const metrics = await (await fetch(`${h.gateway.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
     const gauge = Number(/^spark_approvals_pending (\d+)$/m.exec(metrics)?.[1]);
     expect(gauge).toBe(pending.json.data.length);
@@ -90,9 +94,14 @@ describe("approvals", () => {
     const id = await requestApproval("second");
     expectError(await h.admin("POST", `/approvals/${id}/approve`, { comment: "ok" }, EVE_TOKEN), 403, "approver_role_mismatch");
 
-    const approved = await h.admin<PublicApproval>("POST", `/approvals/${id}/approve`, { comment: "looks fine", decided_by: "mallory" }, DANA_TOKEN);
-    expectError(approved, 400, "invalid_body");
-    const decided = await h.admin<PublicApproval>("POST", `/approvals/${id}/approve`, { comment: "looks fine" }, DANA_TOKEN);
+    expectError(await h.admin("POST", `/approvals/${id}/approve`, { comment: 42 }, DANA_TOKEN), 400, "invalid_body", "comment");
+    // A body naming someone else as the decider is not read: the credential decides.
+    const decided = await h.admin<PublicApproval>(
+      "POST",
+      `/approvals/${id}/approve`,
+      { comment: "looks fine", decided_by: "mallory", approver: "mallory", role: "admin" },
+      DANA_TOKEN,
+    );
     expect(decided.status).toBe(200);
     expect(decided.json).toMatchObject({ status: "approved", decided_by: "dana", decided_role: "security", comment: "looks fine" });
 
@@ -111,6 +120,22 @@ describe("approvals", () => {
     expectError(denied, 403, "approver_role_mismatch");
     const byDana = await h.admin<PublicApproval>("POST", `/approvals/${id}/deny`, undefined, DANA_TOKEN);
     expect(byDana.json).toMatchObject({ status: "denied", decided_by: "dana", comment: null });
+  });
+
+  it("pages the list newest first with limit and next_cursor, each approval once", async () => {
+    for (const text of ["page-a", "page-b", "page-c"]) await requestApproval(text);
+    const all = (await h.admin<ListBody<PublicApproval>>("GET", "/approvals", undefined, DANA_TOKEN)).json.data.map((a) => a.id);
+    expect(all.length).toBeGreaterThanOrEqual(5);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor === null ? "limit=2" : `limit=2&cursor=${cursor}`;
+      const listed = await h.admin<ListBody<PublicApproval>>("GET", `/approvals?${query}`, undefined, DANA_TOKEN);
+      expect(listed.json.data.length).toBeLessThanOrEqual(2);
+      seen.push(...listed.json.data.map((a) => a.id));
+      cursor = listed.json.next_cursor;
+    } while (cursor !== null);
+    expect(seen).toEqual(all);
   });
 
   // Last: it moves the gateway's clock past every approval made so far.

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { ConfigError, parseConfig } from "../../src/config/load.js";
 import { interpolate } from "../../src/config/variables.js";
@@ -89,6 +90,29 @@ approvals: { notify_url: null, notify_secret: \${APPROVALS_WEBHOOK_SECRET:-}, de
     expect(
       issuesOf(`${base}\nkeys: [{ id: a, key_hash: "${hash}", subject: { user: u } }, { id: b, key_hash: "${hash}", subject: { user: v } }]`),
     ).toEqual(["keys[1].key_hash: the same key_hash as key `a`"]);
+  });
+
+  it("refuses one secret for two identities: an admin token or approver that is also a virtual key, approvers sharing a token or a name", () => {
+    // sha256("sk-alice"), sha256("approver-one")
+    const alice = "sha256:099295a3784e1bd368dc348843a7398c1931b6b8ec2504c73e91ed2040bdc46c";
+    const one = `sha256:${createHash("sha256").update("approver-one").digest("hex")}`;
+    const keys = `keys: [{ id: k1, key_hash: "${alice}", subject: { user: a } }]`;
+    expect(issuesOf(`${base}
+${keys}
+admin: { token: sk-alice }`)).toEqual(["admin.token: is also the virtual key `k1`"]);
+    expect(issuesOf(`${base}
+${keys}
+admin: { token: t, approvers: [{ name: dana, role: security, token_hash: "${alice}" }] }`)).toEqual([
+      "admin.approvers[0].token_hash: the same token as virtual key `k1`",
+    ]);
+    expect(
+      issuesOf(`${base}
+admin: { token: approver-one, approvers: [{ name: dana, role: security, token_hash: "${one}" }, { name: dana, role: admin, token_hash: "${one.replace(/.$/, "0")}" }] }`),
+    ).toEqual(["admin.approvers[0].token_hash: the same token as admin token", "admin.approvers[1].name: duplicate approver name `dana`"]);
+    expect(
+      issuesOf(`${base}
+admin: { token: t, approvers: [{ name: dana, role: security, token_hash: "${one}" }, { name: eve, role: admin, token_hash: "${one}" }] }`),
+    ).toEqual(["admin.approvers[1].token_hash: the same token as approver `dana`"]);
   });
 
   it("reports several problems at once, with rule names for rules", () => {

@@ -379,6 +379,19 @@ describe("approval expiry and long-poll", () => {
     expect((await getApproval(h, id))?.status).toBe("used");
   });
 
+  it("x-approval-wait ends at the approval's expiry with approval_expired, not a stale approval_required", async () => {
+    // An earlier test left a pending approval of the same rule: wait for this call's own.
+    const earlier = new Set((await h.gateway.services.store.listApprovals("pending")).map((a) => a.id));
+    const call = h.client(KEY.dev, { headers: { "x-approval-wait": "300" } }).chat.completions.create(ask('call_tool:rotate_secrets {"scope":"cache"}'));
+    await waitForPending(h, "dev", "secrets_rotation_needs_approval", earlier);
+    offset += 61_000;
+    try {
+      await expectApiError(call, 403, "approval_expired");
+    } finally {
+      offset -= 61_000;
+    }
+  });
+
   it("x-approval-wait answers approval_denied when the approver denies during the wait", async () => {
     const call = h.client(KEY.dev, { headers: { "x-approval-wait": "30" } }).chat.completions.create(ask("say:x\nwire transfer to mallory"));
     const id = await waitForPending(h, "dev", "wire_transfers_need_approval");
@@ -387,9 +400,9 @@ describe("approval expiry and long-poll", () => {
   });
 });
 
-async function waitForPending(harness: Harness, keyId: string, rule: string): Promise<string> {
+async function waitForPending(harness: Harness, keyId: string, rule: string, known: ReadonlySet<string> = new Set()): Promise<string> {
   for (let i = 0; i < 200; i++) {
-    const pending = (await harness.gateway.services.store.listApprovals("pending")).filter((a) => a.key_id === keyId && a.rule === rule);
+    const pending = (await harness.gateway.services.store.listApprovals("pending")).filter((a) => a.key_id === keyId && a.rule === rule && !known.has(a.id));
     if (pending.length > 0) return pending.at(-1)!.id;
     await new Promise((r) => setTimeout(r, 25));
   }

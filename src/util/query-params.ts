@@ -1,0 +1,26 @@
+import type { z } from "zod";
+
+export type QueryParams = URLSearchParams | Readonly<Record<string, string | undefined>>;
+
+export type ParsedParams<T> = { ok: true; data: T } | { ok: false; param: string | null; message: string };
+
+/**
+ * Parses query-string parameters with a strict object schema. Empty values count as absent
+ * (`?user=&model=gpt-4o`); an unknown parameter is refused by name, listing the known ones, so a
+ * typo does not silently widen a search.
+ */
+export function parseParams<S extends z.ZodObject>(schema: S, params: QueryParams, noun: string): ParsedParams<z.output<S>> {
+  const entries = params instanceof URLSearchParams ? [...params.entries()] : Object.entries(params);
+  const present = Object.fromEntries(entries.filter(([, value]) => value !== undefined && value !== ""));
+  const parsed = schema.safeParse(present);
+  if (parsed.success) return { ok: true, data: parsed.data };
+  const issue = parsed.error.issues[0];
+  if (issue?.code === "unrecognized_keys") {
+    const key = issue.keys[0] ?? "";
+    return { ok: false, param: key, message: `\`${key}\` is not a ${noun}; the ${noun}s are ${Object.keys(schema.shape).join(", ")}` };
+  }
+  const param = issue?.path[0];
+  const name = typeof param === "string" ? param : null;
+  const message = issue === undefined ? "invalid query" : `${name === null ? "" : `\`${name}\` `}${issue.message}`.trim();
+  return { ok: false, param: name, message };
+}
