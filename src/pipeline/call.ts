@@ -23,7 +23,7 @@ import { CallAbort, type CallSignal } from "./call-abort.js";
 import type { AuditDraft } from "./audit-draft.js";
 import { captureAuditBody } from "./audit-body.js";
 import { applyOutputLimit, CHAT_LIMIT_FIELDS, type Estimate, estimateCall, outputLimit } from "./estimate.js";
-import { buildCallFacts, prefetchUsage } from "./call-facts.js";
+import { buildCallFacts, declaredToolNames, prefetchUsage } from "./call-facts.js";
 import { readBody } from "./read-body.js";
 import { sessionIdOf } from "./session-id.js";
 import { relayStream } from "./relay-stream.js";
@@ -154,6 +154,7 @@ export async function handleCall(
         const held = redemption.approval.held;
         const approval = redemption.approval;
         draft.decision = heldDecision(approval);
+        draft.toolsDeclared = declaredToolNames(body);
         if (approval.tool_call !== null) {
           draft.toolCalls = [approval.tool_call.name];
           draft.toolDecisions = [{ action: "tool.call", tool: approval.tool_call.name, effect: "REQUIRE_APPROVAL", rule: approval.rule }];

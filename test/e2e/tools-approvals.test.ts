@@ -211,7 +211,10 @@ describe("a call-level approval", () => {
 });
 
 describe("approvals of a held non-streamed answer", () => {
-  const body = ask('call_tool:deploy {"environment":"production","service":"billing"}');
+  const body = {
+    ...ask('call_tool:deploy {"environment":"production","service":"billing"}'),
+    tools: [{ type: "function" as const, function: { name: "deploy", parameters: { type: "object" } } }],
+  };
   let id = "";
   let upstreamCalls = 0;
   let mockSeq = 0;
@@ -265,6 +268,7 @@ describe("approvals of a held non-streamed answer", () => {
     // The record says what was approved: the rule, its constraints and the tool call it held.
     expect(record.decision).toMatchObject({ effect: "ALLOW", rule: "production_tools_need_approval", constraints: { approver_role: "admin", approval_timeout_seconds: 3600 } });
     expect(record.tool_calls).toEqual(["deploy"]);
+    expect(record.tools_declared).toEqual(["deploy"]);
     expect(record.tool_decisions).toEqual([{ action: "tool.call", tool: "deploy", effect: "REQUIRE_APPROVAL", rule: "production_tools_need_approval" }]);
   });
 
