@@ -161,9 +161,10 @@ export async function handleCall(
         }
         const heldHeaders = ["x-request-id", draft.id, "content-type", held.content_type, "x-approval-id", approvalId];
         // The held answer was paid for by the call that produced it; delivering it calls no upstream.
-        if (held.kind === "json") heldHeaders.push("x-gateway-cost", microsToUsd(0).toFixed(6));
+        const free = microsToUsd(0).toFixed(6);
+        if (held.kind === "json") heldHeaders.push("x-gateway-cost", free);
         res.writeHead(held.status, heldHeaders);
-        res.end(held.body);
+        res.end(held.kind === "json" ? held.body : `${held.body}: gateway-cost ${free}\n\n`);
         return;
       }
       approved = true;

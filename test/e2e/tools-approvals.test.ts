@@ -316,6 +316,8 @@ describe("approvals of a held stream", () => {
     // The client did not ask for usage: the chunk the gateway asked for is not replayed either.
     expect(replay.some((e) => e.includes('"choices":[]'))).toBe(false);
     expect(chatCount(h)).toBe(upstreamCalls);
+    // Like every stream it ends with its cost: nothing, since it reached no upstream.
+    expect(retry.text.endsWith(": gateway-cost 0.000000\n\n")).toBe(true);
   });
 
   it("delivers the replay to the SDK as a normal stream", async () => {
