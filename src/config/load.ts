@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { compilePolicy, PolicyConfigError } from "../policy/compile.js";
-import { type Config, configSchema, policiesSchema } from "./schema.js";
+import { type Config, configSchema, crossCheckSections, policiesSchema } from "./schema.js";
 import { formatFieldPath } from "../util/field-path.js";
 import { interpolate, maskVariables } from "./variables.js";
 
@@ -34,10 +34,19 @@ function ruleNameAt(raw: unknown, path: ReadonlyArray<PropertyKey>): string | un
 }
 
 function zodIssues(raw: unknown, error: z.ZodError): ConfigIssue[] {
-  return error.issues.flatMap((issue) => explain(issue, [])).map(({ path, message }) => {
-    const rule = ruleNameAt(raw, path);
-    return { path: formatFieldPath(path), ...(rule === undefined ? {} : { rule }), message };
-  });
+  return error.issues.flatMap((issue) => explain(issue, [])).map(({ path, message }) => issueAt(raw, path, message));
+}
+
+function issueAt(raw: unknown, path: ReadonlyArray<PropertyKey>, message: string): ConfigIssue {
+  const rule = ruleNameAt(raw, path);
+  return { path: formatFieldPath(path), ...(rule === undefined ? {} : { rule }), message };
+}
+
+/** The policies to compile: the section, or when only its other fields are broken, its rules alone. */
+function rulesToCompile(section: unknown) {
+  const whole = policiesSchema.safeParse(section ?? {});
+  if (whole.success || section === null || typeof section !== "object") return whole;
+  return policiesSchema.safeParse({ rules: (section as { rules?: unknown }).rules });
 }
 
 /**
@@ -71,9 +80,12 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   const issues: ConfigIssue[] = [];
   const interpolated = interpolate(raw, env, [], issues);
   const parsed = configSchema.safeParse(interpolated);
-  if (!parsed.success) issues.push(...zodIssues(interpolated, parsed.error));
+  if (!parsed.success) {
+    issues.push(...zodIssues(interpolated, parsed.error));
+    crossCheckSections(interpolated as Record<string, unknown>, (path, message) => issues.push(issueAt(interpolated, path, message)));
+  }
   // Rule conditions are checked even when other sections are broken, so one run lists every error.
-  const policies = policiesSchema.safeParse((interpolated as { policies?: unknown }).policies ?? {});
+  const policies = rulesToCompile((interpolated as { policies?: unknown }).policies);
   if (policies.success) {
     try {
       compilePolicy(policies.data);

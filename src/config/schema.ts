@@ -174,7 +174,7 @@ export const policiesSchema = z
 
 const pathPattern = z.string().regex(/^\/v1\/[A-Za-z0-9_\-/.]*$/, "must start with /v1/");
 
-export const configSchema = z
+const configShape = z
   .strictObject({
     org: z.string().default("default"),
     server: z
@@ -259,69 +259,102 @@ export const configSchema = z
       max_queue: 100_000,
       on_full: "reject",
     }),
-  })
-  .superRefine((config, ctx) => {
-    for (const [name, model] of Object.entries(config.models)) {
-      if (!(model.upstream in config.upstreams)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["models", name, "upstream"],
-          message: `unknown upstream \`${model.upstream}\``,
-        });
-      }
-    }
-    const passthroughUpstream = config.passthrough.upstream;
-    if (passthroughUpstream !== undefined && !(passthroughUpstream in config.upstreams)) {
-      ctx.addIssue({ code: "custom", path: ["passthrough", "upstream"], message: `unknown upstream \`${passthroughUpstream}\`` });
-    }
-    const seenKeys = new Set<string>();
-    const seenHashes = new Map<string, string>();
-    config.keys.forEach((key, index) => {
-      if (seenKeys.has(key.id)) {
-        ctx.addIssue({ code: "custom", path: ["keys", index, "id"], message: `duplicate key id \`${key.id}\`` });
-      }
-      seenKeys.add(key.id);
-      // One clear key would authenticate as whichever entry came first.
-      const other = seenHashes.get(key.key_hash);
-      if (other !== undefined) ctx.addIssue({ code: "custom", path: ["keys", index, "key_hash"], message: `the same key_hash as key \`${other}\`` });
-      else seenHashes.set(key.key_hash, key.id);
-    });
-    checkCredentials(config, seenHashes, ctx);
-    const seenRules = new Set<string>();
-    config.policies.rules.forEach((rule, index) => {
-      if (seenRules.has(rule.name)) {
-        ctx.addIssue({ code: "custom", path: ["policies", "rules", index, "name"], message: `duplicate rule name \`${rule.name}\`` });
-      }
-      seenRules.add(rule.name);
-    });
-    if (config.audit.encryption_key !== "" && Buffer.from(config.audit.encryption_key, "base64").length !== 32) {
-      ctx.addIssue({ code: "custom", path: ["audit", "encryption_key"], message: "must be base64 of exactly 32 bytes" });
-    }
-    if (config.audit.bodies === "full" && config.audit.encryption_key === "") {
-      ctx.addIssue({ code: "custom", path: ["audit", "encryption_key"], message: "required when audit.bodies is `full`" });
-    }
   });
+
+type ConfigSections = z.output<typeof configShape>;
+/** The sections that parsed; a broken key entry is null, so the others keep their index; of models, their upstreams. */
+type CheckedSections = Omit<Partial<ConfigSections>, "keys" | "models"> & {
+  keys?: (ConfigSections["keys"][number] | null)[];
+  models?: Record<string, { upstream: string }>;
+};
+type Report = (path: PropertyKey[], message: string) => void;
+
+export const configSchema = configShape.superRefine((config, ctx) =>
+  crossCheck(config, (path, message) => ctx.addIssue({ code: "custom", path, message })),
+);
+
+/**
+ * The cross-section checks of a config whose whole parse failed, on the sections that parse alone:
+ * one run of `check` reports an unknown upstream next to a bad price.
+ */
+export function crossCheckSections(raw: Readonly<Record<string, unknown>>, report: Report): void {
+  const sections: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(configShape.shape)) {
+    const parsed = schema.safeParse(raw[name]);
+    if (parsed.success) sections[name] = parsed.data;
+  }
+  // The entries of a broken section that are well formed still take part (indexes and names kept).
+  const models = raw.models;
+  if (sections.models === undefined && models !== null && typeof models === "object" && !Array.isArray(models)) {
+    const named = Object.entries(models).map(([name, model]) => [name, (model as { upstream?: unknown } | null)?.upstream] as const);
+    sections.models = Object.fromEntries(named.filter(([, upstream]) => typeof upstream === "string").map(([name, upstream]) => [name, { upstream }]));
+  }
+  if (sections.keys === undefined && Array.isArray(raw.keys)) {
+    sections.keys = raw.keys.map((key) => {
+      const parsed = keySchema.safeParse(key);
+      return parsed.success ? parsed.data : null;
+    });
+  }
+  crossCheck(sections as CheckedSections, report);
+}
+
+/** What no single section can check: references between sections, duplicates, clashing secrets. */
+function crossCheck(config: CheckedSections, report: Report): void {
+  const { models, upstreams, passthrough, keys, admin, policies, audit } = config;
+  if (models !== undefined && upstreams !== undefined) {
+    for (const [name, model] of Object.entries(models)) {
+      if (!(model.upstream in upstreams)) report(["models", name, "upstream"], `unknown upstream \`${model.upstream}\``);
+    }
+  }
+  const passthroughUpstream = passthrough?.upstream;
+  if (passthroughUpstream !== undefined && upstreams !== undefined && !(passthroughUpstream in upstreams)) {
+    report(["passthrough", "upstream"], `unknown upstream \`${passthroughUpstream}\``);
+  }
+  const seenKeys = new Set<string>();
+  const seenHashes = new Map<string, string>();
+  (keys ?? []).forEach((key, index) => {
+    if (key === null) return;
+    if (seenKeys.has(key.id)) report(["keys", index, "id"], `duplicate key id \`${key.id}\``);
+    seenKeys.add(key.id);
+    // One clear key would authenticate as whichever entry came first.
+    const other = seenHashes.get(key.key_hash);
+    if (other !== undefined) report(["keys", index, "key_hash"], `the same key_hash as key \`${other}\``);
+    else seenHashes.set(key.key_hash, key.id);
+  });
+  if (admin !== undefined) checkCredentials(admin, seenHashes, report);
+  const seenRules = new Set<string>();
+  (policies?.rules ?? []).forEach((rule, index) => {
+    if (seenRules.has(rule.name)) report(["policies", "rules", index, "name"], `duplicate rule name \`${rule.name}\``);
+    seenRules.add(rule.name);
+  });
+  if (audit !== undefined) {
+    if (audit.encryption_key !== "" && Buffer.from(audit.encryption_key, "base64").length !== 32) {
+      report(["audit", "encryption_key"], "must be base64 of exactly 32 bytes");
+    }
+    if (audit.bodies === "full" && audit.encryption_key === "") report(["audit", "encryption_key"], "required when audit.bodies is `full`");
+  }
+}
 
 /**
  * One secret, one identity: a virtual key is never an admin credential, and two approvers with the
  * same token would act as whichever came first.
  */
 function checkCredentials(
-  config: { admin: { token: string; approvers: { name: string; token_hash: string }[] } },
+  admin: { token: string; approvers: { name: string; token_hash: string }[] },
   keyHashes: ReadonlyMap<string, string>,
-  ctx: z.RefinementCtx,
+  report: Report,
 ): void {
-  const adminHash = config.admin.token === "" ? null : `sha256:${createHash("sha256").update(config.admin.token, "utf8").digest("hex")}`;
+  const adminHash = admin.token === "" ? null : `sha256:${createHash("sha256").update(admin.token, "utf8").digest("hex")}`;
   if (adminHash !== null && keyHashes.has(adminHash)) {
-    ctx.addIssue({ code: "custom", path: ["admin", "token"], message: `is also the virtual key \`${keyHashes.get(adminHash)}\`` });
+    report(["admin", "token"], `is also the virtual key \`${keyHashes.get(adminHash)}\``);
   }
   const names = new Set<string>();
   const hashes = new Map<string, string>();
-  config.admin.approvers.forEach((approver, index) => {
-    if (names.has(approver.name)) ctx.addIssue({ code: "custom", path: ["admin", "approvers", index, "name"], message: `duplicate approver name \`${approver.name}\`` });
+  admin.approvers.forEach((approver, index) => {
+    if (names.has(approver.name)) report(["admin", "approvers", index, "name"], `duplicate approver name \`${approver.name}\``);
     names.add(approver.name);
     const clash = hashes.get(approver.token_hash) ?? (keyHashes.has(approver.token_hash) ? `virtual key \`${keyHashes.get(approver.token_hash)}\`` : null) ?? (approver.token_hash === adminHash ? "admin token" : null);
-    if (clash !== null) ctx.addIssue({ code: "custom", path: ["admin", "approvers", index, "token_hash"], message: `the same token as ${clash}` });
+    if (clash !== null) report(["admin", "approvers", index, "token_hash"], `the same token as ${clash}`);
     else hashes.set(approver.token_hash, `approver \`${approver.name}\``);
   });
 }

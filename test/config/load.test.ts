@@ -127,6 +127,29 @@ policies:
     expect(issues.some((i) => i.startsWith("policies.rules[1].effect [dup]"))).toBe(true);
   });
 
+  it("reports references, duplicates and rule conditions next to a broken section, not after it is fixed", () => {
+    const zero = `sha256:${"0".repeat(64)}`;
+    const issues = issuesOf(`
+upstreams: { openai: { base_url: "http://127.0.0.1:9/v1" } }
+models: { m1: { upstream: nowhere, input_per_1m: -1 }, m2: { upstream: openai } }
+keys: [{ id: a, key_hash: "sha256:ABC", subject: { user: a } }, { id: b, key_hash: "${zero}", subject: { user: b } }, { id: b, key_hash: "${zero}", subject: { user: c } }]
+policies: { default_effect: MAYBE, rules: [{ name: r0, effect: DENY }, { name: r0, effect: DENY, conditions: { model: { in: x } } }] }
+`);
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        "models.m1.input_per_1m: Too small: expected number to be >=0",
+        'policies.default_effect: Invalid option: expected one of "ALLOW"|"DENY"',
+        "keys[0].key_hash: must be `sha256:` followed by 64 lowercase hex digits",
+        "models.m1.upstream: unknown upstream `nowhere`",
+        "keys[2].id: duplicate key id `b`",
+        "keys[2].key_hash: the same key_hash as key `b`",
+        expect.stringMatching(/^policies\.rules\[1\]\.name \[r0\]: duplicate rule name `r0`/),
+        expect.stringMatching(/^policies\.rules\[1\]\.conditions\.model\.in \[r0\]: `in` takes a list/),
+      ]),
+    );
+    expect(issues.some((i) => i.startsWith("models.m2"))).toBe(false);
+  });
+
   it("says each problem once, though the schema and the policy compiler both find a duplicate name", () => {
     const issues = issuesOf(`${base}
 policies:
