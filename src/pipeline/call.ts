@@ -308,11 +308,10 @@ export async function handleCall(
     draft.toolCalls = calls.map((c) => c.name);
     state.toolCallCount = calls.length;
     account(state, model, outcome.accumulator.usage, outcome.accumulator.text);
-    const settled = finishSettle(services, state);
     if (!res.destroyed) {
       res.end(`: gateway-cost ${microsToUsd(draft.costMicros).toFixed(6)}\n\n`);
     }
-    await settled;
+    await finishSettle(services, state);
   } catch (error) {
     const failure = asGatewayError(services, error, cancel.aborted);
     state.error = failure;
@@ -496,10 +495,11 @@ function account(state: CallState, model: ModelConfig, rawUsage: Record<string, 
 }
 
 /**
- * Replaces the call's reservation by its actual cost. Started before the answer is written and
- * awaited after: the client does not wait for a store round trip, and until the settle lands the
- * store still holds the worst case, so no later call can spend what this one did. On one store
- * connection the settle is sent before any later call's reserve.
+ * Replaces the call's reservation by its actual cost. Started in the same tick as the answer is
+ * written, just after it: the client waits neither for the settle's work nor for a store round
+ * trip, and no other call's reserve can run in between, so on one store connection the settle is
+ * sent before any later call's reserve. Until it lands the store still holds the worst case, so no
+ * later call can spend what this one did.
  */
 async function finishSettle(services: Services, state: CallState): Promise<void> {
   const reservation = state.reservation;
@@ -587,11 +587,10 @@ async function relayJson(
     if (verdict.error !== null) throw verdict.error;
   }
   state.status = status;
-  const settled = finishSettle(services, state);
   const answerHeaders = clientResponseHeaders(upstreamHeaders, "content-type");
   answerHeaders.push(...headers, "x-gateway-cost", microsToUsd(state.draft.costMicros).toFixed(6));
   writeJson(res, status, answerHeaders, raw);
-  await settled;
+  await finishSettle(services, state);
 }
 
 function applyToolVerdict(
