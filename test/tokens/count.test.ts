@@ -1,4 +1,6 @@
+import fc from "fast-check";
 import { describe, expect, test } from "vitest";
+import { getEncoder } from "../../src/tokens/encoding.js";
 import { countTextTokens, countTokens } from "../../src/tokens/index.js";
 
 describe("countTokens", () => {
@@ -12,6 +14,19 @@ describe("countTokens", () => {
   ])("%j is %i tokens in o200k_base and %i in cl100k_base", (text, o200k, cl100k) => {
     expect(countTokens(text, "o200k_base")).toBe(o200k);
     expect(countTokens(text, "cl100k_base")).toBe(cl100k);
+  });
+
+  test("counts numbers as the encoder does, every length to 14 digits, with and without a space, among other text", () => {
+    const pieces = fc.oneof(fc.stringMatching(/^[0-9]{1,14}$/), fc.constantFrom(" ", ":", ".", ",", "\n", "v", "Call", " x", "€", "-", "_"));
+    fc.assert(
+      fc.property(fc.array(pieces, { maxLength: 12 }), (parts) => {
+        const text = parts.join("");
+        for (const encoding of ["o200k_base", "cl100k_base"] as const) {
+          expect(countTokens(text, encoding)).toBe(getEncoder(encoding).countOrdinary(text));
+        }
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   test("special-token text counts as ordinary text instead of throwing", () => {
