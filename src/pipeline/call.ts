@@ -42,16 +42,31 @@ import { storeTrouble } from "../log/throttle.js";
  * recorded before the stop check, so an `emergency_stop` refusal is audited with the key it refused.
  */
 export function authenticate(services: Services, incoming: IncomingMessage, now: number, draft?: AuditDraft): Principal {
+  const principal = identify(services, incoming, now, draft);
+  const stop = services.shared.stopFor(principal.keyId, principal.subject.user, principal.subject.team);
+  if (stop !== null) throw stopError(stop);
+  return principal;
+}
+
+/** The key's principal, or 401; recorded in the draft. */
+function identify(services: Services, incoming: IncomingMessage, now: number, draft?: AuditDraft): Principal {
   const lookup = services.shared.keys.lookup(bearerToken(incoming.headers.authorization), now);
   if (!lookup.ok) {
     const why = lookup.reason === "missing" ? "no API key was provided" : lookup.reason === "unknown" ? "the API key is not valid" : `the API key is ${lookup.reason}`;
     throw new GatewayError(401, "invalid_api_key", `${why}; use a virtual key issued by the gateway`);
   }
-  const { keyId, subject } = lookup.principal;
   if (draft !== undefined) draft.principal = lookup.principal;
-  const stop = services.shared.stopFor(keyId, subject.user, subject.team);
-  if (stop !== null) throw stopError(stop);
   return lookup.principal;
+}
+
+/** The model a halted call asked for, for its audit record: the body is not otherwise judged. */
+function askedModel(bytes: Buffer): string | null {
+  try {
+    const model = (JSON.parse(bytes.toString("utf8")) as { model?: unknown } | null)?.model;
+    return typeof model === "string" ? model : null;
+  } catch {
+    return null;
+  }
 }
 
 interface CallState {
@@ -114,12 +129,18 @@ export async function handleCall(
     }
     const runtime = services.current();
     const config = runtime.config;
-    const principal = authenticate(services, incoming, services.clock(), draft);
+    const principal = identify(services, incoming, services.clock(), draft);
     // Tracked from here on, so an emergency stop also ends a call waiting for an approval.
     unregister = services.streams.register(principal.keyId, principal.subject.user, principal.subject.team, cancel);
 
     const bytes = await readBody(incoming, config.server.max_body_bytes);
     state.bytes = bytes;
+    // Checked once the body is in, so the refusal's record names the model the halted agent asked for.
+    const stop = services.shared.stopFor(principal.keyId, principal.subject.user, principal.subject.team);
+    if (stop !== null) {
+      draft.model = askedModel(bytes);
+      throw stopError(stop);
+    }
     const body = validateBody(action, parseJsonBody(bytes, config.server.max_json_depth));
     const modelName = body.model as string;
     draft.model = modelName;

@@ -440,5 +440,7 @@ describe("emergency stop", () => {
     expect(answer.choices[0]?.message.content).toBe("back");
     const stopped = (await auditRecords(h)).filter((r) => r.key_id === "halted" && r.error_code === "emergency_stop");
     expect(stopped.length).toBe(2);
+    // The refused call's record names the model it asked for, as every call's does.
+    expect(stopped.map((r) => r.model)).toEqual(["gpt-4o-mini", "gpt-4o-mini"]);
   });
 });
