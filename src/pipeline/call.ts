@@ -89,6 +89,10 @@ interface CallState {
   redeemedApproval: string | null;
   /** The request body's bytes as the client sent them (stages edit the parsed body). */
   bytes: Buffer | null;
+  /** The session's `max_tool_calls`, when the call is charged to a session that has one. */
+  toolCap: ToolCallCap | null;
+  /** The answer's tool calls were withheld by that cap: the session is not charged with them. */
+  toolCallsWithheld: boolean;
 }
 
 /**
@@ -114,6 +118,8 @@ export async function handleCall(
     toolCallCount: 0,
     redeemedApproval: null,
     bytes: null,
+    toolCap: null,
+    toolCallsWithheld: false,
   };
   draft.action = action;
   const cancel = new CallAbort();
@@ -152,6 +158,7 @@ export async function handleCall(
     const sessionId = sessionIdOf(incoming, config);
     draft.sessionId = sessionId;
     const plan = planLimits(config, principal, sessionId);
+    state.toolCap = toolCallCap(plan);
     const prices = runtime.prices.get(modelName) ?? null;
     state.prices = prices;
     if (plan.needsPrices && (prices === null || !isPriced(prices))) {
@@ -303,8 +310,10 @@ export async function handleCall(
       { status: response.status, headers: streamHeaders },
       {
         stripUsageChunk: action === "chat.completions" && !clientAskedUsage,
-        holdToolCalls: runtime.policy.governs("tool.call"),
+        holdToolCalls: runtime.policy.governs("tool.call") || state.toolCap !== null,
         decideTools: async (calls, answer) => {
+          const capped = await withinToolCap(services, state, calls.length);
+          if (capped !== null || !runtime.policy.governs("tool.call")) return capped;
           const verdict = await governToolCalls(services, runtime.policy, facts, calls, {
             principal,
             bodyHash,
@@ -327,7 +336,7 @@ export async function handleCall(
     }
     const calls = outcome.accumulator.toolCalls();
     draft.toolCalls = calls.map((c) => c.name);
-    state.toolCallCount = calls.length;
+    state.toolCallCount = state.toolCallsWithheld ? 0 : calls.length;
     account(state, model, outcome.accumulator.usage, outcome.accumulator.text);
     if (!res.destroyed) {
       res.end(`: gateway-cost ${microsToUsd(draft.costMicros).toFixed(6)}\n\n`);
@@ -466,6 +475,49 @@ function withEdits(edited: Set<string> | null, keys: readonly string[]): Set<str
   return set;
 }
 
+function limitsUnavailable(): GatewayError {
+  return new GatewayError(503, "store_unavailable", "the state store is unavailable; limits cannot be checked", { headers: { "retry-after": "1" } });
+}
+
+interface ToolCallCap {
+  level: string;
+  max: number;
+}
+
+function toolCallCap(plan: LimitPlan): ToolCallCap | null {
+  for (const { level, limits } of plan.levels) {
+    if (limits.sessionMaxToolCalls !== null) return { level, max: limits.sessionMaxToolCalls };
+  }
+  return null;
+}
+
+/**
+ * An answer whose tool calls would take its session past `max_tool_calls` is withheld (429
+ * `budget_exceeded`): the cap is on what the agent gets to run, not only on its next call. Read
+ * when the answer is in, so calls answered at the same moment can pass it together by what they share.
+ */
+async function withinToolCap(services: Services, state: CallState, count: number): Promise<GatewayError | null> {
+  const cap = state.toolCap;
+  if (cap === null || count === 0) return null;
+  let used: number;
+  try {
+    used = await services.store.sessionToolCalls(cap.level);
+  } catch (error) {
+    services.metrics.storeError();
+    storeTrouble(services.log, "session tool calls", error);
+    if (services.failOpen()) return null;
+    return limitsUnavailable();
+  }
+  if (used + count <= cap.max) return null;
+  state.toolCallsWithheld = true;
+  return new GatewayError(
+    429,
+    "budget_exceeded",
+    `session tool-call limit: the answer's ${count} tool calls would take the session past its ${cap.max} (${used} used); the answer was withheld`,
+    { headers: { "x-should-retry": "false" } },
+  );
+}
+
 function isUsageRequested(body: Record<string, unknown>): boolean {
   const options = body.stream_options;
   return options !== null && typeof options === "object" && (options as { include_usage?: unknown }).include_usage === true;
@@ -499,7 +551,7 @@ async function reserve(
     services.metrics.storeError();
     storeTrouble(services.log, "reserve", error);
     if (services.failOpen()) return unchargedReservation(estimate.outputTokens, now);
-    throw new GatewayError(503, "store_unavailable", "the state store is unavailable; limits cannot be checked", { headers: { "retry-after": "1" } });
+    throw limitsUnavailable();
   }
 }
 
@@ -595,6 +647,11 @@ async function relayJson(
   state.draft.toolCalls = summary.toolCalls.map((c) => c.name);
   state.toolCallCount = summary.toolCalls.length;
   account(state, model, summary.usage, summary.text);
+  const capped = await withinToolCap(services, state, summary.toolCalls.length);
+  if (capped !== null) {
+    state.toolCallCount = 0;
+    throw capped;
+  }
   if (summary.toolCalls.length > 0 && runtime.policy.governs("tool.call")) {
     const verdict = await governToolCalls(services, runtime.policy, facts, summary.toolCalls, {
       principal,

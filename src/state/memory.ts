@@ -126,6 +126,10 @@ export class MemoryStore implements StateStore {
     return usageOf(state ?? emptyLevelState(now), now);
   }
 
+  async sessionToolCalls(level: string): Promise<number> {
+    return this.levels.get(level)?.session?.toolCalls ?? 0;
+  }
+
   async listKeys(): Promise<RuntimeKey[]> {
     return [...this.keys.values()];
   }

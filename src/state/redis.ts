@@ -99,6 +99,10 @@ export class RedisStore implements StateStore {
     };
   }
 
+  async sessionToolCalls(level: string): Promise<number> {
+    return Number((await this.redis.hget(this.names.levelNames(level, Date.now()).session, "toolCalls")) ?? 0);
+  }
+
   async listKeys(): Promise<RuntimeKey[]> {
     return (await this.redis.hvals(this.names.keys)).map((json) => JSON.parse(json) as RuntimeKey);
   }

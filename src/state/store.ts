@@ -169,6 +169,8 @@ export interface StateStore {
   reserve(request: ReserveRequest, now: number): Promise<ReserveResult>;
   settle(request: SettleRequest, now: number): Promise<void>;
   usage(level: string, now: number): Promise<Usage>;
+  /** The tool calls a session level has been charged with so far (0 for a session never seen). */
+  sessionToolCalls(level: string): Promise<number>;
 
   listKeys(): Promise<RuntimeKey[]>;
   putKey(key: RuntimeKey): Promise<void>;

@@ -354,14 +354,42 @@ ${keyEntry("agent", K.session, "{ user: u-agent, role: developer, team: t1 }")}
     expect(records.map((r) => r.status)).toEqual([200, 200, 429]);
   });
 
-  it("counts the tool calls in a session's answers against max_tool_calls: refused once past it", async () => {
+  it("counts the tool calls in a session's answers against max_tool_calls and withholds an answer that would pass it", async () => {
     const client = h.client(K.sessionTools, { headers: { "x-session-id": "agent-run-1" } });
     const answer = await client.chat.completions.create(say('call_tool:search {"q":"a"}'));
     expect(answer.choices[0]?.message.tool_calls?.length).toBe(1);
-    // At max_tool_calls (1), not past it: the next step still runs, and its tool call takes the session past.
-    await client.chat.completions.create(say('call_tool:search {"q":"b"}'));
-    const error = await expectApiError(client.chat.completions.create(say("say:next step")), 429, "budget_exceeded");
-    expect(error.message).toContain("session tool-call limit reached");
+    // At max_tool_calls (1): an answer calling another tool is withheld, paid for but not delivered ...
+    const withheld = await expectApiError(client.chat.completions.create(say('call_tool:search {"q":"b"}')), 429, "budget_exceeded");
+    expect(withheld.message).toContain("would take the session past its 1 (1 used)");
+    expect(Number(withheld.headers?.get("x-gateway-cost"))).toBeGreaterThan(0);
+    // ... and not charged: the agent's final answer, which calls no tool, still runs.
+    expect((await client.chat.completions.create(say("say:done"))).choices[0]?.message.content).toBe("done");
+    const records = (await auditRecords(h)).filter((r) => r.session_id === "agent-run-1");
+    expect(records.map((r) => [r.status, r.tool_calls])).toEqual([
+      [200, ["search"]],
+      [429, ["search"]],
+      [200, []],
+    ]);
+  });
+
+  it("withholds a single answer, streamed or not, whose tool calls alone pass max_tool_calls", async () => {
+    const client = h.client(K.sessionTools, { headers: { "x-session-id": "agent-run-2" } });
+    const two = 'call_tool:search {"q":"a"} call_tool:search {"q":"b"}';
+    await expectApiError(client.chat.completions.create(say(two)), 429, "budget_exceeded");
+    const stream = await client.chat.completions.create({ ...say(`${two} say:Looking.`), stream: true });
+    let text = "";
+    let toolDeltas = 0;
+    const caught = await (async () => {
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.delta.content ?? "";
+        toolDeltas += chunk.choices[0]?.delta.tool_calls?.length ?? 0;
+      }
+    })().catch((error: unknown) => error);
+    expect((caught as { code?: string }).code).toBe("budget_exceeded");
+    expect(text).toBe("Looking.");
+    expect(toolDeltas).toBe(0);
+    // Neither answer was delivered, so the session still has its one tool call.
+    expect((await client.chat.completions.create(say('call_tool:search {"q":"c"}'))).choices[0]?.message.tool_calls?.length).toBe(1);
   });
 
   it("gives back what earlier levels took when a later level refuses: a refused call costs no request", async () => {

@@ -216,6 +216,16 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await store.reserve(request, T0)).toMatchObject({ ok: false, limit: "session_tool_calls" });
       });
 
+      it("reports the tool calls a session was charged with, 0 for a session never seen", async () => {
+        expect(await store.sessionToolCalls(level)).toBe(0);
+        const request = reserveRequest(level, session({ sessionMaxToolCalls: 10 }), { ttlMs: 3_600_000 });
+        const first = await store.reserve(request, T0);
+        await store.settle(settleRequest(request, first, T0, { toolCalls: 2 }), T0);
+        const second = await store.reserve(request, T0);
+        await store.settle(settleRequest(request, second, T0, { toolCalls: 3 }), T0);
+        expect(await store.sessionToolCalls(level)).toBe(5);
+      });
+
       it("lets a session with max_tool_calls 0 call, until an answer calls a tool", async () => {
         const request = reserveRequest(level, session({ sessionMaxToolCalls: 0 }), { ttlMs: 3_600_000 });
         const first = await store.reserve(request, T0);
