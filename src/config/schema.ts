@@ -80,7 +80,13 @@ const modelSchema = z.strictObject({
   tokenizer: z.enum(["o200k_base", "cl100k_base"]).default("o200k_base"),
   max_output_tokens: positiveInt.default(16384),
   output_limit_param: z.enum(["max_completion_tokens", "max_tokens"]).default("max_completion_tokens"),
-  upstream_model: z.string().min(1).optional(),
+  // null, like the fields around it, means "the same name".
+  upstream_model: z
+    .string()
+    .min(1)
+    .nullish()
+    .transform((name) => name ?? undefined)
+    .optional(),
 });
 
 const approverSchema = z.strictObject({

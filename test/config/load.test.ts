@@ -29,6 +29,12 @@ describe("config loading", () => {
     expect(fromEnv.upstreams.openai?.api_key).toBe("sk-real");
   });
 
+  it("takes upstream_model null as the model's own name, as the walk-through writes it", () => {
+    const config = parseConfig(`${base.replace("models: { m: { upstream: openai } }", "models: { m: { upstream: openai, upstream_model: null }, n: { upstream: openai, upstream_model: gpt-4o-2024-08-06 } }")}`, "test.yaml", {});
+    expect(config.models.m?.upstream_model).toBeUndefined();
+    expect(config.models.n?.upstream_model).toBe("gpt-4o-2024-08-06");
+  });
+
   it("names an unset variable without default", () => {
     const issues: Array<{ path: string; message: string }> = [];
     expect(interpolate({ a: ["${NOPE}"] }, {}, [], issues)).toEqual({ a: [""] });
