@@ -170,7 +170,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       headersTimeout: Math.round(config.server.header_timeout_seconds * 1000),
       // Node only checks the header timeout this often (default 30 s): keep it near the timeout so a slow client is cut in time.
       connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.round(config.server.header_timeout_seconds * 500))),
-      requestTimeout: 0,
+      // A body still arriving after this is cut (a slowloris on the body); calls already received may take their time.
+      requestTimeout: Math.round(config.server.body_timeout_seconds * 1000),
       keepAliveTimeout: 5000,
     },
     (incoming, outgoing) => {

@@ -190,6 +190,8 @@ const configShape = z
         max_body_bytes: positiveInt.default(10_485_760),
         max_json_depth: positiveInt.default(64),
         header_timeout_seconds: z.number().positive().default(10),
+        // Beyond the contract: the whole request (headers and body) must have arrived by then.
+        body_timeout_seconds: z.number().positive().default(120),
         drain_seconds: z.number().nonnegative().default(30),
         trusted_proxies: z.array(proxyAddress).default([]),
         // An empty value (an unset `${REPLICA_ID:-}`) means the default name.
@@ -205,6 +207,7 @@ const configShape = z
         max_body_bytes: 10_485_760,
         max_json_depth: 64,
         header_timeout_seconds: 10,
+        body_timeout_seconds: 120,
         drain_seconds: 30,
         trusted_proxies: [],
         replica_id: null,

@@ -58,7 +58,12 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
 
   // URL parsing would resolve dot segments (`/v1/../admin/keys`, `/v1/%2e%2e/admin`) into another route: refused first.
   app.use("*", async (c, next) => {
-    if (hasDotSegment(c.env.incoming.url ?? "")) throw new GatewayError(404, "not_found", "the path must not contain `.` or `..` segments");
+    const target = c.env.incoming.url ?? "";
+    if (hasDotSegment(target)) {
+      // Audited as sent (it claims /v1 or /admin) though it names no route.
+      if (AUDITED_PREFIX.test(target)) c.set("draft", draftFor(services, c.env.incoming, target.split("?")[0] as string));
+      throw new GatewayError(404, "not_found", "the path must not contain `.` or `..` segments");
+    }
     await next();
   });
 
@@ -171,10 +176,13 @@ function shuttingDown(): GatewayError {
   });
 }
 
+/** The paths whose every request is audited. */
+const AUDITED_PREFIX = /^\/(v1|admin)(\/|$)/;
+
 /** Audits a request Node refused before it reached a handler (431, unparsable), when under /v1 or /admin. */
 export function recordMalformed(services: Services): (request: MalformedRequest, failure: GatewayError) => void {
   return (request, failure) => {
-    if (!/^\/(v1|admin)(\/|$)/.test(request.path)) return;
+    if (!AUDITED_PREFIX.test(request.path)) return;
     const runtime = services.current();
     const draft = startDraft({
       id: request.id,

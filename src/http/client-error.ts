@@ -42,10 +42,15 @@ export function installClientErrorHandler(server: Server, record: (request: Malf
   });
 }
 
-/** The method and path of the first line of what the client sent, when it is one. */
+/**
+ * The method and path of the first line of what the client sent, when it starts as one. Only its
+ * start is read: a request line too long for Node is refused before its end is known, and the
+ * path's first 2,048 characters say whether it is audited.
+ */
 function requestLine(raw: unknown): { method: string; path: string } | null {
   if (!Buffer.isBuffer(raw)) return null;
   const end = raw.indexOf("\r\n");
-  const match = /^([A-Z]{1,16}) (\/[^ ?]{0,2048})[^ ]* HTTP\/1\.[01]$/.exec(raw.subarray(0, end === -1 ? Math.min(raw.length, 2100) : end).toString("latin1"));
+  const head = raw.subarray(0, Math.min(end === -1 ? raw.length : end, 2100)).toString("latin1");
+  const match = /^([A-Z]{1,16}) (\/[^ ?]{0,2048})/.exec(head);
   return match === null ? null : { method: match[1] as string, path: match[2] as string };
 }

@@ -343,7 +343,9 @@ export async function handleCall(
     }
     await finishSettle(services, state);
   } catch (error) {
-    const failure = asGatewayError(services, error, cancel.aborted);
+    // A client gone before its answer (during an approval wait, say) is 499 whatever the call met next.
+    const clientGone = cancel.aborted && !(cancel.reason instanceof GatewayError) && !res.writableFinished;
+    const failure = clientGone ? clientClosed() : asGatewayError(services, error, cancel.aborted);
     state.error = failure;
     state.status = failure.status;
     if (res.headersSent) {
@@ -707,9 +709,13 @@ async function waitIfAsked(services: Services, incoming: IncomingMessage, id: st
   return "pending";
 }
 
+function clientClosed(): GatewayError {
+  return new GatewayError(499, "client_closed", "the client closed the connection");
+}
+
 function asGatewayError(services: Services, error: unknown, clientGone: boolean): GatewayError {
   if (error instanceof GatewayError) return error;
-  if (clientGone) return new GatewayError(499, "client_closed", "the client closed the connection");
+  if (clientGone) return clientClosed();
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string" && code.startsWith("UND_ERR")) return upstreamError(error);
   services.log.error({ err: error }, "unexpected error in a governed call");

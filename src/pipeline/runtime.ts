@@ -47,6 +47,7 @@ const RESTART_ONLY: ReadonlyArray<readonly [string, (config: Config) => unknown]
   ["server.port", (c) => c.server.port],
   ["server.replica_id", (c) => c.server.replica_id],
   ["server.header_timeout_seconds", (c) => c.server.header_timeout_seconds],
+  ["server.body_timeout_seconds", (c) => c.server.body_timeout_seconds],
   ["store", (c) => c.store],
   ["audit.sinks", (c) => c.audit.sinks],
   ["audit.fsync", (c) => c.audit.fsync],

@@ -398,6 +398,26 @@ describe("approval expiry and long-poll", () => {
     }
   });
 
+  it("a client that leaves during x-approval-wait is audited as 499 client_closed", async () => {
+    const known = new Set((await h.gateway.services.store.listApprovals("pending")).map((a) => a.id));
+    const controller = new AbortController();
+    const call = h
+      .client(KEY.dev, { headers: { "x-approval-wait": "30" } })
+      .chat.completions.create(ask("say:x\nwire transfer, then leave"), { signal: controller.signal })
+      .catch((error: unknown) => error);
+    const id = await waitForPending(h, "dev", "wire_transfers_need_approval", known);
+    controller.abort();
+    await call;
+    let record: Record<string, unknown> | undefined;
+    for (let i = 0; i < 100 && record === undefined; i++) {
+      record = (await auditRecords(h)).find((r) => r.approval_id === id);
+      if (record === undefined) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(record).toMatchObject({ status: 499, error_code: "client_closed" });
+    // Decided, so the tests after this one do not find it pending.
+    expect((await decide(h, id, "deny")).status).toBe(200);
+  });
+
   it("x-approval-wait answers approval_denied when the approver denies during the wait", async () => {
     const call = h.client(KEY.dev, { headers: { "x-approval-wait": "30" } }).chat.completions.create(ask("say:x\nwire transfer to mallory"));
     const id = await waitForPending(h, "dev", "wire_transfers_need_approval");
@@ -409,7 +429,8 @@ describe("approval expiry and long-poll", () => {
 async function waitForPending(harness: Harness, keyId: string, rule: string, known: ReadonlySet<string> = new Set()): Promise<string> {
   for (let i = 0; i < 200; i++) {
     const pending = (await harness.gateway.services.store.listApprovals("pending")).filter((a) => a.key_id === keyId && a.rule === rule && !known.has(a.id));
-    if (pending.length > 0) return pending.at(-1)!.id;
+    // Newest first: the call just made, not one an earlier test left pending.
+    if (pending.length > 0) return pending[0]!.id;
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`no pending approval for ${keyId} / ${rule}`);

@@ -5,7 +5,7 @@ import { bearer, chatBody, leaksOf, SECRETS, type SecGateway, sleep, startSecGat
 let g: SecGateway;
 
 beforeAll(async () => {
-  g = await startSecGateway({ server: "header_timeout_seconds: 1" });
+  g = await startSecGateway({ server: "header_timeout_seconds: 1, body_timeout_seconds: 2" });
 });
 afterAll(async () => {
   await g?.close();
@@ -129,6 +129,22 @@ describe("client faults", () => {
     }
     expect((await g.request("/healthz")).status).toBe(200);
   }, 60_000);
+
+  it("cuts a client whose body stops arriving after body_timeout_seconds, and audits it as 499", async () => {
+    const before = (await g.records()).length;
+    const socket = connect({ host: g.host, port: g.port });
+    let closed = false;
+    socket.on("close", () => {
+      closed = true;
+    });
+    socket.on("error", () => undefined);
+    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${SECRETS.alice}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"model":`);
+    const started = Date.now();
+    await until(() => closed, 10_000, "the slow body's connection to be cut");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
+    await until(async () => (await g.records()).length > before, 5_000, "the audit record");
+    expect((await g.records()).slice(before).map((r) => [r.status, r.error_code])).toEqual([[499, "client_closed"]]);
+  }, 30_000);
 
   it("no secret leaked", () => {
     expect(leaksOf(g)).toEqual([]);

@@ -131,6 +131,22 @@ describe("proxy hygiene", () => {
     expect(records.filter((r) => String(r.action ?? "").startsWith("admin.") && r.status === 200)).toEqual([]);
   });
 
+  it("audits a refused dot-segment path under /v1 or /admin, and a request line too long to read whole, under their x-request-id", async () => {
+    const targets = ["/v1/%2e%2e/chat/completions", "/admin/./keys", "/v1/../admin/keys", `/v1/models?${"a".repeat(80_000)}`];
+    const ids: string[] = [];
+    for (const target of targets) {
+      const res = await g.raw(`GET ${target} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${SECRETS.admin}\r\nConnection: close\r\n\r\n`);
+      expect(res.statuses[0], target.slice(0, 40)).toBeGreaterThanOrEqual(400);
+      const id = /x-request-id: (\S+)/i.exec(res.text)?.[1];
+      expect(id, target.slice(0, 40)).toBeDefined();
+      ids.push(id as string);
+    }
+    await until(async () => {
+      const seen = new Set((await g.records()).map((r) => r.id));
+      return ids.every((id) => seen.has(id));
+    });
+  });
+
   it("Host, X-Forwarded-Host, Forwarded and an absolute request URI never change the upstream URL", async () => {
     const target = `127.0.0.1:${evil.port}`;
     const before = g.mock.requests.length;
