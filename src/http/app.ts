@@ -246,6 +246,9 @@ async function auditing(services: Services, state: AppState, c: Context<Env>, ne
   await next();
   if (c.res === RESPONSE_ALREADY_SENT || c.res.headers.get("x-hono-already-sent") !== null) return undefined;
   c.res.headers.set("x-request-id", draft.id);
+  // hono answers HEAD with a copy of the GET response made from its original headers, which
+  // @hono/node-server takes from before this set: a response built on them keeps the id.
+  if (c.req.method === "HEAD") c.res = new Response(null, { status: c.res.status, headers: c.res.headers });
   if (!draft.finished) {
     let error: GatewayError | null = null;
     if (c.res.status >= 400) {

@@ -65,6 +65,19 @@ describe("openai SDK through the gateway", () => {
     expect(last.cost).toBeGreaterThan(0);
   });
 
+  it("answers HEAD on a GET route with its x-request-id, the id of its audit record", async () => {
+    const response = await fetch(`${h.gateway.url}/v1/models`, { method: "HEAD", headers: { authorization: `Bearer ${KEYS.alice}` } });
+    expect(response.status).toBe(200);
+    const id = response.headers.get("x-request-id");
+    expect(id).toMatch(/^req_/);
+    let record: Record<string, unknown> | undefined;
+    for (let i = 0; i < 100 && record === undefined; i++) {
+      record = (await auditRecords(h)).find((r) => r.id === id);
+      if (record === undefined) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(record).toMatchObject({ method: "HEAD", path: "/v1/models", status: 200 });
+  });
+
   it("sends an edited body upstream with the members it did not edit as the client wrote them", async () => {
     const sent = '{"model":"gpt-4o-mini","stream":true,"seed":9007199254740993,"temperature":1.0,"messages":[{"role":"user","content":"say:hi"}]}';
     const response = await fetch(`${h.gateway.url}/v1/chat/completions`, {
