@@ -46,6 +46,9 @@ const rotateSchema = z.strictObject({
   grace_seconds: z.number().int().min(0).max(30 * 86_400).default(0),
 });
 
+/** Revoking takes no fields; a body, when sent, must still be a JSON object. */
+const revokeSchema = z.object({});
+
 function configView(key: KeyConfig): KeyView {
   return {
     object: "key",
@@ -99,7 +102,7 @@ async function runtimeKeyFor(deps: AdminDeps, id: string): Promise<RuntimeKey> {
   if (isConfigKey(deps, id)) throw notRuntime(id);
   const key = (await deps.services.store.listKeys()).find((candidate) => candidate.id === id);
   if (key === undefined) throw notFound("key", id);
-  if (key.revoked) throw new GatewayError(409, "invalid_body", `key \`${id}\` is revoked; create a new key instead`, { param: "id" });
+  if (key.revoked) throw new GatewayError(409, "key_not_runtime", `key \`${id}\` is revoked and can no longer change; create a new key instead`);
   return key;
 }
 
@@ -118,7 +121,7 @@ async function createKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   if (isConfigKey(deps, id)) throw notRuntime(id);
   // Revoked ids stay taken too: reusing one would merge two keys' spend and audit history.
   if ((await services.store.listKeys()).some((key) => key.id === id)) {
-    throw new GatewayError(409, "invalid_body", `a key with id \`${id}\` already exists`, { param: "id" });
+    throw new GatewayError(400, "invalid_body", `a key with id \`${id}\` already exists`, { param: "id" });
   }
   const clear = generateKey();
   const key: RuntimeKey = {
@@ -140,8 +143,9 @@ async function createKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
 async function updateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   authorize(c, deps.services, "admin", "admin.keys.update");
   const id = c.req.param("id") ?? "";
-  const key = await runtimeKeyFor(deps, id);
+  // The request first (400), then whether the key can take it (404, 409).
   const patch = await readJson(c, deps.services, patchSchema);
+  const key = await runtimeKeyFor(deps, id);
   // Limits merge field by field (JSON merge-patch style): `null` lifts a limit, an absent field keeps it.
   const limits = patch.limits === undefined ? key.limits : parseWith(keyLimitsSchema, { ...key.limits, ...patch.limits }, "limits");
   const updated: RuntimeKey = {
@@ -157,6 +161,7 @@ async function updateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
 async function revokeKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   authorize(c, deps.services, "admin", "admin.keys.revoke");
   const id = c.req.param("id") ?? "";
+  await readJson(c, deps.services, revokeSchema);
   if (isConfigKey(deps, id)) throw notRuntime(id);
   const key = (await deps.services.store.listKeys()).find((candidate) => candidate.id === id);
   if (key === undefined) throw notFound("key", id);
@@ -170,8 +175,8 @@ async function rotateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const { services } = deps;
   authorize(c, services, "admin", "admin.keys.rotate");
   const id = c.req.param("id") ?? "";
-  const key = await runtimeKeyFor(deps, id);
   const { grace_seconds: grace } = await readJson(c, services, rotateSchema);
+  const key = await runtimeKeyFor(deps, id);
   const clear = generateKey();
   const rotated: RuntimeKey = {
     ...key,

@@ -51,7 +51,7 @@ describe("runtime keys", () => {
     const created = await create({ subject: { user: "carol" } });
     expect(created.id).toMatch(/^key_/);
     expect(created.subject).toEqual({ user: "carol", role: "user", team: null, purpose: null });
-    expectError(await h.admin("POST", "/keys", { id: created.id, subject: { user: "x" } }), 409, "invalid_body", "id");
+    expectError(await h.admin("POST", "/keys", { id: created.id, subject: { user: "x" } }), 400, "invalid_body", "id");
     expectError(await h.admin("POST", "/keys", { id: "alice-dev", subject: { user: "x" } }), 409, "key_not_runtime");
   });
 
@@ -89,8 +89,15 @@ describe("runtime keys", () => {
     const revoked = await h.admin<KeyView>("POST", "/keys/erin-rt/revoke");
     expect(revoked.json).toMatchObject({ id: "erin-rt", revoked: true });
     expectError(await models(created.key), 401, "invalid_api_key");
-    expectError(await h.admin("PATCH", "/keys/erin-rt", { disabled: false }), 409, "invalid_body");
+    expectError(await h.admin("PATCH", "/keys/erin-rt", { disabled: false }), 409, "key_not_runtime");
+    // The request is judged before the key's state: a bad body is a 400 even on a revoked key.
+    expectError(await h.admin("PATCH", "/keys/erin-rt", { subject: { user: "x" } }), 400, "invalid_body");
     expectError(await h.admin("POST", "/keys/nobody/revoke"), 404, "not_found");
+    // Revoking takes no body, but one that is sent must be a JSON object.
+    const other = await create({ id: "erin-rt2", subject: { user: "erin" } });
+    expectError(await h.admin("POST", "/keys/erin-rt2/revoke", '{"garbage'), 400, "invalid_json");
+    expectError(await h.admin("POST", "/keys/erin-rt2/revoke", "[1,2]"), 400, "invalid_body");
+    expect((await models(other.key)).status).toBe(200);
   });
 
   it("rotates: the old secret works for the grace period only", async () => {
