@@ -13,7 +13,7 @@ import { clientIp, normalize } from "../pipeline/client-ip.js";
 import type { MalformedRequest } from "./client-error.js";
 import { newId } from "../util/ids.js";
 import type { CallAction } from "../policy/types.js";
-import { GatewayError, internalError } from "./errors.js";
+import { clipped, GatewayError, internalError } from "./errors.js";
 import { verifyAdmin } from "./admin-auth.js";
 
 export type Env = { Bindings: HttpBindings; Variables: { draft: AuditDraft } };
@@ -107,7 +107,7 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
     const principal = authenticate(services, c.env.incoming, services.clock(), c.get("draft"));
     const id = c.req.param("id");
     const model = listModels(services.current(), principal, c.env.incoming).find((m) => m.id === id);
-    if (model === undefined) throw new GatewayError(404, "model_not_found", `the model \`${id}\` does not exist or you do not have access to it`, { param: "model" });
+    if (model === undefined) throw new GatewayError(404, "model_not_found", `the model \`${clipped(id)}\` does not exist or you do not have access to it`, { param: "model" });
     return c.json(model);
   });
 
@@ -236,7 +236,7 @@ function notAllowedOrNotFound(path: string, method: string): GatewayError {
   if (allowed !== undefined && !allowed.includes(method)) {
     return new GatewayError(405, "method_not_allowed", `\`${method}\` is not allowed on \`${path}\``, { headers: { allow: allowed.join(", ") } });
   }
-  return new GatewayError(404, "not_found", `unknown path \`${path}\``);
+  return new GatewayError(404, "not_found", `unknown path \`${clipped(path)}\``);
 }
 
 async function auditing(services: Services, state: AppState, c: Context<Env>, next: () => Promise<void>): Promise<Response | undefined> {

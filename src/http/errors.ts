@@ -85,3 +85,8 @@ export class GatewayError extends Error {
 
 export const internalError = (): GatewayError =>
   new GatewayError(500, "internal_error", "the gateway hit an unexpected error; the request was recorded");
+
+/** A value the client sent, as an error message quotes it: long ones cut, so a refusal never echoes megabytes. */
+export function clipped(value: string, max = 200): string {
+  return value.length <= max ? value : `${value.slice(0, max)}… (${value.length} characters)`;
+}

@@ -3,7 +3,7 @@ import type { Readable } from "node:stream";
 import type { Principal } from "../auth/keys.js";
 import { bearerToken } from "../auth/keys.js";
 import type { ModelConfig } from "../config/schema.js";
-import { GatewayError } from "../http/errors.js";
+import { clipped, GatewayError } from "../http/errors.js";
 import { type Reservation, reserveAll, settleAll, unchargedReservation } from "../limits/enforce.js";
 import { pushRateHeaders } from "../limits/headers.js";
 import { type LimitPlan, planLimits } from "../limits/plan.js";
@@ -149,11 +149,11 @@ export async function handleCall(
     }
     const body = validateBody(action, parseJsonBody(bytes, config.server.max_json_depth));
     const modelName = body.model as string;
-    draft.model = modelName;
+    draft.model = clipped(modelName);
     draft.stream = body.stream === true;
     const model = Object.hasOwn(config.models, modelName) ? config.models[modelName] : undefined;
     if (model === undefined || (model.kind === "embedding") !== (action === "embeddings")) {
-      throw new GatewayError(404, "model_not_found", `the model \`${modelName}\` does not exist or you do not have access to it`, { param: "model" });
+      throw new GatewayError(404, "model_not_found", `the model \`${clipped(modelName)}\` does not exist or you do not have access to it`, { param: "model" });
     }
     const sessionId = sessionIdOf(incoming, config);
     draft.sessionId = sessionId;
@@ -166,7 +166,8 @@ export async function handleCall(
     }
 
     const approvalHeader = incoming.headers["x-approval-id"];
-    const approvalId = typeof approvalHeader === "string" && approvalHeader !== "" ? approvalHeader : null;
+    // No approval id is that long: a longer header is cut before it is echoed or recorded.
+    const approvalId = typeof approvalHeader === "string" && approvalHeader !== "" ? approvalHeader.slice(0, 200) : null;
     // The hash of the body as the client sent it (parsed again from the bytes: stages below edit `body`),
     // computed only when an approval is created or redeemed.
     let hashed: string | null = null;

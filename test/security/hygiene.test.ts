@@ -131,6 +131,26 @@ describe("proxy hygiene", () => {
     expect(records.filter((r) => String(r.action ?? "").startsWith("admin.") && r.status === 200)).toEqual([]);
   });
 
+  it("quotes an oversized model name or approval id cut short, in the error and in the audit", async () => {
+    const model = "m".repeat(100_000);
+    const res = await g.request("/v1/chat/completions", { method: "POST", headers: bearer(SECRETS.alice), body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }) });
+    expect(res.status).toBe(404);
+    expect(res.text.length).toBeLessThan(1_000);
+    expect(res.text).toContain("(100000 characters)");
+    const approval = await g.request("/v1/chat/completions", {
+      method: "POST",
+      headers: { ...bearer(SECRETS.alice), "x-approval-id": "a".repeat(10_000) },
+      body: chatBody("say:hi"),
+    });
+    expect(approval.status).toBe(403);
+    expect(approval.text.length).toBeLessThan(1_000);
+    const id = approval.headers["x-request-id"];
+    await until(async () => (await g.records()).some((r) => r.id === id));
+    const record = (await g.records()).find((r) => r.id === id)!;
+    expect(String(record.approval_id).length).toBeLessThanOrEqual(200);
+    expect(JSON.stringify((await g.records()).filter((r) => r.error_code === "model_not_found").at(-1)).length).toBeLessThan(3_000);
+  });
+
   it("audits a refused dot-segment path under /v1 or /admin, and a request line too long to read whole, under their x-request-id", async () => {
     const targets = ["/v1/%2e%2e/chat/completions", "/admin/./keys", "/v1/../admin/keys", `/v1/models?${"a".repeat(80_000)}`];
     const ids: string[] = [];
