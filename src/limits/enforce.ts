@@ -113,7 +113,9 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
         throw new GatewayError(
           429,
           "rate_limit_exceeded",
-          `${scope} ${what} limit can never admit this call: it reserves ${needed} tokens (input + output limit${choices > 1 ? ` × n` : ""}) against ${capacity} per minute; set a lower max_completion_tokens`,
+          request.outputTokens === 0
+            ? `${scope} ${what} limit can never admit this call: its input alone is ${needed} tokens against ${capacity} per minute; send less input`
+            : `${scope} ${what} limit can never admit this call: it reserves ${needed} tokens (input + output limit${choices > 1 ? ` × n` : ""}) against ${capacity} per minute; set a lower max_completion_tokens`,
           { headers: { ...headers, "retry-after": "60", "x-should-retry": "false" } },
         );
       }

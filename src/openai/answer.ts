@@ -124,8 +124,17 @@ export class StreamAccumulator {
         this.deltas.add(str(event.delta));
         break;
       case "response.output_item.added":
-        if (isToolCallItem(event.item)) this.toolCallSeen = true;
+        if (isToolCallItem(event.item)) {
+          // Kept from its first event, so a stream cut short still counts the arguments it carried.
+          this.calls.set(typeof event.output_index === "number" ? event.output_index : this.calls.size, outputItemCall(event.item));
+          this.toolCallSeen = true;
+        }
         break;
+      case "response.function_call_arguments.delta": {
+        const call = typeof event.output_index === "number" ? this.calls.get(event.output_index) : undefined;
+        if (call !== undefined) call.arguments += str(event.delta);
+        break;
+      }
       case "response.output_item.done":
         if (isToolCallItem(event.item)) {
           const index = typeof event.output_index === "number" ? event.output_index : this.calls.size;

@@ -7,7 +7,7 @@ import { clipped, GatewayError } from "../http/errors.js";
 import { type Reservation, reserveAll, settleAll, unchargedReservation } from "../limits/enforce.js";
 import { pushRateHeaders } from "../limits/headers.js";
 import { type LimitPlan, planLimits } from "../limits/plan.js";
-import { summarizeAnswer } from "../openai/answer.js";
+import { summarizeAnswer, type ToolCall } from "../openai/answer.js";
 import { parseJsonBody } from "../openai/json-body.js";
 import { spliceEdited } from "../openai/json-splice.js";
 import { validateBody } from "../openai/schemas.js";
@@ -338,7 +338,7 @@ export async function handleCall(
     const calls = outcome.accumulator.toolCalls();
     draft.toolCalls = calls.map((c) => c.name);
     state.toolCallCount = state.toolCallsWithheld ? 0 : calls.length;
-    account(state, model, outcome.accumulator.usage, outcome.accumulator.text);
+    account(state, model, outcome.accumulator.usage, outcome.accumulator.text, calls);
     if (!res.destroyed) {
       res.end(`: gateway-cost ${microsToUsd(draft.costMicros).toFixed(6)}\n\n`);
     }
@@ -558,16 +558,23 @@ async function reserve(
   }
 }
 
-function account(state: CallState, model: ModelConfig, rawUsage: Record<string, unknown> | null, text: string): void {
+function account(state: CallState, model: ModelConfig, rawUsage: Record<string, unknown> | null, text: string, calls: readonly ToolCall[]): void {
   state.accounted = true;
   const usage = (rawUsage === null ? null : usageFromOpenAI(rawUsage)) ?? {
     input_tokens: lateEstimate(state)?.inputTokens ?? 0,
-    output_tokens: text === "" ? 0 : countTextTokens(text, model.tokenizer),
+    output_tokens: outputTokensOf(text, calls, model),
     cached_input_tokens: 0,
   };
   state.draft.inputTokens = usage.input_tokens;
   state.draft.outputTokens = usage.output_tokens;
   state.draft.costMicros = state.prices === null ? 0 : costMicros(usage, state.prices);
+}
+
+/** The output of an answer without a usage report: its text and the tool calls it made (what was streamed of them). */
+function outputTokensOf(text: string, calls: readonly ToolCall[], model: ModelConfig): number {
+  let tokens = text === "" ? 0 : countTextTokens(text, model.tokenizer);
+  for (const call of calls) tokens += countTextTokens(call.name, model.tokenizer) + countTextTokens(call.arguments, model.tokenizer);
+  return tokens;
 }
 
 /**
@@ -649,7 +656,7 @@ async function relayJson(
   const summary = summarizeAnswer(parsed);
   state.draft.toolCalls = summary.toolCalls.map((c) => c.name);
   state.toolCallCount = summary.toolCalls.length;
-  account(state, model, summary.usage, summary.text);
+  account(state, model, summary.usage, summary.text, summary.toolCalls);
   const capped = await withinToolCap(services, state, summary.toolCalls.length);
   if (capped !== null) {
     state.toolCallCount = 0;

@@ -244,4 +244,31 @@ describe("openai SDK through the gateway", () => {
     const aborted = records.find((r) => r.status === 499);
     expect(aborted?.error_code).toBe("client_closed");
   });
+
+  it("charges a stream cut short in its tool call with the arguments it had streamed", async () => {
+    const controller = new AbortController();
+    const args = JSON.stringify({ query: "quarterly risks ".repeat(40) });
+    const stream = await h.client(KEYS.alice).chat.completions.create(
+      { model: "gpt-4o-mini", messages: [{ role: "user", content: `call_tool:search ${args} chunks:20 delay:50` }], stream: true },
+      { signal: controller.signal },
+    );
+    let streamed = "";
+    try {
+      for await (const chunk of stream) {
+        streamed += chunk.choices[0]?.delta.tool_calls?.[0]?.function?.arguments ?? "";
+        if (streamed.length > 100) controller.abort();
+      }
+    } catch {
+      // The client left on purpose.
+    }
+    expect(streamed.length).toBeGreaterThan(100);
+    let record: Record<string, unknown> | undefined;
+    for (let i = 0; i < 100 && record === undefined; i++) {
+      record = (await auditRecords(h)).filter((r) => r.status === 499).at(-1);
+      if (record?.tool_calls === undefined || (record.tool_calls as string[]).length === 0) record = undefined;
+      if (record === undefined) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(record).toMatchObject({ error_code: "client_closed", tool_calls: ["search"] });
+    expect(record?.output_tokens).toBeGreaterThan(10);
+  });
 });

@@ -105,5 +105,8 @@ describe("the x-ratelimit-* headers of a refusal", () => {
     const refusal = await reserveAll(store, tpm, charge, T0).catch((error: unknown) => error);
     expect(refusal).toMatchObject({ status: 429, code: "rate_limit_exceeded", message: expect.stringMatching(/can never admit/) });
     expect(headersOf(refusal)).toMatchObject({ "retry-after": "60", "x-should-retry": "false", "x-ratelimit-limit-tokens": "15" });
+    // An embedding has no output to lower: the message says what can be.
+    const input = await reserveAll(store, tpm, { ...charge, inputTokens: 20, outputTokens: 0 }, T0).catch((error: unknown) => error);
+    expect(input).toMatchObject({ status: 429, message: expect.stringMatching(/its input alone is 20 tokens against 15 per minute; send less input$/) });
   });
 });

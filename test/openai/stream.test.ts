@@ -40,6 +40,16 @@ describe("answer inspection", () => {
     expect(acc.done).toBe(true);
   });
 
+  it("keeps a Responses function call's arguments as they stream, so a stream cut short still has them", () => {
+    const acc = new StreamAccumulator();
+    acc.observe({ type: "response.output_item.added", output_index: 0, item: { type: "function_call", name: "deploy", arguments: "" } });
+    acc.observe({ type: "response.function_call_arguments.delta", output_index: 0, delta: '{"env":' });
+    acc.observe({ type: "response.function_call_arguments.delta", output_index: 0, delta: '"pro' });
+    expect(acc.toolCalls()).toEqual([{ name: "deploy", arguments: '{"env":"pro' }]);
+    acc.observe({ type: "response.output_item.done", output_index: 0, item: { type: "function_call", name: "deploy", arguments: '{"env":"prod"}' } });
+    expect(acc.toolCalls()).toEqual([{ name: "deploy", arguments: '{"env":"prod"}' }]);
+  });
+
   it("keeps a long stream's text whole and in order, read midway or at the end", () => {
     const acc = new StreamAccumulator();
     const deltas = Array.from({ length: 101 }, (_, i) => (i % 7 === 0 ? "" : ` w${i}`));
