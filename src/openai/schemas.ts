@@ -26,7 +26,7 @@ const chatMessage = z.looseObject({
 
 export const chatBodySchema = z.looseObject({
   model: z.string().min(1),
-  messages: z.array(chatMessage),
+  messages: z.array(chatMessage).min(1, "expected at least one message"),
   stream: z.boolean().nullable().optional(),
   stream_options: z.looseObject({ include_usage: z.boolean().nullable().optional() }).nullable().optional(),
   max_tokens: outputLimit,
@@ -47,7 +47,9 @@ export const responsesBodySchema = z.looseObject({
 
 export const embeddingsBodySchema = z.looseObject({
   model: z.string().min(1),
-  input: z.union([z.string(), z.array(z.string()), z.array(z.number()), z.array(z.array(z.number()))]),
+  input: z.union([z.string(), z.array(z.string()).min(1), z.array(z.number()).min(1), z.array(z.array(z.number())).min(1)], {
+    error: "expected a string, or a non-empty array of strings or of token arrays",
+  }),
 });
 
 export type ChatBody = z.infer<typeof chatBodySchema>;
@@ -92,7 +94,7 @@ const isOutputLimit = (value: unknown): boolean => absent(value) || (Number.isSa
  * refuses is still judged, and its error worded, by the schema.
  */
 export function isPlainChatBody(body: Fields): boolean {
-  if (typeof body.model !== "string" || body.model === "" || !Array.isArray(body.messages)) return false;
+  if (typeof body.model !== "string" || body.model === "" || !Array.isArray(body.messages) || body.messages.length === 0) return false;
   for (const message of body.messages) if (!isObject(message) || typeof message.role !== "string" || !isContent(message.content)) return false;
   if (!absent(body.stream) && typeof body.stream !== "boolean") return false;
   const options = body.stream_options;

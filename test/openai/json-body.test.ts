@@ -31,13 +31,16 @@ describe("request bodies", () => {
     expect(codeOf(() => validateBody("chat.completions", { model: "m", messages: [{ role: "user" }], extra: { any: 1 } }))).toBeNull();
     expect(codeOf(() => validateBody("chat.completions", { model: 1, messages: [] }))).toBe("400 invalid_body model");
     expect(codeOf(() => validateBody("chat.completions", { model: "m", messages: [{ content: "x" }] }))).toBe("400 invalid_body messages[0].role");
-    expect(codeOf(() => validateBody("chat.completions", { model: "m", messages: [], max_tokens: -1 }))).toBe("400 invalid_body max_tokens");
+    expect(codeOf(() => validateBody("chat.completions", { model: "m", messages: [{ role: "user" }], max_tokens: -1 }))).toBe("400 invalid_body max_tokens");
+    // What OpenAI's API refuses too, where the gateway reads it: no message at all, an empty list to embed.
+    expect(codeOf(() => validateBody("chat.completions", { model: "m", messages: [] }))).toBe("400 invalid_body messages");
+    expect(codeOf(() => validateBody("embeddings", { model: "m", input: [] }))).toBe("400 invalid_body input");
     expect(codeOf(() => validateBody("embeddings", { model: "m", input: { a: 1 } }))).toBe("400 invalid_body input");
     expect(codeOf(() => validateBody("responses", []))).toBe("400 invalid_body");
   });
 
   it("keeps the original object so unknown fields and their order pass through", () => {
-    const body = { z: 1, model: "m", messages: [], a: { b: [1] } };
+    const body = { z: 1, model: "m", messages: [{ role: "user" }], a: { b: [1] } };
     expect(validateBody("chat.completions", body)).toBe(body);
   });
 });

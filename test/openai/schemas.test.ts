@@ -80,7 +80,9 @@ describe("the chat body fast check", () => {
   test("leaves a wrong body to the schema, which names the field", () => {
     expect(isPlainChatBody({ model: "gpt-4o", messages: [{ content: "no role" }] })).toBe(false);
     expect(() => validateBody("chat.completions", { model: "gpt-4o", messages: [{ content: "no role" }] })).toThrow(/messages\[0\]\.role/);
-    expect(() => validateBody("chat.completions", { model: "gpt-4o", messages: [], max_tokens: -1 })).toThrow(/max_tokens/);
+    expect(() => validateBody("chat.completions", { model: "gpt-4o", messages: [{ role: "user" }], max_tokens: -1 })).toThrow(/max_tokens/);
+    expect(isPlainChatBody({ model: "gpt-4o", messages: [] })).toBe(false);
+    expect(() => validateBody("chat.completions", { model: "gpt-4o", messages: [] })).toThrow(/at least one message/);
   });
 
   test("names a message content that is neither text, null nor parts", () => {
