@@ -63,7 +63,7 @@ function identify(services: Services, incoming: IncomingMessage, now: number, dr
 function askedModel(bytes: Buffer): string | null {
   try {
     const model = (JSON.parse(bytes.toString("utf8")) as { model?: unknown } | null)?.model;
-    return typeof model === "string" ? model : null;
+    return typeof model === "string" ? clipped(model) : null;
   } catch {
     return null;
   }
