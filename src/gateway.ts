@@ -16,6 +16,7 @@ import { createMetrics } from "./http/metrics.js";
 import { installClientErrorHandler } from "./http/client-error.js";
 import { createLogger, type Logger } from "./log/logger.js";
 import { storeTrouble } from "./log/throttle.js";
+import { LEASE_RENEW_MS, LeaseKeeper } from "./limits/leases.js";
 import { ActiveStreams } from "./pipeline/active-streams.js";
 import { type AuditDraft, buildRecord } from "./pipeline/audit-draft.js";
 import { buildRuntime, restartOnlyChanges, type Runtime, SharedState } from "./pipeline/runtime.js";
@@ -114,6 +115,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     metrics.setGauges({ auditDepth: stats.depth, auditDropped: stats.dropped, openStreams: streams.size });
   }, REFRESH_MS);
   poll.unref();
+  const leases = new LeaseKeeper();
+  // A call's parallel slots are leased for a minute at a time, renewed here while it runs.
+  const renewal = setInterval(() => {
+    leases.renew(store, clock()).catch((error: unknown) => storeTrouble(log, "lease renewal", error));
+  }, LEASE_RENEW_MS);
+  renewal.unref();
 
   // Requests whose audit record is not yet written: a drain waits for them before closing the audit.
   const unfinished = new Set<AuditDraft>();
@@ -124,6 +131,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     audit: audit.writer,
     approvals,
     streams,
+    leases,
     metrics,
     clock,
     log,
@@ -230,6 +238,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // get a 503 `shutting_down` with `connection: close`, rather than a refused connection.
     const deadline = Date.now() + runtime.config.server.drain_seconds * 1000;
     while (inFlight > 0 && Date.now() < deadline) await sleep(25);
+    clearInterval(renewal);
     // Past the deadline each open call ends with `shutting_down` (a stream with an SSE error event),
     // so its client sees an error rather than a short answer, and its record is written.
     if (streams.endAll(cutAtDeadline()) > 0) await whileOpen(unfinished, CUT_GRACE_MS);

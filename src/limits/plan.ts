@@ -1,11 +1,9 @@
 import type { Config, KeyLimits, Limits, SessionLimits } from "../config/schema.js";
 import type { Principal } from "../auth/keys.js";
 import type { LevelLimits, LimitKind } from "../state/store.js";
+import { LEASE_MS } from "./leases.js";
 
 const DEFAULT_MIN_OUTPUT_TOKENS = 256;
-
-/** The shortest lease of a parallel slot; about 1.5 × the default upstream wait (10 s connect + 600 s). */
-const MIN_CALL_LEASE_MS = 15 * 60_000;
 
 export interface PlannedLevel {
   level: string;
@@ -25,7 +23,7 @@ export interface LimitPlan {
   /** Some level limits tokens or money: the input must be counted. */
   needsTokens: boolean;
   sessionTtlMs: number;
-  /** How long a call holds its parallel slot if it is never settled: see callLeaseMs. */
+  /** How long a call's parallel slot lasts unless renewed (see LeaseKeeper). */
   callLeaseMs: number;
 }
 
@@ -87,21 +85,6 @@ function isEmpty(limits: LevelLimits): boolean {
   );
 }
 
-/**
- * The longest a call can legitimately hold a parallel slot, so a replica that dies mid-call blocks its
- * slots no longer than this. An upstream answers within its connect and header timeouts; the body
- * timeout bounds only the gaps between chunks, so no bound covers a whole stream: half as long again
- * as the longest wait, and never under 15 minutes, covers real calls. A stream that outlives its lease
- * stops counting — an error towards admitting a call too many, never towards blocking a key for hours.
- */
-export function callLeaseMs(config: Config): number {
-  let longest = 0;
-  for (const upstream of Object.values(config.upstreams)) {
-    longest = Math.max(longest, upstream.connect_timeout_seconds + upstream.timeout_seconds);
-  }
-  return Math.max(MIN_CALL_LEASE_MS, Math.ceil(longest * 1500));
-}
-
 /** The key's own level id: its spend and rate counters, also read for policy usage attributes. */
 export const keyLevel = (keyId: string): string => `key:${keyId}`;
 
@@ -148,7 +131,7 @@ export function planLimits(config: Config, principal: Principal, sessionId: stri
     needsPrices,
     needsTokens: needsPrices || levels.some(({ limits: l }) => l.tokensPerMinute !== null || l.sessionMaxTokens !== null),
     sessionTtlMs: config.sessions.ttl_seconds * 1000,
-    callLeaseMs: callLeaseMs(config),
+    callLeaseMs: LEASE_MS,
   };
 }
 

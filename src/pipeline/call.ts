@@ -256,6 +256,7 @@ export async function handleCall(
       state.uncounted = { action, body, model, plan };
     }
     state.reservation = await reserve(services, plan, estimate, prices);
+    services.leases.hold(state.reservation);
     const outputTokens = state.reservation.outputTokens;
     const headers = pushRateHeaders(["x-request-id", draft.id], state.reservation.rate);
     if (estimate.outputParam !== null && (estimate.requestedOutput === null ? outputTokens < model.max_output_tokens : outputTokens < estimate.requestedOutput)) {
@@ -588,6 +589,7 @@ async function finishSettle(services: Services, state: CallState): Promise<void>
   const reservation = state.reservation;
   if (reservation === null || reservation.settled) return;
   const { draft } = state;
+  services.leases.release(reservation);
   try {
     await settleAll(
       services.store,

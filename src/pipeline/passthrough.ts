@@ -35,6 +35,7 @@ export async function handlePassthrough(
     const body = method === "GET" || method === "HEAD" ? null : await readBody(incoming, config.server.max_body_bytes);
     const plan = requestLimitsOnly(planLimits(config, principal, null));
     reservation = await reserveAll(services.store, plan, { inputTokens: 0, inputMicros: 0, outputPricePer1M: 0, outputTokens: 0 }, services.clock());
+    services.leases.hold(reservation);
     const upstreamName = config.passthrough.upstream ?? Object.keys(config.upstreams)[0]!;
     const upstream = runtime.upstreams.get(upstreamName)!;
     const headers = upstreamRequestHeaders(incoming.headers, upstream.apiKey, body === null ? null : body.length, config.sessions.header);
@@ -55,7 +56,10 @@ export async function handlePassthrough(
     if (!res.headersSent) writeError(res, failure, ["x-request-id", draft.id]);
     else res.destroy();
   } finally {
-    if (reservation !== null) await settleAll(services.store, reservation, { micros: 0, tokens: 0, toolCalls: 0 }, services.clock()).catch(() => undefined);
+    if (reservation !== null) {
+      services.leases.release(reservation);
+      await settleAll(services.store, reservation, { micros: 0, tokens: 0, toolCalls: 0 }, services.clock()).catch(() => undefined);
+    }
     services.finish(draft, status, failure);
   }
 }

@@ -4,6 +4,7 @@ import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../http/metrics.js";
 import type { StateStore } from "../state/store.js";
 import type { Clock } from "../util/ids.js";
+import type { LeaseKeeper } from "../limits/leases.js";
 import type { ActiveStreams } from "./active-streams.js";
 import type { AuditDraft } from "./audit-draft.js";
 import type { Runtime, SharedState } from "./runtime.js";
@@ -17,6 +18,8 @@ export interface Services {
   audit: AuditWriter;
   approvals: ApprovalService;
   streams: ActiveStreams;
+  /** The parallel-slot leases of this replica's calls in flight, renewed while they run. */
+  leases: LeaseKeeper;
   metrics: Metrics;
   clock: Clock;
   log: Logger;

@@ -126,6 +126,13 @@ export class MemoryStore implements StateStore {
     return usageOf(state ?? emptyLevelState(now), now);
   }
 
+  async renewLeases(leases: readonly { level: string; callId: string }[], now: number, leaseMs: number): Promise<void> {
+    for (const { level, callId } of leases) {
+      const held = this.levels.get(level)?.leases;
+      if (held?.has(callId)) held.set(callId, now + leaseMs);
+    }
+  }
+
   async sessionToolCalls(level: string): Promise<number> {
     return this.levels.get(level)?.session?.toolCalls ?? 0;
   }

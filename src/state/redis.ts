@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import { APPROVAL_TRANSITION_LUA, DELETE_AND_PUBLISH_LUA } from "./lua/approval.js";
+import { RENEW_LEASE_LUA } from "./lua/lease.js";
 import { RESERVE_LUA } from "./lua/reserve.js";
 import { SETTLE_LUA } from "./lua/settle.js";
 import { approvalFields, approvalFrom, type Decision, transitionFrom } from "./redis-approvals.js";
@@ -28,6 +29,7 @@ interface Scripts {
   sparkSettle: Script;
   sparkApprovalTransition: Script;
   sparkDeleteAndPublish: Script;
+  sparkRenewLease: Script;
 }
 
 const LEVEL_KEYS = 9;
@@ -63,6 +65,7 @@ export class RedisStore implements StateStore {
     redis.defineCommand("sparkSettle", { numberOfKeys: LEVEL_KEYS, lua: SETTLE_LUA });
     redis.defineCommand("sparkApprovalTransition", { numberOfKeys: 1, lua: APPROVAL_TRANSITION_LUA });
     redis.defineCommand("sparkDeleteAndPublish", { numberOfKeys: 1, lua: DELETE_AND_PUBLISH_LUA });
+    redis.defineCommand("sparkRenewLease", { numberOfKeys: 1, lua: RENEW_LEASE_LUA });
     this.scripts = redis as unknown as Scripts;
     subscriber.on("message", (channel: string, message: string) => this.received(channel, message));
     this.subscription = subscriber.subscribe(this.names.changes).then(() => undefined);
@@ -97,6 +100,16 @@ export class RedisStore implements StateStore {
       monthlyMicros: Number(spend[1] ?? 0),
       totalMicros: Number(spend[2] ?? 0),
     };
+  }
+
+  async renewLeases(leases: readonly { level: string; callId: string }[], now: number, leaseMs: number): Promise<void> {
+    // One script per level: each level's keys share a hash tag, different levels need not.
+    const pipeline = this.redis.pipeline();
+    const scripts = pipeline as unknown as Scripts;
+    for (const { level, callId } of leases) {
+      void scripts.sparkRenewLease(this.names.levelNames(level, now).leases, String(now + leaseMs), callId, String(leaseMs));
+    }
+    checked(await pipeline.exec());
   }
 
   async sessionToolCalls(level: string): Promise<number> {

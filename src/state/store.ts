@@ -169,6 +169,8 @@ export interface StateStore {
   reserve(request: ReserveRequest, now: number): Promise<ReserveResult>;
   settle(request: SettleRequest, now: number): Promise<void>;
   usage(level: string, now: number): Promise<Usage>;
+  /** Extends the named calls' parallel-slot leases to `now + leaseMs`; a lease already gone (its call settled) stays gone. */
+  renewLeases(leases: readonly { level: string; callId: string }[], now: number, leaseMs: number): Promise<void>;
   /** The tool calls a session level has been charged with so far (0 for a session never seen). */
   sessionToolCalls(level: string): Promise<number>;
 

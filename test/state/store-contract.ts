@@ -89,6 +89,24 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect((await store.reserve(call("key:lease", 1, leaseMs), T0 + 2 * leaseMs - 1)).ok).toBe(false);
       });
 
+      it("keeps a renewed lease past its first end, on every replica, and lets it lapse once renewal stops", async () => {
+        const leaseMs = 60_000;
+        const running = call("key:renew", 1, leaseMs);
+        expect((await store.reserve(running, T0)).ok).toBe(true);
+        await store.renewLeases([{ level: "key:renew", callId: running.callId }], T0 + 50_000, leaseMs);
+        expect(await replica.reserve(call("key:renew", 1, leaseMs), T0 + leaseMs + 1)).toMatchObject({ ok: false, limit: "max_parallel_requests" });
+        // The replica that ran the call is gone: nobody renews it, and it lapses a lease after the last renewal.
+        expect((await replica.reserve(call("key:renew", 1, leaseMs), T0 + 50_000 + leaseMs)).ok).toBe(true);
+      });
+
+      it("does not bring back a settled call's lease by renewing it", async () => {
+        const done = call("key:renew-settled", 1);
+        const granted = await store.reserve(done, T0);
+        await store.settle(settleRequest(done, granted, T0), T0);
+        await store.renewLeases([{ level: "key:renew-settled", callId: done.callId }], T0, 60_000);
+        expect((await replica.reserve(call("key:renew-settled", 1), T0)).ok).toBe(true);
+      });
+
       it("gives back only its own slot when settled after its lease ended", async () => {
         const leaseMs = 60_000;
         const late = call("key:late", 1, leaseMs);

@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { reserveAll } from "../../src/limits/enforce.js";
+import { LEASE_MS, LeaseKeeper } from "../../src/limits/leases.js";
+import type { LimitPlan } from "../../src/limits/plan.js";
+import { MemoryStore } from "../../src/state/memory.js";
+import { limits, T0 } from "../state/fixtures.js";
+
+const plan = (maxParallel: number | null): LimitPlan => ({
+  levels: [{ level: "key:k", limits: limits({ maxParallel, requestsPerMinute: 1000 }) }],
+  perCallCapMicros: null,
+  clamp: true,
+  minOutputTokens: 1,
+  needsPrices: false,
+  needsTokens: false,
+  sessionTtlMs: 0,
+  callLeaseMs: LEASE_MS,
+});
+const charge = { inputTokens: 1, inputMicros: 0, outputPricePer1M: 0, outputTokens: 1 };
+
+describe("LeaseKeeper", () => {
+  it("keeps a running call's parallel slot past its first lease, and lets it lapse a lease after renewal stops", async () => {
+    const store = new MemoryStore(null, T0);
+    const keeper = new LeaseKeeper();
+    const running = await reserveAll(store, plan(1), charge, T0);
+    keeper.hold(running);
+    await keeper.renew(store, T0 + 50_000);
+    await expect(reserveAll(store, plan(1), charge, T0 + LEASE_MS + 1)).rejects.toMatchObject({ code: "rate_limit_exceeded" });
+    // Its replica died: no more renewals, and the slot is free a lease after the last one.
+    expect((await reserveAll(store, plan(1), charge, T0 + 50_000 + LEASE_MS)).levels).toHaveLength(1);
+  });
+
+  it("holds only reservations with a parallel limit, and drops released or settled ones", async () => {
+    const store = new MemoryStore(null, T0);
+    const keeper = new LeaseKeeper();
+    keeper.hold(await reserveAll(store, plan(null), charge, T0));
+    expect(keeper.size).toBe(0);
+    const parallel = await reserveAll(store, plan(5), charge, T0);
+    keeper.hold(parallel);
+    expect(keeper.size).toBe(1);
+    keeper.release(parallel);
+    expect(keeper.size).toBe(0);
+  });
+});
