@@ -3,7 +3,7 @@ import { reserveAll, settleAll } from "../../src/limits/enforce.js";
 import type { LimitPlan } from "../../src/limits/plan.js";
 import { MemoryStore } from "../../src/state/memory.js";
 import type { ReserveRequest, SettleRequest } from "../../src/state/store.js";
-import { limits, T0 } from "../state/fixtures.js";
+import { limitPlan, limits, T0 } from "../state/fixtures.js";
 
 /** A memory store that records what reserveAll and settleAll ask of it. */
 class RecordingStore extends MemoryStore {
@@ -19,19 +19,11 @@ class RecordingStore extends MemoryStore {
   }
 }
 
-const plan = (maxParallel: number): LimitPlan => ({
-  levels: [
+const plan = (maxParallel: number): LimitPlan =>
+  limitPlan([
     { level: "key:k", limits: limits({ maxParallel: 100 }) },
     { level: "org", limits: limits({ maxParallel }) },
-  ],
-  perCallCapMicros: null,
-  clamp: true,
-  minOutputTokens: 1,
-  needsPrices: false,
-  needsTokens: false,
-  sessionTtlMs: 0,
-  callLeaseMs: 60_000,
-});
+  ]);
 const charge = { inputTokens: 10, inputMicros: 0, outputPricePer1M: 0, outputTokens: 10 };
 
 describe("reserveAll / settleAll", () => {

@@ -3,18 +3,9 @@ import { reserveAll } from "../../src/limits/enforce.js";
 import { LEASE_MS, LeaseKeeper } from "../../src/limits/leases.js";
 import type { LimitPlan } from "../../src/limits/plan.js";
 import { MemoryStore } from "../../src/state/memory.js";
-import { limits, T0 } from "../state/fixtures.js";
+import { limitPlan, limits, T0 } from "../state/fixtures.js";
 
-const plan = (maxParallel: number | null): LimitPlan => ({
-  levels: [{ level: "key:k", limits: limits({ maxParallel, requestsPerMinute: 1000 }) }],
-  perCallCapMicros: null,
-  clamp: true,
-  minOutputTokens: 1,
-  needsPrices: false,
-  needsTokens: false,
-  sessionTtlMs: 0,
-  callLeaseMs: LEASE_MS,
-});
+const plan = (maxParallel: number | null): LimitPlan => ({ ...limitPlan([{ level: "key:k", limits: limits({ maxParallel }) }]), callLeaseMs: LEASE_MS });
 const charge = { inputTokens: 1, inputMicros: 0, outputPricePer1M: 0, outputTokens: 1 };
 
 describe("LeaseKeeper", () => {

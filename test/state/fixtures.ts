@@ -1,4 +1,4 @@
-import { NO_LIMITS } from "../../src/limits/plan.js";
+import { type LimitPlan, NO_LIMITS } from "../../src/limits/plan.js";
 import type { Approval, LevelLimits, ReserveRequest, ReserveResult, RuntimeKey, SettleRequest } from "../../src/state/store.js";
 
 /** Builders for the state tests: everything unlimited and free unless a test says otherwise. */
@@ -7,6 +7,20 @@ export const T0 = Date.UTC(2025, 0, 15, 12, 0, 0);
 
 export function limits(set: Partial<LevelLimits> = {}): LevelLimits {
   return { ...NO_LIMITS, ...set };
+}
+
+/** A plan of the given levels, clamping down to one output token, with no per-call cap or session. */
+export function limitPlan(levels: LimitPlan["levels"]): LimitPlan {
+  return {
+    levels,
+    perCallCapMicros: null,
+    clamp: true,
+    minOutputTokens: 1,
+    needsPrices: false,
+    needsTokens: false,
+    sessionTtlMs: 0,
+    callLeaseMs: 60_000,
+  };
 }
 
 /** The lease of a parallel slot the fixtures ask for unless a test says otherwise. */
