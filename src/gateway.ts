@@ -1,5 +1,5 @@
 import { watch, type FSWatcher } from "node:fs";
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { basename, dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AddressInfo } from "node:net";
@@ -172,6 +172,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     inFlight--;
   };
   const config = runtime.config;
+  function handle(incoming: IncomingMessage, outgoing: ServerResponse): void {
+    inFlight++;
+    // `on`, not `once`: a response closes once, and a shared listener costs no wrapper per request.
+    outgoing.on("close", settled);
+    listener(incoming, outgoing);
+  }
   const server = createServer(
     {
       maxHeaderSize: 16 * 1024,
@@ -181,14 +187,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // A body still arriving after this is cut (a slowloris on the body); calls already received may take their time.
       requestTimeout: Math.round(config.server.body_timeout_seconds * 1000),
       keepAliveTimeout: 5000,
+      // Nothing is routed by Host (the upstream URL comes from the config alone): a request without
+      // one is answered, and audited, like any other rather than with Node's bare 400.
+      requireHostHeader: false,
     },
-    (incoming, outgoing) => {
-      inFlight++;
-      // `on`, not `once`: a response closes once, and a shared listener costs no wrapper per request.
-      outgoing.on("close", settled);
-      listener(incoming, outgoing);
-    },
+    handle,
   );
+  // An `Expect` other than 100-continue would get Node's bare 417: served as if it were absent.
+  server.on("checkExpectation", handle);
   server.listen(port, config.server.host);
   installClientErrorHandler(server, recordMalformed(services));
   await new Promise<void>((resolve, reject) => {

@@ -131,6 +131,16 @@ describe("proxy hygiene", () => {
     expect(records.filter((r) => String(r.action ?? "").startsWith("admin.") && r.status === 200)).toEqual([]);
   });
 
+  it("answers a request without Host, or with an unknown Expect, as any other: OpenAI-shaped, with an id", async () => {
+    const body = chatBody("say:hi");
+    const noHost = await g.raw(`POST /v1/chat/completions HTTP/1.1\r\nAuthorization: Bearer ${SECRETS.alice}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    expect(noHost.statuses).toEqual([200]);
+    expect(noHost.text).toMatch(/x-request-id: req_/i);
+    const expect417 = await g.raw(`GET /v1/models HTTP/1.1\r\nHost: gw\r\nExpect: foo\r\nConnection: close\r\n\r\n`);
+    expect(expect417.statuses).toEqual([401]);
+    expect(errorCode(rawBody(expect417.text))).toBe("invalid_api_key");
+  });
+
   it("quotes an oversized model name or approval id cut short, in the error and in the audit", async () => {
     const model = "m".repeat(100_000);
     const res = await g.request("/v1/chat/completions", { method: "POST", headers: bearer(SECRETS.alice), body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }) });
