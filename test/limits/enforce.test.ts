@@ -102,3 +102,26 @@ describe("the x-ratelimit-* headers of a refusal", () => {
     expect(input).toMatchObject({ status: 429, message: expect.stringMatching(/its input alone is 20 tokens against 15 per minute; send less input$/) });
   });
 });
+
+describe("a budget refusal", () => {
+  const budget = limitPlan([{ level: "key:b", limits: limits({ dailyMicros: 1000 }) }]);
+  const costing = (inputMicros: number) => ({ inputTokens: 0, inputMicros, outputPricePer1M: 0, outputTokens: 1 });
+
+  it("looks at the budget once more, shortly, so reservations given back meanwhile do not refuse the call", async () => {
+    const store = new MemoryStore(null, T0);
+    const held = await reserveAll(store, budget, costing(900), T0);
+    // A call a later level refused gives its reservation back a moment later.
+    setTimeout(() => void settleAll(store, held, { micros: 0, tokens: 0, toolCalls: 0 }, T0, true), 5);
+    const admitted = await reserveAll(store, budget, costing(500), T0);
+    expect(admitted.levels[0]?.reservedMicros).toBe(500);
+  });
+
+  it("stays a refusal when the budget is spent", async () => {
+    const store = new MemoryStore(null, T0);
+    const spent = await reserveAll(store, budget, costing(900), T0);
+    await settleAll(store, spent, { micros: 900, tokens: 0, toolCalls: 0 }, T0);
+    const started = Date.now();
+    await expect(reserveAll(store, budget, costing(500), T0)).rejects.toMatchObject({ code: "budget_exceeded" });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(20);
+  });
+});
