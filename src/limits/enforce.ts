@@ -63,36 +63,27 @@ function tightest(a: RateStatus, b: RateStatus): RateStatus {
   return out;
 }
 
-/** How long a call refused by a budget waits before it looks at the budget once more. */
-const BUDGET_RECHECK_MS = 25;
+const PASSES = [false, true] as const;
+
+function holdsMoney(limits: ReserveRequest["limits"]): boolean {
+  return limits.dailyMicros !== null || limits.monthlyMicros !== null || limits.totalMicros !== null;
+}
 
 /**
  * Reserves the call's worst case level by level (key, user, team, org, session), each one atomic
  * step on its own keys; a refusal releases what the earlier levels took, so none is overspent.
- *
- * A budget refusal is checked once more after a moment before it is final: in a burst, calls that a
- * later level refuses hold their reservations at the earlier levels for a store round trip or two,
- * and a budget full only of those would otherwise send `budget_exceeded` with `x-should-retry:
- * false` for a budget that is nearly unspent.
  */
 export async function reserveAll(store: StateStore, plan: LimitPlan, charge: CallCharge, now: number): Promise<Reservation> {
-  try {
-    return await reserveOnce(store, plan, charge, now);
-  } catch (error) {
-    if (!(error instanceof GatewayError) || error.code !== "budget_exceeded") throw error;
-    await new Promise((resolve) => setTimeout(resolve, BUDGET_RECHECK_MS));
-    return reserveOnce(store, plan, charge, now + BUDGET_RECHECK_MS);
-  }
-}
-
-async function reserveOnce(store: StateStore, plan: LimitPlan, charge: CallCharge, now: number): Promise<Reservation> {
   const reservation: Reservation = { levels: [], outputTokens: charge.outputTokens, reservedAt: now, rate: {}, settled: false };
   // The levels reserve and clamp the output of all the answers together; each answer gets its share.
   const choices = charge.choices ?? 1;
   let totalOutput = charge.outputTokens * choices;
   // One id for every level: it names the call's parallel slot at each of them until settle.
   const callId = newId("call", now);
-  for (const { level, limits } of plan.levels) {
+  // Levels that hold no money go first: a call they refuse then never sits, for a round trip, on
+  // a budget that concurrent calls need (a team's parallel limit in a burst would fill the key's).
+  for (const moneyPass of PASSES) for (const { level, limits } of plan.levels) {
+    if (holdsMoney(limits) !== moneyPass) continue;
     const request: ReserveRequest = {
       level,
       limits,

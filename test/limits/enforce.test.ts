@@ -103,25 +103,20 @@ describe("the x-ratelimit-* headers of a refusal", () => {
   });
 });
 
-describe("a budget refusal", () => {
-  const budget = limitPlan([{ level: "key:b", limits: limits({ dailyMicros: 1000 }) }]);
-  const costing = (inputMicros: number) => ({ inputTokens: 0, inputMicros, outputPricePer1M: 0, outputTokens: 1 });
-
-  it("looks at the budget once more, shortly, so reservations given back meanwhile do not refuse the call", async () => {
-    const store = new MemoryStore(null, T0);
-    const held = await reserveAll(store, budget, costing(900), T0);
-    // A call a later level refused gives its reservation back a moment later.
-    setTimeout(() => void settleAll(store, held, { micros: 0, tokens: 0, toolCalls: 0 }, T0, true), 5);
-    const admitted = await reserveAll(store, budget, costing(500), T0);
-    expect(admitted.levels[0]?.reservedMicros).toBe(500);
-  });
-
-  it("stays a refusal when the budget is spent", async () => {
-    const store = new MemoryStore(null, T0);
-    const spent = await reserveAll(store, budget, costing(900), T0);
-    await settleAll(store, spent, { micros: 900, tokens: 0, toolCalls: 0 }, T0);
-    const started = Date.now();
-    await expect(reserveAll(store, budget, costing(500), T0)).rejects.toMatchObject({ code: "budget_exceeded" });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(20);
+describe("the order levels are reserved in", () => {
+  it("tries the levels that hold no money first, so a call they refuse never sits on a budget", async () => {
+    const store = new RecordingStore(null, T0);
+    const plan = limitPlan([
+      { level: "key:k", limits: limits({ dailyMicros: 1000 }) },
+      { level: "team:t", limits: limits({ maxParallel: 1 }) },
+    ]);
+    const running = await reserveAll(store, plan, { ...charge, inputMicros: 600 }, T0);
+    expect(store.reserved.map((r) => r.level)).toEqual(["team:t", "key:k"]);
+    const before = store.reserved.length;
+    await expect(reserveAll(store, plan, { ...charge, inputMicros: 300 }, T0)).rejects.toMatchObject({ code: "rate_limit_exceeded" });
+    // Refused by the team's parallel limit before the key's budget was asked.
+    expect(store.reserved.slice(before).map((r) => r.level)).toEqual(["team:t"]);
+    await settleAll(store, running, { micros: 100, tokens: 0, toolCalls: 0 }, T0);
+    expect((await reserveAll(store, plan, { ...charge, inputMicros: 800 }, T0)).levels).toHaveLength(2);
   });
 });
