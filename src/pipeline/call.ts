@@ -91,8 +91,8 @@ interface CallState {
   bytes: Buffer | null;
   /** The session's `max_tool_calls`, when the call is charged to a session that has one. */
   toolCap: ToolCallCap | null;
-  /** The answer's tool calls were withheld by that cap: the session is not charged with them. */
-  toolCallsWithheld: boolean;
+  /** The answer's tool calls went through that cap, which charged them (or withheld them): the settle charges none. */
+  toolCallsTaken: boolean;
 }
 
 /**
@@ -119,7 +119,7 @@ export async function handleCall(
     redeemedApproval: null,
     bytes: null,
     toolCap: null,
-    toolCallsWithheld: false,
+    toolCallsTaken: false,
   };
   draft.action = action;
   const cancel = new CallAbort();
@@ -338,7 +338,7 @@ export async function handleCall(
     }
     const calls = outcome.accumulator.toolCalls();
     draft.toolCalls = calls.map((c) => c.name);
-    state.toolCallCount = state.toolCallsWithheld ? 0 : calls.length;
+    state.toolCallCount = state.toolCallsTaken ? 0 : calls.length;
     account(state, model, outcome.accumulator.usage, outcome.accumulator.text, calls);
     if (!res.destroyed) {
       res.end(`: gateway-cost ${microsToUsd(draft.costMicros).toFixed(6)}\n\n`);
@@ -497,27 +497,28 @@ function toolCallCap(plan: LimitPlan): ToolCallCap | null {
 
 /**
  * An answer whose tool calls would take its session past `max_tool_calls` is withheld (429
- * `budget_exceeded`): the cap is on what the agent gets to run, not only on its next call. Read
- * when the answer is in, so calls answered at the same moment can pass it together by what they share.
+ * `budget_exceeded`): the cap is on what the agent gets to run, not only on its next call. The
+ * answer's calls are taken from the session's allowance in one atomic step when it is in, so answers
+ * arriving together cannot pass the cap between them; the settle then charges none again.
  */
 async function withinToolCap(services: Services, state: CallState, count: number): Promise<GatewayError | null> {
   const cap = state.toolCap;
   if (cap === null || count === 0) return null;
-  let used: number;
+  let taken: { ok: boolean; used: number };
   try {
-    used = await services.store.sessionToolCalls(cap.level);
+    taken = await services.store.takeToolCalls(cap.level, count, cap.max);
   } catch (error) {
     services.metrics.storeError();
     storeTrouble(services.log, "session tool calls", error);
     if (services.failOpen()) return null;
     return limitsUnavailable();
   }
-  if (used + count <= cap.max) return null;
-  state.toolCallsWithheld = true;
+  state.toolCallsTaken = true;
+  if (taken.ok) return null;
   return new GatewayError(
     429,
     "budget_exceeded",
-    `session tool-call limit: the answer's ${count} tool calls would take the session past its ${cap.max} (${used} used); the answer was withheld`,
+    `session tool-call limit: the answer's ${count} tool calls would take the session past its ${cap.max} (${taken.used} used); the answer was withheld`,
     { headers: { "x-should-retry": "false" } },
   );
 }
@@ -657,13 +658,10 @@ async function relayJson(
   }
   const summary = summarizeAnswer(parsed);
   state.draft.toolCalls = summary.toolCalls.map((c) => c.name);
-  state.toolCallCount = summary.toolCalls.length;
   account(state, model, summary.usage, summary.text, summary.toolCalls);
   const capped = await withinToolCap(services, state, summary.toolCalls.length);
-  if (capped !== null) {
-    state.toolCallCount = 0;
-    throw capped;
-  }
+  state.toolCallCount = state.toolCallsTaken ? 0 : summary.toolCalls.length;
+  if (capped !== null) throw capped;
   if (summary.toolCalls.length > 0 && runtime.policy.governs("tool.call")) {
     const verdict = await governToolCalls(services, runtime.policy, facts, summary.toolCalls, {
       principal,

@@ -133,8 +133,12 @@ export class MemoryStore implements StateStore {
     }
   }
 
-  async sessionToolCalls(level: string): Promise<number> {
-    return this.levels.get(level)?.session?.toolCalls ?? 0;
+  async takeToolCalls(level: string, count: number, max: number): Promise<{ ok: boolean; used: number }> {
+    const session = this.levels.get(level)?.session ?? null;
+    const used = session?.toolCalls ?? 0;
+    if (session === null || used + count > max) return { ok: false, used };
+    session.toolCalls += count;
+    return { ok: true, used };
   }
 
   async listKeys(): Promise<RuntimeKey[]> {

@@ -4,6 +4,7 @@ import { APPROVAL_TRANSITION_LUA, DELETE_AND_PUBLISH_LUA } from "./lua/approval.
 import { RENEW_LEASE_LUA } from "./lua/lease.js";
 import { RESERVE_LUA } from "./lua/reserve.js";
 import { SETTLE_LUA } from "./lua/settle.js";
+import { TAKE_TOOL_CALLS_LUA } from "./lua/tool-calls.js";
 import { approvalFields, approvalFrom, type Decision, transitionFrom } from "./redis-approvals.js";
 import { RedisKeys } from "./redis-keys.js";
 import { reserveArgs, reserveResultFrom, settleArgs, windowTotals } from "./redis-level.js";
@@ -30,6 +31,7 @@ interface Scripts {
   sparkApprovalTransition: Script;
   sparkDeleteAndPublish: Script;
   sparkRenewLease: Script;
+  sparkTakeToolCalls: Script;
 }
 
 const LEVEL_KEYS = 9;
@@ -66,6 +68,7 @@ export class RedisStore implements StateStore {
     redis.defineCommand("sparkApprovalTransition", { numberOfKeys: 1, lua: APPROVAL_TRANSITION_LUA });
     redis.defineCommand("sparkDeleteAndPublish", { numberOfKeys: 1, lua: DELETE_AND_PUBLISH_LUA });
     redis.defineCommand("sparkRenewLease", { numberOfKeys: 1, lua: RENEW_LEASE_LUA });
+    redis.defineCommand("sparkTakeToolCalls", { numberOfKeys: 1, lua: TAKE_TOOL_CALLS_LUA });
     this.scripts = redis as unknown as Scripts;
     subscriber.on("message", (channel: string, message: string) => this.received(channel, message));
     this.subscription = subscriber.subscribe(this.names.changes).then(() => undefined);
@@ -112,8 +115,10 @@ export class RedisStore implements StateStore {
     checked(await pipeline.exec());
   }
 
-  async sessionToolCalls(level: string): Promise<number> {
-    return Number((await this.redis.hget(this.names.levelNames(level, Date.now()).session, "toolCalls")) ?? 0);
+  async takeToolCalls(level: string, count: number, max: number): Promise<{ ok: boolean; used: number }> {
+    const session = this.names.levelNames(level, Date.now()).session;
+    const [ok, used] = (await (this.redis as unknown as Scripts).sparkTakeToolCalls(session, String(count), String(max))) as [number, string];
+    return { ok: ok === 1, used: Number(used) };
   }
 
   async listKeys(): Promise<RuntimeKey[]> {

@@ -171,8 +171,11 @@ export interface StateStore {
   usage(level: string, now: number): Promise<Usage>;
   /** Extends the named calls' parallel-slot leases to `now + leaseMs`; a lease already gone (its call settled) stays gone. */
   renewLeases(leases: readonly { level: string; callId: string }[], now: number, leaseMs: number): Promise<void>;
-  /** The tool calls a session level has been charged with so far (0 for a session never seen). */
-  sessionToolCalls(level: string): Promise<number>;
+  /**
+   * Charges a session level with an answer's `count` tool calls if that keeps it within `max`, as
+   * one atomic step; `used` is the count before this answer either way.
+   */
+  takeToolCalls(level: string, count: number, max: number): Promise<{ ok: boolean; used: number }>;
 
   listKeys(): Promise<RuntimeKey[]>;
   putKey(key: RuntimeKey): Promise<void>;

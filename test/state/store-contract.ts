@@ -234,14 +234,16 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await store.reserve(request, T0)).toMatchObject({ ok: false, limit: "session_tool_calls" });
       });
 
-      it("reports the tool calls a session was charged with, 0 for a session never seen", async () => {
-        expect(await store.sessionToolCalls(level)).toBe(0);
-        const request = reserveRequest(level, session({ sessionMaxToolCalls: 10 }), { ttlMs: 3_600_000 });
+      it("takes an answer's tool calls only while they keep the session within its cap, atomically", async () => {
+        const request = reserveRequest(level, session({ sessionMaxToolCalls: 5 }), { ttlMs: 3_600_000 });
+        expect(await store.takeToolCalls(level, 1, 5)).toEqual({ ok: false, used: 0 });
         const first = await store.reserve(request, T0);
         await store.settle(settleRequest(request, first, T0, { toolCalls: 2 }), T0);
-        const second = await store.reserve(request, T0);
-        await store.settle(settleRequest(request, second, T0, { toolCalls: 3 }), T0);
-        expect(await store.sessionToolCalls(level)).toBe(5);
+        const answers = await Promise.all([store.takeToolCalls(level, 2, 5), replica.takeToolCalls(level, 2, 5)]);
+        // Two answers of two each, at once: only one fits the three left.
+        expect(answers.map((a) => a.ok).sort()).toEqual([false, true]);
+        expect(await store.takeToolCalls(level, 1, 5)).toEqual({ ok: true, used: 4 });
+        expect(await replica.takeToolCalls(level, 1, 5)).toEqual({ ok: false, used: 5 });
       });
 
       it("lets a session with max_tool_calls 0 call, until an answer calls a tool", async () => {

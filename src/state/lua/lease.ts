@@ -10,3 +10,4 @@ if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
 end
 return 'OK'
 `;
+
