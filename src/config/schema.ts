@@ -1,6 +1,6 @@
-import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import { z } from "zod";
+import { hashKey } from "../auth/keys.js";
 
 const money = z.number().nonnegative();
 const positiveInt = z.number().int().positive();
@@ -353,7 +353,7 @@ function checkCredentials(
   keyHashes: ReadonlyMap<string, string>,
   report: Report,
 ): void {
-  const adminHash = admin.token === "" ? null : `sha256:${createHash("sha256").update(admin.token, "utf8").digest("hex")}`;
+  const adminHash = admin.token === "" ? null : hashKey(admin.token);
   if (adminHash !== null && keyHashes.has(adminHash)) {
     report(["admin", "token"], `is also the virtual key \`${keyHashes.get(adminHash)}\``);
   }

@@ -3,6 +3,7 @@ import type { RateStatus, ReserveRequest, StateStore } from "../state/store.js";
 import { newId } from "../util/ids.js";
 import { isBudgetLimit, type LimitPlan } from "./plan.js";
 import { rateHeaders } from "./headers.js";
+import { LEASE_MS } from "./leases.js";
 
 export interface CallCharge {
   inputTokens: number;
@@ -95,7 +96,7 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
       clamp: plan.clamp,
       ttlMs: plan.sessionTtlMs,
       callId,
-      leaseMs: plan.callLeaseMs,
+      leaseMs: LEASE_MS,
     };
     const result = await store.reserve(request, now);
     if (!result.ok) {

@@ -1,7 +1,6 @@
 import type { Config, KeyLimits, Limits, SessionLimits } from "../config/schema.js";
 import type { Principal } from "../auth/keys.js";
 import type { LevelLimits, LimitKind } from "../state/store.js";
-import { LEASE_MS } from "./leases.js";
 
 const DEFAULT_MIN_OUTPUT_TOKENS = 256;
 
@@ -23,8 +22,6 @@ export interface LimitPlan {
   /** Some level limits tokens or money: the input must be counted. */
   needsTokens: boolean;
   sessionTtlMs: number;
-  /** How long a call's parallel slot lasts unless renewed (see LeaseKeeper). */
-  callLeaseMs: number;
 }
 
 const toMicros = (usd: number | null | undefined): number | null =>
@@ -131,7 +128,6 @@ export function planLimits(config: Config, principal: Principal, sessionId: stri
     needsPrices,
     needsTokens: needsPrices || levels.some(({ limits: l }) => l.tokensPerMinute !== null || l.sessionMaxTokens !== null),
     sessionTtlMs: config.sessions.ttl_seconds * 1000,
-    callLeaseMs: LEASE_MS,
   };
 }
 

@@ -62,7 +62,7 @@ function identify(services: Services, incoming: IncomingMessage, now: number, dr
 /** The model a halted call asked for, for its audit record: the body is not otherwise judged. */
 function askedModel(bytes: Buffer): string | null {
   try {
-    const model = (JSON.parse(bytes.toString("utf8")) as { model?: unknown } | null)?.model;
+    const model = (sentBody(bytes) as { model?: unknown } | null)?.model;
     return typeof model === "string" ? clipped(model) : null;
   } catch {
     return null;

@@ -117,7 +117,7 @@ export class RedisStore implements StateStore {
 
   async takeToolCalls(level: string, count: number, max: number): Promise<{ ok: boolean; used: number }> {
     const session = this.names.levelNames(level, Date.now()).session;
-    const [ok, used] = (await (this.redis as unknown as Scripts).sparkTakeToolCalls(session, String(count), String(max))) as [number, string];
+    const [ok, used] = (await this.scripts.sparkTakeToolCalls(session, String(count), String(max))) as [number, string];
     return { ok: ok === 1, used: Number(used) };
   }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { reserveAll, settleAll } from "../../src/limits/enforce.js";
+import { LEASE_MS } from "../../src/limits/leases.js";
 import type { LimitPlan } from "../../src/limits/plan.js";
 import { MemoryStore } from "../../src/state/memory.js";
 import type { ReserveRequest, SettleRequest } from "../../src/state/store.js";
@@ -35,7 +36,7 @@ describe("reserveAll / settleAll", () => {
     expect(a!.callId).toBe(b!.callId);
     expect(c!.callId).toBe(d!.callId);
     expect(c!.callId).not.toBe(a!.callId);
-    expect(store.reserved.every((r) => r.leaseMs === 60_000)).toBe(true);
+    expect(store.reserved.every((r) => r.leaseMs === LEASE_MS)).toBe(true);
 
     await settleAll(store, first, { micros: 0, tokens: 0, toolCalls: 0 }, T0);
     expect(store.settled.map((s) => s.callId)).toEqual([a!.callId, a!.callId]);

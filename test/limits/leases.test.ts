@@ -1,14 +1,18 @@
 import { describe, expect, it } from "vitest";
 import { reserveAll } from "../../src/limits/enforce.js";
-import { LEASE_MS, LeaseKeeper } from "../../src/limits/leases.js";
+import { LEASE_MS, LEASE_RENEW_MS, LeaseKeeper } from "../../src/limits/leases.js";
 import type { LimitPlan } from "../../src/limits/plan.js";
 import { MemoryStore } from "../../src/state/memory.js";
 import { limitPlan, limits, T0 } from "../state/fixtures.js";
 
-const plan = (maxParallel: number | null): LimitPlan => ({ ...limitPlan([{ level: "key:k", limits: limits({ maxParallel }) }]), callLeaseMs: LEASE_MS });
+const plan = (maxParallel: number | null): LimitPlan => limitPlan([{ level: "key:k", limits: limits({ maxParallel }) }]);
 const charge = { inputTokens: 1, inputMicros: 0, outputPricePer1M: 0, outputTokens: 1 };
 
 describe("LeaseKeeper", () => {
+  it("leases a parallel slot for longer than two renewal periods, so one missed renewal loses no slot", () => {
+    expect(LEASE_MS).toBeGreaterThanOrEqual(2 * LEASE_RENEW_MS);
+  });
+
   it("keeps a running call's parallel slot past its first lease, and lets it lapse a lease after renewal stops", async () => {
     const store = new MemoryStore(null, T0);
     const keeper = new LeaseKeeper();

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.js";
-import { LEASE_MS, LEASE_RENEW_MS } from "../../src/limits/leases.js";
 import { planLimits } from "../../src/limits/plan.js";
 import type { Principal } from "../../src/auth/keys.js";
 
@@ -41,11 +40,6 @@ describe("planLimits", () => {
     const plan = planLimits(bare, principal("bob", null), null);
     expect(plan.levels.map((l) => l.level)).toEqual(["key:k1"]);
     expect(plan).toMatchObject({ perCallCapMicros: null, clamp: true, minOutputTokens: 256, needsPrices: false, needsTokens: false });
-  });
-
-  it("leases a parallel slot for a minute, which the replica renews while the call runs", () => {
-    expect(planLimits(config, principal("bob", null), null).callLeaseMs).toBe(LEASE_MS);
-    expect(LEASE_MS).toBeGreaterThanOrEqual(2 * LEASE_RENEW_MS);
   });
 
   it("does not mistake Object.prototype members for configured users or teams", () => {

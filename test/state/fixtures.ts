@@ -19,7 +19,6 @@ export function limitPlan(levels: LimitPlan["levels"]): LimitPlan {
     needsPrices: false,
     needsTokens: false,
     sessionTtlMs: 0,
-    callLeaseMs: 60_000,
   };
 }
 
