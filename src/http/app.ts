@@ -155,6 +155,9 @@ export function requestListener(services: Services, app: Hono<Env>, state: AppSt
   return (incoming, outgoing) => {
     const action = incoming.method === "POST" ? CALL_ROUTES.get(incoming.url ?? "") : undefined;
     if (action === undefined) {
+      // hono builds a URL from Host and answers a bare 400 where it cannot; nothing here is routed
+      // by Host, so an absent or malformed one (HTTP/1.0 may omit it) is replaced for that URL alone.
+      if (!usableHost(incoming.headers.host)) incoming.headers.host = "gateway.invalid";
       void viaHono(incoming, outgoing);
       return;
     }
@@ -174,6 +177,17 @@ function shuttingDown(): GatewayError {
   return new GatewayError(503, "shutting_down", "the gateway is shutting down; retry the request", {
     headers: { "retry-after": "1", connection: "close" },
   });
+}
+
+/** A Host that URL parsing keeps as written (hono's own test of it). */
+function usableHost(host: string | undefined): boolean {
+  if (host === undefined || host === "") return false;
+  try {
+    const { hostname } = new URL(`http://${host}/`);
+    return hostname.length === host.length || hostname === host.replace(/:\d+$/, "");
+  } catch {
+    return false;
+  }
 }
 
 /** The paths whose every request is audited. */

@@ -141,6 +141,30 @@ describe("proxy hygiene", () => {
     expect(errorCode(rawBody(expect417.text))).toBe("invalid_api_key");
   });
 
+  it("answers a missing or malformed Host on every route as any other request: OpenAI-shaped, with an id, audited", async () => {
+    const cases = [
+      { line: "GET /v1/models HTTP/1.1", host: "Host: a b\r\n", auth: SECRETS.alice, status: 200 },
+      { line: "GET /v1/models HTTP/1.1", host: "Host:\r\n", auth: SECRETS.alice, status: 200 },
+      { line: "GET /admin/keys HTTP/1.1", host: "Host: a b\r\n", auth: SECRETS.admin, status: 200 },
+      { line: "GET /admin/keys HTTP/1.1", host: "Host: gw:999999\r\n", auth: "wrong", status: 401 },
+      { line: "GET /healthz HTTP/1.0", host: "", auth: "", status: 200 },
+    ];
+    const ids: string[] = [];
+    for (const c of cases) {
+      const res = await g.raw(`${c.line}\r\n${c.host}Authorization: Bearer ${c.auth}\r\nConnection: close\r\n\r\n`);
+      expect(res.statuses, `${c.line} ${c.host}`).toEqual([c.status]);
+      expect(res.text).toMatch(/content-type: application\/json/i);
+      const id = /x-request-id: (\S+)/i.exec(res.text)?.[1];
+      expect(id).toBeDefined();
+      if (c.status === 401) expect(errorCode(rawBody(res.text))).toBe("invalid_admin_token");
+      if (!c.line.includes("healthz")) ids.push(id as string);
+    }
+    await until(async () => {
+      const seen = new Set((await g.records()).map((r) => r.id));
+      return ids.every((id) => seen.has(id));
+    });
+  });
+
   it("quotes an oversized model name or approval id cut short, in the error and in the audit", async () => {
     const model = "m".repeat(100_000);
     const res = await g.request("/v1/chat/completions", { method: "POST", headers: bearer(SECRETS.alice), body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }) });
