@@ -1,8 +1,9 @@
 /**
  * The text a request sends the model, for PII detection and the `prompt_text` attribute: a chat
- * body's message contents (strings and text parts), a responses body's `instructions` and
- * `input` (a string, or its items' text content and tool outputs), or an embeddings `input`
- * (strings; token arrays have no text). Joined with newlines; malformed parts are skipped.
+ * body's messages (contents as strings and text parts, refusals, and the arguments of the tool
+ * calls earlier answers made), a responses body's `instructions` and `input` (a string, or its
+ * items' text content, tool calls' arguments and tool outputs), or an embeddings `input` (strings;
+ * token arrays have no text). Joined with newlines; malformed parts are skipped.
  */
 export function extractPromptText(body: unknown): string {
   return promptParts(body).join("\n");
@@ -14,7 +15,17 @@ export function promptParts(body: unknown): string[] {
   if (!isRecord(body)) return texts;
   if (Array.isArray(body.messages)) {
     for (const message of body.messages) {
-      if (isRecord(message)) collectContent(message.content, texts);
+      if (!isRecord(message)) continue;
+      collectContent(message.content, texts);
+      if (typeof message.refusal === "string") texts.push(message.refusal);
+      collectArguments(message.function_call, texts);
+      if (Array.isArray(message.tool_calls)) {
+        for (const call of message.tool_calls) {
+          if (!isRecord(call)) continue;
+          collectArguments(call.function, texts);
+          if (isRecord(call.custom) && typeof call.custom.input === "string") texts.push(call.custom.input);
+        }
+      }
     }
   }
   if (typeof body.instructions === "string") texts.push(body.instructions);
@@ -25,6 +36,9 @@ export function promptParts(body: unknown): string[] {
       else if (isRecord(item)) {
         collectContent(item.content, texts);
         collectContent(item.output, texts);
+        if (typeof item.arguments === "string") texts.push(item.arguments);
+        // A custom tool's call carries its free-form input as a string.
+        if (typeof item.input === "string") texts.push(item.input);
       }
     }
   }
@@ -40,6 +54,11 @@ function collectContent(content: unknown, texts: string[]): void {
   for (const part of content) {
     if (isRecord(part) && typeof part.text === "string") texts.push(part.text);
   }
+}
+
+/** A chat tool call's `function` (or a legacy `function_call`): its arguments string. */
+function collectArguments(fn: unknown, texts: string[]): void {
+  if (isRecord(fn) && typeof fn.arguments === "string") texts.push(fn.arguments);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

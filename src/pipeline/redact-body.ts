@@ -2,34 +2,64 @@ import type { Config } from "../config/schema.js";
 import { redactPii } from "../pii/index.js";
 
 type Detectors = Config["pii"]["detectors"];
+type Json = Record<string, unknown>;
+
+const isRecord = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value);
 
 function redactContent(content: unknown, detectors: Detectors): unknown {
   if (typeof content === "string") return redactPii(content, detectors);
   if (!Array.isArray(content)) return content;
-  return content.map((part) => {
-    if (part !== null && typeof part === "object" && typeof (part as { text?: unknown }).text === "string") {
-      return { ...part, text: redactPii((part as { text: string }).text, detectors) };
-    }
-    return part;
-  });
+  return content.map((part) => (isRecord(part) && typeof part.text === "string" ? { ...part, text: redactPii(part.text, detectors) } : part));
 }
 
-/** `pii.redact: true`: masks what the detectors find in the prompt before it leaves for the upstream. */
-export function redactRequestBody(body: Record<string, unknown>, detectors: Detectors): void {
-  if (Array.isArray(body.messages)) {
-    body.messages = body.messages.map((message: unknown) =>
-      message !== null && typeof message === "object" ? { ...message, content: redactContent((message as { content?: unknown }).content, detectors) } : message,
-    );
+/** A copy of `record` with each named member that is a string masked; the others kept as they are. */
+function redactStrings(record: Json, names: readonly string[], detectors: Detectors): Json {
+  let out = record;
+  for (const name of names) {
+    const value = record[name];
+    if (typeof value === "string") {
+      if (out === record) out = { ...record };
+      out[name] = redactPii(value, detectors);
+    }
   }
+  return out;
+}
+
+/** A chat tool call: a function's arguments, or a custom tool's input. */
+function redactToolCall(call: unknown, detectors: Detectors): unknown {
+  if (!isRecord(call)) return call;
+  let out = call;
+  if (isRecord(call.function)) out = { ...out, function: redactStrings(call.function, ["arguments"], detectors) };
+  if (isRecord(call.custom)) out = { ...out, custom: redactStrings(call.custom, ["input"], detectors) };
+  return out;
+}
+
+function redactMessage(message: unknown, detectors: Detectors): unknown {
+  if (!isRecord(message)) return message;
+  const out = redactStrings({ ...message, content: redactContent(message.content, detectors) }, ["refusal"], detectors);
+  if (message.content === undefined) delete out.content;
+  if (isRecord(message.function_call)) out.function_call = redactStrings(message.function_call, ["arguments"], detectors);
+  if (Array.isArray(message.tool_calls)) out.tool_calls = message.tool_calls.map((call: unknown) => redactToolCall(call, detectors));
+  return out;
+}
+
+/** A responses input item: its content, a tool call's arguments or input, a tool's output. */
+function redactInputItem(item: unknown, detectors: Detectors): unknown {
+  if (typeof item === "string") return redactPii(item, detectors);
+  if (!isRecord(item)) return item;
+  const out = { ...redactStrings(item, ["arguments", "input"], detectors) };
+  if ("content" in item) out.content = redactContent(item.content, detectors);
+  if ("output" in item) out.output = redactContent(item.output, detectors);
+  return out;
+}
+
+/**
+ * `pii.redact: true`: masks what the detectors find in the prompt before it leaves for the upstream:
+ * the same text `prompt_text` holds (see `promptParts`).
+ */
+export function redactRequestBody(body: Json, detectors: Detectors): void {
+  if (Array.isArray(body.messages)) body.messages = body.messages.map((message: unknown) => redactMessage(message, detectors));
   if (typeof body.instructions === "string") body.instructions = redactPii(body.instructions, detectors);
   if (typeof body.input === "string") body.input = redactPii(body.input, detectors);
-  else if (Array.isArray(body.input)) {
-    body.input = body.input.map((item: unknown) => {
-      if (typeof item === "string") return redactPii(item, detectors);
-      if (item !== null && typeof item === "object" && "content" in item) {
-        return { ...item, content: redactContent((item as { content?: unknown }).content, detectors) };
-      }
-      return item;
-    });
-  }
+  else if (Array.isArray(body.input)) body.input = body.input.map((item: unknown) => redactInputItem(item, detectors));
 }

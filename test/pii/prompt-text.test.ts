@@ -16,6 +16,19 @@ describe("extractPromptText", () => {
     expect(extractPromptText(body)).toBe("be brief\nhello\nsunny");
   });
 
+  test("chat: the arguments of earlier tool calls and refusals are prompt text too", () => {
+    const body = {
+      messages: [
+        { role: "assistant", content: null, tool_calls: [{ id: "c1", type: "function", function: { name: "lookup", arguments: '{"email":"bob@example.com"}' } }] },
+        { role: "assistant", content: null, tool_calls: [{ id: "c2", type: "custom", custom: { name: "sh", input: "rm -rf /prod" } }, null, { function: 5 }] },
+        { role: "assistant", content: null, function_call: { name: "legacy", arguments: '{"ssn":"123-45-6789"}' } },
+        { role: "assistant", content: null, refusal: "I will not share 4111 1111 1111 1111" },
+        { role: "tool", tool_call_id: "c1", content: "ok" },
+      ],
+    };
+    expect(extractPromptText(body)).toBe('{"email":"bob@example.com"}\nrm -rf /prod\n{"ssn":"123-45-6789"}\nI will not share 4111 1111 1111 1111\nok');
+  });
+
   test("responses: instructions, then the input string or items' text and tool outputs", () => {
     expect(extractPromptText({ instructions: "be brief", input: "hello" })).toBe("be brief\nhello");
     const items = [
@@ -24,7 +37,9 @@ describe("extractPromptText", () => {
       { type: "function_call", name: "f", arguments: "{}" },
       { type: "function_call_output", call_id: "c1", output: "sunny" },
     ];
-    expect(extractPromptText({ input: items })).toBe("hello\nagain\nsunny");
+    expect(extractPromptText({ input: items })).toBe("hello\nagain\n{}\nsunny");
+    const custom = [{ type: "custom_tool_call", name: "sh", input: "deploy prod" }, { type: "function_call", arguments: '{"email":"a@b.co"}' }];
+    expect(extractPromptText({ input: custom })).toBe('deploy prod\n{"email":"a@b.co"}');
   });
 
   test("embeddings: strings only", () => {

@@ -1,0 +1,61 @@
+import { describe, expect, test } from "vitest";
+import { PII_TYPES } from "../../src/pii/index.js";
+import { redactRequestBody } from "../../src/pipeline/redact-body.js";
+
+const EMAIL = "bob@example.com";
+const SSN = "123-45-6789";
+
+describe("redactRequestBody", () => {
+  test("chat: contents, refusals and the arguments of earlier tool calls are masked; ids, names and roles kept", () => {
+    const body: Record<string, unknown> = {
+      model: "m",
+      messages: [
+        { role: "user", content: [{ type: "text", text: `mail ${EMAIL}` }, { type: "image_url", image_url: { url: "x" } }] },
+        { role: "assistant", content: null, tool_calls: [{ id: "c1", type: "function", function: { name: "lookup", arguments: `{"email":"${EMAIL}"}` } }] },
+        { role: "assistant", tool_calls: [{ id: "c2", type: "custom", custom: { name: "sh", input: `echo ${SSN}` } }] },
+        { role: "assistant", content: null, function_call: { name: "legacy", arguments: `{"ssn":"${SSN}"}` }, refusal: `not ${EMAIL}` },
+        { role: "tool", tool_call_id: "c1", content: `found ${EMAIL}` },
+      ],
+    };
+    redactRequestBody(body, PII_TYPES);
+    const text = JSON.stringify(body);
+    expect(text).not.toContain(EMAIL);
+    expect(text).not.toContain(SSN);
+    const messages = body.messages as Array<Record<string, unknown>>;
+    expect(messages[1]).toEqual({
+      role: "assistant",
+      content: null,
+      tool_calls: [{ id: "c1", type: "function", function: { name: "lookup", arguments: '{"email":"[REDACTED:email]"}' } }],
+    });
+    expect(messages[2]).toEqual({ role: "assistant", tool_calls: [{ id: "c2", type: "custom", custom: { name: "sh", input: "echo [REDACTED:us_ssn]" } }] });
+    expect(messages[3]?.function_call).toEqual({ name: "legacy", arguments: '{"ssn":"[REDACTED:us_ssn]"}' });
+    expect(messages[3]?.refusal).toBe("not [REDACTED:email]");
+    expect(JSON.parse((messages[1]?.tool_calls as Array<{ function: { arguments: string } }>)[0]!.function.arguments)).toEqual({ email: "[REDACTED:email]" });
+  });
+
+  test("responses: input items' content, tool calls' arguments and input, and tool outputs are masked", () => {
+    const body: Record<string, unknown> = {
+      instructions: `reply to ${EMAIL}`,
+      input: [
+        `plain ${SSN}`,
+        { role: "user", content: [{ type: "input_text", text: EMAIL }] },
+        { type: "function_call", call_id: "c1", name: "f", arguments: `{"to":"${EMAIL}"}` },
+        { type: "function_call_output", call_id: "c1", output: `sent to ${EMAIL}` },
+        { type: "custom_tool_call", call_id: "c2", name: "sh", input: `echo ${SSN}` },
+        { type: "reasoning", id: "r1" },
+      ],
+    };
+    redactRequestBody(body, PII_TYPES);
+    expect(JSON.stringify(body)).not.toMatch(/bob@example\.com|123-45-6789/);
+    const input = body.input as unknown[];
+    expect(input[2]).toEqual({ type: "function_call", call_id: "c1", name: "f", arguments: '{"to":"[REDACTED:email]"}' });
+    expect(input[3]).toEqual({ type: "function_call_output", call_id: "c1", output: "sent to [REDACTED:email]" });
+    expect(input[5]).toEqual({ type: "reasoning", id: "r1" });
+  });
+
+  test("malformed members are left as they are", () => {
+    const body: Record<string, unknown> = { messages: [null, 5, { role: "assistant", tool_calls: [null, { function: 3 }], function_call: "x" }], input: [null, 7] };
+    redactRequestBody(body, PII_TYPES);
+    expect(body).toEqual({ messages: [null, 5, { role: "assistant", tool_calls: [null, { function: 3 }], function_call: "x" }], input: [null, 7] });
+  });
+});
