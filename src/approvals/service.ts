@@ -13,6 +13,7 @@ export interface ApprovalRequest {
   model: string | null;
   decision: Decision;
   toolCall: Approval["tool_call"];
+  toolCalls: Approval["tool_calls"];
   held: Approval["held"];
 }
 
@@ -45,6 +46,7 @@ export class ApprovalService {
       reason: request.decision.reason,
       constraints: request.decision.constraints,
       tool_call: request.toolCall,
+      tool_calls: request.toolCalls,
       created_at: new Date(now).toISOString(),
       expires_at: new Date(now + timeout * 1000).toISOString(),
       decided_by: null,

@@ -184,14 +184,12 @@ export async function handleCall(
         const approval = redemption.approval;
         draft.decision = heldDecision(approval);
         draft.toolsDeclared = declaredToolNames(body);
-        if (approval.tool_call !== null) {
-          draft.toolCalls = [approval.tool_call.name];
-          draft.toolDecisions = [{ action: "tool.call", tool: approval.tool_call.name, effect: "REQUIRE_APPROVAL", rule: approval.rule }];
-        }
+        draft.toolCalls = approval.tool_calls.map((call) => call.name);
+        draft.toolDecisions = approval.tool_calls.map((call) => ({ action: "tool.call", tool: call.name, effect: call.effect as Decision["effect"], rule: call.rule }));
         const heldHeaders = ["x-request-id", draft.id, "content-type", held.content_type, "x-approval-id", approvalId];
         // The held answer was paid for by the call that produced it; delivering it calls no upstream.
         const free = microsToUsd(0).toFixed(6);
-        if (held.kind === "json") heldHeaders.push("x-gateway-cost", free);
+        heldHeaders.push(...(held.kind === "json" ? ["x-gateway-cost", free] : ["cache-control", "no-cache"]));
         res.writeHead(held.status, heldHeaders);
         res.end(held.kind === "json" ? held.body : `${held.body}: gateway-cost ${free}\n\n`);
         return;
@@ -234,6 +232,7 @@ export async function handleCall(
         model: modelName,
         decision,
         toolCall: null,
+        toolCalls: [],
         held: null,
       });
       draft.approvalId = approval.id;
@@ -321,7 +320,7 @@ export async function handleCall(
             bodyHash,
             action,
             model: modelName,
-            held: { kind: "sse", status: response.status, content_type: "text/event-stream", body: answer },
+            held: { kind: "sse", status: response.status, content_type: String(response.headers["content-type"]), body: answer },
             waitForDecision: (id) => waitIfAsked(services, incoming, id, cancel),
           });
           applyToolVerdict(state, runtime, verdict);

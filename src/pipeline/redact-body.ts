@@ -1,7 +1,6 @@
-import type { Config } from "../config/schema.js";
-import { redactPii } from "../pii/index.js";
+import { type PiiType, redactPii } from "../pii/index.js";
 
-type Detectors = Config["pii"]["detectors"];
+type Detectors = readonly PiiType[];
 type Json = Record<string, unknown>;
 
 const isRecord = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value);

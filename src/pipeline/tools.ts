@@ -128,6 +128,7 @@ export async function governToolCalls(
       model: context.model,
       decision: combined,
       toolCall: trigger,
+      toolCalls: calls.map((call, i) => ({ name: call.name, arguments: call.arguments, effect: decisions[i]!.record.effect, rule: decisions[i]!.record.rule })),
       held: context.held,
     });
     verdict.approvalId = approval.id;

@@ -3,18 +3,19 @@ import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { z } from "zod";
 import { emptyLevelState, reserveLevel, settleLevel, usageOf, type LevelState } from "../limits/level-state.js";
-import type {
-  Approval,
-  ApprovalStatus,
-  ApprovalTransition,
-  ReserveRequest,
-  ReserveResult,
-  RuntimeKey,
-  SettleRequest,
-  StateChange,
-  StateStore,
-  Stop,
-  Usage,
+import {
+  type Approval,
+  type ApprovalStatus,
+  type ApprovalTransition,
+  type ReserveRequest,
+  type ReserveResult,
+  type RuntimeKey,
+  type SettleRequest,
+  type StateChange,
+  type StateStore,
+  type Stop,
+  type Usage,
+  withToolCalls,
 } from "./store.js";
 
 interface Snapshot {
@@ -91,7 +92,7 @@ export class MemoryStore implements StateStore {
     for (const [level, expiry] of Object.entries(snapshot.sessionExpiry ?? {})) this.sessionExpiry.set(level, expiry);
     for (const key of snapshot.keys) this.keys.set(key.id, key);
     for (const stop of snapshot.stops) this.stops.set(`${stop.kind}:${stop.value}`, stop);
-    for (const approval of snapshot.approvals) this.approvals.set(approval.id, approval);
+    for (const approval of snapshot.approvals) this.approvals.set(approval.id, withToolCalls(approval));
   }
 
   private level(id: string, now: number, ttlMs: number | null): LevelState {

@@ -1,4 +1,4 @@
-import type { Approval, ApprovalStatus, ApprovalTransition } from "./store.js";
+import { type Approval, type ApprovalStatus, type ApprovalTransition, withToolCalls } from "./store.js";
 
 /** What a decision changes in an approval; kept apart from the document so Lua never re-encodes it. */
 export type Decision = Pick<Approval, "decided_by" | "decided_role" | "decided_at" | "comment">;
@@ -26,7 +26,7 @@ export function approvalFrom(doc: string, status: string, decision: string): App
   const approval = JSON.parse(doc) as Approval;
   approval.status = status as ApprovalStatus;
   if (decision !== "") Object.assign(approval, JSON.parse(decision) as Decision);
-  return approval;
+  return withToolCalls(approval);
 }
 
 /** Reads the reply of APPROVAL_TRANSITION_LUA. */

@@ -142,7 +142,10 @@ export interface Approval {
   rule: string | null;
   reason: string;
   constraints: Record<string, unknown>;
+  /** The tool call that needed approval (the first, where several did). */
   tool_call: { name: string; arguments: string } | null;
+  /** Every tool call of the held answer, each with its own decision: approving releases them all. */
+  tool_calls: { name: string; arguments: string; effect: string; rule: string | null }[];
   created_at: string;
   expires_at: string;
   decided_by: string | null;
@@ -151,6 +154,14 @@ export interface Approval {
   comment: string | null;
   /** Set when the model's answer was held: the retry receives it instead of a new upstream call. */
   held: { kind: "json" | "sse"; status: number; content_type: string; body: string } | null;
+}
+
+/** An approval stored before `tool_calls` existed gets them from its one `tool_call`. */
+export function withToolCalls(approval: Approval): Approval {
+  if (Array.isArray(approval.tool_calls)) return approval;
+  const call = approval.tool_call;
+  approval.tool_calls = call === null ? [] : [{ ...call, effect: "REQUIRE_APPROVAL", rule: approval.rule }];
+  return approval;
 }
 
 export type ApprovalTransition =

@@ -228,6 +228,9 @@ describe("approvals of a held non-streamed answer", () => {
     const approval = await getApproval(h, id);
     expect(approval).toMatchObject({ status: "pending", key_id: "dev", rule: "production_tools_need_approval", action: "tool.call" });
     expect(approval?.tool_call?.name).toBe("deploy");
+    expect(approval?.tool_calls).toEqual([
+      { name: "deploy", arguments: '{"environment":"production","service":"billing"}', effect: "REQUIRE_APPROVAL", rule: "production_tools_need_approval" },
+    ]);
     expect(approval?.held?.kind).toBe("json");
     const record = (await auditRecords(h)).at(-1)!;
     expect(record).toMatchObject({ error_code: "approval_required", approval_id: id });
@@ -277,6 +280,24 @@ describe("approvals of a held non-streamed answer", () => {
     expect(chatCount(h)).toBe(upstreamCalls);
   });
 
+  it("shows the approver every tool call of the held answer, and audits each one when the approved retry delivers it", async () => {
+    const two = ask('call_tool:deploy {"environment":"prod"} call_tool:deploy {"environment":"staging"} call_tool:deploy {"environment":"production"}');
+    const held = await approvalFrom(h.client(KEY.dev).chat.completions.create(two));
+    const approval = await getApproval(h, held);
+    expect(approval?.tool_call).toEqual({ name: "deploy", arguments: '{"environment":"prod"}' });
+    expect(approval?.tool_calls?.map((c) => [c.arguments, c.effect])).toEqual([
+      ['{"environment":"prod"}', "REQUIRE_APPROVAL"],
+      ['{"environment":"staging"}', "ALLOW"],
+      ['{"environment":"production"}', "REQUIRE_APPROVAL"],
+    ]);
+    expect((await decide(h, held, "approve", OPS_ADMIN)).status).toBe(200);
+    const result = await raw(h, "/v1/chat/completions", KEY.dev, two, { "x-approval-id": held });
+    expect(result.status).toBe(200);
+    const record = (await auditRecords(h)).at(-1)!;
+    expect(record).toMatchObject({ status: 200, approval_id: held, tool_calls: ["deploy", "deploy", "deploy"] });
+    expect((record.tool_decisions as Array<{ effect: string }>).map((d) => d.effect)).toEqual(["REQUIRE_APPROVAL", "ALLOW", "REQUIRE_APPROVAL"]);
+  });
+
   it("answers a denied approval with approval_denied", async () => {
     const denied = await approvalFrom(h.client(KEY.dev).chat.completions.create(ask('call_tool:delete_records {"environment":"prod","table":"users"}')));
     expect((await decide(h, denied, "deny")).status).toBe(200);
@@ -307,7 +328,10 @@ describe("approvals of a held stream", () => {
     expect((await decide(h, id, "approve")).status).toBe(200);
     const retry = await raw(h, "/v1/chat/completions", KEY.dev, body, { "x-approval-id": id });
     expect(retry.status).toBe(200);
+    // Sent as the live stream was: its content type, and not to be cached.
+    expect(retry.headers.get("content-type")).toBe(first.headers.get("content-type"));
     expect(retry.headers.get("content-type")).toContain("text/event-stream");
+    expect(retry.headers.get("cache-control")).toBe("no-cache");
     const replay = sseEvents(retry.text).data;
     // The same events, from the same upstream answer: what the first attempt sent, then what it held.
     expect(replay.slice(0, sent.length)).toEqual(sent);

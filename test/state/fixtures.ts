@@ -82,6 +82,7 @@ export function approval(id: string, createdAt: number, set: Partial<Approval> =
     reason: "needs a human",
     constraints: { tools: [], max_cost: 0.5 },
     tool_call: null,
+    tool_calls: [],
     created_at: new Date(createdAt).toISOString(),
     expires_at: new Date(createdAt + 3_600_000).toISOString(),
     decided_by: null,

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { MemoryStore } from "../../src/state/memory.js";
-import { limits, reserveRequest, T0 } from "./fixtures.js";
+import { approval, limits, reserveRequest, T0 } from "./fixtures.js";
 import { describeStoreContract } from "./store-contract.js";
 
 describeStoreContract("memory", async () => {
@@ -37,6 +37,20 @@ describe("memory store snapshot", () => {
       expect((await after.reserve(call(), T0 + 1000)).ok).toBe(true);
     } finally {
       await after.close();
+    }
+  });
+
+  it("reads an approval saved before tool_calls existed with its one tool call listed", async () => {
+    const path = snapshotPath();
+    const { tool_calls: _gone, ...old } = approval("apr_old", T0, { tool_call: { name: "deploy", arguments: "{}" } });
+    const { tool_calls: _none, ...plain } = approval("apr_plain", T0);
+    writeFileSync(path, JSON.stringify({ version: 1, levels: {}, sessionExpiry: {}, keys: [], stops: [], approvals: [old, plain] }));
+    const store = new MemoryStore(path, T0);
+    try {
+      expect((await store.getApproval("apr_old"))?.tool_calls).toEqual([{ name: "deploy", arguments: "{}", effect: "REQUIRE_APPROVAL", rule: "big_spend" }]);
+      expect((await store.getApproval("apr_plain"))?.tool_calls).toEqual([]);
+    } finally {
+      await store.close();
     }
   });
 
