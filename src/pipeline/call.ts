@@ -469,7 +469,7 @@ function uncountedEstimate(action: CallAction, body: Record<string, unknown>, mo
   return { inputTokens: 0, ...outputLimit(action, body, model), inputMicros: 0, worstMicros: 0, approximate: true };
 }
 
-const TOOL_FIELDS = ["tools", "functions", "tool_choice", "function_call"];
+const TOOL_FIELDS = ["tools", "functions", "tool_choice", "function_call", "parallel_tool_calls"];
 const REDACTED_FIELDS = ["messages", "instructions", "input"];
 
 function withEdits(edited: Set<string> | null, keys: readonly string[]): Set<string> {

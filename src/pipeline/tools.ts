@@ -35,6 +35,25 @@ export function toolName(tool: unknown): string | null {
   return typeof t?.type === "string" && t.type !== "function" && t.type !== "custom" ? t.type : null;
 }
 
+/**
+ * A tool choice once `stripped` are gone: undefined where it forced one of them, an `allowed_tools`
+ * choice (chat's `allowed_tools.tools`, Responses' `tools`) without them, or undefined where none is left.
+ */
+function choiceWithout(choice: unknown, stripped: readonly string[]): unknown {
+  if (choice === null || typeof choice !== "object") return choice;
+  const c = choice as { type?: unknown; tools?: unknown; allowed_tools?: { tools?: unknown } };
+  if (c.type === "allowed_tools") {
+    const nested = c.allowed_tools !== null && typeof c.allowed_tools === "object";
+    const list = nested ? c.allowed_tools?.tools : c.tools;
+    if (!Array.isArray(list)) return choice;
+    const left = list.filter((tool) => !stripped.includes(toolName(tool) ?? ""));
+    if (left.length === 0) return undefined;
+    return nested ? { ...c, allowed_tools: { ...c.allowed_tools, tools: left } } : { ...c, tools: left };
+  }
+  const forced = toolName(choice);
+  return forced !== null && stripped.includes(forced) ? undefined : choice;
+}
+
 function auditLevelOnly(constraints: Decision["constraints"]): Decision["constraints"] {
   return constraints.audit_bodies === undefined ? {} : { audit_bodies: constraints.audit_bodies };
 }
@@ -72,11 +91,16 @@ export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, 
     }
     if (result.stripped.length > 0) {
       const choiceField = field === "tools" ? "tool_choice" : "function_call";
-      const forced = toolName(body[choiceField]);
-      // A choice forcing a tool that is gone would be refused upstream: the default (auto) stands instead.
-      if (kept.length === 0 || (forced !== null && result.stripped.includes(forced))) delete body[choiceField];
-      if (kept.length === 0) delete body[field];
-      else body[field] = kept;
+      // The upstream refuses fields about tools that are gone: a choice naming a stripped tool gives
+      // way to the default (auto), and with no tool left neither a choice nor `parallel_tool_calls` stands.
+      const choice = kept.length === 0 ? undefined : choiceWithout(body[choiceField], result.stripped);
+      if (choice === undefined) delete body[choiceField];
+      else body[choiceField] = choice;
+      if (kept.length > 0) body[field] = kept;
+      else {
+        delete body[field];
+        if (field === "tools") delete body.parallel_tool_calls;
+      }
     }
   }
   return result;

@@ -254,10 +254,49 @@ describe("tool.register", () => {
       messages: [{ role: "user", content: "say:none left" }],
       tools: [tool("web_search")],
       tool_choice: "auto",
+      parallel_tool_calls: true,
     });
     const seen = h.mock.requests.at(-1)!.body as Record<string, unknown>;
     expect(seen.tools).toBeUndefined();
     expect(seen.tool_choice).toBeUndefined();
+    // OpenAI refuses parallel_tool_calls without tools.
+    expect(seen.parallel_tool_calls).toBeUndefined();
+    expect(seen.messages).toEqual([{ role: "user", content: "say:none left" }]);
+  });
+
+  it("takes a stripped tool out of an allowed_tools choice (chat and Responses), and drops the choice when none is left", async () => {
+    const allowed = (names: string[]) => ({
+      type: "allowed_tools" as const,
+      allowed_tools: { mode: "required" as const, tools: names.map((name) => ({ type: "function" as const, function: { name } })) },
+    });
+    const chat = (names: string[]) =>
+      h.client(KEY.dev).chat.completions.create({
+        model: "gpt-4o-mini",
+        messages: [{ role: "user", content: "say:allowed" }],
+        tools: [tool("web_search"), tool("read_file")],
+        tool_choice: allowed(names),
+        parallel_tool_calls: false,
+      });
+    await chat(["web_search", "read_file"]);
+    let seen = h.mock.requests.at(-1)!.body as Record<string, unknown>;
+    expect(seen.tool_choice).toEqual(allowed(["read_file"]));
+    expect(seen.parallel_tool_calls).toBe(false);
+    await chat(["web_search"]);
+    seen = h.mock.requests.at(-1)!.body as Record<string, unknown>;
+    expect(seen.tool_choice).toBeUndefined();
+    expect((seen.tools as unknown[]).length).toBe(1);
+
+    await h.client(KEY.dev).responses.create({
+      model: "gpt-4o-mini",
+      input: "say:allowed",
+      tools: [
+        { type: "function", name: "web_search", parameters: { type: "object", properties: {} }, strict: false },
+        { type: "function", name: "read_file", parameters: { type: "object", properties: {} }, strict: false },
+      ],
+      tool_choice: { type: "allowed_tools", mode: "auto", tools: [{ type: "function", name: "web_search" }, { type: "function", name: "read_file" }] },
+    });
+    seen = h.mock.requests.at(-1)!.body as Record<string, unknown>;
+    expect(seen.tool_choice).toEqual({ type: "allowed_tools", mode: "auto", tools: [{ type: "function", name: "read_file" }] });
   });
 
   it("drops a tool_choice that forces a stripped tool, and keeps one that forces a kept tool", async () => {
