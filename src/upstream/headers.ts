@@ -11,7 +11,11 @@ function listedInConnection(connection: string | string[] | undefined): Set<stri
   );
 }
 
-/** RFC 9110 hop-by-hop headers, plus what the gateway itself owns on the way upstream. */
+/**
+ * RFC 9110 hop-by-hop headers, plus what the gateway itself owns on the way upstream: credentials,
+ * and the OpenAI organization and project that scope the upstream key's billing, which a client
+ * must not choose.
+ */
 const DROPPED = new Set([
   "connection",
   "keep-alive",
@@ -37,6 +41,8 @@ const DROPPED = new Set([
   "x-approval-id",
   "x-approval-wait",
   "expect",
+  "openai-organization",
+  "openai-project",
 ]);
 
 /** The headers sent upstream: the client's, minus hop-by-hop and credentials, plus the upstream's own key. */
@@ -61,8 +67,12 @@ export function upstreamRequestHeaders(
   return out;
 }
 
+/** Hop-by-hop headers, cookies, and the upstream account's organization and project, which name the operator's, not the client's. */
 const RESPONSE_DROPPED = new Set([
   "connection",
+  "proxy-authenticate",
+  "openai-organization",
+  "openai-project",
   "keep-alive",
   "proxy-connection",
   "transfer-encoding",

@@ -15,6 +15,7 @@ describe("header hygiene", () => {
         "x-forwarded-host": "evil.example",
         "x-session-id": "s1",
         "openai-organization": "org-1",
+        "openai-project": "proj-1",
         "user-agent": "sdk",
       },
       "sk-upstream",
@@ -23,7 +24,6 @@ describe("header hygiene", () => {
     );
     expect(out).toEqual({
       authorization: "Bearer sk-upstream",
-      "openai-organization": "org-1",
       "user-agent": "sdk",
       "content-length": "42",
       "content-type": "application/json",
@@ -34,7 +34,7 @@ describe("header hygiene", () => {
     expect(upstreamRequestHeaders({ authorization: "Bearer sk-virtual" }, "", null, "x-session-id")).toEqual({});
   });
 
-  it("drops hop-by-hop, cookies and the upstream's own rate-limit headers from responses", () => {
+  it("drops hop-by-hop headers, cookies, the upstream's own rate-limit headers and its account's organization and project from responses", () => {
     expect(
       clientResponseHeaders(
         {
@@ -42,6 +42,9 @@ describe("header hygiene", () => {
           connection: "close",
           "transfer-encoding": "chunked",
           "set-cookie": ["a=b"],
+          "proxy-authenticate": "Basic realm=upstream",
+          "openai-organization": "operator-org",
+          "openai-project": "proj_operator",
           "x-ratelimit-remaining-requests": "5",
           "openai-processing-ms": "12",
         },
