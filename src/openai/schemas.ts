@@ -15,14 +15,12 @@ const functionTool = z.looseObject({
   name: z.string().optional(),
 });
 
-const contentPart = z.looseObject({ type: z.string() });
-const chatMessage = z.looseObject({
-  role: z.string(),
-  content: z
-    .union([z.string(), z.array(contentPart)], { error: "expected a string, null or an array of content parts" })
-    .nullable()
-    .optional(),
-});
+/** A content part; its `text`, where it has one, is prompt text the rules read, so it must be a string. */
+const contentPart = z.looseObject({ type: z.string(), text: z.string().optional() });
+const content = z.union([z.string(), z.array(contentPart)], { error: "expected a string, null or an array of content parts" }).nullable().optional();
+const chatMessage = z.looseObject({ role: z.string(), content });
+/** Responses input items: messages (their content checked as a chat message's) or other items; apart, so an error names the item. */
+const inputItems = z.array(z.looseObject({ content }));
 
 export const chatBodySchema = z.looseObject({
   model: z.string().min(1),
@@ -38,7 +36,7 @@ export const chatBodySchema = z.looseObject({
 
 export const responsesBodySchema = z.looseObject({
   model: z.string().min(1),
-  input: z.union([z.string(), z.array(z.unknown())]).optional(),
+  input: z.union([z.string(), z.array(z.unknown())], { error: "expected a string or an array of input items" }).optional(),
   instructions: z.string().nullable().optional(),
   stream: z.boolean().nullable().optional(),
   max_output_tokens: outputLimit,
@@ -69,15 +67,21 @@ export function validateBody(action: CallAction, body: unknown): Record<string, 
     throw new GatewayError(400, "invalid_body", "the request body must be a JSON object");
   }
   if (action === "chat.completions" && isPlainChatBody(body as Record<string, unknown>)) return body as Record<string, unknown>;
-  const parsed = schemas[action].safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const param = issue === undefined ? null : formatFieldPath(issue.path);
-    const message = issue === undefined ? "invalid body" : issue.message.toLowerCase();
-    throw new GatewayError(400, "invalid_body", `invalid \`${param ?? "body"}\`: ${message}`, { param });
-  }
+  const fields = body as Record<string, unknown>;
+  check(schemas[action], fields, []);
+  if (action === "responses" && Array.isArray(fields.input)) check(inputItems, fields.input, ["input"]);
   // The original object, not zod's copy: unknown fields and key order pass through as sent.
-  return body as Record<string, unknown>;
+  return fields;
+}
+
+/** Parses `value` at `path` in the body; a wrong shape is `invalid_body` naming the first bad field. */
+function check(schema: z.ZodType, value: unknown, path: PropertyKey[]): void {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return;
+  const issue = parsed.error.issues[0];
+  const param = issue === undefined ? null : formatFieldPath([...path, ...issue.path]);
+  const message = issue === undefined ? "invalid body" : issue.message.toLowerCase();
+  throw new GatewayError(400, "invalid_body", `invalid \`${param ?? "body"}\`: ${message}`, { param });
 }
 
 type Fields = Record<string, unknown>;
@@ -85,7 +89,9 @@ type Fields = Record<string, unknown>;
 const isObject = (value: unknown): value is Fields => typeof value === "object" && value !== null && !Array.isArray(value);
 const absent = (value: unknown): boolean => value === undefined || value === null;
 const isContent = (value: unknown): boolean =>
-  absent(value) || typeof value === "string" || (Array.isArray(value) && value.every((part) => isObject(part) && typeof part.type === "string"));
+  absent(value) ||
+  typeof value === "string" ||
+  (Array.isArray(value) && value.every((part) => isObject(part) && typeof part.type === "string" && (part.text === undefined || typeof part.text === "string")));
 const isOutputLimit = (value: unknown): boolean => absent(value) || (Number.isSafeInteger(value) && (value as number) >= 0);
 
 /**

@@ -97,7 +97,41 @@ describe("the chat body fast check", () => {
       }
       expect(param).toBe("messages[1].content");
     }
+    // A text part's text is prompt text the rules read: it must be a string.
+    const textPart = { model: "gpt-4o", messages: [{ role: "user", content: [{ type: "text", text: 5 }] }] };
+    expect(isPlainChatBody(textPart)).toBe(false);
+    expect(() => validateBody("chat.completions", textPart)).toThrow(/messages\[0\]\.content/);
     const assistantCall = { role: "assistant", content: null, tool_calls: [{ id: "c1", type: "function", function: { name: "f", arguments: "{}" } }] };
     expect(isPlainChatBody({ model: "gpt-4o", messages: [assistantCall, { role: "tool", tool_call_id: "c1", content: "done" }] })).toBe(true);
+  });
+});
+
+describe("the Responses body", () => {
+  const paramOf = (body: unknown): unknown => {
+    try {
+      validateBody("responses", body);
+    } catch (error) {
+      return (error as { options?: { param?: unknown } }).options?.param;
+    }
+    return "accepted";
+  };
+
+  test("checks each input item's content as a chat message's, naming the item", () => {
+    expect(paramOf({ model: "m", input: [{ role: "user", content: "hi" }, { role: "user", content: 5 }] })).toBe("input[1].content");
+    expect(paramOf({ model: "m", input: [{ role: "user", content: [{ type: "input_text", text: 5 }] }] })).toBe("input[0].content");
+    expect(paramOf({ model: "m", input: ["hi"] })).toBe("input[0]");
+    expect(paramOf({ model: "m", input: 5 })).toBe("input");
+  });
+
+  test("accepts every kind of item, with or without content", () => {
+    const input = [
+      { role: "user", content: [{ type: "input_text", text: "hi" }, { type: "input_image", image_url: "x" }] },
+      { type: "function_call", call_id: "c1", name: "f", arguments: "{}" },
+      { type: "function_call_output", call_id: "c1", output: "ok" },
+      { type: "reasoning", id: "r1", summary: [] },
+      { type: "item_reference", id: "msg_1" },
+    ];
+    expect(paramOf({ model: "m", input })).toBe("accepted");
+    expect(paramOf({ model: "m", input: "plain" })).toBe("accepted");
   });
 });
