@@ -1,44 +1,101 @@
-import { GatewayError } from "../http/errors.js";
+import { clipped, GatewayError } from "../http/errors.js";
+import { formatFieldPath } from "../util/field-path.js";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/**
- * The deepest nesting of arrays and objects in a JSON text, found by one scan that skips strings.
- * Done before parsing so no later recursive walk can overflow the stack on a hostile body.
- */
-export function jsonDepth(text: string, limit: number): number {
-  let depth = 0;
-  let deepest = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92) i++;
-      else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 123 || c === 91) {
-      depth++;
-      if (depth > deepest) {
-        deepest = depth;
-        if (deepest > limit) return deepest;
-      }
-    } else if (c === 125 || c === 93) depth--;
+/** One open object or array of the scan: an object's keys so far and the member being read, an array's index. */
+interface Frame {
+  object: boolean;
+  keys: string[];
+  /** The keys as a set once an object has many (a long schema's `properties`): no quadratic search. */
+  seen: Set<string> | null;
+  key: string;
+  expectKey: boolean;
+  index: number;
+}
+
+export interface JsonScan {
+  /** The deepest nesting of arrays and objects, counted up to `limit + 1`. */
+  depth: number;
+  /** The path of the first key that repeats an earlier key of its object, or null. */
+  duplicate: (string | number)[] | null;
+}
+
+const MANY_KEYS = 16;
+
+/** The index of the quote that closes the string whose text starts at `from`, or -1. */
+function stringEnd(text: string, from: number): number {
+  let at = text.indexOf('"', from);
+  while (at !== -1) {
+    let slashes = 0;
+    for (let j = at - 1; text.charCodeAt(j) === 92; j--) slashes++;
+    if ((slashes & 1) === 0) return at;
+    at = text.indexOf('"', at + 1);
   }
-  return deepest;
+  return -1;
+}
+
+/** A key as JSON.parse reads it; an invalid escape is left to that parse to refuse. */
+function keyText(raw: string): string {
+  if (!raw.includes("\\")) return raw;
+  try {
+    return JSON.parse(`"${raw}"`) as string;
+  } catch {
+    return raw;
+  }
+}
+
+/** Records `key` in its object; true when the object already had it. */
+function repeats(frame: Frame, key: string): boolean {
+  if (frame.seen !== null) {
+    if (frame.seen.has(key)) return true;
+    frame.seen.add(key);
+    return false;
+  }
+  if (frame.keys.includes(key)) return true;
+  frame.keys.push(key);
+  if (frame.keys.length > MANY_KEYS) frame.seen = new Set(frame.keys);
+  return false;
 }
 
 /**
- * True when the bytes hold at most `limit` `{` and `[` in all: then no nesting can pass `limit`.
- * A native search per bracket instead of the exact scan, which most bodies never need.
+ * One pass over a JSON text, before it is parsed: how deep it nests (so no later recursive walk can
+ * overflow the stack on a hostile body) and whether an object repeats a key. JSON.parse keeps the
+ * last of two equal keys, an upstream's parser may keep the first: the gateway would judge one
+ * value and the upstream act on another. Never throws; an invalid text is left to JSON.parse.
  */
-function fewBrackets(bytes: Buffer, limit: number): boolean {
-  let count = 0;
-  for (const bracket of [0x7b, 0x5b]) {
-    for (let at = bytes.indexOf(bracket); at !== -1; at = bytes.indexOf(bracket, at + 1)) {
-      if (++count > limit) return false;
+export function scanJson(text: string, limit: number): JsonScan {
+  const stack: Frame[] = [];
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34) {
+      const end = stringEnd(text, i + 1);
+      if (end === -1) break;
+      const top = stack[stack.length - 1];
+      if (top?.expectKey === true) {
+        const key = keyText(text.slice(i + 1, end));
+        if (repeats(top, key)) return { depth, duplicate: [...stack.slice(0, -1).map((f) => (f.object ? f.key : f.index)), key] };
+        top.key = key;
+        top.expectKey = false;
+      }
+      i = end;
+    } else if (c === 123 || c === 91) {
+      stack.push({ object: c === 123, keys: [], seen: null, key: "", expectKey: c === 123, index: 0 });
+      if (stack.length > depth) {
+        depth = stack.length;
+        if (depth > limit) return { depth, duplicate: null };
+      }
+    } else if (c === 125 || c === 93) {
+      stack.pop();
+    } else if (c === 44) {
+      const top = stack[stack.length - 1];
+      if (top === undefined) continue;
+      if (top.object) top.expectKey = true;
+      else top.index++;
     }
   }
-  return true;
+  return { depth, duplicate: null };
 }
 
 /** Decodes and parses a request body: invalid UTF-8 or JSON is `invalid_json`, too deep is `invalid_body`. */
@@ -54,13 +111,20 @@ export function parseJsonBody(bytes: Buffer, maxDepth: number): unknown {
   } catch {
     throw new GatewayError(400, "invalid_json", "the request body is not valid UTF-8");
   }
-  if (!fewBrackets(bytes, maxDepth) && jsonDepth(text, maxDepth) > maxDepth) {
+  const scan = scanJson(text, maxDepth);
+  if (scan.depth > maxDepth) {
     throw new GatewayError(400, "invalid_body", `the request body is nested deeper than ${maxDepth} levels`);
   }
+  let body: unknown;
   try {
-    return JSON.parse(text);
+    body = JSON.parse(text);
   } catch (error) {
     const detail = error instanceof SyntaxError ? `: ${error.message}` : "";
     throw new GatewayError(400, "invalid_json", `the request body is not valid JSON${detail}`);
   }
+  if (scan.duplicate !== null) {
+    const param = formatFieldPath(scan.duplicate);
+    throw new GatewayError(400, "invalid_body", `\`${clipped(param)}\` appears twice in one object: send each member once`, { param: clipped(param) });
+  }
+  return body;
 }

@@ -165,6 +165,20 @@ describe("proxy hygiene", () => {
     });
   });
 
+  it("refuses a body that repeats a key, so the upstream cannot act on a value the rules never saw", async () => {
+    const before = g.mock.requests.length;
+    const res = await g.request("/v1/chat/completions", {
+      method: "POST",
+      headers: bearer(SECRETS.alice),
+      body: '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"model":"gpt-4o-mini"}',
+    });
+    expect(res.status).toBe(400);
+    expect(JSON.parse(res.text)).toMatchObject({ error: { code: "invalid_body", param: "model", type: "invalid_request_error" } });
+    expect(g.mock.requests.length).toBe(before);
+    const id = res.headers["x-request-id"];
+    await until(async () => (await g.records()).some((r) => r.id === id && r.error_code === "invalid_body"));
+  });
+
   it("quotes an oversized model name or approval id cut short, in the error and in the audit", async () => {
     const model = "m".repeat(100_000);
     const res = await g.request("/v1/chat/completions", { method: "POST", headers: bearer(SECRETS.alice), body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }) });
