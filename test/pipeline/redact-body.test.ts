@@ -30,7 +30,8 @@ describe("redactRequestBody", () => {
     expect(messages[2]).toEqual({ role: "assistant", tool_calls: [{ id: "c2", type: "custom", custom: { name: "sh", input: "echo [REDACTED:us_ssn]" } }] });
     expect(messages[3]?.function_call).toEqual({ name: "legacy", arguments: '{"ssn":"[REDACTED:us_ssn]"}' });
     expect(messages[3]?.refusal).toBe("not [REDACTED:email]");
-    expect(JSON.parse((messages[1]?.tool_calls as Array<{ function: { arguments: string } }>)[0]!.function.arguments)).toEqual({ email: "[REDACTED:email]" });
+    const [call] = messages[1]!.tool_calls as Array<{ function: { arguments: string } }>;
+    expect(JSON.parse(call!.function.arguments)).toEqual({ email: "[REDACTED:email]" });
   });
 
   test("responses: input items' content, tool calls' arguments and input, and tool outputs are masked", () => {
