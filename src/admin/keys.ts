@@ -20,7 +20,7 @@ export interface KeyView {
   revoked: boolean;
   /** Null for config keys: the config file is their record. */
   created_at: string | null;
-  /** Until when the key's previous secret is still accepted after a rotation. */
+  /** Until when a previous secret is still accepted after a rotation (the last of their grace periods). */
   previous_key_expires_at: string | null;
   source: "config" | "runtime";
 }
@@ -74,7 +74,7 @@ function runtimeView(key: RuntimeKey): KeyView {
     disabled: key.disabled,
     revoked: key.revoked,
     created_at: key.created_at,
-    previous_key_expires_at: key.previous_hash === null ? null : key.previous_expires_at,
+    previous_key_expires_at: key.previous.reduce<string | null>((last, p) => (last === null || p.expires_at > last ? p.expires_at : last), null),
     source: "runtime",
   };
 }
@@ -97,19 +97,33 @@ function notRuntime(id: string): GatewayError {
   return new GatewayError(409, "key_not_runtime", `key \`${id}\` comes from the config file; change it there`);
 }
 
-/** The runtime key to change: config ids are 409, unknown ids 404, revoked keys are final. */
-async function runtimeKeyFor(deps: AdminDeps, id: string): Promise<RuntimeKey> {
-  if (isConfigKey(deps, id)) throw notRuntime(id);
-  const key = (await deps.services.store.listKeys()).find((candidate) => candidate.id === id);
-  if (key === undefined) throw notFound("key", id);
-  if (key.revoked) throw new GatewayError(409, "key_not_runtime", `key \`${id}\` is revoked and can no longer change; create a new key instead`);
+/** Revoked keys are final: only revoking them again is allowed. */
+function notRevoked(key: RuntimeKey): RuntimeKey {
+  if (key.revoked) throw new GatewayError(409, "key_not_runtime", `key \`${key.id}\` is revoked and can no longer change; create a new key instead`);
   return key;
 }
 
-/** Stores the change, then has this replica (and, through the store, every other) reload its keys. */
-async function saveKey(deps: AdminDeps, key: RuntimeKey): Promise<void> {
-  await deps.services.store.putKey(key);
-  await deps.onKeysChanged();
+/** Each lost write means another landed, so this many losses in a row only come from a storm of writes to one key. */
+const WRITE_ATTEMPTS = 20;
+
+/**
+ * Applies `change` to runtime key `id` as stored and saves the result (config ids are 409, unknown
+ * ids 404). A write made from the same read as another (a revoke and a PATCH at once, on any replica)
+ * is not lost on it: the one that lands second is made again on the first's result. Then this
+ * replica (and, through the store, every other) reloads its keys.
+ */
+async function changeKey(deps: AdminDeps, id: string, change: (key: RuntimeKey) => RuntimeKey): Promise<RuntimeKey> {
+  if (isConfigKey(deps, id)) throw notRuntime(id);
+  for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+    const key = (await deps.services.store.listKeys()).find((candidate) => candidate.id === id);
+    if (key === undefined) throw notFound("key", id);
+    const changed = { ...change(key), revision: key.revision + 1 };
+    if (await deps.services.store.putKey(changed)) {
+      await deps.onKeysChanged();
+      return changed;
+    }
+  }
+  throw new GatewayError(503, "store_unavailable", `key \`${id}\` kept changing under this write; retry it`, { headers: { "retry-after": "1" } });
 }
 
 async function createKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
@@ -119,16 +133,12 @@ async function createKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const now = services.clock();
   const id = body.id ?? newId("key", now);
   if (isConfigKey(deps, id)) throw notRuntime(id);
-  // Revoked ids stay taken too: reusing one would merge two keys' spend and audit history.
-  if ((await services.store.listKeys()).some((key) => key.id === id)) {
-    throw new GatewayError(400, "invalid_body", `a key with id \`${id}\` already exists`, { param: "id" });
-  }
   const clear = generateKey();
   const key: RuntimeKey = {
     id,
     key_hash: hashKey(clear),
-    previous_hash: null,
-    previous_expires_at: null,
+    previous: [],
+    revision: 0,
     subject: body.subject,
     limits: body.limits,
     expires_at: body.expires_at,
@@ -136,7 +146,12 @@ async function createKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
     revoked: false,
     created_at: iso(now),
   };
-  await saveKey(deps, key);
+  // Stored only where no key has the id, checked in the same step: of two creates at once, one gets 400.
+  // Revoked ids stay taken too: reusing one would merge two keys' spend and audit history.
+  if (!(await services.store.putKey(key))) {
+    throw new GatewayError(400, "invalid_body", `a key with id \`${id}\` already exists`, { param: "id" });
+  }
+  await deps.onKeysChanged();
   return c.json({ ...runtimeView(key), key: clear }, 201);
 }
 
@@ -145,16 +160,13 @@ async function updateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const id = c.req.param("id") ?? "";
   // The request first (400), then whether the key can take it (404, 409).
   const patch = await readJson(c, deps.services, patchSchema);
-  const key = await runtimeKeyFor(deps, id);
-  // Limits merge field by field (JSON merge-patch style): `null` lifts a limit, an absent field keeps it.
-  const limits = patch.limits === undefined ? key.limits : parseWith(keyLimitsSchema, { ...key.limits, ...patch.limits }, "limits");
-  const updated: RuntimeKey = {
-    ...key,
-    limits,
+  const updated = await changeKey(deps, id, (key) => ({
+    ...notRevoked(key),
+    // Limits merge field by field (JSON merge-patch style): `null` lifts a limit, an absent field keeps it.
+    limits: patch.limits === undefined ? key.limits : parseWith(keyLimitsSchema, { ...key.limits, ...patch.limits }, "limits"),
     disabled: patch.disabled ?? key.disabled,
     expires_at: patch.expires_at === undefined ? key.expires_at : patch.expires_at,
-  };
-  await saveKey(deps, updated);
+  }));
   return c.json(runtimeView(updated));
 }
 
@@ -162,12 +174,8 @@ async function revokeKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   authorize(c, deps.services, "admin", "admin.keys.revoke");
   const id = c.req.param("id") ?? "";
   await readJson(c, deps.services, revokeSchema);
-  if (isConfigKey(deps, id)) throw notRuntime(id);
-  const key = (await deps.services.store.listKeys()).find((candidate) => candidate.id === id);
-  if (key === undefined) throw notFound("key", id);
   // Revoking twice is not an error: the operator's intent holds either way.
-  const revoked: RuntimeKey = { ...key, revoked: true, previous_hash: null, previous_expires_at: null };
-  await saveKey(deps, revoked);
+  const revoked = await changeKey(deps, id, (key) => ({ ...key, revoked: true, previous: [] }));
   return c.json(runtimeView(revoked));
 }
 
@@ -176,15 +184,14 @@ async function rotateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   authorize(c, services, "admin", "admin.keys.rotate");
   const id = c.req.param("id") ?? "";
   const { grace_seconds: grace } = await readJson(c, services, rotateSchema);
-  const key = await runtimeKeyFor(deps, id);
   const clear = generateKey();
-  const rotated: RuntimeKey = {
-    ...key,
-    key_hash: hashKey(clear),
-    previous_hash: grace > 0 ? key.key_hash : null,
-    previous_expires_at: grace > 0 ? iso(services.clock() + grace * 1000) : null,
-  };
-  await saveKey(deps, rotated);
+  const rotated = await changeKey(deps, id, (key) => {
+    const now = services.clock();
+    // Secrets rotated out earlier keep their own grace; the one rotated out now gets this one's.
+    const previous = notRevoked(key).previous.filter((p) => Date.parse(p.expires_at) > now);
+    if (grace > 0) previous.push({ hash: key.key_hash, expires_at: iso(now + grace * 1000) });
+    return { ...key, key_hash: hashKey(clear), previous };
+  });
   return c.json({ ...runtimeView(rotated), key: clear });
 }
 

@@ -55,11 +55,12 @@ export class KeyIndex {
       const principal: Principal = { keyId: key.id, subject: key.subject, limits: key.limits, source: "runtime" };
       const expiresAt = key.expires_at === null ? null : Date.parse(key.expires_at);
       this.add(key.key_hash, { principal, hash: hashBytes(key.key_hash), expiresAt, disabled: key.disabled });
-      if (key.previous_hash !== null && key.previous_expires_at !== null && Date.parse(key.previous_expires_at) > now) {
-        const graceEnds = Date.parse(key.previous_expires_at);
-        this.add(key.previous_hash, {
+      for (const previous of key.previous) {
+        const graceEnds = Date.parse(previous.expires_at);
+        if (!(graceEnds > now)) continue;
+        this.add(previous.hash, {
           principal,
-          hash: hashBytes(key.previous_hash),
+          hash: hashBytes(previous.hash),
           expiresAt: expiresAt === null ? graceEnds : Math.min(expiresAt, graceEnds),
           disabled: key.disabled,
         });

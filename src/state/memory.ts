@@ -14,7 +14,9 @@ import {
   type StateChange,
   type StateStore,
   type Stop,
+  type StoredKey,
   type Usage,
+  upgradeKey,
   withToolCalls,
 } from "./store.js";
 
@@ -22,7 +24,7 @@ interface Snapshot {
   version: 1;
   levels: Record<string, Pick<LevelState, "day" | "dayMicros" | "month" | "monthMicros" | "totalMicros" | "session">>;
   sessionExpiry: Record<string, number>;
-  keys: RuntimeKey[];
+  keys: StoredKey[];
   stops: Stop[];
   approvals: Approval[];
 }
@@ -90,7 +92,7 @@ export class MemoryStore implements StateStore {
     const snapshot = parsed as Snapshot;
     for (const [level, saved] of Object.entries(snapshot.levels)) this.levels.set(level, restoredLevel(saved, now));
     for (const [level, expiry] of Object.entries(snapshot.sessionExpiry ?? {})) this.sessionExpiry.set(level, expiry);
-    for (const key of snapshot.keys) this.keys.set(key.id, key);
+    for (const key of snapshot.keys) this.keys.set(key.id, upgradeKey(key));
     for (const stop of snapshot.stops) this.stops.set(`${stop.kind}:${stop.value}`, stop);
     for (const approval of snapshot.approvals) this.approvals.set(approval.id, withToolCalls(approval));
   }
@@ -146,9 +148,11 @@ export class MemoryStore implements StateStore {
     return [...this.keys.values()];
   }
 
-  async putKey(key: RuntimeKey): Promise<void> {
+  async putKey(key: RuntimeKey): Promise<boolean> {
+    if ((this.keys.get(key.id)?.revision ?? -1) !== key.revision - 1) return false;
     this.keys.set(key.id, key);
     this.changed("keys");
+    return true;
   }
 
   async listStops(): Promise<Stop[]> {

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import { APPROVAL_TRANSITION_LUA, DELETE_AND_PUBLISH_LUA } from "./lua/approval.js";
+import { PUT_KEY_LUA } from "./lua/keys.js";
 import { RENEW_LEASE_LUA } from "./lua/lease.js";
 import { RESERVE_LUA } from "./lua/reserve.js";
 import { SETTLE_LUA } from "./lua/settle.js";
@@ -8,18 +9,20 @@ import { TAKE_TOOL_CALLS_LUA } from "./lua/tool-calls.js";
 import { approvalFields, approvalFrom, type Decision, transitionFrom } from "./redis-approvals.js";
 import { RedisKeys } from "./redis-keys.js";
 import { reserveArgs, reserveResultFrom, settleArgs, windowTotals } from "./redis-level.js";
-import type {
-  Approval,
-  ApprovalStatus,
-  ApprovalTransition,
-  ReserveRequest,
-  ReserveResult,
-  RuntimeKey,
-  SettleRequest,
-  StateChange,
-  StateStore,
-  Stop,
-  Usage,
+import {
+  type Approval,
+  type ApprovalStatus,
+  type ApprovalTransition,
+  type ReserveRequest,
+  type ReserveResult,
+  type RuntimeKey,
+  type SettleRequest,
+  type StateChange,
+  type StateStore,
+  type Stop,
+  type StoredKey,
+  type Usage,
+  upgradeKey,
 } from "./store.js";
 
 type Script = (...keysThenArgs: string[]) => Promise<unknown>;
@@ -30,6 +33,7 @@ interface Scripts {
   sparkSettle: Script;
   sparkApprovalTransition: Script;
   sparkDeleteAndPublish: Script;
+  sparkPutKey: Script;
   sparkRenewLease: Script;
   sparkTakeToolCalls: Script;
 }
@@ -67,6 +71,7 @@ export class RedisStore implements StateStore {
     redis.defineCommand("sparkSettle", { numberOfKeys: LEVEL_KEYS, lua: SETTLE_LUA });
     redis.defineCommand("sparkApprovalTransition", { numberOfKeys: 1, lua: APPROVAL_TRANSITION_LUA });
     redis.defineCommand("sparkDeleteAndPublish", { numberOfKeys: 1, lua: DELETE_AND_PUBLISH_LUA });
+    redis.defineCommand("sparkPutKey", { numberOfKeys: 1, lua: PUT_KEY_LUA });
     redis.defineCommand("sparkRenewLease", { numberOfKeys: 1, lua: RENEW_LEASE_LUA });
     redis.defineCommand("sparkTakeToolCalls", { numberOfKeys: 1, lua: TAKE_TOOL_CALLS_LUA });
     this.scripts = redis as unknown as Scripts;
@@ -122,13 +127,21 @@ export class RedisStore implements StateStore {
   }
 
   async listKeys(): Promise<RuntimeKey[]> {
-    return (await this.redis.hvals(this.names.keys)).map((json) => JSON.parse(json) as RuntimeKey);
+    return (await this.redis.hvals(this.names.keys)).map((json) => upgradeKey(JSON.parse(json) as StoredKey));
   }
 
-  async putKey(key: RuntimeKey): Promise<void> {
-    const message = this.message("keys");
-    checked(await this.redis.multi().hset(this.names.keys, key.id, JSON.stringify(key)).publish(this.names.changes, message).exec());
+  async putKey(key: RuntimeKey): Promise<boolean> {
+    const stored = await this.scripts.sparkPutKey(
+      this.names.keys,
+      key.id,
+      String(key.revision - 1),
+      JSON.stringify(key),
+      this.names.changes,
+      this.message("keys"),
+    );
+    if (stored !== 1) return false;
     this.notify("keys");
+    return true;
   }
 
   async listStops(): Promise<Stop[]> {

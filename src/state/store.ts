@@ -108,9 +108,10 @@ export interface Usage {
 export interface RuntimeKey {
   id: string;
   key_hash: string;
-  /** Previous hash still accepted until `previous_expires_at` (rotation grace). */
-  previous_hash: string | null;
-  previous_expires_at: string | null;
+  /** Earlier secrets' hashes, each accepted until its rotation grace ends. */
+  previous: { hash: string; expires_at: string }[];
+  /** Counts the key's writes: a write lands only on the revision it was made from (0: a new key). */
+  revision: number;
   subject: Subject;
   limits: KeyLimits;
   expires_at: string | null;
@@ -156,6 +157,17 @@ export interface Approval {
   held: { kind: "json" | "sse"; status: number; content_type: string; body: string } | null;
 }
 
+/** A runtime key as an earlier version stored it: one previous secret, no revision. */
+export type StoredKey = Omit<RuntimeKey, "previous" | "revision"> &
+  Partial<Pick<RuntimeKey, "previous" | "revision">> & { previous_hash?: string | null; previous_expires_at?: string | null };
+
+/** A stored key in the current shape. */
+export function upgradeKey(stored: StoredKey): RuntimeKey {
+  const { previous_hash, previous_expires_at, ...key } = stored;
+  const previous = key.previous ?? (previous_hash && previous_expires_at ? [{ hash: previous_hash, expires_at: previous_expires_at }] : []);
+  return { ...key, previous, revision: key.revision ?? 0 };
+}
+
 /** An approval stored before `tool_calls` existed gets them from its one `tool_call`. */
 export function withToolCalls(approval: Approval): Approval {
   if (Array.isArray(approval.tool_calls)) return approval;
@@ -189,7 +201,8 @@ export interface StateStore {
   takeToolCalls(level: string, count: number, max: number): Promise<{ ok: boolean; used: number }>;
 
   listKeys(): Promise<RuntimeKey[]>;
-  putKey(key: RuntimeKey): Promise<void>;
+  /** Stores `key` where the stored one's revision is `key.revision - 1` (none stored for 0); false when another write came first. */
+  putKey(key: RuntimeKey): Promise<boolean>;
 
   listStops(): Promise<Stop[]>;
   putStop(stop: Stop): Promise<void>;

@@ -119,6 +119,25 @@ describe("runtime keys", () => {
     expect((await models(again.json.key)).status).toBe(200);
   });
 
+  it("rotates twice within a grace: each secret rotated out keeps its own grace", async () => {
+    const first = await create({ id: "ivy-rt", subject: { user: "ivy" } });
+    const second = await h.admin<Created>("POST", "/keys/ivy-rt/rotate", { grace_seconds: 300 });
+    h.advance(60_000);
+    const third = await h.admin<Created>("POST", "/keys/ivy-rt/rotate", { grace_seconds: 60 });
+    for (const key of [first.key, second.json.key, third.json.key]) expect((await models(key)).status).toBe(200);
+    // The latest grace of the two is what the key shows.
+    expect(Date.parse(third.json.previous_key_expires_at ?? "")).toBe(Date.parse(second.json.previous_key_expires_at ?? ""));
+    h.advance(61_000);
+    expect((await models(first.key)).status).toBe(200);
+    expectError(await models(second.json.key), 401, "invalid_api_key");
+    h.advance(180_000);
+    expectError(await models(first.key), 401, "invalid_api_key");
+    expect((await models(third.json.key)).status).toBe(200);
+    // A revoke ends every grace at once.
+    await h.admin<Created>("POST", "/keys/ivy-rt/revoke");
+    expectError(await models(third.json.key), 401, "invalid_api_key");
+  });
+
   it("honours expires_at", async () => {
     const soon = new Date(Date.now() + 3_600_000 * 48).toISOString();
     const created = await create({ id: "gus-rt", subject: { user: "gus" }, expires_at: soon });

@@ -9,8 +9,8 @@ function runtimeKey(overrides: Partial<RuntimeKey>): RuntimeKey {
   return {
     id: "rt",
     key_hash: hashKey("sk-rt"),
-    previous_hash: null,
-    previous_expires_at: null,
+    previous: [],
+    revision: 0,
     subject,
     limits: {},
     expires_at: null,
@@ -50,14 +50,25 @@ describe("virtual keys", () => {
       [],
       [
         runtimeKey({ id: "gone", key_hash: hashKey("sk-gone"), revoked: true }),
-        runtimeKey({ key_hash: hashKey("sk-new"), previous_hash: hashKey("sk-old"), previous_expires_at: graceEnds }),
+        runtimeKey({
+          key_hash: hashKey("sk-new"),
+          previous: [
+            { hash: hashKey("sk-older"), expires_at: new Date(now + 120_000).toISOString() },
+            { hash: hashKey("sk-old"), expires_at: graceEnds },
+            { hash: hashKey("sk-ended"), expires_at: new Date(now - 1).toISOString() },
+          ],
+        }),
       ],
       now,
     );
     expect(index.lookup("sk-gone", now).ok).toBe(false);
     expect(index.lookup("sk-new", now)).toMatchObject({ ok: true, principal: { keyId: "rt", source: "runtime" } });
+    // Each earlier secret works until its own grace ends.
     expect(index.lookup("sk-old", now).ok).toBe(true);
+    expect(index.lookup("sk-older", now).ok).toBe(true);
+    expect(index.lookup("sk-ended", now).ok).toBe(false);
     expect(index.lookup("sk-old", now + 61_000)).toEqual({ ok: false, reason: "expired" });
+    expect(index.lookup("sk-older", now + 61_000).ok).toBe(true);
   });
 
   it("reads bearer tokens strictly", () => {

@@ -192,6 +192,40 @@ describe.skipIf(redis === null)("two replicas, one Redis", () => {
     expectAlive();
   }, 60_000);
 
+  it("admin writes to one key at once on both replicas: none is lost, a revoke always holds, an id is created once", async () => {
+    const subject = { user: "u-race", role: "developer", team: "t-race" };
+    for (let round = 0; round < 8; round++) {
+      const id = `race-${round}`;
+      const [first, second] = await Promise.all([
+        cluster.a.admin("POST", "/admin/keys", { id, subject }),
+        cluster.b.admin("POST", "/admin/keys", { id, subject: { ...subject, role: "admin" } }),
+      ]);
+      // Exactly one create lands, and the stored key is that one's.
+      expect([first.status, second.status].sort()).toEqual([201, 400]);
+      const winner = first.status === 201 ? first : second;
+      expect((await cluster.a.admin("GET", `/admin/keys/${id}`)).body.subject).toEqual(winner.body.subject);
+
+      // A revoke and a PATCH at once: the revoke answered 200, so the key ends revoked, whatever the order.
+      const [revoke, patch] = await Promise.all([
+        cluster.a.admin("POST", `/admin/keys/${id}/revoke`),
+        cluster.b.admin("PATCH", `/admin/keys/${id}`, { limits: { daily_cost: 5 } }),
+      ]);
+      expect(revoke.status, revoke.text).toBe(200);
+      expect([200, 409]).toContain(patch.status);
+      expect((await cluster.b.admin("GET", `/admin/keys/${id}`)).body).toMatchObject({ revoked: true });
+      expect(await chat(cluster.a.client(winner.body.key as string), smallCall())).toMatchObject({ status: 401 });
+    }
+    // Two PATCHes at once: both changes are kept.
+    await cluster.a.admin("POST", "/admin/keys", { id: "race-patch", subject });
+    const [disable, limit] = await Promise.all([
+      cluster.a.admin("PATCH", "/admin/keys/race-patch", { disabled: true }),
+      cluster.b.admin("PATCH", "/admin/keys/race-patch", { limits: { daily_cost: 1 } }),
+    ]);
+    expect([disable.status, limit.status]).toEqual([200, 200]);
+    expect((await cluster.a.admin("GET", "/admin/keys/race-patch")).body).toMatchObject({ disabled: true, limits: { daily_cost: 1 } });
+    expectAlive();
+  }, 60_000);
+
   it("an emergency stop on a halts the key on b, ends its open stream on b, and lifts", async () => {
     const onB = cluster.b.client(K.stop);
     expect((await chat(onB, smallCall())).status).toBe(200);

@@ -98,8 +98,8 @@ export function runtimeKey(id: string): RuntimeKey {
   return {
     id,
     key_hash: `sha256:${id}`,
-    previous_hash: null,
-    previous_expires_at: null,
+    previous: [],
+    revision: 0,
     subject: { user: "alice", role: "developer", team: "research", purpose: null },
     limits: { requests_per_minute: 60 },
     expires_at: null,

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { MemoryStore } from "../../src/state/memory.js";
-import { approval, limits, reserveRequest, T0 } from "./fixtures.js";
+import { approval, limits, reserveRequest, runtimeKey, T0 } from "./fixtures.js";
 import { describeStoreContract } from "./store-contract.js";
 
 describeStoreContract("memory", async () => {
@@ -49,6 +49,22 @@ describe("memory store snapshot", () => {
     try {
       expect((await store.getApproval("apr_old"))?.tool_calls).toEqual([{ name: "deploy", arguments: "{}", effect: "REQUIRE_APPROVAL", rule: "big_spend" }]);
       expect((await store.getApproval("apr_plain"))?.tool_calls).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("reads a key saved with one previous secret and no revision in today's shape, and writes on it", async () => {
+    const path = snapshotPath();
+    const { previous: _p, revision: _r, ...base } = runtimeKey("k-old");
+    const graceEnds = new Date(T0 + 60_000).toISOString();
+    const old = { ...base, previous_hash: "sha256:before", previous_expires_at: graceEnds };
+    writeFileSync(path, JSON.stringify({ version: 1, levels: {}, sessionExpiry: {}, keys: [old], stops: [], approvals: [] }));
+    const store = new MemoryStore(path, T0);
+    try {
+      const [key] = await store.listKeys();
+      expect(key).toEqual({ ...base, previous: [{ hash: "sha256:before", expires_at: graceEnds }], revision: 0 });
+      expect(await store.putKey({ ...key!, disabled: true, revision: 1 })).toBe(true);
     } finally {
       await store.close();
     }

@@ -94,9 +94,10 @@ describe.skipIf(server === null)("redis store", () => {
       // The subscription is back too: another replica's change arrives.
       const other = await createRedisStore(own.url, "outage:");
       await other.subscribed();
+      let attempt = 0;
       await vi.waitFor(
         async () => {
-          await other.putKey(runtimeKey("k1"));
+          await other.putKey(runtimeKey(`k${attempt++}`));
           expect(heard).toContain("keys");
         },
         { timeout: 10_000, interval: 200 },

@@ -394,12 +394,18 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
     });
 
     describe("runtime keys and stops", () => {
-      it("stores keys by id", async () => {
-        await store.putKey(runtimeKey("k1"));
-        await store.putKey(runtimeKey("k2"));
-        await store.putKey({ ...runtimeKey("k1"), revoked: true });
+      it("stores keys by id, each write only on the revision it was made from", async () => {
+        expect(await store.putKey(runtimeKey("k1"))).toBe(true);
+        expect(await replica.putKey(runtimeKey("k2"))).toBe(true);
+        // A second create of an id, on any replica, is refused.
+        expect(await replica.putKey({ ...runtimeKey("k1"), disabled: true })).toBe(false);
+        const revoked = { ...runtimeKey("k1"), revoked: true, revision: 1 };
+        expect(await store.putKey(revoked)).toBe(true);
+        // Made from revision 0 too (a PATCH that read before the revoke landed): refused, not laid over it.
+        expect(await replica.putKey({ ...runtimeKey("k1"), disabled: true, revision: 1 })).toBe(false);
+        expect(await store.putKey({ ...runtimeKey("k1"), revision: 5 })).toBe(false);
         const keys = await replica.listKeys();
-        expect(keys.sort((a, b) => a.id.localeCompare(b.id))).toEqual([{ ...runtimeKey("k1"), revoked: true }, runtimeKey("k2")]);
+        expect(keys.sort((a, b) => a.id.localeCompare(b.id))).toEqual([revoked, runtimeKey("k2")]);
       });
 
       it("puts, lists and deletes stops", async () => {
