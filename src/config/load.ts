@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { compilePolicy, PolicyConfigError } from "../policy/compile.js";
-import { type Config, configSchema, crossCheckSections, policiesSchema } from "./schema.js";
+import { type Config, configSchema, crossCheckSections, policiesSchema, ruleSchema } from "./schema.js";
 import { formatFieldPath } from "../util/field-path.js";
 import { interpolate, maskVariables } from "./variables.js";
 
@@ -42,11 +42,31 @@ function issueAt(raw: unknown, path: ReadonlyArray<PropertyKey>, message: string
   return { path: formatFieldPath(path), ...(rule === undefined ? {} : { rule }), message };
 }
 
-/** The policies to compile: the section, or when only its other fields are broken, its rules alone. */
+/**
+ * The policies to compile: the section, or when it is broken, its rules alone, each broken rule cut
+ * down to what can still be judged (its name, actions and conditions) at its own index, so the
+ * conditions of every rule are checked in the same run as the shape of the others.
+ */
 function rulesToCompile(section: unknown) {
   const whole = policiesSchema.safeParse(section ?? {});
   if (whole.success || section === null || typeof section !== "object") return whole;
-  return policiesSchema.safeParse({ rules: (section as { rules?: unknown }).rules });
+  const rules = (section as { rules?: unknown }).rules;
+  return policiesSchema.safeParse({ rules: Array.isArray(rules) ? rules.map(salvagedRule) : rules });
+}
+
+/** Starts the stand-in name of a rule whose own is broken (a NUL, which no real name holds); its issues name no rule. */
+const NAMELESS = "\u0000";
+
+function salvagedRule(rule: unknown, index: number): unknown {
+  if (ruleSchema.safeParse(rule).success || rule === null || typeof rule !== "object") return rule;
+  const { name, actions, conditions } = rule as Record<string, unknown>;
+  const isRecord = (value: unknown): boolean => value !== null && typeof value === "object" && !Array.isArray(value);
+  return {
+    name: typeof name === "string" && name !== "" ? name : `${NAMELESS}${index}`,
+    effect: "ALLOW",
+    conditions: isRecord(conditions) ? conditions : {},
+    ...(Array.isArray(actions) && actions.every((action) => typeof action === "string") ? { actions } : {}),
+  };
 }
 
 /**
@@ -91,7 +111,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
       compilePolicy(policies.data);
     } catch (error) {
       if (!(error instanceof PolicyConfigError)) throw error;
-      issues.push(...error.issues);
+      issues.push(...error.issues.map(({ rule, ...issue }) => (rule === undefined || rule.startsWith(NAMELESS) ? issue : { ...issue, rule })));
     }
   }
   // The schema and the policy compiler both know some problems (a duplicate rule name): say each once.

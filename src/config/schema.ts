@@ -273,7 +273,7 @@ const configShape = z
 type ConfigSections = z.output<typeof configShape>;
 /** The sections that parsed; a broken key entry is null, so the others keep their index; of models, their upstreams. */
 type CheckedSections = Omit<Partial<ConfigSections>, "keys" | "models"> & {
-  keys?: (ConfigSections["keys"][number] | null)[];
+  keys?: { id?: unknown; key_hash?: unknown }[];
   models?: Record<string, { upstream: string }>;
 };
 type Report = (path: PropertyKey[], message: string) => void;
@@ -292,17 +292,14 @@ export function crossCheckSections(raw: Readonly<Record<string, unknown>>, repor
     const parsed = schema.safeParse(raw[name]);
     if (parsed.success) sections[name] = parsed.data;
   }
-  // The entries of a broken section that are well formed still take part (indexes and names kept).
+  // The entries of a broken section still take part with what they have (indexes and names kept).
   const models = raw.models;
   if (sections.models === undefined && models !== null && typeof models === "object" && !Array.isArray(models)) {
     const named = Object.entries(models).map(([name, model]) => [name, (model as { upstream?: unknown } | null)?.upstream] as const);
     sections.models = Object.fromEntries(named.filter(([, upstream]) => typeof upstream === "string").map(([name, upstream]) => [name, { upstream }]));
   }
   if (sections.keys === undefined && Array.isArray(raw.keys)) {
-    sections.keys = raw.keys.map((key) => {
-      const parsed = keySchema.safeParse(key);
-      return parsed.success ? parsed.data : null;
-    });
+    sections.keys = raw.keys.map((key) => (key !== null && typeof key === "object" ? (key as { id?: unknown; key_hash?: unknown }) : {}));
   }
   crossCheck(sections as CheckedSections, report);
 }
@@ -322,13 +319,14 @@ function crossCheck(config: CheckedSections, report: Report): void {
   const seenKeys = new Set<string>();
   const seenHashes = new Map<string, string>();
   (keys ?? []).forEach((key, index) => {
-    if (key === null) return;
-    if (seenKeys.has(key.id)) report(["keys", index, "id"], `duplicate key id \`${key.id}\``);
-    seenKeys.add(key.id);
+    const id = typeof key.id === "string" ? key.id : null;
+    if (id !== null && seenKeys.has(id)) report(["keys", index, "id"], `duplicate key id \`${id}\``);
+    if (id !== null) seenKeys.add(id);
+    if (typeof key.key_hash !== "string") return;
     // One clear key would authenticate as whichever entry came first.
     const other = seenHashes.get(key.key_hash);
     if (other !== undefined) report(["keys", index, "key_hash"], `the same key_hash as key \`${other}\``);
-    else seenHashes.set(key.key_hash, key.id);
+    else seenHashes.set(key.key_hash, id ?? `#${index}`);
   });
   if (admin !== undefined) checkCredentials(admin, seenHashes, report);
   const seenRules = new Set<string>();

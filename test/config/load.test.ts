@@ -156,6 +156,29 @@ policies: { default_effect: MAYBE, rules: [{ name: r0, effect: DENY }, { name: r
     expect(issues.some((i) => i.startsWith("models.m2"))).toBe(false);
   });
 
+  it("checks every rule's conditions and every key's id in the run that finds another rule or key malformed", () => {
+    const zero = `sha256:${"0".repeat(64)}`;
+    const issues = issuesOf(`${base}
+keys: [{ id: a, key_hash: "${zero}", subject: { user: a } }, { id: a, key_hash: "sha256:BAD", subject: { user: b } }]
+policies:
+  rules:
+    - { name: r1, effect: DENY, conditions: { bogus_attr: { eq: 1 } } }
+    - { name: r2, effect: DENY, mode: sometimes, actions: [tool.call], conditions: { tool: { in: deploy } } }
+    - { effect: DENY, mode: sometimes, conditions: { model: { eq: [1] } } }
+`);
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^policies\.rules\[1\]\.mode \[r2\]/),
+        expect.stringMatching(/^policies\.rules\[0\]\.conditions\.bogus_attr \[r1\]: unknown attribute/),
+        // The broken rule's own conditions are judged too, under their own path.
+        expect.stringMatching(/^policies\.rules\[1\]\.conditions\.tool\.in \[r2\]: `in` takes a list/),
+        "policies.rules[2].conditions.model.eq: `eq` takes a string, number or boolean, got `[1]`",
+        "keys[1].key_hash: must be `sha256:` followed by 64 lowercase hex digits",
+        "keys[1].id: duplicate key id `a`",
+      ]),
+    );
+  });
+
   it("says each problem once, though the schema and the policy compiler both find a duplicate name", () => {
     const issues = issuesOf(`${base}
 policies:
