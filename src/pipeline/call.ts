@@ -31,7 +31,7 @@ import { writeError, writeJson } from "./respond.js";
 import type { Approval } from "../state/store.js";
 import type { Runtime } from "./runtime.js";
 import type { Services } from "./services.js";
-import { governDeclaredTools, governToolCalls, type ToolCallContext, type ToolGovernance } from "./tools.js";
+import { governDeclaredTools, governToolCalls, type ToolCallContext, type ToolGovernance, ungoverned } from "./tools.js";
 import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
 import { redactRequestBody } from "./redact-body.js";
@@ -337,6 +337,7 @@ export async function handleCall(
     }
     const calls = outcome.accumulator.toolCalls();
     draft.toolCalls = calls.map((c) => c.name);
+    if (!runtime.policy.governs("tool.call")) recordUngoverned(draft, calls);
     state.toolCallCount = state.toolCallsTaken ? 0 : calls.length;
     account(state, model, outcome.accumulator.usage, outcome.accumulator.text, calls);
     if (!res.destroyed) {
@@ -661,7 +662,8 @@ async function relayJson(
   const capped = await withinToolCap(services, state, summary.toolCalls.length);
   state.toolCallCount = state.toolCallsTaken ? 0 : summary.toolCalls.length;
   if (capped !== null) throw capped;
-  if (summary.toolCalls.length > 0 && runtime.policy.governs("tool.call")) {
+  if (!runtime.policy.governs("tool.call")) recordUngoverned(state.draft, summary.toolCalls);
+  else if (summary.toolCalls.length > 0) {
     const verdict = await governToolCalls(services, runtime.policy, facts, summary.toolCalls, {
       principal,
       bodyHash,
@@ -678,6 +680,11 @@ async function relayJson(
   answerHeaders.push(...headers, "x-gateway-cost", microsToUsd(state.draft.costMicros).toFixed(6));
   writeJson(res, status, answerHeaders, raw);
   await finishSettle(services, state);
+}
+
+/** An answer's tool calls where no rule governs `tool.call`: each audited as its evaluation would decide it. */
+function recordUngoverned(draft: AuditDraft, calls: readonly ToolCall[]): void {
+  if (calls.length > 0) draft.toolDecisions = [...draft.toolDecisions, ...calls.map((call) => ungoverned("tool.call", call.name).record)];
 }
 
 function applyToolVerdict(

@@ -3,7 +3,7 @@ import type { Principal } from "../auth/keys.js";
 import type { GatewayError } from "../http/errors.js";
 import type { ToolCall } from "../openai/answer.js";
 import type { CompiledPolicy } from "../policy/compile.js";
-import { evaluatePolicy, mergeDecisions } from "../policy/evaluate.js";
+import { evaluatePolicy, mergeDecisions, UNGOVERNED } from "../policy/evaluate.js";
 import type { CallAction, Decision } from "../policy/types.js";
 import type { Approval } from "../state/store.js";
 import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
@@ -65,7 +65,12 @@ function auditLevelOnly(constraints: Decision["constraints"]): Decision["constra
 export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, body: Record<string, unknown>, facts: CallFacts): ToolGovernance {
   // The names the facts already hold (`tools`), found in the same order: one array for both.
   const result: ToolGovernance = { declared: facts.get("tools") as string[], stripped: [], decisions: [], deniedTool: null };
-  if (action === "embeddings" || !policy.governs("tool.register")) return result;
+  if (action === "embeddings") return result;
+  if (!policy.governs("tool.register")) {
+    // No rule to run: each tool is what evaluating it would give, the default ALLOW, and is audited so.
+    result.decisions = result.declared.map((name) => ungoverned("tool.register", name));
+    return result;
+  }
   for (const field of ["tools", "functions"] as const) {
     const list = body[field];
     if (!Array.isArray(list)) continue;
@@ -104,6 +109,11 @@ export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, 
     }
   }
   return result;
+}
+
+/** A tool action no rule governs, as its evaluation would decide it. */
+export function ungoverned(action: "tool.register" | "tool.call", tool: string): EvaluatedTool {
+  return { decision: UNGOVERNED, record: { action, tool, effect: "ALLOW", rule: null } };
 }
 
 export interface ToolCallContext {

@@ -16,6 +16,16 @@ const DEFAULT_REASON: Readonly<Record<Effect, string>> = {
   REQUIRE_APPROVAL: "no rule matched; default_effect REQUIRE_APPROVAL",
 };
 
+/** What any action no rule names decides under `default_effect: ALLOW` (see `CompiledPolicy.governs`). */
+export const UNGOVERNED: Decision = Object.freeze({
+  effect: "ALLOW",
+  rule: null,
+  reason: DEFAULT_REASON.ALLOW,
+  matched: NO_RULES,
+  constraints: NO_CONSTRAINTS,
+  dry_run_rules: NO_RULES,
+});
+
 /**
  * Decides one action. Pure, and total over fact values: operators never coerce objects, so no value a
  * client can smuggle into the facts makes it throw. An exception from `facts.get` itself (a failed lazy

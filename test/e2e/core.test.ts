@@ -245,6 +245,30 @@ describe("openai SDK through the gateway", () => {
     expect(aborted?.error_code).toBe("client_closed");
   });
 
+  it("with no tool rules, audits each declared tool and each tool call as the default ALLOW decided it", async () => {
+    const tools = ["search", "query_db"].map((name) => ({ type: "function" as const, function: { name, parameters: { type: "object" } } }));
+    for (const stream of [false, true]) {
+      const body = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: 'call_tool:search {"q":"x"}' }], tools };
+      if (stream) {
+        for await (const _chunk of await h.client(KEYS.alice).chat.completions.create({ ...body, stream: true })) {
+          // drained
+        }
+      } else {
+        await h.client(KEYS.alice).chat.completions.create(body);
+      }
+      let record: Record<string, unknown> | undefined;
+      for (let i = 0; i < 100 && record === undefined; i++) {
+        record = (await auditRecords(h)).find((r) => r.stream === stream && (r.tool_calls as string[] | undefined)?.includes("search"));
+        if (record === undefined) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(record?.tool_decisions, `stream ${stream}`).toEqual([
+        { action: "tool.register", tool: "search", effect: "ALLOW", rule: null },
+        { action: "tool.register", tool: "query_db", effect: "ALLOW", rule: null },
+        { action: "tool.call", tool: "search", effect: "ALLOW", rule: null },
+      ]);
+    }
+  });
+
   it("charges a stream cut short in its tool call with the arguments it had streamed", async () => {
     const controller = new AbortController();
     const args = JSON.stringify({ query: "quarterly risks ".repeat(40) });
