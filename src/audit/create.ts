@@ -89,7 +89,8 @@ export async function createAudit(config: AuditConfig, deps: AuditDeps): Promise
     verify: async () => {
       await writer.caughtUp();
       if (chosenFiles === null) return { ok: true, records: 0 };
-      return verifyFiles(chosenFiles.dir, undefined, { sizes: chosenFiles.sink.committedSizes() });
+      // Taken together: the bytes to read and the heads they must end at.
+      return verifyFiles(chosenFiles.dir, undefined, { sizes: chosenFiles.sink.committedSizes(), heads: chosenFiles.sink.heads() });
     },
     close: (limitMs) => writer.close(limitMs),
   };

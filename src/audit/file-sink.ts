@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import type { AuditConfig } from "../config/schema.js";
 import { chainLine, GENESIS_HASH } from "./chain.js";
-import { addDays, auditFileName, listAuditFiles, utcDay } from "./files.js";
+import { addDays, auditFileName, fileReplica, listAuditFiles, utcDay } from "./files.js";
 import { readLinesReverse } from "./jsonl-lines.js";
 import type { AuditSink } from "./sink.js";
 import type { AuditRecord } from "./types.js";
@@ -72,6 +72,11 @@ export class FileSink implements AuditSink {
   /** The chain head: the hash the next record will link to. */
   get headHash(): string {
     return this.lastHash;
+  }
+
+  /** This replica's chain head by its file name's replica part, for `VerifyOptions.heads`. */
+  heads(): ReadonlyMap<string, string> {
+    return new Map([[fileReplica(this.options.replica), this.lastHash]]);
   }
 
   /** Byte length of complete records in the open file, to bound a reader racing this writer. */

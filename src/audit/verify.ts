@@ -11,6 +11,11 @@ export interface VerifyOptions {
    * verifying is not reported as a truncated record.
    */
   sizes?: ReadonlyMap<string, number>;
+  /**
+   * Where a running writer's chains end (file replica name to its head hash): records cut off the
+   * end of a file, which leave every remaining link intact, show as a chain ending before its head.
+   */
+  heads?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -21,7 +26,7 @@ export interface VerifyOptions {
 export async function verifyFiles(dir: string, replica?: string, options: VerifyOptions = {}): Promise<VerifyResult> {
   let records = 0;
   for (const files of groupByReplica(await listAuditFiles(dir, replica))) {
-    const result = await verifyReplica(files, options);
+    const result = await verifyReplica(files, options, options.heads?.get(files[0]?.replica ?? ""));
     if (!result.ok) return result;
     records += result.records;
   }
@@ -35,8 +40,9 @@ function groupByReplica(files: readonly AuditFile[]): AuditFile[][] {
 }
 
 /** `files` are one replica's, oldest day first (as listed). */
-async function verifyReplica(files: readonly AuditFile[], options: VerifyOptions): Promise<VerifyResult> {
+async function verifyReplica(files: readonly AuditFile[], options: VerifyOptions, head: string | undefined): Promise<VerifyResult> {
   let prev: string | null = null;
+  let lastId: string | null = null;
   let records = 0;
   for (const file of files) {
     let lineNumber = 0;
@@ -51,8 +57,12 @@ async function verifyReplica(files: readonly AuditFile[], options: VerifyOptions
       const reason = checkLink(record, prev);
       if (reason !== null) return { ok: false, first_broken: { id: String(record.id), reason } };
       prev = record.hash;
+      lastId = String(record.id);
       records += 1;
     }
+  }
+  if (head !== undefined && prev !== null && prev !== head) {
+    return { ok: false, first_broken: { id: lastId ?? "", reason: "records missing after it" } };
   }
   return { ok: true, records };
 }

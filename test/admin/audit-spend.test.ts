@@ -120,6 +120,22 @@ describe("spend", () => {
 });
 
 describe("verify", () => {
+  it("reports records cut off the end of the open file, whose remaining links are intact", async () => {
+    await h.flushAudit();
+    const path = join(h.auditDir, readdirSync(h.auditDir).filter((name) => name.endsWith(".jsonl")).sort().at(-1) ?? "");
+    const whole = readFileSync(path, "utf8");
+    const kept = whole.split("\n").filter((line) => line !== "").slice(0, -2);
+    writeFileSync(path, kept.map((line) => `${line}\n`).join(""));
+    const cut = await h.admin<{ ok: boolean; first_broken: { id: string; reason: string } }>("GET", "/audit/verify");
+    expect(cut.status).toBe(409);
+    expect(cut.json.first_broken).toEqual({ id: (JSON.parse(kept.at(-1) ?? "{}") as AuditRecord).id, reason: "records missing after it" });
+    // Put back, with what was written since: the chain is whole again.
+    await h.flushAudit();
+    const since = readFileSync(path, "utf8").split("\n").filter((line) => line !== "").slice(kept.length);
+    writeFileSync(path, whole + since.map((line) => `${line}\n`).join(""));
+    expect((await h.admin<{ ok: boolean }>("GET", "/audit/verify")).json.ok).toBe(true);
+  });
+
   it("reports an intact chain, then the first tampered record", async () => {
     const intact = await h.admin<{ ok: boolean; records: number }>("GET", "/audit/verify");
     expect(intact.status).toBe(200);

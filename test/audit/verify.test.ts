@@ -63,6 +63,18 @@ describe("verifyFiles", () => {
     expect(await verifyFiles(dir)).toEqual({ ok: false, first_broken: { id: last?.id, reason: "truncated record" } });
   });
 
+  it("with the writer's head, reports whole records cut off the end at the last one left", async () => {
+    const records = await readRecords(join(dir, DAY2));
+    const head = new Map([["r1", records[1]!.hash as string]]);
+    expect(await verifyFiles(dir, undefined, { heads: head })).toEqual({ ok: true, records: 5 });
+    // Every link left is intact: only the head says the last record is gone.
+    await editLines(DAY2, (lines) => lines.slice(0, -1));
+    expect(await verifyFiles(dir)).toEqual({ ok: true, records: 4 });
+    expect(await verifyFiles(dir, undefined, { heads: head })).toEqual({ ok: false, first_broken: { id: records[0]?.id, reason: "records missing after it" } });
+    // Another replica's head says nothing of this chain.
+    expect(await verifyFiles(dir, undefined, { heads: new Map([["r2", "x"]]) })).toEqual({ ok: true, records: 4 });
+  });
+
   it("reports a garbled line in the middle", async () => {
     await editLines(DAY1, (lines) => lines.map((line, index) => (index === 1 ? "not json" : line)));
     expect(await verifyFiles(dir)).toEqual({ ok: false, first_broken: { id: `${DAY1}:2`, reason: "unreadable record" } });
