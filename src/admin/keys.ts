@@ -6,7 +6,8 @@ import type { Env } from "../http/app.js";
 import { GatewayError } from "../http/errors.js";
 import type { RuntimeKey } from "../state/store.js";
 import { newId } from "../util/ids.js";
-import { type AdminContext, allowOnly, authorize, iso, isoTimeSchema, list, notFound, parseWith, readJson } from "./http.js";
+import { parseParams } from "../util/query-params.js";
+import { type AdminContext, allowOnly, authorize, iso, isoTimeSchema, type ListBody, list, notFound, parseWith, queryParams, readJson } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
 /** A key as the admin API shows it: never the hash, the previous hash or the secret. */
@@ -44,6 +45,11 @@ const patchSchema = z.strictObject({
 /** Up to 30 days: a grace period is for a deploy to pick up the new secret, not a second key. */
 const rotateSchema = z.strictObject({
   grace_seconds: z.number().int().min(0).max(30 * 86_400).default(0),
+});
+
+const listQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  cursor: z.string().optional(),
 });
 
 /** Revoking takes no fields; a body, when sent, must still be a JSON object. */
@@ -87,6 +93,20 @@ async function listKeyViews(deps: AdminDeps): Promise<KeyView[]> {
     .filter((key) => !configIds.has(key.id))
     .sort((a, b) => (a.created_at === b.created_at ? a.id.localeCompare(b.id) : a.created_at < b.created_at ? -1 : 1));
   return [...configKeys.map(configView), ...runtimeKeys.map(runtimeView)];
+}
+
+/** A page of the listing (config keys in config order, then runtime keys oldest first); a cursor names the last key shown. */
+function keyPage(views: KeyView[], limit: number | undefined, cursor: string | undefined): ListBody<KeyView> {
+  let start = 0;
+  if (cursor !== undefined) {
+    const id = Buffer.from(cursor, "base64url").toString("utf8");
+    start = views.findIndex((view) => view.id === id) + 1;
+    if (start === 0) throw new GatewayError(400, "invalid_body", "`cursor` is not a cursor returned by this API", { param: "cursor" });
+  }
+  const rest = views.slice(start);
+  if (limit === undefined || rest.length <= limit) return list(rest);
+  const shown = rest.slice(0, limit);
+  return list(shown, Buffer.from((shown[limit - 1] as KeyView).id, "utf8").toString("base64url"));
 }
 
 function isConfigKey(deps: AdminDeps, id: string): boolean {
@@ -200,7 +220,9 @@ export function keyRoutes(deps: AdminDeps): Hono<Env> {
   app.post("/", (c) => createKey(c, deps));
   app.get("/", async (c) => {
     authorize(c, deps.services, "admin", "admin.keys.list");
-    return c.json(list(await listKeyViews(deps)));
+    const parsed = parseParams(listQuerySchema, queryParams(c), "parameter");
+    if (!parsed.ok) throw new GatewayError(400, "invalid_body", parsed.message, { param: parsed.param });
+    return c.json(keyPage(await listKeyViews(deps), parsed.data.limit, parsed.data.cursor));
   });
   app.get("/:id", async (c) => {
     authorize(c, deps.services, "admin", "admin.keys.get");

@@ -55,6 +55,24 @@ describe("runtime keys", () => {
     expectError(await h.admin("POST", "/keys", { id: "alice-dev", subject: { user: "x" } }), 409, "key_not_runtime");
   });
 
+  it("pages the key listing with limit and cursor, in the listing's order", async () => {
+    const all = (await h.admin<ListBody<KeyView>>("GET", "/keys")).json.data.map((key) => key.id);
+    expect(all.length).toBeGreaterThanOrEqual(3);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = `/keys?limit=2${cursor === null ? "" : `&cursor=${cursor}`}`;
+      const pageOf = await h.admin<ListBody<KeyView>>("GET", query);
+      expect(pageOf.json.data.length).toBeLessThanOrEqual(2);
+      seen.push(...pageOf.json.data.map((key) => key.id));
+      cursor = pageOf.json.next_cursor;
+    } while (cursor !== null);
+    expect(seen).toEqual(all);
+    expectError(await h.admin("GET", "/keys?limit=0"), 400, "invalid_body", "limit");
+    expectError(await h.admin("GET", "/keys?cursor=bm9ib2R5"), 400, "invalid_body", "cursor");
+    expectError(await h.admin("GET", "/keys?page=2"), 400, "invalid_body", "page");
+  });
+
   it("patches limits field by field and applies them to the next call", async () => {
     const created = await create({ id: "dave-rt", subject: { user: "dave" }, limits: { daily_cost: 5 } });
     const patched = await h.admin<KeyView>("PATCH", "/keys/dave-rt", { limits: { requests_per_minute: 1 } });
