@@ -8,7 +8,7 @@ import type { AdminDeps } from "./admin/routes.js";
 import { createNotifier } from "./approvals/notify.js";
 import { ApprovalService } from "./approvals/service.js";
 import { type Audit, createAudit } from "./audit/create.js";
-import { readConfigFile } from "./config/load.js";
+import { ConfigError, formatIssues, readConfigFile } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { createApp, recordMalformed, requestListener } from "./http/app.js";
 import { GatewayError } from "./http/errors.js";
@@ -104,6 +104,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // A store that is down at startup does not keep the replica down: config keys serve, /readyz
   // answers 503, and the poll below reads runtime keys and stops as soon as the store answers.
   await Promise.all([refreshKeys(), refreshStops()]).catch((error: unknown) => storeTrouble(log, "startup read of keys and stops", error));
+  const shadowed = shared.shadowed(runtime.config);
+  if (shadowed.length > 0) log.warn({ keys: shadowed.map((issue) => issue.path) }, `config keys replace runtime keys of the same id: ${formatIssues(shadowed)}`);
   store.onChange((change) => {
     const refresh = change === "keys" ? refreshKeys : refreshStops;
     refresh().catch((error: unknown) => log.warn({ err: error }, "state refresh failed"));
@@ -209,6 +211,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const reload = (): boolean => {
     try {
       const next = readConfigFile(options.configPath, options.env);
+      // A config key taking a runtime key's id is refused, unless the running config already had it: it would cut that key's secret off.
+      const shadowing = shared.shadowed(next, new Set(runtime.config.keys.map((key) => key.id)));
+      if (shadowing.length > 0) throw new ConfigError(options.configPath, shadowing);
       // Against the config the process started with: what it runs on until it restarts.
       const waiting = restartOnlyChanges(startedWith, next);
       runtime = buildRuntime(next, port, runtime);

@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { KeyIndex } from "../auth/keys.js";
+import type { ConfigIssue } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { type CompiledPolicy, compilePolicy } from "../policy/compile.js";
 import { compilePriceTable, type PriceTable } from "../pricing/index.js";
@@ -76,6 +77,17 @@ export class SharedState {
 
   constructor(config: Config, now: number) {
     this.keys = new KeyIndex(config.keys, [], now);
+  }
+
+  /**
+   * The config keys that share an id with a runtime key (as last read), by config path, but those of
+   * ids in `except`: a config key wins, so the runtime key's secret would stop working.
+   */
+  shadowed(config: Config, except: ReadonlySet<string> = new Set()): ConfigIssue[] {
+    const runtimeIds = new Set(this.runtimeKeys.map((key) => key.id));
+    return config.keys.flatMap((key, index) =>
+      runtimeIds.has(key.id) && !except.has(key.id) ? [{ path: `keys[${index}].id`, message: `\`${key.id}\` is also a runtime key's id (made through the admin API); a config key would replace it and its secret stop working` }] : [],
+    );
   }
 
   setKeys(config: Config, runtimeKeys: RuntimeKey[], now: number): void {

@@ -69,6 +69,40 @@ describe("operating the gateway", () => {
     }
   });
 
+  it("refuses a reload whose config key takes a runtime key's id, and warns at startup of one already taken", async () => {
+    const path = join(dir, "shadow.yaml");
+    writeConfig(path, "");
+    const logged: string[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => logged.push(line) });
+    let gateway = await startGateway({ configPath: path, env: {}, logger });
+    try {
+      const admin = (method: string, route: string, body?: unknown) =>
+        fetch(`${gateway.url}/admin${route}`, { method, headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+      const created = (await (await admin("POST", "/keys", { id: "rt-shadow", subject: { user: "rita" } })).json()) as { key: string };
+      const runtimeClient = new OpenAI({ apiKey: created.key, baseURL: `${gateway.url}/v1`, maxRetries: 0 });
+      const listModels = () => runtimeClient.models.list();
+      await expect(listModels()).resolves.toBeTruthy();
+      const shadowing = readFileSync(path, "utf8").replace(
+        "keys: [",
+        `keys: [{ id: rt-shadow, key_hash: "${hash("sk-other")}", subject: { user: rita, role: admin } }, `,
+      );
+      writeFileSync(path, shadowing);
+      expect(gateway.reload()).toBe(false);
+      expect(logged.some((line) => line.includes("keys[0].id") && line.includes("rt-shadow"))).toBe(true);
+      // The runtime key still answers as itself.
+      await expect(listModels()).resolves.toBeTruthy();
+      await gateway.shutdown();
+      // Started on that config (the snapshot holds the runtime key): it runs, and says what it replaced.
+      logged.length = 0;
+      gateway = await startGateway({ configPath: path, env: {}, logger });
+      const warning = logged.map((line) => JSON.parse(line) as { level: number; msg: string }).find((entry) => entry.msg.includes("replace runtime keys"));
+      expect(warning?.level).toBe(40);
+      expect(warning?.msg).toContain("keys[0].id");
+    } finally {
+      await gateway.shutdown();
+    }
+  });
+
   it("says which reloaded settings wait for a restart, and keeps the replica's name (its audit chain) until then", async () => {
     const path = join(dir, "restart-only.yaml");
     writeConfig(path, "");
