@@ -76,9 +76,12 @@ describe("operating the gateway", () => {
     const logger = pino({ level: "info" }, { write: (line: string) => logged.push(line) });
     let gateway = await startGateway({ configPath: path, env: {}, logger });
     try {
-      const admin = (method: string, route: string, body?: unknown) =>
-        fetch(`${gateway.url}/admin${route}`, { method, headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
-      const created = (await (await admin("POST", "/keys", { id: "rt-shadow", subject: { user: "rita" } })).json()) as { key: string };
+      const response = await fetch(`${gateway.url}/admin/keys`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body: JSON.stringify({ id: "rt-shadow", subject: { user: "rita" } }),
+      });
+      const created = (await response.json()) as { key: string };
       const runtimeClient = new OpenAI({ apiKey: created.key, baseURL: `${gateway.url}/v1`, maxRetries: 0 });
       const listModels = () => runtimeClient.models.list();
       await expect(listModels()).resolves.toBeTruthy();
