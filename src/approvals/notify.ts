@@ -15,15 +15,23 @@ export function signBody(body: string, secret: string): string {
 
 /**
  * Posts approval events to `approvals.notify_url`, signed with HMAC-SHA256, retried with
- * exponential backoff in the background: a slow or broken receiver never delays a call.
+ * exponential backoff in the background: a slow or broken receiver never delays a call. One
+ * approval's events go in the order they happened (a `decided` waits for its `created` to be
+ * delivered or given up), so a receiver never learns of a decision before its approval.
  */
 export function createNotifier(settings: () => { url: string | null; secret: string }, log: Logger): Notifier {
+  const inFlight = new Map<string, Promise<void>>();
   return {
     send(type, approval) {
       const { url, secret } = settings();
       if (url === null) return;
       const body = JSON.stringify({ type, approval });
-      void deliver(url, body, secret, log);
+      const id = String((approval as { id?: unknown } | null)?.id ?? "");
+      const delivered = (inFlight.get(id) ?? Promise.resolve()).then(() => deliver(url, body, secret, log));
+      inFlight.set(id, delivered);
+      void delivered.then(() => {
+        if (inFlight.get(id) === delivered) inFlight.delete(id);
+      });
     },
   };
 }
