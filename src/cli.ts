@@ -124,7 +124,7 @@ async function audit(sub: string | undefined, args: string[], out: Out, err: Out
       err(`invalid --${parsed.param}: ${parsed.message}`);
       return 2;
     }
-    const page = await queryFiles(dir, replica, parsed.query);
+    const page = await queryFiles(dir, replica, parsed.data);
     for (const record of page.data) out(JSON.stringify(record));
     if (page.next_cursor !== null) err(`next page: --cursor ${page.next_cursor}`);
     return 0;

@@ -2,10 +2,8 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { type ApprovalView, fromStore, publicApproval } from "../approvals/service.js";
 import { type AuditCursor, compareNewestFirst, cursorParam, encodeCursor } from "../audit/query.js";
-import { GatewayError } from "../http/errors.js";
-import { parseParams } from "../util/query-params.js";
 import type { Env } from "../http/app.js";
-import { type AdminContext, allowOnly, authorize, type ListBody, list, notFound, queryParams, readJson } from "./http.js";
+import { type AdminContext, allowOnly, authorize, type ListBody, list, listQuery, notFound, readJson } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
 const listQuerySchema = z.strictObject({
@@ -46,9 +44,7 @@ export function approvalRoutes(deps: AdminDeps): Hono<Env> {
   const app = new Hono<Env>();
   app.get("/", async (c) => {
     authorize(c, services, "approvals", "admin.approvals.list");
-    const parsed = parseParams(listQuerySchema, queryParams(c), "parameter");
-    if (!parsed.ok) throw new GatewayError(400, "invalid_body", parsed.message, { param: parsed.param });
-    const { status, limit, cursor } = parsed.data;
+    const { status, limit, cursor } = listQuery(c, listQuerySchema);
     // `expired` is a view of pending and approved approvals whose time is up, not a stored state.
     const stored = await fromStore(services.store.listApprovals(status === undefined || status === "expired" ? null : status));
     const now = services.clock();

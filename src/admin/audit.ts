@@ -3,14 +3,12 @@ import { type AuditQuery, type AuditQueryKind, parseAuditQuery } from "../audit/
 import { AuditUnavailableError } from "../audit/unavailable.js";
 import type { Env } from "../http/app.js";
 import { GatewayError } from "../http/errors.js";
-import { type AdminContext, allowOnly, authorize, list, queryParams } from "./http.js";
+import { type AdminContext, allowOnly, authorize, fromParsed, list, queryParams } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
 /** The filters of `GET /admin/audit` (shared by the shortcuts and by spend); a bad one is 400 naming it. */
 export function auditQueryFrom(params: Record<string, string>, kind: AuditQueryKind): AuditQuery {
-  const parsed = parseAuditQuery(params, kind);
-  if (!parsed.ok) throw new GatewayError(400, "invalid_body", parsed.message, { param: parsed.param });
-  return parsed.query;
+  return fromParsed(parseAuditQuery(params, kind));
 }
 
 /**

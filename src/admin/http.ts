@@ -7,6 +7,7 @@ import { parseJsonBody } from "../openai/json-body.js";
 import { readBody } from "../pipeline/read-body.js";
 import type { Services } from "../pipeline/services.js";
 import { formatFieldPath } from "../util/field-path.js";
+import { type ParsedParams, parseParams } from "../util/query-params.js";
 
 export type AdminContext = Context<Env>;
 
@@ -67,6 +68,17 @@ export function queryParams(c: AdminContext): Record<string, string> {
     if (!Object.hasOwn(params, name)) params[name] = value;
   }
   return params;
+}
+
+/** A list route's query parameters by a strict schema; a bad or unknown one is 400 `invalid_body` naming it. */
+export function listQuery<S extends z.ZodObject>(c: AdminContext, schema: S): z.output<S> {
+  return fromParsed(parseParams(schema, queryParams(c), "parameter"));
+}
+
+/** A parsed query, or its failure as 400 `invalid_body` naming the parameter. */
+export function fromParsed<T>(parsed: ParsedParams<T>): T {
+  if (!parsed.ok) throw new GatewayError(400, "invalid_body", parsed.message, { param: parsed.param });
+  return parsed.data;
 }
 
 export interface ListBody<T> {

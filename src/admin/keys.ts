@@ -6,8 +6,7 @@ import type { Env } from "../http/app.js";
 import { GatewayError } from "../http/errors.js";
 import type { RuntimeKey } from "../state/store.js";
 import { newId } from "../util/ids.js";
-import { parseParams } from "../util/query-params.js";
-import { type AdminContext, allowOnly, authorize, iso, isoTimeSchema, type ListBody, list, notFound, parseWith, queryParams, readJson } from "./http.js";
+import { type AdminContext, allowOnly, authorize, iso, isoTimeSchema, type ListBody, list, listQuery, notFound, parseWith, readJson } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
 /** A key as the admin API shows it: never the hash, the previous hash or the secret. */
@@ -220,9 +219,8 @@ export function keyRoutes(deps: AdminDeps): Hono<Env> {
   app.post("/", (c) => createKey(c, deps));
   app.get("/", async (c) => {
     authorize(c, deps.services, "admin", "admin.keys.list");
-    const parsed = parseParams(listQuerySchema, queryParams(c), "parameter");
-    if (!parsed.ok) throw new GatewayError(400, "invalid_body", parsed.message, { param: parsed.param });
-    return c.json(keyPage(await listKeyViews(deps), parsed.data.limit, parsed.data.cursor));
+    const { limit, cursor } = listQuery(c, listQuerySchema);
+    return c.json(keyPage(await listKeyViews(deps), limit, cursor));
   });
   app.get("/:id", async (c) => {
     authorize(c, deps.services, "admin", "admin.keys.get");

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { parseParams, type QueryParams } from "../util/query-params.js";
+import { type ParsedParams, parseParams, type QueryParams } from "../util/query-params.js";
 import type { AuditRecord } from "./types.js";
 
 /** `error_code`s of calls refused by a limit, a budget, a stop or a policy. */
@@ -67,15 +67,13 @@ export type AuditQuery = z.output<typeof paramsSchema> & { kind: AuditQueryKind 
 /** A time range of records, as in a query: epoch ms, `from` inclusive, `to` exclusive. */
 export type AuditRange = Pick<AuditQuery, "from" | "to">;
 
-export type ParsedAuditQuery = { ok: true; query: AuditQuery } | { ok: false; param: string | null; message: string };
-
 /** Parses query-string parameters (`parseParams`: empty values absent, unknown ones refused). */
-export function parseAuditQuery(params: QueryParams, kind: AuditQueryKind = "all"): ParsedAuditQuery {
+export function parseAuditQuery(params: QueryParams, kind: AuditQueryKind = "all"): ParsedParams<AuditQuery> {
   const parsed = parseParams(paramsSchema, params, "filter");
   if (!parsed.ok) return parsed;
   const query: AuditQuery = { ...parsed.data, kind };
   if (kind === "high-cost" && query.min_cost === undefined) query.min_cost = DEFAULT_HIGH_COST;
-  return { ok: true, query };
+  return { ok: true, data: query };
 }
 
 export function encodeCursor(record: Pick<AuditRecord, "id" | "ts">): string {

@@ -5,7 +5,7 @@ import { makeRecord } from "./fixtures.js";
 export function query(params: Record<string, string>, kind: AuditQueryKind = "all"): AuditQuery {
   const parsed = parseAuditQuery(params, kind);
   if (!parsed.ok) throw new Error(parsed.message);
-  return parsed.query;
+  return parsed.data;
 }
 
 const deny = { effect: "DENY" as const, rule: "r", reason: "no", matched: ["r"], constraints: {}, dry_run_rules: [] };

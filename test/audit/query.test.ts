@@ -29,7 +29,7 @@ describe("parseAuditQuery", () => {
     const parsed = parseAuditQuery(new URLSearchParams("user=&limit=&status=403&min_cost=0.5&from=2024-05-01"));
     expect(parsed).toEqual({
       ok: true,
-      query: { kind: "all", limit: 100, status: 403, min_cost: 0.5, from: Date.parse("2024-05-01T00:00:00Z") },
+      data: { kind: "all", limit: 100, status: 403, min_cost: 0.5, from: Date.parse("2024-05-01T00:00:00Z") },
     });
   });
 
