@@ -345,9 +345,7 @@ export async function handleCall(
     }
     await finishSettle(services, state);
   } catch (error) {
-    // A client gone before its answer (during an approval wait, say) is 499 whatever the call met next.
-    const clientGone = cancel.aborted && !(cancel.reason instanceof GatewayError) && !res.writableFinished;
-    const failure = clientGone ? clientClosed() : asGatewayError(services, error, cancel.aborted);
+    const failure = failureOf(services, error, cancel, res.writableFinished);
     state.error = failure;
     state.status = failure.status;
     if (res.headersSent) {
@@ -727,9 +725,16 @@ function clientClosed(): GatewayError {
   return new GatewayError(499, "client_closed", "the client closed the connection");
 }
 
-function asGatewayError(services: Services, error: unknown, clientGone: boolean): GatewayError {
+/**
+ * What a call that threw is recorded and answered as. A cancelled call is what cancelled it: a stop
+ * (or shutdown) names itself, and a client gone before its answer (during an approval wait, say) is
+ * 499 whatever the call met next, an upstream read it cut short included.
+ */
+function failureOf(services: Services, error: unknown, cancel: CallSignal, answered: boolean): GatewayError {
+  if (cancel.aborted && cancel.reason instanceof GatewayError) return cancel.reason;
+  if (cancel.aborted && !answered) return clientClosed();
   if (error instanceof GatewayError) return error;
-  if (clientGone) return clientClosed();
+  if (cancel.aborted) return clientClosed();
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string" && code.startsWith("UND_ERR")) return upstreamError(error);
   services.log.error({ err: error }, "unexpected error in a governed call");
