@@ -24,11 +24,30 @@ function callParts(call: Json): { name?: unknown; arguments?: unknown } | null {
   return null;
 }
 
-const isToolCallItem = (item: unknown): item is Json => isObject(item) && (item.type === "function_call" || item.type === "custom_tool_call");
+/**
+ * Responses calls of built-in tools that the client runs (the model asks, the client executes): named
+ * by the tool type a request declares, so one rule on `tool` governs the declaration and the call.
+ * Tools the upstream runs itself (web or file search, code interpreter, MCP) have run by the time
+ * their items arrive, so there is nothing left to allow or refuse.
+ */
+const CLIENT_RUN_CALLS: Readonly<Record<string, string>> = {
+  local_shell_call: "local_shell",
+  shell_call: "shell",
+  computer_call: "computer_use_preview",
+  apply_patch_call: "apply_patch",
+};
 
-/** A Responses output item that calls a tool: a function's `arguments`, or a custom tool's `input`. */
+const isToolCallItem = (item: unknown): item is Json =>
+  isObject(item) && (item.type === "function_call" || item.type === "custom_tool_call" || (typeof item.type === "string" && Object.hasOwn(CLIENT_RUN_CALLS, item.type)));
+
+/**
+ * A Responses output item that calls a tool: a function's `arguments`, a custom tool's `input`, or
+ * a built-in tool's `action` (or `operation`) as JSON, which `tool_args` rules read.
+ */
 function outputItemCall(item: Json): ToolCall {
-  return { name: str(item.name), arguments: str(item.type === "custom_tool_call" ? item.input : item.arguments) };
+  if (item.type === "function_call") return { name: str(item.name), arguments: str(item.arguments) };
+  if (item.type === "custom_tool_call") return { name: str(item.name), arguments: str(item.input) };
+  return { name: CLIENT_RUN_CALLS[item.type as string] ?? "", arguments: JSON.stringify(item.action ?? item.operation ?? {}) };
 }
 
 /** Tool calls and usage of a non-streamed chat completion or Responses answer. */
@@ -55,13 +74,18 @@ export function summarizeAnswer(answer: unknown): AnswerSummary {
   if (Array.isArray(answer.output)) {
     for (const item of answer.output) {
       if (!isObject(item)) continue;
-      if (item.type === "function_call" || item.type === "custom_tool_call") summary.toolCalls.push(outputItemCall(item));
+      if (isToolCallItem(item)) summary.toolCalls.push(outputItemCall(item));
       if (item.type === "message" && Array.isArray(item.content)) {
         for (const part of item.content) if (isObject(part)) summary.text += str(part.text);
       }
     }
   }
   return summary;
+}
+
+/** A Responses event's call key: its output index, or `fallback` for an event without one. */
+function responsesKey(event: Json, fallback: number): string {
+  return `output:${typeof event.output_index === "number" ? event.output_index : fallback}`;
 }
 
 /**
@@ -71,8 +95,11 @@ export function summarizeAnswer(answer: unknown): AnswerSummary {
 export class StreamAccumulator {
   usage: Record<string, unknown> | null = null;
   private readonly deltas = new JoinedText();
-  /** Tool calls by index as their deltas arrive. */
-  private readonly calls = new Map<number, ToolCall>();
+  /**
+   * Tool calls as their deltas arrive, in the order they start: a chat call by its choice and its
+   * index in that choice (`n` > 1 streams every choice's calls side by side), a Responses call by its output index.
+   */
+  private readonly calls = new Map<string, ToolCall>();
   toolCallSeen = false;
   done = false;
 
@@ -94,28 +121,24 @@ export class StreamAccumulator {
     for (const choice of choices) {
       const delta = isObject(choice) && isObject(choice.delta) ? choice.delta : null;
       if (delta === null) continue;
+      const choiceIndex = typeof choice.index === "number" ? choice.index : 0;
       if (typeof delta.content === "string") this.deltas.add(delta.content);
       if (Array.isArray(delta.tool_calls)) {
         for (const part of delta.tool_calls) {
-          if (!isObject(part)) continue;
-          const index = typeof part.index === "number" ? part.index : 0;
-          const call = this.calls.get(index) ?? { name: "", arguments: "" };
-          const named = callParts(part) ?? {};
-          call.name += str(named.name);
-          call.arguments += str(named.arguments);
-          this.calls.set(index, call);
-          this.toolCallSeen = true;
+          if (isObject(part)) this.extend(`${choiceIndex}:${typeof part.index === "number" ? part.index : 0}`, callParts(part) ?? {});
         }
       }
-      if (isObject(delta.function_call)) {
-        const call = this.calls.get(0) ?? { name: "", arguments: "" };
-        call.name += str(delta.function_call.name);
-        call.arguments += str(delta.function_call.arguments);
-        this.calls.set(0, call);
-        this.toolCallSeen = true;
-      }
+      if (isObject(delta.function_call)) this.extend(`${choiceIndex}:function_call`, delta.function_call);
     }
     return choices.length === 0 && isObject(data.usage);
+  }
+
+  private extend(key: string, part: { name?: unknown; arguments?: unknown }): void {
+    const call = this.calls.get(key) ?? { name: "", arguments: "" };
+    call.name += str(part.name);
+    call.arguments += str(part.arguments);
+    this.calls.set(key, call);
+    this.toolCallSeen = true;
   }
 
   private observeResponsesEvent(event: Json): void {
@@ -126,19 +149,18 @@ export class StreamAccumulator {
       case "response.output_item.added":
         if (isToolCallItem(event.item)) {
           // Kept from its first event, so a stream cut short still counts the arguments it carried.
-          this.calls.set(typeof event.output_index === "number" ? event.output_index : this.calls.size, outputItemCall(event.item));
+          this.calls.set(responsesKey(event, this.calls.size), outputItemCall(event.item));
           this.toolCallSeen = true;
         }
         break;
       case "response.function_call_arguments.delta": {
-        const call = typeof event.output_index === "number" ? this.calls.get(event.output_index) : undefined;
+        const call = typeof event.output_index === "number" ? this.calls.get(responsesKey(event, -1)) : undefined;
         if (call !== undefined) call.arguments += str(event.delta);
         break;
       }
       case "response.output_item.done":
         if (isToolCallItem(event.item)) {
-          const index = typeof event.output_index === "number" ? event.output_index : this.calls.size;
-          this.calls.set(index, outputItemCall(event.item));
+          this.calls.set(responsesKey(event, this.calls.size), outputItemCall(event.item));
           this.toolCallSeen = true;
         }
         break;
@@ -152,6 +174,6 @@ export class StreamAccumulator {
   }
 
   toolCalls(): ToolCall[] {
-    return [...this.calls.entries()].sort(([a], [b]) => a - b).map(([, call]) => call);
+    return [...this.calls.values()];
   }
 }

@@ -87,4 +87,44 @@ describe("answer inspection", () => {
     responses.observe({ type: "response.output_item.done", output_index: 0, item: { type: "custom_tool_call", name: "shell", input: "ls" } });
     expect(responses.toolCalls()).toEqual([{ name: "shell", arguments: "ls" }]);
   });
+
+  it("keeps each choice's tool calls apart in an n > 1 stream, deltas interleaved", () => {
+    const acc = new StreamAccumulator();
+    const part = (choice: number, index: number, fn: { name?: string; arguments: string }) => ({ choices: [{ index: choice, delta: { tool_calls: [{ index, function: fn }] } }] });
+    acc.observe(part(0, 0, { name: "ok", arguments: '{"a":' }));
+    acc.observe(part(1, 0, { name: "danger", arguments: '{"b":' }));
+    acc.observe(part(0, 0, { arguments: "1}" }));
+    acc.observe(part(1, 0, { arguments: "2}" }));
+    acc.observe(part(1, 1, { name: "deploy", arguments: "{}" }));
+    acc.observe({ choices: [{ index: 1, delta: { function_call: { name: "legacy", arguments: "{}" } } }] });
+    expect(acc.toolCalls()).toEqual([
+      { name: "ok", arguments: '{"a":1}' },
+      { name: "danger", arguments: '{"b":2}' },
+      { name: "deploy", arguments: "{}" },
+      { name: "legacy", arguments: "{}" },
+    ]);
+  });
+
+  it("reads calls of the built-in tools a client runs, named by the tool type, arguments from their action", () => {
+    const action = { type: "exec", command: ["rm", "-rf", "/"] };
+    const output = [
+      { type: "local_shell_call", call_id: "c1", action },
+      { type: "shell_call", call_id: "c2", action: { commands: ["ls"] } },
+      { type: "computer_call", call_id: "c3", action: { type: "click", x: 1, y: 2 } },
+      { type: "apply_patch_call", call_id: "c4", operation: { type: "delete_file", path: "a" } },
+      // Run by the upstream itself: nothing left to govern.
+      { type: "web_search_call", id: "ws", status: "completed" },
+    ];
+    expect(summarizeAnswer({ output }).toolCalls).toEqual([
+      { name: "local_shell", arguments: JSON.stringify(action) },
+      { name: "shell", arguments: '{"commands":["ls"]}' },
+      { name: "computer_use_preview", arguments: '{"type":"click","x":1,"y":2}' },
+      { name: "apply_patch", arguments: '{"type":"delete_file","path":"a"}' },
+    ]);
+    const acc = new StreamAccumulator();
+    acc.observe({ type: "response.output_item.added", output_index: 0, item: { type: "local_shell_call", action } });
+    expect(acc.toolCallSeen).toBe(true);
+    acc.observe({ type: "response.output_item.done", output_index: 0, item: { type: "local_shell_call", action } });
+    expect(acc.toolCalls()).toEqual([{ name: "local_shell", arguments: JSON.stringify(action) }]);
+  });
 });
