@@ -58,16 +58,17 @@ export function outputLimit(
 }
 
 /**
- * Sets the request's output limit to `outputTokens`: the field the estimate named, and for chat
- * the other limit field too where the request set it higher, so no field the upstream reads allows more.
+ * Lowers the request's output limit to `outputTokens`: the field the estimate named (set where the
+ * request had none), and for chat each limit field the request set higher, so no field the upstream
+ * reads allows more; a field the request set lower stays as it is (a clamp never raises a limit).
  */
 export function applyOutputLimit(action: CallAction, body: Record<string, unknown>, outputParam: string, outputTokens: number): void {
-  body[outputParam] = outputTokens;
-  if (action !== "chat.completions") return;
-  for (const field of CHAT_LIMIT_FIELDS) {
+  const fields = action === "chat.completions" ? CHAT_LIMIT_FIELDS : [outputParam];
+  for (const field of fields) {
     const asked = body[field];
     if (typeof asked === "number" && asked > outputTokens) body[field] = outputTokens;
   }
+  if (typeof body[outputParam] !== "number") body[outputParam] = outputTokens;
 }
 
 export function countInput(action: CallAction, body: Record<string, unknown>, model: ModelConfig): number {
@@ -114,13 +115,14 @@ export function estimateCall(
   if (cap !== null && worst > cap) {
     const fittingAll = outputParam === null ? -1 : maxOutputTokensWithin(cap, inputTokens, prices);
     const fitting = fittingAll === null ? null : Math.floor(fittingAll / choices);
-    if (!plan.clamp || fitting === null || fitting < Math.min(plan.minOutputTokens, output)) {
-      throw new GatewayError(
-        400,
-        "cost_cap_exceeded",
-        `estimated worst-case cost ${usd(worst)} exceeds the per-call cap of ${usd(cap)}${plan.clamp ? ` even with ${plan.minOutputTokens} output tokens` : ""}`,
-        { param: outputParam },
-      );
+    const least = Math.min(plan.minOutputTokens, output);
+    if (!plan.clamp || fitting === null || fitting < least) {
+      // Clamping stops at min_output_tokens: the message prices the call there, what clamping could not go below.
+      const each = choices > 1 ? ` per answer × ${choices}` : "";
+      const why = plan.clamp
+        ? `estimated worst-case cost ${usd(worstCaseMicros(inputTokens, least * choices, prices))} with the least output clamping allows (${least} tokens${each}) exceeds the per-call cap of ${usd(cap)}`
+        : `estimated worst-case cost ${usd(worst)} (${output} output tokens${each}) exceeds the per-call cap of ${usd(cap)}`;
+      throw new GatewayError(400, "cost_cap_exceeded", why, { param: outputParam });
     }
     output = Math.min(output, fitting);
     worst = worstCaseMicros(inputTokens, output * choices, prices);

@@ -277,7 +277,10 @@ describe("per-call cost cap", () => {
     expect(worst(3 * (clamped + 1))).toBeGreaterThan(5000);
     // On gpt-4o three answers cannot each have min_output_tokens (256) within the cap.
     const error = await expectApiError(h.client(K.cap).chat.completions.create({ ...body, model: "gpt-4o" }), 400, "cost_cap_exceeded");
-    expect(error.message).toContain("$0.120");
+    // Priced where clamping had to stop: three answers of 256 tokens at $10 per million, plus the input.
+    const least = worstCaseMicros(countChatInput(body, "o200k_base"), 3 * 256, GPT4O);
+    expect(error.message).toContain(`$${(least / 1e6).toFixed(6)} with the least output clamping allows (256 tokens per answer × 3)`);
+    expect(error.message).toContain("cap of $0.005000");
   });
 
   it("clamps both output-limit fields where a request set both", async () => {
@@ -291,6 +294,10 @@ describe("per-call cost cap", () => {
     // Under the cap, a lower second field is left as sent.
     await h.client(K.cap).chat.completions.create({ ...body, max_tokens: 50, max_completion_tokens: 100 });
     expect(h.mock.requests.at(-1)!.body).toMatchObject({ max_tokens: 50, max_completion_tokens: 100 });
+    // A clamp never raises a limit: a field set below the clamp stays as sent, the other comes down to it.
+    const mixed = await h.client(K.cap).chat.completions.create({ ...body, max_tokens: 5000, max_completion_tokens: 7 }).withResponse();
+    expect(Number(mixed.response.headers.get("x-gateway-max-tokens"))).toBeGreaterThan(7);
+    expect(h.mock.requests.at(-1)!.body).toMatchObject({ max_tokens: Number(mixed.response.headers.get("x-gateway-max-tokens")), max_completion_tokens: 7 });
   });
 
   it("does not touch a request already under the cap", async () => {
