@@ -70,9 +70,10 @@ export function evaluatePolicy(compiled: CompiledPolicy, action: Action, facts: 
 }
 
 /**
- * Combines the decisions of one request (the call's, then each tool's) by the same precedence, and
- * names the rule as one evaluation would: of the winning effect, the decision whose rule comes first
- * in config order (`ruleOrder`), a named rule before `default_effect`, else the first in the list.
+ * Combines the decisions of one request (the call's, then each tool's) by the same precedence, as
+ * one evaluation would: of the winning effect, the rule that comes first in config order
+ * (`ruleOrder`) is named (a named rule before `default_effect`, else the first in the list), its
+ * decision's constraints win a conflicting key, and the matched rules are listed in config order.
  * Needs at least one decision.
  */
 export function mergeDecisions(decisions: readonly Decision[], ruleOrder: ReadonlyMap<string, number> = NO_ORDER): Decision {
@@ -86,13 +87,18 @@ export function mergeDecisions(decisions: readonly Decision[], ruleOrder: Readon
     if (higher || (decision.effect === winner.effect && rank(decision) < rank(winner))) winner = decision;
     auditBodies = raiseAuditLevel(auditBodies, decision.constraints["audit_bodies"]);
   }
+  const byOrder = (a: number, b: number): number => a - b;
+  // Stable: decisions of equal rank keep the call's first, then the tools' in order.
+  const ordered = [...decisions].sort((a, b) => byOrder(rank(a), rank(b)));
+  const inConfigOrder = (names: string[]): readonly string[] =>
+    unique(names).slice().sort((a, b) => byOrder(ruleOrder.get(a) ?? Number.MAX_SAFE_INTEGER, ruleOrder.get(b) ?? Number.MAX_SAFE_INTEGER));
   return {
     effect: winner.effect,
     rule: winner.rule,
     reason: winner.reason,
-    matched: unique(decisions.flatMap((decision) => decision.matched)),
-    constraints: combineConstraints(decisions, winner.effect, auditBodies),
-    dry_run_rules: unique(decisions.flatMap((decision) => decision.dry_run_rules)),
+    matched: inConfigOrder(decisions.flatMap((decision) => decision.matched)),
+    constraints: combineConstraints(ordered, winner.effect, auditBodies),
+    dry_run_rules: inConfigOrder(decisions.flatMap((decision) => decision.dry_run_rules)),
   };
 }
 

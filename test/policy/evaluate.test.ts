@@ -215,9 +215,21 @@ describe("mergeDecisions", () => {
   it("names the rule first in config order, whichever of the call and its tools it decided", () => {
     const order = new Map([["tool_first", 0], ["call_second", 1]]);
     const merged = mergeDecisions([decision("DENY", "call_second"), decision("DENY", "tool_first")], order);
-    expect(merged).toMatchObject({ rule: "tool_first", reason: "because tool_first", matched: ["call_second", "tool_first"] });
+    expect(merged).toMatchObject({ rule: "tool_first", reason: "because tool_first", matched: ["tool_first", "call_second"] });
     // A named rule names the decision before default_effect does.
     expect(mergeDecisions([decision("DENY", null), decision("DENY", "no_shell")], order)).toMatchObject({ rule: "no_shell", reason: "because no_shell" });
+  });
+
+  it("lets the rule first in config order win a conflicting constraint, whichever of the call and its tools it decided", () => {
+    const order = new Map([["a_tool", 0], ["b_call", 1], ["c_dry", 2], ["d_dry", 3]]);
+    const merged = mergeDecisions(
+      [
+        decision("REQUIRE_APPROVAL", "b_call", { constraints: { approver_role: "security", ticket: "B" }, dry_run_rules: ["d_dry"] }),
+        decision("REQUIRE_APPROVAL", "a_tool", { constraints: { approver_role: "admin" }, dry_run_rules: ["c_dry"] }),
+      ],
+      order,
+    );
+    expect(merged).toMatchObject({ rule: "a_tool", constraints: { approver_role: "admin", ticket: "B" }, matched: ["a_tool", "b_call"], dry_run_rules: ["c_dry", "d_dry"] });
   });
 
   it("refuses an empty list", () => {
