@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
 import type { Principal } from "../auth/keys.js";
 import { bearerToken } from "../auth/keys.js";
-import type { ModelConfig } from "../config/schema.js";
+import type { Config, ModelConfig } from "../config/schema.js";
 import { clipped, GatewayError } from "../http/errors.js";
 import { type Reservation, reserveAll, settleAll, unchargedReservation } from "../limits/enforce.js";
 import { pushRateHeaders } from "../limits/headers.js";
@@ -23,7 +23,7 @@ import { CallAbort, type CallSignal } from "./call-abort.js";
 import type { AuditDraft } from "./audit-draft.js";
 import { captureAuditBody } from "./audit-body.js";
 import { applyOutputLimit, CHAT_LIMIT_FIELDS, type Estimate, estimateCall, outputLimit } from "./estimate.js";
-import { buildCallFacts, declaredToolNames, prefetchUsage } from "./call-facts.js";
+import { buildCallFacts, prefetchUsage } from "./call-facts.js";
 import { readBody } from "./read-body.js";
 import { sessionIdOf } from "./session-id.js";
 import { relayStream } from "./relay-stream.js";
@@ -176,26 +176,15 @@ export async function handleCall(
       return hashed;
     };
     let approved = false;
+    let heldBy: Approval | null = null;
     if (approvalId !== null) {
       draft.approvalId = approvalId;
       const redemption = await services.approvals.redeem(approvalId, principal, bodyHash());
-      if (redemption.kind === "held" && redemption.approval.held !== null) {
-        const held = redemption.approval.held;
-        const approval = redemption.approval;
-        draft.decision = heldDecision(approval);
-        draft.toolsDeclared = declaredToolNames(body);
-        draft.toolCalls = approval.tool_calls.map((call) => call.name);
-        draft.toolDecisions = approval.tool_calls.map((call) => ({ action: "tool.call", tool: call.name, effect: call.effect as Decision["effect"], rule: call.rule }));
-        const heldHeaders = ["x-request-id", draft.id, "content-type", held.content_type, "x-approval-id", approvalId];
-        // The held answer was paid for by the call that produced it; delivering it calls no upstream.
-        const free = microsToUsd(0).toFixed(6);
-        heldHeaders.push(...(held.kind === "json" ? ["x-gateway-cost", free] : ["cache-control", "no-cache"]));
-        res.writeHead(held.status, heldHeaders);
-        res.end(held.kind === "json" ? held.body : `${held.body}: gateway-cost ${free}\n\n`);
-        return;
+      if (redemption.kind === "held" && redemption.approval.held !== null) heldBy = redemption.approval;
+      else {
+        approved = true;
+        state.redeemedApproval = approvalId;
       }
-      approved = true;
-      state.redeemedApproval = approvalId;
     }
 
     const facts = buildCallFacts(services, runtime, {
@@ -224,6 +213,9 @@ export async function handleCall(
     draft.body = captureAuditBody(config, body, decision);
 
     if (decision.effect === "DENY") throw deniedError(decision, refusedTool(decision, callDecision, tools));
+    // A held answer's approval covers the call too (its approver saw the request): only a DENY of the
+    // rules in force now stops its delivery.
+    if (heldBy !== null) return deliverHeld(state, config, res, heldBy, decision);
     if (decision.effect === "REQUIRE_APPROVAL" && !approved) {
       const approval = await services.approvals.create({
         principal,
@@ -366,6 +358,26 @@ export async function handleCall(
     await finishSettle(services, state);
     services.finish(draft, state.status, state.error);
   }
+}
+
+/** An approved call's held answer, delivered as it was produced, with no upstream call. */
+function deliverHeld(state: CallState, config: Config, res: ServerResponse, approval: Approval, callDecision: Decision): void {
+  const { draft } = state;
+  const held = approval.held as NonNullable<Approval["held"]>;
+  draft.decision = heldDecision(approval);
+  // The body is captured at the highest level any matched rule asks, the call's own included.
+  if (state.bytes !== null) draft.body = captureAuditBody(config, sentBody(state.bytes), mergeDecisions([callDecision, draft.decision]));
+  draft.toolCalls = approval.tool_calls.map((call) => call.name);
+  draft.toolDecisions = [
+    ...draft.toolDecisions,
+    ...approval.tool_calls.map((call) => ({ action: "tool.call" as const, tool: call.name, effect: call.effect as Decision["effect"], rule: call.rule })),
+  ];
+  const heldHeaders = ["x-request-id", draft.id, "content-type", held.content_type, "x-approval-id", approval.id];
+  // The held answer was paid for by the call that produced it; delivering it calls no upstream.
+  const free = microsToUsd(0).toFixed(6);
+  heldHeaders.push(...(held.kind === "json" ? ["x-gateway-cost", free] : ["cache-control", "no-cache"]));
+  res.writeHead(held.status, heldHeaders);
+  res.end(held.kind === "json" ? held.body : `${held.body}: gateway-cost ${free}\n\n`);
 }
 
 /**

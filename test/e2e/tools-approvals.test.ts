@@ -39,6 +39,15 @@ policies:
       effect: REQUIRE_APPROVAL
       conditions: { prompt_text: { matches: "(?i)wire transfer" } }
       description: Payments need a human
+    - name: audit_marked_clients
+      effect: ALLOW
+      conditions: { user_agent: { contains: audit-me } }
+      constraints: { audit_bodies: redacted }
+      description: Marked clients are audited in detail
+    - name: blocked_clients
+      effect: DENY
+      conditions: { user_agent: { contains: blocked-agent } }
+      description: This client is blocked
 `;
 
 // The gateway's clock runs ahead of the wall clock by `offset` ms, so approvals can expire on demand.
@@ -272,7 +281,11 @@ describe("approvals of a held non-streamed answer", () => {
     expect(record.decision).toMatchObject({ effect: "ALLOW", rule: "production_tools_need_approval", constraints: { approver_role: "admin", approval_timeout_seconds: 3600 } });
     expect(record.tool_calls).toEqual(["deploy"]);
     expect(record.tools_declared).toEqual(["deploy"]);
-    expect(record.tool_decisions).toEqual([{ action: "tool.call", tool: "deploy", effect: "REQUIRE_APPROVAL", rule: "production_tools_need_approval" }]);
+    // The declared tool as the rules in force judge it, then the held call as its approval did.
+    expect(record.tool_decisions).toEqual([
+      expect.objectContaining({ action: "tool.register", tool: "deploy" }),
+      { action: "tool.call", tool: "deploy", effect: "REQUIRE_APPROVAL", rule: "production_tools_need_approval" },
+    ]);
   });
 
   it("refuses a second use with approval_used", async () => {
@@ -296,6 +309,24 @@ describe("approvals of a held non-streamed answer", () => {
     const record = (await auditRecords(h)).at(-1)!;
     expect(record).toMatchObject({ status: 200, approval_id: held, tool_calls: ["deploy", "deploy", "deploy"] });
     expect((record.tool_decisions as Array<{ effect: string }>).map((d) => d.effect)).toEqual(["REQUIRE_APPROVAL", "ALLOW", "REQUIRE_APPROVAL"]);
+  });
+
+  it("delivers a held answer under the rules in force: their body capture applies, and a DENY refuses it", async () => {
+    const deploy = ask('call_tool:deploy {"environment":"prod-us","note":"mail ops@example.com"}');
+    for (const [agent, status] of [["audit-me/1", 200], ["blocked-agent/1", 403]] as const) {
+      const held = await approvalFrom(h.client(KEY.dev).chat.completions.create(deploy));
+      expect((await decide(h, held, "approve", OPS_ADMIN)).status).toBe(200);
+      const result = await raw(h, "/v1/chat/completions", KEY.dev, deploy, { "x-approval-id": held, "user-agent": agent });
+      expect(result.status, agent).toBe(status);
+      const record = (await auditRecords(h)).at(-1)!;
+      if (status === 200) {
+        expect(record).toMatchObject({ status: 200, approval_id: held, decision: { effect: "ALLOW", rule: "production_tools_need_approval" } });
+        // Captured, redacted, as the rule that matched this delivery asks.
+        expect(JSON.stringify(record.body)).toContain("[REDACTED:email]");
+      } else {
+        expect(record).toMatchObject({ status: 403, error_code: "policy_denied", decision: { effect: "DENY", rule: "blocked_clients" } });
+      }
+    }
   });
 
   it("answers a denied approval with approval_denied", async () => {
