@@ -1,6 +1,6 @@
 import { type ContentSource, contentSource, outputLimit, promptTokens, toolCallTokens } from "./content.js";
 import type { DirectedToolCall, Directives } from "./directives.js";
-import { sendJson } from "./errors.js";
+import { sendJson, STREAM_ERROR } from "./errors.js";
 import { arr, contentText, field, str } from "./json.js";
 import type { Inspection, Route } from "./route.js";
 import { type FramePlan, sseData, writeStream } from "./sse.js";
@@ -32,7 +32,7 @@ export const chatRoute: Route = {
       return;
     }
     const includeUsage = field(field(ctx.body, "stream_options"), "include_usage") === true;
-    writeStream(ctx, streamPlan(meta, answer, content, chunks, includeUsage ? usage : undefined, includeUsage));
+    writeStream(ctx, streamPlan(meta, answer, content, chunks, includeUsage ? usage : undefined, includeUsage), sseData({ error: STREAM_ERROR }));
   },
 };
 

@@ -22,6 +22,7 @@ export interface Directives {
   slowHeadersMs: number | undefined;
   stallAfter: number | undefined;
   resetAfter: number | undefined;
+  errorAfter: number | undefined;
   malformedSse: boolean;
   noUsage: boolean;
   legacyFunctionCall: boolean;
@@ -44,6 +45,7 @@ export function emptyDirectives(): Directives {
     slowHeadersMs: undefined,
     stallAfter: undefined,
     resetAfter: undefined,
+    errorAfter: undefined,
     malformedSse: false,
     noUsage: false,
     legacyFunctionCall: false,
@@ -64,6 +66,7 @@ const NUMERIC = {
   slow_headers: "slowHeadersMs",
   stall_after: "stallAfter",
   reset_after: "resetAfter",
+  error_after: "errorAfter",
   cached: "cachedTokens",
 } as const satisfies Record<string, keyof Directives>;
 

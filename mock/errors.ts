@@ -15,6 +15,9 @@ const KINDS: Record<number, { type: string; code: string | null; message: string
   503: { type: "server_error", code: "service_unavailable", message: "The engine is currently overloaded (mock)." },
 };
 
+/** The error a stream cut by `error_after` ends with, as OpenAI sends one mid-stream. */
+export const STREAM_ERROR = { message: "The server had an error while processing your request (mock).", code: "server_error", param: null } as const;
+
 export function openAiErrorBody(status: number, message?: string, param: string | null = null, code?: string | null) {
   const kind = KINDS[status] ?? {
     type: status >= 500 ? "server_error" : "invalid_request_error",

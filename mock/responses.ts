@@ -1,6 +1,6 @@
 import { type ContentSource, contentSource, outputLimit, promptTokens, toolCallTokens } from "./content.js";
 import type { DirectedToolCall } from "./directives.js";
-import { sendJson } from "./errors.js";
+import { sendJson, STREAM_ERROR } from "./errors.js";
 import { arr, contentText, field, str } from "./json.js";
 import type { Route } from "./route.js";
 import { type FramePlan, sseEvent, writeStream } from "./sse.js";
@@ -44,7 +44,7 @@ export const responsesRoute: Route = {
       sendJson(ctx.res, 200, r.response("completed"), { "x-request-id": `req_mock_${ctx.seq}` });
       return;
     }
-    writeStream(ctx, calls.length > 0 ? r.callPlan(chunks) : r.messagePlan());
+    writeStream(ctx, calls.length > 0 ? r.callPlan(chunks) : r.messagePlan(), sseEvent("error", { type: "error", ...STREAM_ERROR }));
   },
 };
 

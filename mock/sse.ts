@@ -27,15 +27,16 @@ export function sseEvent(type: string, payload: unknown): string {
 
 /**
  * Writes the frames honouring the chunk delay and the fault directives.
- * stall_after / reset_after count frames already written.
+ * stall_after / reset_after / error_after count frames already written; `failure` is the error
+ * event this API ends a stream with (error_after).
  */
-export function writeStream(ctx: HandlerContext, plan: FramePlan): void {
+export function writeStream(ctx: HandlerContext, plan: FramePlan, failure: string): void {
   const { res, directives: d } = ctx;
   const delay = d.delayMs ?? ctx.options.chunkDelayMs;
   const malformedAt = d.malformedSse ? Math.min(1, plan.count) : -1;
   res.writeHead(200, { ...SSE_HEADERS, "x-request-id": `req_mock_${ctx.seq}` });
 
-  const plain = delay === 0 && d.stallAfter === undefined && d.resetAfter === undefined;
+  const plain = delay === 0 && d.stallAfter === undefined && d.resetAfter === undefined && d.errorAfter === undefined;
   if (plain) {
     // Fast path for benchmarks: one write, one syscall.
     let out = "";
@@ -56,6 +57,10 @@ export function writeStream(ctx: HandlerContext, plan: FramePlan): void {
   const step = (): void => {
     while (i < plan.count) {
       if (i === d.stallAfter) return; // stall forever; the socket stays open until the client leaves
+      if (i === d.errorAfter) {
+        res.end(failure);
+        return;
+      }
       if (i === d.resetAfter) {
         reset();
         return;

@@ -83,6 +83,11 @@ export function summarizeAnswer(answer: unknown): AnswerSummary {
   return summary;
 }
 
+/** An upstream error's message, its code where it has none. */
+function errorMessage(error: Json): string {
+  return str(error.message) || str(error.code) || "no message";
+}
+
 /** A Responses event's call key: its output index, or `fallback` for an event without one. */
 function responsesKey(event: Json, fallback: number): string {
   return `output:${typeof event.output_index === "number" ? event.output_index : fallback}`;
@@ -102,6 +107,8 @@ export class StreamAccumulator {
   private readonly calls = new Map<string, ToolCall>();
   toolCallSeen = false;
   done = false;
+  /** The message of an error event the upstream sent in the stream (it reaches the client as sent). */
+  failure: string | null = null;
 
   /** The text the stream carried so far (needed only when the upstream sends no usage). */
   get text(): string {
@@ -116,6 +123,7 @@ export class StreamAccumulator {
       return false;
     }
     if (isObject(data.usage)) this.usage = data.usage;
+    if (isObject(data.error)) this.failure = errorMessage(data.error);
     const choices = data.choices;
     if (!Array.isArray(choices)) return false;
     for (const choice of choices) {
@@ -164,13 +172,23 @@ export class StreamAccumulator {
           this.toolCallSeen = true;
         }
         break;
+      case "error":
+        this.failure = errorMessage(event);
+        break;
+      case "response.failed":
+        this.failure = errorMessage(isObject(event.response) && isObject(event.response.error) ? event.response.error : {});
+        this.finish(event);
+        break;
       case "response.completed":
       case "response.incomplete":
-      case "response.failed":
-        if (isObject(event.response) && isObject(event.response.usage)) this.usage = event.response.usage;
-        this.done = true;
+        this.finish(event);
         break;
     }
+  }
+
+  private finish(event: Json): void {
+    if (isObject(event.response) && isObject(event.response.usage)) this.usage = event.response.usage;
+    this.done = true;
   }
 
   toolCalls(): ToolCall[] {

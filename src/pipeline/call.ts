@@ -26,7 +26,7 @@ import { applyOutputLimit, CHAT_LIMIT_FIELDS, type Estimate, estimateCall, outpu
 import { buildCallFacts, prefetchUsage } from "./call-facts.js";
 import { readBody } from "./read-body.js";
 import { sessionIdOf } from "./session-id.js";
-import { relayStream } from "./relay-stream.js";
+import { relayStream, streamFailure } from "./relay-stream.js";
 import { writeError, writeJson } from "./respond.js";
 import type { Approval } from "../state/store.js";
 import type { Runtime } from "./runtime.js";
@@ -324,8 +324,8 @@ export async function handleCall(
     if (outcome.clientClosed) {
       state.status = 499;
       state.error = new GatewayError(499, "client_closed", "the client closed the connection before the answer ended");
-    } else if (outcome.error !== null) {
-      state.error = outcome.error;
+    } else {
+      state.error = streamFailure(outcome);
     }
     const calls = outcome.accumulator.toolCalls();
     draft.toolCalls = calls.map((c) => c.name);

@@ -1,6 +1,6 @@
 import type { ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
-import { GatewayError } from "../http/errors.js";
+import { clipped, GatewayError } from "../http/errors.js";
 import { StreamAccumulator, type ToolCall } from "../openai/answer.js";
 import { eventData, SseSplitter } from "../openai/sse.js";
 import { upstreamError } from "../upstream/forward.js";
@@ -22,6 +22,16 @@ export interface RelayOutcome {
   /** The stream ended with a governance or upstream error event. */
   error: GatewayError | null;
   clientClosed: boolean;
+}
+
+/**
+ * How the stream ended, for its audit record: the gateway's own error event, or else one the
+ * upstream sent in the stream (relayed to the client as sent), as `upstream_error`.
+ */
+export function streamFailure(outcome: RelayOutcome): GatewayError | null {
+  if (outcome.error !== null) return outcome.error;
+  const failure = outcome.accumulator.failure;
+  return failure === null ? null : new GatewayError(502, "upstream_error", `the upstream ended the stream with an error: ${clipped(failure)}`);
 }
 
 /**

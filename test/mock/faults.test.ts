@@ -99,6 +99,25 @@ describe("timing and stream faults", () => {
     expect(mock.aborts).toBe(0);
   });
 
+  it("error_after:N ends a stream with the API's own in-stream error event, which the SDK raises", async () => {
+    const stream = await client.chat.completions.create({ model: "m", messages: ask("tokens:10 chunks:10 error_after:2"), stream: true });
+    const seen: unknown[] = [];
+    const failure = await (async () => {
+      for await (const c of stream) seen.push(c);
+    })().catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(APIError);
+    expect(String((failure as APIError).message)).toContain("(mock)");
+    expect(seen).toHaveLength(2);
+    const responses = await fetch(`${mock.url}/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "m", input: "tokens:10 chunks:10 error_after:3", stream: true }),
+    });
+    const text = await responses.text();
+    expect(text.trimEnd().split("\n\n")).toHaveLength(4);
+    expect(text).toContain('event: error\ndata: {"type":"error","message":"The server had an error while processing your request (mock).","code":"server_error"');
+  });
+
   it("reset_after on a non-stream request drops the connection without a response", async () => {
     await expect(client.chat.completions.create({ model: "m", messages: ask("reset_after:0") })).rejects.toThrow(/Connection error/);
   });

@@ -127,4 +127,18 @@ describe("answer inspection", () => {
     acc.observe({ type: "response.output_item.done", output_index: 0, item: { type: "local_shell_call", action } });
     expect(acc.toolCalls()).toEqual([{ name: "local_shell", arguments: JSON.stringify(action) }]);
   });
+
+  it("notes an error event the upstream sent in the stream: chat's error chunk, Responses' error and response.failed", () => {
+    const chat = new StreamAccumulator();
+    chat.observe({ choices: [{ delta: { content: "hi" } }] });
+    expect(chat.failure).toBeNull();
+    chat.observe({ error: { message: "overloaded", type: "server_error" } });
+    expect(chat.failure).toBe("overloaded");
+    const errorEvent = new StreamAccumulator();
+    errorEvent.observe({ type: "error", code: "server_error", message: "" });
+    expect(errorEvent.failure).toBe("server_error");
+    const failed = new StreamAccumulator();
+    failed.observe({ type: "response.failed", response: { error: { code: "server_error", message: "boom" }, usage: { input_tokens: 3, output_tokens: 0 } } });
+    expect([failed.failure, failed.done, failed.usage]).toEqual(["boom", true, { input_tokens: 3, output_tokens: 0 }]);
+  });
 });

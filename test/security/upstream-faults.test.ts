@@ -130,6 +130,26 @@ describe("upstream faults", () => {
     await settledAndAudited(out, 200, "upstream_error");
   });
 
+  it("an error event the upstream sends in its stream reaches the client as sent and is audited as upstream_error", async () => {
+    const out = await solo("tokens:10 chunks:10 error_after:3", { stream: true });
+    expect(out.status).toBe(200);
+    // The upstream's own event, once: the gateway adds none of its own.
+    expect(out.text.match(/"error"/g)).toHaveLength(1);
+    expect(out.text).toContain('"code":"server_error"');
+    await settledAndAudited(out, 200, "upstream_error");
+    const record = (await g.records()).find((r) => r.id === out.id);
+    expect(record?.error_message).toContain("(mock)");
+    expect(record?.output_tokens).toBeGreaterThan(0);
+    // A Responses stream's `event: error` is read the same way.
+    const res = await g.request("/v1/responses", {
+      method: "POST",
+      headers: bearer(SECRETS.solo),
+      body: JSON.stringify({ model: "gpt-4o-mini", input: "tokens:10 chunks:10 error_after:3", stream: true }),
+    });
+    expect(res.text).toContain("event: error");
+    await settledAndAudited({ status: res.status, text: res.text, id: String(res.headers["x-request-id"]), rateLimit: undefined }, 200, "upstream_error");
+  });
+
   it("a malformed upstream event ends the stream with one upstream_error event, never relayed as it came", async () => {
     const out = await solo("tokens:6 chunks:3 malformed_sse", { stream: true });
     expect(out.status).toBe(200);
