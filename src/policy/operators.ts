@@ -65,6 +65,7 @@ export function compileOperator(
         report(sink, path, `\`${op}\` takes a number, got ${quote(operand)}`);
         return undefined;
       }
+      if (!withinRange(operand, attribute, op, path, sink)) return undefined;
       return compareTest(op, operand);
     }
     case "matches": {
@@ -171,7 +172,39 @@ function checkScalar(
     report(sink, path, `\`${attribute}\` is a ${describeKind(kind)}, so ${quote(operand)} can never match`);
     return false;
   }
-  return true;
+  return typeof operand !== "number" || withinRange(operand, attribute, op, path, sink);
+}
+
+/** The attributes with a fixed range of whole numbers. */
+const RANGES: Readonly<Record<string, { min: number; max: number; what: string }>> = {
+  hour: { min: 0, max: 23, what: "a whole hour from 0 to 23 (UTC)" },
+  weekday: { min: 1, max: 7, what: "a whole day from 1 (Monday) to 7 (Sunday)" },
+};
+
+/** An operand that leaves a condition on a ranged attribute unable ever to hold is a config error, like a type mismatch. */
+function withinRange(operand: number, attribute: string, op: Operator, path: string, sink: IssueSink): boolean {
+  const range = RANGES[attribute];
+  if (range === undefined || !neverHolds(op, operand, range)) return true;
+  report(sink, path, `\`${attribute}\` is ${range.what}, so \`${op}: ${operand}\` can never match`);
+  return false;
+}
+
+function neverHolds(op: Operator, operand: number, range: { min: number; max: number }): boolean {
+  switch (op) {
+    case "gt":
+      return operand >= range.max;
+    case "gte":
+      return operand > range.max;
+    case "lt":
+      return operand <= range.min;
+    case "lte":
+      return operand < range.min;
+    case "eq":
+    case "in":
+      return !Number.isInteger(operand) || operand < range.min || operand > range.max;
+    default:
+      return false;
+  }
 }
 
 function describeKind(kind: AttributeKind): string {

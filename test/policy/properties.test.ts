@@ -28,10 +28,15 @@ function scalarFor(kind: string): fc.Arbitrary<string | number | boolean> {
   }
 }
 
+/** The attributes of a fixed range: an operand that can never match there is a config error. */
+const RANGED: Record<string, { min: number; max: number }> = { hour: { min: 0, max: 23 }, weekday: { min: 1, max: 7 } };
+
 /** One valid `{ op: operand }` for an attribute. */
 function operatorFor(attribute: string): fc.Arbitrary<Record<string, unknown>> {
   const kind = kindOf(attribute);
-  const scalar = scalarFor(kind);
+  const range = RANGED[attribute];
+  const scalar = range === undefined ? scalarFor(kind) : fc.integer(range);
+  const bound = range === undefined ? fc.integer({ min: -2, max: 30 }) : fc.integer({ min: range.min + 1, max: range.max - 1 });
   // A list never equals one value: the compiler refuses eq / ne on one.
   const options: fc.Arbitrary<Record<string, unknown>>[] = [
     ...(kind === "list" ? [] : [scalar.map((value) => ({ eq: value })), scalar.map((value) => ({ ne: value }))]),
@@ -42,7 +47,7 @@ function operatorFor(attribute: string): fc.Arbitrary<Record<string, unknown>> {
   ];
   if (kind === "number" || kind === "any") {
     for (const op of ["gt", "gte", "lt", "lte"]) {
-      options.push(fc.integer({ min: -2, max: 30 }).map((value) => ({ [op]: value })));
+      options.push(bound.map((value) => ({ [op]: value })));
     }
   }
   if (kind === "string" || kind === "list" || kind === "any") {
