@@ -18,11 +18,11 @@ export function promptParts(body: unknown): string[] {
       if (!isRecord(message)) continue;
       collectContent(message.content, texts);
       if (typeof message.refusal === "string") texts.push(message.refusal);
-      collectArguments(message.function_call, texts);
+      if (isRecord(message.function_call)) collectArguments(message.function_call.arguments, texts);
       if (Array.isArray(message.tool_calls)) {
         for (const call of message.tool_calls) {
           if (!isRecord(call)) continue;
-          collectArguments(call.function, texts);
+          if (isRecord(call.function)) collectArguments(call.function.arguments, texts);
           if (isRecord(call.custom) && typeof call.custom.input === "string") texts.push(call.custom.input);
         }
       }
@@ -36,7 +36,7 @@ export function promptParts(body: unknown): string[] {
       else if (isRecord(item)) {
         collectContent(item.content, texts);
         collectContent(item.output, texts);
-        if (typeof item.arguments === "string") texts.push(item.arguments);
+        collectArguments(item.arguments, texts);
         // A custom tool's call carries its free-form input as a string.
         if (typeof item.input === "string") texts.push(item.input);
       }
@@ -52,13 +52,39 @@ function collectContent(content: unknown, texts: string[]): void {
   }
   if (!Array.isArray(content)) return;
   for (const part of content) {
-    if (isRecord(part) && typeof part.text === "string") texts.push(part.text);
+    if (!isRecord(part)) continue;
+    if (typeof part.text === "string") texts.push(part.text);
+    if (typeof part.refusal === "string") texts.push(part.refusal);
   }
 }
 
-/** A chat tool call's `function` (or a legacy `function_call`): its arguments string. */
-function collectArguments(fn: unknown, texts: string[]): void {
-  if (isRecord(fn) && typeof fn.arguments === "string") texts.push(fn.arguments);
+/**
+ * A tool call's arguments: JSON text as the model wrote it, and where it holds escapes (`\u0040` for
+ * `@`), the strings it decodes to as well, so no escape hides a value from the rules and the PII scan.
+ */
+function collectArguments(args: unknown, texts: string[]): void {
+  if (typeof args !== "string") return;
+  texts.push(args);
+  if (!args.includes("\\")) return;
+  try {
+    collectStrings(JSON.parse(args), texts);
+  } catch {
+    // Not JSON: the text as written is all there is.
+  }
+}
+
+/** The strings in a parsed JSON value, in document order; a loop, not recursion: arguments are the model's or client's, of any depth. */
+function collectStrings(root: unknown, texts: string[]): void {
+  const pending: unknown[] = [root];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (typeof value === "string") texts.push(value);
+    else if (Array.isArray(value)) for (let i = value.length - 1; i >= 0; i--) pending.push(value[i]);
+    else if (isRecord(value)) {
+      const keys = Object.keys(value);
+      for (let i = keys.length - 1; i >= 0; i--) pending.push(value[keys[i] as string]);
+    }
+  }
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

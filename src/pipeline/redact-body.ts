@@ -8,17 +8,35 @@ const isRecord = (value: unknown): value is Json => typeof value === "object" &&
 function redactContent(content: unknown, detectors: Detectors): unknown {
   if (typeof content === "string") return redactPii(content, detectors);
   if (!Array.isArray(content)) return content;
-  return content.map((part) => (isRecord(part) && typeof part.text === "string" ? { ...part, text: redactPii(part.text, detectors) } : part));
+  return content.map((part) => (isRecord(part) ? redactStrings(part, ["text", "refusal"], detectors) : part));
 }
 
-/** A copy of `record` with each named member that is a string masked; the others kept as they are. */
-function redactStrings(record: Json, names: readonly string[], detectors: Detectors): Json {
+/**
+ * Tool-call arguments: masked as written, unless escapes (`\u0040`) hide what the detectors would
+ * find; then the JSON is decoded, its strings masked, and written again.
+ */
+function redactArguments(args: string, detectors: Detectors): string {
+  const masked = redactPii(args, detectors);
+  if (!args.includes("\\")) return masked;
+  try {
+    const parsed: unknown = JSON.parse(args);
+    const decoded = JSON.stringify(parsed);
+    const redacted = JSON.stringify(parsed, (_key, value: unknown) => (typeof value === "string" ? redactPii(value, detectors) : value));
+    return redacted === decoded ? masked : redacted;
+  } catch {
+    // Not JSON, or nested past what the serialiser takes: the text as written is all there is.
+    return masked;
+  }
+}
+
+/** A copy of `record` with each named member that is a string masked (by `mask`); the others kept as they are. */
+function redactStrings(record: Json, names: readonly string[], detectors: Detectors, mask: (text: string, detectors: Detectors) => string = redactPii): Json {
   let out = record;
   for (const name of names) {
     const value = record[name];
     if (typeof value === "string") {
       if (out === record) out = { ...record };
-      out[name] = redactPii(value, detectors);
+      out[name] = mask(value, detectors);
     }
   }
   return out;
@@ -28,7 +46,7 @@ function redactStrings(record: Json, names: readonly string[], detectors: Detect
 function redactToolCall(call: unknown, detectors: Detectors): unknown {
   if (!isRecord(call)) return call;
   let out = call;
-  if (isRecord(call.function)) out = { ...out, function: redactStrings(call.function, ["arguments"], detectors) };
+  if (isRecord(call.function)) out = { ...out, function: redactStrings(call.function, ["arguments"], detectors, redactArguments) };
   if (isRecord(call.custom)) out = { ...out, custom: redactStrings(call.custom, ["input"], detectors) };
   return out;
 }
@@ -37,7 +55,7 @@ function redactMessage(message: unknown, detectors: Detectors): unknown {
   if (!isRecord(message)) return message;
   const out = redactStrings({ ...message, content: redactContent(message.content, detectors) }, ["refusal"], detectors);
   if (message.content === undefined) delete out.content;
-  if (isRecord(message.function_call)) out.function_call = redactStrings(message.function_call, ["arguments"], detectors);
+  if (isRecord(message.function_call)) out.function_call = redactStrings(message.function_call, ["arguments"], detectors, redactArguments);
   if (Array.isArray(message.tool_calls)) out.tool_calls = message.tool_calls.map((call: unknown) => redactToolCall(call, detectors));
   return out;
 }
@@ -46,7 +64,7 @@ function redactMessage(message: unknown, detectors: Detectors): unknown {
 function redactInputItem(item: unknown, detectors: Detectors): unknown {
   if (typeof item === "string") return redactPii(item, detectors);
   if (!isRecord(item)) return item;
-  const out = { ...redactStrings(item, ["arguments", "input"], detectors) };
+  const out = { ...redactStrings(redactStrings(item, ["arguments"], detectors, redactArguments), ["input"], detectors) };
   if ("content" in item) out.content = redactContent(item.content, detectors);
   if ("output" in item) out.output = redactContent(item.output, detectors);
   return out;

@@ -29,6 +29,19 @@ describe("extractPromptText", () => {
     expect(extractPromptText(body)).toBe('{"email":"bob@example.com"}\nrm -rf /prod\n{"ssn":"123-45-6789"}\nI will not share 4111 1111 1111 1111\nok');
   });
 
+  test("arguments with escapes add the strings they decode to; refusal parts are text", () => {
+    const body = {
+      messages: [
+        { role: "assistant", tool_calls: [{ function: { name: "mail", arguments: '{"to":"bob\\u0040example.com","cc":["x"]}' } }] },
+        { role: "assistant", content: [{ type: "refusal", refusal: "not that" }] },
+      ],
+    };
+    expect(extractPromptText(body)).toBe('{"to":"bob\\u0040example.com","cc":["x"]}\nbob@example.com\nx\nnot that');
+    // Of any depth, without recursion.
+    const deep = `${"[".repeat(200_000)}"a\\u0041"${"]".repeat(200_000)}`;
+    expect(extractPromptText({ input: [{ type: "function_call", arguments: deep }] }).endsWith("\naA")).toBe(true);
+  });
+
   test("responses: instructions, then the input string or items' text and tool outputs", () => {
     expect(extractPromptText({ instructions: "be brief", input: "hello" })).toBe("be brief\nhello");
     const items = [

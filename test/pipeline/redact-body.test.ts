@@ -59,4 +59,21 @@ describe("redactRequestBody", () => {
     redactRequestBody(body, PII_TYPES);
     expect(body).toEqual({ messages: [null, 5, { role: "assistant", tool_calls: [null, { function: 3 }], function_call: "x" }], input: [null, 7] });
   });
+
+  test("arguments whose escapes hide PII are decoded, masked and written again; refusal parts are masked", () => {
+    const hidden = '{"to":"bob\\u0040example.com","n":1}';
+    const body: Record<string, unknown> = {
+      messages: [
+        { role: "assistant", tool_calls: [{ id: "c1", type: "function", function: { name: "mail", arguments: hidden } }] },
+        { role: "assistant", content: [{ type: "refusal", refusal: `no, ${EMAIL}` }] },
+        { role: "assistant", tool_calls: [{ id: "c2", type: "function", function: { name: "f", arguments: '{"note":"caf\\u00e9"}' } }] },
+      ],
+    };
+    redactRequestBody(body, PII_TYPES);
+    const messages = body.messages as Array<{ tool_calls?: Array<{ function: { arguments: string } }>; content?: unknown }>;
+    expect(JSON.parse(messages[0]!.tool_calls![0]!.function.arguments)).toEqual({ to: "[REDACTED:email]", n: 1 });
+    expect(messages[1]!.content).toEqual([{ type: "refusal", refusal: "no, [REDACTED:email]" }]);
+    // Nothing to mask: the arguments stay exactly as written, escapes and all.
+    expect(messages[2]!.tool_calls![0]!.function.arguments).toBe('{"note":"caf\\u00e9"}');
+  });
 });
