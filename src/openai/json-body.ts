@@ -6,7 +6,8 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 /** One open object or array of the scan: an object's keys so far and the member being read, an array's index. */
 interface Frame {
   object: boolean;
-  keys: string[];
+  /** Null until the first key: most frames of a call body are arrays or small objects. */
+  keys: string[] | null;
   /** The keys as a set once an object has many (a long schema's `properties`): no quadratic search. */
   seen: Set<string> | null;
   key: string;
@@ -52,6 +53,10 @@ function repeats(frame: Frame, key: string): boolean {
     frame.seen.add(key);
     return false;
   }
+  if (frame.keys === null) {
+    frame.keys = [key];
+    return false;
+  }
   if (frame.keys.includes(key)) return true;
   frame.keys.push(key);
   if (frame.keys.length > MANY_KEYS) frame.seen = new Set(frame.keys);
@@ -81,7 +86,7 @@ export function scanJson(text: string, limit: number): JsonScan {
       }
       i = end;
     } else if (c === 123 || c === 91) {
-      stack.push({ object: c === 123, keys: [], seen: null, key: "", expectKey: c === 123, index: 0 });
+      stack.push({ object: c === 123, keys: null, seen: null, key: "", expectKey: c === 123, index: 0 });
       if (stack.length > depth) {
         depth = stack.length;
         if (depth > limit) return { depth, duplicate: null };

@@ -87,19 +87,25 @@ export function mergeDecisions(decisions: readonly Decision[], ruleOrder: Readon
     if (higher || (decision.effect === winner.effect && rank(decision) < rank(winner))) winner = decision;
     auditBodies = raiseAuditLevel(auditBodies, decision.constraints["audit_bodies"]);
   }
-  const byOrder = (a: number, b: number): number => a - b;
   // Stable: decisions of equal rank keep the call's first, then the tools' in order.
-  const ordered = [...decisions].sort((a, b) => byOrder(rank(a), rank(b)));
-  const inConfigOrder = (names: string[]): readonly string[] =>
-    unique(names).slice().sort((a, b) => byOrder(ruleOrder.get(a) ?? Number.MAX_SAFE_INTEGER, ruleOrder.get(b) ?? Number.MAX_SAFE_INTEGER));
+  const ordered = inOrder(decisions, rank);
+  const nameRank = (name: string): number => ruleOrder.get(name) ?? Number.MAX_SAFE_INTEGER;
   return {
     effect: winner.effect,
     rule: winner.rule,
     reason: winner.reason,
-    matched: inConfigOrder(decisions.flatMap((decision) => decision.matched)),
+    matched: inOrder(unique(decisions.flatMap((decision) => decision.matched)), nameRank),
     constraints: combineConstraints(ordered, winner.effect, auditBodies),
-    dry_run_rules: inConfigOrder(decisions.flatMap((decision) => decision.dry_run_rules)),
+    dry_run_rules: inOrder(unique(decisions.flatMap((decision) => decision.dry_run_rules)), nameRank),
   };
+}
+
+/** `items` sorted by `rank` (stably), the list itself where it is in order already, as it mostly is. */
+function inOrder<T>(items: readonly T[], rank: (item: T) => number): readonly T[] {
+  for (let i = 1; i < items.length; i++) {
+    if (rank(items[i] as T) < rank(items[i - 1] as T)) return [...items].sort((a, b) => rank(a) - rank(b));
+  }
+  return items;
 }
 
 /** The constraints of the winning effect's rules (or decisions), in order, and the highest audit level of all. */
