@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { Principal } from "../auth/keys.js";
 import type { Subject } from "../config/schema.js";
 import type { Env } from "../http/app.js";
-import { GatewayError } from "../http/errors.js";
+import { clipped, GatewayError } from "../http/errors.js";
 import { planLimits } from "../limits/plan.js";
 import { lazyPrompt } from "../pii/index.js";
 import { ATTRIBUTE_NAMES } from "../policy/attributes.js";
@@ -190,6 +190,13 @@ async function evaluateRoute(c: AdminContext, deps: AdminDeps): Promise<Response
   const principal = services.shared.keys.byId.get(body.key_id);
   if (principal === undefined) throw new GatewayError(404, "not_found", `no key \`${body.key_id}\``, { param: "key_id" });
   const runtime = services.current();
+  // A live call to a model not served is 404 before any rule is read: so is its evaluation.
+  const model = body.request?.model;
+  if (typeof model === "string" && !Object.hasOwn(runtime.config.models, model)) {
+    throw new GatewayError(404, "model_not_found", `the model \`${clipped(model)}\` is not served (not in \`models\`): a call to it gets 404 before any rule`, {
+      param: "request.model",
+    });
+  }
   const facts = buildEvaluationFacts(runtime, principal, body.request, body.action, body.facts, services.clock());
   // The key's real usage, as a live call would see it; explicit `facts` still win.
   await prefetchUsage(services, runtime.policy.attributes, facts, principal, null);

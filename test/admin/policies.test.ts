@@ -53,6 +53,11 @@ describe("POST /admin/policies/evaluate", () => {
     expect((await evaluate({ key_id: "alice-dev", request: chat("gpt-4o-mini") })).json).toMatchObject({ effect: "ALLOW", rule: null });
   });
 
+  it("answers a model that is not served as a live call would, 404 model_not_found", async () => {
+    const reply = await evaluate({ key_id: "alice-dev", request: chat("gpt-9") });
+    expectError(reply, 404, "model_not_found", "request.model");
+  });
+
   it("evaluates a tool call from facts, and facts override usage", async () => {
     const tool = await evaluate({
       key_id: "alice-dev",
