@@ -90,11 +90,13 @@ export function mergeDecisions(decisions: readonly Decision[], ruleOrder: Readon
   // Stable: decisions of equal rank keep the call's first, then the tools' in order.
   const ordered = inOrder(decisions, rank);
   const nameRank = (name: string): number => ruleOrder.get(name) ?? Number.MAX_SAFE_INTEGER;
+  const matched = inOrder(unique(decisions.flatMap((decision) => decision.matched)), nameRank);
   return {
     effect: winner.effect,
     rule: winner.rule,
-    reason: winner.reason,
-    matched: inOrder(unique(decisions.flatMap((decision) => decision.matched)), nameRank),
+    // default_effect decided, though rules of other effects matched (a stripped tool's DENY, say): "no rule matched" would be untrue.
+    reason: winner.rule === null && matched.length > 0 ? `no ${winner.effect} rule matched; default_effect ${winner.effect}` : winner.reason,
+    matched,
     constraints: combineConstraints(ordered, winner.effect, auditBodies),
     dry_run_rules: inOrder(unique(decisions.flatMap((decision) => decision.dry_run_rules)), nameRank),
   };

@@ -243,7 +243,8 @@ describe("tool.register", () => {
     expect(record.tools_declared).toEqual(["web_search", "read_file"]);
     expect(record.tools_stripped).toEqual(["web_search"]);
     // Stripped, the tool's DENY does not shape the call: its constraints are not the decision's.
-    expect(record.decision).toMatchObject({ effect: "ALLOW" });
+    // The default decided: the reason says no ALLOW rule matched, not that no rule did (the strip rule did).
+    expect(record.decision).toMatchObject({ effect: "ALLOW", rule: null, reason: "no ALLOW rule matched; default_effect ALLOW", matched: ["no_web_search"] });
     expect((record.decision as { constraints: Record<string, unknown> }).constraints.on_deny).toBeUndefined();
     expect(record.tool_decisions).toContainEqual(expect.objectContaining({ action: "tool.register", tool: "web_search", effect: "DENY" }));
   });
