@@ -39,6 +39,24 @@ interface Scripts {
 }
 
 const LEVEL_KEYS = 9;
+
+interface UnsentSettle {
+  request: SettleRequest;
+  now: number;
+  since: number;
+}
+
+const SETTLE_RETRY_MS = 1000;
+/** An outage longer than this leaves the reservations it caught charged (the audit still has the actual cost). */
+const SETTLE_RETRY_FOR_MS = 30 * 60_000;
+/** A bound on what waits, so a long outage under load cannot grow memory without end. */
+const MAX_UNSENT = 100_000;
+
+/** ioredis refused the command before sending it: the connection was down (offline queue off) or closed. */
+function neverSent(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : "";
+  return message.startsWith("Stream isn't writeable") || message === "Connection is closed.";
+}
 const QUIT_TIMEOUT_MS = 1000;
 
 /** A change announced on the channel; `from` lets a replica skip its own echo (it told its listeners already). */
@@ -58,6 +76,10 @@ export class RedisStore implements StateStore {
   private readonly listeners: Array<(change: StateChange) => void> = [];
   private readonly origin = randomUUID();
   private readonly subscription: Promise<void>;
+  /** Settles Redis never received while it was away: retried until they land (see `settle`). */
+  private readonly unsent: UnsentSettle[] = [];
+  private retryTimer: NodeJS.Timeout | null = null;
+  private closed = false;
 
   constructor(
     private readonly redis: Redis,
@@ -91,9 +113,43 @@ export class RedisStore implements StateStore {
     return reserveResultFrom(await this.scripts.sparkReserve(...keys, ...reserveArgs(request, now)));
   }
 
+  /**
+   * A settle that never reached Redis (it was down: the command was refused before it was sent) is
+   * kept and retried in the background until it lands, so a level is not left charged the call's
+   * worst case for good; the caller still hears of the failure. One whose outcome is unknown (a
+   * timeout: it may have run) is not retried, since a settle applied twice would undercharge.
+   */
   async settle(request: SettleRequest, now: number): Promise<void> {
+    try {
+      await this.runSettle(request, now);
+    } catch (error) {
+      if (neverSent(error)) this.retryLater({ request, now, since: Date.now() });
+      throw error;
+    }
+  }
+
+  private async runSettle(request: SettleRequest, now: number): Promise<void> {
     const keys = this.names.level(request.level, now);
     await this.scripts.sparkSettle(...keys, ...settleArgs(request, now));
+  }
+
+  private retryLater(settle: UnsentSettle): void {
+    if (this.unsent.length < MAX_UNSENT) this.unsent.push(settle);
+    this.retryTimer ??= setTimeout(() => void this.retryUnsent(), SETTLE_RETRY_MS).unref();
+  }
+
+  private async retryUnsent(): Promise<void> {
+    const due = this.unsent.splice(0);
+    for (const settle of due) {
+      const elapsed = Date.now() - settle.since;
+      try {
+        // The caller's clock, moved on by the time the settle waited.
+        await this.runSettle(settle.request, settle.now + elapsed);
+      } catch (error) {
+        if (neverSent(error) && elapsed < SETTLE_RETRY_FOR_MS) this.unsent.push(settle);
+      }
+    }
+    this.retryTimer = this.unsent.length === 0 || this.closed ? null : setTimeout(() => void this.retryUnsent(), SETTLE_RETRY_MS).unref();
   }
 
   async usage(level: string, now: number): Promise<Usage> {
@@ -231,6 +287,9 @@ export class RedisStore implements StateStore {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     await Promise.all([quitRedis(this.redis), quitRedis(this.subscriber)]);
   }
 

@@ -10,10 +10,15 @@ export interface RedisHandle {
   port: number;
   /** Graceful shutdown (SIGTERM). */
   stop(): Promise<void>;
-  /** Crash simulation: SIGKILL, no shutdown work, state is lost (no persistence). */
+  /** Crash simulation: SIGKILL, no shutdown work; state is lost unless `durable`. */
   kill9(): Promise<void>;
-  /** Stops if running, then starts a fresh empty server on the same port. */
+  /** Stops if running, then starts a server on the same port: empty, or as it was where `durable`. */
   restart(): Promise<void>;
+}
+
+export interface RedisOptions {
+  /** An append-only file in the server's dir, so a restart after a graceful stop keeps the data. */
+  durable?: boolean;
 }
 
 function findBinary(): string | undefined {
@@ -25,7 +30,7 @@ function findBinary(): string | undefined {
  * Starts a throwaway redis-server. Returns null when the binary is absent so
  * local runs can `it.skipIf(!redis)`; under CI a missing binary is a failure.
  */
-export async function startRedis(): Promise<RedisHandle | null> {
+export async function startRedis(options: RedisOptions = {}): Promise<RedisHandle | null> {
   const bin = findBinary();
   if (bin === undefined) {
     if (process.env.CI) throw new Error("redis-server binary not found (set REDIS_SERVER_BIN); required under CI");
@@ -37,8 +42,9 @@ export async function startRedis(): Promise<RedisHandle | null> {
 
   const launch = async (): Promise<void> => {
     mkdirSync(dir, { recursive: true });
-    // No persistence: every (re)start is empty, which is what crash tests assume.
-    const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir];
+    // No persistence unless asked: every (re)start is empty, which is what crash tests assume.
+    const persistence = options.durable === true ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"];
+    const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", ...persistence, "--dir", dir];
     proc = await startProcess(bin, args);
     try {
       await waitForPing(port, 10_000, () => proc?.exited === true);

@@ -70,6 +70,30 @@ describe.skipIf(server === null)("redis store", () => {
     }
   });
 
+  it("retries a settle Redis never received while it was down, so the level is not left charged the worst case", async () => {
+    const own = await startRedis({ durable: true });
+    if (own === null) return;
+    const store = await createRedisStore(own.url, "unsent:");
+    const request = reserveRequest("key:unsent", limits({ dailyMicros: 1_000_000 }), { inputMicros: 40, outputPricePer1M: 1_000_000, outputTokens: 100 });
+    try {
+      const granted = await store.reserve(request, T0);
+      expect(granted.ok).toBe(true);
+      const reserved = (await store.usage("key:unsent", T0)).dailyMicros;
+      expect(reserved).toBeGreaterThan(40);
+      // Killed, not stopped: the append-only file (fsynced on every write) keeps the data for the restart.
+      await own.kill9();
+      await expect(store.settle(settleRequest(request, granted, T0, { actualMicros: 40 }), T0)).rejects.toThrow();
+      await own.restart();
+      // Landed by itself once the server was back: the worst case replaced by the actual cost, once.
+      await vi.waitFor(async () => expect((await store.usage("key:unsent", T0)).dailyMicros).toBe(40), { timeout: 10_000, interval: 200 });
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect((await store.usage("key:unsent", T0)).dailyMicros).toBe(40);
+    } finally {
+      await store.close();
+      await own.stop();
+    }
+  });
+
   it("fails fast while the server is down and recovers by itself after a restart", async () => {
     const own = await startRedis();
     if (own === null) return;
