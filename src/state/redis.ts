@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Redis, type RedisOptions } from "ioredis";
 import { APPROVAL_TRANSITION_LUA, DELETE_AND_PUBLISH_LUA } from "./lua/approval.js";
 import { PUT_KEY_LUA } from "./lua/keys.js";
@@ -47,6 +48,7 @@ interface UnsentSettle {
 }
 
 const SETTLE_RETRY_MS = 1000;
+const SUBSCRIBE_RETRY_MS = 1000;
 /** An outage longer than this leaves the reservations it caught charged (the audit still has the actual cost). */
 const SETTLE_RETRY_FOR_MS = 30 * 60_000;
 /** A bound on what waits, so a long outage under load cannot grow memory without end. */
@@ -98,9 +100,26 @@ export class RedisStore implements StateStore {
     redis.defineCommand("sparkTakeToolCalls", { numberOfKeys: 1, lua: TAKE_TOOL_CALLS_LUA });
     this.scripts = redis as unknown as Scripts;
     subscriber.on("message", (channel: string, message: string) => this.received(channel, message));
-    this.subscription = subscriber.subscribe(this.names.changes).then(() => undefined);
-    // A failed subscription only costs prompt reloads (replicas also refresh periodically); awaiters see it.
-    this.subscription.catch(() => undefined);
+    this.subscription = this.subscribeWhenReady();
+  }
+
+  /**
+   * Subscribes once the connection is ready, and again after a failure, until it holds (ioredis then
+   * renews it on every reconnect). Sent while the connection was still being set up, a SUBSCRIBE
+   * could race the client's own ready check, fail it, and leave the replica hearing of changes only
+   * through its periodic refresh.
+   */
+  private async subscribeWhenReady(): Promise<void> {
+    while (!this.closed) {
+      // Not `events.once`, which would reject on the connection errors the client recovers from by itself.
+      if (this.subscriber.status !== "ready") await new Promise((resolve) => this.subscriber.once("ready", resolve));
+      try {
+        await this.subscriber.subscribe(this.names.changes);
+        return;
+      } catch {
+        await sleep(SUBSCRIBE_RETRY_MS, undefined, { ref: false });
+      }
+    }
   }
 
   /** Resolves once changes from other replicas are being received. */

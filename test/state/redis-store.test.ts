@@ -70,6 +70,29 @@ describe.skipIf(server === null)("redis store", () => {
     }
   });
 
+  it("subscribes to the change channel on every start, its SUBSCRIBE never racing the connection's setup", async () => {
+    const own = await startRedis();
+    if (own === null) return;
+    const admin = new Redis(own.url);
+    try {
+      for (let start = 0; start < 20; start++) {
+        const store = await createRedisStore(own.url, `start${start}:`);
+        try {
+          await store.subscribed();
+          // Long enough for a ready check the SUBSCRIBE raced to fail and drop the connection (about 1 start in 40 did).
+          await new Promise((resolve) => setTimeout(resolve, 250));
+          const [, subscribers] = (await admin.pubsub("NUMSUB", `start${start}:changes`)) as [string, number];
+          expect(Number(subscribers), `start ${start}`).toBe(1);
+        } finally {
+          await store.close();
+        }
+      }
+    } finally {
+      admin.disconnect();
+      await own.stop();
+    }
+  });
+
   it("retries a settle Redis never received while it was down, so the level is not left charged the worst case", async () => {
     const own = await startRedis({ durable: true });
     if (own === null) return;
