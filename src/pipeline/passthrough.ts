@@ -8,13 +8,14 @@ import { forward, upstreamUrl } from "../upstream/forward.js";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/headers.js";
 import type { AuditDraft } from "./audit-draft.js";
 import { authenticate } from "./call.js";
-import { readBody } from "./read-body.js";
 import { writeError, writeOpenHead } from "./respond.js";
 import type { Services } from "./services.js";
 
 /**
  * A path listed under `passthrough`: authenticated, rate-limited and audited, relayed as it is and
- * not priced (its rate counters are the key's own, with no token or money charge).
+ * not priced (its rate counters are the key's own, with no token or money charge). Bodies stream
+ * both ways, never held whole: a file upload is as large as the upstream takes (not capped by
+ * `max_body_bytes`, which bounds the bodies the gateway itself must read).
  */
 export async function handlePassthrough(
   services: Services,
@@ -32,18 +33,20 @@ export async function handlePassthrough(
     const config = runtime.config;
     const principal = authenticate(services, incoming, services.clock(), draft);
     const method = incoming.method ?? "GET";
-    const body = method === "GET" || method === "HEAD" ? null : await readBody(incoming, config.server.max_body_bytes);
+    const length = incoming.headers["content-length"];
+    const hasBody = method !== "GET" && method !== "HEAD" && (incoming.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0"));
     const plan = requestLimitsOnly(planLimits(config, principal, null));
     reservation = await reserveAll(services.store, plan, { inputTokens: 0, inputMicros: 0, outputPricePer1M: 0, outputTokens: 0 }, services.clock());
     services.leases.hold(reservation);
     const upstreamName = config.passthrough.upstream ?? Object.keys(config.upstreams)[0]!;
     const upstream = runtime.upstreams.get(upstreamName)!;
-    const headers = upstreamRequestHeaders(incoming.headers, upstream.apiKey, body === null ? null : body.length, config.sessions.header);
-    if (body !== null && incoming.headers["content-type"] !== undefined) headers["content-type"] = String(incoming.headers["content-type"]);
+    const headers = upstreamRequestHeaders(incoming.headers, upstream.apiKey, null, config.sessions.header);
+    // The client's length where it sent one; else undici sends the streamed body chunked.
+    if (hasBody && length !== undefined) headers["content-length"] = length;
     const controller = new AbortController();
     res.on("close", () => controller.abort());
     const sentAt = services.clock();
-    const response = await forward(upstream, upstreamUrl(upstream, draft.path, search), method, headers, body, controller.signal);
+    const response = await forward(upstream, upstreamUrl(upstream, draft.path, search), method, headers, hasBody ? incoming : null, controller.signal);
     draft.upstreamMs = services.clock() - sentAt;
     status = response.status;
     const answerHeaders = pushRateHeaders(clientResponseHeaders(response.headers, null), reservation.rate);

@@ -68,7 +68,8 @@ export async function forward(
   url: UpstreamLocation,
   method: string,
   headers: Record<string, string>,
-  body: Buffer | null,
+  /** Whole, or streamed as it arrives (passthrough). */
+  body: Buffer | Readable | null,
   /** An AbortSignal or an EventEmitter with `aborted` and an `abort` event: undici takes both. */
   signal: Dispatcher.RequestOptions["signal"],
 ): Promise<UpstreamResponse> {

@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { limits, reserveRequest, settleRequest } from "../state/fixtures.js";
 import { auditRecords, type Harness, KEYS, keyEntry, MODELS, startHarness } from "./harness.js";
@@ -35,6 +36,34 @@ describe("passthrough paths", () => {
     const records = (await auditRecords(h)).filter((r) => r.path === "/v1/files");
     expect(records.map((r) => r.status)).toEqual([200, 401, 200, 429]);
     expect(records[0]).toMatchObject({ action: "passthrough", key_id: "alice-dev", cost: 0 });
+  });
+
+  it("streams an upload to the upstream as it arrives, past max_body_bytes (a file is as large as the upstream takes)", async () => {
+    const half = Buffer.alloc(5_500_000, "a");
+    const url = new URL(`${h.gateway.url}/v1/files`);
+    let secondHalfAt = 0;
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        { host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers: { authorization: `Bearer ${SPENT}`, "content-type": "application/octet-stream" } },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on("error", reject);
+      req.write(half);
+      setTimeout(() => {
+        secondHalfAt = Date.now();
+        req.end(half);
+      }, 400);
+    });
+    const seen = h.mock.requests.at(-1)!;
+    expect(seen.path).toBe("/v1/files");
+    // The mock answers a POST it does not know with 404, relayed; what matters is what it received, and when.
+    expect(status).toBe(404);
+    expect(seen.rawBody.length).toBe(11_000_000);
+    expect(seen.headers["content-type"]).toBe("application/octet-stream");
+    expect(seen.receivedAt).toBeLessThan(secondHalfAt);
   });
 
   it("is not priced: a key whose budget is overspent (the upstream billed more than reserved) still reaches it", async () => {
