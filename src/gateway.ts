@@ -150,7 +150,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const effect = record.decision?.effect ?? "none";
       const upstreamSeconds = record.upstream_ms === null ? null : record.upstream_ms / 1000;
       metrics.request(routeLabel(draft.path, draft.action), status, effect, record.decision?.rule ?? "", record.latency_ms / 1000, upstreamSeconds);
-      if (record.model !== null) metrics.usage(record.model, record.team ?? "", record.input_tokens, record.output_tokens, record.cost);
+      // Tokens and cost the upstream was sent or billed: a refusal's estimate is in its record, not here.
+      if (record.model !== null && record.upstream_ms !== null) metrics.usage(record.model, record.team ?? "", record.input_tokens, record.output_tokens, record.cost);
       // One child logger per request, made only when its line will be written: never the body, only ids.
       if (log.isLevelEnabled("debug")) {
         log.child({ request_id: record.id, key_id: record.key_id }).debug({ status, error_code: record.error_code, latency_ms: record.latency_ms }, "request finished");

@@ -6,6 +6,8 @@ export interface Metrics {
   usage(model: string, team: string, inputTokens: number, outputTokens: number, costUsd: number): void;
   limitHit(code: string): void;
   storeError(): void;
+  /** A call admitted uncharged because the store was down and `on_error` is `fail_open`. */
+  failedOpen(): void;
   setGauges(values: { auditDepth: number; auditDropped: number; openStreams: number }): void;
 }
 
@@ -29,6 +31,11 @@ export function createMetrics(pendingApprovals: () => Promise<number>): Metrics 
   const cost = new Counter({ name: "spark_cost_usd_total", help: "Cost in USD by model and team", labelNames: ["model", "team"], registers: [registry] });
   const limitHits = new Counter({ name: "spark_limit_hits_total", help: "Calls refused by a limit, by error code", labelNames: ["code"], registers: [registry] });
   const storeErrors = new Counter({ name: "spark_store_errors_total", help: "State store failures", registers: [registry] });
+  const failedOpen = new Counter({
+    name: "spark_calls_uncharged_total",
+    help: "Calls admitted without limits or budgets while the store was down (store.on_error: fail_open)",
+    registers: [registry],
+  });
   new Gauge({
     name: "spark_approvals_pending",
     help: "Approvals waiting for a decision (not expired), on every replica",
@@ -40,7 +47,8 @@ export function createMetrics(pendingApprovals: () => Promise<number>): Metrics 
     },
   });
   const auditDepth = new Gauge({ name: "spark_audit_queue_depth", help: "Audit records waiting to be written", registers: [registry] });
-  const auditDropped = new Gauge({ name: "spark_audit_dropped_total", help: "Audit records dropped (on_full: drop)", registers: [registry] });
+  const auditDropped = new Counter({ name: "spark_audit_dropped_total", help: "Audit records dropped (on_full: drop)", registers: [registry] });
+  let droppedSoFar = 0;
   const openStreams = new Gauge({ name: "spark_open_calls", help: "Governed calls in flight", registers: [registry] });
   return {
     registry,
@@ -60,9 +68,14 @@ export function createMetrics(pendingApprovals: () => Promise<number>): Metrics 
     storeError() {
       storeErrors.inc();
     },
+    failedOpen() {
+      failedOpen.inc();
+    },
     setGauges(values) {
       auditDepth.set(values.auditDepth);
-      auditDropped.set(values.auditDropped);
+      // The writer counts drops from its start: the counter takes what is new since the last look.
+      if (values.auditDropped > droppedSoFar) auditDropped.inc(values.auditDropped - droppedSoFar);
+      droppedSoFar = values.auditDropped;
       openStreams.set(values.openStreams);
     },
   };

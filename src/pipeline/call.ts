@@ -4,7 +4,8 @@ import type { Principal } from "../auth/keys.js";
 import { bearerToken } from "../auth/keys.js";
 import type { Config, ModelConfig } from "../config/schema.js";
 import { clipped, GatewayError } from "../http/errors.js";
-import { type Reservation, reserveAll, settleAll, unchargedReservation } from "../limits/enforce.js";
+import { type Reservation, settleAll } from "../limits/enforce.js";
+import { limitsUnavailable, reserveCharge } from "./reserve.js";
 import { pushRateHeaders } from "../limits/headers.js";
 import { type LimitPlan, planLimits } from "../limits/plan.js";
 import { summarizeAnswer, type ToolCall } from "../openai/answer.js";
@@ -489,10 +490,6 @@ function withEdits(edited: Set<string> | null, keys: readonly string[]): Set<str
   return set;
 }
 
-function limitsUnavailable(): GatewayError {
-  return new GatewayError(503, "store_unavailable", "the state store is unavailable; limits cannot be checked", { headers: { "retry-after": "1" } });
-}
-
 interface ToolCallCap {
   level: string;
   max: number;
@@ -538,36 +535,15 @@ function isUsageRequested(body: Record<string, unknown>): boolean {
   return options !== null && typeof options === "object" && (options as { include_usage?: unknown }).include_usage === true;
 }
 
-async function reserve(
-  services: Services,
-  plan: LimitPlan,
-  estimate: Estimate,
-  prices: ModelPrices | null,
-): Promise<Reservation> {
-  const now = services.clock();
-  try {
-    return await reserveAll(
-      services.store,
-      plan,
-      {
-        inputTokens: estimate.inputTokens,
-        inputMicros: estimate.inputMicros,
-        outputPricePer1M: prices?.outputPer1m ?? 0,
-        outputTokens: estimate.outputTokens,
-        choices: estimate.choices,
-      },
-      now,
-    );
-  } catch (error) {
-    if (error instanceof GatewayError) {
-      services.metrics.limitHit(error.code);
-      throw error;
-    }
-    services.metrics.storeError();
-    storeTrouble(services.log, "reserve", error);
-    if (services.failOpen()) return unchargedReservation(estimate.outputTokens, now);
-    throw limitsUnavailable();
-  }
+/** The call's worst case, reserved at every level. */
+function reserve(services: Services, plan: LimitPlan, estimate: Estimate, prices: ModelPrices | null): Promise<Reservation> {
+  return reserveCharge(services, plan, {
+    inputTokens: estimate.inputTokens,
+    inputMicros: estimate.inputMicros,
+    outputPricePer1M: prices?.outputPer1m ?? 0,
+    outputTokens: estimate.outputTokens,
+    choices: estimate.choices,
+  });
 }
 
 function account(state: CallState, model: ModelConfig, rawUsage: Record<string, unknown> | null, text: string, calls: readonly ToolCall[]): void {

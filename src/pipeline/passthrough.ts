@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
 import { GatewayError } from "../http/errors.js";
-import { reserveAll, settleAll, type Reservation } from "../limits/enforce.js";
+import { settleAll, type Reservation } from "../limits/enforce.js";
 import { pushRateHeaders } from "../limits/headers.js";
 import { planLimits, requestLimitsOnly } from "../limits/plan.js";
 import { forward, upstreamUrl } from "../upstream/forward.js";
@@ -9,6 +9,7 @@ import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/heade
 import type { AuditDraft } from "./audit-draft.js";
 import { authenticate } from "./call.js";
 import { writeError, writeOpenHead } from "./respond.js";
+import { reserveCharge } from "./reserve.js";
 import type { Services } from "./services.js";
 
 /**
@@ -36,7 +37,7 @@ export async function handlePassthrough(
     const length = incoming.headers["content-length"];
     const hasBody = method !== "GET" && method !== "HEAD" && (incoming.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0"));
     const plan = requestLimitsOnly(planLimits(config, principal, null));
-    reservation = await reserveAll(services.store, plan, { inputTokens: 0, inputMicros: 0, outputPricePer1M: 0, outputTokens: 0 }, services.clock());
+    reservation = await reserveCharge(services, plan, { inputTokens: 0, inputMicros: 0, outputPricePer1M: 0, outputTokens: 0 });
     services.leases.hold(reservation);
     const upstreamName = config.passthrough.upstream ?? Object.keys(config.upstreams)[0]!;
     const upstream = runtime.upstreams.get(upstreamName)!;

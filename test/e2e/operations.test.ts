@@ -194,6 +194,8 @@ describe("operating the gateway", () => {
     const gateway = await startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }) });
     try {
       await ask(gateway.url);
+      // Refused before the upstream (no such model): its tokens are in no usage counter.
+      await client(gateway.url).chat.completions.create({ model: "gpt-9", messages: [{ role: "user", content: "x".repeat(400) }] }).catch(() => undefined);
       expect((await fetch(`${gateway.url}/healthz`)).status).toBe(200);
       expect(await (await fetch(`${gateway.url}/readyz`)).json()).toMatchObject({ status: "ready", store: "memory" });
       const anonymous = await fetch(`${gateway.url}/metrics`);
@@ -204,6 +206,9 @@ describe("operating the gateway", () => {
       const metrics = await (await fetch(`${gateway.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text();
       expect(metrics).toMatch(/spark_requests_total\{route="\/v1\/chat\/completions",status="200",effect="ALLOW",rule=""\} 1/);
       expect(metrics).toMatch(/spark_tokens_total\{model="gpt-4o-mini",team="ops",direction="output"\} 100/);
+      expect(metrics).not.toContain('model="gpt-9"');
+      expect(metrics).toContain("# TYPE spark_audit_dropped_total counter");
+      expect(metrics).toContain("# TYPE spark_calls_uncharged_total counter");
       expect(metrics).toContain("spark_cost_usd_total");
       expect(metrics).toContain("spark_request_duration_seconds_bucket");
     } finally {

@@ -204,6 +204,8 @@ describe.skipIf(closedRedis === null || openRedis === null)(
           const text = await metrics.text();
           const errors = Number(/^spark_store_errors_total (\S+)$/m.exec(text)?.[1] ?? 0);
           expect(errors, "store failures are counted").toBeGreaterThan(0);
+          // And the calls fail_open let through uncharged, apart from other store failures.
+          expect(Number(/^spark_calls_uncharged_total (\S+)$/m.exec(text)?.[1] ?? 0)).toBeGreaterThanOrEqual(10);
         }
 
         // A stream admitted while down that ends after Redis is back is never charged.
