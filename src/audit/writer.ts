@@ -207,7 +207,8 @@ export class AuditWriter {
 
   /** Writes now when a batch is full, wanted (flush, query) or retried, or the linger period has passed; else lingers. */
   private schedule(): void {
-    if (this.draining || this.retryTimer !== null) return;
+    // Closed, the writer writes nothing more itself (a retry whose timer had fired included): the close salvages what is left.
+    if (this.closed || this.draining || this.retryTimer !== null) return;
     if (!this.writeNow()) {
       this.linger();
       return;
@@ -246,7 +247,7 @@ export class AuditWriter {
   private async drain(): Promise<void> {
     let first = true;
     try {
-      while (this.depth > 0) {
+      while (this.depth > 0 && !this.closed) {
         if (!first && !this.writeNow()) {
           this.linger();
           return;
