@@ -5,6 +5,7 @@ import { compilePolicy, PolicyConfigError } from "../policy/compile.js";
 import { type Config, configSchema, crossCheckSections, policiesSchema, ruleSchema } from "./schema.js";
 import { formatFieldPath } from "../util/field-path.js";
 import { interpolate, maskVariables } from "./variables.js";
+import { isRecord } from "../util/is-record.js";
 
 export interface ConfigIssue {
   path: string;
@@ -60,7 +61,6 @@ const NAMELESS = "\u0000";
 function salvagedRule(rule: unknown, index: number): unknown {
   if (ruleSchema.safeParse(rule).success || rule === null || typeof rule !== "object") return rule;
   const { name, actions, conditions } = rule as Record<string, unknown>;
-  const isRecord = (value: unknown): boolean => value !== null && typeof value === "object" && !Array.isArray(value);
   return {
     name: typeof name === "string" && name !== "" ? name : `${NAMELESS}${index}`,
     effect: "ALLOW",

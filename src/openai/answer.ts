@@ -1,4 +1,5 @@
 import { JoinedText } from "../util/joined-text.js";
+import { isRecord } from "../util/is-record.js";
 
 /** What the gateway reads from a model's answer: its tool calls, usage and text (for counting). */
 export interface ToolCall {
@@ -14,13 +15,12 @@ export interface AnswerSummary {
 
 type Json = Record<string, unknown>;
 
-const isObject = (value: unknown): value is Json => value !== null && typeof value === "object" && !Array.isArray(value);
 const str = (value: unknown): string => (typeof value === "string" ? value : "");
 
 /** A chat tool call's (or delta's) name and arguments: `function.arguments`, or a custom tool's free-form `custom.input`. */
 function callParts(call: Json): { name?: unknown; arguments?: unknown } | null {
-  if (isObject(call.function)) return call.function;
-  if (isObject(call.custom)) return { name: call.custom.name, arguments: call.custom.input };
+  if (isRecord(call.function)) return call.function;
+  if (isRecord(call.custom)) return { name: call.custom.name, arguments: call.custom.input };
   return null;
 }
 
@@ -38,7 +38,7 @@ const CLIENT_RUN_CALLS: Readonly<Record<string, string>> = {
 };
 
 const isToolCallItem = (item: unknown): item is Json =>
-  isObject(item) && (item.type === "function_call" || item.type === "custom_tool_call" || (typeof item.type === "string" && Object.hasOwn(CLIENT_RUN_CALLS, item.type)));
+  isRecord(item) && (item.type === "function_call" || item.type === "custom_tool_call" || (typeof item.type === "string" && Object.hasOwn(CLIENT_RUN_CALLS, item.type)));
 
 /**
  * A Responses output item that calls a tool: a function's `arguments`, a custom tool's `input`, or
@@ -53,30 +53,30 @@ function outputItemCall(item: Json): ToolCall {
 /** Tool calls and usage of a non-streamed chat completion or Responses answer. */
 export function summarizeAnswer(answer: unknown): AnswerSummary {
   const summary: AnswerSummary = { usage: null, toolCalls: [], text: "" };
-  if (!isObject(answer)) return summary;
-  if (isObject(answer.usage)) summary.usage = answer.usage;
+  if (!isRecord(answer)) return summary;
+  if (isRecord(answer.usage)) summary.usage = answer.usage;
   if (Array.isArray(answer.choices)) {
     for (const choice of answer.choices) {
-      const message = isObject(choice) && isObject(choice.message) ? choice.message : null;
+      const message = isRecord(choice) && isRecord(choice.message) ? choice.message : null;
       if (message === null) continue;
       summary.text += str(message.content);
       if (Array.isArray(message.tool_calls)) {
         for (const call of message.tool_calls) {
-          const named = isObject(call) ? callParts(call) : null;
+          const named = isRecord(call) ? callParts(call) : null;
           if (named !== null) summary.toolCalls.push({ name: str(named.name), arguments: str(named.arguments) });
         }
       }
-      if (isObject(message.function_call)) {
+      if (isRecord(message.function_call)) {
         summary.toolCalls.push({ name: str(message.function_call.name), arguments: str(message.function_call.arguments) });
       }
     }
   }
   if (Array.isArray(answer.output)) {
     for (const item of answer.output) {
-      if (!isObject(item)) continue;
+      if (!isRecord(item)) continue;
       if (isToolCallItem(item)) summary.toolCalls.push(outputItemCall(item));
       if (item.type === "message" && Array.isArray(item.content)) {
-        for (const part of item.content) if (isObject(part)) summary.text += str(part.text);
+        for (const part of item.content) if (isRecord(part)) summary.text += str(part.text);
       }
     }
   }
@@ -117,28 +117,28 @@ export class StreamAccumulator {
 
   /** Returns true when the event is a usage-only chunk (empty `choices`). */
   observe(data: unknown): boolean {
-    if (!isObject(data)) return false;
+    if (!isRecord(data)) return false;
     if (typeof data.type === "string") {
       this.observeResponsesEvent(data);
       return false;
     }
-    if (isObject(data.usage)) this.usage = data.usage;
-    if (isObject(data.error)) this.failure = errorMessage(data.error);
+    if (isRecord(data.usage)) this.usage = data.usage;
+    if (isRecord(data.error)) this.failure = errorMessage(data.error);
     const choices = data.choices;
     if (!Array.isArray(choices)) return false;
     for (const choice of choices) {
-      const delta = isObject(choice) && isObject(choice.delta) ? choice.delta : null;
+      const delta = isRecord(choice) && isRecord(choice.delta) ? choice.delta : null;
       if (delta === null) continue;
       const choiceIndex = typeof choice.index === "number" ? choice.index : 0;
       if (typeof delta.content === "string") this.deltas.add(delta.content);
       if (Array.isArray(delta.tool_calls)) {
         for (const part of delta.tool_calls) {
-          if (isObject(part)) this.extend(`${choiceIndex}:${typeof part.index === "number" ? part.index : 0}`, callParts(part) ?? {});
+          if (isRecord(part)) this.extend(`${choiceIndex}:${typeof part.index === "number" ? part.index : 0}`, callParts(part) ?? {});
         }
       }
-      if (isObject(delta.function_call)) this.extend(`${choiceIndex}:function_call`, delta.function_call);
+      if (isRecord(delta.function_call)) this.extend(`${choiceIndex}:function_call`, delta.function_call);
     }
-    return choices.length === 0 && isObject(data.usage);
+    return choices.length === 0 && isRecord(data.usage);
   }
 
   private extend(key: string, part: { name?: unknown; arguments?: unknown }): void {
@@ -176,7 +176,7 @@ export class StreamAccumulator {
         this.failure = errorMessage(event);
         break;
       case "response.failed":
-        this.failure = errorMessage(isObject(event.response) && isObject(event.response.error) ? event.response.error : {});
+        this.failure = errorMessage(isRecord(event.response) && isRecord(event.response.error) ? event.response.error : {});
         this.finish(event);
         break;
       case "response.completed":
@@ -187,7 +187,7 @@ export class StreamAccumulator {
   }
 
   private finish(event: Json): void {
-    if (isObject(event.response) && isObject(event.response.usage)) this.usage = event.response.usage;
+    if (isRecord(event.response) && isRecord(event.response.usage)) this.usage = event.response.usage;
     this.done = true;
   }
 

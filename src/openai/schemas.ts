@@ -2,6 +2,7 @@ import { z } from "zod";
 import { GatewayError } from "../http/errors.js";
 import type { CallAction } from "../policy/types.js";
 import { formatFieldPath } from "../util/field-path.js";
+import { isRecord } from "../util/is-record.js";
 
 /**
  * Loose shapes of the fields the gateway reads; every other field passes through untouched.
@@ -86,12 +87,11 @@ function check(schema: z.ZodType, value: unknown, path: PropertyKey[]): void {
 
 type Fields = Record<string, unknown>;
 
-const isObject = (value: unknown): value is Fields => typeof value === "object" && value !== null && !Array.isArray(value);
 const absent = (value: unknown): boolean => value === undefined || value === null;
 const isContent = (value: unknown): boolean =>
   absent(value) ||
   typeof value === "string" ||
-  (Array.isArray(value) && value.every((part) => isObject(part) && typeof part.type === "string" && (part.text === undefined || typeof part.text === "string")));
+  (Array.isArray(value) && value.every((part) => isRecord(part) && typeof part.type === "string" && (part.text === undefined || typeof part.text === "string")));
 const isOutputLimit = (value: unknown): boolean => absent(value) || (Number.isSafeInteger(value) && (value as number) >= 0);
 
 /**
@@ -101,23 +101,23 @@ const isOutputLimit = (value: unknown): boolean => absent(value) || (Number.isSa
  */
 export function isPlainChatBody(body: Fields): boolean {
   if (typeof body.model !== "string" || body.model === "" || !Array.isArray(body.messages) || body.messages.length === 0) return false;
-  for (const message of body.messages) if (!isObject(message) || typeof message.role !== "string" || !isContent(message.content)) return false;
+  for (const message of body.messages) if (!isRecord(message) || typeof message.role !== "string" || !isContent(message.content)) return false;
   if (!absent(body.stream) && typeof body.stream !== "boolean") return false;
   const options = body.stream_options;
-  if (!absent(options) && (!isObject(options) || (!absent(options.include_usage) && typeof options.include_usage !== "boolean"))) return false;
+  if (!absent(options) && (!isRecord(options) || (!absent(options.include_usage) && typeof options.include_usage !== "boolean"))) return false;
   if (!isOutputLimit(body.max_tokens) || !isOutputLimit(body.max_completion_tokens)) return false;
   if (!absent(body.n) && !(Number.isSafeInteger(body.n) && (body.n as number) > 0)) return false;
   if (!absent(body.tools)) {
     if (!Array.isArray(body.tools)) return false;
     for (const tool of body.tools) {
-      if (!isObject(tool) || typeof tool.type !== "string") return false;
-      if (tool.function !== undefined && (!isObject(tool.function) || typeof tool.function.name !== "string")) return false;
+      if (!isRecord(tool) || typeof tool.type !== "string") return false;
+      if (tool.function !== undefined && (!isRecord(tool.function) || typeof tool.function.name !== "string")) return false;
       if (tool.name !== undefined && typeof tool.name !== "string") return false;
     }
   }
   if (!absent(body.functions)) {
     if (!Array.isArray(body.functions)) return false;
-    for (const fn of body.functions) if (!isObject(fn) || typeof fn.name !== "string") return false;
+    for (const fn of body.functions) if (!isRecord(fn) || typeof fn.name !== "string") return false;
   }
   return true;
 }

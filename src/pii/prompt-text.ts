@@ -1,3 +1,5 @@
+import { isRecord } from "../util/is-record.js";
+
 /**
  * The text a request sends the model, for PII detection and the `prompt_text` attribute: a chat
  * body's messages (contents as strings and text parts, refusals, and the arguments of the tool
@@ -85,8 +87,4 @@ function collectStrings(root: unknown, texts: string[]): void {
       for (let i = keys.length - 1; i >= 0; i--) pending.push(value[keys[i] as string]);
     }
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

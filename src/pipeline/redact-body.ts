@@ -1,9 +1,8 @@
 import { type PiiType, redactPii } from "../pii/index.js";
+import { isRecord } from "../util/is-record.js";
 
 type Detectors = readonly PiiType[];
 type Json = Record<string, unknown>;
-
-const isRecord = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value);
 
 function redactContent(content: unknown, detectors: Detectors): unknown {
   if (typeof content === "string") return redactPii(content, detectors);

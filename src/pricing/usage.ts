@@ -1,3 +1,5 @@
+import { isRecord } from "../util/is-record.js";
+
 /** Tokens of one call; `cached_input_tokens` is the part of `input_tokens` served from cache. */
 export interface Usage {
   input_tokens: number;
@@ -28,8 +30,4 @@ function detail(details: unknown): unknown {
 
 function count(value: unknown): number | undefined {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

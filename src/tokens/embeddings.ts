@@ -1,5 +1,5 @@
 import type { Encoding } from "./encoding.js";
-import { isRecord } from "./json-shape.js";
+import { isRecord } from "../util/is-record.js";
 import { type Measure, tokenMeasure } from "./measure.js";
 
 /** Input tokens of a /v1/embeddings body: strings are encoded, token arrays counted by length. */

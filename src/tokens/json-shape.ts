@@ -1,9 +1,5 @@
 import type { Measure } from "./measure.js";
 
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 export function measureString(value: unknown, measure: Measure): number {
   return typeof value === "string" ? measure(value) : 0;
 }

@@ -1,4 +1,5 @@
-import { isRecord, measureString } from "./json-shape.js";
+import { isRecord } from "../util/is-record.js";
+import { measureString } from "./json-shape.js";
 import { IMAGE_TOKENS, type Measure } from "./measure.js";
 
 const IMAGE_PART_TYPES = new Set(["image_url", "input_image", "image"]);

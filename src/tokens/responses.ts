@@ -1,5 +1,6 @@
 import type { Encoding } from "./encoding.js";
-import { isRecord, measureJson, measureString } from "./json-shape.js";
+import { isRecord } from "../util/is-record.js";
+import { measureJson, measureString } from "./json-shape.js";
 import { type Measure, REPLY_PRIMING, TOKENS_PER_MESSAGE, tokenMeasure } from "./measure.js";
 import { measureContent } from "./parts.js";
 
