@@ -1,5 +1,6 @@
 import { clipped, GatewayError } from "../http/errors.js";
 import { formatFieldPath } from "../util/field-path.js";
+import { stringEnd } from "./json-text.js";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -23,18 +24,6 @@ export interface JsonScan {
 }
 
 const MANY_KEYS = 16;
-
-/** The index of the quote that closes the string whose text starts at `from`, or -1. */
-function stringEnd(text: string, from: number): number {
-  let at = text.indexOf('"', from);
-  while (at !== -1) {
-    let slashes = 0;
-    for (let j = at - 1; text.charCodeAt(j) === 92; j--) slashes++;
-    if ((slashes & 1) === 0) return at;
-    at = text.indexOf('"', at + 1);
-  }
-  return -1;
-}
 
 /** A key as JSON.parse reads it; an invalid escape is left to that parse to refuse. */
 function keyText(raw: string): string {
@@ -75,16 +64,16 @@ export function scanJson(text: string, limit: number): JsonScan {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 34) {
-      const end = stringEnd(text, i + 1);
-      if (end === -1) break;
+      // Just past the closing quote (the text's end for a string never closed, which JSON.parse refuses).
+      const end = stringEnd(text, i);
       const top = stack[stack.length - 1];
       if (top?.expectKey === true) {
-        const key = keyText(text.slice(i + 1, end));
+        const key = keyText(text.slice(i + 1, end - 1));
         if (repeats(top, key)) return { depth, duplicate: [...stack.slice(0, -1).map((f) => (f.object ? f.key : f.index)), key] };
         top.key = key;
         top.expectKey = false;
       }
-      i = end;
+      i = end - 1;
     } else if (c === 123 || c === 91) {
       stack.push({ object: c === 123, keys: null, seen: null, key: "", expectKey: c === 123, index: 0 });
       if (stack.length > depth) {

@@ -1,3 +1,5 @@
+import { stringEnd } from "./json-text.js";
+
 /**
  * A request body the gateway edited, as JSON text that keeps every member it did not edit exactly
  * as the client wrote it. `JSON.stringify` of the parsed body would round an integer past 2^53 (a
@@ -74,18 +76,6 @@ function valueEnd(text: string, at: number): number {
     i++;
   }
   return i;
-}
-
-/** The end of the string starting at `at`: the first `"` after it not escaped by an odd run of `\\`. */
-function stringEnd(text: string, at: number): number {
-  let quote = text.indexOf('"', at + 1);
-  while (quote !== -1) {
-    let slashes = 0;
-    while (text.charCodeAt(quote - 1 - slashes) === 92) slashes++;
-    if (slashes % 2 === 0) return quote + 1;
-    quote = text.indexOf('"', quote + 1);
-  }
-  return text.length;
 }
 
 function skipSpace(text: string, at: number): number {
