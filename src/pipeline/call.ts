@@ -5,7 +5,7 @@ import { bearerToken } from "../auth/keys.js";
 import type { Config, ModelConfig } from "../config/schema.js";
 import { clipped, GatewayError } from "../http/errors.js";
 import { type Reservation, settleAll } from "../limits/enforce.js";
-import { limitsUnavailable, reserveCharge } from "./reserve.js";
+import { reserveCharge, storeDown } from "./reserve.js";
 import { pushRateHeaders } from "../limits/headers.js";
 import { type LimitPlan, planLimits } from "../limits/plan.js";
 import { summarizeAnswer, type ToolCall } from "../openai/answer.js";
@@ -515,10 +515,7 @@ async function withinToolCap(services: Services, state: CallState, count: number
   try {
     taken = await services.store.takeToolCalls(cap.level, count, cap.max);
   } catch (error) {
-    services.metrics.storeError();
-    storeTrouble(services.log, "session tool calls", error);
-    if (services.failOpen()) return null;
-    return limitsUnavailable();
+    return storeDown(services, "session tool calls", error);
   }
   state.toolCallsTaken = true;
   if (taken.ok) return null;

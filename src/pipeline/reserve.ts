@@ -5,8 +5,18 @@ import { storeTrouble } from "../log/throttle.js";
 import type { Services } from "./services.js";
 
 /** The store could not be asked: 503, unless `store.on_error` is `fail_open`. */
-export function limitsUnavailable(): GatewayError {
+function limitsUnavailable(): GatewayError {
   return new GatewayError(503, "store_unavailable", "the state store is unavailable; limits cannot be checked", { headers: { "retry-after": "1" } });
+}
+
+/**
+ * A store that could not answer a limits step: counted and logged, then `store_unavailable`, or
+ * null where `store.on_error: fail_open` lets the call go on.
+ */
+export function storeDown(services: Services, what: string, error: unknown): GatewayError | null {
+  services.metrics.storeError();
+  storeTrouble(services.log, what, error);
+  return services.failOpen() ? null : limitsUnavailable();
 }
 
 /**
@@ -22,9 +32,8 @@ export async function reserveCharge(services: Services, plan: LimitPlan, charge:
       services.metrics.limitHit(error.code);
       throw error;
     }
-    services.metrics.storeError();
-    storeTrouble(services.log, "reserve", error);
-    if (!services.failOpen()) throw limitsUnavailable();
+    const refusal = storeDown(services, "reserve", error);
+    if (refusal !== null) throw refusal;
     services.metrics.failedOpen();
     return unchargedReservation(charge.outputTokens, now);
   }

@@ -40,6 +40,7 @@ interface Scripts {
 }
 
 const LEVEL_KEYS = 9;
+const QUIT_TIMEOUT_MS = 1000;
 
 interface UnsentSettle {
   request: SettleRequest;
@@ -59,8 +60,6 @@ function neverSent(error: unknown): boolean {
   const message = error instanceof Error ? error.message : "";
   return message.startsWith("Stream isn't writeable") || message === "Connection is closed.";
 }
-const QUIT_TIMEOUT_MS = 1000;
-
 /** A change announced on the channel; `from` lets a replica skip its own echo (it told its listeners already). */
 interface ChangeMessage {
   change: StateChange;
