@@ -88,6 +88,8 @@ interface CallState {
   toolCallCount: number;
   /** An approval this call used up: given back if the call then fails for a reason a retry can outlive. */
   redeemedApproval: string | null;
+  /** Some of the answer reached the client: an approval it used stays used, whatever happens next. */
+  delivered: boolean;
   /** The request body's bytes as the client sent them (stages edit the parsed body). */
   bytes: Buffer | null;
   /** The session's `max_tool_calls`, when the call is charged to a session that has one. */
@@ -118,6 +120,7 @@ export async function handleCall(
     error: null,
     toolCallCount: 0,
     redeemedApproval: null,
+    delivered: false,
     bytes: null,
     toolCap: null,
     toolCallsTaken: false,
@@ -305,6 +308,9 @@ export async function handleCall(
       {
         stripUsageChunk: action === "chat.completions" && !clientAskedUsage,
         holdToolCalls: runtime.policy.governs("tool.call") || state.toolCap !== null,
+        onAnswer: () => {
+          state.delivered = true;
+        },
         decideTools: async (calls, answer) => {
           const capped = await withinToolCap(services, state, calls.length);
           if (capped !== null || !runtime.policy.governs("tool.call")) return capped;
@@ -354,7 +360,7 @@ export async function handleCall(
   } finally {
     // A call that skipped its estimate and ended before its answer was accounted audits it as before.
     if (!state.accounted) lateEstimate(state);
-    if (state.redeemedApproval !== null && outlivedByRetry(state.status)) await giveBackApproval(services, state.redeemedApproval);
+    if (state.redeemedApproval !== null && !state.delivered && outlivedByRetry(state.status)) await giveBackApproval(services, state.redeemedApproval);
     unregister?.();
     await finishSettle(services, state);
     services.finish(draft, state.status, state.error);
@@ -383,7 +389,9 @@ function deliverHeld(state: CallState, config: Config, res: ServerResponse, appr
 
 /**
  * Failures a retry can outlive: a limit, the upstream or the store, the client gone. An approved call
- * refused so has not been served, and the SDK's own retry of it must not find its approval used.
+ * that failed so before any of its answer was sent has not been served, and the SDK's own retry of
+ * it must not find its approval used. One whose answer had begun stays used: a client that read the
+ * answer and then dropped the connection must not get the call again for free.
  */
 function outlivedByRetry(status: number): boolean {
   return status === 429 || status === 499 || status >= 500;
@@ -661,6 +669,7 @@ async function relayJson(
   state.status = status;
   const answerHeaders = clientResponseHeaders(upstreamHeaders, "content-type");
   answerHeaders.push(...headers, "x-gateway-cost", microsToUsd(state.draft.costMicros).toFixed(6));
+  state.delivered = true;
   writeJson(res, status, answerHeaders, raw);
   await finishSettle(services, state);
 }

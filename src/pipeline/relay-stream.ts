@@ -15,6 +15,8 @@ export interface RelayOptions {
   holdToolCalls: boolean;
   /** Decides the model's tool calls once they are complete; a GatewayError ends the stream. */
   decideTools: (calls: ToolCall[], answer: string) => Promise<GatewayError | null>;
+  /** An event of the answer (not an error event of the gateway's) is being sent to the client. */
+  onAnswer: () => void;
 }
 
 export interface RelayOutcome {
@@ -126,6 +128,7 @@ async function relayEvents(
       held.push(event);
       return;
     }
+    options.onAnswer();
     const pending = send(event);
     if (pending !== null) await pending;
   };
@@ -175,6 +178,7 @@ async function relayEvents(
       send(sseErrorEvent(refusal));
       return outcome;
     }
+    if (held.length > 0) options.onAnswer();
     for (const event of held) {
       const pending = send(event);
       if (pending !== null) await pending;

@@ -217,6 +217,29 @@ describe("a call-level approval", () => {
     expect(await status()).toBe(503);
     expect((await getApproval(h, id))?.status).toBe("approved");
   });
+
+  it("keeps an approval used when its client read part of the answer and then left (499)", async () => {
+    const body = askStream("wire transfer tokens:40 chunks:20 delay:30");
+    const id = await approvalFrom(h.client(KEY.dev).chat.completions.create(body));
+    expect((await decide(h, id, "approve")).status).toBe(200);
+    const controller = new AbortController();
+    const stream = await h.client(KEY.dev, { headers: { "x-approval-id": id }, maxRetries: 0 }).chat.completions.create(body, { signal: controller.signal });
+    let seen = "";
+    let chunks = 0;
+    // The SDK ends an aborted stream's iteration quietly or with an abort error, by version.
+    await (async () => {
+      for await (const chunk of stream) {
+        chunks += 1;
+        seen += chunk.choices[0]?.delta.content ?? "";
+        if (seen !== "") controller.abort();
+      }
+    })().catch(() => undefined);
+    expect(seen).not.toBe("");
+    expect(chunks).toBeLessThan(10);
+    await expect.poll(async () => (await auditRecords(h)).find((r) => r.approval_id === id && r.status === 499)).toBeDefined();
+    expect((await getApproval(h, id))?.status).toBe("used");
+    await expectApiError(h.client(KEY.dev, { headers: { "x-approval-id": id }, maxRetries: 0 }).chat.completions.create(body), 403, "approval_used");
+  });
 });
 
 describe("approvals of a held non-streamed answer", () => {
