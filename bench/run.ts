@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   process.stdout.write(`\nLatency: open loop, µs from each request's actual send; saturation: closed loop, ${defs[0]?.plan.closed.workers ?? 0} connections\n`);
   process.stdout.write(`${resultsTable(results)}\n\nLighter fixed rate\n${lightTable(results)}\n\nMemory (slow streams held open)\n${memoryTable(memory)}\n`);
   if (headline !== null) {
-    process.stdout.write(`\nHeadline (${GOVERNED} vs direct and bare)\n`);
+    process.stdout.write(`\nHeadline (${GOVERNED} vs direct and the pass-throughs; the issue's targets are judged against ${headline.reference})\n`);
     process.stdout.write(`${table(["target", "goal", "measured", "met"], headline.checks.map((c) => [c.target, c.goal, c.measured, c.met ? "yes" : "NO"]), 4)}\n`);
   }
   const report = {

@@ -11,6 +11,10 @@ export interface Check {
 
 export interface Headline {
   governed: string;
+  /** The pass-through the issue measured and set its targets against (`bare web`), when it ran. */
+  reference: string;
+  saturationVsReference: number;
+  addedP50VsReferenceUs: number;
   saturationVsBare: number;
   saturationVsDirect: number;
   addedP50VsDirectUs: number;
@@ -26,14 +30,25 @@ export interface Headline {
 }
 
 const ratio = (a: number, b: number): number => Math.round((a / b) * 1000) / 1000;
+const signed = (n: number): string => (n < 0 ? `− ${-n}` : `+ ${n}`);
 
-/** Ratios of the governed gateway to direct and to the bare pass-through, and the issue's targets. */
+/** The issue's pass-through: hono + @hono/node-server + undici, the body re-wrapped in a Web `Response`. */
+const REFERENCE = "bare web";
+
+/**
+ * Ratios of the governed gateway to direct and to the bare pass-throughs, and the issue's targets.
+ * The issue's own pass-through re-wraps the upstream body in a Web `Response` (its ~10,000 req/s,
+ * of which 80 % is its "4 × Portkey"): that is `bare web`, the reference the targets are judged
+ * against. `bare` (the body piped, as the gateway does) is a stricter floor, shown beside it.
+ */
 export function buildHeadline(results: readonly TargetResult[], memory: readonly MemoryResult[], governed: string): Headline | null {
   const find = (name: string): TargetResult | undefined => results.find((r) => r.target === name);
   const direct = find("direct");
   const bare = find("bare");
   const gw = find(governed);
   if (direct === undefined || bare === undefined || gw === undefined) return null;
+  const refName = find(REFERENCE) === undefined ? "bare" : REFERENCE;
+  const ref = find(refName) ?? bare;
   const ttfb = (r: TargetResult): number | null => r.stream?.ttfb.p50 ?? null;
   const diff = (a: number | null, b: number | null): number | null => (a === null || b === null ? null : round1(a - b));
   const mine = memory.filter((m) => m.target === governed).sort((a, b) => b.streams - a.streams);
@@ -42,6 +57,9 @@ export function buildHeadline(results: readonly TargetResult[], memory: readonly
   const bareMem = memory.find((m) => m.target === "bare");
   const h: Omit<Headline, "checks"> = {
     governed,
+    reference: refName,
+    saturationVsReference: ratio(gw.closed.rps, ref.closed.rps),
+    addedP50VsReferenceUs: round1(gw.open.latency.p50 - ref.open.latency.p50),
     saturationVsBare: ratio(gw.closed.rps, bare.closed.rps),
     saturationVsDirect: ratio(gw.closed.rps, direct.closed.rps),
     addedP50VsDirectUs: round1(gw.open.latency.p50 - direct.open.latency.p50),
@@ -63,8 +81,18 @@ export function buildHeadline(results: readonly TargetResult[], memory: readonly
           },
   };
   const checks: Check[] = [
-    { target: "saturation", goal: "≥ 0.80 × bare", measured: `${h.saturationVsBare} × bare (${gw.closed.rps} vs ${bare.closed.rps} req/s)`, met: h.saturationVsBare >= 0.8 },
-    { target: "p50 at 500 req/s", goal: "≤ bare + 100 µs", measured: `bare + ${h.addedP50VsBareUs} µs`, met: h.addedP50VsBareUs <= 100 },
+    {
+      target: "saturation",
+      goal: `≥ 0.80 × ${refName}`,
+      measured: `${h.saturationVsReference} × ${refName} (${gw.closed.rps} vs ${ref.closed.rps} req/s); ${h.saturationVsBare} × bare (${bare.closed.rps})`,
+      met: h.saturationVsReference >= 0.8,
+    },
+    {
+      target: "p50 at 500 req/s",
+      goal: `≤ ${refName} + 100 µs`,
+      measured: `${refName} ${signed(h.addedP50VsReferenceUs)} µs; bare ${signed(h.addedP50VsBareUs)} µs`,
+      met: h.addedP50VsReferenceUs <= 100,
+    },
     { target: "p99 at 500 req/s", goal: "≤ direct + 2000 µs", measured: `direct + ${h.addedP99VsDirectUs} µs`, met: h.addedP99VsDirectUs <= 2000 },
     {
       target: "stream first byte",

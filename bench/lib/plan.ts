@@ -11,8 +11,6 @@ export interface TargetDef {
   target: TargetKind;
   specs: { call: RequestSpec; stream: RequestSpec };
   plan: PhasePlan;
-  /** Only in full runs. */
-  fullOnly?: boolean;
 }
 
 /** The headline target: 100 rules, rpm + tpm + daily budget + per-call cap (memory store), audit file, fsync interval. */
@@ -47,7 +45,7 @@ export function targetDefs(quick: boolean): TargetDef[] {
   const defs: TargetDef[] = [
     { name: "direct", target: { kind: "direct" }, specs, plan: plans.standard },
     { name: "bare", target: { kind: "bare", mode: "pipe" }, specs, plan: plans.standard },
-    { name: "bare web", target: { kind: "bare", mode: "web" }, specs, plan: plans.standard, fullOnly: true },
+    { name: "bare web", target: { kind: "bare", mode: "web" }, specs, plan: plans.standard },
     gw({ name: "gw no policies", policies: false, limits: false, fsync: "interval" }, plans.standard),
     gw({ name: "gw policies", policies: true, limits: false, fsync: "interval" }, plans.variant),
     gw(full(GOVERNED), plans.standard),
@@ -58,5 +56,5 @@ export function targetDefs(quick: boolean): TargetDef[] {
     { name: "bare 20k", target: { kind: "bare", mode: "pipe" }, specs: big, plan: plans.big },
     gw(full("gw full 20k tokens", { tokenRule: true }), plans.big, { specs: big }),
   ];
-  return defs.filter((d) => !(quick && d.fullOnly === true));
+  return defs;
 }
