@@ -12,7 +12,8 @@ import { ACTIONS, type CompiledPolicy, isAction } from "../policy/compile.js";
 import { evaluatePolicy, mergeDecisions } from "../policy/evaluate.js";
 import { type Action, CALL_ACTIONS, type CallAction, type Decision } from "../policy/types.js";
 import { compileModelPrices, microsToUsd } from "../pricing/index.js";
-import { declaredToolNames, prefetchUsage, USAGE_ATTRIBUTES } from "../pipeline/call-facts.js";
+import { prefetchUsage, USAGE_ATTRIBUTES } from "../pipeline/call-facts.js";
+import { declaredToolNames } from "../openai/declared-tools.js";
 import { type Estimate, estimateCall } from "../pipeline/estimate.js";
 import { CallFacts } from "../pipeline/facts.js";
 import type { Runtime } from "../pipeline/runtime.js";
@@ -114,7 +115,7 @@ export function buildEvaluationFacts(
     action: resolved,
     model: typeof body.model === "string" ? body.model : null,
     stream: body.stream === true,
-    tools: declaredToolNames(body),
+    tools: declaredToolNames(callAction, body),
     sessionId: null,
     ip: null,
     userAgent: null,

@@ -9,7 +9,7 @@ import type { Estimate } from "./estimate.js";
 import { CallFacts } from "./facts.js";
 import type { Runtime } from "./runtime.js";
 import type { Services } from "./services.js";
-import { toolName } from "./tools.js";
+import { declaredToolNames } from "../openai/declared-tools.js";
 
 export interface CallFactsSource {
   principal: Principal;
@@ -26,19 +26,6 @@ export interface CallFactsSource {
   estimate: () => Estimate;
 }
 
-/** The declared tool names of a chat or Responses body (`tools` and legacy `functions`). */
-export function declaredToolNames(body: Record<string, unknown>): string[] {
-  const names: string[] = [];
-  for (const list of [body.tools, body.functions]) {
-    if (!Array.isArray(list)) continue;
-    for (const tool of list) {
-      const name = toolName(tool);
-      if (name !== null) names.push(name);
-    }
-  }
-  return names;
-}
-
 export function buildCallFacts(services: Services, runtime: Runtime, source: CallFactsSource): CallFacts {
   const { config } = runtime;
   const prompt = lazyPrompt(source.body, config.pii.detectors);
@@ -48,7 +35,7 @@ export function buildCallFacts(services: Services, runtime: Runtime, source: Cal
     action: source.action,
     model: source.modelName,
     stream: source.body.stream === true,
-    tools: declaredToolNames(source.body),
+    tools: declaredToolNames(source.action, source.body),
     sessionId: source.sessionId,
     ip: source.ip,
     userAgent: source.userAgent,

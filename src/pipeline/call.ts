@@ -240,7 +240,7 @@ export async function handleCall(
     }
 
     // The top-level members the gateway changes; everything else goes upstream as the client wrote it.
-    let edited: Set<string> | null = tools.stripped.length > 0 ? withEdits(null, TOOL_FIELDS) : null;
+    let edited: Set<string> | null = tools.edited.length > 0 ? withEdits(null, tools.edited) : null;
     let estimate: Estimate;
     if (estimateNeeded(plan, runtime.policy.attributes) || config.pii.redact) {
       estimate = ensureEstimate(state, action, body, model, plan, false);
@@ -489,7 +489,6 @@ function uncountedEstimate(action: CallAction, body: Record<string, unknown>, mo
   return { inputTokens: 0, ...outputLimit(action, body, model), inputMicros: 0, worstMicros: 0, approximate: true };
 }
 
-const TOOL_FIELDS = ["tools", "functions", "tool_choice", "function_call", "parallel_tool_calls"];
 const REDACTED_FIELDS = ["messages", "instructions", "input"];
 
 function withEdits(edited: Set<string> | null, keys: readonly string[]): Set<string> {

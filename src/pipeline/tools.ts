@@ -5,6 +5,7 @@ import type { ToolCall } from "../openai/answer.js";
 import type { CompiledPolicy } from "../policy/compile.js";
 import { evaluatePolicy, mergeDecisions, UNGOVERNED } from "../policy/evaluate.js";
 import type { CallAction, Decision } from "../policy/types.js";
+import { dialectOf, type ToolDialect, toolName, visitDeclaredTools } from "../openai/declared-tools.js";
 import type { Approval } from "../state/store.js";
 import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
@@ -21,36 +22,26 @@ export interface ToolGovernance {
   decisions: EvaluatedTool[];
   /** The first tool whose DENY blocks the call (not stripped). */
   deniedTool: string | null;
-}
-
-/**
- * A declared tool's name: chat `function.name` or `custom.name`, or `name` (legacy `functions`,
- * Responses tools); a built-in tool without one (Responses `web_search`, `file_search`...) is
- * named by its type, so rules can govern it too.
- */
-export function toolName(tool: unknown): string | null {
-  const t = tool as { name?: unknown; type?: unknown; function?: { name?: unknown }; custom?: { name?: unknown } } | null;
-  const name = t?.function?.name ?? t?.custom?.name ?? t?.name;
-  if (typeof name === "string") return name;
-  return typeof t?.type === "string" && t.type !== "function" && t.type !== "custom" ? t.type : null;
+  /** The body's top-level members stripping changed. */
+  edited: string[];
 }
 
 /**
  * A tool choice once `stripped` are gone: undefined where it forced one of them, an `allowed_tools`
  * choice (chat's `allowed_tools.tools`, Responses' `tools`) without them, or undefined where none is left.
  */
-function choiceWithout(choice: unknown, stripped: readonly string[]): unknown {
+function choiceWithout(choice: unknown, stripped: readonly string[], dialect: ToolDialect): unknown {
   if (choice === null || typeof choice !== "object") return choice;
   const c = choice as { type?: unknown; tools?: unknown; allowed_tools?: { tools?: unknown } };
   if (c.type === "allowed_tools") {
     const nested = c.allowed_tools !== null && typeof c.allowed_tools === "object";
     const list = nested ? c.allowed_tools?.tools : c.tools;
     if (!Array.isArray(list)) return choice;
-    const left = list.filter((tool) => !stripped.includes(toolName(tool) ?? ""));
+    const left = list.filter((tool) => !stripped.includes(toolName(tool, dialect) ?? ""));
     if (left.length === 0) return undefined;
     return nested ? { ...c, allowed_tools: { ...c.allowed_tools, tools: left } } : { ...c, tools: left };
   }
-  const forced = toolName(choice);
+  const forced = toolName(choice, dialect);
   return forced !== null && stripped.includes(forced) ? undefined : choice;
 }
 
@@ -64,48 +55,40 @@ function auditLevelOnly(constraints: Decision["constraints"]): Decision["constra
  */
 export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, body: Record<string, unknown>, facts: CallFacts): ToolGovernance {
   // The names the facts already hold (`tools`), found in the same order: one array for both.
-  const result: ToolGovernance = { declared: facts.get("tools") as string[], stripped: [], decisions: [], deniedTool: null };
-  if (action === "embeddings") return result;
+  const result: ToolGovernance = { declared: facts.get("tools") as string[], stripped: [], decisions: [], deniedTool: null, edited: [] };
   if (!policy.governs("tool.register")) {
     // No rule to run: each tool is what evaluating it would give, the default ALLOW, and is audited so.
     result.decisions = result.declared.map((name) => ungoverned("tool.register", name));
     return result;
   }
-  for (const field of ["tools", "functions"] as const) {
-    const list = body[field];
-    if (!Array.isArray(list)) continue;
-    const kept: unknown[] = [];
-    for (const tool of list) {
-      const name = toolName(tool);
-      if (name === null) {
-        kept.push(tool);
-        continue;
-      }
-      const decision = evaluatePolicy(policy, "tool.register", facts.forTool("tool.register", name, null));
-      if (decision.effect === "DENY" && decision.constraints.on_deny === "strip") {
-        result.stripped.push(name);
-        // Allowed once stripped: it merges as an ALLOW, carrying no DENY constraint but its audit level.
-        // Named by no rule, so the strip rule never names the call's decision.
-        const allowed: Decision = { ...decision, effect: "ALLOW", rule: null, reason: `\`${name}\` stripped: ${decision.reason}`, constraints: auditLevelOnly(decision.constraints) };
-        result.decisions.push({ decision: allowed, record: { action: "tool.register", tool: name, effect: "DENY", rule: decision.rule } });
-        continue;
-      }
-      kept.push(tool);
-      if (decision.effect === "DENY" && result.deniedTool === null) result.deniedTool = name;
-      result.decisions.push({ decision, record: { action: "tool.register", tool: name, effect: decision.effect, rule: decision.rule } });
+  const edited = visitDeclaredTools(action, body, (name) => {
+    const decision = evaluatePolicy(policy, "tool.register", facts.forTool("tool.register", name, null));
+    if (decision.effect === "DENY" && decision.constraints.on_deny === "strip") {
+      result.stripped.push(name);
+      // Allowed once stripped: it merges as an ALLOW, carrying no DENY constraint but its audit level.
+      // Named by no rule, so the strip rule never names the call's decision.
+      const allowed: Decision = { ...decision, effect: "ALLOW", rule: null, reason: `\`${name}\` stripped: ${decision.reason}`, constraints: auditLevelOnly(decision.constraints) };
+      result.decisions.push({ decision: allowed, record: { action: "tool.register", tool: name, effect: "DENY", rule: decision.rule } });
+      return false;
     }
-    if (result.stripped.length > 0) {
-      const choiceField = field === "tools" ? "tool_choice" : "function_call";
-      // The upstream refuses fields about tools that are gone: a choice naming a stripped tool gives
-      // way to the default (auto), and with no tool left neither a choice nor `parallel_tool_calls` stands.
-      const choice = kept.length === 0 ? undefined : choiceWithout(body[choiceField], result.stripped);
-      if (choice === undefined) delete body[choiceField];
-      else body[choiceField] = choice;
-      if (kept.length > 0) body[field] = kept;
-      else {
-        delete body[field];
-        if (field === "tools") delete body.parallel_tool_calls;
-      }
+    if (decision.effect === "DENY" && result.deniedTool === null) result.deniedTool = name;
+    result.decisions.push({ decision, record: { action: "tool.register", tool: name, effect: decision.effect, rule: decision.rule } });
+    return true;
+  });
+  result.edited = edited;
+  for (const field of ["tools", "functions"] as const) {
+    if (!edited.includes(field)) continue;
+    result.edited.push(field === "tools" ? "tool_choice" : "function_call", "parallel_tool_calls");
+    const kept = body[field] as unknown[];
+    const choiceField = field === "tools" ? "tool_choice" : "function_call";
+    // The upstream refuses fields about tools that are gone: a choice naming a stripped tool gives
+    // way to the default (auto), and with no tool left neither a choice nor `parallel_tool_calls` stands.
+    const choice = kept.length === 0 ? undefined : choiceWithout(body[choiceField], result.stripped, dialectOf(action));
+    if (choice === undefined) delete body[choiceField];
+    else body[choiceField] = choice;
+    if (kept.length === 0) {
+      delete body[field];
+      if (field === "tools") delete body.parallel_tool_calls;
     }
   }
   return result;

@@ -326,6 +326,52 @@ describe("tool.register", () => {
       "policy_denied",
     );
   });
+
+  it("governs Responses tools declared in a namespace or added by an input item", async () => {
+    const fn = (name: string) => ({ type: "function" as const, name, parameters: { type: "object", properties: {} }, strict: false });
+    const namespaced = { model: "gpt-4o-mini", input: "say:hi", tools: [{ type: "namespace" as const, name: "utils", description: "u", tools: [fn("shell_command")] }] };
+    await expectApiError(h.client(KEY.analyst).responses.create(namespaced), 403, "policy_denied");
+    expect((await auditRecords(h)).at(-1)?.tools_declared).toEqual(["shell_command"]);
+    const added = {
+      model: "gpt-4o-mini",
+      input: [
+        { type: "additional_tools" as const, role: "developer" as const, tools: [fn("execute_code")] },
+        { role: "user" as const, content: "say:hi" },
+      ],
+    };
+    await expectApiError(h.client(KEY.analyst).responses.create(added), 403, "policy_denied");
+    await expectApiError(
+      h.client(KEY.analyst).responses.create({ model: "gpt-4o-mini", input: "say:hi", tools: [{ type: "function", name: "shell_command", function: { name: "read_file" } } as never] }),
+      403,
+      "policy_denied",
+    );
+  });
+
+  it("strips a tool from a namespace, and the namespace with its last tool", async () => {
+    const fn = (name: string) => ({ type: "function" as const, name, parameters: { type: "object", properties: {} }, strict: false });
+    await h.client(KEY.dev).responses.create({
+      model: "gpt-4o-mini",
+      input: "say:hi",
+      tools: [
+        { type: "namespace", name: "web", description: "w", tools: [fn("web_search")] },
+        { type: "namespace", name: "files", description: "f", tools: [fn("web_search"), fn("read_file")] },
+        { type: "web_search_2025_08_26" as "web_search" },
+      ],
+    });
+    const seen = h.mock.requests.at(-1)!.body as { tools: { name: string; tools: { name: string }[] }[] };
+    expect(seen.tools).toHaveLength(1);
+    expect(seen.tools[0]?.name).toBe("files");
+    expect(seen.tools[0]?.tools.map((t) => t.name)).toEqual(["read_file"]);
+  });
+
+  it("refuses a declared function without a name with 400 invalid_body naming it", async () => {
+    const error = await expectApiError(
+      h.client(KEY.dev).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "say:hi" }], tools: [{ type: "function" } as never] }),
+      400,
+      "invalid_body",
+    );
+    expect(errorBody(error).param).toBe("tools[0].function.name");
+  });
 });
 
 describe("default_effect DENY (least privilege)", () => {
