@@ -244,6 +244,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const shutdown = async (): Promise<void> => {
     if (draining) return;
     draining = true;
+    approvals.releaseWaits();
     watcher?.close();
     clearInterval(poll);
     // Still listening while calls are in flight: load balancers read /readyz's 503 and new requests

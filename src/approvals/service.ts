@@ -24,6 +24,9 @@ const roles = (constraint: unknown): string[] | null =>
   typeof constraint === "string" ? [constraint] : Array.isArray(constraint) ? constraint.map(String) : null;
 
 export class ApprovalService {
+  /** Set when the gateway drains: waiting clients are answered with their approval id at once. */
+  private waitsReleased = false;
+
   constructor(
     private readonly store: StateStore,
     private readonly clock: Clock,
@@ -60,13 +63,22 @@ export class ApprovalService {
     return approval;
   }
 
+  /**
+   * Ends every wait for a decision, now and from now on: a draining gateway answers its waiting
+   * clients `approval_required` with the id (a retry redeems it on any replica, or after the
+   * restart) rather than holding them until the drain cuts them off without it.
+   */
+  releaseWaits(): void {
+    this.waitsReleased = true;
+  }
+
   /** Long-polls the store until the approval is decided or `seconds` pass. */
   async waitForDecision(id: string, seconds: number, signal: { readonly aborted: boolean }): Promise<Approval | null> {
     let deadline = this.clock() + seconds * 1000;
     let approval = await fromStore(this.store.getApproval(id));
     // Past its expiry no decision can make it usable: the wait ends there.
     if (approval !== null) deadline = Math.min(deadline, Date.parse(approval.expires_at));
-    while (approval !== null && approval.status === "pending" && this.clock() < deadline && !signal.aborted) {
+    while (approval !== null && approval.status === "pending" && this.clock() < deadline && !signal.aborted && !this.waitsReleased) {
       await sleep(Math.min(250, Math.max(1, deadline - this.clock())));
       approval = await fromStore(this.store.getApproval(id));
     }

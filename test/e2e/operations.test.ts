@@ -260,4 +260,22 @@ describe("operating the gateway", () => {
     const record = lines.map((l) => JSON.parse(l) as { stream: boolean; error_code: string | null }).find((r) => r.stream);
     expect(record?.error_code).toBe("shutting_down");
   });
+
+  it("answers a client waiting on x-approval-wait approval_required with its id as soon as the drain starts", async () => {
+    const path = join(dir, "wait.yaml");
+    writeConfig(path, "{ name: gate, effect: REQUIRE_APPROVAL, conditions: { prompt_text: { contains: NEEDAPPROVAL } }, description: gated }");
+    const gateway = await startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }) });
+    const waiting = new OpenAI({ apiKey: KEY, baseURL: `${gateway.url}/v1`, maxRetries: 0, defaultHeaders: { "x-approval-wait": "60" } });
+    const started = Date.now();
+    const call = waiting.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "NEEDAPPROVAL tokens:3" }] }).catch((error: unknown) => error);
+    await until(async () => gateway.services.streams.size > 0, "the call to wait");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await gateway.shutdown();
+    const outcome = await call;
+    expect(outcome).toBeInstanceOf(APIError);
+    expect((outcome as APIError).code).toBe("approval_required");
+    expect(((outcome as APIError).error as { approval_id?: unknown }).approval_id).toMatch(/^apr_/);
+    // Well inside drain_seconds (5): the wait did not hold the drain.
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
 });
