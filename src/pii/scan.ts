@@ -2,36 +2,22 @@ import { PATTERNS } from "./patterns.js";
 import type { PiiSpan, PiiType } from "./types.js";
 
 /**
- * How much of a text is scanned: the first 1 MiB of UTF-16 code units (at least 1 MiB of UTF-8).
- * Code units rather than bytes because measuring bytes would mean encoding the whole text, the
- * very cost this bound avoids. Every pattern is linear, so this caps a scan at tens of
- * milliseconds however large the prompt.
+ * Non-overlapping PII matches in `text`, in text order. Where matches overlap, the one starting
+ * first wins, then the longer: an IP inside a bearer token is part of the secret. The whole text is
+ * scanned, however long (every pattern is linear: ~20 ms a MB of prose, as counting its tokens):
+ * PII past any cut-off would pass both the `data_classification` rules and redaction.
  */
-export const PII_SCAN_LIMIT = 1 << 20;
-
-/** The part of `text` that is scanned, never ending inside a surrogate pair. */
-export function scannedPrefix(text: string, limit = PII_SCAN_LIMIT): string {
-  if (text.length <= limit) return text;
-  const code = text.charCodeAt(limit - 1);
-  return text.slice(0, code >= 0xd800 && code <= 0xdbff ? limit - 1 : limit);
-}
-
-/**
- * Non-overlapping PII matches in the scanned prefix, in text order. Where matches overlap, the
- * one starting first wins, then the longer: an IP inside a bearer token is part of the secret.
- */
-export function findPiiSpans(text: string, detectors: readonly PiiType[], limit = PII_SCAN_LIMIT): PiiSpan[] {
-  const scanned = scannedPrefix(text, limit);
+export function findPiiSpans(text: string, detectors: readonly PiiType[]): PiiSpan[] {
   const found: PiiSpan[] = [];
-  const digits = /\d/.test(scanned);
+  const digits = /\d/.test(text);
   for (const type of new Set(detectors)) {
     for (const pattern of PATTERNS[type]) {
       const needs = pattern.needs;
-      if (needs !== undefined && !(needs === "digit" ? digits : scanned.includes(needs))) continue;
+      if (needs !== undefined && !(needs === "digit" ? digits : text.includes(needs))) continue;
       // `exec` on the shared global regex: `matchAll` would clone the regex on every call.
       const regex = pattern.regex;
       regex.lastIndex = 0;
-      for (let match = regex.exec(scanned); match !== null; match = regex.exec(scanned)) {
+      for (let match = regex.exec(text); match !== null; match = regex.exec(text)) {
         if (match[0].length === 0) regex.lastIndex++;
         const length = pattern.accept(match);
         if (length > 0) found.push({ type, start: match.index, end: match.index + length });

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { detectPii, PII_SCAN_LIMIT, PII_TYPES, redactPii, UNSCANNED_MARKER } from "../../src/pii/index.js";
+import { detectPii, detectPiiInParts, PII_TYPES, redactPii } from "../../src/pii/index.js";
 
 describe("redactPii", () => {
   test("replaces each match with its type", () => {
@@ -23,17 +23,13 @@ describe("redactPii", () => {
     expect(redactPii("bob@example.com", ["phone"])).toBe("bob@example.com");
   });
 
-  test("past the scan limit: detection stops, redaction drops the tail unless told to keep it", () => {
-    const text = `${"x ".repeat(8)}tail bob@example.com`;
-    expect(detectPii(text, PII_TYPES, 10).classification).toBe("none");
-    expect(redactPii(text, PII_TYPES, { limit: 10 })).toBe(`x x x x x ${UNSCANNED_MARKER}`);
-    expect(redactPii(text, PII_TYPES, { limit: 10, unscanned: "keep" })).toBe(text);
-    expect(redactPii("bob@example.com", PII_TYPES, { limit: 10 })).toBe(`bob@exampl${UNSCANNED_MARKER}`);
-  });
-
-  test("the limit never splits a surrogate pair", () => {
-    expect(redactPii("abc🎉def", [], { limit: 4, unscanned: "keep" })).toBe("abc🎉def");
-    expect(redactPii("abc🎉def", [], { limit: 4 })).toBe(`abc${UNSCANNED_MARKER}`);
+  test("scans the whole text, however long: PII after megabytes of filler is found and redacted", () => {
+    const filler = "lorem ipsum ".repeat(200_000);
+    const text = `${filler}contact jane.doe@example.com ssn 123-45-6789`;
+    expect(text.length).toBeGreaterThan(2 * 1024 * 1024);
+    expect(detectPii(text, PII_TYPES).types).toEqual(["email", "us_ssn"]);
+    expect(detectPiiInParts([filler, filler, "reach me at jane.doe@example.com"], PII_TYPES).types).toEqual(["email"]);
+    expect(redactPii(text, PII_TYPES).endsWith("contact [REDACTED:email] ssn [REDACTED:us_ssn]")).toBe(true);
   });
 });
 
@@ -67,13 +63,4 @@ describe("hostile input", () => {
     expect(performance.now() - started).toBeLessThan(3000);
   });
 
-  test("the scan itself is linear: a full 5 MB scan stays fast", () => {
-    const started = performance.now();
-    for (const text of Object.values(inputs)) detectPii(text, PII_TYPES, size);
-    expect(performance.now() - started).toBeLessThan(20_000);
-  });
-
-  test("the limit is 1 MiB", () => {
-    expect(PII_SCAN_LIMIT).toBe(1_048_576);
-  });
 });
