@@ -1,42 +1,60 @@
 import { StringDecoder } from "node:string_decoder";
 
-/** Splits a byte stream into complete SSE events (each with its terminating blank line). */
+/**
+ * Splits a byte stream into complete SSE events (each with its terminating blank line). SSE ends a
+ * line with CRLF, LF or a lone CR: each is made LF here, so an upstream's choice of line ending
+ * cannot hide an event (a tool call) from the gateway that its client's parser would still read.
+ */
 export class SseSplitter {
   private readonly decoder = new StringDecoder("utf8");
   private buffer = "";
+  /** The text so far ended with a CR: the next text says whether an LF completes it. */
+  private pendingCr = false;
 
   push(chunk: Buffer): string[] {
-    this.buffer += this.decoder.write(chunk);
+    this.append(this.decoder.write(chunk));
     return this.drain();
   }
 
   end(): string[] {
-    this.buffer += this.decoder.end();
+    this.append(this.decoder.end());
+    if (this.pendingCr) this.buffer += "\n";
+    this.pendingCr = false;
     const events = this.drain();
     if (this.buffer.trim() !== "") events.push(this.buffer);
     this.buffer = "";
     return events;
   }
 
+  private append(text: string): void {
+    let next = this.pendingCr ? `\r${text}` : text;
+    this.pendingCr = false;
+    if (next.includes("\r")) {
+      if (next.endsWith("\r")) {
+        this.pendingCr = true;
+        next = next.slice(0, -1);
+      }
+      next = next.replace(CR_LINE_END, "\n");
+    }
+    this.buffer += next;
+  }
+
   private drain(): string[] {
     const events: string[] = [];
-    for (;;) {
-      const lf = this.buffer.indexOf("\n\n");
-      const crlf = this.buffer.indexOf("\r\n\r\n");
-      if (lf === -1 && crlf === -1) return events;
-      const useCrlf = crlf !== -1 && (lf === -1 || crlf < lf);
-      const end = useCrlf ? crlf + 4 : lf + 2;
-      events.push(this.buffer.slice(0, end));
-      this.buffer = this.buffer.slice(end);
+    for (let end = this.buffer.indexOf("\n\n"); end !== -1; end = this.buffer.indexOf("\n\n")) {
+      events.push(this.buffer.slice(0, end + 2));
+      this.buffer = this.buffer.slice(end + 2);
     }
+    return events;
   }
 }
 
-/** The event's `data:` payload (multi-line data joined), or null for comments and empty events. */
+const CR_LINE_END = /\r\n?/g;
+
+/** The `data:` payload of an event from `SseSplitter` (multi-line data joined), or null for comments and empty events. */
 export function eventData(event: string): string | null {
   let data: string | null = null;
-  for (const rawLine of event.split("\n")) {
-    const line = rawLine.endsWith("\r") ? rawLine.slice(0, -1) : rawLine;
+  for (const line of event.split("\n")) {
     if (!line.startsWith("data:")) continue;
     const value = line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
     data = data === null ? value : `${data}\n${value}`;

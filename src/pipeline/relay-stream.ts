@@ -92,6 +92,19 @@ export async function relayStream(
 
 const HEADERS_WITHIN_MS = 100;
 
+/**
+ * An event's data when it is a JSON object, whitespace before it allowed (SDKs parse
+ * `data:   {…}` as JSON too, so the gateway must read it), else null (`[DONE]`, comments).
+ */
+function jsonData(data: string | null): string | null {
+  if (data === null) return null;
+  const first = data.charCodeAt(0);
+  if (first === 123) return data;
+  if (first !== 32 && first !== 9 && first !== 10) return null;
+  const trimmed = data.trimStart();
+  return trimmed.charCodeAt(0) === 123 ? trimmed : null;
+}
+
 async function relayEvents(
   body: Readable,
   res: ServerResponse,
@@ -108,9 +121,9 @@ async function relayEvents(
 
   const handle = async (sent: string): Promise<void> => {
     let event = sent;
-    const data = eventData(event);
+    const data = jsonData(eventData(event));
     let drop = false;
-    if (data !== null && data !== "[DONE]" && data.charCodeAt(0) === 123) {
+    if (data !== null) {
       let parsed: unknown;
       try {
         parsed = JSON.parse(data);

@@ -27,6 +27,14 @@ const N_STREAM = [
   "data: [DONE]\n\n",
 ].join("");
 
+/** The same denied call, its data after extra spaces (SDKs still parse it). */
+const SPACED_STREAM = [chunk(0, 0, { name: "danger", arguments: "{}" }).replace("data: ", "data:    "), "data: [DONE]\n\n"].join("");
+
+/** A whole stream with lone-CR line ends, which SSE allows. */
+const CR_STREAM = N_STREAM.replaceAll("\n", "\r");
+
+const STREAMS: Record<string, string> = { spaced: SPACED_STREAM, cr: CR_STREAM };
+
 const SHELL_ANSWER = {
   id: "resp_1",
   object: "response",
@@ -41,10 +49,12 @@ let gateway: Gateway;
 
 beforeAll(async () => {
   upstream = createServer((req, res) => {
-    req.resume();
+    const parts: Buffer[] = [];
+    req.on("data", (part: Buffer) => parts.push(part));
     req.on("end", () => {
       if (req.url?.endsWith("/chat/completions")) {
-        res.writeHead(200, { "content-type": "text/event-stream" }).end(N_STREAM);
+        const asked = (JSON.parse(Buffer.concat(parts).toString()) as { messages: { content: string }[] }).messages[0]?.content ?? "";
+        res.writeHead(200, { "content-type": "text/event-stream" }).end(STREAMS[asked] ?? N_STREAM);
       } else {
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(SHELL_ANSWER));
       }
@@ -94,6 +104,16 @@ describe("tool calls an upstream answer makes, whatever their shape", () => {
     const record = await lastRecord();
     expect(record.tool_calls).toEqual(["ok_tool", "danger"]);
     expect(record).toMatchObject({ error_code: "policy_denied", decision: { effect: "DENY", rule: "no_danger" } });
+  });
+
+  it("reads an event whose data follows extra spaces, and a stream with lone-CR line ends", async () => {
+    for (const shape of ["spaced", "cr"]) {
+      const res = await post("/v1/chat/completions", { model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content: shape }] });
+      const text = await res.text();
+      expect(text).toContain('"code":"policy_denied"');
+      expect(text).not.toContain('"tool_calls"');
+      expect(await lastRecord()).toMatchObject({ error_code: "policy_denied", decision: { rule: "no_danger" } });
+    }
   });
 
   it("governs a Responses call of a built-in tool the client runs, by the tool's type and its action", async () => {

@@ -13,8 +13,19 @@ describe("SSE splitting", () => {
     }
   });
 
-  it("reads data lines, including CRLF and multi-line data", () => {
-    expect(eventData("event: x\r\ndata: {}\r\n\r\n")).toBe("{}");
+  it("ends lines at CRLF, LF or a lone CR, split anywhere", () => {
+    for (const eol of ["\r\n", "\r", "\n"]) {
+      const bytes = Buffer.from(`event: x${eol}data: {"a":1}${eol}${eol}data: [DONE]${eol}${eol}`);
+      for (let cut = 1; cut < bytes.length; cut++) {
+        const splitter = new SseSplitter();
+        const events = [...splitter.push(bytes.subarray(0, cut)), ...splitter.push(bytes.subarray(cut)), ...splitter.end()];
+        expect(events).toEqual(['event: x\ndata: {"a":1}\n\n', "data: [DONE]\n\n"]);
+      }
+    }
+  });
+
+  it("reads data lines, including multi-line data", () => {
+    expect(eventData("event: x\ndata: {}\n\n")).toBe("{}");
     expect(eventData("data: a\ndata: b\n\n")).toBe("a\nb");
     expect(eventData(": comment\n\n")).toBeNull();
   });
