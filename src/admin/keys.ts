@@ -165,10 +165,10 @@ async function createKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
     revoked: false,
     created_at: iso(now),
   };
-  // Stored only where no key has the id, checked in the same step: of two creates at once, one gets 400.
+  // Stored only where no key has the id, checked in the same step: of two creates at once, one gets 409.
   // Revoked ids stay taken too: reusing one would merge two keys' spend and audit history.
   if (!(await services.store.putKey(key))) {
-    throw new GatewayError(400, "invalid_body", `a key with id \`${id}\` already exists`, { param: "id" });
+    throw new GatewayError(409, "key_exists", `a key with id \`${id}\` already exists`, { param: "id" });
   }
   await deps.onKeysChanged();
   return c.json({ ...runtimeView(key), key: clear }, 201);

@@ -5,7 +5,7 @@ import type { Env } from "../http/app.js";
 import { CALL_ACTIONS } from "../policy/types.js";
 import { usdToMicros } from "../pricing/index.js";
 import { auditQueryFrom, fromAudit } from "./audit.js";
-import { type AdminContext, allowOnly, authorize, list, parseWith, queryParams } from "./http.js";
+import { type AdminContext, allowOnly, authorize, list, listQuery, queryParams } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
 export type SpendGroupBy = "key" | "user" | "team" | "model" | "day";
@@ -85,7 +85,7 @@ export async function aggregateSpend(records: AsyncIterable<AuditRecord> | Itera
 async function spendRoute(c: AdminContext, deps: AdminDeps): Promise<Response> {
   authorize(c, deps.services, "admin", "admin.spend");
   const params = queryParams(c);
-  const { group_by: groupBy } = parseWith(spendQuerySchema, params);
+  const { group_by: groupBy } = listQuery(c, spendQuerySchema);
   // The range is read and checked as `GET /admin/audit` reads it, so both refuse the same values.
   const bounds: Record<string, string> = {};
   if (params.from !== undefined) bounds.from = params.from;

@@ -12,6 +12,7 @@ export type ErrorCode =
   | "not_found"
   | "approval_not_pending"
   | "key_not_runtime"
+  | "key_exists"
   | "emergency_stop"
   | "model_not_found"
   | "model_not_priced"

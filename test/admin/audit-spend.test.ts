@@ -116,6 +116,7 @@ describe("spend", () => {
     expect(all.json.data.reduce((sum, row) => sum + row.requests, 0)).toBe(4);
     expectError(await h.admin("GET", "/spend?group_by=planet"), 400, "invalid_body", "group_by");
     expectError(await h.admin("GET", "/spend?from=soon"), 400, "invalid_body", "from");
+    expectError(await h.admin("GET", "/spend?limit=1"), 400, "invalid_body", "limit");
   });
 });
 

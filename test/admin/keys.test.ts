@@ -51,7 +51,7 @@ describe("runtime keys", () => {
     const created = await create({ subject: { user: "carol" } });
     expect(created.id).toMatch(/^key_/);
     expect(created.subject).toEqual({ user: "carol", role: "user", team: null, purpose: null });
-    expectError(await h.admin("POST", "/keys", { id: created.id, subject: { user: "x" } }), 400, "invalid_body", "id");
+    expectError(await h.admin("POST", "/keys", { id: created.id, subject: { user: "x" } }), 409, "key_exists", "id");
     expectError(await h.admin("POST", "/keys", { id: "alice-dev", subject: { user: "x" } }), 409, "key_not_runtime");
   });
 

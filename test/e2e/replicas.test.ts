@@ -201,7 +201,7 @@ describe.skipIf(redis === null)("two replicas, one Redis", () => {
         cluster.b.admin("POST", "/admin/keys", { id, subject: { ...subject, role: "admin" } }),
       ]);
       // Exactly one create lands, and the stored key is that one's.
-      expect([first.status, second.status].sort()).toEqual([201, 400]);
+      expect([first.status, second.status].sort()).toEqual([201, 409]);
       const winner = first.status === 201 ? first : second;
       expect((await cluster.a.admin("GET", `/admin/keys/${id}`)).body.subject).toEqual(winner.body.subject);
 
