@@ -6,6 +6,7 @@ import type { Env } from "../http/app.js";
 import { clipped, GatewayError } from "../http/errors.js";
 import { planLimits } from "../limits/plan.js";
 import { lazyPrompt } from "../pii/index.js";
+import { getEncoder } from "../tokens/encoding.js";
 import { ATTRIBUTE_NAMES } from "../policy/attributes.js";
 import type { PolicyCase } from "../policy/cases.js";
 import { ACTIONS, type CompiledPolicy, isAction } from "../policy/compile.js";
@@ -108,7 +109,9 @@ export function buildEvaluationFacts(
     if (estimate === undefined) estimate = request === undefined ? null : estimateFor(runtime, principal, callAction, body);
     return estimate;
   };
-  const prompt = lazyPrompt(body, runtime.config.pii.detectors);
+  const modelName = typeof body.model === "string" ? body.model : null;
+  const tokenizer = modelName !== null && Object.hasOwn(runtime.config.models, modelName) ? runtime.config.models[modelName]?.tokenizer : undefined;
+  const prompt = lazyPrompt(body, runtime.config.pii.detectors, tokenizer === undefined ? undefined : getEncoder(tokenizer).decode);
   const facts = new CallFacts({
     principal,
     org: runtime.config.org,

@@ -1,3 +1,4 @@
+import type { TokenDecoder } from "../openai/prompt-walk.js";
 import { TextCache } from "../util/text-cache.js";
 import { promptParts } from "./prompt-text.js";
 import { findPiiSpans } from "./scan.js";
@@ -43,12 +44,12 @@ export function detectPiiInParts(parts: readonly string[], detectors: readonly P
 }
 
 /** A body's prompt facts, each worked out at most once and only when asked for. */
-export function lazyPrompt(body: unknown, detectors: readonly PiiType[]): { text: () => string; pii: () => PiiDetection } {
+export function lazyPrompt(body: unknown, detectors: readonly PiiType[], decode?: TokenDecoder): { text: () => string; pii: () => PiiDetection } {
   let parts: string[] | null = null;
   let text: string | null = null;
   let pii: PiiDetection | null = null;
   const partsOf = (): string[] => {
-    parts ??= promptParts(body);
+    parts ??= promptParts(body, decode);
     return parts;
   };
   return {

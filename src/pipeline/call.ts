@@ -265,8 +265,8 @@ export async function handleCall(
       edited = withEdits(edited, ["stream_options"]);
     }
     if (config.pii.redact) {
-      redactRequestBody(body, config.pii.detectors);
-      edited = withEdits(edited, REDACTED_FIELDS);
+      const redacted = redactRequestBody(body, config.pii.detectors);
+      if (redacted.length > 0) edited = withEdits(edited, redacted);
     }
 
     const upstream = runtime.upstreams.get(model.upstream)!;
@@ -489,7 +489,6 @@ function uncountedEstimate(action: CallAction, body: Record<string, unknown>, mo
   return { inputTokens: 0, ...outputLimit(action, body, model), inputMicros: 0, worstMicros: 0, approximate: true };
 }
 
-const REDACTED_FIELDS = ["messages", "instructions", "input"];
 
 function withEdits(edited: Set<string> | null, keys: readonly string[]): Set<string> {
   const set = edited ?? new Set<string>();

@@ -7,6 +7,8 @@ export type Encoding = ModelConfig["tokenizer"];
 export interface Encoder {
   /** Tokens of `text` with special-token strings (`<|endoftext|>`) counted as ordinary text. */
   countOrdinary(text: string): number;
+  /** The text of a token array, or null when it holds a token the encoding does not have. */
+  decode(tokens: number[]): string | null;
 }
 
 // Special tokens are never special in a prompt the gateway counts: they are text the client sent.
@@ -17,9 +19,17 @@ const ORDINARY = { disallowedSpecial: new Set<string>() };
  * 6–10× faster per call here (no string copy across the WASM boundary), and no encoder to build.
  */
 const encoders: Record<Encoding, Encoder> = {
-  o200k_base: { countOrdinary: (text) => o200k.countTokens(text, ORDINARY) },
-  cl100k_base: { countOrdinary: (text) => cl100k.countTokens(text, ORDINARY) },
+  o200k_base: { countOrdinary: (text) => o200k.countTokens(text, ORDINARY), decode: (tokens) => decoded(o200k.decode, tokens) },
+  cl100k_base: { countOrdinary: (text) => cl100k.countTokens(text, ORDINARY), decode: (tokens) => decoded(cl100k.decode, tokens) },
 };
+
+function decoded(decode: (tokens: number[]) => string, tokens: number[]): string | null {
+  try {
+    return decode(tokens);
+  } catch {
+    return null;
+  }
+}
 
 export function getEncoder(encoding: Encoding): Encoder {
   return encoders[encoding];

@@ -198,6 +198,15 @@ describe("the seed's PII rule (data_classification pii, purpose not_in [authoriz
     const answer = await h.client(KEY.dev).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "say:clean" }] });
     expect(answer.choices[0]?.message.content).toBe("clean");
   });
+
+  it("reads embeddings sent as token arrays, and PII after megabytes of filler", async () => {
+    // The model's tokenizer (cl100k) spelling "contact jane.doe@example.com ssn 123-45-6789".
+    const tokens = [6421, 99706, 962, 4748, 36587, 916, 274, 9810, 220, 4513, 12, 1774, 12, 17458, 24];
+    await expectApiError(h.client(KEY.dev).embeddings.create({ model: "text-embedding-3-small", input: [tokens] }), 403, "approval_required");
+    await expect(h.client(KEY.dev).embeddings.create({ model: "text-embedding-3-small", input: [[1, 2, 3]] })).resolves.toBeTruthy();
+    const long = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: `say:ok\n${"filler ".repeat(200_000)}jane.doe@example.com` }] };
+    await expectApiError(h.client(KEY.dev).chat.completions.create(long), 403, "approval_required");
+  });
 });
 
 describe("tool.register", () => {

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { extractPromptText } from "../../src/pii/index.js";
+import { getEncoder } from "../../src/tokens/encoding.js";
 
 describe("extractPromptText", () => {
   test("chat: string contents and text parts", () => {
@@ -55,9 +56,40 @@ describe("extractPromptText", () => {
     expect(extractPromptText({ input: custom })).toBe('deploy prod\n{"email":"a@b.co"}');
   });
 
-  test("embeddings: strings only", () => {
+  test("every other text the model reads: author names, predictions, prompt variables, shell commands and output, reasoning summaries, tool descriptions", () => {
+    const chat = {
+      messages: [{ role: "user", name: "bob_at_example", content: "hi" }],
+      prediction: { type: "content", content: [{ type: "text", text: "predicted" }] },
+      tools: [{ type: "function", function: { name: "f", description: "looks up a person" } }],
+      functions: [{ name: "legacy", description: "legacy lookup" }],
+    };
+    expect(extractPromptText(chat)).toBe("hi\nbob_at_example\npredicted\nlooks up a person\nlegacy lookup");
+    const responses = {
+      input: [
+        { type: "local_shell_call", action: { type: "exec", command: ["cat", "/etc/passwd"] } },
+        { type: "shell_call", action: { commands: ["ls", "whoami"] } },
+        { type: "shell_call_output", output: [{ stdout: "jane@example.com", stderr: "warn", outcome: { type: "exit", exit_code: 0 } }] },
+        { type: "reasoning", summary: [{ type: "summary_text", text: "thinking about it" }] },
+      ],
+      prompt: { id: "pmpt_1", variables: { customer: "Jane Doe", note: { type: "input_text", text: "ssn 123-45-6789" }, pic: { type: "input_image", image_url: "x" } } },
+      tools: [{ type: "namespace", name: "crm", description: "the CRM", tools: [{ type: "function", name: "find", description: "finds a customer" }] }],
+    };
+    expect(extractPromptText(responses)).toBe(
+      "cat\n/etc/passwd\nls\nwhoami\njane@example.com\nwarn\nthinking about it\nJane Doe\nssn 123-45-6789\nthe CRM\nfinds a customer",
+    );
+  });
+
+  test("embeddings: strings, and token arrays through the model's decoder", () => {
     expect(extractPromptText({ input: "one" })).toBe("one");
     expect(extractPromptText({ input: ["one", "two", [1, 2], 3] })).toBe("one\ntwo");
+    const { decode } = getEncoder("cl100k_base");
+    // cl100k's tokens of "contact jane.doe@example.com ssn 123-45-6789".
+    const secret = [6421, 99706, 962, 4748, 36587, 916, 274, 9810, 220, 4513, 12, 1774, 12, 17458, 24];
+    expect(extractPromptText({ input: secret }, decode)).toBe("contact jane.doe@example.com ssn 123-45-6789");
+    expect(extractPromptText({ input: [secret, [1, 2]] }, decode)).toBe(`contact jane.doe@example.com ssn 123-45-6789\n${decode([1, 2])}`);
+    expect(extractPromptText({ input: secret })).toBe("");
+    // A token the encoding lacks: no text, no exception.
+    expect(extractPromptText({ input: [99_999_999] }, decode)).toBe("");
   });
 
   test("malformed bodies give what text there is, never an exception", () => {

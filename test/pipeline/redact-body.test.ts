@@ -76,4 +76,25 @@ describe("redactRequestBody", () => {
     // Nothing to mask: the arguments stay exactly as written, escapes and all.
     expect(messages[2]!.tool_calls![0]!.function.arguments).toBe('{"note":"caf\\u00e9"}');
   });
+
+  test("masks every text the model reads and names the members it changed; the client's objects are left as they were", () => {
+    const variables = { customer: EMAIL, note: { type: "input_text", text: `ssn ${SSN}` } };
+    const shellOutput = { type: "shell_call_output", output: [{ stdout: EMAIL, stderr: "", outcome: { type: "exit", exit_code: 0 } }] };
+    const body: Record<string, unknown> = {
+      model: "gpt-4o-mini",
+      input: [{ role: "user", content: "plain" }, shellOutput, { type: "local_shell_call", action: { type: "exec", command: ["mail", EMAIL] } }],
+      prompt: { id: "pmpt_1", variables },
+      tools: [{ type: "function", name: "f", description: `writes to ${EMAIL}` }],
+      metadata: { owner: EMAIL },
+    };
+    const changed = redactRequestBody(body, PII_TYPES);
+    expect(changed).toEqual(["input", "prompt", "tools"]);
+    expect(JSON.stringify({ ...body, metadata: null })).not.toMatch(/bob@example\.com|123-45-6789/);
+    // Not prompt text: left alone.
+    expect(body.metadata).toEqual({ owner: EMAIL });
+    expect(variables.customer).toBe(EMAIL);
+    expect(shellOutput.output[0]?.stdout).toBe(EMAIL);
+    expect((body.input as unknown[])[0]).toEqual({ role: "user", content: "plain" });
+    expect(redactRequestBody({ messages: [{ role: "user", content: "nothing here" }] }, PII_TYPES)).toEqual([]);
+  });
 });

@@ -1,0 +1,175 @@
+import { isRecord } from "../util/is-record.js";
+
+type Json = Record<string, unknown>;
+
+/** What a walk does with each piece of prompt text: returns it, or the text to put in its place. */
+export interface PromptVisitor {
+  /** Text the model reads as written. */
+  text(text: string): string;
+  /** JSON text (a tool call's arguments), whose escapes (`\u0040`) may hide what it says. */
+  json(text: string): string;
+}
+
+/** Turns an embeddings input's token array into its text, or null when it cannot. */
+export type TokenDecoder = (tokens: number[]) => string | null;
+
+/**
+ * Walks every piece of text a request sends the model, in this order, and puts back what the
+ * visitor returns: chat messages (content strings and text parts, refusals, the arguments and
+ * inputs of earlier tool calls, the author `name`), `prediction`; Responses `instructions` and
+ * `input` (its items' content and output, tool calls' arguments, inputs and commands, shell
+ * output, reasoning summaries), the `prompt` template's variables; the declared tools'
+ * descriptions; an embeddings `input` (token arrays through `decode`: read, never replaced).
+ * Copy on write: an object whose text changes is replaced by a copy, the client's objects are left
+ * as they are. Returns the body's top-level members that changed.
+ */
+export function walkPromptText(body: Json, visitor: PromptVisitor, decode?: TokenDecoder): string[] {
+  let walk = walks.get(visitor);
+  if (walk === undefined) {
+    walk = new Walk(visitor);
+    walks.set(visitor, walk);
+  }
+  walk.decode = decode;
+  const changed: string[] = [];
+  const rewrite = (name: string, next: unknown): void => {
+    if (next === body[name]) return;
+    body[name] = next;
+    changed.push(name);
+  };
+  if (Array.isArray(body.messages)) rewrite("messages", walk.list(body.messages, walk.message));
+  if (isRecord(body.prediction)) rewrite("prediction", walk.field(body.prediction, "content", walk.content));
+  if (typeof body.instructions === "string") rewrite("instructions", visitor.text(body.instructions));
+  if (typeof body.input === "string") rewrite("input", visitor.text(body.input));
+  else if (Array.isArray(body.input)) {
+    // One embeddings token array is one input; a list of them, or of strings, is several.
+    if (body.input.length > 0 && body.input.every(Number.isInteger)) walk.tokens(body.input);
+    else rewrite("input", walk.list(body.input, walk.inputItem));
+  }
+  if (isRecord(body.prompt) && isRecord(body.prompt.variables)) rewrite("prompt", walk.field(body.prompt, "variables", walk.variables));
+  if (Array.isArray(body.tools)) rewrite("tools", walk.list(body.tools, walk.tool));
+  if (Array.isArray(body.functions)) rewrite("functions", walk.list(body.functions, walk.tool));
+  return changed;
+}
+
+/** One walker per visitor, its rewrites made once: a walk runs on every governed call. */
+const walks = new WeakMap<PromptVisitor, Walk>();
+
+type Rewrite = (value: unknown) => unknown;
+
+class Walk {
+  /** The current walk's token decoder (walks are synchronous, one at a time). */
+  decode: TokenDecoder | undefined = undefined;
+
+  constructor(private readonly visitor: PromptVisitor) {}
+
+  /** The list, or a copy with the items `rewrite` changed. */
+  list(list: unknown[], rewrite: Rewrite): unknown[] {
+    let out: unknown[] | null = null;
+    for (let i = 0; i < list.length; i++) {
+      const next = rewrite(list[i]);
+      if (next !== list[i]) {
+        out ??= list.slice();
+        out[i] = next;
+      }
+    }
+    return out ?? list;
+  }
+
+  /** The record, or a copy with `record[name]` as `rewrite` changed it. */
+  field(record: Json, name: string, rewrite: Rewrite): Json {
+    const value = record[name];
+    if (value === undefined || value === null) return record;
+    const next = rewrite(value);
+    return next === value ? record : { ...record, [name]: next };
+  }
+
+  readonly text = (value: unknown): unknown => (typeof value === "string" ? this.visitor.text(value) : value);
+
+  readonly json = (value: unknown): unknown => (typeof value === "string" ? this.visitor.json(value) : value);
+
+  readonly texts = (value: unknown): unknown => (Array.isArray(value) ? this.list(value, this.text) : value);
+
+  /** A content string, or its parts' text (and refusals, and shell output's streams). */
+  readonly content = (content: unknown): unknown => {
+    if (typeof content === "string") return this.visitor.text(content);
+    return Array.isArray(content) ? this.list(content, this.part) : content;
+  };
+
+  readonly part = (part: unknown): unknown => {
+    if (!isRecord(part)) return part;
+    let out = part;
+    for (const name of PART_TEXTS) out = this.field(out, name, this.text);
+    return out;
+  };
+
+  readonly calls = (calls: unknown): unknown => (Array.isArray(calls) ? this.list(calls, this.toolCall) : calls);
+
+  readonly functionCall = (call: unknown): unknown => (isRecord(call) ? this.field(call, "arguments", this.json) : call);
+
+  readonly action = (action: unknown): unknown => (isRecord(action) ? this.field(this.field(action, "command", this.texts), "commands", this.texts) : action);
+
+  readonly variable = (value: unknown): unknown => (isRecord(value) ? this.field(value, "text", this.text) : this.text(value));
+
+  readonly description = (holder: unknown): unknown => (isRecord(holder) ? this.field(holder, "description", this.text) : holder);
+
+  readonly tools = (tools: unknown): unknown => (Array.isArray(tools) ? this.list(tools, this.tool) : tools);
+
+  readonly toolCall = (call: unknown): unknown => {
+    if (!isRecord(call)) return call;
+    let out = call;
+    if (isRecord(call.function)) out = { ...out, function: this.field(call.function, "arguments", this.json) };
+    if (isRecord(call.custom)) out = { ...out, custom: this.field(call.custom, "input", this.text) };
+    return out.function === call.function && out.custom === call.custom ? call : out;
+  };
+
+  readonly message = (message: unknown): unknown => {
+    if (!isRecord(message)) return message;
+    let out = this.field(message, "content", this.content);
+    out = this.field(out, "refusal", this.text);
+    out = this.field(out, "function_call", this.functionCall);
+    out = this.field(out, "tool_calls", this.calls);
+    return this.field(out, "name", this.text);
+  };
+
+  /** A Responses input item: content, output, a tool call's arguments, input and commands, a reasoning summary; an embeddings input. */
+  readonly inputItem = (item: unknown): unknown => {
+    if (typeof item === "string") return this.visitor.text(item);
+    if (Array.isArray(item)) {
+      if (item.every(Number.isInteger)) this.tokens(item);
+      return item;
+    }
+    if (!isRecord(item)) return item;
+    let out = this.field(item, "content", this.content);
+    out = this.field(out, "output", this.content);
+    out = this.field(out, "arguments", this.json);
+    out = this.field(out, "input", this.text);
+    out = this.field(out, "summary", this.content);
+    return this.field(out, "action", this.action);
+  };
+
+  /** An embeddings token array: its text is read; the tokens go on as sent (nothing re-encodes them). */
+  tokens(tokens: unknown[]): void {
+    const text = this.decode === undefined ? null : this.decode(tokens as number[]);
+    if (text !== null) this.visitor.text(text);
+  }
+
+  /** A prompt template's variables: strings and text parts. */
+  readonly variables = (variables: unknown): unknown => {
+    if (!isRecord(variables)) return variables;
+    let out = variables;
+    for (const name of Object.keys(variables)) out = this.field(out, name, this.variable);
+    return out;
+  };
+
+  /** A declared tool's description, which the model reads (chat's inside `function` or `custom`; a namespace's tools' too). */
+  readonly tool = (tool: unknown): unknown => {
+    if (!isRecord(tool)) return tool;
+    let out = this.field(tool, "description", this.text);
+    out = this.field(out, "function", this.description);
+    out = this.field(out, "custom", this.description);
+    return tool.type === "namespace" ? this.field(out, "tools", this.tools) : out;
+  };
+}
+
+/** The members of a content part that hold text: text, a refusal, a shell command's output streams. */
+const PART_TEXTS = ["text", "refusal", "stdout", "stderr"];
