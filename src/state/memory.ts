@@ -108,9 +108,15 @@ export class MemoryStore implements StateStore {
     return state;
   }
 
-  private changed(change: StateChange | null): void {
+  /**
+   * A governance write (a key, a stop, an approval) is in the snapshot file before it is answered:
+   * a crash must not undo a revoke, lift a stop or let a used approval pass again. Spend, written on
+   * every call, is saved every few seconds instead.
+   */
+  private async changed(change: StateChange | null): Promise<void> {
     this.dirty = true;
     if (change !== null) for (const listener of this.listeners) listener(change);
+    if (this.snapshotPath !== null) await this.saveIfDirty();
   }
 
   async reserve(request: ReserveRequest, now: number): Promise<ReserveResult> {
@@ -151,7 +157,7 @@ export class MemoryStore implements StateStore {
   async putKey(key: RuntimeKey): Promise<boolean> {
     if ((this.keys.get(key.id)?.revision ?? -1) !== key.revision - 1) return false;
     this.keys.set(key.id, key);
-    this.changed("keys");
+    await this.changed("keys");
     return true;
   }
 
@@ -161,18 +167,18 @@ export class MemoryStore implements StateStore {
 
   async putStop(stop: Stop): Promise<void> {
     this.stops.set(`${stop.kind}:${stop.value}`, stop);
-    this.changed("stops");
+    await this.changed("stops");
   }
 
   async deleteStop(kind: Stop["kind"], value: string): Promise<boolean> {
     const existed = this.stops.delete(`${kind}:${value}`);
-    if (existed) this.changed("stops");
+    if (existed) await this.changed("stops");
     return existed;
   }
 
   async createApproval(approval: Approval): Promise<void> {
     this.approvals.set(approval.id, structuredClone(approval));
-    this.changed(null);
+    await this.changed(null);
   }
 
   async getApproval(id: string): Promise<Approval | null> {
@@ -212,20 +218,21 @@ export class MemoryStore implements StateStore {
   }
 
   /** One approval state change, checked in the Lua script's order: found, not expired, in state `from`. */
-  private transition(
+  private async transition(
     id: string,
     now: number,
     from: ApprovalStatus,
     refusal: "not_pending" | "not_approved" | "not_used",
     apply: (approval: Approval) => void,
-  ): ApprovalTransition {
+  ): Promise<ApprovalTransition> {
     const approval = this.approvals.get(id);
     if (approval === undefined) return { ok: false, reason: "not_found", approval: null };
     if (Date.parse(approval.expires_at) <= now) return { ok: false, reason: "expired", approval: structuredClone(approval) };
     if (approval.status !== from) return { ok: false, reason: refusal, approval: structuredClone(approval) };
     apply(approval);
-    this.changed(null);
-    return { ok: true, approval: structuredClone(approval) };
+    const result: ApprovalTransition = { ok: true, approval: structuredClone(approval) };
+    await this.changed(null);
+    return result;
   }
 
   onChange(listener: (change: StateChange) => void): void {

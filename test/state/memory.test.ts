@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -37,6 +37,28 @@ describe("memory store snapshot", () => {
       expect((await after.reserve(call(), T0 + 1000)).ok).toBe(true);
     } finally {
       await after.close();
+    }
+  });
+
+  it("has a governance write on disk when it answers: a crash right after cannot undo a revoke or reuse an approval", async () => {
+    const path = snapshotPath();
+    const store = new MemoryStore(path, T0);
+    const onDisk = () => JSON.parse(readFileSync(path, "utf8")) as { keys: { id: string; revoked: boolean }[]; approvals: { id: string; status: string }[]; stops: unknown[] };
+    try {
+      await store.createApproval(approval("apr_1", T0));
+      expect(onDisk().approvals).toMatchObject([{ id: "apr_1", status: "pending" }]);
+      await store.decideApproval("apr_1", { status: "approved", by: "dana", role: "security", comment: null, at: new Date(T0).toISOString() }, T0);
+      expect(onDisk().approvals).toMatchObject([{ status: "approved" }]);
+      expect((await store.consumeApproval("apr_1", T0)).ok).toBe(true);
+      // Read back as a restarted process would, before any timed save: used.
+      expect(onDisk().approvals).toMatchObject([{ status: "used" }]);
+      expect(await store.putKey(runtimeKey("k1"))).toBe(true);
+      expect(await store.putKey({ ...runtimeKey("k1"), revoked: true, revision: 1 })).toBe(true);
+      expect(onDisk().keys).toMatchObject([{ id: "k1", revoked: true }]);
+      await store.putStop({ kind: "key_id", value: "k1", reason: "halt", by: "admin", at: new Date(T0).toISOString() });
+      expect(onDisk().stops).toHaveLength(1);
+    } finally {
+      await store.close();
     }
   });
 
