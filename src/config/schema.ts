@@ -71,7 +71,7 @@ const upstreamSchema = z.strictObject({
   timeout_seconds: z.number().positive().default(600),
 });
 
-const modelSchema = z
+export const modelSchema = z
   .strictObject({
     upstream: z.string().min(1),
     kind: z.enum(["chat", "embedding"]).default("chat"),

@@ -53,11 +53,19 @@ export function authenticate(services: Services, incoming: IncomingMessage, now:
 function identify(services: Services, incoming: IncomingMessage, now: number, draft?: AuditDraft): Principal {
   const lookup = services.shared.keys.lookup(bearerToken(incoming.headers.authorization), now);
   if (!lookup.ok) {
-    const why = lookup.reason === "missing" ? "no API key was provided" : lookup.reason === "unknown" ? "the API key is not valid" : `the API key is ${lookup.reason}`;
+    const why = lookup.reason === "missing" ? missingKey(incoming) : lookup.reason === "unknown" ? "the API key is not valid" : `the API key is ${lookup.reason}`;
     throw new GatewayError(401, "invalid_api_key", `${why}; use a virtual key issued by the gateway`);
   }
   if (draft !== undefined) draft.principal = lookup.principal;
   return lookup.principal;
+}
+
+/** Why no key was read, where the client sent one somewhere the gateway does not read it. */
+function missingKey(incoming: IncomingMessage): string {
+  const { authorization } = incoming.headers;
+  if (authorization !== undefined) return "the Authorization header must be `Bearer <key>`";
+  if (incoming.headers["api-key"] !== undefined || incoming.headers["x-api-key"] !== undefined) return "the key must be sent as `Authorization: Bearer <key>`, not in an `api-key` header";
+  return "no API key was provided (send `Authorization: Bearer <key>`)";
 }
 
 /** The model a halted call asked for, for its audit record: the body is not otherwise judged. */

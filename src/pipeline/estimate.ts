@@ -119,6 +119,12 @@ export function estimateCall(
     if (!plan.clamp || fitting === null || fitting < least) {
       // Clamping stops at min_output_tokens: the message prices the call there, what clamping could not go below.
       const each = choices > 1 ? ` per answer × ${choices}` : "";
+      // No output to clamp (embeddings): the input alone is over the cap.
+      if (outputParam === null) {
+        throw new GatewayError(400, "cost_cap_exceeded", `estimated cost ${usd(worst)} of the input (${inputTokens} tokens) exceeds the per-call cap of ${usd(cap)}`, {
+          param: "input",
+        });
+      }
       const why = plan.clamp
         ? `estimated worst-case cost ${usd(worstCaseMicros(inputTokens, least * choices, prices))} with the least output clamping allows (${least} tokens${each}) exceeds the per-call cap of ${usd(cap)}`
         : `estimated worst-case cost ${usd(worst)} (${output} output tokens${each}) exceeds the per-call cap of ${usd(cap)}`;

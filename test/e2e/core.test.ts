@@ -137,6 +137,14 @@ describe("openai SDK through the gateway", () => {
 
   it("refuses a bad key, an unknown model and bad bodies with OpenAI-shaped errors", async () => {
     await expectApiError(h.client("sk-wrong").chat.completions.create({ model: "gpt-4o-mini", messages: [] }), 401, "invalid_api_key");
+    // A key sent where the gateway does not read it: the message says where it must go.
+    for (const headers of [{ authorization: `Basic ${Buffer.from(`u:${KEYS.alice}`).toString("base64")}` }, { "api-key": KEYS.alice }, {}]) {
+      const res = await fetch(`${h.gateway.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: "{}" });
+      expect(res.status).toBe(401);
+      const { error } = (await res.json()) as { error: { code: string; message: string } };
+      expect(error.code).toBe("invalid_api_key");
+      expect(error.message).toContain("Bearer <key>");
+    }
     await expectApiError(
       h.client(KEYS.alice).chat.completions.create({ model: "gpt-5-nope", messages: [{ role: "user", content: "x" }] }),
       404,
