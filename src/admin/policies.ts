@@ -6,7 +6,7 @@ import type { Env } from "../http/app.js";
 import { clipped, GatewayError } from "../http/errors.js";
 import { planLimits } from "../limits/plan.js";
 import { lazyPrompt } from "../pii/index.js";
-import { getEncoder } from "../tokens/encoding.js";
+import { tokenDecoder } from "../tokens/encoding.js";
 import { ATTRIBUTE_NAMES } from "../policy/attributes.js";
 import type { PolicyCase } from "../policy/cases.js";
 import { ACTIONS, type CompiledPolicy, isAction } from "../policy/compile.js";
@@ -110,8 +110,8 @@ export function buildEvaluationFacts(
     return estimate;
   };
   const modelName = typeof body.model === "string" ? body.model : null;
-  const tokenizer = modelName !== null && Object.hasOwn(runtime.config.models, modelName) ? runtime.config.models[modelName]?.tokenizer : undefined;
-  const prompt = lazyPrompt(body, runtime.config.pii.detectors, tokenizer === undefined ? undefined : getEncoder(tokenizer).decode);
+  const model = modelName !== null && Object.hasOwn(runtime.config.models, modelName) ? runtime.config.models[modelName] : undefined;
+  const prompt = lazyPrompt(body, runtime.config.pii.detectors, model === undefined ? undefined : tokenDecoder(model));
   const facts = new CallFacts({
     principal,
     org: runtime.config.org,

@@ -71,26 +71,23 @@ const upstreamSchema = z.strictObject({
   timeout_seconds: z.number().positive().default(600),
 });
 
-export const modelSchema = z
-  .strictObject({
-    upstream: z.string().min(1),
-    kind: z.enum(["chat", "embedding"]).default("chat"),
-    input_per_1m: nullable(money),
-    output_per_1m: nullable(money),
-    cached_input_per_1m: nullable(money),
-    tokenizer: z.enum(["o200k_base", "cl100k_base"]).optional(),
-    max_output_tokens: positiveInt.default(16384),
-    output_limit_param: z.enum(["max_completion_tokens", "max_tokens"]).default("max_completion_tokens"),
-    // null, like the fields around it, means "the same name".
-    upstream_model: z
-      .string()
-      .min(1)
-      .nullish()
-      .transform((name) => name ?? undefined)
-      .optional(),
-  })
-  // OpenAI's embedding models all use cl100k_base; its chat models since gpt-4o, o200k_base.
-  .transform((model) => ({ ...model, tokenizer: model.tokenizer ?? (model.kind === "embedding" ? ("cl100k_base" as const) : ("o200k_base" as const)) }));
+export const modelSchema = z.strictObject({
+  upstream: z.string().min(1),
+  kind: z.enum(["chat", "embedding"]).default("chat"),
+  input_per_1m: nullable(money),
+  output_per_1m: nullable(money),
+  cached_input_per_1m: nullable(money),
+  tokenizer: z.enum(["o200k_base", "cl100k_base"]).default("o200k_base"),
+  max_output_tokens: positiveInt.default(16384),
+  output_limit_param: z.enum(["max_completion_tokens", "max_tokens"]).default("max_completion_tokens"),
+  // null, like the fields around it, means "the same name".
+  upstream_model: z
+    .string()
+    .min(1)
+    .nullish()
+    .transform((name) => name ?? undefined)
+    .optional(),
+});
 
 const approverSchema = z.strictObject({
   name: z.string().min(1),

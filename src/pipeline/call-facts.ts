@@ -3,7 +3,7 @@ import type { ModelConfig } from "../config/schema.js";
 import type { LimitPlan } from "../limits/plan.js";
 import { keyLevel } from "../limits/plan.js";
 import { lazyPrompt } from "../pii/index.js";
-import { getEncoder } from "../tokens/encoding.js";
+import { tokenDecoder } from "../tokens/encoding.js";
 import type { CallAction } from "../policy/types.js";
 import { type ModelPrices, microsToUsd } from "../pricing/index.js";
 import type { Estimate } from "./estimate.js";
@@ -29,7 +29,7 @@ export interface CallFactsSource {
 
 export function buildCallFacts(services: Services, runtime: Runtime, source: CallFactsSource): CallFacts {
   const { config } = runtime;
-  const prompt = lazyPrompt(source.body, config.pii.detectors, getEncoder(source.model.tokenizer).decode);
+  const prompt = lazyPrompt(source.body, config.pii.detectors, tokenDecoder(source.model));
   return new CallFacts({
     principal: source.principal,
     org: config.org,

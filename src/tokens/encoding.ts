@@ -34,3 +34,12 @@ function decoded(decode: (tokens: number[]) => string, tokens: number[]): string
 export function getEncoder(encoding: Encoding): Encoder {
   return encoders[encoding];
 }
+
+/**
+ * What reads a model's token arrays back into text (for the prompt's rules and PII scan): an
+ * embedding model's are cl100k_base, as every OpenAI embedding model's are, whatever `tokenizer`
+ * (which counts text) says; a chat model's, its tokenizer's.
+ */
+export function tokenDecoder(model: Pick<ModelConfig, "kind" | "tokenizer">): (tokens: number[]) => string | null {
+  return getEncoder(model.kind === "embedding" ? "cl100k_base" : model.tokenizer).decode;
+}
