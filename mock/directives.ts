@@ -116,7 +116,8 @@ export function parseDirectives(text: string): Directives {
 
 /**
  * Reads a balanced `{...}` starting after optional spaces at `from`, re-serialised
- * compactly so `arguments` is canonical JSON regardless of how the test wrote it.
+ * compactly so `arguments` is canonical JSON regardless of how the test wrote it (text that is
+ * not JSON stays as written).
  */
 function readJsonObject(text: string, from: number): { text: string; end: number } | undefined {
   let i = from;
@@ -135,7 +136,8 @@ function readJsonObject(text: string, from: number): { text: string; end: number
       try {
         return { text: JSON.stringify(JSON.parse(text.slice(i, j + 1))), end: j + 1 };
       } catch {
-        return undefined;
+        // Near-JSON (a trailing comma), as models sometimes write it: passed on as written.
+        return { text: text.slice(i, j + 1), end: j + 1 };
       }
     }
   }

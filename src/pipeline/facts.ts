@@ -1,3 +1,4 @@
+import JSON5 from "json5";
 import type { Principal } from "../auth/keys.js";
 import { ATTRIBUTE_NAMES } from "../policy/attributes.js";
 import type { Action, Facts } from "../policy/types.js";
@@ -123,10 +124,19 @@ const EMPTY_INPUT: CallFactsInput = {
 };
 
 /** Unparsable arguments are a fact too: `tool_args` is then missing while `tool_args_json` holds the text. */
+/**
+ * A tool call's arguments for `tool_args.<path>`. A model's JSON is sometimes not quite JSON (a
+ * trailing comma, single quotes): agent frameworks repair it and run the call, so the rules read it
+ * as repaired (JSON5) rather than find no arguments and let the call through unjudged.
+ */
 function parseArgs(json: string): unknown {
   try {
     return JSON.parse(json);
   } catch {
-    return undefined;
+    try {
+      return JSON5.parse(json);
+    } catch {
+      return undefined;
+    }
   }
 }

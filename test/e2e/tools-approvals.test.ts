@@ -115,6 +115,12 @@ describe("tool.call on non-streamed answers", () => {
     const answer = await h.client(KEY.dev).chat.completions.create(ask('call_tool:deploy {"environment":"staging"}'));
     expect(answer.choices[0]?.finish_reason).toBe("tool_calls");
   });
+
+  it("judges arguments that are almost JSON (a trailing comma) as a framework would repair them", async () => {
+    const id = await approvalFrom(h.client(KEY.dev).chat.completions.create(ask(`call_tool:deploy {"environment": "production",}`)));
+    // Decided, so later tests waiting for this rule's pending approval find their own.
+    expect((await decide(h, id, "deny", OPS_ADMIN)).status).toBe(200);
+  });
 });
 
 describe("tool.call on streamed answers", () => {

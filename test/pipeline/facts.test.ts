@@ -69,6 +69,15 @@ describe("CallFacts", () => {
     expect(child.get("tool_args_json")).toBe("{not json");
   });
 
+  it("reads arguments that are almost JSON as an agent framework's repair would (trailing commas, single quotes)", () => {
+    const facts = new CallFacts(input());
+    for (const args of ['{"environment": "production",}', "{'environment': 'production'}", "{environment: 'production' /* ship it */}"]) {
+      const child = facts.forTool("tool.call", "deploy", args);
+      expect(child.get("tool_args")).toEqual({ environment: "production" });
+      expect(child.get("tool_args_json")).toBe(args);
+    }
+  });
+
   it("knows no attribute outside the contract's list", () => {
     const facts = new CallFacts(input());
     expect(facts.get("constructor")).toBeUndefined();
