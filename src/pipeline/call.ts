@@ -164,8 +164,12 @@ export async function handleCall(
     draft.model = clipped(modelName);
     draft.stream = body.stream === true;
     const model = Object.hasOwn(config.models, modelName) ? config.models[modelName] : undefined;
-    if (model === undefined || (model.kind === "embedding") !== (action === "embeddings")) {
+    if (model === undefined) {
       throw new GatewayError(404, "model_not_found", `the model \`${clipped(modelName)}\` does not exist or you do not have access to it`, { param: "model" });
+    }
+    if ((model.kind === "embedding") !== (action === "embeddings")) {
+      const served = model.kind === "embedding" ? "an embedding model, served on /v1/embeddings" : "a chat model, not served on /v1/embeddings";
+      throw new GatewayError(404, "model_not_found", `the model \`${clipped(modelName)}\` is ${served}`, { param: "model" });
     }
     const sessionId = sessionIdOf(incoming, config);
     draft.sessionId = sessionId;
@@ -414,10 +418,10 @@ async function giveBackApproval(services: Services, id: string): Promise<void> {
 }
 
 /** The declared tool a DENY is about, when a tool's rule (not the call's) named it. */
-function refusedTool(decision: Decision, callDecision: Decision, tools: ToolGovernance): string | null {
+function refusedTool(decision: Decision, callDecision: Decision, tools: ToolGovernance): { name: string; param?: string } | null {
   if (callDecision.effect === "DENY" && callDecision.rule === decision.rule) return null;
   const byRule = tools.decisions.find((d) => d.decision.effect === "DENY" && d.decision.rule === decision.rule);
-  return byRule === undefined ? tools.deniedTool : byRule.record.tool;
+  return byRule === undefined ? tools.deniedTool : { name: byRule.record.tool, ...(byRule.param === undefined ? {} : { param: byRule.param }) };
 }
 
 /** A REQUIRE_APPROVAL that a human approved: what shaped the outcome, audited as ALLOW. */
@@ -611,10 +615,10 @@ function readUpstream(body: Readable): Promise<Buffer> {
       ended = true;
       resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
     });
-    body.once("error", (error: Error) => reject(upstreamError(error)));
+    body.once("error", (error: Error) => reject(upstreamError(error, true)));
     // Destroyed without an error, as when the call is aborted.
     body.once("close", () => {
-      if (!ended) reject(upstreamError(new Error("the upstream answer was cut short")));
+      if (!ended) reject(upstreamError(new Error("the upstream answer was cut short"), true));
     });
   });
 }

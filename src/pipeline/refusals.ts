@@ -1,11 +1,13 @@
 import { GatewayError } from "../http/errors.js";
 import type { Decision } from "../policy/types.js";
 
-export function deniedError(decision: Decision, tool: string | null): GatewayError {
+/** A DENY; about a tool, it names the tool, and `param` where the request declared it. */
+export function deniedError(decision: Decision, tool: { name: string; param?: string } | null): GatewayError {
   const rule = decision.rule === null ? "default_effect DENY" : `rule \`${decision.rule}\``;
-  const target = tool === null ? "" : ` for tool \`${tool}\``;
+  const target = tool === null ? "" : ` for tool \`${tool.name}\``;
   return new GatewayError(403, "policy_denied", `denied by ${rule}${target}: ${decision.reason}`, {
     extra: { rule: decision.rule },
+    param: tool?.param ?? null,
   });
 }
 

@@ -164,7 +164,7 @@ async function relayEvents(
     }
     if (!stopSignal.aborted) {
       body.destroy();
-      outcome.error = error instanceof GatewayError ? error : upstreamError(error);
+      outcome.error = error instanceof GatewayError ? error : upstreamError(error, true);
       send(sseErrorEvent(outcome.error));
       return outcome;
     }

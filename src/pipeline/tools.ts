@@ -6,6 +6,7 @@ import type { CompiledPolicy } from "../policy/compile.js";
 import { evaluatePolicy, mergeDecisions, UNGOVERNED } from "../policy/evaluate.js";
 import type { CallAction, Decision } from "../policy/types.js";
 import { dialectOf, type ToolDialect, toolName, visitDeclaredTools } from "../openai/declared-tools.js";
+import { formatFieldPath } from "../util/field-path.js";
 import type { Approval } from "../state/store.js";
 import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
@@ -14,14 +15,16 @@ import type { Services } from "./services.js";
 export interface EvaluatedTool {
   decision: Decision;
   record: ToolDecision;
+  /** Where a declared tool a DENY refuses sits in the body (`tools[1]`), for the error's `param`. */
+  param?: string;
 }
 
 export interface ToolGovernance {
   declared: string[];
   stripped: string[];
   decisions: EvaluatedTool[];
-  /** The first tool whose DENY blocks the call (not stripped). */
-  deniedTool: string | null;
+  /** The first tool whose DENY blocks the call (not stripped), and where it is declared. */
+  deniedTool: { name: string; param: string } | null;
   /** The body's top-level members stripping changed. */
   edited: string[];
 }
@@ -61,7 +64,7 @@ export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, 
     result.decisions = result.declared.map((name) => ungoverned("tool.register", name));
     return result;
   }
-  const edited = visitDeclaredTools(action, body, (name) => {
+  const edited = visitDeclaredTools(action, body, (name, path) => {
     const decision = evaluatePolicy(policy, "tool.register", facts.forTool("tool.register", name, null));
     if (decision.effect === "DENY" && decision.constraints.on_deny === "strip") {
       result.stripped.push(name);
@@ -71,8 +74,12 @@ export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, 
       result.decisions.push({ decision: allowed, record: { action: "tool.register", tool: name, effect: "DENY", rule: decision.rule } });
       return false;
     }
-    if (decision.effect === "DENY" && result.deniedTool === null) result.deniedTool = name;
-    result.decisions.push({ decision, record: { action: "tool.register", tool: name, effect: decision.effect, rule: decision.rule } });
+    const evaluated: EvaluatedTool = { decision, record: { action: "tool.register", tool: name, effect: decision.effect, rule: decision.rule } };
+    if (decision.effect === "DENY") {
+      evaluated.param = formatFieldPath(path);
+      result.deniedTool ??= { name, param: evaluated.param };
+    }
+    result.decisions.push(evaluated);
     return true;
   });
   result.edited = edited;
@@ -135,7 +142,7 @@ export async function governToolCalls(
   const combined = mergeDecisions(decisions.map((d) => d.decision), policy.ruleOrder);
   if (combined.effect === "DENY") {
     const denied = decisions.find((d) => d.decision.effect === "DENY");
-    verdict.error = deniedError(combined, denied?.record.tool ?? null);
+    verdict.error = deniedError(combined, denied === undefined ? null : { name: denied.record.tool });
   } else if (combined.effect === "REQUIRE_APPROVAL") {
     const trigger = calls[decisions.findIndex((d) => d.decision.effect === "REQUIRE_APPROVAL")] ?? null;
     const approval = await services.approvals.create({

@@ -89,7 +89,7 @@ export async function forward(
 }
 
 /** Maps a transport failure to the client-facing error; timeouts are 504, everything else 502. */
-export function upstreamError(error: unknown): GatewayError {
+export function upstreamError(error: unknown, midAnswer = false): GatewayError {
   if (error instanceof GatewayError) return error;
   if (
     error instanceof undiciErrors.HeadersTimeoutError ||
@@ -100,5 +100,7 @@ export function upstreamError(error: unknown): GatewayError {
   }
   const code = (error as { code?: unknown } | null)?.code;
   const detail = typeof code === "string" ? ` (${code})` : "";
-  return new GatewayError(502, "upstream_error", `the upstream could not be reached${detail}`);
+  // Once its answer has begun, the upstream was reached: what failed is the rest of the answer.
+  const what = midAnswer ? "the upstream's answer was cut off" : "the upstream could not be reached";
+  return new GatewayError(502, "upstream_error", `${what}${detail}`);
 }

@@ -125,6 +125,15 @@ describe("openai SDK through the gateway", () => {
     expect(embedding.data[0]?.embedding.length).toBe(8);
     const response = await h.client(KEYS.alice).responses.create({ model: "gpt-4o-mini", input: "say:from responses" });
     expect(response.output_text).toBe("from responses");
+    // A served model on the wrong endpoint is told apart from one that does not exist.
+    const wrongKind = await expectApiError(h.client(KEYS.alice).embeddings.create({ model: "gpt-4o-mini", input: "hi" }), 404, "model_not_found");
+    expect(wrongKind.message).toContain("is a chat model, not served on /v1/embeddings");
+    const embeddingAsChat = await expectApiError(
+      h.client(KEYS.alice).chat.completions.create({ model: "text-embedding-3-small", messages: [{ role: "user", content: "hi" }] }),
+      404,
+      "model_not_found",
+    );
+    expect(embeddingAsChat.message).toContain("is an embedding model");
   });
 
   it("lists only the configured models", async () => {

@@ -223,6 +223,7 @@ describe("tool.register", () => {
     );
     expect(error.message).toContain("execute_code");
     expect(error.message).toContain("restricted_tool_access");
+    expect(error.param).toBe("tools[1]");
     expect(chatCount(h)).toBe(before);
     const record = (await auditRecords(h)).at(-1)!;
     expect(record.tools_declared).toEqual(["read_file", "execute_code"]);
@@ -348,7 +349,7 @@ describe("tool.register", () => {
         { role: "user" as const, content: "say:hi" },
       ],
     };
-    await expectApiError(h.client(KEY.analyst).responses.create(added), 403, "policy_denied");
+    expect((await expectApiError(h.client(KEY.analyst).responses.create(added), 403, "policy_denied")).param).toBe("input[0].tools[0]");
     await expectApiError(
       h.client(KEY.analyst).responses.create({ model: "gpt-4o-mini", input: "say:hi", tools: [{ type: "function", name: "shell_command", function: { name: "read_file" } } as never] }),
       403,

@@ -127,6 +127,8 @@ describe("upstream faults", () => {
     const out = await solo("tokens:10 chunks:10 reset_after:3", { stream: true });
     expect(out.status).toBe(200);
     expect(sseErrorCode(out.text)).toBe("upstream_error");
+    // Reached, then cut: not "could not be reached".
+    expect(out.text).toContain("the upstream's answer was cut off");
     await settledAndAudited(out, 200, "upstream_error");
   });
 
