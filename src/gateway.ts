@@ -48,10 +48,18 @@ export interface Gateway {
   shutdown(): Promise<void>;
 }
 
-async function createStore(config: Config, clock: Clock): Promise<StateStore> {
+async function createStore(config: Config, clock: Clock, log: Logger): Promise<StateStore> {
   const store = config.store;
   if ("redis" in store) return createRedisStore(store.redis.url, store.redis.prefix);
-  return new MemoryStore(store.memory.snapshot, clock());
+  const snapshot = store.memory.snapshot;
+  const memory = new MemoryStore(snapshot, clock(), (error) => log.error({ err: error, snapshot }, "the state snapshot could not be written; retrying"));
+  if (snapshot !== null) {
+    // A path it cannot write refuses the start, rather than every admin write and the shutdown later.
+    await memory.saveNow().catch((error: unknown) => {
+      throw new Error(`cannot write the state snapshot \`${snapshot}\`: ${(error as Error).message}`);
+    });
+  }
+  return memory;
 }
 
 const REFRESH_MS = 1000;
@@ -72,7 +80,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const initial = readConfigFile(options.configPath, options.env);
   const port = options.port ?? initial.server.port;
   let runtime: Runtime = buildRuntime(initial, port, null);
-  const store = await createStore(initial, clock);
+  const store = await createStore(initial, clock, log);
   const shared = new SharedState(initial, clock());
   const streams = new ActiveStreams();
   const metrics = createMetrics(async () => {

@@ -1,7 +1,8 @@
-import { mkdir, type FileHandle, open, unlink } from "node:fs/promises";
+import { type FileHandle, open, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { AuditConfig } from "../config/schema.js";
+import { ensureDir } from "../util/ensure-dir.js";
 import { chainLine, GENESIS_HASH } from "./chain.js";
 import { addDays, auditFileName, fileReplica, listAuditFiles, utcDay } from "./files.js";
 import { readLinesReverse } from "./jsonl-lines.js";
@@ -55,7 +56,7 @@ export class FileSink implements AuditSink {
   }
 
   async start(): Promise<void> {
-    await mkdir(this.options.dir, { recursive: true });
+    await ensureDir(this.options.dir);
     await this.exclusive(async () => {
       await this.recover();
       await this.applyRetention();

@@ -1,6 +1,7 @@
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { rename, writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { ensureDir } from "../util/ensure-dir.js";
 import { z } from "zod";
 import { emptyLevelState, reserveLevel, settleLevel, usageOf, type LevelState } from "../limits/level-state.js";
 import {
@@ -67,10 +68,12 @@ export class MemoryStore implements StateStore {
   constructor(
     private readonly snapshotPath: string | null,
     now: number,
+    /** A timed save that failed (it is tried again at the next one). */
+    private readonly onSaveError: (error: unknown) => void = () => undefined,
   ) {
     if (snapshotPath !== null) {
       this.restore(snapshotPath, now);
-      this.timer = setInterval(() => void this.saveIfDirty(), SNAPSHOT_EVERY_MS);
+      this.timer = setInterval(() => void this.saveIfDirty().catch(this.onSaveError), SNAPSHOT_EVERY_MS);
       this.timer.unref();
     }
   }
@@ -258,19 +261,32 @@ export class MemoryStore implements StateStore {
     };
   }
 
+  /**
+   * Writes the snapshot now, whatever changed: at start, so a path it cannot write refuses the
+   * start rather than fail every admin write later.
+   */
+  async saveNow(): Promise<void> {
+    this.dirty = true;
+    await this.saveIfDirty();
+  }
+
   private saveIfDirty(): Promise<void> {
     if (!this.dirty || this.snapshotPath === null) return this.writing;
     this.dirty = false;
     const path = this.snapshotPath;
     const text = JSON.stringify(this.snapshot());
     // Written to a temporary file and renamed so a crash mid-write never leaves a torn snapshot.
-    this.writing = this.writing.then(async () => {
-      await mkdir(dirname(path), { recursive: true });
+    const write = this.writing.then(async () => {
+      await ensureDir(dirname(path));
       const tmp = `${path}.${process.pid}.tmp`;
       await writeFile(tmp, text);
       await rename(tmp, path);
     });
-    return this.writing;
+    // A failed write leaves the state to write again, and the next write does not inherit the failure.
+    this.writing = write.catch(() => {
+      this.dirty = true;
+    });
+    return write;
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI, { APIError } from "openai";
@@ -259,6 +259,23 @@ describe("operating the gateway", () => {
     const lines = readFileSync(join(auditDir, readdirSync(auditDir).sort().at(-1)!), "utf8").split("\n").filter((l) => l !== "");
     const record = lines.map((l) => JSON.parse(l) as { stream: boolean; error_code: string | null }).find((r) => r.stream);
     expect(record?.error_code).toBe("shutting_down");
+  });
+
+  it("refuses to start, naming the path, where it cannot make its audit or snapshot directory (never hangs)", async () => {
+    const dangling = join(dir, "dangling");
+    symlinkSync(join(dir, "nowhere"), dangling);
+    for (const [from, to] of [
+      [join(dir, "audit"), "/proc/spark-nope/audit"],
+      [`"${join(dir, "state.json")}"`, `"${join(dangling, "state.json")}"`],
+      [`"${join(dir, "state.json")}"`, '"/proc/spark-nope/state.json"'],
+    ] as const) {
+      const path = join(dir, "unwritable.yaml");
+      writeConfig(path, "");
+      writeFileSync(path, readFileSync(path, "utf8").replace(from, to));
+      const started = Date.now();
+      await expect(startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }) })).rejects.toThrow(/spark-nope|dangling/);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    }
   });
 
   it("answers a client waiting on x-approval-wait approval_required with its id as soon as the drain starts", async () => {
