@@ -1,12 +1,26 @@
+import { parseArgs } from "node:util";
 import { ConfigError } from "./config/load.js";
 import { startGateway } from "./gateway.js";
 import { createLogger } from "./log/logger.js";
 
-/** The composition root's entry: the only place that reads process.env and argv. */
+/**
+ * The composition root's entry: the only place that reads process.env and argv. Arguments it does
+ * not know are a usage error, never ignored: a mistyped `--config` must not start the example
+ * config, whose demo keys are public.
+ */
 function configPath(argv: string[], env: NodeJS.ProcessEnv): string {
-  const flag = argv.indexOf("--config");
-  if (flag !== -1 && argv[flag + 1] !== undefined) return argv[flag + 1]!;
-  return env.GATEWAY_CONFIG ?? "config/gateway.yaml";
+  let values: { config?: string | undefined };
+  try {
+    ({ values } = parseArgs({ args: argv, options: { config: { type: "string" } }, strict: true, allowPositionals: false }));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\nusage: node dist/src/main.js [--config PATH]   (or GATEWAY_CONFIG=PATH)\n`);
+    process.exit(2);
+  }
+  if (values.config === "") {
+    process.stderr.write("--config needs a path\n");
+    process.exit(2);
+  }
+  return values.config ?? (env.GATEWAY_CONFIG || undefined) ?? "config/gateway.yaml";
 }
 
 async function main(): Promise<void> {
