@@ -142,6 +142,7 @@ const bodiesSchema = z.enum(["none", "redacted", "full"]);
 const auditSchema = z.strictObject({
   sinks: z
     .array(z.union([fileSinkSchema, redisStreamSinkSchema, logSinkSchema]))
+    .min(1, "at least one sink: every request is recorded")
     .default([{ file: { dir: "./data/audit", retention_days: 90 } }]),
   bodies: bodiesSchema.default("none"),
   encryption_key: z.string().default(""),
@@ -339,6 +340,14 @@ function crossCheck(config: CheckedSections, report: Report): void {
       report(["audit", "encryption_key"], "must be base64 of exactly 32 bytes");
     }
     if (audit.bodies === "full" && audit.encryption_key === "") report(["audit", "encryption_key"], "required when audit.bodies is `full`");
+    if (audit.encryption_key === "") {
+      // A rule raising capture to `full` would otherwise capture it redacted, in the clear, without a word.
+      (policies?.rules ?? []).forEach((rule, index) => {
+        if ((rule.constraints as { audit_bodies?: unknown } | undefined)?.audit_bodies === "full") {
+          report(["policies", "rules", index, "constraints", "audit_bodies"], "`full` needs audit.encryption_key (full bodies are stored encrypted)");
+        }
+      });
+    }
   }
 }
 

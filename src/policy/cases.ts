@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { subjectSchema } from "../config/schema.js";
-import { ACTIONS, isAction } from "./compile.js";
+import { isAction } from "./compile.js";
+import { ACTIONS } from "./types.js";
 import type { PolicyIssue } from "./errors.js";
 import type { Action, Decision, Facts } from "./types.js";
 import { formatFieldPath } from "../util/field-path.js";

@@ -4,11 +4,10 @@ import { type Predicate, compileConditions } from "./conditions.js";
 import { checkConstraints, isAuditLevel } from "./constraints.js";
 import { childPath, type IssueSink, PolicyConfigError, type PolicyIssue, report } from "./errors.js";
 import { indexRules, type RuleIndexes } from "./rule-index.js";
-import { type Action, CALL_ACTIONS, type Effect } from "./types.js";
+import { ACTIONS, type Action, CALL_ACTIONS, type Effect } from "./types.js";
 
 export { PolicyConfigError, type PolicyIssue } from "./errors.js";
 
-export const ACTIONS = [...CALL_ACTIONS, "tool.register", "tool.call"] as const satisfies readonly Action[];
 
 /** A rule ready to evaluate: its conditions are one closure, its audit level precomputed. */
 export interface CompiledRule {

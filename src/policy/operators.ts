@@ -1,6 +1,8 @@
 import { RE2JS } from "re2js";
 import type { AttributeKind } from "./attributes.js";
+import { PII_TYPES } from "../pii/types.js";
 import { childPath, type IssueSink, quote, report } from "./errors.js";
+import { ACTIONS } from "./types.js";
 
 export const OPERATORS = ["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "matches", "contains", "exists"] as const;
 export type Operator = (typeof OPERATORS)[number];
@@ -45,6 +47,7 @@ export function compileOperator(
         report(sink, path, `\`${op}\` takes a list, got ${quote(operand)}`);
         return undefined;
       }
+
       let valid = true;
       operand.forEach((item: unknown, index) => {
         if (!checkScalar(item, kind, attribute, op, childPath(path, index), sink)) valid = false;
@@ -172,7 +175,23 @@ function checkScalar(
     report(sink, path, `\`${attribute}\` is a ${describeKind(kind)}, so ${quote(operand)} can never match`);
     return false;
   }
+  // `contains` on a text is a substring test: any part of a value may be meant.
+  if (typeof operand === "string" && !(op === "contains" && kind !== "list")) return withinValues(operand, attribute, op, path, sink);
   return typeof operand !== "number" || withinRange(operand, attribute, op, path, sink);
+}
+
+/** The attributes whose values are a fixed set: an operand outside it is a typo (`data_classification: {eq: PII}`). */
+const VALUES: Readonly<Record<string, readonly string[]>> = {
+  action: ACTIONS,
+  data_classification: ["pii", "none"],
+  pii_types: PII_TYPES,
+};
+
+function withinValues(operand: string, attribute: string, op: Operator, path: string, sink: IssueSink): boolean {
+  const values = VALUES[attribute];
+  if (values === undefined || op === "matches" || values.includes(operand)) return true;
+  report(sink, path, `\`${attribute}\` is one of ${values.join(", ")}, so ${quote(operand)} can never be it`);
+  return false;
 }
 
 /** The attributes with a fixed range of whole numbers. */

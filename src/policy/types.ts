@@ -3,6 +3,7 @@ export type Effect = "ALLOW" | "DENY" | "REQUIRE_APPROVAL";
 export const CALL_ACTIONS = ["chat.completions", "responses", "embeddings"] as const;
 export type CallAction = (typeof CALL_ACTIONS)[number];
 export type Action = CallAction | "tool.register" | "tool.call";
+export const ACTIONS = [...CALL_ACTIONS, "tool.register", "tool.call"] as const satisfies readonly Action[];
 
 /** What a policy decided, as returned by `policy test` and `POST /admin/policies/evaluate`. */
 export interface Decision {

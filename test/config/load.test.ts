@@ -200,6 +200,19 @@ audit: { bodies: full }
     expect(issues).toContain("audit.encryption_key: required when audit.bodies is `full`");
   });
 
+  it("rejects a rule raising capture to full bodies without a key, and an audit with no sink", () => {
+    const issues = issuesOf(`
+upstreams: { openai: { base_url: "http://127.0.0.1:9/v1" } }
+models: { m: { upstream: openai } }
+audit: { sinks: [] }
+policies:
+  rules:
+    - { name: detailed, effect: ALLOW, constraints: { audit_bodies: full } }
+`);
+    expect(issues.some((i) => i.startsWith("policies.rules[0].constraints.audit_bodies") && i.includes("needs audit.encryption_key"))).toBe(true);
+    expect(issues.some((i) => i.startsWith("audit.sinks") && i.includes("at least one sink"))).toBe(true);
+  });
+
   it("refuses YAML that is not a mapping", () => {
     expect(issuesOf("- just\n- a list")).toEqual([": expected a YAML mapping at the top level"]);
     expect(issuesOf("a: [unclosed")[0]).toMatch(/not valid YAML/);

@@ -1,7 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ATTRIBUTE_NAMES, resolveAttribute } from "../../src/policy/attributes.js";
-import { ACTIONS, type CompiledPolicy } from "../../src/policy/compile.js";
+import type { CompiledPolicy } from "../../src/policy/compile.js";
+import { PII_TYPES } from "../../src/pii/types.js";
+import { ACTIONS } from "../../src/policy/types.js";
 import { evaluatePolicy, mergeDecisions } from "../../src/policy/evaluate.js";
 import { compileRules, factsOf, holds, type RawRule } from "./helpers.js";
 
@@ -31,11 +33,15 @@ function scalarFor(kind: string): fc.Arbitrary<string | number | boolean> {
 /** The attributes of a fixed range: an operand that can never match there is a config error. */
 const RANGED: Record<string, { min: number; max: number }> = { hour: { min: 0, max: 23 }, weekday: { min: 1, max: 7 } };
 
+/** The attributes of a fixed set of values: likewise. */
+const ENUMERATED: Record<string, readonly string[]> = { action: ACTIONS, data_classification: ["pii", "none"], pii_types: PII_TYPES };
+
 /** One valid `{ op: operand }` for an attribute. */
 function operatorFor(attribute: string): fc.Arbitrary<Record<string, unknown>> {
   const kind = kindOf(attribute);
   const range = RANGED[attribute];
-  const scalar = range === undefined ? scalarFor(kind) : fc.integer(range);
+  const values = ENUMERATED[attribute];
+  const scalar = range !== undefined ? fc.integer(range) : values !== undefined ? fc.constantFrom(...values) : scalarFor(kind);
   const bound = range === undefined ? fc.integer({ min: -2, max: 30 }) : fc.integer({ min: range.min + 1, max: range.max - 1 });
   // A list never equals one value: the compiler refuses eq / ne on one.
   const options: fc.Arbitrary<Record<string, unknown>>[] = [
@@ -51,7 +57,7 @@ function operatorFor(attribute: string): fc.Arbitrary<Record<string, unknown>> {
     }
   }
   if (kind === "string" || kind === "list" || kind === "any") {
-    options.push(scalarFor(kind === "any" ? "any" : "string").map((value) => ({ contains: value })));
+    options.push((kind === "list" && values !== undefined ? scalar : scalarFor(kind === "any" ? "any" : "string")).map((value) => ({ contains: value })));
   }
   return fc.oneof(...options);
 }
@@ -183,7 +189,7 @@ describe("evaluatePolicy properties", () => {
   it("makes each negative operator the exact negation of its positive twin", () => {
     fc.assert(
       fc.property(fc.constantFrom(...ATTRIBUTES), facts, (attribute, values) => {
-        const scalar = kindOf(attribute) === "number" ? 3 : kindOf(attribute) === "boolean" ? true : "prod";
+        const scalar = kindOf(attribute) === "number" ? 3 : kindOf(attribute) === "boolean" ? true : (ENUMERATED[attribute]?.[0] ?? "prod");
         if (kindOf(attribute) !== "list") expect(holds({ [attribute]: { ne: scalar } }, values)).toBe(!holds({ [attribute]: { eq: scalar } }, values));
         expect(holds({ [attribute]: { not_in: [scalar] } }, values)).toBe(!holds({ [attribute]: { in: [scalar] } }, values));
         expect(holds({ [attribute]: { exists: false } }, values)).toBe(!holds({ [attribute]: { exists: true } }, values));
