@@ -136,20 +136,23 @@ async function audit(sub: string | undefined, args: string[], out: Out, err: Out
 export async function runCli(argv: string[], out: Out, err: Out): Promise<number> {
   const [command, sub, ...rest] = argv;
   switch (command) {
+    // A word more than a command takes is a usage error, not silently dropped.
     case "check":
-      return check(sub, out, err);
+      if (rest.length === 0) return check(sub, out, err);
+      break;
     case "policy":
-      if (sub === "test") return policyTest(rest[0], out, err);
+      if (sub === "test" && rest.length === 1) return policyTest(rest[0], out, err);
       break;
     case "keys":
-      if (sub === "new") {
+      if (sub === "new" && rest.length === 0) {
         const key = generateKey();
         out(`key:      ${key}`);
         out(`key_hash: ${hashKey(key)}`);
         return 0;
       }
-      if (sub === "hash" && rest[0] !== undefined) {
-        out(hashKey(rest[0]));
+      const [clear, ...more] = rest;
+      if (sub === "hash" && clear !== undefined && clear !== "" && more.length === 0) {
+        out(hashKey(clear));
         return 0;
       }
       break;

@@ -153,4 +153,12 @@ cases:
     expect(result.code).toBe(2);
     expect(result.err).toContain("usage:");
   });
+
+  it("a word more than a command takes, or an empty key to hash, is a usage error too", async () => {
+    for (const args of [["check", "a.yaml", "b.yaml"], ["keys", "hash", ""], ["keys", "hash", "a", "b"], ["keys", "new", "x"], ["policy", "test"]]) {
+      const result = await run(args);
+      expect(result.code, args.join(" ")).toBe(2);
+      expect(result.err).toContain("usage:");
+    }
+  });
 });
