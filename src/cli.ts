@@ -143,7 +143,7 @@ export async function runCli(argv: string[], out: Out, err: Out): Promise<number
     case "policy":
       if (sub === "test" && rest.length === 1) return policyTest(rest[0], out, err);
       break;
-    case "keys":
+    case "keys": {
       if (sub === "new" && rest.length === 0) {
         const key = generateKey();
         out(`key:      ${key}`);
@@ -156,6 +156,7 @@ export async function runCli(argv: string[], out: Out, err: Out): Promise<number
         return 0;
       }
       break;
+    }
     case "audit":
       return audit(sub, rest, out, err);
   }
