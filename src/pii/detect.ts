@@ -20,9 +20,22 @@ function detection(found: Iterable<PiiType>): PiiDetection {
   return { types, classification: types.length > 0 ? "pii" : "none" };
 }
 
+/**
+ * The PII types in `text`, and in its compatibility form (NFKC, invisible characters removed) where
+ * that differs: a fullwidth `＠`, a no-break space or a zero-width space inside a number must not
+ * hide it from the rules. ASCII text is its own form, so most text is scanned once.
+ */
 function typesIn(text: string, detectors: readonly PiiType[]): PiiType[] {
-  return findPiiSpans(text, detectors).map((span) => span.type);
+  const found = findPiiSpans(text, detectors).map((span) => span.type);
+  if (!NON_ASCII.test(text)) return found;
+  const plain = text.normalize("NFKC").replace(INVISIBLE, "");
+  return plain === text ? found : [...found, ...findPiiSpans(plain, detectors).map((span) => span.type)];
 }
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** Zero-width and soft-hyphen characters, which render as nothing. */
+const INVISIBLE = /[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]/g;
 
 /** Per detector list (one per config): the types found in recent prompt pieces, scanned whole. */
 const piecesSeen = new WeakMap<readonly PiiType[], TextCache<PiiType[]>>();

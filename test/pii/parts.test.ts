@@ -44,3 +44,14 @@ describe("PII detection piece by piece", () => {
     expect(reads).toBe(afterFirst);
   });
 });
+
+describe("PII written to look like something else", () => {
+  test("is found in its compatibility form: fullwidth characters, no-break and zero-width spaces", () => {
+    expect(detectPii("write to jane.doe＠example.com", PII_TYPES).types).toEqual(["email"]);
+    expect(detectPii("ssn 123\u200b-45-6789", PII_TYPES).types).toEqual(["us_ssn"]);
+    expect(detectPii("ssn １２３-４５-６７８９", PII_TYPES).types).toEqual(["us_ssn"]);
+    expect(detectPii("call +44\u00a020\u00a07946\u00a00958", PII_TYPES).types).toEqual(["phone"]);
+    expect(detectPiiInParts(["plain", "jane.doe＠example.com"], PII_TYPES).classification).toBe("pii");
+    expect(detectPii("café au lait, naïve résumé", PII_TYPES).classification).toBe("none");
+  });
+});
