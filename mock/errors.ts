@@ -50,6 +50,8 @@ export function sendError(
 ): void {
   const headers: Record<string, string> = {};
   if (opts.retryAfter !== undefined) headers["retry-after"] = String(opts.retryAfter);
+  // OpenAI's own 429 says which of its limits ran out.
+  if (status === 429) Object.assign(headers, { "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "120ms" });
   if (opts.requestId !== undefined) headers["x-request-id"] = opts.requestId;
   sendJson(res, status, openAiErrorBody(status, opts.message, opts.param ?? null, opts.code), headers);
 }

@@ -652,8 +652,10 @@ async function relayJson(
     const upstreamMessage = extractUpstreamMessage(parsed);
     state.error = new GatewayError(status, "upstream_error", upstreamMessage ?? `the upstream answered ${status}`);
     const body = parsed !== null && typeof parsed === "object" && "error" in parsed ? raw : Buffer.from(JSON.stringify(state.error.toBody()));
-    const errorHeaders = clientResponseHeaders(upstreamHeaders, "content-type");
-    errorHeaders.push(...headers);
+    // An upstream's 429 is about the upstream's limits: its x-ratelimit-* explain it, the gateway's would contradict it.
+    const upstreamLimited = status === 429;
+    const errorHeaders = clientResponseHeaders(upstreamHeaders, "content-type", upstreamLimited);
+    errorHeaders.push(...(upstreamLimited ? ["x-request-id", state.draft.id] : headers));
     writeJson(res, status, errorHeaders, body);
     return;
   }

@@ -88,15 +88,20 @@ const RESPONSE_DROPPED = new Set([
 /**
  * The upstream's response headers the client may see, as a flat name/value list for `writeHead`.
  * The gateway's own (`x-ratelimit-*`, `x-gateway-*`) and `leaveOut`, which the caller sets itself,
- * are left out so no name reaches the client twice.
+ * are left out so no name reaches the client twice; `keepRateLimits` keeps the upstream's
+ * `x-ratelimit-*` where the gateway sends none of its own.
  */
-export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>, leaveOut: string | null): string[] {
+export function clientResponseHeaders(
+  upstream: Record<string, string | string[] | undefined>,
+  leaveOut: string | null,
+  keepRateLimits = false,
+): string[] {
   const connectionListed = listedInConnection(upstream.connection);
   const out: string[] = [];
   for (const name in upstream) {
     const value = upstream[name];
     if (value === undefined || name === leaveOut || RESPONSE_DROPPED.has(name) || connectionListed?.has(name) === true) continue;
-    if (name.startsWith("x-ratelimit-") || name.startsWith("x-gateway-")) continue;
+    if ((!keepRateLimits && name.startsWith("x-ratelimit-")) || name.startsWith("x-gateway-")) continue;
     out.push(name, Array.isArray(value) ? value.join(", ") : value);
   }
   return out;

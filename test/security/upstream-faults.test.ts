@@ -90,6 +90,8 @@ describe("upstream faults", () => {
       expect(out.status, directive).toBe(status);
       const body = JSON.parse(out.text) as { error: { message: string } };
       expect(typeof body.error.message).toBe("string");
+      // The upstream's own limits explain its 429; elsewhere the gateway's are reported.
+      expect(out.rateLimit, directive).toBe(status === 429 ? "500" : "100000");
       await settledAndAudited(out, status, "upstream_error");
     }
   });
