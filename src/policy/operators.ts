@@ -175,7 +175,7 @@ function checkScalar(
     report(sink, path, `\`${attribute}\` is a ${describeKind(kind)}, so ${quote(operand)} can never match`);
     return false;
   }
-  // `contains` on a text is a substring test: any part of a value may be meant.
+  // `contains` on a text is a substring test, so a part of a value may be meant.
   if (typeof operand === "string" && !(op === "contains" && kind !== "list")) return withinValues(operand, attribute, op, path, sink);
   return typeof operand !== "number" || withinRange(operand, attribute, op, path, sink);
 }

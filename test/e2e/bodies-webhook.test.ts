@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -10,12 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MockUpstream, startMockUpstream } from "../../mock/upstream.js";
 import { decryptBody } from "../../src/audit/bodies.js";
 import { type Gateway, startGateway } from "../../src/gateway.js";
+import { oneKeyConfig } from "../helpers/index.js";
 
 const KEY = "sk-bodies-key";
 const ADMIN = "bodies-admin";
 const SECRET = "webhook-secret";
 const AUDIT_KEY = randomBytes(32);
-const hash = (k: string): string => `sha256:${createHash("sha256").update(k).digest("hex")}`;
 
 let mock: MockUpstream;
 let gateway: Gateway;
@@ -48,13 +48,7 @@ beforeAll(async () => {
   const path = join(dir, "gateway.yaml");
   writeFileSync(
     path,
-    `server: { host: 127.0.0.1, port: 0 }
-admin: { token: ${ADMIN} }
-store: { memory: { snapshot: null } }
-upstreams: { openai: { base_url: "${mock.url}", api_key: sk-up } }
-models: { gpt-4o-mini: { upstream: openai, input_per_1m: 1, output_per_1m: 2 } }
-keys: [{ id: k, key_hash: "${hash(KEY)}", subject: { user: kim, role: developer, team: t } }]
-approvals: { notify_url: "${hookUrl}", notify_secret: ${SECRET} }
+    `${oneKeyConfig({ admin: ADMIN, upstreamUrl: mock.url, key: KEY })}approvals: { notify_url: "${hookUrl}", notify_secret: ${SECRET} }
 policies:
   rules:
     - { name: secrets_audited_in_full, effect: ALLOW, conditions: { prompt_text: { contains: "TOP-SECRET" } }, constraints: { audit_bodies: full } }

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -7,6 +6,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Gateway, startGateway } from "../../src/gateway.js";
+import { oneKeyConfig } from "../helpers/index.js";
 
 /**
  * Answers the bundled mock cannot give, played from a script: a chat stream whose `n` choices each
@@ -14,7 +14,6 @@ import { type Gateway, startGateway } from "../../src/gateway.js";
  */
 const KEY = "sk-scripted";
 const ADMIN = "scripted-admin";
-const hash = (k: string): string => `sha256:${createHash("sha256").update(k).digest("hex")}`;
 
 const chunk = (choice: number, index: number, fn: { name?: string; arguments: string }): string =>
   `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: choice, delta: { tool_calls: [{ index, ...(fn.name === undefined ? {} : { id: `call_${choice}`, type: "function" }), function: fn }] }, finish_reason: null }] })}\n\n`;
@@ -65,13 +64,7 @@ beforeAll(async () => {
   const path = join(dir, "gateway.yaml");
   writeFileSync(
     path,
-    `server: { host: 127.0.0.1, port: 0 }
-admin: { token: ${ADMIN} }
-store: { memory: { snapshot: null } }
-upstreams: { openai: { base_url: "http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1", api_key: sk-up } }
-models: { gpt-4o-mini: { upstream: openai, input_per_1m: 1, output_per_1m: 2 } }
-keys: [{ id: k, key_hash: "${hash(KEY)}", subject: { user: kim, role: developer, team: t } }]
-policies:
+    `${oneKeyConfig({ admin: ADMIN, upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`, key: KEY })}policies:
   rules:
     - { name: no_danger, effect: DENY, actions: [tool.call], conditions: { tool: { eq: danger } }, description: Dangerous tool }
     - { name: no_local_shell, effect: DENY, actions: [tool.call], conditions: { tool: { eq: local_shell }, tool_args_json: { contains: "rm" } }, description: No rm in a shell }
