@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { Principal } from "../auth/keys.js";
-import type { Subject } from "../config/schema.js";
+import type { ModelConfig, Subject } from "../config/schema.js";
 import type { Env } from "../http/app.js";
 import { clipped, GatewayError } from "../http/errors.js";
 import { planLimits } from "../limits/plan.js";
@@ -71,10 +71,7 @@ export function applyFactOverrides(facts: CallFacts, overrides: FactOverrides): 
 }
 
 /** The worst case as the pipeline computes it; a per-call cap that cannot be met is judged uncapped. */
-function estimateFor(runtime: EvaluationContext, principal: Principal, action: CallAction, request: EvaluationRequest): Estimate | null {
-  const modelName = typeof request.model === "string" ? request.model : null;
-  const model = modelName === null || !Object.hasOwn(runtime.config.models, modelName) ? undefined : runtime.config.models[modelName];
-  if (model === undefined) return null;
+function estimateFor(runtime: EvaluationContext, principal: Principal, action: CallAction, request: EvaluationRequest, model: ModelConfig): Estimate {
   const prices = compileModelPrices(model);
   const plan = planLimits(runtime.config, principal, null);
   try {
@@ -105,19 +102,19 @@ export function buildEvaluationFacts(
   const resolved = action ?? (isAction(overriddenAction) ? overriddenAction : deriveAction(runtime, request));
   const body = request ?? {};
   const callAction = isCallAction(resolved) ? resolved : deriveAction(runtime, request);
-  let estimate: Estimate | null | undefined;
-  const estimated = (): Estimate | null => {
-    if (estimate === undefined) estimate = request === undefined ? null : estimateFor(runtime, principal, callAction, body);
-    return estimate;
-  };
   const modelName = typeof body.model === "string" ? body.model : null;
   const model = modelName !== null && Object.hasOwn(runtime.config.models, modelName) ? runtime.config.models[modelName] : undefined;
+  let estimate: Estimate | null | undefined;
+  const estimated = (): Estimate | null => {
+    if (estimate === undefined) estimate = request === undefined || model === undefined ? null : estimateFor(runtime, principal, callAction, body, model);
+    return estimate;
+  };
   const prompt = lazyPrompt(body, runtime.config.pii.detectors, model === undefined ? undefined : tokenDecoder(model));
   const facts = new CallFacts({
     principal,
     org: runtime.config.org,
     action: resolved,
-    model: typeof body.model === "string" ? body.model : null,
+    model: modelName,
     stream: body.stream === true,
     tools: declaredToolNames(callAction, body),
     sessionId: null,

@@ -85,10 +85,12 @@ function visitList(owner: Record<string, unknown>, field: string, path: Path, di
   return true;
 }
 
+/** A tool `toolName` cannot name: the error points at its `type` when that is not a string, else at where its name belongs. */
 function unnamed(path: Path, tool: unknown, dialect: ToolDialect): GatewayError {
   const type = isRecord(tool) ? tool.type : undefined;
-  const where = dialect === "chat" && (type === "function" || type === "custom") ? [...path, type, "name"] : [...path, "name"];
-  const param = formatFieldPath(isRecord(tool) && typeof type !== "string" && type !== undefined ? [...path, "type"] : where);
+  const nameHolder = dialect === "chat" && (type === "function" || type === "custom") ? [type] : [];
+  const at = type === undefined || typeof type === "string" ? [...path, ...nameHolder, "name"] : [...path, "type"];
+  const param = formatFieldPath(at);
   return new GatewayError(400, "invalid_body", `invalid \`${param}\`: every declared tool needs a name (a built-in tool, its type)`, { param });
 }
 

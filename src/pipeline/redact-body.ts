@@ -1,5 +1,5 @@
 import { type PiiType, redactPii } from "../pii/index.js";
-import { walkPromptText } from "../openai/prompt-walk.js";
+import { type PromptVisitor, walkPromptText } from "../openai/prompt-walk.js";
 
 type Detectors = readonly PiiType[];
 type Json = Record<string, unknown>;
@@ -28,5 +28,13 @@ function redactArguments(args: string, detectors: Detectors): string {
  * the body's top-level members it changed.
  */
 export function redactRequestBody(body: Json, detectors: Detectors): string[] {
-  return walkPromptText(body, { text: (text) => redactPii(text, detectors), json: (args) => redactArguments(args, detectors) });
+  let visitor = redactors.get(detectors);
+  if (visitor === undefined) {
+    visitor = { text: (text) => redactPii(text, detectors), json: (args) => redactArguments(args, detectors) };
+    redactors.set(detectors, visitor);
+  }
+  return walkPromptText(body, visitor);
 }
+
+/** One redacting visitor per detector list (one per config), so the walk behind it is built once, not per call. */
+const redactors = new WeakMap<Detectors, PromptVisitor>();

@@ -85,9 +85,9 @@ export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, 
   result.edited = edited;
   for (const field of ["tools", "functions"] as const) {
     if (!edited.includes(field)) continue;
-    result.edited.push(field === "tools" ? "tool_choice" : "function_call", "parallel_tool_calls");
-    const kept = body[field] as unknown[];
     const choiceField = field === "tools" ? "tool_choice" : "function_call";
+    result.edited.push(choiceField, "parallel_tool_calls");
+    const kept = body[field] as unknown[];
     // The upstream refuses fields about tools that are gone: a choice naming a stripped tool gives
     // way to the default (auto), and with no tool left neither a choice nor `parallel_tool_calls` stands.
     const choice = kept.length === 0 ? undefined : choiceWithout(body[choiceField], result.stripped, dialectOf(action));

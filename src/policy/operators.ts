@@ -176,7 +176,7 @@ function checkScalar(
     return false;
   }
   // `contains` on a text is a substring test, so a part of a value may be meant.
-  if (typeof operand === "string" && !(op === "contains" && kind !== "list")) return withinValues(operand, attribute, op, path, sink);
+  if (typeof operand === "string" && !(op === "contains" && kind !== "list")) return withinValues(operand, attribute, path, sink);
   return typeof operand !== "number" || withinRange(operand, attribute, op, path, sink);
 }
 
@@ -187,9 +187,9 @@ const VALUES: Readonly<Record<string, readonly string[]>> = {
   pii_types: PII_TYPES,
 };
 
-function withinValues(operand: string, attribute: string, op: Operator, path: string, sink: IssueSink): boolean {
+function withinValues(operand: string, attribute: string, path: string, sink: IssueSink): boolean {
   const values = VALUES[attribute];
-  if (values === undefined || op === "matches" || values.includes(operand)) return true;
+  if (values === undefined || values.includes(operand)) return true;
   report(sink, path, `\`${attribute}\` is one of ${values.join(", ")}, so ${quote(operand)} can never be it`);
   return false;
 }
