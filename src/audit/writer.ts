@@ -11,9 +11,10 @@ export interface AuditWriterOptions {
   /** Records per sink write (one file append, one Redis pipeline); at most `MAX_BATCH_SIZE`. */
   batchSize?: number;
   /**
-   * With `on_full: reject`, records enqueued past `max_queue` are still kept up to this many more:
-   * they belong to calls admitted before the queue filled and to the 503 refusals themselves.
-   * Default: a tenth of `max_queue` (at least 1). Past that, records are dropped and counted.
+   * With `on_full: reject`, the records of the 503 refusals themselves are kept past `max_queue` up
+   * to this many more; past that they are dropped and counted. Every other record is kept: its
+   * request was admitted while the queue had room, so there are at most as many as calls in flight.
+   * Default: a tenth of `max_queue` (at least 1).
    */
   overflow?: number;
   retryMinMs?: number;
@@ -112,7 +113,8 @@ export class AuditWriter {
 
   /** Queues a record without waiting; false when it was dropped (queue full or writer closed). */
   enqueue(record: AuditRecord): boolean {
-    if (this.closed || this.depth >= this.hardLimit) {
+    const droppable = this.onFull === "drop" || record.error_code === "audit_unavailable";
+    if (this.closed || (droppable && this.depth >= this.hardLimit)) {
       if (this.dropped === 0) this.logger.error({ depth: this.depth }, this.closed ? "audit writer closed: dropping records" : "audit queue full: dropping records");
       this.dropped += 1;
       return false;

@@ -47,7 +47,7 @@ export function createMetrics(pendingApprovals: () => Promise<number>): Metrics 
     },
   });
   const auditDepth = new Gauge({ name: "spark_audit_queue_depth", help: "Audit records waiting to be written", registers: [registry] });
-  const auditDropped = new Counter({ name: "spark_audit_dropped_total", help: "Audit records dropped (on_full: drop)", registers: [registry] });
+  const auditDropped = new Counter({ name: "spark_audit_dropped_total", help: "Audit records dropped: every one past max_queue with on_full: drop; with reject, only refusals past its overflow", registers: [registry] });
   let droppedSoFar = 0;
   const openStreams = new Gauge({ name: "spark_open_calls", help: "Governed calls in flight", registers: [registry] });
   return {

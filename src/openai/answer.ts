@@ -27,8 +27,8 @@ function callParts(call: Json): { name?: unknown; arguments?: unknown } | null {
 /**
  * Responses calls of built-in tools that the client runs (the model asks, the client executes): named
  * by the tool type a request declares, so one rule on `tool` governs the declaration and the call.
- * Tools the upstream runs itself (web or file search, code interpreter, MCP) have run by the time
- * their items arrive, so there is nothing left to allow or refuse.
+ * Searches and the code interpreter, which the upstream runs itself and which have no name but
+ * their type, are governed where they are declared.
  */
 const CLIENT_RUN_CALLS: Readonly<Record<string, string>> = {
   local_shell_call: "local_shell",
@@ -37,15 +37,25 @@ const CLIENT_RUN_CALLS: Readonly<Record<string, string>> = {
   apply_patch_call: "apply_patch",
 };
 
+/**
+ * Calls of an MCP server's tools, named by the MCP tool: one the client is asked to approve
+ * (`mcp_approval_request`), and one the upstream made (`mcp_call`), whose result a DENY keeps from
+ * the client and whose record says what ran.
+ */
+const MCP_CALLS = new Set(["mcp_call", "mcp_approval_request"]);
+
 const isToolCallItem = (item: unknown): item is Json =>
-  isRecord(item) && (item.type === "function_call" || item.type === "custom_tool_call" || (typeof item.type === "string" && Object.hasOwn(CLIENT_RUN_CALLS, item.type)));
+  isRecord(item) &&
+  (item.type === "function_call" ||
+    item.type === "custom_tool_call" ||
+    (typeof item.type === "string" && (MCP_CALLS.has(item.type) || Object.hasOwn(CLIENT_RUN_CALLS, item.type))));
 
 /**
- * A Responses output item that calls a tool: a function's `arguments`, a custom tool's `input`, or
- * a built-in tool's `action` (or `operation`) as JSON, which `tool_args` rules read.
+ * A Responses output item that calls a tool: a function's (or an MCP tool's) `arguments`, a custom
+ * tool's `input`, or a built-in tool's `action` (or `operation`) as JSON, which `tool_args` rules read.
  */
 function outputItemCall(item: Json): ToolCall {
-  if (item.type === "function_call") return { name: str(item.name), arguments: str(item.arguments) };
+  if (item.type === "function_call" || MCP_CALLS.has(item.type as string)) return { name: str(item.name), arguments: str(item.arguments) };
   if (item.type === "custom_tool_call") return { name: str(item.name), arguments: str(item.input) };
   return { name: CLIENT_RUN_CALLS[item.type as string] ?? "", arguments: JSON.stringify(item.action ?? item.operation ?? {}) };
 }
@@ -105,7 +115,15 @@ export class StreamAccumulator {
    * index in that choice (`n` > 1 streams every choice's calls side by side), a Responses call by its output index.
    */
   private readonly calls = new Map<string, ToolCall>();
+  /**
+   * A chat call whose name came in more than one delta, by its key: the last part. Clients read
+   * that differently (Python's SDK joins the parts, Node's keeps the last), so both names are judged.
+   */
+  private readonly lastNameParts = new Map<string, string>();
+  /** Chat choices seen, and whether each has its `finish_reason`. */
+  private readonly choicesFinished = new Map<number, boolean>();
   toolCallSeen = false;
+  /** The stream's end was announced: `[DONE]`, or a Responses stream's final event. */
   done = false;
   /** The message of an error event the upstream sent in the stream (it reaches the client as sent). */
   failure: string | null = null;
@@ -130,6 +148,7 @@ export class StreamAccumulator {
       const delta = isRecord(choice) && isRecord(choice.delta) ? choice.delta : null;
       if (delta === null) continue;
       const choiceIndex = typeof choice.index === "number" ? choice.index : 0;
+      if (this.choicesFinished.get(choiceIndex) !== true) this.choicesFinished.set(choiceIndex, typeof choice.finish_reason === "string");
       if (typeof delta.content === "string") this.deltas.add(delta.content);
       if (Array.isArray(delta.tool_calls)) {
         for (const part of delta.tool_calls) {
@@ -143,7 +162,9 @@ export class StreamAccumulator {
 
   private extend(key: string, part: { name?: unknown; arguments?: unknown }): void {
     const call = this.calls.get(key) ?? { name: "", arguments: "" };
-    call.name += str(part.name);
+    const name = str(part.name);
+    if (name !== "" && call.name !== "") this.lastNameParts.set(key, name);
+    call.name += name;
     call.arguments += str(part.arguments);
     this.calls.set(key, call);
     this.toolCallSeen = true;
@@ -186,12 +207,50 @@ export class StreamAccumulator {
     }
   }
 
+  /**
+   * The final event carries the whole response, which is what an SDK's final answer is made of: a
+   * call in its output that the item events did not carry (or carried otherwise) is judged too.
+   */
   private finish(event: Json): void {
-    if (isRecord(event.response) && isRecord(event.response.usage)) this.usage = event.response.usage;
+    const response = isRecord(event.response) ? event.response : null;
+    if (response !== null && isRecord(response.usage)) this.usage = response.usage;
+    if (response !== null && Array.isArray(response.output)) {
+      response.output.forEach((item, i) => {
+        if (!isToolCallItem(item)) return;
+        const call = outputItemCall(item);
+        const streamed = this.calls.get(`output:${i}`);
+        if (streamed !== undefined && streamed.name === call.name && streamed.arguments === call.arguments) return;
+        this.calls.set(streamed === undefined ? `output:${i}` : `final:${i}`, call);
+        this.toolCallSeen = true;
+      });
+    }
     this.done = true;
   }
 
+  /** `data: [DONE]`, which ends a chat stream. */
+  markDone(): void {
+    this.done = true;
+  }
+
+  /**
+   * The stream carried its whole answer: its end was announced, or every chat choice has its
+   * `finish_reason`, or the upstream reported an error in it. A stream cut short without any of
+   * these is incomplete, however cleanly its connection closed.
+   */
+  get complete(): boolean {
+    if (this.done || this.failure !== null) return true;
+    if (this.choicesFinished.size === 0) return false;
+    for (const finished of this.choicesFinished.values()) if (!finished) return false;
+    return true;
+  }
+
+  /** Every call the answer makes, and for a call whose name came in parts, the call under its last part too. */
   toolCalls(): ToolCall[] {
-    return [...this.calls.values()];
+    const calls = [...this.calls.values()];
+    for (const [key, name] of this.lastNameParts) {
+      const call = this.calls.get(key) as ToolCall;
+      calls.push({ name, arguments: call.arguments });
+    }
+    return calls;
   }
 }

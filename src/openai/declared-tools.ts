@@ -31,6 +31,22 @@ export function toolName(tool: unknown, dialect: ToolDialect): string | null {
 
 const nameOf = (value: unknown): string | null => (typeof value === "string" ? value : null);
 
+/**
+ * Every name a declared tool goes by: `toolName`, and for a tool of any type but function or custom
+ * the names it also carries (`name`, `function.name`, `custom.name`). An upstream that takes an
+ * unknown type (`"Function"`) may read any of them, so each is judged and a DENY of any refuses
+ * the tool. Null when `toolName` is.
+ */
+export function toolNames(tool: unknown, dialect: ToolDialect): string[] | null {
+  const name = toolName(tool, dialect);
+  if (name === null || !isRecord(tool) || tool.type === undefined || tool.type === "function" || tool.type === "custom") return name === null ? null : [name];
+  const names = [name];
+  for (const carried of [tool.name, isRecord(tool.function) ? tool.function.name : undefined, isRecord(tool.custom) ? tool.custom.name : undefined]) {
+    if (typeof carried === "string" && !names.includes(carried)) names.push(carried);
+  }
+  return names;
+}
+
 type Path = (string | number)[];
 
 /** Sees one declared tool; false drops it from its list. */
@@ -76,9 +92,11 @@ function visitList(owner: Record<string, unknown>, field: string, path: Path, di
       if (before === 0 || (tool.tools as unknown[]).length > 0) kept.push(tool);
       return;
     }
-    const name = toolName(tool, dialect);
-    if (name === null) throw unnamed([...path, i], tool, dialect);
-    if (visit(name, [...path, i])) kept.push(tool);
+    const names = toolNames(tool, dialect);
+    if (names === null) throw unnamed([...path, i], tool, dialect);
+    let keep = true;
+    for (const name of names) keep = visit(name, [...path, i]) && keep;
+    if (keep) kept.push(tool);
   });
   if (kept.length === list.length) return changed;
   owner[field] = kept;

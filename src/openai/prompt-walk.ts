@@ -19,7 +19,8 @@ export type TokenDecoder = (tokens: number[]) => string | null;
  * inputs of earlier tool calls, the author `name`), `prediction`; Responses `instructions` and
  * `input` (its items' content and output, tool calls' arguments, inputs and commands, shell
  * output, reasoning summaries), the `prompt` template's variables; the declared tools'
- * descriptions; an embeddings `input` (token arrays through `decode`: read, never replaced).
+ * descriptions and parameter schemas; the schema of a structured answer (chat `response_format`,
+ * Responses `text.format`); an embeddings `input` (token arrays through `decode`: read, never replaced).
  * Copy on write: an object whose text changes is replaced by a copy, the client's objects are left
  * as they are. Returns the body's top-level members that changed.
  */
@@ -48,6 +49,8 @@ export function walkPromptText(body: Json, visitor: PromptVisitor, decode?: Toke
   if (isRecord(body.prompt) && isRecord(body.prompt.variables)) rewrite("prompt", walk.field(body.prompt, "variables", walk.variables));
   if (Array.isArray(body.tools)) rewrite("tools", walk.list(body.tools, walk.tool));
   if (Array.isArray(body.functions)) rewrite("functions", walk.list(body.functions, walk.tool));
+  if (isRecord(body.response_format)) rewrite("response_format", walk.field(body.response_format, "json_schema", walk.described));
+  if (isRecord(body.text)) rewrite("text", walk.field(body.text, "format", walk.described));
   return changed;
 }
 
@@ -110,7 +113,31 @@ class Walk {
 
   readonly variable = (value: unknown): unknown => (isRecord(value) ? this.field(value, "text", this.text) : this.text(value));
 
-  readonly description = (holder: unknown): unknown => (isRecord(holder) ? this.field(holder, "description", this.text) : holder);
+  /** Something with a description and a JSON schema: a function, a structured answer's format. */
+  readonly described = (holder: unknown): unknown => {
+    if (!isRecord(holder)) return holder;
+    const out = this.field(this.field(holder, "description", this.text), "parameters", this.schema);
+    return this.field(out, "schema", this.schema);
+  };
+
+  /** A JSON schema: the model reads its descriptions, titles and example values, at any depth. */
+  readonly schema = (schema: unknown): unknown => {
+    if (Array.isArray(schema)) return this.list(schema, this.schema);
+    if (!isRecord(schema)) return schema;
+    let out = schema;
+    for (const name of Object.keys(schema)) {
+      if (SCHEMA_TEXTS.has(name)) out = this.field(out, name, this.schemaText);
+      else if (typeof schema[name] === "object") out = this.field(out, name, this.schema);
+    }
+    return out;
+  };
+
+  /** A schema's text member; a member so named that holds a schema (a property called `title`) is walked as one. */
+  readonly schemaText = (value: unknown): unknown => {
+    if (typeof value === "string") return this.visitor.text(value);
+    if (Array.isArray(value)) return this.list(value, this.schemaText);
+    return isRecord(value) ? this.schema(value) : value;
+  };
 
   readonly tools = (tools: unknown): unknown => (Array.isArray(tools) ? this.list(tools, this.tool) : tools);
 
@@ -161,15 +188,18 @@ class Walk {
     return out;
   };
 
-  /** A declared tool's description, which the model reads (chat's inside `function` or `custom`; a namespace's tools' too). */
+  /** A declared tool's description and parameters, which the model reads (chat's inside `function` or `custom`; a namespace's tools' too). */
   readonly tool = (tool: unknown): unknown => {
     if (!isRecord(tool)) return tool;
-    let out = this.field(tool, "description", this.text);
-    out = this.field(out, "function", this.description);
-    out = this.field(out, "custom", this.description);
+    let out = this.described(tool) as Json;
+    out = this.field(out, "function", this.described);
+    out = this.field(out, "custom", this.described);
     return tool.type === "namespace" ? this.field(out, "tools", this.tools) : out;
   };
 }
+
+/** The members of a JSON schema whose text the model reads. */
+const SCHEMA_TEXTS = new Set(["description", "title", "enum", "const", "default", "examples"]);
 
 /** The members of a content part that hold text: text, a refusal, a shell command's output streams. */
 const PART_TEXTS = ["text", "refusal", "stdout", "stderr"];

@@ -10,6 +10,8 @@ export class SseSplitter {
   private buffer = "";
   /** The text so far ended with a CR: the next text says whether an LF completes it. */
   private pendingCr = false;
+  /** No text has come yet: a byte order mark before the first event is dropped, as SSE parsers drop it. */
+  private atStart = true;
 
   push(chunk: Buffer): string[] {
     this.append(this.decoder.write(chunk));
@@ -26,7 +28,12 @@ export class SseSplitter {
     return events;
   }
 
-  private append(text: string): void {
+  private append(decoded: string): void {
+    let text = decoded;
+    if (this.atStart && text !== "") {
+      this.atStart = false;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
     let next = this.pendingCr ? `\r${text}` : text;
     this.pendingCr = false;
     if (next.includes("\r")) {

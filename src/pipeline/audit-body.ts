@@ -3,6 +3,7 @@ import { captureBody, parseEncryptionKey } from "../audit/bodies.js";
 import type { AuditBodies, Config } from "../config/schema.js";
 import { redactPii } from "../pii/index.js";
 import type { Decision } from "../policy/types.js";
+import { secretScrubber } from "../upstream/scrub.js";
 
 const LEVELS: AuditBodies[] = ["none", "redacted", "full"];
 
@@ -26,14 +27,25 @@ function encryptionKey(base64: string): Buffer | undefined {
   return key;
 }
 
-export function captureAuditBody(config: Config, body: unknown, decision: Decision): Pick<AuditRecord, "body" | "body_enc" | "body_key_id"> | null {
+/**
+ * The body as the audit keeps it, at the call's capture level. A redacted body masks the secrets the
+ * gateway knows besides what looks like one: the caller's own key (pasted into a prompt, sent as
+ * `user`), the admin token and the upstreams' keys, whatever their shape.
+ */
+export function captureAuditBody(
+  config: Config,
+  body: unknown,
+  decision: Decision,
+  callerKey: string | null,
+): Pick<AuditRecord, "body" | "body_enc" | "body_key_id"> | null {
   const level = bodyCaptureLevel(config, decision);
   if (level === "none") return null;
   const key = encryptionKey(config.audit.encryption_key);
   // Without a key, `full` falls back to `redacted`: a body is never stored in clear.
   const mode = level === "full" && key === undefined ? "redacted" : level;
+  const known = secretScrubber([callerKey ?? "", config.admin.token, ...Object.values(config.upstreams).map((upstream) => upstream.api_key)]);
   return captureBody(mode, body, {
-    redact: (text) => redactPii(text, config.pii.detectors),
+    redact: (text) => redactPii(known(text), config.pii.detectors),
     ...(key === undefined ? {} : { key }),
     keyId: config.audit.encryption_key_id,
   });

@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Readable } from "node:stream";
 import type { Principal } from "../auth/keys.js";
 import { bearerToken } from "../auth/keys.js";
 import type { Config, ModelConfig } from "../config/schema.js";
@@ -16,7 +15,7 @@ import { evaluatePolicy, mergeDecisions } from "../policy/evaluate.js";
 import type { CallAction, Decision } from "../policy/types.js";
 import { costMicros, isPriced, type ModelPrices, microsToUsd, usageFromOpenAI } from "../pricing/index.js";
 import { countTextTokens } from "../tokens/index.js";
-import { forward, upstreamError, upstreamUrl } from "../upstream/forward.js";
+import { forward, readUpstream, upstreamError, upstreamUrl } from "../upstream/forward.js";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/headers.js";
 import { canonicalJson, sha256Hex } from "../util/canonical-json.js";
 import { stopError } from "./active-streams.js";
@@ -68,6 +67,16 @@ function missingKey(incoming: IncomingMessage): string {
   return "no API key was provided (send `Authorization: Bearer <key>`)";
 }
 
+/** The body parsed. One the client compressed is `invalid_json` as the contract has it, and told why. */
+function parseRequestJson(bytes: Buffer, maxDepth: number, encoding: string | undefined): unknown {
+  try {
+    return parseJsonBody(bytes, maxDepth);
+  } catch (error) {
+    if (!(error instanceof GatewayError) || error.code !== "invalid_json" || encoding === undefined || encoding === "identity") throw error;
+    throw new GatewayError(400, "invalid_json", `${error.message}: it was sent with \`content-encoding: ${clipped(encoding)}\`, which the gateway does not decode; send the JSON uncompressed`);
+  }
+}
+
 /** The model a halted call asked for, for its audit record: the body is not otherwise judged. */
 function askedModel(bytes: Buffer): string | null {
   try {
@@ -100,6 +109,8 @@ interface CallState {
   delivered: boolean;
   /** The request body's bytes as the client sent them (stages edit the parsed body). */
   bytes: Buffer | null;
+  /** The key the client sent, masked wherever a captured body repeats it. */
+  callerKey: string | null;
   /** The session's `max_tool_calls`, when the call is charged to a session that has one. */
   toolCap: ToolCallCap | null;
   /** The answer's tool calls went through that cap, which charged them (or withheld them): the settle charges none. */
@@ -130,6 +141,7 @@ export async function handleCall(
     redeemedApproval: null,
     delivered: false,
     bytes: null,
+    callerKey: bearerToken(incoming.headers.authorization),
     toolCap: null,
     toolCallsTaken: false,
   };
@@ -159,7 +171,7 @@ export async function handleCall(
       draft.model = askedModel(bytes);
       throw stopError(stop);
     }
-    const body = validateBody(action, parseJsonBody(bytes, config.server.max_json_depth));
+    const body = validateBody(action, parseRequestJson(bytes, config.server.max_json_depth, incoming.headers["content-encoding"]));
     const modelName = body.model as string;
     draft.model = clipped(modelName);
     draft.stream = body.stream === true;
@@ -226,7 +238,7 @@ export async function handleCall(
     const decision = mergeDecisions([callDecision, ...tools.decisions.map((d) => d.decision)], runtime.policy.ruleOrder);
     // What shaped an approved call's outcome is the approval: audited as ALLOW, not as a violation.
     draft.decision = approved && decision.effect === "REQUIRE_APPROVAL" ? approvedDecision(decision) : decision;
-    draft.body = captureAuditBody(config, body, decision);
+    draft.body = captureAuditBody(config, body, decision, state.callerKey);
 
     if (decision.effect === "DENY") throw deniedError(decision, refusedTool(decision, callDecision, tools));
     // A held answer's approval covers the call too (its approver saw the request): only a DENY of the
@@ -254,7 +266,8 @@ export async function handleCall(
     // The top-level members the gateway changes; everything else goes upstream as the client wrote it.
     let edited: Set<string> | null = tools.edited.length > 0 ? withEdits(null, tools.edited) : null;
     let estimate: Estimate;
-    if (estimateNeeded(plan, runtime.policy.attributes) || config.pii.redact) {
+    const worstCaseBinds = estimateNeeded(plan, runtime.policy.attributes);
+    if (worstCaseBinds || config.pii.redact) {
       estimate = ensureEstimate(state, action, body, model, plan, false);
       if (estimate.approximate) state.uncounted = { action, body, model, plan };
     } else {
@@ -266,7 +279,9 @@ export async function handleCall(
     services.leases.hold(state.reservation);
     const outputTokens = state.reservation.outputTokens;
     const headers = pushRateHeaders(["x-request-id", draft.id], state.reservation.rate);
-    if (estimate.outputParam !== null && (estimate.requestedOutput === null ? outputTokens < model.max_output_tokens : outputTokens < estimate.requestedOutput)) {
+    // A request without an output limit is sent the one its worst case was judged and reserved with
+    // wherever a limit or rule depends on it: the upstream must not write more than was reserved.
+    if (estimate.outputParam !== null && (estimate.requestedOutput === null ? worstCaseBinds || outputTokens < model.max_output_tokens : outputTokens < estimate.requestedOutput)) {
       applyOutputLimit(action, body, estimate.outputParam, outputTokens);
       edited = withEdits(edited, [estimate.outputParam, ...CHAT_LIMIT_FIELDS]);
       headers.push("x-gateway-max-tokens", String(outputTokens));
@@ -302,7 +317,13 @@ export async function handleCall(
       throw error;
     });
     draft.upstreamMs = services.clock() - sentAt;
-    const isSse = String(response.headers["content-type"] ?? "").includes("text/event-stream");
+    const encoding = response.headers["content-encoding"];
+    if (encoding !== undefined && encoding !== "identity") {
+      response.body.once("error", () => undefined).destroy();
+      throw new GatewayError(502, "upstream_error", `the upstream answered with \`content-encoding: ${clipped(String(encoding))}\`, which the gateway asked it not to use: an answer it cannot read is not relayed`);
+    }
+    // A stream the client asked for is read as one whatever its label: the client's SDK reads it so.
+    const isSse = String(response.headers["content-type"] ?? "").includes("text/event-stream") || (draft.stream && action !== "embeddings");
 
     if (response.status >= 400 || !isSse) {
       const raw = await readUpstream(response.body);
@@ -311,7 +332,7 @@ export async function handleCall(
     }
 
     state.status = response.status;
-    const streamHeaders = clientResponseHeaders(response.headers, "cache-control");
+    const streamHeaders = clientResponseHeaders(response.headers, "cache-control", upstream.scrub);
     streamHeaders.push(...headers, "cache-control", "no-cache");
     const outcome = await relayStream(
       response.body,
@@ -323,6 +344,7 @@ export async function handleCall(
         onAnswer: () => {
           state.delivered = true;
         },
+        scrub: upstream.scrub,
         decideTools: async (calls, answer) => {
           const capped = await withinToolCap(services, state, calls.length);
           if (capped !== null || !runtime.policy.governs("tool.call")) return capped;
@@ -385,7 +407,7 @@ function deliverHeld(state: CallState, config: Config, res: ServerResponse, appr
   const held = approval.held as NonNullable<Approval["held"]>;
   draft.decision = heldDecision(approval);
   // The body is captured at the highest level any matched rule asks, the call's own included.
-  if (state.bytes !== null) draft.body = captureAuditBody(config, sentBody(state.bytes), mergeDecisions([callDecision, draft.decision]));
+  if (state.bytes !== null) draft.body = captureAuditBody(config, sentBody(state.bytes), mergeDecisions([callDecision, draft.decision]), state.callerKey);
   draft.toolCalls = approval.tool_calls.map((call) => call.name);
   draft.toolDecisions = [
     ...draft.toolDecisions,
@@ -605,24 +627,6 @@ async function finishSettle(services: Services, state: CallState): Promise<void>
   }
 }
 
-/** The whole upstream answer. Stream events rather than `for await`, whose iterator costs more than the read. */
-function readUpstream(body: Readable): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let ended = false;
-    body.on("data", (chunk: Buffer) => chunks.push(chunk));
-    body.once("end", () => {
-      ended = true;
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
-    });
-    body.once("error", (error: Error) => reject(upstreamError(error, true)));
-    // Destroyed without an error, as when the call is aborted.
-    body.once("close", () => {
-      if (!ended) reject(upstreamError(new Error("the upstream answer was cut short"), true));
-    });
-  });
-}
-
 /** A non-streamed answer: read whole (it is one JSON document), its tool calls governed, then sent. */
 async function relayJson(
   services: Services,
@@ -641,22 +645,27 @@ async function relayJson(
 ): Promise<void> {
   const runtime = services.current();
   const model = runtime.config.models[modelName]!;
+  const { scrub } = runtime.upstreams.get(model.upstream)!;
+  const text = raw.toString("utf8");
   let parsed: unknown = null;
   try {
-    parsed = JSON.parse(raw.toString("utf8"));
+    // A byte order mark is dropped, as the clients' JSON readers drop it: the gateway judges what they read.
+    parsed = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch {
+    // An answer the gateway cannot read cannot be governed: never relayed as a success.
+    if (status < 400) throw new GatewayError(502, "upstream_error", `the upstream answered ${status} with a body that is not JSON`);
     parsed = null;
   }
   if (status >= 400) {
     state.status = status;
     const upstreamMessage = extractUpstreamMessage(parsed);
-    state.error = new GatewayError(status, "upstream_error", upstreamMessage ?? `the upstream answered ${status}`);
-    const body = parsed !== null && typeof parsed === "object" && "error" in parsed ? raw : Buffer.from(JSON.stringify(state.error.toBody()));
+    state.error = new GatewayError(status, "upstream_error", scrub(upstreamMessage ?? `the upstream answered ${status}`));
+    const relayed = parsed !== null && typeof parsed === "object" && "error" in parsed ? scrub(text) : JSON.stringify(state.error.toBody());
     // An upstream's 429 is about the upstream's limits: its x-ratelimit-* explain it, the gateway's would contradict it.
     const upstreamLimited = status === 429;
-    const errorHeaders = clientResponseHeaders(upstreamHeaders, "content-type", upstreamLimited);
+    const errorHeaders = clientResponseHeaders(upstreamHeaders, "content-type", scrub, upstreamLimited);
     errorHeaders.push(...(upstreamLimited ? ["x-request-id", state.draft.id] : headers));
-    writeJson(res, status, errorHeaders, body);
+    writeJson(res, status, errorHeaders, relayed);
     return;
   }
   const summary = summarizeAnswer(parsed);
@@ -672,14 +681,14 @@ async function relayJson(
       bodyHash,
       action,
       model: modelName,
-      held: { kind: "json", status, content_type: "application/json", body: raw.toString("utf8") },
+      held: { kind: "json", status, content_type: "application/json", body: text },
       waitForDecision,
     });
     applyToolVerdict(state, runtime, verdict);
     if (verdict.error !== null) throw verdict.error;
   }
   state.status = status;
-  const answerHeaders = clientResponseHeaders(upstreamHeaders, "content-type");
+  const answerHeaders = clientResponseHeaders(upstreamHeaders, "content-type", scrub);
   answerHeaders.push(...headers, "x-gateway-cost", microsToUsd(state.draft.costMicros).toFixed(6));
   state.delivered = true;
   writeJson(res, status, answerHeaders, raw);
@@ -703,7 +712,7 @@ function applyToolVerdict(
     draft.decision = mergeDecisions([draft.decision, ...verdict.decisions.map((d) => d.decision)], runtime.policy.ruleOrder);
     // A tool call's rule may raise the body capture after the call's own was taken.
     if (draft.decision.constraints.audit_bodies !== before && state.bytes !== null) {
-      draft.body = captureAuditBody(runtime.config, sentBody(state.bytes), draft.decision);
+      draft.body = captureAuditBody(runtime.config, sentBody(state.bytes), draft.decision, state.callerKey);
     }
   }
   if (verdict.approvalId !== null) draft.approvalId = verdict.approvalId;

@@ -4,7 +4,7 @@ import { GatewayError } from "../http/errors.js";
 import { settleAll, type Reservation } from "../limits/enforce.js";
 import { pushRateHeaders } from "../limits/headers.js";
 import { planLimits, requestLimitsOnly } from "../limits/plan.js";
-import { forward, upstreamUrl } from "../upstream/forward.js";
+import { forward, readUpstream, upstreamUrl } from "../upstream/forward.js";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/headers.js";
 import type { AuditDraft } from "./audit-draft.js";
 import { authenticate } from "./call.js";
@@ -50,10 +50,18 @@ export async function handlePassthrough(
     const response = await forward(upstream, upstreamUrl(upstream, draft.path, search), method, headers, hasBody ? incoming : null, controller.signal);
     draft.upstreamMs = services.clock() - sentAt;
     status = response.status;
-    const answerHeaders = pushRateHeaders(clientResponseHeaders(response.headers, null), reservation.rate);
+    const answerHeaders = pushRateHeaders(clientResponseHeaders(response.headers, null, upstream.scrub), reservation.rate);
     answerHeaders.push("x-request-id", draft.id);
     writeOpenHead(res, response.status, answerHeaders);
-    await pipeline(response.body, res);
+    if (response.status >= 400) {
+      // An error is small, and may echo the credential the gateway sent: read whole and masked.
+      const raw = await readUpstream(response.body);
+      const text = raw.toString("utf8");
+      const masked = upstream.scrub(text);
+      res.end(masked === text ? raw : masked);
+    } else {
+      await pipeline(response.body, res);
+    }
   } catch (error) {
     failure = error instanceof GatewayError ? error : new GatewayError(502, "upstream_error", "the upstream failed while relaying");
     status = failure.status;

@@ -17,6 +17,8 @@ export interface RelayOptions {
   decideTools: (calls: ToolCall[], answer: string) => Promise<GatewayError | null>;
   /** An event of the answer (not an error event of the gateway's) is being sent to the client. */
   onAnswer: () => void;
+  /** Masks the gateway's own secrets in an event's text (an upstream echoing its key in an error). */
+  scrub: (text: string) => string;
 }
 
 export interface RelayOutcome {
@@ -120,9 +122,11 @@ async function relayEvents(
   const held: string[] = [];
 
   const handle = async (sent: string): Promise<void> => {
-    let event = sent;
-    const data = jsonData(eventData(event));
+    let event = options.scrub(sent);
+    const raw = eventData(event);
+    const data = jsonData(raw);
     let drop = false;
+    if (raw !== null && raw.trim() === "[DONE]") accumulator.markDone();
     if (data !== null) {
       let parsed: unknown;
       try {
@@ -177,6 +181,13 @@ async function relayEvents(
   if (stopSignal.aborted && stopSignal.reason instanceof GatewayError) {
     body.destroy();
     outcome.error = stopSignal.reason;
+    send(sseErrorEvent(outcome.error));
+    return outcome;
+  }
+  if (!accumulator.complete) {
+    // An SDK raises on such a stream, or worse takes its half-written tool call for a whole one: the
+    // held calls are not released, and the client is told the answer was cut off.
+    outcome.error = new GatewayError(502, "upstream_error", "the upstream ended the stream before its answer was complete (no finish_reason or [DONE])");
     send(sseErrorEvent(outcome.error));
     return outcome;
   }

@@ -5,7 +5,7 @@ import type { ToolCall } from "../openai/answer.js";
 import type { CompiledPolicy } from "../policy/compile.js";
 import { evaluatePolicy, mergeDecisions, UNGOVERNED } from "../policy/evaluate.js";
 import type { CallAction, Decision } from "../policy/types.js";
-import { dialectOf, type ToolDialect, toolName, visitDeclaredTools } from "../openai/declared-tools.js";
+import { dialectOf, type ToolDialect, toolNames, visitDeclaredTools } from "../openai/declared-tools.js";
 import { formatFieldPath } from "../util/field-path.js";
 import type { Approval } from "../state/store.js";
 import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
@@ -40,13 +40,15 @@ function choiceWithout(choice: unknown, stripped: readonly string[], dialect: To
     const nested = c.allowed_tools !== null && typeof c.allowed_tools === "object";
     const list = nested ? c.allowed_tools?.tools : c.tools;
     if (!Array.isArray(list)) return choice;
-    const left = list.filter((tool) => !stripped.includes(toolName(tool, dialect) ?? ""));
+    const left = list.filter((tool) => !isStripped(tool, stripped, dialect));
     if (left.length === 0) return undefined;
     return nested ? { ...c, allowed_tools: { ...c.allowed_tools, tools: left } } : { ...c, tools: left };
   }
-  const forced = toolName(choice, dialect);
-  return forced !== null && stripped.includes(forced) ? undefined : choice;
+  return isStripped(choice, stripped, dialect) ? undefined : choice;
 }
+
+const isStripped = (tool: unknown, stripped: readonly string[], dialect: ToolDialect): boolean =>
+  toolNames(tool, dialect)?.some((name) => stripped.includes(name)) === true;
 
 function auditLevelOnly(constraints: Decision["constraints"]): Decision["constraints"] {
   return constraints.audit_bodies === undefined ? {} : { audit_bodies: constraints.audit_bodies };

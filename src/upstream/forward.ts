@@ -2,11 +2,14 @@ import type { Readable } from "node:stream";
 import { Agent, errors as undiciErrors, type Dispatcher } from "undici";
 import type { UpstreamConfig } from "../config/schema.js";
 import { GatewayError } from "../http/errors.js";
+import { secretScrubber } from "./scrub.js";
 
 export interface UpstreamTarget {
   name: string;
   baseUrl: URL;
   apiKey: string;
+  /** Masks `apiKey` in what the upstream says, before it is relayed, recorded or logged. */
+  scrub: (text: string) => string;
   dispatcher: Dispatcher;
   /** The governed calls' locations, resolved once: a URL parse per call cost more than its policy. */
   callUrls: Map<string, UpstreamLocation>;
@@ -30,6 +33,7 @@ export function createUpstreamTarget(name: string, config: UpstreamConfig): Upst
     baseUrl,
     callUrls: new Map(CALL_PATHS.map((path) => [path, resolveUrl(baseUrl, path, "")])),
     apiKey: config.api_key,
+    scrub: secretScrubber([config.api_key]),
     dispatcher: new Agent({
       connect: { timeout: Math.round(config.connect_timeout_seconds * 1000) },
       headersTimeout: timeoutMs,
@@ -103,4 +107,22 @@ export function upstreamError(error: unknown, midAnswer = false): GatewayError {
   // Once its answer has begun, the upstream was reached: what failed is the rest of the answer.
   const what = midAnswer ? "the upstream's answer was cut off" : "the upstream could not be reached";
   return new GatewayError(502, "upstream_error", `${what}${detail}`);
+}
+
+/** The whole upstream answer. Stream events rather than `for await`, whose iterator costs more than the read. */
+export function readUpstream(body: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let ended = false;
+    body.on("data", (chunk: Buffer) => chunks.push(chunk));
+    body.once("end", () => {
+      ended = true;
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+    });
+    body.once("error", (error: Error) => reject(upstreamError(error, true)));
+    // Destroyed without an error, as when the call is aborted.
+    body.once("close", () => {
+      if (!ended) reject(upstreamError(new Error("the upstream answer was cut short"), true));
+    });
+  });
 }

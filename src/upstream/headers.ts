@@ -60,7 +60,11 @@ export function upstreamRequestHeaders(
     out[name] = Array.isArray(value) ? value.join(", ") : value;
   }
   if (upstreamKey !== "") out.authorization = `Bearer ${upstreamKey}`;
+  // The gateway must read the answer to govern it: asked plainly, so no upstream compresses it.
+  out["accept-encoding"] = "identity";
   if (bodyLength !== null) {
+    // The body sent is the JSON the gateway read, whatever encoding the client claimed for it.
+    delete out["content-encoding"];
     out["content-length"] = String(bodyLength);
     out["content-type"] = "application/json";
   }
@@ -80,7 +84,6 @@ const RESPONSE_DROPPED = new Set([
   "te",
   "trailer",
   "content-length",
-  "content-encoding",
   "set-cookie",
   "x-request-id",
 ]);
@@ -94,6 +97,7 @@ const RESPONSE_DROPPED = new Set([
 export function clientResponseHeaders(
   upstream: Record<string, string | string[] | undefined>,
   leaveOut: string | null,
+  scrub: (text: string) => string,
   keepRateLimits = false,
 ): string[] {
   const connectionListed = listedInConnection(upstream.connection);
@@ -102,7 +106,7 @@ export function clientResponseHeaders(
     const value = upstream[name];
     if (value === undefined || name === leaveOut || RESPONSE_DROPPED.has(name) || connectionListed?.has(name) === true) continue;
     if ((!keepRateLimits && name.startsWith("x-ratelimit-")) || name.startsWith("x-gateway-")) continue;
-    out.push(name, Array.isArray(value) ? value.join(", ") : value);
+    out.push(name, scrub(Array.isArray(value) ? value.join(", ") : value));
   }
   return out;
 }

@@ -90,14 +90,17 @@ describe("AuditWriter", () => {
     const writer = makeWriter([sink], { maxQueue: 10, overflow: 3 });
     for (let index = 0; index < 10; index += 1) writer.enqueue(makeRecord());
     expect(writer.canAccept()).toBe(false);
-    // Records of calls admitted earlier and of the 503s themselves fit in the overflow.
-    expect([writer.enqueue(makeRecord()), writer.enqueue(makeRecord()), writer.enqueue(makeRecord())]).toEqual([true, true, true]);
-    expect(writer.enqueue(makeRecord())).toBe(false);
-    expect(writer.stats()).toMatchObject({ depth: 13, dropped: 1 });
+    // The 503 refusals' own records fit in the overflow; past it they are dropped and counted.
+    const refusal = () => makeRecord({ status: 503, error_code: "audit_unavailable" });
+    expect([writer.enqueue(refusal()), writer.enqueue(refusal()), writer.enqueue(refusal())]).toEqual([true, true, true]);
+    expect(writer.enqueue(refusal())).toBe(false);
+    // A call admitted while the queue had room keeps its record however full the queue is now.
+    expect([writer.enqueue(makeRecord()), writer.enqueue(makeRecord({ status: 401, error_code: "invalid_api_key" }))]).toEqual([true, true]);
+    expect(writer.stats()).toMatchObject({ depth: 15, dropped: 1 });
     release();
     await writer.flush();
     expect(writer.canAccept()).toBe(true);
-    expect(sink.records).toHaveLength(13);
+    expect(sink.records).toHaveLength(15);
   });
 
   it("on_full drop: always accepts calls and counts the records it drops", async () => {

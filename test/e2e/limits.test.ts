@@ -56,6 +56,7 @@ const K = {
   noUsage: "sk-lim-no-usage",
   rpmSession: "sk-lim-rpm-session",
   slowSettle: "sk-lim-slow-settle",
+  bounded: "sk-lim-bounded",
 } as const;
 
 // gpt-4o: 2.5 micro-USD per input token, 10 per output token.
@@ -87,6 +88,7 @@ ${keyEntry("session-tools", K.sessionTools, "{ user: u-st, role: developer, team
 ${keyEntry("no-usage", K.noUsage, "{ user: u-nu, role: developer, team: t1 }", "{ daily_cost: 1 }")}
 ${keyEntry("rpm-session", K.rpmSession, "{ user: u-rs, role: developer, team: t1 }", "{ requests_per_minute: 2, session: { max_llm_calls: 1 } }")}
 ${keyEntry("slow-settle", K.slowSettle, "{ user: u-ss, role: developer, team: t1 }", "{ daily_cost: 1 }")}
+${keyEntry("bounded", K.bounded, "{ user: u-bd, role: developer, team: t1 }", "{ daily_cost: 1 }")}
 ${keyEntry("abort", K.abort, "{ user: u-ab, role: developer, team: t1 }", "{ daily_cost: 1, max_parallel_requests: 1 }")}
 `);
 });
@@ -176,6 +178,18 @@ describe("budgets", () => {
     const { data, response } = await h.client(K.countedBudget).chat.completions.create(body).withResponse();
     expect(data.choices[0]?.message.content).toBe("fits");
     expect(response.headers.get("x-gateway-max-tokens")).toBeNull();
+  });
+
+  it("sends a request without an output limit the one its worst case was reserved with, so the upstream cannot spend past it", async () => {
+    const chat = await h.client(K.bounded).chat.completions.create(say("say:bounded")).withResponse();
+    expect(h.mock.requests.at(-1)!.body).toMatchObject({ max_completion_tokens: 16384 });
+    expect(chat.response.headers.get("x-gateway-max-tokens")).toBe("16384");
+    await h.client(K.bounded).responses.create({ model: "gpt-4o-mini", input: "say:bounded" });
+    expect(h.mock.requests.at(-1)!.body).toMatchObject({ max_output_tokens: 16384 });
+    // Nothing depends on the worst case of a key without money or token limits: its body goes as sent.
+    await h.client(K.rpm).chat.completions.create(say("say:free")).catch(() => undefined);
+    await h.client(K.session).chat.completions.create(say("say:free"));
+    expect((h.mock.requests.at(-1)!.body as Record<string, unknown>).max_completion_tokens).toBeUndefined();
   });
 
   it("sums a team's budget over its keys", async () => {

@@ -3,6 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Gateway, startGateway } from "../../src/gateway.js";
@@ -34,13 +35,65 @@ const CR_STREAM = N_STREAM.replaceAll("\n", "\r");
 
 const STREAMS: Record<string, string> = { spaced: SPACED_STREAM, cr: CR_STREAM };
 
+const SHELL_ANSWER_BASE = { id: "resp_1", object: "response", status: "completed", model: "m", usage: { input_tokens: 5, output_tokens: 5, total_tokens: 10 } };
+
+const UPSTREAM_KEY = "sk-UPSTREAM-secret-0123456789";
+
+interface Scripted {
+  status?: number;
+  headers?: Record<string, string>;
+  body: string | Buffer;
+}
+
+const SSE = { "content-type": "text/event-stream" };
+const JSON_TYPE = { "content-type": "application/json" };
+const BOM = "\uFEFF";
+const completion = (fn: { name: string; arguments: string }) =>
+  JSON.stringify({
+    id: "c1",
+    object: "chat.completion",
+    created: 1,
+    model: "m",
+    choices: [{ index: 0, message: { role: "assistant", content: null, tool_calls: [{ id: "call_1", type: "function", function: fn }] }, finish_reason: "tool_calls" }],
+    usage: { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 },
+  });
+const textChunk = (text: string, finish: string | null) =>
+  `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta: { content: text }, finish_reason: finish }] })}\n\n`;
+const DENIED_STREAM = `${chunk(0, 0, { name: "danger", arguments: "{}" })}data: [DONE]\n\n`;
+const event = (data: unknown) => `data: ${JSON.stringify(data)}\n\n`;
+
+/** Answers an upstream should not give, each one asked for by the request's first message (or Responses input). */
+const SCRIPTS: Record<string, Scripted> = {
+  "bom json": { headers: JSON_TYPE, body: BOM + completion({ name: "danger", arguments: "{}" }) },
+  html: { headers: { "content-type": "text/html" }, body: "<html><body>proxy login</body></html>" },
+  "broken json": { headers: JSON_TYPE, body: '{"id":"x","choices":[' },
+  gzip: { headers: { ...JSON_TYPE, "content-encoding": "gzip" }, body: gzipSync(completion({ name: "danger", arguments: "{}" })) },
+  "bom sse": { headers: SSE, body: BOM + DENIED_STREAM },
+  "sse labelled json": { headers: JSON_TYPE, body: DENIED_STREAM },
+  "cut text": { headers: SSE, body: textChunk("partial", null) },
+  "cut tool": { headers: SSE, body: chunk(0, 0, { name: "ok_tool", arguments: '{"a":' }) },
+  "finished without done": { headers: SSE, body: textChunk("whole", null) + textChunk("", "stop") },
+  renamed: { headers: SSE, body: `${chunk(0, 0, { name: "ok_tool", arguments: "{" })}${chunk(0, 0, { name: "danger", arguments: "}" })}data: [DONE]\n\n` },
+  leak: {
+    status: 401,
+    headers: { ...JSON_TYPE, "x-echo-auth": `Bearer ${UPSTREAM_KEY}` },
+    body: JSON.stringify({ error: { message: `Incorrect API key provided: ${UPSTREAM_KEY}.`, type: "invalid_request_error", code: "invalid_api_key" } }),
+  },
+  "completed only": {
+    headers: SSE,
+    body:
+      event({ type: "response.created", response: { id: "r1", output: [] } }) +
+      event({ type: "response.completed", response: { id: "r1", status: "completed", output: [{ type: "function_call", id: "fc1", call_id: "c1", name: "danger", arguments: "{}" }], usage: { input_tokens: 5, output_tokens: 5, total_tokens: 10 } } }),
+  },
+  mcp: {
+    headers: JSON_TYPE,
+    body: JSON.stringify({ ...SHELL_ANSWER_BASE, output: [{ type: "mcp_approval_request", id: "m1", server_label: "gh", name: "danger", arguments: "{}" }] }),
+  },
+};
+
 const SHELL_ANSWER = {
-  id: "resp_1",
-  object: "response",
-  status: "completed",
-  model: "m",
+  ...SHELL_ANSWER_BASE,
   output: [{ type: "local_shell_call", id: "ls_1", call_id: "c1", status: "completed", action: { type: "exec", command: ["rm", "-rf", "/"], env: {} } }],
-  usage: { input_tokens: 5, output_tokens: 5, total_tokens: 10 },
 };
 
 let upstream: Server;
@@ -51,12 +104,12 @@ beforeAll(async () => {
     const parts: Buffer[] = [];
     req.on("data", (part: Buffer) => parts.push(part));
     req.on("end", () => {
-      if (req.url?.endsWith("/chat/completions")) {
-        const asked = (JSON.parse(Buffer.concat(parts).toString()) as { messages: { content: string }[] }).messages[0]?.content ?? "";
-        res.writeHead(200, { "content-type": "text/event-stream" }).end(STREAMS[asked] ?? N_STREAM);
-      } else {
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(SHELL_ANSWER));
-      }
+      const sent = JSON.parse(Buffer.concat(parts).toString()) as { messages?: { content: string }[]; input?: unknown };
+      const asked = req.url?.endsWith("/chat/completions") ? (sent.messages?.[0]?.content ?? "") : String(sent.input);
+      const script = Object.hasOwn(SCRIPTS, asked) ? SCRIPTS[asked] : undefined;
+      if (script !== undefined) res.writeHead(script.status ?? 200, script.headers).end(script.body);
+      else if (req.url?.endsWith("/chat/completions")) res.writeHead(200, SSE).end(STREAMS[asked] ?? N_STREAM);
+      else res.writeHead(200, JSON_TYPE).end(JSON.stringify(SHELL_ANSWER));
     });
   });
   await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
@@ -64,7 +117,7 @@ beforeAll(async () => {
   const path = join(dir, "gateway.yaml");
   writeFileSync(
     path,
-    `${oneKeyConfig({ admin: ADMIN, upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`, key: KEY })}policies:
+    `${oneKeyConfig({ admin: ADMIN, upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`, key: KEY, upstreamKey: UPSTREAM_KEY })}policies:
   rules:
     - { name: no_danger, effect: DENY, actions: [tool.call], conditions: { tool: { eq: danger } }, description: Dangerous tool }
     - { name: no_local_shell, effect: DENY, actions: [tool.call], conditions: { tool: { eq: local_shell }, tool_args_json: { contains: "rm" } }, description: No rm in a shell }
@@ -114,5 +167,73 @@ describe("tool calls an upstream answer makes, whatever their shape", () => {
     expect(res.status).toBe(403);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("policy_denied");
     expect(await lastRecord()).toMatchObject({ tool_calls: ["local_shell"], decision: { rule: "no_local_shell" } });
+  });
+});
+
+const chat = (content: string, stream: boolean) => post("/v1/chat/completions", { model: "gpt-4o-mini", stream, messages: [{ role: "user", content }] });
+
+describe("answers the gateway cannot read whole are never relayed as successes", () => {
+  it("reads a JSON answer after a byte order mark, as clients do, and judges its tool calls", async () => {
+    const res = await chat("bom json", false);
+    expect(res.status).toBe(403);
+    expect(await lastRecord()).toMatchObject({ error_code: "policy_denied", tool_calls: ["danger"] });
+  });
+
+  it("answers 502 for a success whose body is not JSON, or is compressed against the gateway's asking", async () => {
+    for (const script of ["html", "broken json", "gzip"]) {
+      const res = await chat(script, false);
+      expect(res.status, script).toBe(502);
+      const { error } = (await res.json()) as { error: { code: string; message: string } };
+      expect(error.code).toBe("upstream_error");
+      expect(await lastRecord()).toMatchObject({ status: 502, error_code: "upstream_error" });
+    }
+  });
+
+  it("reads a stream after a byte order mark, and a stream labelled JSON, as the client's SDK reads them", async () => {
+    for (const script of ["bom sse", "sse labelled json"]) {
+      const text = await (await chat(script, true)).text();
+      expect(text, script).toContain('"code":"policy_denied"');
+      expect(text).not.toContain('"tool_calls"');
+    }
+  });
+
+  it("ends a stream cut short without an error with one, and never releases its half-written tool call", async () => {
+    for (const script of ["cut text", "cut tool"]) {
+      const text = await (await chat(script, true)).text();
+      expect(text, script).toContain('"code":"upstream_error"');
+      // The stream's head had gone out as 200: the record says so, and why it failed.
+      expect(await lastRecord()).toMatchObject({ status: 200, error_code: "upstream_error" });
+    }
+    expect(await (await chat("cut tool", true)).text()).not.toContain('"tool_calls"');
+    const whole = await (await chat("finished without done", true)).text();
+    expect(whole).not.toContain('"error"');
+    expect(await lastRecord()).toMatchObject({ status: 200, error_code: null });
+  });
+
+  it("judges a tool name sent in parts under each name a client may read", async () => {
+    const text = await (await chat("renamed", true)).text();
+    expect(text).toContain('"code":"policy_denied"');
+    expect(await lastRecord()).toMatchObject({ tool_calls: ["ok_tooldanger", "danger"], decision: { rule: "no_danger" } });
+  });
+
+  it("judges a Responses call only the final event carries, and an MCP tool the model asks to call", async () => {
+    const streamed = await (await post("/v1/responses", { model: "gpt-4o-mini", stream: true, input: "completed only" })).text();
+    expect(streamed).toContain('"code":"policy_denied"');
+    expect(streamed).not.toContain('"function_call"');
+    const mcp = await post("/v1/responses", { model: "gpt-4o-mini", input: "mcp", tools: [{ type: "mcp", server_label: "gh", server_url: "https://example.com" }] });
+    expect(mcp.status).toBe(403);
+    expect(await lastRecord()).toMatchObject({ tool_calls: ["danger"], decision: { rule: "no_danger" } });
+  });
+
+  it("masks the upstream's key where the upstream echoes it: error body, headers, audit", async () => {
+    const res = await chat("leak", false);
+    expect(res.status).toBe(401);
+    expect(res.headers.get("x-echo-auth")).toBe("Bearer [REDACTED_SECRET]");
+    const text = await res.text();
+    expect(text).not.toContain(UPSTREAM_KEY);
+    expect(text).toContain("[REDACTED_SECRET]");
+    const record = await lastRecord();
+    expect(JSON.stringify(record)).not.toContain(UPSTREAM_KEY);
+    expect(record).toMatchObject({ status: 401, error_code: "upstream_error" });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { declaredToolNames, toolName, visitDeclaredTools } from "../../src/openai/declared-tools.js";
+import { declaredToolNames, toolName, toolNames, visitDeclaredTools } from "../../src/openai/declared-tools.js";
 import { GatewayError } from "../../src/http/errors.js";
 
 describe("toolName", () => {
@@ -27,6 +27,27 @@ describe("toolName", () => {
   it("governs a dated built-in tool by its base name", () => {
     expect(toolName({ type: "web_search_preview_2025_03_11" }, "responses")).toBe("web_search_preview");
     expect(toolName({ type: "web_search_2025_08_26" }, "responses")).toBe("web_search");
+  });
+});
+
+describe("toolNames", () => {
+  it("judges a tool of an unknown type (or a misspelt one) by every name an upstream might read", () => {
+    expect(toolNames({ type: "Function", function: { name: "execute_code" } }, "chat")).toEqual(["Function", "execute_code"]);
+    expect(toolNames({ type: "weird", name: "execute_code", custom: { name: "other" } }, "responses")).toEqual(["weird", "execute_code", "other"]);
+    expect(toolNames({ type: "function", name: "decoy", function: { name: "search" } }, "chat")).toEqual(["search"]);
+    expect(toolNames({ type: "web_search" }, "responses")).toEqual(["web_search"]);
+    expect(toolNames({ type: "function" }, "chat")).toBeNull();
+  });
+
+  it("drops such a tool when any of its names is refused", () => {
+    const body = { model: "m", tools: [{ type: "Function", function: { name: "execute_code" } }, { type: "function", function: { name: "search" } }] };
+    const seen: string[] = [];
+    visitDeclaredTools("chat.completions", body, (name) => {
+      seen.push(name);
+      return name !== "execute_code";
+    });
+    expect(seen).toEqual(["Function", "execute_code", "search"]);
+    expect(body.tools).toEqual([{ type: "function", function: { name: "search" } }]);
   });
 });
 

@@ -34,11 +34,67 @@ describe("SSE splitting", () => {
 describe("answer inspection", () => {
   it("assembles streamed tool calls by index and flags the usage-only chunk", () => {
     const acc = new StreamAccumulator();
-    acc.observe({ choices: [{ delta: { tool_calls: [{ index: 0, function: { name: "dep", arguments: '{"env' } }] } }] });
-    acc.observe({ choices: [{ delta: { tool_calls: [{ index: 0, function: { name: "loy", arguments: '":"prod"}' } }] } }] });
+    acc.observe({ choices: [{ delta: { tool_calls: [{ index: 0, function: { name: "deploy", arguments: '{"env' } }] } }] });
+    acc.observe({ choices: [{ delta: { tool_calls: [{ index: 0, function: { arguments: '":"prod"}' } }] } }] });
     expect(acc.observe({ choices: [], usage: { prompt_tokens: 3, completion_tokens: 2 } })).toBe(true);
     expect(acc.toolCalls()).toEqual([{ name: "deploy", arguments: '{"env":"prod"}' }]);
     expect(acc.usage).toEqual({ prompt_tokens: 3, completion_tokens: 2 });
+  });
+
+  it("judges a name sent in parts both as Python's SDK reads it (joined) and as Node's does (the last part)", () => {
+    const acc = new StreamAccumulator();
+    acc.observe({ choices: [{ delta: { tool_calls: [{ index: 0, function: { name: "ok", arguments: "{" } }] } }] });
+    acc.observe({ choices: [{ delta: { tool_calls: [{ index: 0, function: { name: "rm_rf", arguments: "}" } }] } }] });
+    acc.observe({ choices: [{ delta: { function_call: { name: "a" } } }] });
+    acc.observe({ choices: [{ delta: { function_call: { name: "b", arguments: "{}" } } }] });
+    expect(acc.toolCalls()).toEqual([
+      { name: "okrm_rf", arguments: "{}" },
+      { name: "ab", arguments: "{}" },
+      { name: "rm_rf", arguments: "{}" },
+      { name: "b", arguments: "{}" },
+    ]);
+  });
+
+  it("knows whether a stream carried its whole answer", () => {
+    const chat = new StreamAccumulator();
+    chat.observe({ choices: [{ index: 0, delta: { content: "a" }, finish_reason: null }, { index: 1, delta: { content: "b" }, finish_reason: null }] });
+    expect(chat.complete).toBe(false);
+    chat.observe({ choices: [{ index: 0, delta: {}, finish_reason: "stop" }] });
+    expect(chat.complete).toBe(false);
+    chat.observe({ choices: [{ index: 1, delta: {}, finish_reason: "length" }] });
+    expect(chat.complete).toBe(true);
+    const cut = new StreamAccumulator();
+    cut.observe({ choices: [{ index: 0, delta: { content: "a" }, finish_reason: null }] });
+    cut.markDone();
+    expect(cut.complete).toBe(true);
+    const responses = new StreamAccumulator();
+    responses.observe({ type: "response.output_text.delta", delta: "x" });
+    expect(responses.complete).toBe(false);
+    responses.observe({ type: "response.completed", response: { output: [] } });
+    expect(responses.complete).toBe(true);
+    const failed = new StreamAccumulator();
+    failed.observe({ error: { message: "overloaded" } });
+    expect(failed.complete).toBe(true);
+  });
+
+  it("judges a Responses call that only the final event carries, or carries otherwise than its item events", () => {
+    const acc = new StreamAccumulator();
+    acc.observe({ type: "response.output_item.added", output_index: 0, item: { type: "function_call", name: "ok", arguments: "" } });
+    acc.observe({ type: "response.output_item.done", output_index: 0, item: { type: "function_call", name: "ok", arguments: "{}" } });
+    acc.observe({
+      type: "response.completed",
+      response: {
+        output: [
+          { type: "function_call", name: "rm_rf", arguments: "{}" },
+          { type: "mcp_approval_request", name: "delete_repo", server_label: "gh", arguments: '{"repo":"x"}' },
+        ],
+      },
+    });
+    expect(acc.toolCalls()).toEqual([
+      { name: "ok", arguments: "{}" },
+      { name: "rm_rf", arguments: "{}" },
+      { name: "delete_repo", arguments: '{"repo":"x"}' },
+    ]);
   });
 
   it("reads Responses stream events", () => {

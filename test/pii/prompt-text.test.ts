@@ -79,6 +79,33 @@ describe("extractPromptText", () => {
     );
   });
 
+  test("the schemas the model reads: tool parameters and structured answers' formats, at any depth", () => {
+    const parameters = {
+      type: "object",
+      title: "Lookup",
+      properties: {
+        email: { type: "string", description: "jane.doe@example.com is the default", examples: ["bob@example.com"] },
+        kind: { enum: ["a", "b"] },
+        title: { type: "string", description: "a property named title" },
+        nested: { type: "array", items: { anyOf: [{ const: "deep text" }] } },
+      },
+    };
+    const chat = {
+      messages: [{ role: "user", content: "hi" }],
+      tools: [{ type: "function", function: { name: "f", parameters } }],
+      response_format: { type: "json_schema", json_schema: { name: "out", description: "the answer", schema: { type: "object", description: "ssn 123-45-6789" } } },
+    };
+    expect(extractPromptText(chat)).toBe(
+      "hi\nLookup\njane.doe@example.com is the default\nbob@example.com\na\nb\na property named title\ndeep text\nthe answer\nssn 123-45-6789",
+    );
+    const responses = {
+      input: "hi",
+      tools: [{ type: "function", name: "f", parameters: { type: "object", properties: { a: { description: "top-level parameters" } } } }],
+      text: { format: { type: "json_schema", name: "out", schema: { type: "object", title: "a format" } } },
+    };
+    expect(extractPromptText(responses)).toBe("hi\ntop-level parameters\na format");
+  });
+
   test("embeddings: strings, and token arrays through the model's decoder", () => {
     expect(extractPromptText({ input: "one" })).toBe("one");
     expect(extractPromptText({ input: ["one", "two", [1, 2], 3] })).toBe("one\ntwo");

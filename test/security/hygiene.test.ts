@@ -41,6 +41,24 @@ describe("proxy hygiene", () => {
     expect(JSON.stringify(seen.rawHeaders)).not.toContain(SECRETS.alice);
   });
 
+  it("a compressed body is invalid_json that says why; an encoding claimed of plain JSON is not sent upstream with the JSON read", async () => {
+    const { gzipSync } = await import("node:zlib");
+    const gz = await g.request("/v1/chat/completions", {
+      method: "POST",
+      headers: { ...bearer(SECRETS.alice), "content-type": "application/json", "content-encoding": "gzip" },
+      body: gzipSync(BODY),
+    });
+    expect(gz.status).toBe(400);
+    const { error } = JSON.parse(gz.text) as { error: { code: string; message: string } };
+    expect(error.code).toBe("invalid_json");
+    expect(error.message).toContain("content-encoding: gzip");
+    const plain = await g.request("/v1/chat/completions", { method: "POST", headers: { ...bearer(SECRETS.alice), "content-encoding": "br" }, body: BODY });
+    expect(plain.status).toBe(200);
+    const seen = g.mock.requests.at(-1)!;
+    expect(seen.headers["content-encoding"]).toBeUndefined();
+    expect(seen.headers["accept-encoding"]).toBe("identity");
+  });
+
   it("drops hop-by-hop headers and every header the Connection header names", async () => {
     const res = await g.raw(
       post(

@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../../src/upstream/headers.js";
+import { REDACTED_SECRET, secretScrubber } from "../../src/upstream/scrub.js";
+
+const keep = (text: string): string => text;
 
 describe("header hygiene", () => {
   it("replaces the client's credentials and drops hop-by-hop and Connection-listed headers", () => {
@@ -17,6 +20,8 @@ describe("header hygiene", () => {
         "openai-organization": "org-1",
         "openai-project": "proj-1",
         "user-agent": "sdk",
+        "accept-encoding": "gzip, br",
+        "content-encoding": "br",
       },
       "sk-upstream",
       42,
@@ -25,13 +30,28 @@ describe("header hygiene", () => {
     expect(out).toEqual({
       authorization: "Bearer sk-upstream",
       "user-agent": "sdk",
+      "accept-encoding": "identity",
       "content-length": "42",
       "content-type": "application/json",
     });
   });
 
   it("omits Authorization when the upstream has no key", () => {
-    expect(upstreamRequestHeaders({ authorization: "Bearer sk-virtual" }, "", null, "x-session-id")).toEqual({});
+    expect(upstreamRequestHeaders({ authorization: "Bearer sk-virtual" }, "", null, "x-session-id")).toEqual({ "accept-encoding": "identity" });
+  });
+
+  it("keeps a relayed body's content-encoding (passthrough pipes the bytes as sent)", () => {
+    expect(upstreamRequestHeaders({ "content-encoding": "gzip" }, "", null, "x-session-id")).toEqual({ "content-encoding": "gzip", "accept-encoding": "identity" });
+  });
+
+  it("masks the upstream's key in a header an upstream echoes it in", () => {
+    const scrub = secretScrubber(["sk-UPSTREAM-secret-1"]);
+    expect(clientResponseHeaders({ "x-echo": "Bearer sk-UPSTREAM-secret-1", "x-other": "fine" }, null, scrub)).toEqual([
+      "x-echo",
+      `Bearer ${REDACTED_SECRET}`,
+      "x-other",
+      "fine",
+    ]);
   });
 
   it("drops hop-by-hop headers, cookies, the upstream's own rate-limit headers and its account's organization and project from responses", () => {
@@ -49,6 +69,7 @@ describe("header hygiene", () => {
           "openai-processing-ms": "12",
         },
         null,
+        keep,
       ),
     ).toEqual(["content-type", "application/json", "openai-processing-ms", "12"]);
   });
@@ -65,6 +86,7 @@ describe("header hygiene", () => {
           vary: ["a", "b"],
         },
         "content-type",
+        keep,
       ),
     ).toEqual(["cache-control", "max-age=60", "vary", "a, b"]);
   });

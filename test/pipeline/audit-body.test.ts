@@ -1,0 +1,35 @@
+import { describe, expect, test } from "vitest";
+import { parseConfig } from "../../src/config/load.js";
+import { captureAuditBody } from "../../src/pipeline/audit-body.js";
+import type { Decision } from "../../src/policy/types.js";
+
+const config = parseConfig(
+  `admin: { token: ADMINTOKEN-SECRET-zz9 }
+audit: { bodies: redacted }
+upstreams: { openai: { base_url: "http://127.0.0.1:1/v1", api_key: upstream-key-without-a-prefix } }
+models: { gpt-4o-mini: { upstream: openai } }
+keys: []
+`,
+  "test",
+  {},
+);
+
+const allow: Decision = { effect: "ALLOW", rule: null, reason: "", matched: [], constraints: {}, dry_run_rules: [] };
+
+describe("captureAuditBody", () => {
+  test("a redacted body masks the secrets the gateway knows, whatever their shape: the caller's key, the admin token, upstream keys", () => {
+    const body = {
+      model: "gpt-4o-mini",
+      user: "alice-probe-key-1",
+      metadata: { note: "token ADMINTOKEN-SECRET-zz9" },
+      messages: [{ role: "user", content: "my keys: alice-probe-key-1 and upstream-key-without-a-prefix" }],
+    };
+    const captured = JSON.stringify(captureAuditBody(config, body, allow, "alice-probe-key-1"));
+    for (const secret of ["alice-probe-key-1", "ADMINTOKEN-SECRET-zz9", "upstream-key-without-a-prefix"]) expect(captured).not.toContain(secret);
+    expect(captured).toContain("my keys: [REDACTED_SECRET] and [REDACTED_SECRET]");
+  });
+
+  test("nothing is captured at level none", () => {
+    expect(captureAuditBody({ ...config, audit: { ...config.audit, bodies: "none" } }, { model: "m" }, allow, null)).toBeNull();
+  });
+});
