@@ -63,6 +63,8 @@ async function createStore(config: Config, clock: Clock, log: Logger): Promise<S
 }
 
 const REFRESH_MS = 1000;
+/** An audit stream command (a batch's XADD, a read's page) the server does not answer within this fails. */
+const AUDIT_COMMAND_TIMEOUT_MS = 3000;
 
 const ROUTES = new Set(["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/models"]);
 
@@ -93,7 +95,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     logger: log,
     redisFor: (url) => {
       const fallback = "redis" in initial.store ? initial.store.redis.url : "redis://127.0.0.1:6379";
-      const redis = new Redis(url ?? fallback, { maxRetriesPerRequest: 3 });
+      // A server that hangs fails commands rather than hold the writer's batch and every audit read forever.
+      const redis = new Redis(url ?? fallback, { maxRetriesPerRequest: 3, commandTimeout: AUDIT_COMMAND_TIMEOUT_MS });
       // The writer retries failed batches; the connection's own errors are only worth a throttled line.
       redis.on("error", (error: Error) => storeTrouble(log, "audit stream connection", error));
       redisConnections.push(redis);

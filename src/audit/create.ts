@@ -35,6 +35,9 @@ export interface Audit {
   close(limitMs?: number): Promise<void>;
 }
 
+/** How long an audit read waits for the records still being written before it reads what is stored. */
+const READ_WAIT_MS = 2000;
+
 /** Builds and starts the configured sinks and the writer in front of them. */
 export async function createAudit(config: AuditConfig, deps: AuditDeps): Promise<Audit> {
   const sinks: AuditSink[] = [];
@@ -72,22 +75,24 @@ export async function createAudit(config: AuditConfig, deps: AuditDeps): Promise
   const chosenFiles = files;
   const chosenStream = stream;
   // Reads first wait for the records of calls already answered, which the writer may still hold
-  // (behind a batch in flight, or `batch_linger_ms`).
+  // (behind a batch in flight, or `batch_linger_ms`), but not for a sink that hangs: past a short
+  // wait they read what is stored.
+  const caughtUp = (): Promise<void> => writer.caughtUpWithin(READ_WAIT_MS);
   return {
     writer,
     query: async (query) => {
-      await writer.caughtUp();
+      await caughtUp();
       if (chosenStream !== null) return queryStream(chosenStream.redis, chosenStream.key, query);
       if (chosenFiles !== null) return queryFiles(chosenFiles.dir, deps.replica, query);
       return { data: [], next_cursor: null };
     },
     scan: async function* (range) {
-      await writer.caughtUp();
+      await caughtUp();
       if (chosenStream !== null) yield* scanStream(chosenStream.redis, chosenStream.key, range);
       else if (chosenFiles !== null) yield* scanFiles(chosenFiles.dir, deps.replica, range);
     },
     verify: async () => {
-      await writer.caughtUp();
+      await caughtUp();
       if (chosenFiles === null) return { ok: true, records: 0 };
       // Taken together: the bytes to read and the heads they must end at.
       return verifyFiles(chosenFiles.dir, undefined, { sizes: chosenFiles.sink.committedSizes(), heads: chosenFiles.sink.heads() });

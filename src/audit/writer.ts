@@ -145,6 +145,15 @@ export class AuditWriter {
     return this.reach(this.accepted, true);
   }
 
+  /** `caughtUp`, or the end of `ms`, whichever comes first. */
+  caughtUpWithin(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    });
+    return Promise.race([this.caughtUp(), late]).finally(() => clearTimeout(timer));
+  }
+
   private reach(target: number, lenient: boolean): Promise<void> {
     if (this.written >= target) return Promise.resolve();
     this.urgentUpTo = Math.max(this.urgentUpTo, target);

@@ -14,6 +14,9 @@ export interface RedisHandle {
   kill9(): Promise<void>;
   /** Stops if running, then starts a server on the same port: empty, or as it was where `durable`. */
   restart(): Promise<void>;
+  /** A server that hangs (SIGSTOP): connections stay open, nothing is answered, until `resume`. */
+  pause(): void;
+  resume(): void;
 }
 
 export interface RedisOptions {
@@ -66,6 +69,8 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisHandl
       rmSync(dir, { recursive: true, force: true });
     },
     kill9: () => halt("SIGKILL"),
+    pause: () => proc?.child.kill("SIGSTOP"),
+    resume: () => proc?.child.kill("SIGCONT"),
     async restart() {
       await halt("SIGTERM");
       await launch();
