@@ -1,3 +1,4 @@
+import { GOVERNED_PATHS } from "./config/governed-paths.js";
 import { watch, type FSWatcher } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { basename, dirname } from "node:path";
@@ -66,11 +67,9 @@ const REFRESH_MS = 1000;
 /** An audit stream command (a batch's XADD, a read's page) the server does not answer within this fails. */
 const AUDIT_COMMAND_TIMEOUT_MS = 3000;
 
-const ROUTES = new Set(["/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/models"]);
-
 /** A bounded metrics label: a hostile client's paths must not create a series each. */
 function routeLabel(path: string, action: string | null): string {
-  if (ROUTES.has(path)) return path;
+  if (GOVERNED_PATHS.has(path)) return path;
   if (path.startsWith("/v1/models/")) return "/v1/models/{id}";
   if (path.startsWith("/admin")) return "admin";
   return action === "passthrough" ? "passthrough" : "other";

@@ -1,3 +1,4 @@
+import { GOVERNED_PATHS, normalizedPath } from "./governed-paths.js";
 import { isIP } from "node:net";
 import { z } from "zod";
 import { hashKey } from "../auth/keys.js";
@@ -313,6 +314,9 @@ function crossCheck(config: CheckedSections, report: Report): void {
       if (!(model.upstream in upstreams)) report(["models", name, "upstream"], `unknown upstream \`${model.upstream}\``);
     }
   }
+  passthrough?.paths?.forEach((path, index) => {
+    if (GOVERNED_PATHS.has(normalizedPath(path))) report(["passthrough", "paths", index], `\`${path}\` is governed by the gateway and cannot be passed through`);
+  });
   const passthroughUpstream = passthrough?.upstream;
   if (passthroughUpstream !== undefined && upstreams !== undefined && !(passthroughUpstream in upstreams)) {
     report(["passthrough", "upstream"], `unknown upstream \`${passthroughUpstream}\``);

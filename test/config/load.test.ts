@@ -200,6 +200,18 @@ audit: { bodies: full }
     expect(issues).toContain("audit.encryption_key: required when audit.bodies is `full`");
   });
 
+  it("rejects a passthrough path the gateway governs, however written; a prefix of one is allowed", () => {
+    const issues = issuesOf(`
+upstreams: { openai: { base_url: "http://127.0.0.1:9/v1" } }
+models: { m: { upstream: openai } }
+passthrough: { paths: [/v1/chat, /v1/chat/completions/, /v1//responses, /v1/files] }
+`);
+    expect(issues).toEqual([
+      "passthrough.paths[1]: `/v1/chat/completions/` is governed by the gateway and cannot be passed through",
+      "passthrough.paths[2]: `/v1//responses` is governed by the gateway and cannot be passed through",
+    ]);
+  });
+
   it("rejects a rule raising capture to full bodies without a key, and an audit with no sink", () => {
     const issues = issuesOf(`
 upstreams: { openai: { base_url: "http://127.0.0.1:9/v1" } }

@@ -10,7 +10,7 @@ const SPENT = "sk-passthrough-spent";
 beforeAll(async () => {
   h = await startHarness(
     `${MODELS}
-passthrough: { upstream: openai, paths: [/v1/files] }
+passthrough: { upstream: openai, paths: [/v1/files, /v1/chat] }
 keys:
 ${keyEntry("alice-dev", KEYS.alice, "{ user: alice, role: developer, team: research }", "{ requests_per_minute: 2 }")}
 ${keyEntry("spent", SPENT, "{ user: sam, role: developer, team: research }", "{ total_cost: 0.0002, tokens_per_minute: 2000 }")}
@@ -94,5 +94,21 @@ describe("passthrough paths", () => {
       expect(((await response.json()) as { error: { code: string } }).error.code).toBe("not_found");
     }
     expect(h.mock.requests.at(-1)?.url).toBe("/v1/files/file-abc?purpose=x");
+  });
+
+  it("never relays a governed path written otherwise (a trailing or doubled slash) under a listed prefix", async () => {
+    offset += 60_000;
+    const stored = await get("/v1/chat/completions/chatcmpl-1");
+    expect(stored.headers.get("x-request-id")).toMatch(/^req_/);
+    expect(h.mock.requests.at(-1)?.url).toBe("/v1/chat/completions/chatcmpl-1");
+    for (const path of ["/v1/chat/completions/", "/v1/chat//completions", "/v1/chat/completions//"]) {
+      const response = await fetch(`${h.gateway.url}${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEYS.alice}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] }),
+      });
+      expect(response.status, path).toBe(404);
+    }
+    expect(h.mock.requests.at(-1)?.url).toBe("/v1/chat/completions/chatcmpl-1");
   });
 });
