@@ -83,7 +83,7 @@ function policyTest(path: string | undefined, out: Out, err: Out): number {
   const results = runPolicyCases(
     cases.cases,
     (testCase) => buildCaseFacts({ config }, testCase),
-    (action, facts, testCase) => evaluateFacts(policy, action, facts, testCase.request),
+    (action, facts, testCase) => evaluateFacts({ config }, policy, action, facts, testCase.request),
   );
   let failed = 0;
   for (const result of results) {

@@ -16,6 +16,7 @@ import { type Action, CALL_ACTIONS, type CallAction, type Decision } from "../po
 import { compileModelPrices, microsToUsd } from "../pricing/index.js";
 import { prefetchUsage, USAGE_ATTRIBUTES } from "../pipeline/call-facts.js";
 import { declaredToolNames } from "../openai/declared-tools.js";
+import { validateBody } from "../openai/schemas.js";
 import { type Estimate, estimateCall } from "../pipeline/estimate.js";
 import { CallFacts } from "../pipeline/facts.js";
 import type { Runtime } from "../pipeline/runtime.js";
@@ -35,7 +36,7 @@ const isCallAction = (action: Action): action is CallAction => (CALL_ACTIONS as 
  * embeddings, anything else the Responses API (whose `input` may be text or items).
  */
 export function deriveAction(runtime: EvaluationContext, request: EvaluationRequest | undefined): CallAction {
-  if (request === undefined || Array.isArray(request.messages)) return "chat.completions";
+  if (request === undefined || request.messages !== undefined) return "chat.completions";
   const model = typeof request.model === "string" ? (Object.hasOwn(runtime.config.models, request.model) ? runtime.config.models[request.model] : undefined) : undefined;
   if (request.input !== undefined && model?.kind === "embedding") return "embeddings";
   return "responses";
@@ -166,11 +167,28 @@ export function buildCaseFacts(
  * Decides as the pipeline would: for a call, the call's decision merged with each declared tool's
  * `tool.register` decision; for a tool action, that action alone.
  */
-export function evaluateFacts(policy: CompiledPolicy, action: Action, facts: CallFacts, request: EvaluationRequest | undefined): Decision {
+export function evaluateFacts(runtime: EvaluationContext, policy: CompiledPolicy, action: Action, facts: CallFacts, request: EvaluationRequest | undefined): Decision {
+  if (action === "tool.register" && request !== undefined && facts.get("tool") === undefined) {
+    // No tool named: each tool the request declares is judged, as the live call judges them.
+    const tools = governDeclaredTools(policy, deriveAction(runtime, request), structuredClone(request), facts);
+    if (tools.decisions.length > 0) return mergeDecisions(tools.decisions.map((tool) => tool.decision), policy.ruleOrder);
+  }
   const decision = evaluatePolicy(policy, action, facts);
   if (!isCallAction(action) || request === undefined) return decision;
   const tools = governDeclaredTools(policy, action, structuredClone(request), facts);
   return mergeDecisions([decision, ...tools.decisions.map((tool) => tool.decision)], policy.ruleOrder);
+}
+
+/** A request the live call would refuse as malformed is refused here too, its `param` under `request`. */
+function checkRequest(runtime: EvaluationContext, request: EvaluationRequest, action: Action | undefined): void {
+  const callAction = action !== undefined && isCallAction(action) ? action : deriveAction(runtime, request);
+  try {
+    validateBody(callAction, structuredClone(request));
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error;
+    const param = error.options.param;
+    throw new GatewayError(400, "invalid_body", `\`request\`: ${error.message}`, { param: param === undefined ? "request" : `request.${param}` });
+  }
 }
 
 const evaluateSchema = z
@@ -199,6 +217,7 @@ async function evaluateRoute(c: AdminContext, deps: AdminDeps): Promise<Response
       param: "request.model",
     });
   }
+  if (body.request !== undefined) checkRequest(runtime, body.request, body.action);
   const facts = buildEvaluationFacts(runtime, principal, body.request, body.action, body.facts, services.clock());
   // The key's real usage, as a live call would see it; explicit `facts` still win.
   await prefetchUsage(services, runtime.policy.attributes, facts, principal, null);
@@ -206,7 +225,7 @@ async function evaluateRoute(c: AdminContext, deps: AdminDeps): Promise<Response
   const action = facts.get("action") as Action;
   if (body.facts !== undefined) applyFactOverrides(facts, body.facts);
   facts.set("action", action);
-  return c.json(evaluateFacts(runtime.policy, action, facts, body.request));
+  return c.json(evaluateFacts(runtime, runtime.policy, action, facts, body.request));
 }
 
 export function policyRoutes(deps: AdminDeps): Hono<Env> {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildCaseFacts, buildEvaluationFacts } from "../../src/admin/policies.js";
+import { buildCaseFacts, buildEvaluationFacts, evaluateFacts } from "../../src/admin/policies.js";
 import { parseConfig } from "../../src/config/load.js";
 import type { RuleConfig } from "../../src/config/schema.js";
 import { evaluatePolicy } from "../../src/policy/evaluate.js";
@@ -76,6 +76,8 @@ describe("POST /admin/policies/evaluate", () => {
     expectError(await evaluate({ key_id: "alice-dev", facts: { colour: "red" } }), 400, "invalid_body", "facts.colour");
     expectError(await evaluate({ key_id: "alice-dev" }), 400, "invalid_body", "request");
     expectError(await evaluate({ key_id: "alice-dev", action: "delete", request: chat("o3") }), 400, "invalid_body", "action");
+    // A body the live call refuses as malformed is refused here too, not judged.
+    expectError(await evaluate({ key_id: "alice-dev", request: { model: "gpt-4o-mini", messages: "x" } }), 400, "invalid_body", "request.messages");
   });
 });
 
@@ -91,6 +93,7 @@ keys:
 policies:
   rules:
     - { name: no_pii, effect: DENY, conditions: { data_classification: { eq: pii } } }
+    - { name: no_exec, effect: DENY, actions: [tool.register], conditions: { tool: { eq: execute_code } } }
 `,
     "inline",
     {},
@@ -116,6 +119,14 @@ policies:
     expect(facts.get("max_output_tokens")).toBe(16384);
     expect([facts.get("hour"), facts.get("weekday")]).toEqual([9, 1]);
     expect(evaluatePolicy(runtime.policy, "chat.completions", facts).rule).toBe("no_pii");
+  });
+
+  it("judges tool.register of a request without a named tool as the live call does: each declared tool", () => {
+    const request = { ...chat("gpt-4o-mini"), tools: [{ type: "function", function: { name: "search" } }, { type: "function", function: { name: "execute_code" } }] };
+    const facts = buildEvaluationFacts(runtime, subject, request, "tool.register", undefined);
+    expect(evaluateFacts(runtime, runtime.policy, "tool.register", facts, request)).toMatchObject({ effect: "DENY", rule: "no_exec" });
+    const named = buildEvaluationFacts(runtime, subject, request, "tool.register", { tool: "search" });
+    expect(evaluateFacts(runtime, runtime.policy, "tool.register", named, request)).toMatchObject({ effect: "ALLOW", rule: null });
   });
 
   it("keeps tool_args and tool_args_json consistent", () => {
