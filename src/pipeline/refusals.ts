@@ -3,9 +3,9 @@ import type { Decision } from "../policy/types.js";
 
 /** A DENY; about a tool, it names the tool, and `param` where the request declared it. */
 export function deniedError(decision: Decision, tool: { name: string; param?: string } | null): GatewayError {
-  const rule = decision.rule === null ? "default_effect DENY" : `rule \`${decision.rule}\``;
   const target = tool === null ? "" : ` for tool \`${tool.name}\``;
-  return new GatewayError(403, "policy_denied", `denied by ${rule}${target}: ${decision.reason}`, {
+  const message = decision.rule === null ? `denied by default_effect DENY${target}: no rule allows it` : `denied by rule \`${decision.rule}\`${target}: ${decision.reason}`;
+  return new GatewayError(403, "policy_denied", message, {
     extra: { rule: decision.rule },
     param: tool?.param ?? null,
   });

@@ -95,7 +95,7 @@ export function mergeDecisions(decisions: readonly Decision[], ruleOrder: Readon
     effect: winner.effect,
     rule: winner.rule,
     // default_effect decided, though rules of other effects matched (a stripped tool's DENY, say): "no rule matched" would be untrue.
-    reason: winner.rule === null && matched.length > 0 ? `no ${winner.effect} rule matched; default_effect ${winner.effect}` : winner.reason,
+    reason: winner.rule === null && matched.length > 0 ? `no ALLOW rule matched; default_effect ${winner.effect}` : winner.reason,
     matched,
     constraints: combineConstraints(ordered, winner.effect, auditBodies),
     dry_run_rules: inOrder(unique(decisions.flatMap((decision) => decision.dry_run_rules)), nameRank),
