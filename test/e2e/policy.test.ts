@@ -420,7 +420,7 @@ policies:
       403,
       "policy_denied",
     );
-    expect(error.message).toBe("denied by default_effect DENY for tool `get_weather`: no rule allows it");
+    expect(error.message).toBe("403 denied by default_effect DENY for tool `get_weather`: no rule allows it");
     // The call itself denied: the refusal is the call's, not the tool's.
     const both = await expectApiError(
       strict.client(KEY.dev).chat.completions.create({ model: "free-model", messages: [{ role: "user", content: "say:no" }], tools: [tool("get_weather")] }),
