@@ -1,3 +1,4 @@
+import { configWarnings } from "./config/warnings.js";
 import { readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -47,6 +48,8 @@ function check(path: string | undefined, out: Out, err: Out): number {
   try {
     const config = readConfigFile(path, process.env);
     out(`ok: ${path} (${config.policies.rules.length} rules, ${Object.keys(config.models).length} models, ${config.keys.length} keys)`);
+    const warnings = configWarnings(config);
+    if (warnings.length > 0) out(`warnings (valid, but most likely not meant):\n${formatIssues(warnings)}`);
     return 0;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

@@ -1,3 +1,4 @@
+import { configWarnings } from "./config/warnings.js";
 import { GOVERNED_PATHS } from "./config/governed-paths.js";
 import { watch, type FSWatcher } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -67,6 +68,12 @@ const REFRESH_MS = 1000;
 /** An audit stream command (a batch's XADD, a read's page) the server does not answer within this fails. */
 const AUDIT_COMMAND_TIMEOUT_MS = 3000;
 
+/** Logs what the config says that is valid but most likely not meant. */
+function warnAbout(log: Logger, config: Config): void {
+  const warnings = configWarnings(config);
+  if (warnings.length > 0) log.warn({ warnings: warnings.map((issue) => issue.path) }, `the config has parts that never act:\n${formatIssues(warnings)}`);
+}
+
 /** A bounded metrics label: a hostile client's paths must not create a series each. */
 function routeLabel(path: string, action: string | null): string {
   if (GOVERNED_PATHS.has(path)) return path;
@@ -116,6 +123,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   await Promise.all([refreshKeys(), refreshStops()]).catch((error: unknown) => storeTrouble(log, "startup read of keys and stops", error));
   const shadowed = shared.shadowed(runtime.config);
   if (shadowed.length > 0) log.warn({ keys: shadowed.map((issue) => issue.path) }, `config keys replace runtime keys of the same id: ${formatIssues(shadowed)}`);
+  warnAbout(log, runtime.config);
   store.onChange((change) => {
     const refresh = change === "keys" ? refreshKeys : refreshStops;
     refresh().catch((error: unknown) => log.warn({ err: error }, "state refresh failed"));
@@ -231,6 +239,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       shared.setConfig(next, clock());
       void refreshKeys();
       log.info({ rules: next.policies.rules.length, models: Object.keys(next.models).length }, "config reloaded");
+      warnAbout(log, next);
       if (waiting.length > 0) log.warn({ settings: waiting }, `config reloaded, but these settings take effect only at restart: ${waiting.join(", ")}`);
       return true;
     } catch (error) {

@@ -39,6 +39,21 @@ policies:
     expect(result.err).toContain("policies.rules[1].conditions.prompt_text.matches (rule `r2`)");
   });
 
+  it("check prints what is valid but never acts as warnings, and still exits 0", async () => {
+    const path = writeTempConfig(`
+upstreams: { openai: { base_url: "http://127.0.0.1:1/v1" } }
+models: { m: { upstream: openai } }
+policies:
+  rules:
+    - { name: typo, effect: REQUIRE_APPROVAL, conditions: { model: { eq: gpt4o } }, constraints: { approver_role: admn } }
+`);
+    const result = await run(["check", path]);
+    expect(result.code).toBe(0);
+    expect(result.out).toContain("warnings (valid, but most likely not meant)");
+    expect(result.out).toContain("policies.rules[0].conditions.model (rule `typo`): names no served model (gpt4o)");
+    expect(result.out).toContain("policies.rules[0].constraints.approver_role (rule `typo`): no approver has role `admn`");
+  });
+
   it("check names an unset environment variable", async () => {
     const path = writeTempConfig(`
 upstreams: { openai: { base_url: "http://127.0.0.1:1/v1", api_key: "\${SPARK_TEST_SURELY_UNSET_VAR}" } }

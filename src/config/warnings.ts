@@ -1,0 +1,67 @@
+import { compileModelPrices, isPriced } from "../pricing/index.js";
+import { isRecord } from "../util/is-record.js";
+import type { ConfigIssue } from "./load.js";
+import type { Config, RuleConfig } from "./schema.js";
+
+/** Combinators whose operands are conditions, not attributes. */
+const COMBINATORS = new Set(["any_of", "all_of", "not"]);
+
+/** Each attribute a rule's conditions name, with its operand (`{ op: value }`), through any_of / all_of / not. */
+function conditionsOf(conditions: unknown, visit: (attribute: string, operand: Record<string, unknown>) => void): void {
+  if (Array.isArray(conditions)) {
+    for (const item of conditions) conditionsOf(item, visit);
+    return;
+  }
+  if (!isRecord(conditions)) return;
+  for (const [name, value] of Object.entries(conditions)) {
+    if (COMBINATORS.has(name)) conditionsOf(value, visit);
+    else if (isRecord(value)) visit(name, value);
+  }
+}
+
+const APPROVAL_CONSTRAINTS = ["approver_role", "approval_timeout_seconds"];
+
+/**
+ * What a config may say that is valid but most likely not meant: a rule part that can never act, or
+ * a condition no call can meet. Not errors (a policy file may be shared by deployments that serve
+ * other models or have other approvers); the gateway logs them at start and reload, `check` prints them.
+ */
+export function configWarnings(config: Config): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const roles = new Set(["admin", ...config.admin.approvers.map((approver) => approver.role)]);
+  const unpriced = Object.entries(config.models)
+    .filter(([, model]) => model.kind !== "embedding" && !isPriced(compileModelPrices(model)))
+    .map(([name]) => name);
+  config.policies.rules.forEach((rule, index) => {
+    const warn = (where: string, message: string): void => {
+      issues.push({ path: `policies.rules[${index}]${where}`, rule: rule.name, message });
+    };
+    checkConstraints(rule, warn, roles);
+    conditionsOf(rule.conditions, (attribute, operand) => {
+      if (attribute === "model") {
+        const named = [operand.eq, ...(Array.isArray(operand.in) ? operand.in : [])].filter((value): value is string => typeof value === "string");
+        const served = named.filter((name) => Object.hasOwn(config.models, name));
+        if (named.length > 0 && served.length === 0) warn(".conditions.model", `names no served model (${named.join(", ")}): no call's model is ever one of them`);
+      }
+      if (attribute === "estimated_cost" && unpriced.length > 0) {
+        warn(".conditions.estimated_cost", `models without prices (${unpriced.join(", ")}) have no estimated_cost: this condition never holds for their calls`);
+      }
+    });
+  });
+  return issues;
+}
+
+function checkConstraints(rule: RuleConfig, warn: (where: string, message: string) => void, roles: ReadonlySet<string>): void {
+  const { constraints } = rule;
+  if (constraints.on_deny !== undefined && (rule.effect !== "DENY" || !(rule.actions ?? []).includes("tool.register"))) {
+    warn(".constraints.on_deny", "`on_deny: strip` acts only on a DENY rule for `tool.register` (a declared tool); here it never applies");
+  }
+  for (const name of APPROVAL_CONSTRAINTS) {
+    if (constraints[name] !== undefined && rule.effect !== "REQUIRE_APPROVAL") warn(`.constraints.${name}`, `only a REQUIRE_APPROVAL rule's approvals use it; this rule is ${rule.effect}`);
+  }
+  const wanted = constraints.approver_role;
+  const asked = (Array.isArray(wanted) ? wanted : [wanted]).filter((role): role is string => typeof role === "string");
+  if (asked.length > 0 && !asked.some((role) => roles.has(role))) {
+    warn(".constraints.approver_role", `no approver has role ${asked.map((role) => `\`${role}\``).join(" or ")} (roles: ${[...roles].join(", ")}): its approvals can never be decided`);
+  }
+}

@@ -1,0 +1,54 @@
+import { describe, expect, it } from "vitest";
+import { parseConfig } from "../../src/config/load.js";
+import { configWarnings } from "../../src/config/warnings.js";
+
+const config = (rules: string) =>
+  parseConfig(
+    `admin: { token: t, approvers: [{ name: dana, role: security, token_hash: "sha256:${"1".repeat(64)}" }] }
+upstreams: { u: { base_url: "http://127.0.0.1:1/v1" } }
+models:
+  gpt-4o-mini: { upstream: u, input_per_1m: 0.15, output_per_1m: 0.6 }
+  local-llm: { upstream: u }
+policies:
+  rules:
+${rules}
+`,
+    "test",
+    {},
+  );
+
+const messages = (rules: string) => configWarnings(config(rules)).map((issue) => `${issue.path}: ${issue.message}`);
+
+describe("configWarnings", () => {
+  it("names rule parts that can never act", () => {
+    expect(
+      messages(`    - { name: a, effect: DENY, conditions: { tool: { eq: x } }, actions: [tool.call], constraints: { on_deny: strip } }
+    - { name: b, effect: ALLOW, constraints: { approver_role: security, approval_timeout_seconds: 60 } }
+    - { name: c, effect: REQUIRE_APPROVAL, constraints: { approver_role: [admn, secruity] } }`),
+    ).toEqual([
+      "policies.rules[0].constraints.on_deny: `on_deny: strip` acts only on a DENY rule for `tool.register` (a declared tool); here it never applies",
+      "policies.rules[1].constraints.approver_role: only a REQUIRE_APPROVAL rule's approvals use it; this rule is ALLOW",
+      "policies.rules[1].constraints.approval_timeout_seconds: only a REQUIRE_APPROVAL rule's approvals use it; this rule is ALLOW",
+      "policies.rules[2].constraints.approver_role: no approver has role `admn` or `secruity` (roles: admin, security): its approvals can never be decided",
+    ]);
+  });
+
+  it("names conditions no call can meet: only models not served, a cost on models without prices", () => {
+    expect(
+      messages(`    - { name: a, effect: DENY, conditions: { any_of: [{ model: { eq: gpt4o } }, { not: { model: { in: [o3, o1] } } }] } }
+    - { name: b, effect: REQUIRE_APPROVAL, conditions: { estimated_cost: { gt: 0.05 } } }`),
+    ).toEqual([
+      "policies.rules[0].conditions.model: names no served model (gpt4o): no call's model is ever one of them",
+      "policies.rules[0].conditions.model: names no served model (o3, o1): no call's model is ever one of them",
+      "policies.rules[1].conditions.estimated_cost: models without prices (local-llm) have no estimated_cost: this condition never holds for their calls",
+    ]);
+  });
+
+  it("says nothing of a config whose every part can act", () => {
+    expect(
+      messages(`    - { name: a, effect: DENY, actions: [tool.register], conditions: { tool: { eq: x } }, constraints: { on_deny: strip } }
+    - { name: b, effect: REQUIRE_APPROVAL, conditions: { model: { in: [gpt-4o-mini, o3] } }, constraints: { approver_role: [security, ops] } }
+    - { name: c, effect: ALLOW, constraints: { require_audit_log: true } }`),
+    ).toEqual([]);
+  });
+});
