@@ -15,6 +15,7 @@ export interface ApprovalRequest {
   toolCall: Approval["tool_call"];
   toolCalls: Approval["tool_calls"];
   held: Approval["held"];
+  context: Approval["context"];
 }
 
 /** What a retry carrying `x-approval-id` may do. */
@@ -57,6 +58,7 @@ export class ApprovalService {
       decided_at: null,
       comment: null,
       held: request.held,
+      ...(request.context === undefined ? {} : { context: request.context }),
     };
     await fromStore(this.store.createApproval(approval));
     this.notifier.send("approval.created", publicApproval(approval, now));

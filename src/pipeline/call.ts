@@ -31,7 +31,7 @@ import { writeError, writeJson } from "./respond.js";
 import type { Approval } from "../state/store.js";
 import type { Runtime } from "./runtime.js";
 import type { Services } from "./services.js";
-import { governDeclaredTools, governToolCalls, type ToolCallContext, type ToolGovernance, ungoverned } from "./tools.js";
+import { approvalContext, governDeclaredTools, governToolCalls, type ToolCallContext, type ToolGovernance, ungoverned } from "./tools.js";
 import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
 import { redactRequestBody } from "./redact-body.js";
@@ -254,6 +254,7 @@ export async function handleCall(
         toolCall: null,
         toolCalls: [],
         held: null,
+        context: approvalContext(facts, draft.id, tools.decisions.find((d) => d.decision.effect === "REQUIRE_APPROVAL" && d.decision.rule === decision.rule)?.record.tool ?? null),
       });
       draft.approvalId = approval.id;
       const waited = await waitIfAsked(services, incoming, approval.id, cancel);
@@ -349,6 +350,7 @@ export async function handleCall(
           const capped = await withinToolCap(services, state, calls.length);
           if (capped !== null || !runtime.policy.governs("tool.call")) return capped;
           const verdict = await governToolCalls(services, runtime.policy, facts, calls, {
+            requestId: draft.id,
             principal,
             bodyHash,
             action,
@@ -677,6 +679,7 @@ async function relayJson(
   if (!runtime.policy.governs("tool.call")) recordUngoverned(state.draft, summary.toolCalls);
   else if (summary.toolCalls.length > 0) {
     const verdict = await governToolCalls(services, runtime.policy, facts, summary.toolCalls, {
+      requestId: state.draft.id,
       principal,
       bodyHash,
       action,

@@ -7,7 +7,7 @@ import { evaluatePolicy, mergeDecisions, UNGOVERNED } from "../policy/evaluate.j
 import type { CallAction, Decision } from "../policy/types.js";
 import { dialectOf, type ToolDialect, toolNames, visitDeclaredTools } from "../openai/declared-tools.js";
 import { formatFieldPath } from "../util/field-path.js";
-import type { Approval } from "../state/store.js";
+import type { Approval, ApprovalContext } from "../state/store.js";
 import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
 import type { Services } from "./services.js";
@@ -108,7 +108,34 @@ export function ungoverned(action: "tool.register" | "tool.call", tool: string):
   return { decision: UNGOVERNED, record: { action, tool, effect: "ALLOW", rule: null } };
 }
 
+/**
+ * What an approver is shown of the call besides its rule: the tools it declares (and the one whose
+ * rule asked), its size and worst-case cost, and what the PII scan found; never the prompt itself.
+ */
+export function approvalContext(facts: CallFacts, requestId: string, tool: string | null): ApprovalContext {
+  const read = (attribute: string): unknown => {
+    try {
+      return facts.get(attribute);
+    } catch {
+      // A fact that cannot be had (a cost cap the call cannot meet) is left out, not raised here.
+      return undefined;
+    }
+  };
+  const number = (value: unknown): number | null => (typeof value === "number" ? value : null);
+  const piiTypes = read("pii_types");
+  return {
+    request_id: requestId,
+    tools: facts.get("tools") as string[],
+    tool,
+    input_tokens: number(read("input_tokens")),
+    estimated_cost: number(read("estimated_cost")),
+    pii_types: Array.isArray(piiTypes) ? (piiTypes as string[]) : [],
+  };
+}
+
 export interface ToolCallContext {
+  /** The audit id of the call. */
+  requestId: string;
   principal: Principal;
   /** The client's body hash, computed on first use. */
   bodyHash: () => string;
@@ -156,6 +183,7 @@ export async function governToolCalls(
       toolCall: trigger,
       toolCalls: calls.map((call, i) => ({ name: call.name, arguments: call.arguments, effect: decisions[i]!.record.effect, rule: decisions[i]!.record.rule })),
       held: context.held,
+      context: approvalContext(facts, context.requestId, null),
     });
     verdict.approvalId = approval.id;
     const waited = await context.waitForDecision(approval.id);

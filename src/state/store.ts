@@ -155,6 +155,21 @@ export interface Approval {
   comment: string | null;
   /** Set when the model's answer was held: the retry receives it instead of a new upstream call. */
   held: { kind: "json" | "sse"; status: number; content_type: string; body: string } | null;
+  /** What the approver needs to judge the call without its prompt (absent from approvals stored before it existed). */
+  context?: ApprovalContext;
+}
+
+export interface ApprovalContext {
+  /** The audit id of the call that asked. */
+  request_id: string;
+  /** The tools the request declares, and the one whose rule asked (null: the call's own rule, or a tool call's). */
+  tools: string[];
+  tool: string | null;
+  input_tokens: number | null;
+  /** USD, the call's worst case as the rules saw it. */
+  estimated_cost: number | null;
+  /** What the PII scan of the prompt found. */
+  pii_types: string[];
 }
 
 /** A runtime key as an earlier version stored it: one previous secret, no revision. */

@@ -50,6 +50,11 @@ policies:
         tool: { in: [execute_code, shell_command, file_write] }
         user_role: { not_in: [admin, developer] }
       description: Only developers can use potentially dangerous tools
+    - name: emailing_needs_approval
+      effect: REQUIRE_APPROVAL
+      actions: [tool.register]
+      conditions: { tool: { eq: send_email } }
+      description: Offering email to the model needs a human
     - name: no_web_search
       effect: DENY
       actions: [tool.register]
@@ -187,6 +192,11 @@ describe("the seed's PII rule (data_classification pii, purpose not_in [authoriz
     const error = await expectApiError(h.client(KEY.dev).chat.completions.create(pii), 403, "approval_required");
     expect(error.message).toContain("pii_access_restriction");
     expect(errorBody(error).approval_id).toMatch(/^apr_/);
+    // The approver is told what the call is, never its prompt.
+    const approval = await h.gateway.services.store.getApproval(errorBody(error).approval_id as string);
+    expect(approval?.context).toMatchObject({ request_id: error.headers?.get("x-request-id"), tools: [], tool: null, pii_types: ["email"] });
+    expect(approval?.context?.input_tokens).toBeGreaterThan(0);
+    expect(JSON.stringify(approval)).not.toContain("jane.doe");
   });
 
   it("passes for a key whose purpose is authorized_support", async () => {
@@ -210,6 +220,16 @@ describe("the seed's PII rule (data_classification pii, purpose not_in [authoriz
 });
 
 describe("tool.register", () => {
+  it("tells the approver which declared tool asked for the approval", async () => {
+    const error = await expectApiError(
+      h.client(KEY.dev).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "say:hi" }], tools: [tool("read_file"), tool("send_email")] }),
+      403,
+      "approval_required",
+    );
+    const approval = await h.gateway.services.store.getApproval(errorBody(error).approval_id as string);
+    expect(approval).toMatchObject({ rule: "emailing_needs_approval", context: { tools: ["read_file", "send_email"], tool: "send_email" } });
+  });
+
   it("refuses a call declaring a tool the key may not register, naming the tool", async () => {
     const before = chatCount(h);
     const error = await expectApiError(
