@@ -11,7 +11,8 @@ export function countChatInput(body: unknown, encoding: Encoding): number {
 
 export function measureChat(body: unknown, measure: Measure): number {
   if (!isRecord(body)) return 0;
-  let total = measureJson(body.tools, measure) + measureJson(body.functions, measure);
+  // A structured answer's schema is put before the model as prompt too.
+  let total = measureJson(body.tools, measure) + measureJson(body.functions, measure) + measureJson(body.response_format, measure);
   if (Array.isArray(body.messages)) {
     for (const message of body.messages) total += measureMessage(message, measure);
     total += REPLY_PRIMING;

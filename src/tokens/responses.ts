@@ -13,7 +13,7 @@ export function countResponsesInput(body: unknown, encoding: Encoding): number {
 // a message, then the reply priming.
 export function measureResponses(body: unknown, measure: Measure): number {
   if (!isRecord(body)) return 0;
-  let total = measureJson(body.tools, measure);
+  let total = measureJson(body.tools, measure) + (isRecord(body.text) ? measureJson(body.text.format, measure) : 0);
   let items = 0;
   if (typeof body.instructions === "string") {
     total += TOKENS_PER_MESSAGE + measure(body.instructions);

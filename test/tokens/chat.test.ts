@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { countChatInput } from "../../src/tokens/index.js";
+import { countChatInput, countResponsesInput } from "../../src/tokens/index.js";
 import { countTokens } from "../../src/tokens/count.js";
 
 // The openai-cookbook "How to count tokens" example, whose counts the API itself reported.
@@ -72,6 +72,15 @@ describe("countChatInput", () => {
     expect(without).toBe(3);
     expect(withTools - without).toBeGreaterThan(10);
     expect(countChatInput({ messages: [], functions: tools }, "o200k_base")).toBe(withTools);
+  });
+
+  test("counts a structured answer's schema, which the model is given as prompt", () => {
+    const schema = { type: "object", properties: { city: { type: "string", description: "the city the user asked about" } } };
+    const without = countChatInput({ messages: [] }, "o200k_base");
+    const chat = countChatInput({ messages: [], response_format: { type: "json_schema", json_schema: { name: "weather", schema } } }, "o200k_base");
+    expect(chat - without).toBeGreaterThan(15);
+    const responses = countResponsesInput({ input: "hi", text: { format: { type: "json_schema", name: "weather", schema } } }, "o200k_base");
+    expect(responses - countResponsesInput({ input: "hi" }, "o200k_base")).toBeGreaterThan(15);
   });
 
   test("counts repeated tool definitions the same as the first time, per encoding", () => {
