@@ -160,9 +160,13 @@ export async function fromStore<T>(operation: Promise<T>): Promise<T> {
     return await operation;
   } catch (error) {
     if (error instanceof GatewayError) throw error;
-    throw new GatewayError(503, "store_unavailable", "the state store is unavailable; try again shortly", {
-      headers: { "retry-after": "1" },
-    });
+    // A command sent and not answered in time may still have been carried out (a server that hung
+    // and came back): the caller is not told it failed.
+    const timedOut = error instanceof Error && /timed out/i.test(error.message);
+    const message = timedOut
+      ? "the state store did not answer in time; a change asked for may have been made: read it back before retrying"
+      : "the state store is unavailable; try again shortly";
+    throw new GatewayError(503, "store_unavailable", message, { headers: { "retry-after": "1" } });
   }
 }
 
