@@ -4,6 +4,7 @@ import { dirname } from "node:path";
 import { ensureDir } from "../util/ensure-dir.js";
 import { z } from "zod";
 import { emptyLevelState, reserveLevel, settleLevel, usageOf, type LevelState } from "../limits/level-state.js";
+import { type SavedLevel, SpendJournal } from "./spend-journal.js";
 import {
   type Approval,
   type ApprovalStatus,
@@ -23,7 +24,9 @@ import {
 
 interface Snapshot {
   version: 1;
-  levels: Record<string, Pick<LevelState, "day" | "dayMicros" | "month" | "monthMicros" | "totalMicros" | "session">>;
+  levels: Record<string, SavedLevel>;
+  /** The journal generation that continues this snapshot (absent in snapshots written before journals). */
+  journal?: number;
   sessionExpiry: Record<string, number>;
   keys: StoredKey[];
   stops: Stop[];
@@ -47,7 +50,7 @@ const SNAPSHOT_EVERY_MS = 2000;
  * belonged to the process that wrote the snapshot, which is gone and will never settle them, so every
  * level starts with none, whatever else the file holds.
  */
-function restoredLevel(saved: Snapshot["levels"][string], now: number): LevelState {
+function restoredLevel(saved: SavedLevel, now: number): LevelState {
   const { day, dayMicros, month, monthMicros, totalMicros, session } = saved;
   return { ...emptyLevelState(now), day, dayMicros, month, monthMicros, totalMicros, session };
 }
@@ -64,6 +67,8 @@ export class MemoryStore implements StateStore {
   private dirty = false;
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
+  /** The spend since the last snapshot, kept as it changes; null without a snapshot file. */
+  private journal: SpendJournal | null = null;
 
   constructor(
     private readonly snapshotPath: string | null,
@@ -83,8 +88,12 @@ export class MemoryStore implements StateStore {
     try {
       parsed = JSON.parse(readFileSync(path, "utf8"));
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-      throw new Error(`cannot read state snapshot \`${path}\`: ${(error as Error).message}; move it aside to start with empty state`);
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
+        throw new Error(`cannot read state snapshot \`${path}\`: ${(error as Error).message}; move it aside to start with empty state`);
+      }
+      // No snapshot yet (a first start, or one killed before its first snapshot): its journal, if any.
+      this.replayJournal(path, 0, now);
+      return;
     }
     const checked = snapshotShape.safeParse(parsed);
     if (!checked.success) {
@@ -98,6 +107,22 @@ export class MemoryStore implements StateStore {
     for (const key of snapshot.keys) this.keys.set(key.id, upgradeKey(key));
     for (const stop of snapshot.stops) this.stops.set(`${stop.kind}:${stop.value}`, stop);
     for (const approval of snapshot.approvals) this.approvals.set(approval.id, withToolCalls(approval));
+    this.replayJournal(path, snapshot.journal ?? 0, now);
+  }
+
+  /** The spend journaled after the snapshot, from `generation` on, over what it restored. */
+  private replayJournal(path: string, generation: number, now: number): void {
+    this.journal = new SpendJournal(path, generation, this.onSaveError);
+    this.journal.replay((level, saved, expiry) => {
+      this.levels.set(level, restoredLevel(saved, now));
+      if (expiry !== null) this.sessionExpiry.set(level, expiry);
+    });
+  }
+
+  /** A level's spend changed: journaled at once, snapshotted with the rest. */
+  private spent(id: string, state: LevelState): void {
+    this.dirty = true;
+    this.journal?.record(id, state, this.sessionExpiry.get(id) ?? null);
   }
 
   private level(id: string, now: number, ttlMs: number | null): LevelState {
@@ -123,14 +148,16 @@ export class MemoryStore implements StateStore {
   }
 
   async reserve(request: ReserveRequest, now: number): Promise<ReserveResult> {
-    const result = reserveLevel(this.level(request.level, now, request.ttlMs), request, now);
-    if (result.ok) this.dirty = true;
+    const state = this.level(request.level, now, request.ttlMs);
+    const result = reserveLevel(state, request, now);
+    if (result.ok) this.spent(request.level, state);
     return result;
   }
 
   async settle(request: SettleRequest, now: number): Promise<void> {
-    settleLevel(this.level(request.level, now, request.ttlMs), request, now);
-    this.dirty = true;
+    const state = this.level(request.level, now, request.ttlMs);
+    settleLevel(state, request, now);
+    this.spent(request.level, state);
   }
 
   async usage(level: string, now: number): Promise<Usage> {
@@ -146,10 +173,12 @@ export class MemoryStore implements StateStore {
   }
 
   async takeToolCalls(level: string, count: number, max: number): Promise<{ ok: boolean; used: number }> {
-    const session = this.levels.get(level)?.session ?? null;
+    const state = this.levels.get(level);
+    const session = state?.session ?? null;
     const used = session?.toolCalls ?? 0;
-    if (session === null || used + count > max) return { ok: false, used };
+    if (state === undefined || session === null || used + count > max) return { ok: false, used };
     session.toolCalls += count;
+    this.spent(level, state);
     return { ok: true, used };
   }
 
@@ -274,13 +303,17 @@ export class MemoryStore implements StateStore {
     if (!this.dirty || this.snapshotPath === null) return this.writing;
     this.dirty = false;
     const path = this.snapshotPath;
-    const text = JSON.stringify(this.snapshot());
+    const journal = this.journal;
+    // In the same turn as the snapshot is taken: the new journal holds exactly what comes after it.
+    const generation = journal?.rotate();
+    const text = JSON.stringify({ ...this.snapshot(), ...(generation === undefined ? {} : { journal: generation }) });
     // Written to a temporary file and renamed so a crash mid-write never leaves a torn snapshot.
     const write = this.writing.then(async () => {
       await ensureDir(dirname(path));
       const tmp = `${path}.${process.pid}.tmp`;
       await writeFile(tmp, text);
       await rename(tmp, path);
+      if (journal !== null && generation !== undefined) await journal.prune(generation);
     });
     // A failed write leaves the state to write again, and the next write does not inherit the failure.
     this.writing = write.catch(() => {
@@ -293,5 +326,6 @@ export class MemoryStore implements StateStore {
     if (this.timer !== null) clearInterval(this.timer);
     this.dirty = this.dirty || this.snapshotPath !== null;
     await this.saveIfDirty();
+    await this.journal?.close();
   }
 }

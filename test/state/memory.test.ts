@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { MemoryStore } from "../../src/state/memory.js";
-import { approval, limits, reserveRequest, runtimeKey, T0 } from "./fixtures.js";
+import { approval, limits, reserveRequest, runtimeKey, settleRequest, T0 } from "./fixtures.js";
 import { describeStoreContract } from "./store-contract.js";
 
 describeStoreContract("memory", async () => {
@@ -37,6 +37,37 @@ describe("memory store snapshot", () => {
       expect((await after.reserve(call(), T0 + 1000)).ok).toBe(true);
     } finally {
       await after.close();
+    }
+  });
+
+  it("forgets no spend of a process killed between two snapshots: the journal since the last one is read back", async () => {
+    const path = snapshotPath();
+    const dir = join(path, "..");
+    const killed = new MemoryStore(path, T0);
+    await killed.saveNow();
+    const spend = async (store: MemoryStore, micros: number, at: number) => {
+      const request = reserveRequest("key:journal", limits({ dailyMicros: 10_000 }), { inputMicros: 10 });
+      const result = await store.reserve(request, at);
+      await store.settle(settleRequest(request, result, at, { actualMicros: micros }), at);
+    };
+    await spend(killed, 700, T0);
+    await spend(killed, 300, T0);
+    // The journal is written at the end of the turn; no snapshot is taken before the "kill".
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const restarted = new MemoryStore(path, T0 + 1000);
+    try {
+      expect((await restarted.usage("key:journal", T0 + 1000)).dailyMicros).toBe(1000);
+      // A snapshot starts a new journal and deletes the ones it covers; spend after it is journaled anew.
+      await restarted.saveNow();
+      await spend(restarted, 50, T0 + 1000);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(readdirSync(dir).filter((name) => name.includes(".journal."))).toHaveLength(1);
+      const again = new MemoryStore(path, T0 + 2000);
+      expect((await again.usage("key:journal", T0 + 2000)).dailyMicros).toBe(1050);
+      await again.close();
+    } finally {
+      await restarted.close();
+      await killed.close();
     }
   });
 

@@ -1,0 +1,104 @@
+import { existsSync, readFileSync } from "node:fs";
+import { type FileHandle, open, unlink } from "node:fs/promises";
+import type { LevelState } from "../limits/level-state.js";
+
+/** What a level keeps across a restart: its spend and its session. */
+export type SavedLevel = Pick<LevelState, "day" | "dayMicros" | "month" | "monthMicros" | "totalMicros" | "session">;
+
+/** One journal line: a level as it stood after a change, and its session's expiry where it has one. */
+type Entry = [level: string, saved: SavedLevel, sessionExpiry: number | null];
+
+const journalPath = (snapshotPath: string, generation: number): string => `${snapshotPath}.journal.${generation}`;
+
+/**
+ * The spend between two snapshots, so a crash (kill -9, a power cut of the process) forgets none of
+ * it: every level a call changes is appended, as it then stood, to the journal that follows the last
+ * snapshot, within the event-loop turn of the change. A snapshot names the journal generation that
+ * continues it and starts a new one; a restart reads the snapshot, then that journal and any later
+ * one, line by line, the last line of a level winning.
+ */
+export class SpendJournal {
+  private generation: number;
+  /** The oldest journal that may still be on disk. */
+  private oldest: number;
+  private pending = new Map<string, Entry>();
+  private scheduled = false;
+  private handle: Promise<FileHandle> | null = null;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly snapshotPath: string,
+    /** The generation the restored snapshot named (0 without one): replay starts there. */
+    private readonly firstGeneration: number,
+    private readonly onError: (error: unknown) => void,
+  ) {
+    this.generation = firstGeneration;
+    this.oldest = firstGeneration;
+  }
+
+  /** The entries of every journal from the snapshot's on, in order; a torn last line is skipped. */
+  replay(apply: (level: string, saved: SavedLevel, sessionExpiry: number | null) => void): void {
+    for (let generation = this.firstGeneration; existsSync(journalPath(this.snapshotPath, generation)); generation++) {
+      for (const line of readFileSync(journalPath(this.snapshotPath, generation), "utf8").split("\n")) {
+        if (line === "") continue;
+        try {
+          const [level, saved, expiry] = JSON.parse(line) as Entry;
+          apply(level, saved, expiry);
+        } catch {
+          // A line cut by the crash: the change before it stands.
+        }
+      }
+      this.generation = generation + 1;
+    }
+  }
+
+  /** Notes a level's state after a change; written at the end of the turn. */
+  record(level: string, state: LevelState, sessionExpiry: number | null): void {
+    const { day, dayMicros, month, monthMicros, totalMicros, session } = state;
+    this.pending.set(level, [level, { day, dayMicros, month, monthMicros, totalMicros, session: session === null ? null : { ...session } }, sessionExpiry]);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Starts the journal that follows a snapshot being taken now; returns its generation, which the snapshot names. */
+  rotate(): number {
+    // What is pending is in the snapshot too, but goes to the journal it follows: should that
+    // snapshot fail to be written, the one before it and its journal still tell the whole story.
+    this.flush();
+    const previous = this.handle;
+    this.handle = null;
+    this.generation += 1;
+    if (previous !== null) this.writing = this.writing.then(() => previous.then((handle) => handle.close())).catch(this.onError);
+    return this.generation;
+  }
+
+  /** Deletes the journals a written snapshot made useless: those before `generation`. */
+  async prune(generation: number): Promise<void> {
+    for (; this.oldest < generation; this.oldest++) await unlink(journalPath(this.snapshotPath, this.oldest)).catch(() => undefined);
+  }
+
+  /** Writes what is pending and closes the file. */
+  async close(): Promise<void> {
+    this.flush();
+    await this.writing;
+    const handle = this.handle;
+    this.handle = null;
+    if (handle !== null) await handle.then((open) => open.close()).catch(this.onError);
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (this.pending.size === 0) return;
+    let text = "";
+    for (const entry of this.pending.values()) text += `${JSON.stringify(entry)}\n`;
+    this.pending.clear();
+    this.handle ??= open(journalPath(this.snapshotPath, this.generation), "a");
+    const handle = this.handle;
+    this.writing = this.writing
+      .then(async () => {
+        await (await handle).write(text);
+      })
+      .catch(this.onError);
+  }
+}
