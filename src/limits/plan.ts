@@ -84,19 +84,33 @@ function isEmpty(limits: LevelLimits): boolean {
 
 /** The key's own level id: its spend and rate counters, also read for policy usage attributes. */
 export const keyLevel = (keyId: string): string => `key:${keyId}`;
+export const userLevel = (user: string): string => `user:${user}`;
+export const teamLevel = (team: string): string => `team:${team}`;
+
+/** Levels kept though they have no limits, because rules read their spend (`user_daily_spend`...). */
+export interface SpendTracking {
+  user: boolean;
+  team: boolean;
+}
+
+const NOT_TRACKED: SpendTracking = { user: false, team: false };
 
 /**
  * The levels a call is charged to, in reservation order: key, user, team, org, session. Levels with
- * no limits are skipped, except the key's own, whose counters feed the usage attributes.
+ * no limits are skipped, except the key's own, whose counters feed the usage attributes, and the
+ * user's and team's where `tracked` says rules read their spend.
  */
-export function planLimits(config: Config, principal: Principal, sessionId: string | null): LimitPlan {
+export function planLimits(config: Config, principal: Principal, sessionId: string | null, tracked: SpendTracking = NOT_TRACKED): LimitPlan {
   const { subject } = principal;
   const blocks: Array<[string, Limits | KeyLimits]> = [[keyLevel(principal.keyId), principal.limits]];
+  const kept = new Set([keyLevel(principal.keyId)]);
   // Own properties only: a user or team named `constructor` must not find Object's prototype.
   const user = Object.hasOwn(config.users, subject.user) ? config.users[subject.user] : undefined;
-  if (user !== undefined) blocks.push([`user:${subject.user}`, user.limits]);
+  if (user !== undefined || tracked.user) blocks.push([userLevel(subject.user), user?.limits ?? {}]);
+  if (tracked.user) kept.add(userLevel(subject.user));
   const team = subject.team === null || !Object.hasOwn(config.teams, subject.team) ? undefined : config.teams[subject.team];
-  if (team !== undefined) blocks.push([`team:${subject.team}`, team.limits]);
+  if (subject.team !== null && (team !== undefined || tracked.team)) blocks.push([teamLevel(subject.team), team?.limits ?? {}]);
+  if (subject.team !== null && tracked.team) kept.add(teamLevel(subject.team));
   blocks.push(["org", config.limits]);
 
   const levels: PlannedLevel[] = [];
@@ -105,7 +119,7 @@ export function planLimits(config: Config, principal: Principal, sessionId: stri
   let minOutput: number | null = null;
   for (const [level, limits] of blocks) {
     const compiled = compileLimits(limits);
-    if (level.startsWith("key:") || !isEmpty(compiled)) levels.push({ level, limits: compiled });
+    if (kept.has(level) || !isEmpty(compiled)) levels.push({ level, limits: compiled });
     const levelCap = toMicros(limits.max_cost_per_call);
     if (levelCap !== null) cap = cap === null ? levelCap : Math.min(cap, levelCap);
     if (limits.cost_cap_mode === "reject") clamp = false;

@@ -1,7 +1,8 @@
 import type { Principal } from "../auth/keys.js";
 import type { ModelConfig } from "../config/schema.js";
 import type { LimitPlan } from "../limits/plan.js";
-import { keyLevel } from "../limits/plan.js";
+import { keyLevel, teamLevel, userLevel } from "../limits/plan.js";
+import type { Usage } from "../state/store.js";
 import { lazyPrompt } from "../pii/index.js";
 import { tokenDecoder } from "../tokens/encoding.js";
 import type { CallAction } from "../policy/types.js";
@@ -52,7 +53,17 @@ export function buildCallFacts(services: Services, runtime: Runtime, source: Cal
   });
 }
 
-export const USAGE_ATTRIBUTES = ["requests_last_minute", "tokens_last_minute", "daily_spend", "monthly_spend", "total_spend"];
+export const USER_SPEND = ["user_daily_spend", "user_monthly_spend", "user_total_spend"];
+export const TEAM_SPEND = ["team_daily_spend", "team_monthly_spend", "team_total_spend"];
+const KEY_USAGE = ["requests_last_minute", "tokens_last_minute", "daily_spend", "monthly_spend", "total_spend"];
+export const USAGE_ATTRIBUTES = [...KEY_USAGE, ...USER_SPEND, ...TEAM_SPEND];
+
+/** A level's spend in USD as the `<prefix>daily_spend`, `_monthly_` and `_total_` facts. */
+function setSpend(facts: CallFacts, prefix: string, usage: Usage): void {
+  facts.set(`${prefix}daily_spend`, microsToUsd(usage.dailyMicros));
+  facts.set(`${prefix}monthly_spend`, microsToUsd(usage.monthlyMicros));
+  facts.set(`${prefix}total_spend`, microsToUsd(usage.totalMicros));
+}
 
 /** Usage attributes come from the store, so they are fetched before evaluation, and only when a rule reads them. */
 export async function prefetchUsage(
@@ -63,14 +74,15 @@ export async function prefetchUsage(
   sessionId: string | null,
 ): Promise<void> {
   const now = services.clock();
-  if (USAGE_ATTRIBUTES.some((a) => attributes.has(a))) {
+  if (KEY_USAGE.some((a) => attributes.has(a))) {
     const usage = await services.store.usage(keyLevel(principal.keyId), now);
     facts.set("requests_last_minute", usage.requestsLastMinute);
     facts.set("tokens_last_minute", usage.tokensLastMinute);
-    facts.set("daily_spend", microsToUsd(usage.dailyMicros));
-    facts.set("monthly_spend", microsToUsd(usage.monthlyMicros));
-    facts.set("total_spend", microsToUsd(usage.totalMicros));
+    setSpend(facts, "", usage);
   }
+  const { user, team } = principal.subject;
+  if (USER_SPEND.some((a) => attributes.has(a))) setSpend(facts, "user_", await services.store.usage(userLevel(user), now));
+  if (team !== null && TEAM_SPEND.some((a) => attributes.has(a))) setSpend(facts, "team_", await services.store.usage(teamLevel(team), now));
   if (attributes.has("session_cost") && sessionId !== null) {
     const usage = await services.store.usage(`session:${principal.keyId}:${sessionId}`, now);
     facts.set("session_cost", microsToUsd(usage.totalMicros));

@@ -185,7 +185,7 @@ export async function handleCall(
     }
     const sessionId = sessionIdOf(incoming, config);
     draft.sessionId = sessionId;
-    const plan = planLimits(config, principal, sessionId);
+    const plan = planLimits(config, principal, sessionId, runtime.spendTracking);
     state.toolCap = toolCallCap(plan);
     const prices = runtime.prices.get(modelName) ?? null;
     state.prices = prices;

@@ -7,6 +7,8 @@ import { type CompiledPolicy, compilePolicy } from "../policy/compile.js";
 import { compilePriceTable, type PriceTable } from "../pricing/index.js";
 import type { RuntimeKey, Stop } from "../state/store.js";
 import { createUpstreamTarget, type UpstreamTarget } from "../upstream/forward.js";
+import type { SpendTracking } from "../limits/plan.js";
+import { TEAM_SPEND, USER_SPEND } from "./call-facts.js";
 
 /** The config compiled once per load or reload: nothing on the request path parses or builds again. */
 export interface Runtime {
@@ -19,6 +21,8 @@ export interface Runtime {
   passthrough: (path: string) => boolean;
   /** Approver tokens by hash, plus the superuser. */
   adminPrincipals: Map<string, { name: string; role: string }>;
+  /** The user's and team's levels are charged on every call where rules read their spend. */
+  spendTracking: SpendTracking;
 }
 
 export function buildRuntime(config: Config, port: number, previous: Runtime | null): Runtime {
@@ -40,6 +44,10 @@ export function buildRuntime(config: Config, port: number, previous: Runtime | n
     replica: previous?.replica ?? config.server.replica_id ?? `${hostname()}-${port}`,
     passthrough: passthroughMatcher(config.passthrough.paths),
     adminPrincipals,
+    spendTracking: {
+      user: USER_SPEND.some((attribute) => policy.attributes.has(attribute)),
+      team: TEAM_SPEND.some((attribute) => policy.attributes.has(attribute)),
+    },
   };
 }
 

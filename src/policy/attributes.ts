@@ -27,6 +27,12 @@ const KINDS = {
   daily_spend: "number",
   monthly_spend: "number",
   total_spend: "number",
+  user_daily_spend: "number",
+  user_monthly_spend: "number",
+  user_total_spend: "number",
+  team_daily_spend: "number",
+  team_monthly_spend: "number",
+  team_total_spend: "number",
   session_id: "string",
   session_cost: "number",
   ip: "string",
@@ -35,7 +41,7 @@ const KINDS = {
   weekday: "number",
 } as const satisfies Record<string, AttributeKind>;
 
-/** The flat attribute names of CONTRACT.md §2, in its order (`tool_args.<path>` aside). */
+/** The flat attribute names of CONTRACT.md §2, in its order (`tool_args.<path>` aside), and the user's and team's spend. */
 export const ATTRIBUTE_NAMES: readonly string[] = Object.keys(KINDS);
 
 export const TOOL_ARGS_PREFIX = "tool_args.";

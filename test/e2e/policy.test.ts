@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chatCount, errorBody, expectApiError, raw } from "./governance.js";
-import { auditRecords, type Harness, keyEntry, MODELS, startHarness } from "./harness.js";
+import { ADMIN_TOKEN, auditRecords, type Harness, keyEntry, MODELS, startHarness } from "./harness.js";
 
 const KEY = {
   dev: "sk-pol-dev",
@@ -9,6 +9,8 @@ const KEY = {
   support: "sk-pol-support",
   financeCapped: "sk-pol-fin-capped",
   finance: "sk-pol-fin",
+  umaOne: "sk-pol-uma-1",
+  umaTwo: "sk-pol-uma-2",
 } as const;
 
 // The seed's examples (high_cost_model_restriction, restricted_tool_access, pii_access_restriction) plus
@@ -50,6 +52,10 @@ policies:
         tool: { in: [execute_code, shell_command, file_write] }
         user_role: { not_in: [admin, developer] }
       description: Only developers can use potentially dangerous tools
+    - name: uma_daily_budget
+      effect: DENY
+      conditions: { user: { eq: uma }, user_daily_spend: { gt: 0.00001 }, user_role: { not_in: [admin] } }
+      description: The seed's per-user daily budget, over all of the user's keys
     - name: emailing_needs_approval
       effect: REQUIRE_APPROVAL
       actions: [tool.register]
@@ -79,9 +85,29 @@ ${keyEntry("analyst", KEY.analyst, "{ user: ann, role: analyst, team: research }
 ${keyEntry("support", KEY.support, "{ user: sue, role: support, team: help, purpose: authorized_support }")}
 ${keyEntry("fin-capped", KEY.financeCapped, "{ user: fay, role: admin, team: finance }", "{ max_cost_per_call: 0.003 }")}
 ${keyEntry("fin", KEY.finance, "{ user: fred, role: admin, team: finance }")}
+${keyEntry("uma-1", KEY.umaOne, "{ user: uma, role: developer, team: labs }")}
+${keyEntry("uma-2", KEY.umaTwo, "{ user: uma, role: developer, team: labs }")}
 ${POLICIES}`);
 });
 afterAll(async () => h.close());
+
+describe("the seed's per-user daily budget (user_daily_spend)", () => {
+  it("counts what the user spent through every key: a second key is refused once the first spent the budget", async () => {
+    await h.client(KEY.umaOne).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "tokens:100" }] });
+    const error = await expectApiError(
+      h.client(KEY.umaTwo).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "say:more" }] }),
+      403,
+      "policy_denied",
+    );
+    expect(error.message).toContain("uma_daily_budget");
+    const evaluated = await fetch(`${h.gateway.url}/admin/policies/evaluate`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ key_id: "uma-2", request: { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] } }),
+    });
+    expect(await evaluated.json()).toMatchObject({ effect: "DENY", rule: "uma_daily_budget" });
+  });
+});
 
 describe("call-level policy", () => {
   it("denies the seed's expensive model to a developer, naming the rule and its description", async () => {
