@@ -146,6 +146,20 @@ describe("client faults", () => {
     expect((await g.records()).slice(before).map((r) => [r.status, r.error_code])).toEqual([[499, "client_closed"]]);
   }, 30_000);
 
+  it("takes a client that half-closes once its request is sent as gone: audited 499, not run for nobody", async () => {
+    const before = (await g.records()).length;
+    const upstreamBefore = g.mock.requests.length;
+    const body = chatBody("slow_headers:300 say:half");
+    const result = await g.raw(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${SECRETS.alice}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      { endAfterWrite: true },
+    );
+    expect(result.statuses).toEqual([]);
+    await until(async () => (await g.records()).length > before, 5_000, "the audit record");
+    expect((await g.records()).slice(before).map((r) => [r.status, r.error_code])).toEqual([[499, "client_closed"]]);
+    expect(g.mock.requests.length - upstreamBefore).toBeLessThanOrEqual(1);
+  });
+
   it("no secret leaked", () => {
     expect(leaksOf(g)).toEqual([]);
   });
