@@ -1,4 +1,4 @@
-import { GOVERNED_PATHS, normalizedPath } from "./governed-paths.js";
+import { isClosedToPassthrough } from "./governed-paths.js";
 import { isIP } from "node:net";
 import { z } from "zod";
 import { hashKey } from "../auth/keys.js";
@@ -315,7 +315,9 @@ function crossCheck(config: CheckedSections, report: Report): void {
     }
   }
   passthrough?.paths?.forEach((path, index) => {
-    if (GOVERNED_PATHS.has(normalizedPath(path))) report(["passthrough", "paths", index], `\`${path}\` is governed by the gateway and cannot be passed through`);
+    if (isClosedToPassthrough(path)) {
+      report(["passthrough", "paths", index], `\`${path}\` is governed by the gateway (or holds its stored answers) and cannot be passed through`);
+    }
   });
   const passthroughUpstream = passthrough?.upstream;
   if (passthroughUpstream !== undefined && upstreams !== undefined && !(passthroughUpstream in upstreams)) {

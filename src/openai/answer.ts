@@ -5,6 +5,8 @@ import { isRecord } from "../util/is-record.js";
 export interface ToolCall {
   name: string;
   arguments: string;
+  /** Other names a client may take the call by: each is judged too, and a DENY of any refuses it. */
+  aliases?: string[];
 }
 
 export interface AnswerSummary {
@@ -25,16 +27,21 @@ function callParts(call: Json): { name?: unknown; arguments?: unknown } | null {
 }
 
 /**
- * Responses calls of built-in tools that the client runs (the model asks, the client executes): named
- * by the tool type a request declares, so one rule on `tool` governs the declaration and the call.
- * Searches and the code interpreter, which the upstream runs itself and which have no name but
- * their type, are governed where they are declared.
+ * Responses calls of built-in tools, named by the tool type a request declares, so one rule on `tool`
+ * governs the declaration and the call (the computer tool by both of its types). Those the client
+ * runs (shell, computer, patches) are judged before anything runs; those the upstream runs
+ * (searches, code, images) have run, and a DENY keeps their result from the client.
  */
-const CLIENT_RUN_CALLS: Readonly<Record<string, string>> = {
-  local_shell_call: "local_shell",
-  shell_call: "shell",
-  computer_call: "computer_use_preview",
-  apply_patch_call: "apply_patch",
+const BUILT_IN_CALLS: Readonly<Record<string, readonly string[]>> = {
+  local_shell_call: ["local_shell"],
+  shell_call: ["shell"],
+  computer_call: ["computer_use_preview", "computer"],
+  apply_patch_call: ["apply_patch"],
+  web_search_call: ["web_search"],
+  file_search_call: ["file_search"],
+  code_interpreter_call: ["code_interpreter"],
+  image_generation_call: ["image_generation"],
+  tool_search_call: ["tool_search"],
 };
 
 /**
@@ -44,20 +51,38 @@ const CLIENT_RUN_CALLS: Readonly<Record<string, string>> = {
  */
 const MCP_CALLS = new Set(["mcp_call", "mcp_approval_request"]);
 
+/** Output items that call nothing. Any other item that has a name, or whose type ends in `_call`, is a call. */
+const NOT_CALLS = new Set(["message", "reasoning", "mcp_list_tools", "compaction"]);
+
 const isToolCallItem = (item: unknown): item is Json =>
-  isRecord(item) &&
-  (item.type === "function_call" ||
-    item.type === "custom_tool_call" ||
-    (typeof item.type === "string" && (MCP_CALLS.has(item.type) || Object.hasOwn(CLIENT_RUN_CALLS, item.type))));
+  isRecord(item) && typeof item.type === "string" && !NOT_CALLS.has(item.type) && (typeof item.name === "string" || item.type.endsWith("_call") || Object.hasOwn(BUILT_IN_CALLS, item.type));
 
 /**
  * A Responses output item that calls a tool: a function's (or an MCP tool's) `arguments`, a custom
- * tool's `input`, or a built-in tool's `action` (or `operation`) as JSON, which `tool_args` rules read.
+ * tool's `input`, or a built-in tool's `action` (or `operation`, or its code and queries) as JSON,
+ * which `tool_args` rules read. An item of a type the gateway does not know is named by its `name`,
+ * and by its type too, so a rule on either applies.
  */
 function outputItemCall(item: Json): ToolCall {
-  if (item.type === "function_call" || MCP_CALLS.has(item.type as string)) return { name: str(item.name), arguments: str(item.arguments) };
-  if (item.type === "custom_tool_call") return { name: str(item.name), arguments: str(item.input) };
-  return { name: CLIENT_RUN_CALLS[item.type as string] ?? "", arguments: JSON.stringify(item.action ?? item.operation ?? {}) };
+  const type = item.type as string;
+  if (type === "function_call" || MCP_CALLS.has(type)) return { name: str(item.name), arguments: str(item.arguments) };
+  if (type === "custom_tool_call") return { name: str(item.name), arguments: str(item.input) };
+  const builtIn = Object.hasOwn(BUILT_IN_CALLS, type) ? BUILT_IN_CALLS[type] : undefined;
+  const [primary, ...others] = builtIn ?? [typeof item.name === "string" ? item.name : type.replace(/_call$/, ""), type.replace(/_call$/, "")];
+  const text = str(item.arguments) || str(item.input);
+  const aliases = others.filter((alias) => alias !== primary);
+  return {
+    name: primary as string,
+    arguments: text !== "" ? text : JSON.stringify(item.action ?? item.operation ?? builtInInput(item)),
+    ...(aliases.length > 0 ? { aliases } : {}),
+  };
+}
+
+/** What a built-in call without an `action` was given: the code it runs, the queries it makes. */
+function builtInInput(item: Json): Json {
+  const input: Json = {};
+  for (const name of ["code", "queries", "query", "prompt"]) if (item[name] !== undefined) input[name] = item[name];
+  return input;
 }
 
 /** Tool calls and usage of a non-streamed chat completion or Responses answer. */
@@ -171,6 +196,9 @@ export class StreamAccumulator {
   }
 
   private observeResponsesEvent(event: Json): void {
+    // Every lifecycle event (created, in progress, completed, even one after the end) carries the
+    // response as it stands, and an SDK's final answer is the last one it saw: each one's calls are judged.
+    if (isRecord(event.response) && Array.isArray(event.response.output)) this.observeOutput(event.response.output);
     switch (event.type) {
       case "response.output_text.delta":
         this.deltas.add(str(event.delta));
@@ -207,23 +235,20 @@ export class StreamAccumulator {
     }
   }
 
-  /**
-   * The final event carries the whole response, which is what an SDK's final answer is made of: a
-   * call in its output that the item events did not carry (or carried otherwise) is judged too.
-   */
+  /** A call in a response's output that the item events did not carry, or carried otherwise, is judged too. */
+  private observeOutput(output: unknown[]): void {
+    output.forEach((item, i) => {
+      if (!isToolCallItem(item)) return;
+      const call = outputItemCall(item);
+      const streamed = this.calls.get(`output:${i}`);
+      if (streamed !== undefined && streamed.name === call.name && streamed.arguments === call.arguments) return;
+      this.calls.set(streamed === undefined ? `output:${i}` : `variant:${i}:${call.name}:${call.arguments}`, call);
+      this.toolCallSeen = true;
+    });
+  }
+
   private finish(event: Json): void {
-    const response = isRecord(event.response) ? event.response : null;
-    if (response !== null && isRecord(response.usage)) this.usage = response.usage;
-    if (response !== null && Array.isArray(response.output)) {
-      response.output.forEach((item, i) => {
-        if (!isToolCallItem(item)) return;
-        const call = outputItemCall(item);
-        const streamed = this.calls.get(`output:${i}`);
-        if (streamed !== undefined && streamed.name === call.name && streamed.arguments === call.arguments) return;
-        this.calls.set(streamed === undefined ? `output:${i}` : `final:${i}`, call);
-        this.toolCallSeen = true;
-      });
-    }
+    if (isRecord(event.response) && isRecord(event.response.usage)) this.usage = event.response.usage;
     this.done = true;
   }
 
@@ -244,12 +269,12 @@ export class StreamAccumulator {
     return true;
   }
 
-  /** Every call the answer makes, and for a call whose name came in parts, the call under its last part too. */
+  /** Every call the answer makes; one whose name came in parts goes by its last part too. */
   toolCalls(): ToolCall[] {
-    const calls = [...this.calls.values()];
-    for (const [key, name] of this.lastNameParts) {
-      const call = this.calls.get(key) as ToolCall;
-      calls.push({ name, arguments: call.arguments });
+    const calls: ToolCall[] = [];
+    for (const [key, call] of this.calls) {
+      const last = this.lastNameParts.get(key);
+      calls.push(last === undefined || last === call.name ? call : { ...call, aliases: [...(call.aliases ?? []), last] });
     }
     return calls;
   }

@@ -42,6 +42,11 @@ export const responsesBodySchema = z.looseObject({
   stream: z.boolean().nullable().optional(),
   max_output_tokens: outputLimit,
   tools: z.array(z.looseObject({ type: z.string(), name: z.string().optional() })).nullable().optional(),
+  // A background response is produced after the call returns: no rule would judge its tool calls, no budget be charged its cost.
+  background: z
+    .literal(false, { error: "background responses are not served: the gateway must read the answer to judge its tool calls and charge its cost" })
+    .nullable()
+    .optional(),
 });
 
 export const embeddingsBodySchema = z.looseObject({

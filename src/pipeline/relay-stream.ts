@@ -187,7 +187,7 @@ async function relayEvents(
   if (!accumulator.complete) {
     // An SDK raises on such a stream, or worse takes its half-written tool call for a whole one: the
     // held calls are not released, and the client is told the answer was cut off.
-    outcome.error = new GatewayError(502, "upstream_error", "the upstream ended the stream before its answer was complete (no finish_reason or [DONE])");
+    outcome.error = new GatewayError(502, "upstream_error", "the upstream ended the stream before its answer was complete (no final event, finish_reason or [DONE])");
     send(sseErrorEvent(outcome.error));
     return outcome;
   }

@@ -1,4 +1,4 @@
-import { GOVERNED_PATHS, normalizedPath } from "../config/governed-paths.js";
+import { isClosedToPassthrough } from "../config/governed-paths.js";
 import { hostname } from "node:os";
 import { KeyIndex } from "../auth/keys.js";
 import type { ConfigIssue } from "../config/load.js";
@@ -75,9 +75,9 @@ export function restartOnlyChanges(previous: Config, next: Config): string[] {
 function passthroughMatcher(paths: readonly string[]): (path: string) => boolean {
   const exact = new Set(paths.map((path) => (path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path)));
   const prefixes = [...exact].map((path) => `${path}/`);
-  // `POST /v1/chat/completions/` under a `/v1/chat` passthrough would reach an upstream that ignores
-  // the trailing slash as an ungoverned call.
-  return (path) => (exact.has(path) || prefixes.some((prefix) => path.startsWith(prefix))) && !GOVERNED_PATHS.has(normalizedPath(path));
+  // `POST /v1/chat/completions/` (or `/v1/Chat/completions`, `%2f`...) under a `/v1/chat` passthrough
+  // would reach an upstream that reads it leniently as an ungoverned call.
+  return (path) => (exact.has(path) || prefixes.some((prefix) => path.startsWith(prefix))) && !isClosedToPassthrough(path);
 }
 
 /** Keys and stops as this replica last read them from the store, refreshed on every change. */

@@ -164,8 +164,16 @@ export async function governToolCalls(
   context: ToolCallContext,
 ): Promise<ToolVerdict> {
   const decisions: EvaluatedTool[] = calls.map((call) => {
-    const decision = evaluatePolicy(policy, "tool.call", facts.forTool("tool.call", call.name, call.arguments));
-    return { decision, record: { action: "tool.call", tool: call.name, effect: decision.effect, rule: decision.rule } };
+    // A call that goes by several names is judged under each; the record names the one that decided.
+    let tool = call.name;
+    let decision = evaluatePolicy(policy, "tool.call", facts.forTool("tool.call", call.name, call.arguments));
+    for (const alias of call.aliases ?? []) {
+      const other = evaluatePolicy(policy, "tool.call", facts.forTool("tool.call", alias, call.arguments));
+      const merged = mergeDecisions([decision, other], policy.ruleOrder);
+      if (merged.effect !== decision.effect) tool = alias;
+      decision = merged;
+    }
+    return { decision, record: { action: "tool.call", tool, effect: decision.effect, rule: decision.rule } };
   });
   const verdict: ToolVerdict = { decisions, error: null, approvalId: null };
   const combined = mergeDecisions(decisions.map((d) => d.decision), policy.ruleOrder);
@@ -183,7 +191,7 @@ export async function governToolCalls(
       toolCall: trigger,
       toolCalls: calls.map((call, i) => ({ name: call.name, arguments: call.arguments, effect: decisions[i]!.record.effect, rule: decisions[i]!.record.rule })),
       held: context.held,
-      context: approvalContext(facts, context.requestId, null),
+      context: approvalContext(facts, context.requestId, trigger?.name ?? null),
     });
     verdict.approvalId = approval.id;
     const waited = await context.waitForDecision(approval.id);

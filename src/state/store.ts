@@ -162,7 +162,7 @@ export interface Approval {
 export interface ApprovalContext {
   /** The audit id of the call that asked. */
   request_id: string;
-  /** The tools the request declares, and the one whose rule asked (null: the call's own rule, or a tool call's). */
+  /** The tools the request declares, and the one (declared, or called in the answer) whose rule asked; null: the call's own rule. */
   tools: string[];
   tool: string | null;
   input_tokens: number | null;

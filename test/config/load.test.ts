@@ -204,11 +204,15 @@ audit: { bodies: full }
     const issues = issuesOf(`
 upstreams: { openai: { base_url: "http://127.0.0.1:9/v1" } }
 models: { m: { upstream: openai } }
-passthrough: { paths: [/v1/chat, /v1/chat/completions/, /v1//responses, /v1/files] }
+passthrough: { paths: [/v1/chat, /v1/chat/completions/, /v1//responses, /v1/files, /v1/Chat/completions, /v1/responses/resp_1, /v1/conversations] }
 `);
+    const why = "is governed by the gateway (or holds its stored answers) and cannot be passed through";
     expect(issues).toEqual([
-      "passthrough.paths[1]: `/v1/chat/completions/` is governed by the gateway and cannot be passed through",
-      "passthrough.paths[2]: `/v1//responses` is governed by the gateway and cannot be passed through",
+      `passthrough.paths[1]: \`/v1/chat/completions/\` ${why}`,
+      `passthrough.paths[2]: \`/v1//responses\` ${why}`,
+      `passthrough.paths[4]: \`/v1/Chat/completions\` ${why}`,
+      `passthrough.paths[5]: \`/v1/responses/resp_1\` ${why}`,
+      `passthrough.paths[6]: \`/v1/conversations\` ${why}`,
     ]);
   });
 

@@ -85,6 +85,16 @@ const SCRIPTS: Record<string, Scripted> = {
       event({ type: "response.created", response: { id: "r1", output: [] } }) +
       event({ type: "response.completed", response: { id: "r1", status: "completed", output: [{ type: "function_call", id: "fc1", call_id: "c1", name: "danger", arguments: "{}" }], usage: { input_tokens: 5, output_tokens: 5, total_tokens: 10 } } }),
   },
+  computer: {
+    headers: JSON_TYPE,
+    body: JSON.stringify({ ...SHELL_ANSWER_BASE, output: [{ type: "computer_call", id: "cc1", call_id: "c1", action: { type: "click", x: 1, y: 2 } }] }),
+  },
+  "after completed": {
+    headers: SSE,
+    body:
+      event({ type: "response.completed", response: { id: "r1", status: "completed", output: [], usage: { input_tokens: 5, output_tokens: 5, total_tokens: 10 } } }) +
+      event({ type: "response.in_progress", response: { id: "r1", output: [{ type: "function_call", id: "fc1", call_id: "c1", name: "danger", arguments: "{}" }] } }),
+  },
   mcp: {
     headers: JSON_TYPE,
     body: JSON.stringify({ ...SHELL_ANSWER_BASE, output: [{ type: "mcp_approval_request", id: "m1", server_label: "gh", name: "danger", arguments: "{}" }] }),
@@ -120,6 +130,7 @@ beforeAll(async () => {
     `${oneKeyConfig({ admin: ADMIN, upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`, key: KEY, upstreamKey: UPSTREAM_KEY })}policies:
   rules:
     - { name: no_danger, effect: DENY, actions: [tool.call], conditions: { tool: { eq: danger } }, description: Dangerous tool }
+    - { name: no_computer, effect: DENY, actions: [tool.call], conditions: { tool: { eq: computer } }, description: No computer use }
     - { name: no_local_shell, effect: DENY, actions: [tool.call], conditions: { tool: { eq: local_shell }, tool_args_json: { contains: "rm" } }, description: No rm in a shell }
 audit: { sinks: [{ file: { dir: "${join(dir, "audit")}" } }] }
 `,
@@ -213,7 +224,9 @@ describe("answers the gateway cannot read whole are never relayed as successes",
   it("judges a tool name sent in parts under each name a client may read", async () => {
     const text = await (await chat("renamed", true)).text();
     expect(text).toContain('"code":"policy_denied"');
-    expect(await lastRecord()).toMatchObject({ tool_calls: ["ok_tooldanger", "danger"], decision: { rule: "no_danger" } });
+    const record = await lastRecord();
+    expect(record).toMatchObject({ tool_calls: ["ok_tooldanger"], decision: { rule: "no_danger" } });
+    expect(record.tool_decisions).toEqual([{ action: "tool.call", tool: "danger", effect: "DENY", rule: "no_danger" }]);
   });
 
   it("judges a Responses call only the final event carries, and an MCP tool the model asks to call", async () => {
@@ -223,6 +236,15 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     const mcp = await post("/v1/responses", { model: "gpt-4o-mini", input: "mcp", tools: [{ type: "mcp", server_label: "gh", server_url: "https://example.com" }] });
     expect(mcp.status).toBe(403);
     expect(await lastRecord()).toMatchObject({ tool_calls: ["danger"], decision: { rule: "no_danger" } });
+  });
+
+  it("judges a computer call under both of the computer tool's types, and a call sent after the final event", async () => {
+    const computer = await post("/v1/responses", { model: "gpt-4o-mini", input: "computer", tools: [{ type: "computer", display_width: 1, display_height: 1 }] });
+    expect(computer.status).toBe(403);
+    expect(await lastRecord()).toMatchObject({ tool_calls: ["computer_use_preview"], decision: { rule: "no_computer" } });
+    const late = await (await post("/v1/responses", { model: "gpt-4o-mini", stream: true, input: "after completed" })).text();
+    expect(late).toContain('"code":"policy_denied"');
+    expect(late).not.toContain('"function_call"');
   });
 
   it("masks the upstream's key where the upstream echoes it: error body, headers, audit", async () => {

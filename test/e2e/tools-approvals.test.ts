@@ -266,7 +266,7 @@ describe("approvals of a held non-streamed answer", () => {
     const approval = await getApproval(h, id);
     expect(approval).toMatchObject({ status: "pending", key_id: "dev", rule: "production_tools_need_approval", action: "tool.call" });
     expect(approval?.tool_call?.name).toBe("deploy");
-    expect(approval?.context).toMatchObject({ tools: ["deploy"], tool: null, pii_types: [] });
+    expect(approval?.context).toMatchObject({ tools: ["deploy"], tool: "deploy", pii_types: [] });
     expect(approval?.tool_calls).toEqual([
       { name: "deploy", arguments: '{"environment":"production","service":"billing"}', effect: "REQUIRE_APPROVAL", rule: "production_tools_need_approval" },
     ]);

@@ -134,4 +134,10 @@ describe("the Responses body", () => {
     expect(paramOf({ model: "m", input })).toBe("accepted");
     expect(paramOf({ model: "m", input: "plain" })).toBe("accepted");
   });
+
+  test("refuses a background response, which would be produced past the gateway's judgement and charge", () => {
+    expect(paramOf({ model: "m", input: "x", background: true })).toBe("background");
+    expect(() => validateBody("responses", { model: "m", input: "x", background: true })).toThrow(/background responses are not served/);
+    expect(paramOf({ model: "m", input: "x", background: false })).toBe("accepted");
+  });
 });

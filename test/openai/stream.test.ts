@@ -48,10 +48,8 @@ describe("answer inspection", () => {
     acc.observe({ choices: [{ delta: { function_call: { name: "a" } } }] });
     acc.observe({ choices: [{ delta: { function_call: { name: "b", arguments: "{}" } } }] });
     expect(acc.toolCalls()).toEqual([
-      { name: "okrm_rf", arguments: "{}" },
-      { name: "ab", arguments: "{}" },
-      { name: "rm_rf", arguments: "{}" },
-      { name: "b", arguments: "{}" },
+      { name: "okrm_rf", arguments: "{}", aliases: ["rm_rf"] },
+      { name: "ab", arguments: "{}", aliases: ["b"] },
     ]);
   });
 
@@ -75,6 +73,14 @@ describe("answer inspection", () => {
     const failed = new StreamAccumulator();
     failed.observe({ error: { message: "overloaded" } });
     expect(failed.complete).toBe(true);
+  });
+
+  it("judges the calls of every lifecycle event's response, one after the final event included", () => {
+    const acc = new StreamAccumulator();
+    acc.observe({ type: "response.completed", response: { output: [{ type: "message", content: [] }] } });
+    expect(acc.toolCallSeen).toBe(false);
+    acc.observe({ type: "response.in_progress", response: { output: [{ type: "function_call", name: "deploy", arguments: "{}" }] } });
+    expect(acc.toolCalls()).toEqual([{ name: "deploy", arguments: "{}" }]);
   });
 
   it("judges a Responses call that only the final event carries, or carries otherwise than its item events", () => {
@@ -172,21 +178,31 @@ describe("answer inspection", () => {
     ]);
   });
 
-  it("reads calls of the built-in tools a client runs, named by the tool type, arguments from their action", () => {
+  it("reads calls of the built-in tools, named by the tool type, arguments from their action, code or queries", () => {
     const action = { type: "exec", command: ["rm", "-rf", "/"] };
     const output = [
       { type: "local_shell_call", call_id: "c1", action },
       { type: "shell_call", call_id: "c2", action: { commands: ["ls"] } },
       { type: "computer_call", call_id: "c3", action: { type: "click", x: 1, y: 2 } },
       { type: "apply_patch_call", call_id: "c4", operation: { type: "delete_file", path: "a" } },
-      // Run by the upstream itself: nothing left to govern.
-      { type: "web_search_call", id: "ws", status: "completed" },
+      // Run by the upstream itself: judged too, a DENY keeps the result from the client.
+      { type: "web_search_call", id: "ws", status: "completed", action: { type: "search", query: "q" } },
+      { type: "code_interpreter_call", id: "ci", code: "print(1)", container_id: "c" },
+      { type: "file_search_call", id: "fs", queries: ["q"] },
+      // A type the gateway does not know: by its name, and by its type.
+      { type: "future_tool_call", name: "deploy", arguments: '{"env":"prod"}' },
+      { type: "message", content: [] },
+      { type: "mcp_list_tools", server_label: "gh", tools: [] },
     ];
     expect(summarizeAnswer({ output }).toolCalls).toEqual([
       { name: "local_shell", arguments: JSON.stringify(action) },
       { name: "shell", arguments: '{"commands":["ls"]}' },
-      { name: "computer_use_preview", arguments: '{"type":"click","x":1,"y":2}' },
+      { name: "computer_use_preview", arguments: '{"type":"click","x":1,"y":2}', aliases: ["computer"] },
       { name: "apply_patch", arguments: '{"type":"delete_file","path":"a"}' },
+      { name: "web_search", arguments: '{"type":"search","query":"q"}' },
+      { name: "code_interpreter", arguments: '{"code":"print(1)"}' },
+      { name: "file_search", arguments: '{"queries":["q"]}' },
+      { name: "deploy", arguments: '{"env":"prod"}', aliases: ["future_tool"] },
     ]);
     const acc = new StreamAccumulator();
     acc.observe({ type: "response.output_item.added", output_index: 0, item: { type: "local_shell_call", action } });
