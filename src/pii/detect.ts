@@ -28,8 +28,23 @@ function detection(found: Iterable<PiiType>): PiiDetection {
 function typesIn(text: string, detectors: readonly PiiType[]): PiiType[] {
   const found = findPiiSpans(text, detectors).map((span) => span.type);
   if (!NON_ASCII.test(text)) return found;
-  const plain = text.normalize("NFKC").replace(INVISIBLE, "");
+  const plain = compatibilityForm(text);
   return plain === text ? found : [...found, ...findPiiSpans(plain, detectors).map((span) => span.type)];
+}
+
+/** NFKC, without the characters that render as nothing: the form a reader (or a model) takes the text in. */
+function compatibilityForm(text: string): string {
+  return text.normalize("NFKC").replace(INVISIBLE, "");
+}
+
+/**
+ * The text and, where it differs, its compatibility form after it: what `prompt_text` rules match,
+ * so `ignore\u200b previous` cannot pass a rule on "ignore previous".
+ */
+export function withCompatibilityForm(text: string): string {
+  if (!NON_ASCII.test(text)) return text;
+  const plain = compatibilityForm(text);
+  return plain === text ? text : `${text}\n${plain}`;
 }
 
 const NON_ASCII = /[^\x00-\x7f]/;
@@ -67,7 +82,7 @@ export function lazyPrompt(body: unknown, detectors: readonly PiiType[], decode?
   };
   return {
     text: () => {
-      text ??= partsOf().join("\n");
+      text ??= withCompatibilityForm(partsOf().join("\n"));
       return text;
     },
     pii: () => {
@@ -77,8 +92,19 @@ export function lazyPrompt(body: unknown, detectors: readonly PiiType[], decode?
   };
 }
 
-/** `text` with each match replaced by `[REDACTED:<type>]`. */
+/**
+ * `text` with each match replaced by `[REDACTED:<type>]`. PII that only the compatibility form shows
+ * (a fullwidth `＠`, a zero-width space inside a number), which the scan flags, is masked too: the
+ * text then goes on in that form.
+ */
 export function redactPii(text: string, detectors: readonly PiiType[]): string {
+  const masked = maskSpans(text, detectors);
+  if (!NON_ASCII.test(masked)) return masked;
+  const plain = compatibilityForm(masked);
+  return plain !== masked && findPiiSpans(plain, detectors).length > 0 ? maskSpans(plain, detectors) : masked;
+}
+
+function maskSpans(text: string, detectors: readonly PiiType[]): string {
   const pieces: string[] = [];
   let cursor = 0;
   for (const span of findPiiSpans(text, detectors)) {

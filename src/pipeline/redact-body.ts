@@ -6,11 +6,12 @@ type Json = Record<string, unknown>;
 
 /**
  * Tool-call arguments: masked as written, unless escapes (`\u0040`) hide what the detectors would
- * find; then the JSON is decoded, its strings masked, and written again.
+ * find, or masking in the text's compatibility form changed its JSON (a fullwidth quote made ASCII);
+ * then the JSON is decoded, its strings masked, and written again.
  */
 function redactArguments(args: string, detectors: Detectors): string {
   const masked = redactPii(args, detectors);
-  if (!args.includes("\\")) return masked;
+  if (!args.includes("\\") && (masked === args || isJson(masked) || !isJson(args))) return masked;
   try {
     const parsed: unknown = JSON.parse(args);
     const decoded = JSON.stringify(parsed);
@@ -19,6 +20,15 @@ function redactArguments(args: string, detectors: Detectors): string {
   } catch {
     // Not JSON, or nested past what the serialiser takes: the text as written is all there is.
     return masked;
+  }
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
   }
 }
 

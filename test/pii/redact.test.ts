@@ -18,6 +18,15 @@ describe("redactPii", () => {
     expect(redactPii("pay DE89 3704 0044 0532 0130 00 OK", ["iban"])).toBe("pay [REDACTED:iban] OK");
   });
 
+  test("masks PII only the compatibility form shows, which the scan flags: the text goes on in that form", () => {
+    for (const disguised of ["mail jane＠example．com", "ssn １２３-４５-６７８９", "card 4111\u200b1111\u200b1111\u200b1111", "jane@example\u200b.com"]) {
+      expect(detectPii(disguised, PII_TYPES).classification, disguised).toBe("pii");
+      expect(redactPii(disguised, PII_TYPES), disguised).toMatch(/^\w+ \[REDACTED:\w+\]$|^\[REDACTED:\w+\]$/);
+    }
+    // Non-ASCII text without PII is left exactly as written.
+    expect(redactPii("café ＡＢＣ", PII_TYPES)).toBe("café ＡＢＣ");
+  });
+
   test("leaves text without PII, and text for disabled detectors, untouched", () => {
     expect(redactPii("plain text 42", PII_TYPES)).toBe("plain text 42");
     expect(redactPii("bob@example.com", ["phone"])).toBe("bob@example.com");

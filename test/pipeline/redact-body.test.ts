@@ -54,6 +54,17 @@ describe("redactRequestBody", () => {
     expect(input[5]).toEqual({ type: "reasoning", id: "r1" });
   });
 
+  test("arguments whose PII only the compatibility form shows stay JSON when masked (a fullwidth quote is not made a quote)", () => {
+    const args = JSON.stringify({ note: "say ＂hi＂", email: "jane＠example．com" });
+    const body: Record<string, unknown> = {
+      model: "m",
+      messages: [{ role: "assistant", tool_calls: [{ id: "c1", type: "function", function: { name: "f", arguments: args } }] }],
+    };
+    redactRequestBody(body, PII_TYPES);
+    const sent = ((body.messages as Array<{ tool_calls: Array<{ function: { arguments: string } }> }>)[0]?.tool_calls[0]?.function.arguments) as string;
+    expect(JSON.parse(sent)).toMatchObject({ email: "[REDACTED:email]" });
+  });
+
   test("malformed members are left as they are", () => {
     const body: Record<string, unknown> = { messages: [null, 5, { role: "assistant", tool_calls: [null, { function: 3 }], function_call: "x" }], input: [null, 7] };
     redactRequestBody(body, PII_TYPES);
