@@ -123,13 +123,21 @@ const EMPTY_INPUT: CallFactsInput = {
   lazy: {},
 };
 
-/** Unparsable arguments are a fact too: `tool_args` is then missing while `tool_args_json` holds the text. */
 /**
  * A tool call's arguments for `tool_args.<path>`. A model's JSON is sometimes not quite JSON (a
- * trailing comma, single quotes): agent frameworks repair it and run the call, so the rules read it
- * as repaired (JSON5) rather than find no arguments and let the call through unjudged.
+ * trailing comma, single quotes) or encoded twice (a JSON string holding the object): agent
+ * frameworks repair it and run the call, so the rules read it as repaired (JSON5, decoded again)
+ * rather than find no arguments and let the call through unjudged. Unparsable arguments are a fact
+ * too: `tool_args` is then missing while `tool_args_json` holds the text.
  */
 function parseArgs(json: string): unknown {
+  const parsed = parseLenient(json);
+  if (typeof parsed !== "string") return parsed;
+  const inner = parseLenient(parsed);
+  return inner !== null && typeof inner === "object" ? inner : parsed;
+}
+
+function parseLenient(json: string): unknown {
   try {
     return JSON.parse(json);
   } catch {

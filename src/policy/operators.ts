@@ -39,7 +39,8 @@ export function compileOperator(
       }
       if (!checkScalar(operand, kind, attribute, op, path, sink)) return undefined;
       const test: ValueTest = (value) => value === operand;
-      return op === "eq" ? test : negate(test);
+      const read = numbersFromText(kind, test);
+      return op === "eq" ? read : negate(read);
     }
     case "in":
     case "not_in": {
@@ -53,7 +54,7 @@ export function compileOperator(
         if (!checkScalar(item, kind, attribute, op, childPath(path, index), sink)) valid = false;
       });
       if (!valid) return undefined;
-      const test = memberTest(new Set<unknown>(operand));
+      const test = numbersFromText(kind, memberTest(new Set<unknown>(operand)));
       return op === "in" ? test : negate(test);
     }
     case "gt":
@@ -69,7 +70,7 @@ export function compileOperator(
         return undefined;
       }
       if (!withinRange(operand, attribute, op, path, sink)) return undefined;
-      return compareTest(op, operand);
+      return numbersFromText(kind, compareTest(op, operand));
     }
     case "matches": {
       if (typeof operand !== "string") {
@@ -96,6 +97,18 @@ export function compileOperator(
       return operand ? present : negate(present);
     }
   }
+}
+
+/** A number written as JSON writes one, whole: `"5000"`, `"-1.5e3"`; not `"5000 USD"` or `""`. */
+const NUMERIC_TEXT = /^\s*-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?\s*$/;
+
+/**
+ * For a tool argument (`any`), a number sent as text is also read as the number: agent frameworks
+ * coerce `{"amount": "5000"}` to 5000 and run the call, so a rule on `amount > 1000` must see it.
+ */
+function numbersFromText(kind: AttributeKind, test: ValueTest): ValueTest {
+  if (kind !== "any") return test;
+  return (value) => test(value) || (typeof value === "string" && NUMERIC_TEXT.test(value) && test(Number(value)));
 }
 
 const isPresent: ValueTest = (value) => value !== undefined;

@@ -78,6 +78,12 @@ describe("CallFacts", () => {
     }
   });
 
+  it("decodes arguments encoded twice (a JSON string holding the object), as frameworks do", () => {
+    const child = new CallFacts(input()).forTool("tool.call", "pay", JSON.stringify(JSON.stringify({ amount: 5000 })));
+    expect(child.get("tool_args")).toEqual({ amount: 5000 });
+    expect(new CallFacts(input()).forTool("tool.call", "say", '"just text"').get("tool_args")).toBe("just text");
+  });
+
   it("knows no attribute outside the contract's list", () => {
     const facts = new CallFacts(input());
     expect(facts.get("constructor")).toBeUndefined();

@@ -74,6 +74,12 @@ const rows: Row[] = [
   ["exists on an empty list: no tools declared", { tools: { exists: true } }, { tools: [] }, false],
   ["exists false on an empty list", { pii_types: { exists: false } }, { pii_types: [] }, true],
   // tool_args paths
+  ["a number sent as text is compared as the number", { "tool_args.amount": { gt: 1000 } }, { tool_args: { amount: "5000" } }, true],
+  ["a number sent as text equals the number", { "tool_args.n": { eq: 10 } }, { tool_args: { n: " 10 " } }, true],
+  ["a number sent as text is in a list of numbers", { "tool_args.n": { in: [1, 2] } }, { tool_args: { n: "2" } }, true],
+  ["a number sent as text is not one other", { "tool_args.n": { ne: 10 } }, { tool_args: { n: "10" } }, false],
+  ["text that is not a whole number is not one", { "tool_args.amount": { gt: 1000 } }, { tool_args: { amount: "5000 USD" } }, false],
+  ["a typed attribute is not read from text", { input_tokens: { gt: 1 } }, { input_tokens: "5" }, false],
   ["tool_args path", { "tool_args.environment": { eq: "prod" } }, { tool_args: { environment: "prod" } }, true],
   [
     "tool_args nested path",
