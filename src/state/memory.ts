@@ -34,9 +34,18 @@ interface Snapshot {
 }
 
 /** The snapshot's outline, checked before it is read: a wrong file fails with its name, not a TypeError. */
+const savedLevelShape = z.looseObject({
+  day: z.string(),
+  dayMicros: z.number(),
+  month: z.string(),
+  monthMicros: z.number(),
+  totalMicros: z.number(),
+  session: z.looseObject({ startedAt: z.number(), micros: z.number(), tokens: z.number(), llmCalls: z.number(), toolCalls: z.number() }).nullable(),
+});
+
 const snapshotShape = z.object({
   version: z.literal(1),
-  levels: z.record(z.string(), z.looseObject({})),
+  levels: z.record(z.string(), savedLevelShape),
   sessionExpiry: z.record(z.string(), z.number()).optional(),
   keys: z.array(z.looseObject({ id: z.string() })),
   stops: z.array(z.looseObject({ kind: z.string(), value: z.string() })),
@@ -69,6 +78,11 @@ export class MemoryStore implements StateStore {
   private writing: Promise<void> = Promise.resolve();
   /** The spend since the last snapshot, kept as it changes; null without a snapshot file. */
   private journal: SpendJournal | null = null;
+  /**
+   * Why the snapshot or the journal could not be written (a full disk), until a snapshot is written
+   * again: meanwhile spend would be forgotten by a restart, so calls with budgets are refused.
+   */
+  private unsaved: Error | null = null;
 
   constructor(
     private readonly snapshotPath: string | null,
@@ -78,7 +92,7 @@ export class MemoryStore implements StateStore {
   ) {
     if (snapshotPath !== null) {
       this.restore(snapshotPath, now);
-      this.timer = setInterval(() => void this.saveIfDirty().catch(this.onSaveError), SNAPSHOT_EVERY_MS);
+      this.timer = setInterval(() => void this.saveIfDirty().catch(this.saveFailed), SNAPSHOT_EVERY_MS);
       this.timer.unref();
     }
   }
@@ -112,11 +126,24 @@ export class MemoryStore implements StateStore {
 
   /** The spend journaled after the snapshot, from `generation` on, over what it restored. */
   private replayJournal(path: string, generation: number, now: number): void {
-    this.journal = new SpendJournal(path, generation, this.onSaveError);
+    this.journal = new SpendJournal(path, generation, this.saveFailed);
     this.journal.replay((level, saved, expiry) => {
+      if (!savedLevelShape.safeParse(saved).success) return;
       this.levels.set(level, restoredLevel(saved, now));
       if (expiry !== null) this.sessionExpiry.set(level, expiry);
     });
+  }
+
+  private readonly saveFailed = (error: unknown): void => {
+    this.unsaved = error instanceof Error ? error : new Error(String(error));
+    this.onSaveError(error);
+  };
+
+  /** Budgets, session limits: what a restart must not forget, so what is refused while it could be. */
+  private refuseUnsaved(request: ReserveRequest): void {
+    const { limits } = request;
+    if (this.unsaved === null || (limits.dailyMicros === null && limits.monthlyMicros === null && limits.totalMicros === null && !limits.session)) return;
+    throw new Error(`the state snapshot cannot be written (${this.unsaved.message}): spend would not survive a restart`);
   }
 
   /** A level's spend changed: journaled at once, snapshotted with the rest. */
@@ -148,6 +175,7 @@ export class MemoryStore implements StateStore {
   }
 
   async reserve(request: ReserveRequest, now: number): Promise<ReserveResult> {
+    this.refuseUnsaved(request);
     const state = this.level(request.level, now, request.ttlMs);
     const result = reserveLevel(state, request, now);
     if (result.ok) this.spent(request.level, state);
@@ -272,7 +300,7 @@ export class MemoryStore implements StateStore {
   }
 
   async ping(): Promise<boolean> {
-    return true;
+    return this.unsaved === null;
   }
 
   private snapshot(): Snapshot {
@@ -313,11 +341,13 @@ export class MemoryStore implements StateStore {
       const tmp = `${path}.${process.pid}.tmp`;
       await writeFile(tmp, text);
       await rename(tmp, path);
+      this.unsaved = null;
       if (journal !== null && generation !== undefined) await journal.prune(generation);
     });
     // A failed write leaves the state to write again, and the next write does not inherit the failure.
-    this.writing = write.catch(() => {
+    this.writing = write.catch((error: unknown) => {
       this.dirty = true;
+      this.unsaved = error instanceof Error ? error : new Error(String(error));
     });
     return write;
   }

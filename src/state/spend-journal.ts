@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import { type FileHandle, open, unlink } from "node:fs/promises";
 import type { LevelState } from "../limits/level-state.js";
 
@@ -36,20 +37,37 @@ export class SpendJournal {
     this.oldest = firstGeneration;
   }
 
-  /** The entries of every journal from the snapshot's on, in order; a torn last line is skipped. */
+  /** The entries of every journal from the snapshot's on, in order; a torn line is skipped. */
   replay(apply: (level: string, saved: SavedLevel, sessionExpiry: number | null) => void): void {
-    for (let generation = this.firstGeneration; existsSync(journalPath(this.snapshotPath, generation)); generation++) {
+    for (const generation of this.generationsOnDisk()) {
       for (const line of readFileSync(journalPath(this.snapshotPath, generation), "utf8").split("\n")) {
         if (line === "") continue;
         try {
           const [level, saved, expiry] = JSON.parse(line) as Entry;
-          apply(level, saved, expiry);
+          if (typeof level === "string") apply(level, saved, typeof expiry === "number" ? expiry : null);
         } catch {
           // A line cut by the crash: the change before it stands.
         }
       }
-      this.generation = generation + 1;
+      this.oldest = Math.min(this.oldest, generation);
+      this.generation = Math.max(this.generation, generation + 1);
     }
+  }
+
+  /** The journals next to the snapshot from its generation on, oldest first. */
+  private generationsOnDisk(): number[] {
+    const prefix = `${basename(this.snapshotPath)}.journal.`;
+    let names: string[];
+    try {
+      names = readdirSync(dirname(this.snapshotPath));
+    } catch {
+      return [];
+    }
+    return names
+      .filter((name) => name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length)))
+      .map((name) => Number(name.slice(prefix.length)))
+      .filter((generation) => generation >= this.firstGeneration)
+      .sort((a, b) => a - b);
   }
 
   /** Notes a level's state after a change; written at the end of the turn. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -68,6 +68,46 @@ describe("memory store snapshot", () => {
     } finally {
       await restarted.close();
       await killed.close();
+    }
+  });
+
+  it("reads a journal left without its snapshot (killed before the first snapshot was written)", async () => {
+    const path = snapshotPath();
+    const killed = new MemoryStore(path, T0);
+    await killed.saveNow();
+    await killed.saveNow();
+    const request = reserveRequest("key:orphan", limits({ dailyMicros: 10_000 }), { inputMicros: 10 });
+    await killed.settle(settleRequest(request, await killed.reserve(request, T0), T0, { actualMicros: 400 }), T0);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    renameSync(path, `${path}.aside`);
+    const restarted = new MemoryStore(path, T0);
+    try {
+      expect((await restarted.usage("key:orphan", T0)).dailyMicros).toBe(400);
+    } finally {
+      await restarted.close();
+      await killed.close();
+    }
+  });
+
+  it("refuses calls with budgets, and is not ready, while its snapshot cannot be written; recovers once it can", async () => {
+    const path = snapshotPath();
+    const store = new MemoryStore(path, T0);
+    try {
+      await store.saveNow();
+      // The temporary file the snapshot is written to is taken by a directory: every write fails.
+      const blocker = `${path}.${process.pid}.tmp`;
+      mkdirSync(blocker);
+      await expect(store.saveNow()).rejects.toThrow();
+      expect(await store.ping()).toBe(false);
+      const budgeted = reserveRequest("key:full-disk", limits({ dailyMicros: 10_000 }));
+      await expect(store.reserve(budgeted, T0)).rejects.toThrow(/snapshot cannot be written/);
+      expect((await store.reserve(reserveRequest("key:rate-only", limits({ requestsPerMinute: 10 })), T0)).ok).toBe(true);
+      rmSync(blocker, { recursive: true });
+      await store.saveNow();
+      expect(await store.ping()).toBe(true);
+      expect((await store.reserve(budgeted, T0)).ok).toBe(true);
+    } finally {
+      await store.close();
     }
   });
 
