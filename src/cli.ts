@@ -5,6 +5,7 @@ import { parse as parseYaml } from "yaml";
 import { buildCaseFacts, evaluateFacts } from "./admin/policies.js";
 import { parseAuditQuery } from "./audit/query.js";
 import { queryFiles } from "./audit/query-files.js";
+import { listAuditFiles } from "./audit/files.js";
 import { verifyFiles } from "./audit/verify.js";
 import { generateKey, hashKey } from "./auth/keys.js";
 import { ConfigError, formatIssues, readConfigFile } from "./config/load.js";
@@ -115,6 +116,11 @@ async function audit(sub: string | undefined, args: string[], out: Out, err: Out
     return 1;
   }
   if (sub === "verify") {
+    if ((await listAuditFiles(dir, replica)).length === 0) {
+      // As with a mistyped --dir: no file to verify must not pass for an intact chain.
+      err(replica === undefined ? `no audit files in \`${dir}\`` : `no audit files of replica \`${replica}\` in \`${dir}\``);
+      return 1;
+    }
     const result = await verifyFiles(dir, replica);
     out(JSON.stringify(result, null, 2));
     return result.ok ? 0 : 1;

@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli.js";
@@ -56,6 +57,12 @@ describe("audit CLI, offline on the files", () => {
       expect(missing.err).toContain("no audit directory at");
       expect(missing.out).toEqual([]);
     }
+    const typo = await run(["audit", "verify", "--dir", h.auditDir, "--replica", "no-such-replica"]);
+    expect(typo.code).toBe(1);
+    expect(typo.err).toContain("no audit files of replica `no-such-replica`");
+    const empty = await run(["audit", "verify", "--dir", mkdtempSync(join(tmpdir(), "spark-empty-audit-"))]);
+    expect(empty.code).toBe(1);
+    expect(empty.err).toContain("no audit files in");
   });
 
   it("verifies the chain and reports an edited record", async () => {
