@@ -95,11 +95,16 @@ export function mergeDecisions(decisions: readonly Decision[], ruleOrder: Readon
     effect: winner.effect,
     rule: winner.rule,
     // default_effect decided, though rules of other effects matched (a stripped tool's DENY, say): "no rule matched" would be untrue.
-    reason: winner.rule === null && matched.length > 0 ? `no ALLOW rule matched; default_effect ${winner.effect}` : winner.reason,
+    reason: winner.rule === null && matched.length > 0 && isDefaultReason(winner.reason) ? `no ALLOW rule matched; default_effect ${winner.effect}` : winner.reason,
     matched,
     constraints: combineConstraints(ordered, winner.effect, auditBodies),
     dry_run_rules: inOrder(unique(decisions.flatMap((decision) => decision.dry_run_rules)), nameRank),
   };
+}
+
+/** The reason `evaluatePolicy` gives a decision no rule made (not one made for a stripped tool). */
+function isDefaultReason(reason: string): boolean {
+  return reason.startsWith("no rule matched;");
 }
 
 /** `items` sorted by `rank` (stably), the list itself where it is in order already, as it mostly is. */

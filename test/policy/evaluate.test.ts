@@ -207,6 +207,15 @@ describe("mergeDecisions", () => {
     });
   });
 
+  it("says no ALLOW rule matched where the default decided though rules matched, but keeps a stripped tool's own reason", () => {
+    const byDefault = decision("DENY", null, { reason: "no rule matched; default_effect DENY" });
+    expect(mergeDecisions([byDefault, decision("ALLOW", null, { reason: "`shell` stripped: x", matched: ["strip_shell"] })]).reason).toBe(
+      "no ALLOW rule matched; default_effect DENY",
+    );
+    const stripped = decision("ALLOW", null, { reason: "`shell` stripped: x", matched: ["strip_shell"] });
+    expect(mergeDecisions([stripped]).reason).toBe("`shell` stripped: x");
+  });
+
   it("lets a DENY anywhere win", () => {
     const merged = mergeDecisions([decision("REQUIRE_APPROVAL", "a"), decision("DENY", "b"), decision("DENY", "c")]);
     expect(merged).toMatchObject({ effect: "DENY", rule: "b", matched: ["a", "b", "c"] });
