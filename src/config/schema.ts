@@ -80,6 +80,12 @@ export const modelSchema = z.strictObject({
   cached_input_per_1m: nullable(money),
   tokenizer: z.enum(["o200k_base", "cl100k_base"]).default("o200k_base"),
   max_output_tokens: positiveInt.default(16384),
+  /**
+   * The most tokens the model reads: a Responses call continuing stored context (`previous_response_id`,
+   * `conversation`), whose size the gateway cannot see, is reserved this much input. Null: the input
+   * the request itself carries (the settle still charges what the upstream reports).
+   */
+  context_window: positiveInt.nullable().default(null),
   output_limit_param: z.enum(["max_completion_tokens", "max_tokens"]).default("max_completion_tokens"),
   // null, like the fields around it, means "the same name".
   upstream_model: z

@@ -84,6 +84,11 @@ export function countInput(action: CallAction, body: Record<string, unknown>, mo
 
 const usd = (micros: number): string => `$${microsToUsd(micros).toFixed(6)}`;
 
+/** A Responses call the upstream adds stored context to, which the request does not carry. */
+function continuesStoredContext(action: CallAction, body: Record<string, unknown>): boolean {
+  return action === "responses" && ((typeof body.previous_response_id === "string" && body.previous_response_id !== "") || (body.conversation !== undefined && body.conversation !== null));
+}
+
 /**
  * Counts the input (or bounds it from bytes when exact counting cannot change any outcome), and
  * clamps the output limit so the worst case fits the per-call cap, or refuses with
@@ -109,6 +114,7 @@ export function estimateCall(
   } else {
     inputTokens = countInput(action, body, model);
   }
+  if (model.context_window !== null && continuesStoredContext(action, body)) inputTokens = Math.max(inputTokens, model.context_window);
 
   let output = outputTokens;
   let worst = worstCaseMicros(inputTokens, output * choices, prices);

@@ -38,3 +38,21 @@ describe("estimateCall at the per-call cap", () => {
     }
   });
 });
+
+describe("estimateCall of a Responses call continuing stored context", () => {
+  const uncapped: LimitPlan = { ...plan(0, true), perCallCapMicros: null };
+  it("reserves the model's context window as input, the stored part being unseen by the gateway", () => {
+    const model = modelSchema.parse({ upstream: "openai", input_per_1m: 1, output_per_1m: 2, context_window: 128_000 });
+    const prices = compileModelPrices(model);
+    const plain = estimateCall("responses", { model: "m", input: "hi", max_output_tokens: 100 }, model, prices, uncapped, true);
+    expect(plain.inputTokens).toBeLessThan(100);
+    for (const continued of [{ previous_response_id: "resp_1" }, { conversation: "conv_1" }, { conversation: { id: "conv_1" } }]) {
+      const estimate = estimateCall("responses", { model: "m", input: "hi", max_output_tokens: 100, ...continued }, model, prices, uncapped, true);
+      expect(estimate.inputTokens).toBe(128_000);
+      expect(estimate.worstMicros).toBe(128_000 + 200);
+    }
+    // Without a window configured, only the input the request carries.
+    const unknown = modelSchema.parse({ upstream: "openai", input_per_1m: 1, output_per_1m: 2 });
+    expect(estimateCall("responses", { model: "m", input: "hi", previous_response_id: "resp_1" }, unknown, compileModelPrices(unknown), uncapped, true).inputTokens).toBeLessThan(100);
+  });
+});

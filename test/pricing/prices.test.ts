@@ -2,7 +2,7 @@ import { describe, expect, test } from "vitest";
 import type { Config } from "../../src/config/schema.js";
 import { compilePriceTable, isPriced, microsToUsd, usdToMicros } from "../../src/pricing/index.js";
 
-const base = { upstream: "openai", tokenizer: "o200k_base", max_output_tokens: 16384, output_limit_param: "max_completion_tokens" } as const;
+const base = { upstream: "openai", tokenizer: "o200k_base", max_output_tokens: 16384, context_window: null, output_limit_param: "max_completion_tokens" } as const;
 const models: Config["models"] = {
   "gpt-4o-mini": { ...base, kind: "chat", input_per_1m: 0.15, output_per_1m: 0.6, cached_input_per_1m: 0.075 },
   "gpt-4o": { ...base, kind: "chat", input_per_1m: 2.5, output_per_1m: 10 },
