@@ -83,10 +83,11 @@ function acceptIban(match: RegExpExecArray): number {
   }
 }
 
+// Dashes, or spaces, used alike between the three groups.
 const usSsn: Pattern = {
-  regex: /(?<![\d-])(\d{3})-(\d{2})-(\d{4})(?![\d-])/g,
-  accept: (match) => (isUsSsn(match[1] ?? "", match[2] ?? "", match[3] ?? "") ? match[0].length : 0),
-  needs: "-",
+  regex: /(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-])/g,
+  accept: (match) => (isUsSsn(match[1] ?? "", match[3] ?? "", match[4] ?? "") ? match[0].length : 0),
+  needs: "digit",
 };
 
 const ipv4: Pattern = {
@@ -109,6 +110,10 @@ const secrets: Pattern[] = [
   { regex: /(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Za-z])/g, accept: whole, needs: "IA" },
   { regex: /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})/g, accept: whole, needs: "_" },
   { regex: /(?<![A-Za-z0-9])xox[baprs]-[A-Za-z0-9-]{10,255}/g, accept: whole, needs: "xox" },
+  // Google API keys, and Stripe's live and test keys.
+  { regex: /(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])/g, accept: whole, needs: "AIza" },
+  { regex: /(?<![A-Za-z0-9_])(?:sk|rk)_live_[0-9A-Za-z]{16,255}/g, accept: whole, needs: "_live_" },
+  { regex: /(?<![A-Za-z0-9_])(?:sk|rk)_test_[0-9A-Za-z]{16,255}/g, accept: whole, needs: "_test_" },
   // The header, the base64 body and the footer when present; a truncated key still loses its body.
   {
     regex:

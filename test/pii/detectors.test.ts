@@ -21,8 +21,8 @@ const cases: Record<PiiType, { positive: string[]; negative: string[] }> = {
     negative: ["DE89 3704 0044 0532 0130 01", "GB82 WEST 1234 5698 7654 33", "XX00 0000 0000 0000", "DE89 3704"],
   },
   us_ssn: {
-    positive: ["123-45-6789", "078-05-1120"],
-    negative: ["000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000", "123-45-67890", "123456789"],
+    positive: ["123-45-6789", "078-05-1120", "123 45 6789"],
+    negative: ["000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000", "123-45-67890", "123456789", "123-45 6789", "000 12 3456"],
   },
   secret: {
     positive: [
@@ -36,6 +36,9 @@ const cases: Record<PiiType, { positive: string[]; negative: string[] }> = {
       "-----BEGIN PRIVATE KEY-----",
       "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
       "Authorization: Bearer abcdef1234567890abcdef",
+      "AIzaSyA1234567890abcdefghijklmnopqrstuv",
+      "sk_live_51HqLyjWDarjtT1zdp7dcXYZ",
+      "rk_test_4eC39HqLyjWDarjtT1zdp7dc",
     ],
     negative: [
       "sk-learn-is-a-python-library-name",
@@ -44,6 +47,8 @@ const cases: Record<PiiType, { positive: string[]; negative: string[] }> = {
       "the bearer of bad news",
       "-----BEGIN PUBLIC KEY-----",
       "eyJhbGciOiJIUzI1NiJ9",
+      "AIza-too-short",
+      "sk_live_short",
     ],
   },
   ip: {
