@@ -15,7 +15,8 @@ export interface ModelEntry {
 }
 
 /**
- * The models this key may use: those a call by it would not be denied, judged on its subject alone,
+ * The models this key may use: those a call by it would not be denied, judged on its subject alone
+ * (a DENY that turns on what only a call carries, its prompt or tools, may spare some call),
  * and for a key with cost limits only priced ones (an unpriced one would answer `model_not_priced`).
  */
 export function listModels(runtime: Runtime, principal: Principal, incoming: IncomingMessage): ModelEntry[] {
@@ -43,7 +44,7 @@ export function listModels(runtime: Runtime, principal: Principal, incoming: Inc
       now,
       lazy: {},
     });
-    if (evaluatePolicy(runtime.policy, action, facts).effect === "DENY") continue;
+    if (evaluatePolicy(runtime.listingPolicy, action, facts).effect === "DENY") continue;
     out.push({ id, object: "model", created: 0, owned_by: model.upstream });
   }
   return out;

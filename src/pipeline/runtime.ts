@@ -2,7 +2,7 @@ import { isClosedToPassthrough } from "../config/governed-paths.js";
 import { hostname } from "node:os";
 import { KeyIndex } from "../auth/keys.js";
 import type { ConfigIssue } from "../config/load.js";
-import type { Config } from "../config/schema.js";
+import type { Config, RuleConfig } from "../config/schema.js";
 import { type CompiledPolicy, compilePolicy } from "../policy/compile.js";
 import { compilePriceTable, type PriceTable } from "../pricing/index.js";
 import type { RuntimeKey, Stop } from "../state/store.js";
@@ -14,6 +14,11 @@ import { TEAM_SPEND, USER_SPEND } from "./call-facts.js";
 export interface Runtime {
   config: Config;
   policy: CompiledPolicy;
+  /**
+   * What `GET /v1/models` judges a model by: the rules, less the DENY rules that read what only a
+   * call has (its prompt, tools, stream...), which a listing cannot know; a call they spare is possible.
+   */
+  listingPolicy: CompiledPolicy;
   prices: PriceTable;
   upstreams: Map<string, UpstreamTarget>;
   replica: string;
@@ -35,9 +40,12 @@ export function buildRuntime(config: Config, port: number, previous: Runtime | n
   }
   const adminPrincipals = new Map<string, { name: string; role: string }>();
   for (const approver of config.admin.approvers) adminPrincipals.set(approver.token_hash, { name: approver.name, role: approver.role });
+  const known = (rule: RuleConfig): boolean => [...(policy.ruleAttributes.get(rule.name) ?? [])].every((attribute) => LISTING_FACTS.has(attribute));
+  const listingPolicy = compilePolicy({ ...config.policies, rules: policy.rules.filter((rule) => rule.effect !== "DENY" || known(rule)) });
   return {
     config,
     policy,
+    listingPolicy,
     prices: compilePriceTable(config.models),
     upstreams,
     // Named once, at start: the audit chain and its files belong to the name the replica started with.
@@ -50,6 +58,9 @@ export function buildRuntime(config: Config, port: number, previous: Runtime | n
     },
   };
 }
+
+/** The facts a model listing has: who asks, which model, when, in which session. */
+const LISTING_FACTS: ReadonlySet<string> = new Set(["key_id", "user", "user_role", "team", "purpose", "org", "action", "model", "hour", "weekday", "session_id"]);
 
 /** Settings read once at start (listener, store, audit sinks and writer): a reload cannot apply them. */
 const RESTART_ONLY: ReadonlyArray<readonly [string, (config: Config) => unknown]> = [

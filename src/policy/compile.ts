@@ -29,6 +29,8 @@ export interface CompiledPolicy {
   readonly ruleOrder: ReadonlyMap<string, number>;
   /** Every fact an enabled rule reads (`tool_args.x` reads `tool_args`), so the pipeline computes no others. */
   readonly attributes: ReadonlySet<string>;
+  /** The facts each enabled rule reads, by rule name. */
+  readonly ruleAttributes: ReadonlyMap<string, ReadonlySet<string>>;
   /**
    * False only when evaluating the action could not come out other than a plain default ALLOW (no
    * enabled rule, dry-run included, applies to it, and default_effect is ALLOW): callers may then skip it.
@@ -55,6 +57,7 @@ export function compilePolicy(policies: Config["policies"]): CompiledPolicy {
     "tool.call": [],
   };
   const enabled: RuleConfig[] = [];
+  const byRule = new Map<string, ReadonlySet<string>>();
   const seen = new Set<string>();
 
   policies.rules.forEach((rule, index) => {
@@ -71,6 +74,7 @@ export function compilePolicy(policies: Config["policies"]): CompiledPolicy {
     if (!rule.enabled) return;
 
     enabled.push(rule);
+    byRule.set(rule.name, ruleAttributes);
     for (const attribute of ruleAttributes) attributes.add(attribute);
     const auditBodies = rule.constraints["audit_bodies"];
     const compiled: CompiledRule = {
@@ -97,6 +101,7 @@ export function compilePolicy(policies: Config["policies"]): CompiledPolicy {
     defaultEffect: policies.default_effect,
     ruleOrder: new Map(enabled.map((rule, index) => [rule.name, index])),
     attributes,
+    ruleAttributes: byRule,
     governs: (action) => policies.default_effect !== "ALLOW" || (rulesByAction[action]?.length ?? 0) > 0,
     rulesByAction,
     indexes: perAction(indexRules),

@@ -182,10 +182,16 @@ policies:
     - name: gpt4o_only_in_sessions
       effect: DENY
       conditions: { model: { eq: gpt-4o }, session_id: { exists: false } }
+    - name: free_model_streams_only
+      effect: DENY
+      conditions: { model: { eq: free-model }, stream: { eq: false } }
 `);
     try {
       const ids = async (headers: Record<string, string>) => (await own.client(KEY.dev, { headers }).models.list()).data.map((m) => m.id);
       expect(await ids({})).not.toContain("gpt-4o");
+      // A DENY that turns on what only a call carries (here, not streaming) spares some call: the model is listed.
+      expect(await ids({})).toContain("free-model");
+      await expectApiError(own.client(KEY.dev).chat.completions.create({ model: "free-model", messages: [{ role: "user", content: "say:x" }] }), 403, "policy_denied");
       expect(await ids({ "x-session-id": "run-7" })).toContain("gpt-4o");
       const inSession = await own.client(KEY.dev, { headers: { "x-session-id": "run-7" } }).models.retrieve("gpt-4o");
       expect(inSession.id).toBe("gpt-4o");
