@@ -5,7 +5,7 @@ import type { ModelConfig, Subject } from "../config/schema.js";
 import type { Env } from "../http/app.js";
 import { clipped, GatewayError } from "../http/errors.js";
 import { planLimits } from "../limits/plan.js";
-import { lazyPrompt } from "../pii/index.js";
+import { detectPii, lazyPrompt, type PiiType } from "../pii/index.js";
 import { tokenDecoder } from "../tokens/encoding.js";
 import { ATTRIBUTE_NAMES } from "../policy/attributes.js";
 import type { PolicyCase } from "../policy/cases.js";
@@ -57,8 +57,14 @@ function checkOverrides(overrides: FactOverrides): void {
 }
 
 /** Sets the given facts over the derived ones; tool arguments are kept consistent in both forms. */
-export function applyFactOverrides(facts: CallFacts, overrides: FactOverrides): void {
+export function applyFactOverrides(facts: CallFacts, overrides: FactOverrides, detectors: readonly PiiType[]): void {
   for (const [name, value] of Object.entries(overrides)) facts.set(name, value);
+  // A prompt given as a fact is scanned as a request's would be, unless its classification is given too.
+  if (typeof overrides.prompt_text === "string" && overrides.data_classification === undefined && overrides.pii_types === undefined) {
+    const found = detectPii(overrides.prompt_text, detectors);
+    facts.set("data_classification", found.classification);
+    facts.set("pii_types", found.types);
+  }
   const args = overrides.tool_args;
   const argsJson = overrides.tool_args_json;
   if (args !== undefined && argsJson === undefined) facts.set("tool_args_json", JSON.stringify(args));
@@ -136,7 +142,7 @@ export function buildEvaluationFacts(
   });
   // A bare subject has no key: `key_id` conditions must see it missing, not empty.
   if (!("keyId" in who)) facts.set("key_id", undefined);
-  if (overrides !== undefined) applyFactOverrides(facts, overrides);
+  if (overrides !== undefined) applyFactOverrides(facts, overrides, runtime.config.pii.detectors);
   facts.set("action", resolved);
   return facts;
 }
@@ -158,7 +164,7 @@ export function buildCaseFacts(
   // Offline there is no store: the case's key has used nothing, unless its `facts` say otherwise.
   const action = facts.get("action");
   for (const attribute of USAGE_ATTRIBUTES) facts.set(attribute, 0);
-  if (testCase.facts !== undefined) applyFactOverrides(facts, testCase.facts);
+  if (testCase.facts !== undefined) applyFactOverrides(facts, testCase.facts, runtime.config.pii.detectors);
   facts.set("action", action);
   return facts;
 }
@@ -223,7 +229,7 @@ async function evaluateRoute(c: AdminContext, deps: AdminDeps): Promise<Response
   await prefetchUsage(services, runtime.policy.attributes, facts, principal, null);
   // buildEvaluationFacts always leaves a valid action here (the given, overridden or derived one).
   const action = facts.get("action") as Action;
-  if (body.facts !== undefined) applyFactOverrides(facts, body.facts);
+  if (body.facts !== undefined) applyFactOverrides(facts, body.facts, runtime.config.pii.detectors);
   facts.set("action", action);
   return c.json(evaluateFacts(runtime, runtime.policy, action, facts, body.request));
 }

@@ -129,6 +129,14 @@ policies:
     expect(evaluateFacts(runtime, runtime.policy, "tool.register", named, request)).toMatchObject({ effect: "ALLOW", rule: null });
   });
 
+  it("scans a prompt given as a fact, as a request's would be, unless its classification is given too", () => {
+    const given = buildEvaluationFacts(runtime, subject, undefined, "chat.completions", { prompt_text: "mail a@b.example.com" });
+    expect([given.get("data_classification"), given.get("pii_types")]).toEqual(["pii", ["email"]]);
+    expect(evaluatePolicy(runtime.policy, "chat.completions", given).rule).toBe("no_pii");
+    const overridden = buildEvaluationFacts(runtime, subject, undefined, "chat.completions", { prompt_text: "mail a@b.example.com", data_classification: "none" });
+    expect(overridden.get("data_classification")).toBe("none");
+  });
+
   it("keeps tool_args and tool_args_json consistent", () => {
     const fromObject = buildEvaluationFacts(runtime, subject, undefined, "tool.call", { tool: "deploy", tool_args: { env: "prod" } });
     expect(fromObject.get("tool_args_json")).toBe('{"env":"prod"}');
