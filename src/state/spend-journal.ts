@@ -111,7 +111,12 @@ export class SpendJournal {
     let text = "";
     for (const entry of this.pending.values()) text += `${JSON.stringify(entry)}\n`;
     this.pending.clear();
-    this.handle ??= open(journalPath(this.snapshotPath, this.generation), "a");
+    if (this.handle === null) {
+      const opened = open(journalPath(this.snapshotPath, this.generation), "a");
+      // Awaited in turn below, where a failure is reported; until then it must not count as unhandled.
+      opened.catch(() => undefined);
+      this.handle = opened;
+    }
     const handle = this.handle;
     this.writing = this.writing
       .then(async () => {

@@ -111,6 +111,22 @@ describe("memory store snapshot", () => {
     }
   });
 
+  it("reports a journal it cannot open (its directory gone) as a failed save, never as an unhandled rejection", async () => {
+    const path = snapshotPath();
+    const errors: unknown[] = [];
+    const store = new MemoryStore(path, T0, (error) => errors.push(error));
+    try {
+      await store.saveNow();
+      rmSync(join(path, ".."), { recursive: true, force: true });
+      expect((await store.reserve(reserveRequest("key:gone", limits({ dailyMicros: 10_000 })), T0)).ok).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(errors.length).toBeGreaterThan(0);
+      expect(await store.ping()).toBe(false);
+    } finally {
+      await store.close().catch(() => undefined);
+    }
+  });
+
   it("has a governance write on disk when it answers: a crash right after cannot undo a revoke or reuse an approval", async () => {
     const path = snapshotPath();
     const store = new MemoryStore(path, T0);
