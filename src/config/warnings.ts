@@ -1,3 +1,4 @@
+import { CALL_ACTIONS } from "../policy/types.js";
 import { compileModelPrices, isPriced } from "../pricing/index.js";
 import { isRecord } from "../util/is-record.js";
 import type { ConfigIssue } from "./load.js";
@@ -38,6 +39,14 @@ export function configWarnings(config: Config): ConfigIssue[] {
     };
     checkConstraints(rule, warn, roles);
     conditionsOf(rule.conditions, (attribute, operand) => {
+      if (Array.isArray(operand.in) && operand.in.length === 0) warn(`.conditions.${attribute}`, "`in: []` holds for no value");
+      if (attribute === "action") {
+        const named = [operand.eq, ...(Array.isArray(operand.in) ? operand.in : [])].filter((value): value is string => typeof value === "string");
+        const actions: readonly string[] = rule.actions ?? CALL_ACTIONS;
+        if (named.length > 0 && !named.some((action) => actions.includes(action))) {
+          warn(".conditions.action", `names only actions this rule does not apply to (${named.join(", ")}; it applies to ${actions.join(", ")})`);
+        }
+      }
       if (attribute === "model") {
         const named = [operand.eq, ...(Array.isArray(operand.in) ? operand.in : [])].filter((value): value is string => typeof value === "string");
         const served = named.filter((name) => Object.hasOwn(config.models, name));

@@ -44,6 +44,17 @@ describe("configWarnings", () => {
     ]);
   });
 
+  it("names an empty `in`, and an action condition no action of the rule meets", () => {
+    expect(
+      messages(`    - { name: a, effect: DENY, conditions: { model: { in: [] } } }
+    - { name: b, effect: DENY, conditions: { action: { eq: tool.call } } }
+    - { name: c, effect: DENY, actions: [tool.call], conditions: { action: { eq: tool.call } } }`),
+    ).toEqual([
+      "policies.rules[0].conditions.model: `in: []` holds for no value",
+      "policies.rules[1].conditions.action: names only actions this rule does not apply to (tool.call; it applies to chat.completions, responses, embeddings)",
+    ]);
+  });
+
   it("says nothing of a config whose every part can act", () => {
     expect(
       messages(`    - { name: a, effect: DENY, actions: [tool.register], conditions: { tool: { eq: x } }, constraints: { on_deny: strip } }
