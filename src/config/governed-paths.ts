@@ -9,21 +9,30 @@ export const GOVERNED_PATHS: ReadonlySet<string> = new Set(["/v1/chat/completion
 const CLOSED_TREES = [...GOVERNED_PATHS, "/v1/conversations"];
 
 /**
- * A path as a lenient upstream may read it: percent-escapes decoded, lower case, `;parameters` and
- * trailing dots dropped from each segment, without empty segments or a trailing slash.
+ * A path as a lenient upstream (or a proxy before it) may read it: percent-escapes decoded, twice
+ * over included, lower case, `;parameters` dropped from each segment, `.` and `..` segments resolved
+ * (`/v1/files/..;/responses` is `/v1/responses`), trailing dots dropped, without empty segments or a
+ * trailing slash.
  */
 export function canonicalPath(path: string): string {
   let decoded = path;
-  try {
-    decoded = decodeURIComponent(path);
-  } catch {
-    // A malformed escape: read as written.
+  for (let round = 0; round < 3 && decoded.includes("%"); round++) {
+    try {
+      decoded = decodeURIComponent(decoded);
+    } catch {
+      // A malformed escape: read as written.
+      break;
+    }
   }
-  const segments = decoded
-    .toLowerCase()
-    .split("/")
-    .map((segment) => segment.replace(/;.*$/, "").replace(/[.\s]+$/, ""))
-    .filter((segment) => segment !== "");
+  const segments: string[] = [];
+  for (const raw of decoded.toLowerCase().split("/")) {
+    const segment = raw.replace(/;.*$/, "").trim();
+    if (segment === "..") segments.pop();
+    else if (segment !== "." && segment !== "") {
+      const undotted = segment.replace(/\.+$/, "");
+      if (undotted !== "") segments.push(undotted);
+    }
+  }
   return `/${segments.join("/")}`;
 }
 

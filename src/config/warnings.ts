@@ -1,4 +1,5 @@
 import { CALL_ACTIONS } from "../policy/types.js";
+import { canonicalPath } from "./governed-paths.js";
 import { compileModelPrices, isPriced } from "../pricing/index.js";
 import { isRecord } from "../util/is-record.js";
 import type { ConfigIssue } from "./load.js";
@@ -22,6 +23,9 @@ function conditionsOf(conditions: unknown, visit: (attribute: string, operand: R
 
 const APPROVAL_CONSTRAINTS = ["approver_role", "approval_timeout_seconds"];
 
+/** OpenAI endpoints besides the governed ones that make a model work: relayed by passthrough, nothing judges them. */
+const MODEL_ENDPOINTS = ["/v1/completions", "/v1/batches", "/v1/realtime", "/v1/images", "/v1/audio", "/v1/assistants", "/v1/threads", "/v1/fine_tuning"];
+
 /**
  * What a config may say that is valid but most likely not meant: a rule part that can never act, or
  * a condition no call can meet. Not errors (a policy file may be shared by deployments that serve
@@ -33,6 +37,13 @@ export function configWarnings(config: Config): ConfigIssue[] {
   const unpriced = Object.entries(config.models)
     .filter(([, model]) => model.kind !== "embedding" && !isPriced(compileModelPrices(model)))
     .map(([name]) => name);
+  config.passthrough.paths.forEach((path, index) => {
+    const listed = canonicalPath(path);
+    const runs = MODEL_ENDPOINTS.filter((endpoint) => endpoint === listed || endpoint.startsWith(listed === "/" ? "/" : `${listed}/`));
+    if (runs.length > 0) {
+      issues.push({ path: `passthrough.paths[${index}]`, message: `relays endpoints that run models (${runs.join(", ")}) with no rule, budget or tool check` });
+    }
+  });
   config.policies.rules.forEach((rule, index) => {
     const warn = (where: string, message: string): void => {
       issues.push({ path: `policies.rules[${index}]${where}`, rule: rule.name, message });

@@ -68,9 +68,10 @@ function outputItemCall(item: Json): ToolCall {
   if (type === "function_call" || MCP_CALLS.has(type)) return { name: str(item.name), arguments: str(item.arguments) };
   if (type === "custom_tool_call") return { name: str(item.name), arguments: str(item.input) };
   const builtIn = Object.hasOwn(BUILT_IN_CALLS, type) ? BUILT_IN_CALLS[type] : undefined;
-  const [primary, ...others] = builtIn ?? [typeof item.name === "string" ? item.name : type.replace(/_call$/, ""), type.replace(/_call$/, "")];
+  const base = type.replace(/_call$/, "");
+  const [primary, ...others] = builtIn ?? [typeof item.name === "string" ? item.name : base, base, type];
   const text = str(item.arguments) || str(item.input);
-  const aliases = others.filter((alias) => alias !== primary);
+  const aliases = [...new Set(others)].filter((alias) => alias !== primary);
   return {
     name: primary as string,
     arguments: text !== "" ? text : JSON.stringify(item.action ?? item.operation ?? builtInInput(item)),

@@ -49,8 +49,8 @@ export function withCompatibilityForm(text: string): string {
 
 const NON_ASCII = /[^\x00-\x7f]/;
 
-/** Zero-width and soft-hyphen characters, which render as nothing. */
-const INVISIBLE = /[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]/g;
+/** Characters that render as nothing (Unicode's default-ignorable code points: zero-width, bidi controls, variation selectors, tags...). */
+const INVISIBLE = /\p{Default_Ignorable_Code_Point}/gu;
 
 /** Per detector list (one per config): the types found in recent prompt pieces, scanned whole. */
 const piecesSeen = new WeakMap<readonly PiiType[], TextCache<PiiType[]>>();

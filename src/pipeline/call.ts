@@ -694,7 +694,8 @@ async function relayJson(
   const answerHeaders = clientResponseHeaders(upstreamHeaders, "content-type", scrub);
   answerHeaders.push(...headers, "x-gateway-cost", microsToUsd(state.draft.costMicros).toFixed(6));
   state.delivered = true;
-  writeJson(res, status, answerHeaders, raw);
+  const masked = scrub(text);
+  writeJson(res, status, answerHeaders, masked === text ? raw : masked);
   await finishSettle(services, state);
 }
 

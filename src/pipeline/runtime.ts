@@ -1,4 +1,4 @@
-import { isClosedToPassthrough } from "../config/governed-paths.js";
+import { canonicalPath, isClosedToPassthrough } from "../config/governed-paths.js";
 import { hostname } from "node:os";
 import { KeyIndex } from "../auth/keys.js";
 import type { ConfigIssue } from "../config/load.js";
@@ -86,9 +86,15 @@ export function restartOnlyChanges(previous: Config, next: Config): string[] {
 function passthroughMatcher(paths: readonly string[]): (path: string) => boolean {
   const exact = new Set(paths.map((path) => (path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path)));
   const prefixes = [...exact].map((path) => `${path}/`);
+  const canonicalPrefixes = [...exact].map((path) => canonicalPath(path));
+  // Where an upstream reads the path leniently (`/v1/files/..;/batches` as `/v1/batches`), it must still lie under a listed path.
+  const listed = (path: string): boolean => {
+    const canonical = canonicalPath(path);
+    return canonicalPrefixes.some((prefix) => canonical === prefix || canonical.startsWith(prefix === "/" ? "/" : `${prefix}/`));
+  };
   // `POST /v1/chat/completions/` (or `/v1/Chat/completions`, `%2f`...) under a `/v1/chat` passthrough
   // would reach an upstream that reads it leniently as an ungoverned call.
-  return (path) => (exact.has(path) || prefixes.some((prefix) => path.startsWith(prefix))) && !isClosedToPassthrough(path);
+  return (path) => (exact.has(path) || prefixes.some((prefix) => path.startsWith(prefix))) && listed(path) && !isClosedToPassthrough(path);
 }
 
 /** Keys and stops as this replica last read them from the store, refreshed on every change. */

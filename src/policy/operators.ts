@@ -99,8 +99,16 @@ export function compileOperator(
   }
 }
 
-/** A number written as JSON writes one, whole: `"5000"`, `"-1.5e3"`; not `"5000 USD"` or `""`. */
-const NUMERIC_TEXT = /^\s*-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?\s*$/;
+/**
+ * The number a text is, as the languages agent frameworks run in read one: `"5000"`, `" +5000 "`,
+ * `"05000"`, `"5_000"`, `"５０００"`, `"5e3"`, `"0x1388"`, `"Infinity"`; null for `"5000 USD"` or `""`.
+ */
+function textNumber(text: string): number | null {
+  const plain = text.normalize("NFKC").trim().replace(/(?<=[0-9A-Fa-f])_(?=[0-9A-Fa-f])/g, "");
+  if (plain === "") return null;
+  const number = Number(plain);
+  return Number.isNaN(number) ? null : number;
+}
 
 /**
  * For a tool argument (`any`), a number sent as text is also read as the number: agent frameworks
@@ -108,7 +116,11 @@ const NUMERIC_TEXT = /^\s*-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?\s*$/;
  */
 function numbersFromText(kind: AttributeKind, test: ValueTest): ValueTest {
   if (kind !== "any") return test;
-  return (value) => test(value) || (typeof value === "string" && NUMERIC_TEXT.test(value) && test(Number(value)));
+  return (value) => {
+    if (test(value)) return true;
+    const number = typeof value === "string" ? textNumber(value) : null;
+    return number !== null && test(number);
+  };
 }
 
 const isPresent: ValueTest = (value) => value !== undefined;

@@ -64,6 +64,12 @@ function restoredLevel(saved: SavedLevel, now: number): LevelState {
   return { ...emptyLevelState(now), day, dayMicros, month, monthMicros, totalMicros, session };
 }
 
+/** Puts back what a map held under `id` before a change: the value, or nothing. */
+function restore<V>(map: Map<string, V>, id: string, before: V | undefined): void {
+  if (before === undefined) map.delete(id);
+  else map.set(id, before);
+}
+
 /** The embedded store: one process, state kept in a snapshot file so a restart forgets no spend. */
 export class MemoryStore implements StateStore {
   readonly kind = "memory";
@@ -168,10 +174,18 @@ export class MemoryStore implements StateStore {
    * a crash must not undo a revoke, lift a stop or let a used approval pass again. Spend, written on
    * every call, is saved every few seconds instead.
    */
-  private async changed(change: StateChange | null): Promise<void> {
+  private async changed(change: StateChange | null, undo: () => void): Promise<void> {
     this.dirty = true;
+    if (this.snapshotPath !== null) {
+      try {
+        await this.saveIfDirty();
+      } catch (error) {
+        // Not on disk, not done: the writer hears of the failure, and the change is not in force either.
+        undo();
+        throw error;
+      }
+    }
     if (change !== null) for (const listener of this.listeners) listener(change);
-    if (this.snapshotPath !== null) await this.saveIfDirty();
   }
 
   async reserve(request: ReserveRequest, now: number): Promise<ReserveResult> {
@@ -215,9 +229,10 @@ export class MemoryStore implements StateStore {
   }
 
   async putKey(key: RuntimeKey): Promise<boolean> {
-    if ((this.keys.get(key.id)?.revision ?? -1) !== key.revision - 1) return false;
+    const before = this.keys.get(key.id);
+    if ((before?.revision ?? -1) !== key.revision - 1) return false;
     this.keys.set(key.id, key);
-    await this.changed("keys");
+    await this.changed("keys", () => restore(this.keys, key.id, before));
     return true;
   }
 
@@ -226,19 +241,24 @@ export class MemoryStore implements StateStore {
   }
 
   async putStop(stop: Stop): Promise<void> {
-    this.stops.set(`${stop.kind}:${stop.value}`, stop);
-    await this.changed("stops");
+    const id = `${stop.kind}:${stop.value}`;
+    const before = this.stops.get(id);
+    this.stops.set(id, stop);
+    await this.changed("stops", () => restore(this.stops, id, before));
   }
 
   async deleteStop(kind: Stop["kind"], value: string): Promise<boolean> {
-    const existed = this.stops.delete(`${kind}:${value}`);
-    if (existed) await this.changed("stops");
-    return existed;
+    const id = `${kind}:${value}`;
+    const before = this.stops.get(id);
+    if (before === undefined) return false;
+    this.stops.delete(id);
+    await this.changed("stops", () => restore(this.stops, id, before));
+    return true;
   }
 
   async createApproval(approval: Approval): Promise<void> {
     this.approvals.set(approval.id, structuredClone(approval));
-    await this.changed(null);
+    await this.changed(null, () => this.approvals.delete(approval.id));
   }
 
   async getApproval(id: string): Promise<Approval | null> {
@@ -289,9 +309,10 @@ export class MemoryStore implements StateStore {
     if (approval === undefined) return { ok: false, reason: "not_found", approval: null };
     if (Date.parse(approval.expires_at) <= now) return { ok: false, reason: "expired", approval: structuredClone(approval) };
     if (approval.status !== from) return { ok: false, reason: refusal, approval: structuredClone(approval) };
+    const before = structuredClone(approval);
     apply(approval);
     const result: ApprovalTransition = { ok: true, approval: structuredClone(approval) };
-    await this.changed(null);
+    await this.changed(null, () => this.approvals.set(id, before));
     return result;
   }
 

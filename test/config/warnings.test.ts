@@ -55,6 +55,14 @@ describe("configWarnings", () => {
     ]);
   });
 
+  it("names a passthrough path that relays endpoints running models, which nothing judges", () => {
+    const withPassthrough = (paths: string) =>
+      configWarnings({ ...config("    - { name: x, effect: ALLOW }"), passthrough: { upstream: "u", paths: JSON.parse(paths) } }).map((issue) => `${issue.path}: ${issue.message}`);
+    expect(withPassthrough('["/v1/", "/v1/files", "/v1/audio/speech"]')).toEqual([
+      "passthrough.paths[0]: relays endpoints that run models (/v1/completions, /v1/batches, /v1/realtime, /v1/images, /v1/audio, /v1/assistants, /v1/threads, /v1/fine_tuning) with no rule, budget or tool check",
+    ]);
+  });
+
   it("says nothing of a config whose every part can act", () => {
     expect(
       messages(`    - { name: a, effect: DENY, actions: [tool.register], conditions: { tool: { eq: x } }, constraints: { on_deny: strip } }

@@ -101,7 +101,19 @@ describe("passthrough paths", () => {
     const before = h.mock.requests.length;
     // A stored completion read back by id could be an answer the gateway refused.
     expect((await get("/v1/chat/completions/chatcmpl-1")).status).toBe(404);
-    const paths = ["/v1/chat/completions/", "/v1/chat//completions", "/v1/chat/completions//", "/v1/Chat/completions", "/v1/chat/completions;x", "/v1/chat%2fcompletions", "/v1/chat/completions%2F"];
+    const paths = [
+      "/v1/chat/completions/",
+      "/v1/chat//completions",
+      "/v1/chat/completions//",
+      "/v1/Chat/completions",
+      "/v1/chat/completions;x",
+      "/v1/chat%2fcompletions",
+      "/v1/chat/completions%2F",
+      // Read leniently, these leave the listed path: a stored answer, and an endpoint not listed.
+      "/v1/files/..;/responses/resp_1",
+      "/v1/files/%252E%252E/responses/resp_1",
+      "/v1/files/..;/batches",
+    ];
     for (const path of paths) {
       const response = await fetch(`${h.gateway.url}${path}`, {
         method: "POST",

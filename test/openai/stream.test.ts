@@ -202,7 +202,7 @@ describe("answer inspection", () => {
       { name: "web_search", arguments: '{"type":"search","query":"q"}' },
       { name: "code_interpreter", arguments: '{"code":"print(1)"}' },
       { name: "file_search", arguments: '{"queries":["q"]}' },
-      { name: "deploy", arguments: '{"env":"prod"}', aliases: ["future_tool"] },
+      { name: "deploy", arguments: '{"env":"prod"}', aliases: ["future_tool", "future_tool_call"] },
     ]);
     const acc = new StreamAccumulator();
     acc.observe({ type: "response.output_item.added", output_index: 0, item: { type: "local_shell_call", action } });

@@ -79,6 +79,10 @@ const rows: Row[] = [
   ["a number sent as text is in a list of numbers", { "tool_args.n": { in: [1, 2] } }, { tool_args: { n: "2" } }, true],
   ["a number sent as text is not one other", { "tool_args.n": { ne: 10 } }, { tool_args: { n: "10" } }, false],
   ["text that is not a whole number is not one", { "tool_args.amount": { gt: 1000 } }, { tool_args: { amount: "5000 USD" } }, false],
+  ["empty text is no number", { "tool_args.amount": { lt: 1 } }, { tool_args: { amount: " " } }, false],
+  ...["+5000", "05000", "5_000", "５０００", "0x1388", "Infinity", "5e3"].map(
+    (amount): Row => [`${amount} is read as the number frameworks read`, { "tool_args.amount": { gt: 1000 } }, { tool_args: { amount } }, true],
+  ),
   ["a typed attribute is not read from text", { input_tokens: { gt: 1 } }, { input_tokens: "5" }, false],
   ["tool_args path", { "tool_args.environment": { eq: "prod" } }, { tool_args: { environment: "prod" } }, true],
   [

@@ -127,6 +127,28 @@ describe("memory store snapshot", () => {
     }
   });
 
+  it("does not put in force a governance write it could not save: the writer hears of the failure and nothing changed", async () => {
+    const path = snapshotPath();
+    const store = new MemoryStore(path, T0);
+    try {
+      await store.saveNow();
+      expect(await store.putKey(runtimeKey("kept"))).toBe(true);
+      const blocker = `${path}.${process.pid}.tmp`;
+      mkdirSync(blocker);
+      await expect(store.putKey(runtimeKey("orphan"))).rejects.toThrow();
+      await expect(store.putKey({ ...runtimeKey("kept"), revoked: true, revision: 1 })).rejects.toThrow();
+      await expect(store.putStop({ kind: "key_id", value: "kept", reason: "halt", by: "admin", at: new Date(T0).toISOString() })).rejects.toThrow();
+      await expect(store.createApproval(approval("apr_lost", T0))).rejects.toThrow();
+      expect((await store.listKeys()).map((key) => [key.id, key.revoked])).toEqual([["kept", false]]);
+      expect(await store.listStops()).toEqual([]);
+      expect(await store.getApproval("apr_lost")).toBeNull();
+      rmSync(blocker, { recursive: true });
+      expect(await store.putKey(runtimeKey("orphan"))).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("has a governance write on disk when it answers: a crash right after cannot undo a revoke or reuse an approval", async () => {
     const path = snapshotPath();
     const store = new MemoryStore(path, T0);
