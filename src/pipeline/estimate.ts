@@ -4,6 +4,7 @@ import type { CallAction } from "../policy/types.js";
 import { type ModelPrices, maxOutputTokensWithin, microsToUsd, worstCaseMicros } from "../pricing/index.js";
 import { countChatInput, countEmbeddingsInput, countResponsesInput, inputByteUpperBound } from "../tokens/index.js";
 import type { LimitPlan } from "../limits/plan.js";
+import { isRecord } from "../util/is-record.js";
 
 /** The call's worst case, after the per-call cap's clamp. */
 export interface Estimate {
@@ -84,9 +85,11 @@ export function countInput(action: CallAction, body: Record<string, unknown>, mo
 
 const usd = (micros: number): string => `$${microsToUsd(micros).toFixed(6)}`;
 
-/** A Responses call the upstream adds stored context to, which the request does not carry. */
+/** A Responses call the upstream adds stored context to, which the request does not carry: an earlier response, a conversation, a stored prompt. */
 function continuesStoredContext(action: CallAction, body: Record<string, unknown>): boolean {
-  return action === "responses" && ((typeof body.previous_response_id === "string" && body.previous_response_id !== "") || (body.conversation !== undefined && body.conversation !== null));
+  if (action !== "responses") return false;
+  const given = (value: unknown): boolean => value !== undefined && value !== null && value !== "";
+  return given(body.previous_response_id) || given(body.conversation) || (isRecord(body.prompt) && given(body.prompt.id));
 }
 
 /**

@@ -46,7 +46,7 @@ describe("estimateCall of a Responses call continuing stored context", () => {
     const prices = compileModelPrices(model);
     const plain = estimateCall("responses", { model: "m", input: "hi", max_output_tokens: 100 }, model, prices, uncapped, true);
     expect(plain.inputTokens).toBeLessThan(100);
-    for (const continued of [{ previous_response_id: "resp_1" }, { conversation: "conv_1" }, { conversation: { id: "conv_1" } }]) {
+    for (const continued of [{ previous_response_id: "resp_1" }, { previous_response_id: 5 }, { conversation: "conv_1" }, { conversation: { id: "conv_1" } }, { prompt: { id: "pmpt_1" } }]) {
       const estimate = estimateCall("responses", { model: "m", input: "hi", max_output_tokens: 100, ...continued }, model, prices, uncapped, true);
       expect(estimate.inputTokens).toBe(128_000);
       expect(estimate.worstMicros).toBe(128_000 + 200);
