@@ -267,8 +267,7 @@ export async function handleCall(
     // The top-level members the gateway changes; everything else goes upstream as the client wrote it.
     let edited: Set<string> | null = tools.edited.length > 0 ? withEdits(null, tools.edited) : null;
     let estimate: Estimate;
-    const worstCaseBinds = estimateNeeded(plan, runtime.policy.attributes);
-    if (worstCaseBinds || config.pii.redact) {
+    if (estimateNeeded(plan, runtime.policy.attributes) || config.pii.redact) {
       estimate = ensureEstimate(state, action, body, model, plan, false);
       if (estimate.approximate) state.uncounted = { action, body, model, plan };
     } else {
@@ -280,9 +279,10 @@ export async function handleCall(
     services.leases.hold(state.reservation);
     const outputTokens = state.reservation.outputTokens;
     const headers = pushRateHeaders(["x-request-id", draft.id], state.reservation.rate);
-    // A request without an output limit is sent the one its worst case was judged and reserved with
-    // wherever a limit or rule depends on it: the upstream must not write more than was reserved.
-    if (estimate.outputParam !== null && (estimate.requestedOutput === null ? worstCaseBinds || outputTokens < model.max_output_tokens : outputTokens < estimate.requestedOutput)) {
+    // A request without an output limit is sent the one its worst case was reserved with wherever a
+    // token or money limit holds that reservation: the upstream must not write past it. A key without
+    // such limits keeps its body as sent.
+    if (estimate.outputParam !== null && (estimate.requestedOutput === null ? plan.needsTokens || outputTokens < model.max_output_tokens : outputTokens < estimate.requestedOutput)) {
       applyOutputLimit(action, body, estimate.outputParam, outputTokens);
       edited = withEdits(edited, [estimate.outputParam, ...CHAT_LIMIT_FIELDS]);
       headers.push("x-gateway-max-tokens", String(outputTokens));

@@ -109,6 +109,15 @@ describe("the seed's per-user daily budget (user_daily_spend)", () => {
   });
 });
 
+describe("a key without token or money limits", () => {
+  it("keeps its body as sent, though rules read the worst case (estimated_cost) or spend", async () => {
+    await h.client(KEY.dev).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "say:as sent" }] });
+    const seen = h.mock.requests.at(-1)!.body as Record<string, unknown>;
+    expect(seen.max_completion_tokens).toBeUndefined();
+    expect(seen.max_tokens).toBeUndefined();
+  });
+});
+
 describe("call-level policy", () => {
   it("denies the seed's expensive model to a developer, naming the rule and its description", async () => {
     const before = chatCount(h);
