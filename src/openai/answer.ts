@@ -7,6 +7,8 @@ export interface ToolCall {
   arguments: string;
   /** Other names a client may take the call by: each is judged too, and a DENY of any refuses it. */
   aliases?: string[];
+  /** A built-in tool the upstream ran itself (a search, the code interpreter): nothing waits on the client. */
+  ranUpstream?: boolean;
 }
 
 export interface AnswerSummary {
@@ -51,6 +53,8 @@ const BUILT_IN_CALLS: Readonly<Record<string, readonly string[]>> = {
  */
 const MCP_CALLS = new Set(["mcp_call", "mcp_approval_request"]);
 
+const UPSTREAM_RUN = new Set(["web_search_call", "file_search_call", "code_interpreter_call", "image_generation_call", "tool_search_call"]);
+
 /** Output items that call nothing. Any other item that has a name, or whose type ends in `_call`, is a call. */
 const NOT_CALLS = new Set(["message", "reasoning", "mcp_list_tools", "compaction"]);
 
@@ -76,6 +80,7 @@ function outputItemCall(item: Json): ToolCall {
     name: primary as string,
     arguments: text !== "" ? text : JSON.stringify(item.action ?? item.operation ?? builtInInput(item)),
     ...(aliases.length > 0 ? { aliases } : {}),
+    ...(UPSTREAM_RUN.has(type) ? { ranUpstream: true } : {}),
   };
 }
 
@@ -149,10 +154,15 @@ export class StreamAccumulator {
   /** Chat choices seen, and whether each has its `finish_reason`. */
   private readonly choicesFinished = new Map<number, boolean>();
   toolCallSeen = false;
+  /** A call was seen that `holds` says the events from it on must wait for. */
+  holding = false;
   /** The stream's end was announced: `[DONE]`, or a Responses stream's final event. */
   done = false;
   /** The message of an error event the upstream sent in the stream (it reaches the client as sent). */
   failure: string | null = null;
+
+  /** `holds` says which calls the events from them on wait for (the rest of the answer flows live). */
+  constructor(private readonly holds: (call: ToolCall) => boolean = () => false) {}
 
   /** The text the stream carried so far (needed only when the upstream sends no usage). */
   get text(): string {
@@ -192,8 +202,13 @@ export class StreamAccumulator {
     if (name !== "" && call.name !== "") this.lastNameParts.set(key, name);
     call.name += name;
     call.arguments += str(part.arguments);
+    this.note(key, call);
+  }
+
+  private note(key: string, call: ToolCall): void {
     this.calls.set(key, call);
     this.toolCallSeen = true;
+    if (!this.holding && this.holds(call)) this.holding = true;
   }
 
   private observeResponsesEvent(event: Json): void {
@@ -207,8 +222,7 @@ export class StreamAccumulator {
       case "response.output_item.added":
         if (isToolCallItem(event.item)) {
           // Kept from its first event, so a stream cut short still counts the arguments it carried.
-          this.calls.set(responsesKey(event, this.calls.size), outputItemCall(event.item));
-          this.toolCallSeen = true;
+          this.note(responsesKey(event, this.calls.size), outputItemCall(event.item));
         }
         break;
       case "response.function_call_arguments.delta": {
@@ -217,10 +231,7 @@ export class StreamAccumulator {
         break;
       }
       case "response.output_item.done":
-        if (isToolCallItem(event.item)) {
-          this.calls.set(responsesKey(event, this.calls.size), outputItemCall(event.item));
-          this.toolCallSeen = true;
-        }
+        if (isToolCallItem(event.item)) this.note(responsesKey(event, this.calls.size), outputItemCall(event.item));
         break;
       case "error":
         this.failure = errorMessage(event);
@@ -243,8 +254,7 @@ export class StreamAccumulator {
       const call = outputItemCall(item);
       const streamed = this.calls.get(`output:${i}`);
       if (streamed !== undefined && streamed.name === call.name && streamed.arguments === call.arguments) return;
-      this.calls.set(streamed === undefined ? `output:${i}` : `variant:${i}:${call.name}:${call.arguments}`, call);
-      this.toolCallSeen = true;
+      this.note(streamed === undefined ? `output:${i}` : `variant:${i}:${call.name}:${call.arguments}`, call);
     });
   }
 

@@ -341,7 +341,7 @@ export async function handleCall(
       { status: response.status, headers: streamHeaders },
       {
         stripUsageChunk: action === "chat.completions" && !clientAskedUsage,
-        holdToolCalls: runtime.policy.governs("tool.call") || state.toolCap !== null,
+        holdsFor: callsHeld(runtime, state.toolCap !== null),
         onAnswer: () => {
           state.delivered = true;
         },
@@ -697,6 +697,17 @@ async function relayJson(
   const masked = scrub(text);
   writeJson(res, status, answerHeaders, masked === text ? raw : masked);
   await finishSettle(services, state);
+}
+
+/**
+ * Which streamed tool calls hold the rest of the answer until they are decided: every call while a
+ * session's tool-call cap may withhold the answer; else every call some rule could judge. A search or
+ * the code interpreter, run by the upstream, that no rule names lets the answer flow on live.
+ */
+function callsHeld(runtime: Runtime, capped: boolean): ((call: ToolCall) => boolean) | null {
+  if (!capped && !runtime.policy.governs("tool.call")) return null;
+  if (capped) return () => true;
+  return (call) => call.ranUpstream !== true || runtime.policy.mayJudgeToolCall([call.name, ...(call.aliases ?? [])]);
 }
 
 /** An answer's tool calls where no rule governs `tool.call`: each audited as its evaluation would decide it. */

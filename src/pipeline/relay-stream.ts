@@ -11,8 +11,11 @@ import { sseErrorEvent, writeOpenHead } from "./respond.js";
 export interface RelayOptions {
   /** Drop the usage-only chunk the gateway asked for on the client's behalf. */
   stripUsageChunk: boolean;
-  /** Some `tool.call` rule exists: tool-call events are held until the calls are decided. */
-  holdToolCalls: boolean;
+  /**
+   * Null when nothing judges tool calls; else which calls the events from them on are held for,
+   * until the calls are decided (every call seen is decided at the end either way).
+   */
+  holdsFor: ((call: ToolCall) => boolean) | null;
   /** Decides the model's tool calls once they are complete; a GatewayError ends the stream. */
   decideTools: (calls: ToolCall[], answer: string) => Promise<GatewayError | null>;
   /** An event of the answer (not an error event of the gateway's) is being sent to the client. */
@@ -114,11 +117,11 @@ async function relayEvents(
   options: RelayOptions,
   stopSignal: CallSignal,
 ): Promise<RelayOutcome> {
-  const accumulator = new StreamAccumulator();
+  const accumulator = new StreamAccumulator(options.holdsFor ?? undefined);
   const splitter = new SseSplitter();
   const outcome: RelayOutcome = { accumulator, error: null, clientClosed: false };
   // Every event sent or held, for the answer an approval holds; kept as each one's change to the one before, since it lasts the whole stream.
-  const all: SimilarTexts | null = options.holdToolCalls ? new SimilarTexts() : null;
+  const all: SimilarTexts | null = options.holdsFor !== null ? new SimilarTexts() : null;
   const held: string[] = [];
 
   const handle = async (sent: string): Promise<void> => {
@@ -141,7 +144,7 @@ async function relayEvents(
     if (options.stripUsageChunk && event.includes('"usage"')) event = event.replace(USAGE_NULL, "");
     // What the client is sent, in order: a held answer is replayed exactly so, without the usage chunk it did not ask for.
     all?.add(event);
-    if (options.holdToolCalls && accumulator.toolCallSeen) {
+    if (accumulator.holding) {
       held.push(event);
       return;
     }
@@ -191,7 +194,7 @@ async function relayEvents(
     send(sseErrorEvent(outcome.error));
     return outcome;
   }
-  if (held.length > 0 || (options.holdToolCalls && accumulator.toolCallSeen)) {
+  if (held.length > 0 || (options.holdsFor !== null && accumulator.toolCallSeen)) {
     // A stop while the decision waits (x-approval-wait) ends the stream with its own error.
     const refusal = await options.decideTools(accumulator.toolCalls(), all?.toString() ?? "").catch((error: unknown) => {
       if (error instanceof GatewayError) return error;

@@ -37,6 +37,11 @@ export interface CompiledPolicy {
    * Under default_effect DENY every tool is judged, whether or not some rule names tools.
    */
   governs(action: Action): boolean;
+  /**
+   * Some `tool.call` rule (or default_effect) could judge a call going by one of these names: false
+   * only when every enabled `tool.call` rule names its tools (`tool: {eq|in}`) and none of these.
+   */
+  mayJudgeToolCall(names: readonly string[]): boolean;
   /** The enabled rules that apply to each action, in config order. */
   readonly rulesByAction: Readonly<Record<Action, readonly CompiledRule[]>>;
   /** The same rules filed by the attribute that splits them best (`team`, `user`, …), for evaluation. */
@@ -96,6 +101,7 @@ export function compilePolicy(policies: Config["policies"]): CompiledPolicy {
     return out;
   };
   const rulesByAction = perAction((rules) => rules.map((r) => r.rule));
+  const toolCallNames = withConditions["tool.call"].map(({ conditions }) => namedTools(conditions));
   return {
     rules: enabled,
     defaultEffect: policies.default_effect,
@@ -103,6 +109,7 @@ export function compilePolicy(policies: Config["policies"]): CompiledPolicy {
     attributes,
     ruleAttributes: byRule,
     governs: (action) => policies.default_effect !== "ALLOW" || (rulesByAction[action]?.length ?? 0) > 0,
+    mayJudgeToolCall: (names) => policies.default_effect !== "ALLOW" || toolCallNames.some((named) => named === null || names.some((name) => named.has(name))),
     rulesByAction,
     indexes: perAction(indexRules),
   };
@@ -121,6 +128,17 @@ function checkActions(actions: readonly string[] | undefined, path: string, sink
     else report(sink, childPath(path, index), `unknown action \`${action}\`; expected one of ${ACTIONS.join(", ")}`);
   });
   return [...valid];
+}
+
+/** The tools a rule's top-level `tool: {eq}` or `tool: {in}` names, or null when it may match any tool. */
+function namedTools(conditions: unknown): ReadonlySet<unknown> | null {
+  const tool = conditions !== null && typeof conditions === "object" ? (conditions as { tool?: unknown }).tool : undefined;
+  if (tool === null || typeof tool !== "object") return null;
+  const { eq, in: members, ...others } = tool as { eq?: unknown; in?: unknown };
+  if (Object.keys(others).length > 0) return null;
+  if (eq !== undefined && members === undefined) return new Set([eq]);
+  if (eq === undefined && Array.isArray(members)) return new Set(members);
+  return null;
 }
 
 /** Operators that fail on a missing attribute, so a rule requiring one on an attribute it never sees never matches. */

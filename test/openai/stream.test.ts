@@ -75,6 +75,17 @@ describe("answer inspection", () => {
     expect(failed.complete).toBe(true);
   });
 
+  it("holds the answer from the first call its predicate names, and lets searches the upstream ran flow", () => {
+    const acc = new StreamAccumulator((call) => call.ranUpstream !== true);
+    acc.observe({ type: "response.output_item.added", output_index: 0, item: { type: "web_search_call", id: "ws", status: "in_progress" } });
+    expect([acc.toolCallSeen, acc.holding]).toEqual([true, false]);
+    acc.observe({ type: "response.output_item.added", output_index: 1, item: { type: "function_call", name: "deploy", arguments: "" } });
+    expect(acc.holding).toBe(true);
+    const chat = new StreamAccumulator(() => true);
+    chat.observe({ choices: [{ delta: { tool_calls: [{ index: 0, function: { name: "de", arguments: "" } }] } }] });
+    expect(chat.holding).toBe(true);
+  });
+
   it("judges the calls of every lifecycle event's response, one after the final event included", () => {
     const acc = new StreamAccumulator();
     acc.observe({ type: "response.completed", response: { output: [{ type: "message", content: [] }] } });
@@ -199,9 +210,9 @@ describe("answer inspection", () => {
       { name: "shell", arguments: '{"commands":["ls"]}' },
       { name: "computer_use_preview", arguments: '{"type":"click","x":1,"y":2}', aliases: ["computer"] },
       { name: "apply_patch", arguments: '{"type":"delete_file","path":"a"}' },
-      { name: "web_search", arguments: '{"type":"search","query":"q"}' },
-      { name: "code_interpreter", arguments: '{"code":"print(1)"}' },
-      { name: "file_search", arguments: '{"queries":["q"]}' },
+      { name: "web_search", arguments: '{"type":"search","query":"q"}', ranUpstream: true },
+      { name: "code_interpreter", arguments: '{"code":"print(1)"}', ranUpstream: true },
+      { name: "file_search", arguments: '{"queries":["q"]}', ranUpstream: true },
       { name: "deploy", arguments: '{"env":"prod"}', aliases: ["future_tool", "future_tool_call"] },
     ]);
     const acc = new StreamAccumulator();

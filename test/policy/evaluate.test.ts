@@ -154,6 +154,18 @@ describe("actions", () => {
     expect(compiled.governs("tool.call")).toBe(true);
   });
 
+  it("knows which tool calls some tool.call rule could judge: a rule naming its tools, or any tool", () => {
+    const named: RawRule = { name: "named", effect: "DENY", actions: ["tool.call"], conditions: { tool: { in: ["deploy", "wipe"] } } };
+    const one: RawRule = { name: "one", effect: "REQUIRE_APPROVAL", actions: ["tool.call"], conditions: { tool: { eq: "pay" }, "tool_args.amount": { gt: 5 } } };
+    const compiled = compileRules([named, one]);
+    expect(compiled.mayJudgeToolCall(["deploy"])).toBe(true);
+    expect(compiled.mayJudgeToolCall(["web_search"])).toBe(false);
+    expect(compiled.mayJudgeToolCall(["computer_use_preview", "pay"])).toBe(true);
+    const open: RawRule = { name: "open", effect: "DENY", actions: ["tool.call"], conditions: { tool: { matches: "^rm" } } };
+    expect(compileRules([named, open]).mayJudgeToolCall(["web_search"])).toBe(true);
+    expect(compileRules([named], "DENY").mayJudgeToolCall(["web_search"])).toBe(true);
+  });
+
   it("strips a tool only when every DENY rule that matched it says on_deny: strip", () => {
     const hard: RawRule = { name: "hard_deny", effect: "DENY", actions: ["tool.register"], conditions: { tool: { eq: "shell" } } };
     const soft: RawRule = { name: "soft_strip", effect: "DENY", actions: ["tool.register"], conditions: { tool: { in: ["shell", "file_write"] } }, constraints: { on_deny: "strip" } };
