@@ -106,6 +106,22 @@ const SHELL_ANSWER = {
   output: [{ type: "local_shell_call", id: "ls_1", call_id: "c1", status: "completed", action: { type: "exec", command: ["rm", "-rf", "/"], env: {} } }],
 };
 
+const SLOW_SEARCH_START =
+  event({ type: "response.created", response: { id: "r1", output: [] } }) +
+  event({ type: "response.output_item.added", output_index: 0, item: { type: "web_search_call", id: "ws1", status: "in_progress" } }) +
+  event({ type: "response.output_item.done", output_index: 0, item: { type: "web_search_call", id: "ws1", status: "completed", action: { type: "search", query: "q" } } }) +
+  event({ type: "response.output_text.delta", output_index: 1, delta: "found it" });
+const SLOW_SEARCH_END = event({
+  type: "response.completed",
+  response: {
+    id: "r1",
+    status: "completed",
+    output: [{ type: "web_search_call", id: "ws1", status: "completed", action: { type: "search", query: "q" } }],
+    usage: { input_tokens: 5, output_tokens: 5, total_tokens: 10 },
+  },
+});
+let slowSearchEndSent = false;
+
 let upstream: Server;
 let gateway: Gateway;
 
@@ -117,7 +133,14 @@ beforeAll(async () => {
       const sent = JSON.parse(Buffer.concat(parts).toString()) as { messages?: { content: string }[]; input?: unknown };
       const asked = req.url?.endsWith("/chat/completions") ? (sent.messages?.[0]?.content ?? "") : String(sent.input);
       const script = Object.hasOwn(SCRIPTS, asked) ? SCRIPTS[asked] : undefined;
-      if (script !== undefined) res.writeHead(script.status ?? 200, script.headers).end(script.body);
+      if (asked === "slow search") {
+        // The search and the first text now, the end a moment later: the client must see the text before the end is sent.
+        res.writeHead(200, SSE).write(SLOW_SEARCH_START);
+        setTimeout(() => {
+          slowSearchEndSent = true;
+          res.end(SLOW_SEARCH_END);
+        }, 300);
+      } else if (script !== undefined) res.writeHead(script.status ?? 200, script.headers).end(script.body);
       else if (req.url?.endsWith("/chat/completions")) res.writeHead(200, SSE).end(STREAMS[asked] ?? N_STREAM);
       else res.writeHead(200, JSON_TYPE).end(JSON.stringify(SHELL_ANSWER));
     });
@@ -245,6 +268,25 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     const late = await (await post("/v1/responses", { model: "gpt-4o-mini", stream: true, input: "after completed" })).text();
     expect(late).toContain('"code":"policy_denied"');
     expect(late).not.toContain('"function_call"');
+  });
+
+  it("lets the answer after a search the upstream ran flow live when no rule names the search; still judges it", async () => {
+    const res = await post("/v1/responses", { model: "gpt-4o-mini", stream: true, input: "slow search", tools: [{ type: "web_search" }] });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    let endSentWhenTextSeen: boolean | null = null;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      if (endSentWhenTextSeen === null && text.includes("found it")) endSentWhenTextSeen = slowSearchEndSent;
+    }
+    expect(endSentWhenTextSeen).toBe(false);
+    expect(text).toContain("response.completed");
+    const record = await lastRecord();
+    expect(record).toMatchObject({ status: 200, tool_calls: ["web_search"] });
+    expect(record.tool_decisions).toContainEqual({ action: "tool.call", tool: "web_search", effect: "ALLOW", rule: null });
   });
 
   it("masks the upstream's key where the upstream echoes it: error body, headers, audit", async () => {
