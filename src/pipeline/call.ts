@@ -285,7 +285,8 @@ export async function handleCall(
     if (estimate.outputParam !== null && (estimate.requestedOutput === null ? plan.needsTokens || outputTokens < model.max_output_tokens : outputTokens < estimate.requestedOutput)) {
       applyOutputLimit(action, body, estimate.outputParam, outputTokens);
       edited = withEdits(edited, [estimate.outputParam, ...CHAT_LIMIT_FIELDS]);
-      headers.push("x-gateway-max-tokens", String(outputTokens));
+      // Said where the limit was clamped below what the call could otherwise have had, as the contract has it.
+      if (outputTokens < (estimate.requestedOutput ?? model.max_output_tokens)) headers.push("x-gateway-max-tokens", String(outputTokens));
     }
     const clientAskedUsage = isUsageRequested(body);
     if (action === "chat.completions" && draft.stream && !clientAskedUsage) {
