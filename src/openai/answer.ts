@@ -129,6 +129,9 @@ function errorMessage(error: Json): string {
   return str(error.message) || str(error.code) || "no message";
 }
 
+/** Choice indexes past this are not tracked for completeness (`n` is at most 128). */
+const MAX_CHOICES = 128;
+
 /** A Responses event's call key: its output index, or `fallback` for an event without one. */
 function responsesKey(event: Json, fallback: number): string {
   return `output:${typeof event.output_index === "number" ? event.output_index : fallback}`;
@@ -150,9 +153,9 @@ export class StreamAccumulator {
    * A chat call whose name came in more than one delta, by its key: the last part. Clients read
    * that differently (Python's SDK joins the parts, Node's keeps the last), so both names are judged.
    */
-  private readonly lastNameParts = new Map<string, string>();
-  /** Chat choices seen, and whether each has its `finish_reason`. */
-  private readonly choicesFinished = new Map<number, boolean>();
+  private lastNameParts: Map<string, string> | null = null;
+  /** Chat choices seen, by index, and whether each has its `finish_reason` (a hole: not seen). */
+  private readonly choicesFinished: boolean[] = [];
   toolCallSeen = false;
   /** A call was seen that `holds` says the events from it on must wait for. */
   holding = false;
@@ -184,7 +187,9 @@ export class StreamAccumulator {
       const delta = isRecord(choice) && isRecord(choice.delta) ? choice.delta : null;
       if (delta === null) continue;
       const choiceIndex = typeof choice.index === "number" ? choice.index : 0;
-      if (this.choicesFinished.get(choiceIndex) !== true) this.choicesFinished.set(choiceIndex, typeof choice.finish_reason === "string");
+      if (Number.isInteger(choiceIndex) && choiceIndex >= 0 && choiceIndex < MAX_CHOICES && this.choicesFinished[choiceIndex] !== true) {
+        this.choicesFinished[choiceIndex] = typeof choice.finish_reason === "string";
+      }
       if (typeof delta.content === "string") this.deltas.add(delta.content);
       if (Array.isArray(delta.tool_calls)) {
         for (const part of delta.tool_calls) {
@@ -199,7 +204,7 @@ export class StreamAccumulator {
   private extend(key: string, part: { name?: unknown; arguments?: unknown }): void {
     const call = this.calls.get(key) ?? { name: "", arguments: "" };
     const name = str(part.name);
-    if (name !== "" && call.name !== "") this.lastNameParts.set(key, name);
+    if (name !== "" && call.name !== "") (this.lastNameParts ??= new Map()).set(key, name);
     call.name += name;
     call.arguments += str(part.arguments);
     this.note(key, call);
@@ -275,8 +280,8 @@ export class StreamAccumulator {
    */
   get complete(): boolean {
     if (this.done || this.failure !== null) return true;
-    if (this.choicesFinished.size === 0) return false;
-    for (const finished of this.choicesFinished.values()) if (!finished) return false;
+    if (this.choicesFinished.length === 0) return false;
+    for (const finished of this.choicesFinished) if (finished === false) return false;
     return true;
   }
 
@@ -284,7 +289,7 @@ export class StreamAccumulator {
   toolCalls(): ToolCall[] {
     const calls: ToolCall[] = [];
     for (const [key, call] of this.calls) {
-      const last = this.lastNameParts.get(key);
+      const last = this.lastNameParts?.get(key);
       calls.push(last === undefined || last === call.name ? call : { ...call, aliases: [...(call.aliases ?? []), last] });
     }
     return calls;
