@@ -3,6 +3,7 @@ import type { ModelConfig } from "../config/schema.js";
 import type { LimitPlan } from "../limits/plan.js";
 import { keyLevel, teamLevel, userLevel } from "../limits/plan.js";
 import type { Usage } from "../state/store.js";
+import { storeDown } from "./reserve.js";
 import { lazyPrompt } from "../pii/index.js";
 import { tokenDecoder } from "../tokens/encoding.js";
 import type { CallAction } from "../policy/types.js";
@@ -74,17 +75,24 @@ export async function prefetchUsage(
   sessionId: string | null,
 ): Promise<void> {
   const now = services.clock();
-  if (KEY_USAGE.some((a) => attributes.has(a))) {
-    const usage = await services.store.usage(keyLevel(principal.keyId), now);
-    facts.set("requests_last_minute", usage.requestsLastMinute);
-    facts.set("tokens_last_minute", usage.tokensLastMinute);
-    setSpend(facts, "", usage);
-  }
-  const { user, team } = principal.subject;
-  if (USER_SPEND.some((a) => attributes.has(a))) setSpend(facts, "user_", await services.store.usage(userLevel(user), now));
-  if (team !== null && TEAM_SPEND.some((a) => attributes.has(a))) setSpend(facts, "team_", await services.store.usage(teamLevel(team), now));
-  if (attributes.has("session_cost") && sessionId !== null) {
-    const usage = await services.store.usage(`session:${principal.keyId}:${sessionId}`, now);
-    facts.set("session_cost", microsToUsd(usage.totalMicros));
+  try {
+    if (KEY_USAGE.some((a) => attributes.has(a))) {
+      const usage = await services.store.usage(keyLevel(principal.keyId), now);
+      facts.set("requests_last_minute", usage.requestsLastMinute);
+      facts.set("tokens_last_minute", usage.tokensLastMinute);
+      setSpend(facts, "", usage);
+    }
+    const { user, team } = principal.subject;
+    if (USER_SPEND.some((a) => attributes.has(a))) setSpend(facts, "user_", await services.store.usage(userLevel(user), now));
+    if (team !== null && TEAM_SPEND.some((a) => attributes.has(a))) setSpend(facts, "team_", await services.store.usage(teamLevel(team), now));
+    if (attributes.has("session_cost") && sessionId !== null) {
+      const usage = await services.store.usage(`session:${principal.keyId}:${sessionId}`, now);
+      facts.set("session_cost", microsToUsd(usage.totalMicros));
+    }
+  } catch (error) {
+    // As for limits: `store_unavailable`, or under `fail_open` the call judged without the usage it could not read.
+    const refusal = storeDown(services, "usage for the rules", error);
+    if (refusal !== null) throw refusal;
+    services.metrics.failedOpen();
   }
 }
