@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
-import { GatewayError } from "../http/errors.js";
+import { clipped, GatewayError } from "../http/errors.js";
 import { settleAll, type Reservation } from "../limits/enforce.js";
 import { pushRateHeaders } from "../limits/headers.js";
 import { planLimits, requestLimitsOnly } from "../limits/plan.js";
@@ -11,6 +11,12 @@ import { authenticate } from "./call.js";
 import { writeError, writeOpenHead } from "./respond.js";
 import { reserveCharge } from "./reserve.js";
 import type { Services } from "./services.js";
+
+/** The `/v1/...` path a request sent to `path` on the upstream stands for (its base path replaced by `/v1/`), its query left off. */
+function sentPath(base: URL, path: string): string {
+  const bare = path.split("?")[0] as string;
+  return bare.startsWith(base.pathname) ? `/v1/${bare.slice(base.pathname.length)}` : bare;
+}
 
 /**
  * A path listed under `passthrough`: authenticated, rate-limited and audited, relayed as it is and
@@ -47,7 +53,10 @@ export async function handlePassthrough(
     const controller = new AbortController();
     res.on("close", () => controller.abort());
     const sentAt = services.clock();
-    const response = await forward(upstream, upstreamUrl(upstream, draft.path, search), method, headers, hasBody ? incoming : null, controller.signal);
+    const location = upstreamUrl(upstream, draft.path, search);
+    // Judged again as the upstream will read it, after URL parsing: what is sent must be a listed path too.
+    if (!runtime.passthrough(sentPath(upstream.baseUrl, location.path))) throw new GatewayError(404, "not_found", `unknown path \`${clipped(draft.path)}\``);
+    const response = await forward(upstream, location, method, headers, hasBody ? incoming : null, controller.signal);
     draft.upstreamMs = services.clock() - sentAt;
     status = response.status;
     const answerHeaders = pushRateHeaders(clientResponseHeaders(response.headers, null, upstream.scrub), reservation.rate);

@@ -83,6 +83,8 @@ export function restartOnlyChanges(previous: Config, next: Config): string[] {
   return RESTART_ONLY.filter(([, read]) => JSON.stringify(read(previous)) !== JSON.stringify(read(next))).map(([path]) => path);
 }
 
+const UNSAFE_IN_PATH = /[\x00-\x1f\x7f\\]|%(?:[01][0-9a-f]|7f|5c)/i;
+
 function passthroughMatcher(paths: readonly string[]): (path: string) => boolean {
   const exact = new Set(paths.map((path) => (path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path)));
   const prefixes = [...exact].map((path) => `${path}/`);
@@ -94,7 +96,10 @@ function passthroughMatcher(paths: readonly string[]): (path: string) => boolean
   };
   // `POST /v1/chat/completions/` (or `/v1/Chat/completions`, `%2f`...) under a `/v1/chat` passthrough
   // would reach an upstream that reads it leniently as an ungoverned call.
-  return (path) => (exact.has(path) || prefixes.some((prefix) => path.startsWith(prefix))) && listed(path) && !isClosedToPassthrough(path);
+  // A control character or a backslash is no part of a file's path, and URL parsers drop or turn them
+  // into separators: `/v1/files/.%0a./chat/completions` would reach the upstream as `/v1/chat/completions`.
+  return (path) =>
+    !UNSAFE_IN_PATH.test(path) && (exact.has(path) || prefixes.some((prefix) => path.startsWith(prefix))) && listed(path) && !isClosedToPassthrough(path);
 }
 
 /** Keys and stops as this replica last read them from the store, refreshed on every change. */

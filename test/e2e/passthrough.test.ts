@@ -113,6 +113,13 @@ describe("passthrough paths", () => {
       "/v1/files/..;/responses/resp_1",
       "/v1/files/%252E%252E/responses/resp_1",
       "/v1/files/..;/batches",
+      // Control characters and backslashes a URL parser drops or reads as separators.
+      "/v1/files/%2e%0a%2e/chat/completions",
+      "/v1/files/.%09./chat/completions",
+      "/v1/chat/complet%0dions",
+      "/v1/chat/completions%00",
+      "/v1/chat/completions%5cchatcmpl-1",
+      "/v1/files/%5c..%5cresponses",
     ];
     for (const path of paths) {
       const response = await fetch(`${h.gateway.url}${path}`, {
