@@ -32,10 +32,32 @@ function typesIn(text: string, detectors: readonly PiiType[]): PiiType[] {
   return plain === text ? found : [...found, ...findPiiSpans(plain, detectors).map((span) => span.type)];
 }
 
-/** NFKC, without the characters that render as nothing: the form a reader (or a model) takes the text in. */
+/**
+ * The text's compatibility form (NFKD, recomposed), without the characters that render as nothing
+ * and without marks (an accent on a digit or a letter of an address only disguises it: `exá`), with
+ * every script's decimal digits as ASCII ones (`٤١١١`): the form a reader, or a model, takes the
+ * text in, seen as plainly as it can be.
+ */
 function compatibilityForm(text: string): string {
-  return text.normalize("NFKC").replace(INVISIBLE, "");
+  return text.normalize("NFKD").replace(INVISIBLE, "").replace(MARKS, "").replace(DIGITS, asciiDigit).normalize("NFC");
 }
+
+const MARKS = /\p{M}/gu;
+
+/** Decimal digits of other scripts (NFKC leaves them as they are; fullwidth ones it maps itself). */
+const DIGITS = /[^\x00-\x7f]/gu;
+
+/** A decimal digit's ASCII form: every script's digits run zero to nine in consecutive code points. */
+function asciiDigit(char: string): string {
+  if (!DECIMAL.test(char)) return char;
+  const code = char.codePointAt(0) as number;
+  let zero = code;
+  while (zero > code - 9 && DECIMAL.test(String.fromCodePoint(zero - 1))) zero--;
+  // A run longer than ten (adjacent digit blocks) is read in tens from its start.
+  return String((code - zero) % 10);
+}
+
+const DECIMAL = /^\p{Nd}$/u;
 
 /**
  * The text and, where it differs, its compatibility form after it: what `prompt_text` rules match,
@@ -49,8 +71,8 @@ export function withCompatibilityForm(text: string): string {
 
 const NON_ASCII = /[^\x00-\x7f]/;
 
-/** Characters that render as nothing (Unicode's default-ignorable code points: zero-width, bidi controls, variation selectors, tags...). */
-const INVISIBLE = /\p{Default_Ignorable_Code_Point}/gu;
+/** Characters that render as nothing (Unicode's default-ignorable code points: zero-width, bidi controls, variation selectors, tags...; the braille blank). */
+const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\u2800]/gu;
 
 /** Per detector list (one per config): the types found in recent prompt pieces, scanned whole. */
 const piecesSeen = new WeakMap<readonly PiiType[], TextCache<PiiType[]>>();

@@ -19,8 +19,10 @@ describe("redactPii", () => {
   });
 
   test("masks PII only the compatibility form shows, which the scan flags: the text goes on in that form", () => {
-    const hidden = ["\u034f", "\u115f", "\u3164", "\u180e", "\u202e", "\u2066", "\ufe0f", "\u{e0041}", "\u{1d173}", "\u061c"];
-    for (const disguised of ["mail jane＠example．com", "ssn １２３-４５-６７８９", "card 4111\u200b1111\u200b1111\u200b1111", "jane@example\u200b.com", ...hidden.map((c) => `jane${c}@example.com`)]) {
+    const hidden = ["\u034f", "\u115f", "\u3164", "\u180e", "\u202e", "\u2066", "\ufe0f", "\u{e0041}", "\u{1d173}", "\u061c", "\u2800", "\u0301"];
+    const marked = "4\u03011\u030111 1111 1111 1111";
+    const arabicDigits = "card ٤١١١١١١١١١١١١١١١";
+    for (const disguised of ["mail jane＠example．com", "ssn １２３-４５-６７８９", "card 4111\u200b1111\u200b1111\u200b1111", "jane@example\u200b.com", marked, arabicDigits, ...hidden.map((c) => `jane${c}@example.com`)]) {
       expect(detectPii(disguised, PII_TYPES).classification, disguised).toBe("pii");
       expect(redactPii(disguised, PII_TYPES), disguised).toMatch(/^\w+ \[REDACTED:\w+\]$|^\[REDACTED:\w+\]$/);
     }
