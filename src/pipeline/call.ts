@@ -17,6 +17,7 @@ import { costMicros, isPriced, type ModelPrices, microsToUsd, usageFromOpenAI } 
 import { countTextTokens } from "../tokens/index.js";
 import { forward, readUpstream, upstreamError, upstreamUrl } from "../upstream/forward.js";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/headers.js";
+import { secretScrubber } from "../upstream/scrub.js";
 import { canonicalJson, sha256Hex } from "../util/canonical-json.js";
 import { stopError } from "./active-streams.js";
 import { CallAbort, type CallSignal } from "./call-abort.js";
@@ -319,6 +320,9 @@ export async function handleCall(
       throw error;
     });
     draft.upstreamMs = services.clock() - sentAt;
+    // What an upstream may echo that no client, record or log should hold: its own key, the admin
+    // token, the caller's key (in an error about a body that carried it).
+    const scrub = secretScrubber([upstream.apiKey, config.admin.token, state.callerKey ?? ""]);
     const encoding = response.headers["content-encoding"];
     if (encoding !== undefined && encoding !== "identity") {
       response.body.once("error", () => undefined).destroy();
@@ -329,12 +333,14 @@ export async function handleCall(
 
     if (response.status >= 400 || !isSse) {
       const raw = await readUpstream(response.body);
-      await relayJson(services, state, facts, action, response.status, response.headers, raw, headers, res, principal, bodyHash, modelName, (id) => waitIfAsked(services, incoming, id, cancel));
+      await relayJson(services, state, facts, action, response.status, response.headers, raw, headers, res, principal, bodyHash, modelName, scrub, (id) =>
+        waitIfAsked(services, incoming, id, cancel),
+      );
       return;
     }
 
     state.status = response.status;
-    const streamHeaders = clientResponseHeaders(response.headers, "cache-control", upstream.scrub);
+    const streamHeaders = clientResponseHeaders(response.headers, "cache-control", scrub);
     streamHeaders.push(...headers, "cache-control", "no-cache");
     const outcome = await relayStream(
       response.body,
@@ -346,7 +352,7 @@ export async function handleCall(
         onAnswer: () => {
           state.delivered = true;
         },
-        scrub: upstream.scrub,
+        scrub,
         decideTools: async (calls, answer) => {
           const capped = await withinToolCap(services, state, calls.length);
           if (capped !== null || !runtime.policy.governs("tool.call")) return capped;
@@ -644,11 +650,11 @@ async function relayJson(
   principal: Principal,
   bodyHash: () => string,
   modelName: string,
+  scrub: (text: string) => string,
   waitForDecision: ToolCallContext["waitForDecision"],
 ): Promise<void> {
   const runtime = services.current();
   const model = runtime.config.models[modelName]!;
-  const { scrub } = runtime.upstreams.get(model.upstream)!;
   const text = raw.toString("utf8");
   let parsed: unknown = null;
   try {

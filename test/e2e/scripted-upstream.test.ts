@@ -85,6 +85,11 @@ const SCRIPTS: Record<string, Scripted> = {
       event({ type: "response.created", response: { id: "r1", output: [] } }) +
       event({ type: "response.completed", response: { id: "r1", status: "completed", output: [{ type: "function_call", id: "fc1", call_id: "c1", name: "danger", arguments: "{}" }], usage: { input_tokens: 5, output_tokens: 5, total_tokens: 10 } } }),
   },
+  "echo secrets": {
+    status: 400,
+    headers: JSON_TYPE,
+    body: JSON.stringify({ error: { message: `your body held ${ADMIN} and ${KEY}`, type: "invalid_request_error", code: null } }),
+  },
   computer: {
     headers: JSON_TYPE,
     body: JSON.stringify({ ...SHELL_ANSWER_BASE, output: [{ type: "computer_call", id: "cc1", call_id: "c1", action: { type: "click", x: 1, y: 2 } }] }),
@@ -287,6 +292,18 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     const record = await lastRecord();
     expect(record).toMatchObject({ status: 200, tool_calls: ["web_search"] });
     expect(record.tool_decisions).toContainEqual({ action: "tool.call", tool: "web_search", effect: "ALLOW", rule: null });
+  });
+
+  it("masks the admin token and the caller's key an upstream error echoes, in the answer and the audit", async () => {
+    const res = await chat("echo secrets", false);
+    expect(res.status).toBe(400);
+    const text = await res.text();
+    const record = JSON.stringify(await lastRecord());
+    for (const secret of [ADMIN, KEY]) {
+      expect(text).not.toContain(secret);
+      expect(record).not.toContain(secret);
+    }
+    expect(record).toContain("your body held [REDACTED_SECRET] and [REDACTED_SECRET]");
   });
 
   it("masks the upstream's key where the upstream echoes it: error body, headers, audit", async () => {
