@@ -35,6 +35,7 @@ export async function handlePassthrough(
   let failure: GatewayError | null = null;
   let reservation: Reservation | null = null;
   draft.action = "passthrough";
+  const controller = new AbortController();
   try {
     const runtime = services.current();
     const config = runtime.config;
@@ -50,7 +51,6 @@ export async function handlePassthrough(
     const headers = upstreamRequestHeaders(incoming.headers, upstream.apiKey, null, config.sessions.header);
     // The client's length where it sent one; else undici sends the streamed body chunked.
     if (hasBody && length !== undefined) headers["content-length"] = length;
-    const controller = new AbortController();
     res.on("close", () => controller.abort());
     const sentAt = services.clock();
     const location = upstreamUrl(upstream, draft.path, search);
@@ -72,7 +72,12 @@ export async function handlePassthrough(
       await pipeline(response.body, res);
     }
   } catch (error) {
-    failure = error instanceof GatewayError ? error : new GatewayError(502, "upstream_error", "the upstream failed while relaying");
+    if (controller.signal.aborted && !res.writableFinished) {
+      // The client went away: what failed is the relay to it, not the upstream.
+      failure = new GatewayError(499, "client_closed", "the client closed the connection");
+    } else {
+      failure = error instanceof GatewayError ? error : new GatewayError(502, "upstream_error", "the upstream failed while relaying");
+    }
     status = failure.status;
     if (!res.headersSent) writeError(res, failure, ["x-request-id", draft.id]);
     else res.destroy();

@@ -66,6 +66,26 @@ describe("passthrough paths", () => {
     expect(seen.receivedAt).toBeLessThan(secondHalfAt);
   });
 
+  it("records a client that goes away mid-upload as 499 client_closed, not as an upstream failure", async () => {
+    offset += 60_000;
+    const url = new URL(`${h.gateway.url}/v1/files`);
+    await new Promise<void>((resolve) => {
+      const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers: { authorization: `Bearer ${KEYS.alice}`, "content-length": "2000000" } });
+      req.on("error", () => resolve());
+      req.write(Buffer.alloc(100_000, "a"));
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 200);
+    });
+    let record: Record<string, unknown> | undefined;
+    for (let i = 0; i < 50 && record?.status !== 499; i++) {
+      record = (await auditRecords(h)).filter((r) => r.path === "/v1/files").at(-1);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(record).toMatchObject({ status: 499, error_code: "client_closed", action: "passthrough" });
+  });
+
   it("is not priced: a key whose budget is overspent (the upstream billed more than reserved) still reaches it", async () => {
     // An answer billed above its reservation takes the key past its total budget.
     const store = h.gateway.services.store;
