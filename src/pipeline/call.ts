@@ -51,6 +51,8 @@ export function authenticate(services: Services, incoming: IncomingMessage, now:
 
 /** The key's principal, or 401; recorded in the draft. */
 function identify(services: Services, incoming: IncomingMessage, now: number, draft?: AuditDraft): Principal {
+  // Node keeps the first of two Authorization headers, a proxy before it may keep the last: one identity only.
+  if (authorizationCount(incoming.rawHeaders) > 1) throw new GatewayError(401, "invalid_api_key", "more than one Authorization header was sent; send one");
   const lookup = services.shared.keys.lookup(bearerToken(incoming.headers.authorization), now);
   if (!lookup.ok) {
     const why = lookup.reason === "missing" ? missingKey(incoming) : lookup.reason === "unknown" ? "the API key is not valid" : `the API key is ${lookup.reason}`;
@@ -58,6 +60,12 @@ function identify(services: Services, incoming: IncomingMessage, now: number, dr
   }
   if (draft !== undefined) draft.principal = lookup.principal;
   return lookup.principal;
+}
+
+function authorizationCount(raw: readonly string[]): number {
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).length === 13 && (raw[i] as string).toLowerCase() === "authorization") count++;
+  return count;
 }
 
 /** Why no key was read, where the client sent one somewhere the gateway does not read it. */

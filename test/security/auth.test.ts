@@ -61,6 +61,15 @@ describe("authentication", () => {
     expect(await chat(SECRETS.alice)).toMatchObject({ status: 200 });
   });
 
+  it("refuses two Authorization headers, whichever of them a proxy in front would have read", async () => {
+    const body = chatBody("say:hi");
+    const result = await g.raw(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${SECRETS.alice}\r\nauthorization: Bearer sk-someone-else\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+    expect(result.statuses).toEqual([401]);
+    expect(result.text).toContain("more than one Authorization header");
+  });
+
   it("a revoked runtime key is refused at once", async () => {
     const key = await createKey("rk-revoke");
     expect((await chat(key)).status).toBe(200);
