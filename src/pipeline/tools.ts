@@ -7,6 +7,7 @@ import { evaluatePolicy, mergeDecisions, UNGOVERNED } from "../policy/evaluate.j
 import type { CallAction, Decision } from "../policy/types.js";
 import { dialectOf, type ToolDialect, toolNames, visitDeclaredTools } from "../openai/declared-tools.js";
 import { formatFieldPath } from "../util/field-path.js";
+import { withLooseNames } from "../util/tool-name.js";
 import type { Approval, ApprovalContext } from "../state/store.js";
 import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
@@ -167,7 +168,7 @@ export async function governToolCalls(
     // A call that goes by several names is judged under each; the record names the one that decided.
     let tool = call.name;
     let decision = evaluatePolicy(policy, "tool.call", facts.forTool("tool.call", call.name, call.arguments));
-    for (const alias of call.aliases ?? []) {
+    for (const alias of withLooseNames([call.name, ...(call.aliases ?? [])]).slice(1)) {
       const other = evaluatePolicy(policy, "tool.call", facts.forTool("tool.call", alias, call.arguments));
       const merged = mergeDecisions([decision, other], policy.ruleOrder);
       if (merged.effect !== decision.effect) tool = alias;

@@ -85,6 +85,7 @@ const SCRIPTS: Record<string, Scripted> = {
       event({ type: "response.created", response: { id: "r1", output: [] } }) +
       event({ type: "response.completed", response: { id: "r1", status: "completed", output: [{ type: "function_call", id: "fc1", call_id: "c1", name: "danger", arguments: "{}" }], usage: { input_tokens: 5, output_tokens: 5, total_tokens: 10 } } }),
   },
+  "loose name": { headers: JSON_TYPE, body: completion({ name: " Dan\u200bger ", arguments: "{}" }) },
   "echo secrets": {
     status: 400,
     headers: JSON_TYPE,
@@ -292,6 +293,12 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     const record = await lastRecord();
     expect(record).toMatchObject({ status: 200, tool_calls: ["web_search"] });
     expect(record.tool_decisions).toContainEqual({ action: "tool.call", tool: "web_search", effect: "ALLOW", rule: null });
+  });
+
+  it("judges a tool call under its loose name too (case, invisible characters, spaces), as lenient frameworks match it", async () => {
+    const res = await chat("loose name", false);
+    expect(res.status).toBe(403);
+    expect(await lastRecord()).toMatchObject({ decision: { rule: "no_danger" } });
   });
 
   it("masks the admin token and the caller's key an upstream error echoes, in the answer and the audit", async () => {
