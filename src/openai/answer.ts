@@ -204,7 +204,10 @@ export class StreamAccumulator {
   private extend(key: string, part: { name?: unknown; arguments?: unknown }): void {
     const call = this.calls.get(key) ?? { name: "", arguments: "" };
     const name = str(part.name);
-    if (name !== "" && call.name !== "") (this.lastNameParts ??= new Map()).set(key, name);
+    if (name !== "" && call.name !== "") {
+      this.lastNameParts ??= new Map();
+      this.lastNameParts.set(key, name);
+    }
     call.name += name;
     call.arguments += str(part.arguments);
     this.note(key, call);
