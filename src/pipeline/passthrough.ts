@@ -54,8 +54,11 @@ export async function handlePassthrough(
     res.on("close", () => controller.abort());
     const sentAt = services.clock();
     const location = upstreamUrl(upstream, draft.path, search);
-    // Judged again as the upstream will read it, after URL parsing: what is sent must be a listed path too.
-    if (!runtime.passthrough(sentPath(upstream.baseUrl, location.path))) throw new GatewayError(404, "not_found", `unknown path \`${clipped(draft.path)}\``);
+    // Judged again as the upstream will read it, after URL parsing: what is sent must go to the
+    // upstream's own origin (`/v1///host/x` parses as another host) and be a listed path too.
+    if (location.origin !== upstream.baseUrl.origin || !runtime.passthrough(sentPath(upstream.baseUrl, location.path))) {
+      throw new GatewayError(404, "not_found", `unknown path \`${clipped(draft.path)}\``);
+    }
     const response = await forward(upstream, location, method, headers, hasBody ? incoming : null, controller.signal);
     draft.upstreamMs = services.clock() - sentAt;
     status = response.status;

@@ -66,6 +66,30 @@ describe("passthrough paths", () => {
     expect(seen.receivedAt).toBeLessThan(secondHalfAt);
   });
 
+  it("never sends a request to another origin than the upstream's, whatever the path parses as", async () => {
+    const open = await startHarness(`${MODELS}
+passthrough: { upstream: openai, paths: [/v1/] }
+keys:
+${keyEntry("alice-dev", KEYS.alice, "{ user: alice, role: developer, team: research }")}
+`);
+    try {
+      const before = open.mock.requests.length;
+      const url = new URL(open.gateway.url);
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request({ host: url.hostname, port: url.port, path: "/v1///127.0.0.1:9/steal", method: "GET", headers: { authorization: `Bearer ${KEYS.alice}` } }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+      expect(status).toBe(404);
+      expect(open.mock.requests.length).toBe(before);
+    } finally {
+      await open.close();
+    }
+  });
+
   it("records a client that goes away mid-upload as 499 client_closed, not as an upstream failure", async () => {
     offset += 60_000;
     const url = new URL(`${h.gateway.url}/v1/files`);
