@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI, { APIError } from "openai";
@@ -183,6 +183,8 @@ audit:
   } finally {
     await gateway.shutdown();
     await mock.close();
+    // The tour's config and audit trail were printed; nothing of it is kept.
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

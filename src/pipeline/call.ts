@@ -32,7 +32,7 @@ import { writeError, writeJson } from "./respond.js";
 import type { Approval } from "../state/store.js";
 import type { Runtime } from "./runtime.js";
 import type { Services } from "./services.js";
-import { approvalContext, governDeclaredTools, governToolCalls, type ToolCallContext, type ToolGovernance, ungoverned } from "./tools.js";
+import { approvalContext, governDeclaredTools, governToolCalls, type ToolCallContext, type ToolGovernance, type ToolVerdict, ungoverned } from "./tools.js";
 import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
 import { redactRequestBody } from "./redact-body.js";
@@ -733,13 +733,15 @@ function recordUngoverned(draft: AuditDraft, calls: readonly ToolCall[]): void {
 function applyToolVerdict(
   state: CallState,
   runtime: Runtime,
-  verdict: { decisions: { record: AuditDraft["toolDecisions"][number]; decision: Decision }[]; approvalId: string | null },
+  verdict: ToolVerdict,
 ): void {
   const { draft } = state;
   draft.toolDecisions = [...draft.toolDecisions, ...verdict.decisions.map((d) => d.record)];
   if (draft.decision !== null) {
     const before = draft.decision.constraints.audit_bodies;
-    draft.decision = mergeDecisions([draft.decision, ...verdict.decisions.map((d) => d.decision)], runtime.policy.ruleOrder);
+    const merged = mergeDecisions([draft.decision, ...verdict.decisions.map((d) => d.decision)], runtime.policy.ruleOrder);
+    // Approved while the client waited: audited as ALLOW, as a retry that redeems an approval is.
+    draft.decision = verdict.approved && merged.effect === "REQUIRE_APPROVAL" ? approvedDecision(merged) : merged;
     // A tool call's rule may raise the body capture after the call's own was taken.
     if (draft.decision.constraints.audit_bodies !== before && state.bytes !== null) {
       draft.body = captureAuditBody(runtime.config, sentBody(state.bytes), draft.decision, state.callerKey);

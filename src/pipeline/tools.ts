@@ -151,6 +151,8 @@ export interface ToolVerdict {
   decisions: EvaluatedTool[];
   error: GatewayError | null;
   approvalId: string | null;
+  /** A human approved the calls while the client waited: the answer goes out, the approval used. */
+  approved: boolean;
 }
 
 /**
@@ -176,7 +178,7 @@ export async function governToolCalls(
     }
     return { decision, record: { action: "tool.call", tool, effect: decision.effect, rule: decision.rule } };
   });
-  const verdict: ToolVerdict = { decisions, error: null, approvalId: null };
+  const verdict: ToolVerdict = { decisions, error: null, approvalId: null, approved: false };
   const combined = mergeDecisions(decisions.map((d) => d.decision), policy.ruleOrder);
   if (combined.effect === "DENY") {
     const denied = decisions.find((d) => d.decision.effect === "DENY");
@@ -199,6 +201,7 @@ export async function governToolCalls(
     if (waited === "approved") {
       // Decided while the client waited: the held answer is delivered now, and the approval is used up.
       await services.approvals.redeem(approval.id, context.principal, approval.body_hash);
+      verdict.approved = true;
     } else {
       verdict.error = approvalRequired(approval.id, combined, waited);
     }

@@ -468,6 +468,9 @@ describe("approval expiry and long-poll", () => {
     expect(toolCall?.type === "function" ? toolCall.function.name : null).toBe("deploy");
     expect(chatCount(h)).toBe(upstreamCalls);
     expect((await getApproval(h, id))?.status).toBe("used");
+    // Audited as the approved call it was, as a retry redeeming the approval would be: not a violation.
+    const record = (await auditRecords(h)).filter((r) => r.approval_id === id).at(-1)!;
+    expect(record).toMatchObject({ status: 200, decision: { effect: "ALLOW", rule: "production_tools_need_approval" } });
   });
 
   it("x-approval-wait ends at the approval's expiry with approval_expired, not a stale approval_required", async () => {
