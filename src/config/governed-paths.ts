@@ -39,5 +39,6 @@ export function canonicalPath(path: string): string {
 /** The path, however written, is a governed path or lies under one (or under stored conversations). */
 export function isClosedToPassthrough(path: string): boolean {
   const canonical = canonicalPath(path);
-  return CLOSED_TREES.some((tree) => canonical === tree || canonical.startsWith(`${tree}/`));
+  // A suffix some frameworks strip or route on (`.json`, `:verb`) does not make it another endpoint.
+  return CLOSED_TREES.some((tree) => canonical === tree || (canonical.startsWith(tree) && !/^[a-z0-9_-]/.test(canonical.slice(tree.length))));
 }

@@ -83,7 +83,12 @@ export function restartOnlyChanges(previous: Config, next: Config): string[] {
   return RESTART_ONLY.filter(([, read]) => JSON.stringify(read(previous)) !== JSON.stringify(read(next))).map(([path]) => path);
 }
 
-const UNSAFE_IN_PATH = /[\x00-\x1f\x7f\\]|%(?:[01][0-9a-f]|7f|5c)/i;
+/**
+ * What a listed file path never needs, and lenient parsers read as something else: control
+ * characters, backslashes, non-ASCII (look-alike dots and slashes, invisible characters, which
+ * NFKC-normalising upstreams fold) and a `%` left after decoding (double or overlong encodings).
+ */
+const UNSAFE_IN_PATH = /[\x00-\x1f\x7f\\%]|[^\x00-\x7f]/;
 
 function passthroughMatcher(paths: readonly string[]): (path: string) => boolean {
   const exact = new Set(paths.map((path) => (path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path)));

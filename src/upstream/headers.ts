@@ -43,6 +43,20 @@ const DROPPED = new Set([
   "expect",
   "openai-organization",
   "openai-project",
+  // Headers front ends honour to route or re-method a request (IIS, Symfony, Envoy...): a passthrough
+  // to `/v1/files` must not become a call to `/v1/chat/completions` behind the upstream's own proxy.
+  "x-original-url",
+  "x-rewrite-url",
+  "x-original-host",
+  "x-forwarded-prefix",
+  "x-forwarded-path",
+  "x-forwarded-uri",
+  "x-forwarded-server",
+  "x-forwarded-port",
+  "x-envoy-original-path",
+  "x-http-method-override",
+  "x-http-method",
+  "x-method-override",
 ]);
 
 /** The headers sent upstream: the client's, minus hop-by-hop and credentials, plus the upstream's own key. */

@@ -164,6 +164,13 @@ ${keyEntry("alice-dev", KEYS.alice, "{ user: alice, role: developer, team: resea
       "/v1/chat/completions%00",
       "/v1/chat/completions%5cchatcmpl-1",
       "/v1/files/%5c..%5cresponses",
+      // Suffixes some frameworks route on; overlong, look-alike and invisible characters lenient parsers fold.
+      "/v1/chat/completions.json",
+      "/v1/chat/completions:run",
+      "/v1/files/%c0%ae%c0%ae/responses",
+      "/v1/files/%ef%bc%8e%ef%bc%8e/responses",
+      "/v1/chat/complet%E2%80%8Bions",
+      "/v1/files/%u002e%u002e/responses",
     ];
     for (const path of paths) {
       const response = await fetch(`${h.gateway.url}${path}`, {

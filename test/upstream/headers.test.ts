@@ -36,6 +36,16 @@ describe("header hygiene", () => {
     });
   });
 
+  it("drops the headers front ends route or re-method a request by", () => {
+    const out = upstreamRequestHeaders(
+      { "x-original-url": "/v1/chat/completions", "x-rewrite-url": "/v1/responses", "x-http-method-override": "POST", "x-envoy-original-path": "/v1/x", "x-kept": "1" },
+      "",
+      null,
+      "x-session-id",
+    );
+    expect(out).toEqual({ "x-kept": "1", "accept-encoding": "identity" });
+  });
+
   it("omits Authorization when the upstream has no key", () => {
     expect(upstreamRequestHeaders({ authorization: "Bearer sk-virtual" }, "", null, "x-session-id")).toEqual({ "accept-encoding": "identity" });
   });
