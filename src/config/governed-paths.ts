@@ -36,9 +36,13 @@ export function canonicalPath(path: string): string {
   return `/${segments.join("/")}`;
 }
 
-/** The path, however written, is a governed path or lies under one (or under stored conversations). */
-export function isClosedToPassthrough(path: string): boolean {
-  const canonical = canonicalPath(path);
+/** A canonical path is `prefix` or lies under it. */
+export function isUnder(canonical: string, prefix: string): boolean {
+  return canonical === prefix || canonical.startsWith(prefix === "/" ? "/" : `${prefix}/`);
+}
+
+/** The path, however written (`canonical`: its `canonicalPath`), is a governed path or lies under one (or under stored conversations). */
+export function isClosedToPassthrough(path: string, canonical: string = canonicalPath(path)): boolean {
   // A suffix some frameworks strip or route on (`.json`, `:verb`) does not make it another endpoint.
   return CLOSED_TREES.some((tree) => canonical === tree || (canonical.startsWith(tree) && !/^[a-z0-9_-]/.test(canonical.slice(tree.length))));
 }

@@ -1,5 +1,5 @@
 import { CALL_ACTIONS } from "../policy/types.js";
-import { canonicalPath } from "./governed-paths.js";
+import { canonicalPath, isUnder } from "./governed-paths.js";
 import { compileModelPrices, isPriced } from "../pricing/index.js";
 import { isRecord } from "../util/is-record.js";
 import type { ConfigIssue } from "./load.js";
@@ -21,6 +21,11 @@ function conditionsOf(conditions: unknown, visit: (attribute: string, operand: R
   }
 }
 
+/** The values an operand's `eq` or `in` names. */
+function namedValues(operand: Record<string, unknown>): string[] {
+  return [operand.eq, ...(Array.isArray(operand.in) ? operand.in : [])].filter((value): value is string => typeof value === "string");
+}
+
 const APPROVAL_CONSTRAINTS = ["approver_role", "approval_timeout_seconds"];
 
 /** OpenAI endpoints besides the governed ones that make a model work: relayed by passthrough, nothing judges them. */
@@ -39,7 +44,7 @@ export function configWarnings(config: Config): ConfigIssue[] {
     .map(([name]) => name);
   config.passthrough.paths.forEach((path, index) => {
     const listed = canonicalPath(path);
-    const runs = MODEL_ENDPOINTS.filter((endpoint) => endpoint === listed || endpoint.startsWith(listed === "/" ? "/" : `${listed}/`));
+    const runs = MODEL_ENDPOINTS.filter((endpoint) => isUnder(endpoint, listed));
     if (runs.length > 0) {
       issues.push({ path: `passthrough.paths[${index}]`, message: `relays endpoints that run models (${runs.join(", ")}) with no rule, budget or tool check` });
     }
@@ -52,14 +57,14 @@ export function configWarnings(config: Config): ConfigIssue[] {
     conditionsOf(rule.conditions, (attribute, operand) => {
       if (Array.isArray(operand.in) && operand.in.length === 0) warn(`.conditions.${attribute}`, "`in: []` holds for no value");
       if (attribute === "action") {
-        const named = [operand.eq, ...(Array.isArray(operand.in) ? operand.in : [])].filter((value): value is string => typeof value === "string");
+        const named = namedValues(operand);
         const actions: readonly string[] = rule.actions ?? CALL_ACTIONS;
         if (named.length > 0 && !named.some((action) => actions.includes(action))) {
           warn(".conditions.action", `names only actions this rule does not apply to (${named.join(", ")}; it applies to ${actions.join(", ")})`);
         }
       }
       if (attribute === "model") {
-        const named = [operand.eq, ...(Array.isArray(operand.in) ? operand.in : [])].filter((value): value is string => typeof value === "string");
+        const named = namedValues(operand);
         const served = named.filter((name) => Object.hasOwn(config.models, name));
         if (named.length > 0 && served.length === 0) warn(".conditions.model", `names no served model (${named.join(", ")}): no call's model is ever one of them`);
       }

@@ -1,4 +1,5 @@
 import type { TokenDecoder } from "../openai/prompt-walk.js";
+import { INVISIBLE } from "../util/invisible.js";
 import { TextCache } from "../util/text-cache.js";
 import { promptParts } from "./prompt-text.js";
 import { findPiiSpans } from "./scan.js";
@@ -71,8 +72,6 @@ export function withCompatibilityForm(text: string): string {
 
 const NON_ASCII = /[^\x00-\x7f]/;
 
-/** Characters that render as nothing (Unicode's default-ignorable code points: zero-width, bidi controls, variation selectors, tags...; the braille blank). */
-const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\u2800]/gu;
 
 /** Per detector list (one per config): the types found in recent prompt pieces, scanned whole. */
 const piecesSeen = new WeakMap<readonly PiiType[], TextCache<PiiType[]>>();

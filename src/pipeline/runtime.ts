@@ -1,4 +1,4 @@
-import { canonicalPath, isClosedToPassthrough } from "../config/governed-paths.js";
+import { canonicalPath, isClosedToPassthrough, isUnder } from "../config/governed-paths.js";
 import { hostname } from "node:os";
 import { KeyIndex } from "../auth/keys.js";
 import type { ConfigIssue } from "../config/load.js";
@@ -94,17 +94,15 @@ function passthroughMatcher(paths: readonly string[]): (path: string) => boolean
   const exact = new Set(paths.map((path) => (path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path)));
   const prefixes = [...exact].map((path) => `${path}/`);
   const canonicalPrefixes = [...exact].map((path) => canonicalPath(path));
-  // Where an upstream reads the path leniently (`/v1/files/..;/batches` as `/v1/batches`), it must still lie under a listed path.
-  const listed = (path: string): boolean => {
-    const canonical = canonicalPath(path);
-    return canonicalPrefixes.some((prefix) => canonical === prefix || canonical.startsWith(prefix === "/" ? "/" : `${prefix}/`));
-  };
-  // `POST /v1/chat/completions/` (or `/v1/Chat/completions`, `%2f`...) under a `/v1/chat` passthrough
-  // would reach an upstream that reads it leniently as an ungoverned call.
   // A control character or a backslash is no part of a file's path, and URL parsers drop or turn them
   // into separators: `/v1/files/.%0a./chat/completions` would reach the upstream as `/v1/chat/completions`.
-  return (path) =>
-    !UNSAFE_IN_PATH.test(path) && (exact.has(path) || prefixes.some((prefix) => path.startsWith(prefix))) && listed(path) && !isClosedToPassthrough(path);
+  return (path) => {
+    if (UNSAFE_IN_PATH.test(path) || !(exact.has(path) || prefixes.some((prefix) => path.startsWith(prefix)))) return false;
+    // Read as a lenient upstream reads it, the path must still lie under a listed one (`/v1/files/..;/batches`
+    // is `/v1/batches`), and not be governed (`/v1/Chat/completions` under a `/v1/chat` listing).
+    const canonical = canonicalPath(path);
+    return canonicalPrefixes.some((prefix) => isUnder(canonical, prefix)) && !isClosedToPassthrough(path, canonical);
+  };
 }
 
 /** Keys and stops as this replica last read them from the store, refreshed on every change. */

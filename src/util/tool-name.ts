@@ -1,5 +1,4 @@
-/** Characters that render as nothing (Unicode's default-ignorable code points). */
-const INVISIBLE = /\p{Default_Ignorable_Code_Point}/gu;
+import { INVISIBLE } from "./invisible.js";
 
 /**
  * A tool name as a lenient agent framework may match it: NFKC, without invisible characters or
