@@ -1,6 +1,6 @@
 /**
  * Machine instructions per request of a target, counted by valgrind's callgrind:
- *   npm run build && node dist/bench/instructions.js [--only "bare,gw full"] [--warmup 3000] [--count 1000]
+ *   npm run build && node dist/bench/instructions.js [--only "bare,gw full"] [--warmup 3000] [--count 1000] [--connections 1]
  * Counts instructions, not time, so two trees compare on a machine whose speed moves with other
  * tenants' load (CPU time per request moved 2× between runs here). The target runs under
  * `valgrind --tool=callgrind` (~50× slower) in V8's predictable mode, gets `--warmup` requests so
@@ -27,8 +27,12 @@ const argv = process.argv.slice(2);
 const names = (argValue(argv, "--only") ?? "bare,gw no policies,gw full").split(",").map((n) => n.trim());
 const warmup = Number(argValue(argv, "--warmup") ?? 3000);
 const count = Number(argValue(argv, "--count") ?? 1000);
-/** One request at a time: how many requests share an event-loop turn would otherwise vary the count. */
-const CONNECTIONS = 1;
+/**
+ * One request at a time by default: how many requests share an event-loop turn would otherwise vary
+ * the count. `--connections 64` counts the gateway as the saturation run loads it (many calls per
+ * turn, so the wall-clock timers' share per request shrinks as it does there).
+ */
+const CONNECTIONS = Number(argValue(argv, "--connections") ?? 1);
 
 /** `total` requests over CONNECTIONS connections, each sending its next when the previous ends; returns the failures. */
 async function sendAll(pool: Pool, spec: RequestSpec, total: number): Promise<number> {

@@ -30,10 +30,14 @@ export function parseAuditFileName(name: string): { replica: string; day: string
 
 /** UTC day of an ISO timestamp or epoch ms; null for an unparseable timestamp. */
 export function utcDay(ts: string | number): string | null {
+  if (typeof ts === "string" && ISO_UTC.test(ts)) return ts.slice(0, 10);
   const ms = typeof ts === "number" ? ts : Date.parse(ts);
   if (!Number.isFinite(ms)) return null;
   return new Date(ms).toISOString().slice(0, 10);
 }
+
+/** A `toISOString()` timestamp, as every record's `ts` is: its day is its first ten characters. */
+const ISO_UTC = /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 export function dayStartMs(day: string): number {
   return Date.parse(`${day}T00:00:00.000Z`);

@@ -23,9 +23,10 @@ export interface Pattern {
   accept: (match: RegExpExecArray) => number;
   /**
    * What every match contains: a text without it is skipped before the regex runs, whose
-   * lookbehind at the start otherwise tries every position. `digit` is any ASCII digit.
+   * lookbehind at the start otherwise tries every position. `digit` is any ASCII digit; a regex
+   * (without lookbehind, so the engine can scan for it) is what every match must contain.
    */
-  needs?: string;
+  needs?: string | RegExp;
 }
 
 const whole = (match: RegExpExecArray): number => match[0].length;
@@ -99,7 +100,9 @@ const ipv4: Pattern = {
 const ipv6: Pattern = {
   regex: /(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:.])/g,
   accept: wholeIf(isIpv6Address),
-  needs: ":",
+  // Two of the colons, at most four hex digits apart: a text whose colons are all far apart (`Note:`,
+  // `12:30`, a URL's scheme) has no candidate, and the scan that tries every position is skipped.
+  needs: /:[0-9A-Fa-f]{0,4}:/,
 };
 
 const hasDigit = (text: string): boolean => /\d/.test(text);

@@ -13,7 +13,7 @@ export function findPiiSpans(text: string, detectors: readonly PiiType[]): PiiSp
   for (const type of new Set(detectors)) {
     for (const pattern of PATTERNS[type]) {
       const needs = pattern.needs;
-      if (needs !== undefined && !(needs === "digit" ? digits : text.includes(needs))) continue;
+      if (needs !== undefined && !(needs === "digit" ? digits : typeof needs === "string" ? text.includes(needs) : needs.test(text))) continue;
       // `exec` on the shared global regex: `matchAll` would clone the regex on every call.
       const regex = pattern.regex;
       regex.lastIndex = 0;

@@ -54,16 +54,18 @@ export function buildCallFacts(services: Services, runtime: Runtime, source: Cal
   });
 }
 
-export const USER_SPEND = ["user_daily_spend", "user_monthly_spend", "user_total_spend"];
-export const TEAM_SPEND = ["team_daily_spend", "team_monthly_spend", "team_total_spend"];
-const KEY_USAGE = ["requests_last_minute", "tokens_last_minute", "daily_spend", "monthly_spend", "total_spend"];
+type SpendNames = readonly [daily: string, monthly: string, total: string];
+export const USER_SPEND: SpendNames = ["user_daily_spend", "user_monthly_spend", "user_total_spend"];
+export const TEAM_SPEND: SpendNames = ["team_daily_spend", "team_monthly_spend", "team_total_spend"];
+const KEY_SPEND: SpendNames = ["daily_spend", "monthly_spend", "total_spend"];
+const KEY_USAGE = ["requests_last_minute", "tokens_last_minute", ...KEY_SPEND];
 export const USAGE_ATTRIBUTES = [...KEY_USAGE, ...USER_SPEND, ...TEAM_SPEND];
 
-/** A level's spend in USD as the `<prefix>daily_spend`, `_monthly_` and `_total_` facts. */
-function setSpend(facts: CallFacts, prefix: string, usage: Usage): void {
-  facts.set(`${prefix}daily_spend`, microsToUsd(usage.dailyMicros));
-  facts.set(`${prefix}monthly_spend`, microsToUsd(usage.monthlyMicros));
-  facts.set(`${prefix}total_spend`, microsToUsd(usage.totalMicros));
+/** A level's spend in USD as its daily, monthly and total spend facts (the key's, the user's or the team's names). */
+function setSpend(facts: CallFacts, names: SpendNames, usage: Usage): void {
+  facts.set(names[0], microsToUsd(usage.dailyMicros));
+  facts.set(names[1], microsToUsd(usage.monthlyMicros));
+  facts.set(names[2], microsToUsd(usage.totalMicros));
 }
 
 /** Usage attributes come from the store, so they are fetched before evaluation, and only when a rule reads them. */
@@ -80,11 +82,11 @@ export async function prefetchUsage(
       const usage = await services.store.usage(keyLevel(principal.keyId), now);
       facts.set("requests_last_minute", usage.requestsLastMinute);
       facts.set("tokens_last_minute", usage.tokensLastMinute);
-      setSpend(facts, "", usage);
+      setSpend(facts, KEY_SPEND, usage);
     }
     const { user, team } = principal.subject;
-    if (USER_SPEND.some((a) => attributes.has(a))) setSpend(facts, "user_", await services.store.usage(userLevel(user), now));
-    if (team !== null && TEAM_SPEND.some((a) => attributes.has(a))) setSpend(facts, "team_", await services.store.usage(teamLevel(team), now));
+    if (USER_SPEND.some((a) => attributes.has(a))) setSpend(facts, USER_SPEND, await services.store.usage(userLevel(user), now));
+    if (team !== null && TEAM_SPEND.some((a) => attributes.has(a))) setSpend(facts, TEAM_SPEND, await services.store.usage(teamLevel(team), now));
     if (attributes.has("session_cost") && sessionId !== null) {
       const usage = await services.store.usage(`session:${principal.keyId}:${sessionId}`, now);
       facts.set("session_cost", microsToUsd(usage.totalMicros));

@@ -6,7 +6,7 @@ import { clipped, GatewayError } from "../http/errors.js";
 import { type Reservation, settleAll } from "../limits/enforce.js";
 import { reserveCharge, storeDown } from "./reserve.js";
 import { pushRateHeaders } from "../limits/headers.js";
-import { type LimitPlan, planLimits } from "../limits/plan.js";
+import type { LimitPlan } from "../limits/plan.js";
 import { summarizeAnswer, type ToolCall } from "../openai/answer.js";
 import { parseJsonBody } from "../openai/json-body.js";
 import { spliceEdited } from "../openai/json-splice.js";
@@ -194,7 +194,7 @@ export async function handleCall(
     }
     const sessionId = sessionIdOf(incoming, config);
     draft.sessionId = sessionId;
-    const plan = planLimits(config, principal, sessionId, runtime.spendTracking);
+    const plan = runtime.limitPlan(principal, sessionId);
     state.toolCap = toolCallCap(plan);
     const prices = runtime.prices.get(modelName) ?? null;
     state.prices = prices;
@@ -314,7 +314,7 @@ export async function handleCall(
       edited = withEdits(edited, ["model"]);
     }
     // An untouched body goes upstream as the very bytes the client sent.
-    const payload = edited === null ? bytes : Buffer.from(spliceEdited(bytes.toString("utf8"), body, edited));
+    const payload = edited === null ? bytes : ownBuffer(spliceEdited(bytes.toString("utf8"), body, edited));
     const sentAt = services.clock();
     const response = await forward(
       upstream,
@@ -466,6 +466,17 @@ function refusedTool(decision: Decision, callDecision: Decision, tools: ToolGove
 /** A REQUIRE_APPROVAL that a human approved: what shaped the outcome, audited as ALLOW. */
 function approvedDecision(decision: Decision): Decision {
   return { ...decision, effect: "ALLOW", reason: `approved by a human; ${decision.reason}` };
+}
+
+/**
+ * The edited body's bytes in a buffer of their own. `Buffer.from` would cut them from the shared
+ * 8 KB pool, and the upstream client keeps the request's body until the answer ends: every open
+ * stream would hold a slab that others' short-lived buffers share.
+ */
+function ownBuffer(text: string): Buffer {
+  const buffer = Buffer.allocUnsafeSlow(Buffer.byteLength(text, "utf8"));
+  buffer.write(text, "utf8");
+  return buffer;
 }
 
 /** The request body as the client sent it, parsed again from its bytes (stages edit the parsed one). */

@@ -7,7 +7,8 @@ import { type CompiledPolicy, compilePolicy } from "../policy/compile.js";
 import { compilePriceTable, type PriceTable } from "../pricing/index.js";
 import type { RuntimeKey, Stop } from "../state/store.js";
 import { createUpstreamTarget, type UpstreamTarget } from "../upstream/forward.js";
-import type { SpendTracking } from "../limits/plan.js";
+import type { Principal } from "../auth/keys.js";
+import { type LimitPlan, planLimits, type SpendTracking } from "../limits/plan.js";
 import { TEAM_SPEND, USER_SPEND } from "./call-facts.js";
 
 /** The config compiled once per load or reload: nothing on the request path parses or builds again. */
@@ -26,8 +27,11 @@ export interface Runtime {
   passthrough: (path: string) => boolean;
   /** Approver tokens by hash, plus the superuser. */
   adminPrincipals: Map<string, { name: string; role: string }>;
-  /** The user's and team's levels are charged on every call where rules read their spend. */
-  spendTracking: SpendTracking;
+  /**
+   * The limits a call of this principal is charged to; the user's and team's levels are charged on
+   * every call where rules read their spend.
+   */
+  limitPlan: (principal: Principal, sessionId: string | null) => LimitPlan;
 }
 
 export function buildRuntime(config: Config, port: number, previous: Runtime | null): Runtime {
@@ -42,6 +46,22 @@ export function buildRuntime(config: Config, port: number, previous: Runtime | n
   for (const approver of config.admin.approvers) adminPrincipals.set(approver.token_hash, { name: approver.name, role: approver.role });
   const known = (rule: RuleConfig): boolean => [...(policy.ruleAttributes.get(rule.name) ?? [])].every((attribute) => LISTING_FACTS.has(attribute));
   const listingPolicy = compilePolicy({ ...config.policies, rules: policy.rules.filter((rule) => rule.effect !== "DENY" || known(rule)) });
+  const spendTracking: SpendTracking = {
+    user: USER_SPEND.some((attribute) => policy.attributes.has(attribute)),
+    team: TEAM_SPEND.some((attribute) => policy.attributes.has(attribute)),
+  };
+  // A key's plan is the same on every call without a session, and lives as long as its principal
+  // (key refreshes build new ones): worked out once, not per call.
+  const plans = new WeakMap<Principal, LimitPlan>();
+  const limitPlan = (principal: Principal, sessionId: string | null): LimitPlan => {
+    if (sessionId !== null) return planLimits(config, principal, sessionId, spendTracking);
+    let plan = plans.get(principal);
+    if (plan === undefined) {
+      plan = planLimits(config, principal, null, spendTracking);
+      plans.set(principal, plan);
+    }
+    return plan;
+  };
   return {
     config,
     policy,
@@ -52,10 +72,7 @@ export function buildRuntime(config: Config, port: number, previous: Runtime | n
     replica: previous?.replica ?? config.server.replica_id ?? `${hostname()}-${port}`,
     passthrough: passthroughMatcher(config.passthrough.paths),
     adminPrincipals,
-    spendTracking: {
-      user: USER_SPEND.some((attribute) => policy.attributes.has(attribute)),
-      team: TEAM_SPEND.some((attribute) => policy.attributes.has(attribute)),
-    },
+    limitPlan,
   };
 }
 

@@ -53,7 +53,7 @@ const cases: Record<PiiType, { positive: string[]; negative: string[] }> = {
   },
   ip: {
     positive: ["192.168.1.20", "10.0.0.1", "2001:db8:85a3::8a2e:370:7334", "fe80::1ff:fe23:4567:890a", "2001:0db8:0000:0000:0000:ff00:0042:8329"],
-    negative: ["256.1.1.1", "1.2.3.4.5", "std::vector", "12:30:45", "::1", "00:1A:2B:3C:4D:5E", "1.2.3"],
+    negative: ["256.1.1.1", "1.2.3.4.5", "std::vector", "12:30:45", "::1", "00:1A:2B:3C:4D:5E", "1.2.3", "Note: at 12:30 see https://x.io"],
   },
 };
 
