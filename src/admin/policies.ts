@@ -116,7 +116,7 @@ export function buildEvaluationFacts(
     if (estimate === undefined) estimate = request === undefined || model === undefined ? null : estimateFor(runtime, principal, callAction, body, model);
     return estimate;
   };
-  const prompt = lazyPrompt(body, runtime.config.pii.detectors, model === undefined ? undefined : tokenDecoder(model));
+  const prompt = lazyPrompt(() => body, runtime.config.pii.detectors, model === undefined ? undefined : tokenDecoder(model));
   const facts = new CallFacts({
     principal,
     org: runtime.config.org,

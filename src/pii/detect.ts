@@ -92,22 +92,27 @@ export function detectPiiInParts(parts: readonly string[], detectors: readonly P
   return detection(found);
 }
 
-/** A body's prompt facts, each worked out at most once and only when asked for. */
-export function lazyPrompt(body: unknown, detectors: readonly PiiType[], decode?: TokenDecoder): { text: () => string; pii: () => PiiDetection } {
+/**
+ * A body's prompt facts, each worked out at most once and only when asked for. The pieces both are
+ * made from are let go once both are known: a call's facts last as long as its stream.
+ */
+export function lazyPrompt(body: () => unknown, detectors: readonly PiiType[], decode?: TokenDecoder): { text: () => string; pii: () => PiiDetection } {
   let parts: string[] | null = null;
   let text: string | null = null;
   let pii: PiiDetection | null = null;
   const partsOf = (): string[] => {
-    parts ??= promptParts(body, decode);
+    parts ??= promptParts(body(), decode);
     return parts;
   };
   return {
     text: () => {
       text ??= withCompatibilityForm(partsOf().join("\n"));
+      if (pii !== null) parts = null;
       return text;
     },
     pii: () => {
       pii ??= detectPiiInParts(partsOf(), detectors);
+      if (text !== null) parts = null;
       return pii;
     },
   };

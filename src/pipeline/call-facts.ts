@@ -17,7 +17,8 @@ import { declaredToolNames } from "../openai/declared-tools.js";
 export interface CallFactsSource {
   principal: Principal;
   action: CallAction;
-  body: Record<string, unknown>;
+  /** Read when a fact needs it, perhaps after the call went upstream (see `RequestBody`). */
+  body: () => Record<string, unknown>;
   model: ModelConfig;
   modelName: string;
   prices: ModelPrices | null;
@@ -32,13 +33,14 @@ export interface CallFactsSource {
 export function buildCallFacts(services: Services, runtime: Runtime, source: CallFactsSource): CallFacts {
   const { config } = runtime;
   const prompt = lazyPrompt(source.body, config.pii.detectors, tokenDecoder(source.model));
+  const body = source.body();
   return new CallFacts({
     principal: source.principal,
     org: config.org,
     action: source.action,
     model: source.modelName,
-    stream: source.body.stream === true,
-    tools: declaredToolNames(source.action, source.body),
+    stream: body.stream === true,
+    tools: declaredToolNames(source.action, body),
     sessionId: source.sessionId,
     ip: source.ip,
     userAgent: source.userAgent,

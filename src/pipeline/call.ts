@@ -36,6 +36,7 @@ import { approvalContext, governDeclaredTools, governToolCalls, type ToolCallCon
 import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
 import { redactRequestBody } from "./redact-body.js";
+import { RequestBody } from "./request-body.js";
 import { storeTrouble } from "../log/throttle.js";
 
 /**
@@ -180,10 +181,12 @@ export async function handleCall(
       draft.model = askedModel(bytes);
       throw stopError(stop);
     }
-    const body = validateBody(action, parseRequestJson(bytes, config.server.max_json_depth, incoming.headers["content-encoding"]));
-    const modelName = body.model as string;
+    // Read through `request` wherever it may be read after the call went upstream: a suspended async
+    // function keeps every local alive, so a `body` here would hold the parsed tree as long as a stream.
+    const request = new RequestBody(validateBody(action, parseRequestJson(bytes, config.server.max_json_depth, incoming.headers["content-encoding"])), bytes);
+    const modelName = request.body.model as string;
     draft.model = clipped(modelName);
-    draft.stream = body.stream === true;
+    draft.stream = request.body.stream === true;
     const model = Object.hasOwn(config.models, modelName) ? config.models[modelName] : undefined;
     if (model === undefined) {
       throw new GatewayError(404, "model_not_found", `the model \`${clipped(modelName)}\` does not exist or you do not have access to it`, { param: "model" });
@@ -227,7 +230,7 @@ export async function handleCall(
     const facts = buildCallFacts(services, runtime, {
       principal,
       action,
-      body,
+      body: () => request.body,
       model,
       modelName,
       prices,
@@ -235,19 +238,19 @@ export async function handleCall(
       sessionId,
       ip: draft.ip,
       userAgent: draft.userAgent,
-      estimate: () => ensureEstimate(state, action, body, model, plan, true),
+      estimate: () => ensureEstimate(state, action, request.body, model, plan, true),
     });
     await prefetchUsage(services, runtime.policy.attributes, facts, principal, sessionId);
 
     const callDecision = evaluatePolicy(runtime.policy, action, facts);
-    const tools: ToolGovernance = governDeclaredTools(runtime.policy, action, body, facts);
+    const tools: ToolGovernance = governDeclaredTools(runtime.policy, action, request.body, facts);
     draft.toolsDeclared = tools.declared;
     draft.toolsStripped = tools.stripped;
     draft.toolDecisions = tools.decisions.map((d) => d.record);
     const decision = mergeDecisions([callDecision, ...tools.decisions.map((d) => d.decision)], runtime.policy.ruleOrder);
     // What shaped an approved call's outcome is the approval: audited as ALLOW, not as a violation.
     draft.decision = approved && decision.effect === "REQUIRE_APPROVAL" ? approvedDecision(decision) : decision;
-    draft.body = captureAuditBody(config, body, decision, state.callerKey);
+    draft.body = captureAuditBody(config, request.body, decision, state.callerKey);
 
     if (decision.effect === "DENY") throw deniedError(decision, refusedTool(decision, callDecision, tools));
     // A held answer's approval covers the call too (its approver saw the request): only a DENY of the
@@ -277,12 +280,12 @@ export async function handleCall(
     let edited: Set<string> | null = tools.edited.length > 0 ? withEdits(null, tools.edited) : null;
     let estimate: Estimate;
     if (estimateNeeded(plan, runtime.policy.attributes) || config.pii.redact) {
-      estimate = ensureEstimate(state, action, body, model, plan, false);
-      if (estimate.approximate) state.uncounted = { action, body, model, plan };
+      estimate = ensureEstimate(state, action, request.body, model, plan, false);
+      if (estimate.approximate) state.uncounted = { action, body: request.body, model, plan };
     } else {
       // Redaction, the only later edit of what the estimate measures, is off: a late count is the same.
-      estimate = uncountedEstimate(action, body, model);
-      state.uncounted = { action, body, model, plan };
+      estimate = uncountedEstimate(action, request.body, model);
+      state.uncounted = { action, body: request.body, model, plan };
     }
     state.reservation = await reserve(services, plan, estimate, prices);
     services.leases.hold(state.reservation);
@@ -292,29 +295,29 @@ export async function handleCall(
     // token or money limit holds that reservation: the upstream must not write past it. A key without
     // such limits keeps its body as sent.
     if (estimate.outputParam !== null && (estimate.requestedOutput === null ? plan.needsTokens || outputTokens < model.max_output_tokens : outputTokens < estimate.requestedOutput)) {
-      applyOutputLimit(action, body, estimate.outputParam, outputTokens);
+      applyOutputLimit(action, request.body, estimate.outputParam, outputTokens);
       edited = withEdits(edited, [estimate.outputParam, ...CHAT_LIMIT_FIELDS]);
       // Said where the limit was clamped below what the call could otherwise have had, as the contract has it.
       if (outputTokens < (estimate.requestedOutput ?? model.max_output_tokens)) headers.push("x-gateway-max-tokens", String(outputTokens));
     }
-    const clientAskedUsage = isUsageRequested(body);
+    const clientAskedUsage = isUsageRequested(request.body);
     if (action === "chat.completions" && draft.stream && !clientAskedUsage) {
-      body.stream_options = { ...(body.stream_options as object | undefined), include_usage: true };
+      request.body.stream_options = { ...(request.body.stream_options as object | undefined), include_usage: true };
       edited = withEdits(edited, ["stream_options"]);
     }
     if (config.pii.redact) {
-      const redacted = redactRequestBody(body, config.pii.detectors);
+      const redacted = redactRequestBody(request.body, config.pii.detectors);
       if (redacted.length > 0) edited = withEdits(edited, redacted);
     }
 
     const upstream = runtime.upstreams.get(model.upstream)!;
     const path = action === "chat.completions" ? "/v1/chat/completions" : action === "responses" ? "/v1/responses" : "/v1/embeddings";
     if (model.upstream_model !== undefined) {
-      body.model = model.upstream_model;
+      request.body.model = model.upstream_model;
       edited = withEdits(edited, ["model"]);
     }
     // An untouched body goes upstream as the very bytes the client sent.
-    const payload = edited === null ? bytes : ownBuffer(spliceEdited(bytes.toString("utf8"), body, edited));
+    const payload = edited === null ? bytes : ownBuffer(spliceEdited(bytes.toString("utf8"), request.body, edited));
     const sentAt = services.clock();
     const response = await forward(
       upstream,
@@ -348,6 +351,7 @@ export async function handleCall(
     }
 
     state.status = response.status;
+    request.release();
     const streamHeaders = clientResponseHeaders(response.headers, "cache-control", scrub);
     streamHeaders.push(...headers, "cache-control", "no-cache");
     const outcome = await relayStream(

@@ -24,6 +24,11 @@ policies:
         tool_args.environment: { matches: "^prod" }
       constraints: { approver_role: admin, approval_timeout_seconds: 3600 }
       description: Production operations require admin approval
+    - name: no_mail_from_pii_prompts
+      effect: DENY
+      actions: [tool.call]
+      conditions: { tool: { eq: send_email }, data_classification: { eq: pii } }
+      description: A prompt carrying personal data may not be mailed out
     - name: auto_approved_tools
       effect: ALLOW
       actions: [tool.call]
@@ -144,6 +149,24 @@ describe("tool.call on streamed answers", () => {
     expect((caught as APIError).message).toContain("shell_command");
     const record = (await auditRecords(h)).at(-1)!;
     expect(record).toMatchObject({ stream: true, error_code: "policy_denied", tool_calls: ["shell_command"] });
+  });
+
+  it("judges a streamed tool call at the stream's end on the prompt's facts, however long the stream ran", async () => {
+    const drain = async (content: string): Promise<unknown> => {
+      const stream = await h.client(KEY.dev).chat.completions.create(askStream(content));
+      try {
+        for await (const _chunk of stream) {
+          // read to the end
+        }
+        return null;
+      } catch (error) {
+        return error;
+      }
+    };
+    const denied = await drain('call_tool:send_email {"to":"team"} say:Mailing bob@example.com now.');
+    expect((denied as APIError).code).toBe("policy_denied");
+    expect((denied as APIError).message).toContain("send_email");
+    expect(await drain('call_tool:send_email {"to":"team"} say:Mailing the team now.')).toBeNull();
   });
 
   it("streams an allowed tool call through whole", async () => {

@@ -34,7 +34,7 @@ describe("PII detection piece by piece", () => {
         return conversation.messages;
       },
     };
-    const prompt = lazyPrompt(body, PII_TYPES);
+    const prompt = lazyPrompt(() => body, PII_TYPES);
     expect(reads).toBe(0);
     expect(prompt.pii().classification).toBe("pii");
     const afterFirst = reads;
