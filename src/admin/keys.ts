@@ -174,6 +174,16 @@ async function createKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   return c.json({ ...runtimeView(key), key: clear }, 201);
 }
 
+/**
+ * Limits merge field by field (JSON merge-patch style), the session block's too: `null` lifts a
+ * limit, an absent field keeps it, so raising a session's `max_cost` leaves its call caps standing.
+ */
+function mergeLimits(current: KeyLimits, patch: KeyLimits): KeyLimits {
+  const merged: KeyLimits = { ...current, ...patch };
+  if (current.session !== undefined && patch.session !== undefined) merged.session = { ...current.session, ...patch.session };
+  return merged;
+}
+
 async function updateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   authorize(c, deps.services, "admin", "admin.keys.update");
   const id = c.req.param("id") ?? "";
@@ -181,8 +191,7 @@ async function updateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const patch = await readJson(c, deps.services, patchSchema);
   const updated = await changeKey(deps, id, (key) => ({
     ...notRevoked(key),
-    // Limits merge field by field (JSON merge-patch style): `null` lifts a limit, an absent field keeps it.
-    limits: patch.limits === undefined ? key.limits : parseWith(keyLimitsSchema, { ...key.limits, ...patch.limits }, "limits"),
+    limits: patch.limits === undefined ? key.limits : parseWith(keyLimitsSchema, mergeLimits(key.limits, patch.limits), "limits"),
     disabled: patch.disabled ?? key.disabled,
     expires_at: patch.expires_at === undefined ? key.expires_at : patch.expires_at,
   }));

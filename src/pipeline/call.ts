@@ -183,6 +183,7 @@ export async function handleCall(
     }
     // Read through `request` wherever it may be read after the call went upstream: a suspended async
     // function keeps every local alive, so a `body` here would hold the parsed tree as long as a stream.
+    // The rules' facts read `request.asSent`, the stages edit `request.body`.
     const request = new RequestBody(validateBody(action, parseRequestJson(bytes, config.server.max_json_depth, incoming.headers["content-encoding"])), bytes);
     const modelName = request.body.model as string;
     draft.model = clipped(modelName);
@@ -230,7 +231,7 @@ export async function handleCall(
     const facts = buildCallFacts(services, runtime, {
       principal,
       action,
-      body: () => request.body,
+      body: () => request.asSent,
       model,
       modelName,
       prices,
@@ -243,6 +244,8 @@ export async function handleCall(
     await prefetchUsage(services, runtime.policy.attributes, facts, principal, sessionId);
 
     const callDecision = evaluatePolicy(runtime.policy, action, facts);
+    // Stripping is the first edit; from here a prompt fact first read is read from the bytes.
+    request.beginEdits();
     const tools: ToolGovernance = governDeclaredTools(runtime.policy, action, request.body, facts);
     draft.toolsDeclared = tools.declared;
     draft.toolsStripped = tools.stripped;

@@ -1,13 +1,17 @@
 /**
  * A call's parsed body, and the client's bytes it was parsed from. Stages edit the parsed body
- * before it goes upstream; once it has gone, an open stream needs the body only for a fact a late
- * rule may read (a streamed tool call is judged at the stream's end). `release` lets the parsed
- * tree go, since the bytes are kept anyway: a stream then holds the kilobyte the client sent, not
- * the several the objects parsed from it take, and a late read parses the bytes again (the body
- * as the client sent it, which is what the call's own rules read too).
+ * before it goes upstream (stripped tools, redaction, limits), but the rules judge the call as the
+ * client sent it, however late they read it (a tool call in the answer is judged once the answer
+ * is in): `asSent` is the parsed body until the edits begin, then the bytes parsed again.
+ *
+ * Once the call is forwarded an open stream needs the body only for such a late fact. `release`
+ * lets the parsed trees go, since the bytes are kept anyway: a stream then holds the kilobyte the
+ * client sent, not the several the objects parsed from it take.
  */
 export class RequestBody {
   private parsed: Record<string, unknown> | null;
+  private sent: Record<string, unknown> | null = null;
+  private edited = false;
 
   constructor(
     parsed: Record<string, unknown>,
@@ -16,12 +20,31 @@ export class RequestBody {
     this.parsed = parsed;
   }
 
+  /** The body the stages edit and send upstream (as sent, parsed again, once released). */
   get body(): Record<string, unknown> {
-    this.parsed ??= JSON.parse(this.bytes.toString("utf8")) as Record<string, unknown>;
+    this.parsed ??= this.parse();
     return this.parsed;
+  }
+
+  /** The body as the client sent it. */
+  get asSent(): Record<string, unknown> {
+    if (!this.edited) return this.body;
+    this.sent ??= this.parse();
+    return this.sent;
+  }
+
+  /** Stages are about to edit `body`. */
+  beginEdits(): void {
+    this.edited = true;
   }
 
   release(): void {
     this.parsed = null;
+    this.sent = null;
+    this.edited = true;
+  }
+
+  private parse(): Record<string, unknown> {
+    return JSON.parse(this.bytes.toString("utf8")) as Record<string, unknown>;
   }
 }

@@ -94,6 +94,14 @@ describe("runtime keys", () => {
     expectError(await h.admin("PATCH", "/keys/nobody", { disabled: true }), 404, "not_found");
   });
 
+  it("merges the session block field by field too: raising max_cost keeps the call caps", async () => {
+    await create({ id: "sess-rt", subject: { user: "sam" }, limits: { daily_cost: 5, session: { max_llm_calls: 2, max_tool_calls: 1 } } });
+    const raised = await h.admin<KeyView>("PATCH", "/keys/sess-rt", { limits: { session: { max_cost: 1 } } });
+    expect(raised.json.limits).toEqual({ daily_cost: 5, session: { max_llm_calls: 2, max_tool_calls: 1, max_cost: 1 } });
+    const lifted = await h.admin<KeyView>("PATCH", "/keys/sess-rt", { limits: { session: { max_llm_calls: null } } });
+    expect(lifted.json.limits).toEqual({ daily_cost: 5, session: { max_llm_calls: null, max_tool_calls: 1, max_cost: 1 } });
+  });
+
   it("refuses to change a config key with 409 key_not_runtime", async () => {
     expectError(await h.admin("PATCH", "/keys/alice-dev", { disabled: true }), 409, "key_not_runtime");
     expectError(await h.admin("POST", "/keys/alice-dev/revoke"), 409, "key_not_runtime");

@@ -30,4 +30,15 @@ describe("RequestBody", () => {
     expect(prompt.pii().types).toEqual(["email"]);
     expect(prompt.text()).toBe("mail bob@example.com");
   });
+
+  it("answers asSent with the parsed body until the edits begin, then with the bytes parsed again", () => {
+    const parsed = JSON.parse(bytes.toString()) as Record<string, unknown>;
+    const request = new RequestBody(parsed, bytes);
+    expect(request.asSent).toBe(parsed);
+    request.beginEdits();
+    request.body.tools = [];
+    request.body.model = "upstream-m";
+    expect(request.asSent).toEqual({ model: "m", messages: [{ role: "user", content: "hi" }] });
+    expect(request.body).toBe(parsed);
+  });
 });
