@@ -113,7 +113,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const notifier = createNotifier(() => ({ url: runtime.config.approvals.notify_url, secret: runtime.config.approvals.notify_secret }), log);
   const approvals = new ApprovalService(store, clock, () => runtime.config.approvals.default_timeout_seconds, notifier);
 
-  const refreshKeys = async (): Promise<void> => shared.setKeys(runtime.config, await store.listKeys(), clock());
+  // The config is read after the store answers: a reload during the read must not bring the old keys back.
+  const refreshKeys = async (): Promise<void> => {
+    const runtimeKeys = await store.listKeys();
+    shared.setKeys(runtime.config, runtimeKeys, clock());
+  };
   const refreshStops = async (): Promise<void> => {
     shared.setStops(await store.listStops());
     streams.halt(shared.listStops());
