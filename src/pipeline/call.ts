@@ -515,7 +515,8 @@ function ensureEstimate(
   if (state.estimate !== null && (!exact || !state.estimate.approximate)) return state.estimate;
   const prices: ModelPrices = state.prices ?? { kind: model.kind, inputPer1m: null, outputPer1m: null, cachedInputPer1m: null };
   state.estimate = estimateCall(action, body, model, prices, plan, exact || needsExact(plan));
-  state.draft.inputTokens = state.estimate.inputTokens;
+  // An answer's usage, once accounted, is what the record reports; a rule reading an estimate after it changes nothing.
+  if (!state.accounted) state.draft.inputTokens = state.estimate.inputTokens;
   return state.estimate;
 }
 

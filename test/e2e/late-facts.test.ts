@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { APIError } from "openai";
-import { type Harness, keyEntry, MODELS, startHarness } from "./harness.js";
+import { auditRecords, type Harness, keyEntry, MODELS, startHarness } from "./harness.js";
 
 const KEY = "sk-late-facts";
 
@@ -21,6 +21,10 @@ policies:
       effect: DENY
       actions: [tool.call]
       conditions: { tool: { eq: zebra_lookup }, prompt_text: { matches: "(?i)project zebra" } }
+    - name: no_long_prompt_lookups
+      effect: DENY
+      actions: [tool.call]
+      conditions: { tool: { eq: long_lookup }, input_tokens: { gt: 30 } }
     - name: no_mail_from_pii
       effect: DENY
       actions: [tool.call]
@@ -68,6 +72,17 @@ describe("tool-call rules reading the prompt once the answer is in", () => {
       };
       const error = await refused(body);
       expect(error.message).toContain("zebra_lookup");
+    });
+
+    it(`leave the record the tokens the upstream reported, not the estimate they read (${stream ? "streamed" : "JSON"})`, async () => {
+      await refused({
+        messages: [{ role: "user", content: 'call_tool:long_lookup {"q":1}' }],
+        tools: [fn("long_lookup", "looks things up in the long archive of every document the team has ever written down")],
+      });
+      const record = (await auditRecords(h)).at(-1) as { input_tokens: number; error_code: string };
+      expect(record.error_code).toBe("policy_denied");
+      // The estimate counts the tool definition (over 30 tokens); the mock bills the messages alone.
+      expect(record.input_tokens).toBeLessThan(30);
     });
 
     it(`read the PII the gateway redacted before sending (${stream ? "streamed" : "JSON"})`, async () => {
