@@ -158,6 +158,11 @@ export function requestListener(services: Services, app: Hono<Env>, state: AppSt
       // hono builds a URL from Host and answers a bare 400 where it cannot; nothing here is routed
       // by Host, so an absent or malformed one (HTTP/1.0 may omit it) is replaced for that URL alone.
       if (!usableHost(incoming.headers.host)) incoming.headers.host = "gateway.invalid";
+      const target = incoming.url ?? "";
+      if (!routableTarget(target)) {
+        refuseTarget(services, incoming, outgoing, target);
+        return;
+      }
       void viaHono(incoming, outgoing);
       return;
     }
@@ -170,6 +175,30 @@ export function requestListener(services: Services, app: Hono<Env>, state: AppSt
     }
     handleCall(services, action, incoming, outgoing, draft).catch((error: unknown) => failedCall(services, outgoing, draft, error));
   };
+}
+
+/**
+ * A request target hono can build a URL from: a path without a backslash before its query, or an
+ * absolute http(s) URL. It answers any other (`*`, `/v1/chat\\completions`) with a bare 400.
+ */
+function routableTarget(target: string): boolean {
+  const backslash = target.indexOf("\\");
+  if (backslash !== -1 && (target.indexOf("?") === -1 || backslash < target.indexOf("?"))) return false;
+  if (target.startsWith("/")) return true;
+  if (!target.startsWith("http://") && !target.startsWith("https://")) return false;
+  return URL.canParse(target);
+}
+
+/** An unroutable target's refusal: an OpenAI error with a request id, audited where its path is /v1 or /admin. */
+function refuseTarget(services: Services, incoming: IncomingMessage, outgoing: ServerResponse, target: string): void {
+  const refusal = new GatewayError(400, "invalid_body", `the request target \`${clipped(target)}\` is not a path the gateway serves`);
+  if (!AUDITED_PREFIX.test(target)) {
+    writeError(outgoing, refusal, ["x-request-id", newId("req", services.clock())]);
+    return;
+  }
+  const draft = draftFor(services, incoming, target);
+  writeError(outgoing, refusal, ["x-request-id", draft.id]);
+  services.finish(draft, refusal.status, refusal);
 }
 
 /** A request that arrives while the gateway drains: the client should go to another replica. */

@@ -183,6 +183,25 @@ describe("proxy hygiene", () => {
     });
   });
 
+  it("answers a request target hono cannot route (a backslash, `*`, a broken absolute URL) OpenAI-shaped, with an id, audited under /v1", async () => {
+    const mockBefore = g.mock.requests.length;
+    const cases = ["POST /v1/chat\\completions HTTP/1.1", "OPTIONS * HTTP/1.1", "GET http://[::1 HTTP/1.1"];
+    const ids: string[] = [];
+    for (const line of cases) {
+      const res = await g.raw(`${line}\r\nHost: gw\r\nAuthorization: Bearer ${SECRETS.alice}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+      expect(res.statuses, line).toEqual([400]);
+      expect(errorCode(rawBody(res.text)), line).toBe("invalid_body");
+      const id = /x-request-id: (\S+)/i.exec(res.text)?.[1];
+      expect(id, line).toBeDefined();
+      if (line.includes("/v1/")) ids.push(id as string);
+    }
+    await until(async () => {
+      const seen = new Set((await g.records()).map((r) => r.id));
+      return ids.every((id) => seen.has(id));
+    });
+    expect(g.mock.requests.length).toBe(mockBefore);
+  });
+
   it("refuses a body that repeats a key, so the upstream cannot act on a value the rules never saw", async () => {
     const before = g.mock.requests.length;
     const res = await g.request("/v1/chat/completions", {
