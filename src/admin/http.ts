@@ -36,7 +36,9 @@ export function paramPath(path: ReadonlyArray<PropertyKey>): string | null {
 /** A zod failure as the contract's 400 `invalid_body`, naming the first offending field. */
 export function invalidBody(error: z.ZodError, prefix = ""): GatewayError {
   const issue = error.issues[0];
-  const inner = issue === undefined ? null : paramPath(issue.path);
+  // A field the schema does not know is named by its own path, not its object's.
+  const path = issue?.code === "unrecognized_keys" ? [...issue.path, issue.keys[0] ?? ""] : issue?.path;
+  const inner = path === undefined ? null : paramPath(path);
   const param = inner === null ? (prefix === "" ? null : prefix) : prefix === "" ? inner : `${prefix}.${inner}`;
   const message = issue?.message.toLowerCase() ?? "invalid value";
   return new GatewayError(400, "invalid_body", `invalid \`${param ?? "body"}\`: ${message}`, { param });

@@ -49,7 +49,7 @@ describe("admin credentials", () => {
 
   it("refuses bad JSON and wrong shapes with the field's path", async () => {
     expectError(await h.admin("POST", "/keys", "{not json"), 400, "invalid_json");
-    expectError(await h.admin("POST", "/keys", { subject: { user: "x", colour: "red" } }), 400, "invalid_body", "subject");
+    expectError(await h.admin("POST", "/keys", { subject: { user: "x", colour: "red" } }), 400, "invalid_body", "subject.colour");
     expectError(await h.admin("POST", "/keys", { subject: { user: "x" }, limits: { daily_cost: -1 } }), 400, "invalid_body", "limits.daily_cost");
   });
 });

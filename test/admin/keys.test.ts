@@ -102,6 +102,10 @@ describe("runtime keys", () => {
     expect(lifted.json.limits).toEqual({ daily_cost: 5, session: { max_llm_calls: null, max_tool_calls: 1, max_cost: 1 } });
   });
 
+  it("names an unknown field of an admin body as the 400's param", async () => {
+    expectError(await h.admin("POST", "/keys", { subject: { user: "zed" }, bogus: 1 }), 400, "invalid_body", "bogus");
+  });
+
   it("refuses to change a config key with 409 key_not_runtime", async () => {
     expectError(await h.admin("PATCH", "/keys/alice-dev", { disabled: true }), 409, "key_not_runtime");
     expectError(await h.admin("POST", "/keys/alice-dev/revoke"), 409, "key_not_runtime");
