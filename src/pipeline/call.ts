@@ -90,11 +90,15 @@ function parseRequestJson(bytes: Buffer, maxDepth: number, encoding: string | un
 /** The model a halted call asked for, for its audit record: the body is not otherwise judged. */
 function askedModel(bytes: Buffer): string | null {
   try {
-    const model = (sentBody(bytes) as { model?: unknown } | null)?.model;
-    return typeof model === "string" ? clipped(model) : null;
+    return askedModelOf(sentBody(bytes));
   } catch {
     return null;
   }
+}
+
+function askedModelOf(body: unknown): string | null {
+  const model = body !== null && typeof body === "object" ? (body as { model?: unknown }).model : undefined;
+  return typeof model === "string" ? clipped(model) : null;
 }
 
 interface CallState {
@@ -184,9 +188,11 @@ export async function handleCall(
     // Read through `request` wherever it may be read after the call went upstream: a suspended async
     // function keeps every local alive, so a `body` here would hold the parsed tree as long as a stream.
     // The rules' facts read `request.asSent`, the stages edit `request.body`.
-    const request = new RequestBody(validateBody(action, parseRequestJson(bytes, config.server.max_json_depth, incoming.headers["content-encoding"])), bytes);
+    const parsed = parseRequestJson(bytes, config.server.max_json_depth, incoming.headers["content-encoding"]);
+    // Named before the shape is checked: a refused body's record says which model it asked for.
+    draft.model = askedModelOf(parsed);
+    const request = new RequestBody(validateBody(action, parsed), bytes);
     const modelName = request.body.model as string;
-    draft.model = clipped(modelName);
     draft.stream = request.body.stream === true;
     const model = Object.hasOwn(config.models, modelName) ? config.models[modelName] : undefined;
     if (model === undefined) {

@@ -174,6 +174,9 @@ describe("openai SDK through the gateway", () => {
     const body = (await wrongShape.json()) as { error: { code: string; param: string; type: string } };
     expect(wrongShape.status).toBe(400);
     expect(body.error).toMatchObject({ code: "invalid_body", param: "messages", type: "invalid_request_error" });
+    // The refused body's record still names the model it asked for.
+    const refusedId = wrongShape.headers.get("x-request-id");
+    expect((await auditRecords(h)).find((r) => r.id === refusedId)).toMatchObject({ model: "gpt-4o-mini", error_code: "invalid_body" });
     const deep = await fetch(`${h.gateway.url}/v1/chat/completions`, {
       method: "POST",
       headers: { authorization: `Bearer ${KEYS.alice}` },
