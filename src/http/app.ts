@@ -183,7 +183,8 @@ export function requestListener(services: Services, app: Hono<Env>, state: AppSt
  */
 function routableTarget(target: string): boolean {
   const backslash = target.indexOf("\\");
-  if (backslash !== -1 && (target.indexOf("?") === -1 || backslash < target.indexOf("?"))) return false;
+  const query = target.indexOf("?");
+  if (backslash !== -1 && (query === -1 || backslash < query)) return false;
   if (target.startsWith("/")) return true;
   if (!target.startsWith("http://") && !target.startsWith("https://")) return false;
   return URL.canParse(target);

@@ -36,7 +36,7 @@ import { approvalContext, governDeclaredTools, governToolCalls, type ToolCallCon
 import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
 import { redactRequestBody } from "./redact-body.js";
-import { RequestBody } from "./request-body.js";
+import { RequestBody, sentBody } from "./request-body.js";
 import { storeTrouble } from "../log/throttle.js";
 
 /**
@@ -492,10 +492,6 @@ function ownBuffer(text: string): Buffer {
   return buffer;
 }
 
-/** The request body as the client sent it, parsed again from its bytes (stages edit the parsed one). */
-function sentBody(bytes: Buffer): unknown {
-  return JSON.parse(bytes.toString("utf8"));
-}
 
 /** What delivering a held answer decided: the approval's rule and constraints, now allowed. */
 function heldDecision(approval: Approval): Decision {

@@ -45,6 +45,11 @@ export class RequestBody {
   }
 
   private parse(): Record<string, unknown> {
-    return JSON.parse(this.bytes.toString("utf8")) as Record<string, unknown>;
+    return sentBody(this.bytes) as Record<string, unknown>;
   }
+}
+
+/** The request body as the client sent it, parsed again from its bytes (stages edit the parsed one). */
+export function sentBody(bytes: Buffer): unknown {
+  return JSON.parse(bytes.toString("utf8"));
 }
