@@ -127,8 +127,10 @@ interface CallState {
   callerKey: string | null;
   /** The session's `max_tool_calls`, when the call is charged to a session that has one. */
   toolCap: ToolCallCap | null;
-  /** The answer's tool calls went through that cap, which charged them (or withheld them): the settle charges none. */
+  /** The answer's tool calls are accounted for (taken from that cap, or withheld): the settle charges none. */
   toolCallsTaken: boolean;
+  /** How many calls the cap took for this answer: given back if the answer is then withheld. */
+  toolCallsCharged: number;
 }
 
 /**
@@ -158,6 +160,7 @@ export async function handleCall(
     callerKey: bearerToken(incoming.headers.authorization),
     toolCap: null,
     toolCallsTaken: false,
+    toolCallsCharged: 0,
   };
   draft.action = action;
   const cancel = new CallAbort();
@@ -227,11 +230,9 @@ export async function handleCall(
     if (approvalId !== null) {
       draft.approvalId = approvalId;
       const redemption = await services.approvals.redeem(approvalId, principal, bodyHash());
+      state.redeemedApproval = approvalId;
       if (redemption.kind === "held" && redemption.approval.held !== null) heldBy = redemption.approval;
-      else {
-        approved = true;
-        state.redeemedApproval = approvalId;
-      }
+      else approved = true;
     }
 
     const facts = buildCallFacts(services, runtime, {
@@ -264,7 +265,7 @@ export async function handleCall(
     if (decision.effect === "DENY") throw deniedError(decision, refusedTool(decision, callDecision, tools));
     // A held answer's approval covers the call too (its approver saw the request): only a DENY of the
     // rules in force now stops its delivery.
-    if (heldBy !== null) return deliverHeld(state, config, res, heldBy, decision);
+    if (heldBy !== null) return await deliverHeld(services, state, config, res, heldBy, decision);
     if (decision.effect === "REQUIRE_APPROVAL" && !approved) {
       const approval = await services.approvals.create({
         principal,
@@ -387,6 +388,7 @@ export async function handleCall(
             waitForDecision: (id) => waitIfAsked(services, incoming, id, cancel),
           });
           applyToolVerdict(state, runtime, verdict);
+          if (verdict.error !== null) await withholdToolCalls(services, state);
           return verdict.error;
         },
       },
@@ -431,10 +433,16 @@ export async function handleCall(
   }
 }
 
-/** An approved call's held answer, delivered as it was produced, with no upstream call. */
-function deliverHeld(state: CallState, config: Config, res: ServerResponse, approval: Approval, callDecision: Decision): void {
+/**
+ * An approved call's held answer, delivered as it was produced, with no upstream call. Its tool
+ * calls, given back to the session when the answer was held, are taken from its cap now: they run
+ * only once delivered.
+ */
+async function deliverHeld(services: Services, state: CallState, config: Config, res: ServerResponse, approval: Approval, callDecision: Decision): Promise<void> {
   const { draft } = state;
   const held = approval.held as NonNullable<Approval["held"]>;
+  const capped = await withinToolCap(services, state, approval.tool_calls.length, true);
+  if (capped !== null) throw capped;
   draft.decision = heldDecision(approval);
   // The body is captured at the highest level any matched rule asks, the call's own included.
   if (state.bytes !== null) draft.body = captureAuditBody(config, sentBody(state.bytes), mergeDecisions([callDecision, draft.decision]), state.callerKey);
@@ -447,6 +455,8 @@ function deliverHeld(state: CallState, config: Config, res: ServerResponse, appr
   // The held answer was paid for by the call that produced it; delivering it calls no upstream.
   const free = microsToUsd(0).toFixed(6);
   heldHeaders.push(...(held.kind === "json" ? ["x-gateway-cost", free] : ["cache-control", "no-cache"]));
+  state.status = held.status;
+  state.delivered = true;
   res.writeHead(held.status, heldHeaders);
   res.end(held.kind === "json" ? held.body : `${held.body}: gateway-cost ${free}\n\n`);
 }
@@ -586,7 +596,7 @@ function toolCallCap(plan: LimitPlan): ToolCallCap | null {
  * answer's calls are taken from the session's allowance in one atomic step when it is in, so answers
  * arriving together cannot pass the cap between them; the settle then charges none again.
  */
-async function withinToolCap(services: Services, state: CallState, count: number): Promise<GatewayError | null> {
+async function withinToolCap(services: Services, state: CallState, count: number, heldAnswer = false): Promise<GatewayError | null> {
   const cap = state.toolCap;
   if (cap === null || count === 0) return null;
   let taken: { ok: boolean; used: number };
@@ -596,13 +606,31 @@ async function withinToolCap(services: Services, state: CallState, count: number
     return storeDown(services, "session tool calls", error);
   }
   state.toolCallsTaken = true;
-  if (taken.ok) return null;
+  state.toolCallsCharged = taken.ok ? count : 0;
+  // A held answer retried where its session has no count (it ended, or the retry names another)
+  // has nothing to charge: what fits the cap is delivered.
+  if (taken.ok || (heldAnswer && taken.used + count <= cap.max)) return null;
   return new GatewayError(
     429,
     "budget_exceeded",
     `session tool-call limit: the answer's ${count} tool calls would take the session past its ${cap.max} (${taken.used} used); the answer was withheld`,
     { headers: { "x-should-retry": "false" } },
   );
+}
+
+/** A withheld answer's tool calls never run: the session gets back what the cap took for them, and the settle charges none. */
+async function withholdToolCalls(services: Services, state: CallState): Promise<void> {
+  const cap = state.toolCap;
+  const charged = state.toolCallsCharged;
+  state.toolCallsTaken = true;
+  state.toolCallsCharged = 0;
+  if (cap === null || charged === 0) return;
+  try {
+    await services.store.takeToolCalls(cap.level, -charged, cap.max);
+  } catch (error) {
+    services.metrics.storeError();
+    storeTrouble(services.log, "tool-call give-back", error);
+  }
 }
 
 function isUsageRequested(body: Record<string, unknown>): boolean {
@@ -710,7 +738,6 @@ async function relayJson(
   state.draft.toolCalls = summary.toolCalls.map((c) => c.name);
   account(state, model, summary.usage, summary.text, summary.toolCalls);
   const capped = await withinToolCap(services, state, summary.toolCalls.length);
-  state.toolCallCount = state.toolCallsTaken ? 0 : summary.toolCalls.length;
   if (capped !== null) throw capped;
   if (!runtime.policy.governs("tool.call")) recordUngoverned(state.draft, summary.toolCalls);
   else if (summary.toolCalls.length > 0) {
@@ -724,8 +751,12 @@ async function relayJson(
       waitForDecision,
     });
     applyToolVerdict(state, runtime, verdict);
-    if (verdict.error !== null) throw verdict.error;
+    if (verdict.error !== null) {
+      await withholdToolCalls(services, state);
+      throw verdict.error;
+    }
   }
+  state.toolCallCount = state.toolCallsTaken ? 0 : summary.toolCalls.length;
   state.status = status;
   const answerHeaders = clientResponseHeaders(upstreamHeaders, "content-type", scrub);
   answerHeaders.push(...headers, "x-gateway-cost", microsToUsd(state.draft.costMicros).toFixed(6));

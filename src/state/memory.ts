@@ -218,8 +218,8 @@ export class MemoryStore implements StateStore {
     const state = this.levels.get(level);
     const session = state?.session ?? null;
     const used = session?.toolCalls ?? 0;
-    if (state === undefined || session === null || used + count > max) return { ok: false, used };
-    session.toolCalls += count;
+    if (state === undefined || session === null || (count > 0 && used + count > max)) return { ok: false, used };
+    session.toolCalls = Math.max(0, used + count);
     this.spent(level, state);
     return { ok: true, used };
   }

@@ -211,7 +211,8 @@ export interface StateStore {
   renewLeases(leases: readonly { level: string; callId: string }[], now: number, leaseMs: number): Promise<void>;
   /**
    * Charges a session level with an answer's `count` tool calls if that keeps it within `max`, as
-   * one atomic step; `used` is the count before this answer either way.
+   * one atomic step; `used` is the count before this answer either way. A negative `count` gives
+   * calls back (a withheld answer's), never below zero.
    */
   takeToolCalls(level: string, count: number, max: number): Promise<{ ok: boolean; used: number }>;
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chatCount, decide, errorBody, expectApiError, getApproval, liftKey, raw, sseEvents, stopKey } from "./governance.js";
 import { ADMIN_TOKEN, auditRecords, type Harness, keyEntry, MODELS, sha256Ref, startHarness } from "./harness.js";
 
-const KEY = { dev: "sk-ta-dev", other: "sk-ta-other", halted: "sk-ta-halted" } as const;
+const KEY = { dev: "sk-ta-dev", other: "sk-ta-other", halted: "sk-ta-halted", agent: "sk-ta-agent" } as const;
 const SECURITY = { token: "approver-dana-token", name: "dana", role: "security" };
 const OPS_ADMIN = { token: "approver-olly-token", name: "olly", role: "admin" };
 
@@ -66,6 +66,7 @@ keys:
 ${keyEntry("dev", KEY.dev, "{ user: dave, role: developer, team: research }")}
 ${keyEntry("other", KEY.other, "{ user: otto, role: developer, team: research }")}
 ${keyEntry("halted", KEY.halted, "{ user: hal, role: developer, team: ops }")}
+${keyEntry("agent", KEY.agent, "{ user: ada, role: developer, team: research }", "{ session: { max_tool_calls: 1 } }")}
 ${POLICIES}`,
     {
       clock: () => Date.now() + offset,
@@ -574,5 +575,48 @@ describe("emergency stop", () => {
     expect(stopped.length).toBe(2);
     // The refused call's record names the model it asked for, as every call's does.
     expect(stopped.map((r) => r.model)).toEqual(["gpt-4o-mini", "gpt-4o-mini"]);
+  });
+});
+
+describe("a session's max_tool_calls and governed tool calls", () => {
+  const inSession = (session: string, extra: Record<string, string> = {}) => h.client(KEY.agent, { headers: { "x-session-id": session, ...extra }, maxRetries: 0 });
+  const readFile = ask('call_tool:read_file {"path":"a"}');
+
+  it("gives a denied answer's tool calls back to the session, streamed or not", async () => {
+    await expectApiError(inSession("deny-1").chat.completions.create(ask('call_tool:shell_command {"cmd":"ls"}')), 403, "policy_denied");
+    const stream = await inSession("deny-1").chat.completions.create(askStream('call_tool:shell_command {"cmd":"ls"}'));
+    const caught = await (async () => {
+      for await (const _ of stream);
+    })().catch((error: unknown) => error);
+    expect((caught as { code?: string }).code).toBe("policy_denied");
+    // Neither denied call runs, so the session's one call is still there, and then spent.
+    expect((await inSession("deny-1").chat.completions.create(readFile)).choices[0]?.message.tool_calls?.length).toBe(1);
+    await expectApiError(inSession("deny-1").chat.completions.create(readFile), 429, "budget_exceeded");
+  });
+
+  it("charges a held answer's tool calls when it is delivered, not while it waits or once it is denied", async () => {
+    const rotate = ask('call_tool:rotate_secrets {"scope":"db"}');
+    const denied = await approvalFrom(inSession("held-1").chat.completions.create(rotate));
+    expect((await decide(h, denied, "deny")).status).toBe(200);
+    const approved = await approvalFrom(inSession("held-1").chat.completions.create(rotate));
+    expect((await decide(h, approved, "approve")).status).toBe(200);
+    const delivered = await inSession("held-1", { "x-approval-id": approved }).chat.completions.create(rotate);
+    expect(delivered.choices[0]?.message.tool_calls?.[0]?.function.name).toBe("rotate_secrets");
+    // The delivered call took the session's one call.
+    await expectApiError(inSession("held-1").chat.completions.create(readFile), 429, "budget_exceeded");
+  });
+
+  it("withholds an approved answer whose calls no longer fit the session, and keeps the approval for a retry", async () => {
+    const rotate = ask('call_tool:rotate_secrets {"scope":"cache"}');
+    const id = await approvalFrom(inSession("held-2").chat.completions.create(rotate));
+    // While it waits, the session spends its one call elsewhere.
+    expect((await inSession("held-2").chat.completions.create(readFile)).choices[0]?.message.tool_calls?.length).toBe(1);
+    expect((await decide(h, id, "approve")).status).toBe(200);
+    const error = await expectApiError(inSession("held-2", { "x-approval-id": id }).chat.completions.create(rotate), 429, "budget_exceeded");
+    expect(error.message).toContain("past its 1 (1 used)");
+    expect((await getApproval(h, id))?.status).toBe("approved");
+    // In a session with room the same approval delivers.
+    const delivered = await inSession("held-3", { "x-approval-id": id }).chat.completions.create(rotate);
+    expect(delivered.choices[0]?.message.tool_calls?.[0]?.function.name).toBe("rotate_secrets");
   });
 });

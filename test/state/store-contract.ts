@@ -246,6 +246,18 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await replica.takeToolCalls(level, 1, 5)).toEqual({ ok: false, used: 5 });
       });
 
+      it("gives a withheld answer's tool calls back, past the cap too, never below zero", async () => {
+        const request = reserveRequest(level, session({ sessionMaxToolCalls: 3 }), { ttlMs: 3_600_000 });
+        await store.reserve(request, T0);
+        expect(await store.takeToolCalls(level, 3, 3)).toEqual({ ok: true, used: 0 });
+        expect(await replica.takeToolCalls(level, -2, 3)).toEqual({ ok: true, used: 3 });
+        expect(await store.takeToolCalls(level, 2, 3)).toEqual({ ok: true, used: 1 });
+        // A cap lowered since the take does not keep the calls from coming back.
+        expect(await store.takeToolCalls(level, -1, 1)).toEqual({ ok: true, used: 3 });
+        expect(await replica.takeToolCalls(level, -9, 3)).toEqual({ ok: true, used: 2 });
+        expect(await store.takeToolCalls(level, 3, 3)).toEqual({ ok: true, used: 0 });
+      });
+
       it("lets a session with max_tool_calls 0 call, until an answer calls a tool", async () => {
         const request = reserveRequest(level, session({ sessionMaxToolCalls: 0 }), { ttlMs: 3_600_000 });
         const first = await store.reserve(request, T0);
