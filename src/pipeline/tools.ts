@@ -67,10 +67,10 @@ export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, 
     result.decisions = result.declared.map((name) => ungoverned("tool.register", name));
     return result;
   }
-  const edited = visitDeclaredTools(action, body, (name, path) => {
-    const decision = evaluatePolicy(policy, "tool.register", facts.forTool("tool.register", name, null));
+  const edited = visitDeclaredTools(action, body, (declared, path) => {
+    const { tool: name, decision } = judgeTool(policy, "tool.register", facts, [declared], null);
     if (decision.effect === "DENY" && decision.constraints.on_deny === "strip") {
-      result.stripped.push(name);
+      result.stripped.push(declared);
       // Allowed once stripped: it merges as an ALLOW, carrying no DENY constraint but its audit level.
       // Named by no rule, so the strip rule never names the call's decision.
       const allowed: Decision = { ...decision, effect: "ALLOW", rule: null, reason: `\`${name}\` stripped: ${decision.reason}`, constraints: auditLevelOnly(decision.constraints) };
@@ -102,6 +102,27 @@ export function governDeclaredTools(policy: CompiledPolicy, action: CallAction, 
     }
   }
   return result;
+}
+
+/**
+ * A tool that goes by several names (and the loose form of each, as a lenient framework matches it)
+ * is judged under each; `tool` names the one that decided.
+ */
+function judgeTool(
+  policy: CompiledPolicy,
+  action: "tool.register" | "tool.call",
+  facts: CallFacts,
+  names: readonly string[],
+  args: string | null,
+): { tool: string; decision: Decision } {
+  let tool = names[0]!;
+  let decision = evaluatePolicy(policy, action, facts.forTool(action, tool, args));
+  for (const alias of withLooseNames(names).slice(1)) {
+    const merged = mergeDecisions([decision, evaluatePolicy(policy, action, facts.forTool(action, alias, args))], policy.ruleOrder);
+    if (merged.effect !== decision.effect) tool = alias;
+    decision = merged;
+  }
+  return { tool, decision };
 }
 
 /** A tool action no rule governs, as its evaluation would decide it. */
@@ -167,15 +188,7 @@ export async function governToolCalls(
   context: ToolCallContext,
 ): Promise<ToolVerdict> {
   const decisions: EvaluatedTool[] = calls.map((call) => {
-    // A call that goes by several names is judged under each; the record names the one that decided.
-    let tool = call.name;
-    let decision = evaluatePolicy(policy, "tool.call", facts.forTool("tool.call", call.name, call.arguments));
-    for (const alias of withLooseNames([call.name, ...(call.aliases ?? [])]).slice(1)) {
-      const other = evaluatePolicy(policy, "tool.call", facts.forTool("tool.call", alias, call.arguments));
-      const merged = mergeDecisions([decision, other], policy.ruleOrder);
-      if (merged.effect !== decision.effect) tool = alias;
-      decision = merged;
-    }
+    const { tool, decision } = judgeTool(policy, "tool.call", facts, [call.name, ...(call.aliases ?? [])], call.arguments);
     return { decision, record: { action: "tool.call", tool, effect: decision.effect, rule: decision.rule } };
   });
   const verdict: ToolVerdict = { decisions, error: null, approvalId: null, approved: false };

@@ -291,6 +291,28 @@ describe("tool.register", () => {
     expect(record.tool_decisions).toContainEqual({ action: "tool.register", tool: "execute_code", effect: "DENY", rule: "restricted_tool_access" });
   });
 
+  it("judges a declared tool under its loose name too, as a lenient framework would run it", async () => {
+    const error = await expectApiError(
+      h.client(KEY.analyst).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "say:hi" }], tools: [tool(" Execute_\u200bCode")] }),
+      403,
+      "policy_denied",
+    );
+    expect(error.param).toBe("tools[0]");
+    const record = (await auditRecords(h)).at(-1)!;
+    expect(record.tool_decisions).toContainEqual({ action: "tool.register", tool: "execute_code", effect: "DENY", rule: "restricted_tool_access" });
+    // A stripped tool goes by the name it was declared under, with its tool_choice.
+    await h.client(KEY.dev).chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "say:stripped" }],
+      tools: [tool("Web_Search"), tool("read_file")],
+      tool_choice: { type: "function", function: { name: "Web_Search" } },
+    });
+    const seen = h.mock.requests.at(-1)!.body as { tools?: Array<{ function: { name: string } }>; tool_choice?: unknown };
+    expect(seen.tools?.map((t) => t.function.name)).toEqual(["read_file"]);
+    expect(seen.tool_choice).toBeUndefined();
+    expect((await auditRecords(h)).at(-1)!.tools_stripped).toEqual(["Web_Search"]);
+  });
+
   it("lets a developer declare the same tool", async () => {
     const answer = await h.client(KEY.dev).chat.completions.create({
       model: "gpt-4o-mini",

@@ -601,7 +601,7 @@ describe("a session's max_tool_calls and governed tool calls", () => {
     const approved = await approvalFrom(inSession("held-1").chat.completions.create(rotate));
     expect((await decide(h, approved, "approve")).status).toBe(200);
     const delivered = await inSession("held-1", { "x-approval-id": approved }).chat.completions.create(rotate);
-    expect(delivered.choices[0]?.message.tool_calls?.[0]?.function.name).toBe("rotate_secrets");
+    expect(delivered.choices[0]?.message.tool_calls?.[0]).toMatchObject({ function: { name: "rotate_secrets" } });
     // The delivered call took the session's one call.
     await expectApiError(inSession("held-1").chat.completions.create(readFile), 429, "budget_exceeded");
   });
@@ -617,6 +617,6 @@ describe("a session's max_tool_calls and governed tool calls", () => {
     expect((await getApproval(h, id))?.status).toBe("approved");
     // In a session with room the same approval delivers.
     const delivered = await inSession("held-3", { "x-approval-id": id }).chat.completions.create(rotate);
-    expect(delivered.choices[0]?.message.tool_calls?.[0]?.function.name).toBe("rotate_secrets");
+    expect(delivered.choices[0]?.message.tool_calls?.[0]).toMatchObject({ function: { name: "rotate_secrets" } });
   });
 });
