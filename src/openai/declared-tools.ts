@@ -8,7 +8,7 @@ export type ToolDialect = "chat" | "responses";
 
 export const dialectOf = (action: CallAction): ToolDialect => (action === "responses" ? "responses" : "chat");
 
-/** A built-in tool's dated variant (`web_search_preview_2025_03_11`) is governed by its base name. */
+/** A built-in tool's dated variant (`web_search_preview_2025_03_11`) is governed by its base name too. */
 const DATED = /_\d{4}_\d{2}_\d{2}$/;
 
 /**
@@ -33,7 +33,7 @@ const nameOf = (value: unknown): string | null => (typeof value === "string" ? v
 
 /**
  * Every name a declared tool goes by: `toolName`, and for a tool of any type but function or custom
- * the names it also carries (`name`, `function.name`, `custom.name`). An upstream that takes an
+ * its dated type and the names it also carries (`name`, `function.name`, `custom.name`). An upstream that takes an
  * unknown type (`"Function"`) may read any of them, so each is judged and a DENY of any refuses
  * the tool. Null when `toolName` is.
  */
@@ -41,7 +41,7 @@ export function toolNames(tool: unknown, dialect: ToolDialect): string[] | null 
   const name = toolName(tool, dialect);
   if (name === null || !isRecord(tool) || tool.type === undefined || tool.type === "function" || tool.type === "custom") return name === null ? null : [name];
   const names = [name];
-  for (const carried of [tool.name, isRecord(tool.function) ? tool.function.name : undefined, isRecord(tool.custom) ? tool.custom.name : undefined]) {
+  for (const carried of [tool.type, tool.name, isRecord(tool.function) ? tool.function.name : undefined, isRecord(tool.custom) ? tool.custom.name : undefined]) {
     if (typeof carried === "string" && !names.includes(carried)) names.push(carried);
   }
   return names;

@@ -36,6 +36,8 @@ describe("toolNames", () => {
     expect(toolNames({ type: "weird", name: "execute_code", custom: { name: "other" } }, "responses")).toEqual(["weird", "execute_code", "other"]);
     expect(toolNames({ type: "function", name: "decoy", function: { name: "search" } }, "chat")).toEqual(["search"]);
     expect(toolNames({ type: "web_search" }, "responses")).toEqual(["web_search"]);
+    // A rule may name a dated built-in tool by either name.
+    expect(toolNames({ type: "web_search_preview_2025_03_11" }, "responses")).toEqual(["web_search_preview", "web_search_preview_2025_03_11"]);
     expect(toolNames({ type: "function" }, "chat")).toBeNull();
   });
 
