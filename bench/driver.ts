@@ -77,6 +77,23 @@ export async function closedLoop(pool: Pool, spec: RequestSpec, opts: { workers:
   return { workers: opts.workers, seconds, requests: latencies.length, errors, rps: Math.round(latencies.length / seconds), completed, latency: summarize(latencies) };
 }
 
+/**
+ * Runs the closed loop in one-second windows until its rate settles: the last three windows within
+ * `tolerance` of each other, or `maxMs` gone. A process's JIT takes seconds of saturation to compile
+ * its hot code (the gateway's far more of it than a bare proxy's), so a fixed short warm-up measured
+ * the compiler's work as part of each call. Returns each window's rate.
+ */
+export async function warmUntilSteady(pool: Pool, spec: RequestSpec, opts: { workers: number; maxMs: number; tolerance: number }): Promise<number[]> {
+  const rates: number[] = [];
+  const started = Date.now();
+  while (Date.now() - started < opts.maxMs) {
+    rates.push((await closedLoop(pool, spec, { workers: opts.workers, durationMs: 1000, warmupMs: 0 })).rps);
+    const last = rates.slice(-3);
+    if (last.length === 3 && Math.min(...last) >= (1 - opts.tolerance) * Math.max(...last)) break;
+  }
+  return rates;
+}
+
 export interface OpenLoopResult {
   rate: number;
   sent: number;

@@ -7,7 +7,7 @@
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { closedLoop, createPool } from "./driver.js";
+import { closedLoop, createPool, warmUntilSteady } from "./driver.js";
 import { argValue } from "./lib/args.js";
 import { GOVERNED, targetDefs } from "./lib/plan.js";
 import { startTarget } from "./lib/start-target.js";
@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   const running = await startTarget(def.target, mock.url, ["--perf-basic-prof-only-functions"]);
   const pool = createPool(running.origin, 64);
   // Warm: the JIT has settled before the samples start.
-  await closedLoop(pool, def.specs.call, { workers: 64, durationMs: 2000, warmupMs: 0 });
+  await warmUntilSteady(pool, def.specs.call, { workers: 64, maxMs: 20_000, tolerance: 0.05 });
   const perf = spawn("perf", ["record", "-F", String(HZ), "-g", "-o", out, "-p", String(running.pid)], { stdio: ["ignore", "ignore", "pipe"] });
   let report = "";
   perf.stderr.on("data", (chunk: Buffer) => {

@@ -1,8 +1,8 @@
 import { foreignCpu, waitQuiet } from "./host.js";
-import { type ClosedLoopResult, closedLoop, createPool, type OpenLoopResult, openLoop, type RequestSpec } from "../driver.js";
+import { type ClosedLoopResult, closedLoop, createPool, type OpenLoopResult, openLoop, type RequestSpec, warmUntilSteady } from "../driver.js";
 
 export interface PhasePlan {
-  closed: { workers: number; durationMs: number; warmupMs: number };
+  closed: { workers: number; durationMs: number; warmupMs: number; warmMaxMs: number };
   open: { rate: number; count: number; warmup: number };
   /** An extra fixed-rate run at a lighter load; null skips it. */
   light: { rate: number; count: number; warmup: number } | null;
@@ -13,6 +13,8 @@ export interface PhasePlan {
 export interface TargetResult {
   target: string;
   closed: ClosedLoopResult;
+  /** The req/s of each one-second window of the warm-up before the saturation run. */
+  warmup: number[];
   open: OpenLoopResult;
   light: OpenLoopResult | null;
   stream: OpenLoopResult | null;
@@ -48,6 +50,7 @@ export async function measureTarget(
   };
   const foreign = foreignCpu(() => (probes.cpuMs() ?? 0) + probes.mockCpuMs() + driverMs());
   const saturating = createPool(origin, plan.closed.workers);
+  const warmup = await warmUntilSteady(saturating, specs.call, { workers: plan.closed.workers, maxMs: plan.closed.warmMaxMs, tolerance: 0.05 });
   const cpu0 = probes.cpuMs();
   const mock0 = probes.mockCpuMs();
   const closed = await closedLoop(saturating, specs.call, plan.closed);
@@ -72,5 +75,5 @@ export async function measureTarget(
     stream = await openLoop(pool, specs.stream, plan.stream);
   }
   await pool.close();
-  return { target, closed, open, light, stream, rssAfterKb: probes.rssKb(), cpuUsPerRequest, idleBefore, foreignCores: foreign() };
+  return { target, closed, warmup, open, light, stream, rssAfterKb: probes.rssKb(), cpuUsPerRequest, idleBefore, foreignCores: foreign() };
 }

@@ -7,7 +7,7 @@ import { evaluatePolicy, mergeDecisions, UNGOVERNED } from "../policy/evaluate.j
 import type { CallAction, Decision } from "../policy/types.js";
 import { dialectOf, type ToolDialect, toolNames, visitDeclaredTools } from "../openai/declared-tools.js";
 import { formatFieldPath } from "../util/field-path.js";
-import { withLooseNames } from "../util/tool-name.js";
+import { looseToolName, withLooseNames } from "../util/tool-name.js";
 import type { Approval, ApprovalContext } from "../state/store.js";
 import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
@@ -117,6 +117,7 @@ function judgeTool(
 ): { tool: string; decision: Decision } {
   let tool = names[0]!;
   let decision = evaluatePolicy(policy, action, facts.forTool(action, tool, args));
+  if (names.length === 1 && looseToolName(tool) === tool) return { tool, decision };
   for (const alias of withLooseNames(names).slice(1)) {
     const merged = mergeDecisions([decision, evaluatePolicy(policy, action, facts.forTool(action, alias, args))], policy.ruleOrder);
     if (merged.effect !== decision.effect) tool = alias;
