@@ -1,6 +1,6 @@
 import { INVISIBLE } from "./invisible.js";
 
-const ALREADY_LOOSE = /^[a-z0-9_.:\-]*$/;
+const ALREADY_LOOSE = /^[a-z0-9_.:-]*$/;
 
 /**
  * A tool name as a lenient agent framework may match it: NFKC, without invisible characters or
