@@ -50,17 +50,38 @@ export function createMetrics(pendingApprovals: () => Promise<number>): Metrics 
   const auditDropped = new Counter({ name: "spark_audit_dropped_total", help: "Audit records dropped: every one past max_queue with on_full: drop; with reject, only refusals past its overflow", registers: [registry] });
   let droppedSoFar = 0;
   const openStreams = new Gauge({ name: "spark_open_calls", help: "Governed calls in flight", registers: [registry] });
+  // Each label set's series, found by one string key: prom-client would sort and join the labels on every call.
+  const requestSeries = new Map<string, Counter.Internal>();
+  const latencySeries = new Map<string, { total: Histogram.Internal<"route">; upstream: Histogram.Internal<"route"> }>();
+  const usageSeries = new Map<string, { input: Counter.Internal; output: Counter.Internal; cost: Counter.Internal }>();
   return {
     registry,
     request(route, status, effect, rule, seconds, upstreamSeconds) {
-      requests.inc({ route, status: String(status), effect, rule });
-      latency.observe({ route }, seconds);
-      if (upstreamSeconds !== null) upstreamLatency.observe({ route }, upstreamSeconds);
+      const key = `${route}\0${status}\0${effect}\0${rule}`;
+      let counter = requestSeries.get(key);
+      if (counter === undefined) {
+        counter = requests.labels(route, String(status), effect, rule);
+        requestSeries.set(key, counter);
+      }
+      counter.inc();
+      let durations = latencySeries.get(route);
+      if (durations === undefined) {
+        durations = { total: latency.labels(route), upstream: upstreamLatency.labels(route) };
+        latencySeries.set(route, durations);
+      }
+      durations.total.observe(seconds);
+      if (upstreamSeconds !== null) durations.upstream.observe(upstreamSeconds);
     },
     usage(model, team, inputTokens, outputTokens, costUsd) {
-      if (inputTokens > 0) tokens.inc({ model, team, direction: "input" }, inputTokens);
-      if (outputTokens > 0) tokens.inc({ model, team, direction: "output" }, outputTokens);
-      if (costUsd > 0) cost.inc({ model, team }, costUsd);
+      const key = `${model}\0${team}`;
+      let series = usageSeries.get(key);
+      if (series === undefined) {
+        series = { input: tokens.labels(model, team, "input"), output: tokens.labels(model, team, "output"), cost: cost.labels(model, team) };
+        usageSeries.set(key, series);
+      }
+      if (inputTokens > 0) series.input.inc(inputTokens);
+      if (outputTokens > 0) series.output.inc(outputTokens);
+      if (costUsd > 0) series.cost.inc(costUsd);
     },
     limitHit(code) {
       limitHits.inc({ code });
@@ -80,3 +101,4 @@ export function createMetrics(pendingApprovals: () => Promise<number>): Metrics 
     },
   };
 }
+

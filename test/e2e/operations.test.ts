@@ -210,7 +210,9 @@ describe("operating the gateway", () => {
       expect(metrics).toContain("# TYPE spark_audit_dropped_total counter");
       expect(metrics).toContain("# TYPE spark_calls_uncharged_total counter");
       expect(metrics).toContain("spark_cost_usd_total");
-      expect(metrics).toContain("spark_request_duration_seconds_bucket");
+      expect(metrics).toMatch(/spark_request_duration_seconds_count\{route="\/v1\/chat\/completions"\} 2/);
+      expect(metrics).toMatch(/spark_upstream_duration_seconds_count\{route="\/v1\/chat\/completions"\} 1/);
+      expect(metrics).toMatch(/spark_requests_total\{route="\/v1\/chat\/completions",status="404",effect="none",rule=""\} 1/);
     } finally {
       await gateway.shutdown();
     }
