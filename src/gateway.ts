@@ -130,7 +130,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   warnAbout(log, runtime.config);
   store.onChange((change) => {
     const refresh = change === "keys" ? refreshKeys : refreshStops;
-    refresh().catch((error: unknown) => log.warn({ err: error }, "state refresh failed"));
+    // A refresh that failed is not reported applied: the replica that wrote the change stops waiting on it at its deadline.
+    return refresh().catch((error: unknown) => {
+      log.warn({ err: error }, "state refresh failed");
+      throw error;
+    });
   });
   // Changes are pushed, but a missed message (store restart) is caught by this poll within a second.
   const poll = setInterval(() => {

@@ -13,6 +13,7 @@ import {
   type ReserveResult,
   type RuntimeKey,
   type SettleRequest,
+  type ChangeListener,
   type StateChange,
   type StateStore,
   type Stop,
@@ -78,7 +79,7 @@ export class MemoryStore implements StateStore {
   private readonly keys = new Map<string, RuntimeKey>();
   private readonly stops = new Map<string, Stop>();
   private readonly approvals = new Map<string, Approval>();
-  private readonly listeners: Array<(change: StateChange) => void> = [];
+  private readonly listeners: Array<ChangeListener> = [];
   private dirty = false;
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
@@ -316,7 +317,7 @@ export class MemoryStore implements StateStore {
     return result;
   }
 
-  onChange(listener: (change: StateChange) => void): void {
+  onChange(listener: ChangeListener): void {
     this.listeners.push(listener);
   }
 

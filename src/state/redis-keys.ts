@@ -43,6 +43,11 @@ export class RedisKeys {
     return `${this.prefix}changes`;
   }
 
+  /** How many replicas have applied the change announced as `id`. */
+  applied(id: string): string {
+    return `${this.prefix}applied:${id}`;
+  }
+
   approval(id: string): string {
     return `${this.prefix}{approvals}:id:${id}`;
   }

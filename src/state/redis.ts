@@ -18,6 +18,7 @@ import {
   type ReserveResult,
   type RuntimeKey,
   type SettleRequest,
+  type ChangeListener,
   type StateChange,
   type StateStore,
   type Stop,
@@ -60,11 +61,21 @@ function neverSent(error: unknown): boolean {
   const message = error instanceof Error ? error.message : "";
   return message.startsWith("Stream isn't writeable") || message === "Connection is closed.";
 }
-/** A change announced on the channel; `from` lets a replica skip its own echo (it told its listeners already). */
+/**
+ * A change announced on the channel; `from` lets a replica skip its own echo (it told its listeners
+ * already); `id` names the count of replicas that have applied it.
+ */
 interface ChangeMessage {
   change: StateChange;
   from: string;
+  id: string;
 }
+
+/** How long a key or stop write waits for every replica to apply it before it answers anyway. */
+const APPLY_WAIT_MS = 1000;
+const APPLY_POLL_MS = 5;
+/** An applied count outlives any wait for it. */
+const APPLIED_TTL_MS = 60_000;
 
 /**
  * The shared store of several replicas. Every read-modify-write is one Lua script whose keys share one
@@ -74,7 +85,7 @@ export class RedisStore implements StateStore {
   readonly kind = "redis";
   private readonly names: RedisKeys;
   private readonly scripts: Scripts;
-  private readonly listeners: Array<(change: StateChange) => void> = [];
+  private readonly listeners: Array<ChangeListener> = [];
   private readonly origin = randomUUID();
   private readonly subscription: Promise<void>;
   /** Settles Redis never received while it was away: retried until they land (see `settle`). */
@@ -205,16 +216,14 @@ export class RedisStore implements StateStore {
   }
 
   async putKey(key: RuntimeKey): Promise<boolean> {
-    const stored = await this.scripts.sparkPutKey(
-      this.names.keys,
-      key.id,
-      String(key.revision - 1),
-      JSON.stringify(key),
-      this.names.changes,
-      this.message("keys"),
-    );
+    const message = this.message("keys");
+    const [stored, heard] = (await this.scripts.sparkPutKey(this.names.keys, key.id, String(key.revision - 1), JSON.stringify(key), this.names.changes, message.text)) as [
+      number,
+      number,
+    ];
     if (stored !== 1) return false;
     this.notify("keys");
+    await this.appliedEverywhere(message.id, heard);
     return true;
   }
 
@@ -225,15 +234,44 @@ export class RedisStore implements StateStore {
   async putStop(stop: Stop): Promise<void> {
     const field = `${stop.kind}:${stop.value}`;
     const message = this.message("stops");
-    checked(await this.redis.multi().hset(this.names.stops, field, JSON.stringify(stop)).publish(this.names.changes, message).exec());
+    const [, heard] = checked(await this.redis.multi().hset(this.names.stops, field, JSON.stringify(stop)).publish(this.names.changes, message.text).exec()) as [number, number];
     this.notify("stops");
+    await this.appliedEverywhere(message.id, heard);
   }
 
   async deleteStop(kind: Stop["kind"], value: string): Promise<boolean> {
-    const removed = await this.scripts.sparkDeleteAndPublish(this.names.stops, `${kind}:${value}`, this.names.changes, this.message("stops"));
+    const message = this.message("stops");
+    const [removed, heard] = (await this.scripts.sparkDeleteAndPublish(this.names.stops, `${kind}:${value}`, this.names.changes, message.text)) as [number, number];
     if (removed !== 1) return false;
     this.notify("stops");
+    await this.appliedEverywhere(message.id, heard);
     return true;
+  }
+
+  /**
+   * Waits until every replica that heard a change (`heard`, this one included) has applied it, so an
+   * admin write answers once a revoked key or a stop is refused on every replica, not a refresh
+   * later. A replica that does not answer within APPLY_WAIT_MS (stalled, or gone) is not waited for
+   * longer: its periodic refresh still applies the change within a second.
+   */
+  private async appliedEverywhere(id: string, heard: number): Promise<void> {
+    const deadline = Date.now() + APPLY_WAIT_MS;
+    const counter = this.names.applied(id);
+    while (heard > 0 && Date.now() < deadline) {
+      const applied = Number((await this.redis.get(counter).catch(() => null)) ?? 0);
+      if (applied >= heard) return;
+      await sleep(APPLY_POLL_MS);
+    }
+  }
+
+  private markApplied(id: string): void {
+    const counter = this.names.applied(id);
+    this.redis
+      .multi()
+      .incr(counter)
+      .pexpire(counter, APPLIED_TTL_MS)
+      .exec()
+      .catch(() => undefined);
   }
 
   async createApproval(approval: Approval): Promise<void> {
@@ -292,7 +330,7 @@ export class RedisStore implements StateStore {
     return transitionFrom(await this.scripts.sparkApprovalTransition(this.names.approval(id), String(now), "restore", "approved", ""));
   }
 
-  onChange(listener: (change: StateChange) => void): void {
+  onChange(listener: ChangeListener): void {
     this.listeners.push(listener);
   }
 
@@ -311,12 +349,13 @@ export class RedisStore implements StateStore {
     await Promise.all([quitRedis(this.redis), quitRedis(this.subscriber)]);
   }
 
-  private message(change: StateChange): string {
-    return JSON.stringify({ change, from: this.origin } satisfies ChangeMessage);
+  private message(change: StateChange): { id: string; text: string } {
+    const id = randomUUID();
+    return { id, text: JSON.stringify({ change, from: this.origin, id } satisfies ChangeMessage) };
   }
 
-  private notify(change: StateChange): void {
-    for (const listener of this.listeners) listener(change);
+  private notify(change: StateChange): Promise<unknown> {
+    return Promise.all(this.listeners.map((listener) => listener(change)));
   }
 
   private received(channel: string, message: string): void {
@@ -327,8 +366,16 @@ export class RedisStore implements StateStore {
     } catch {
       return;
     }
-    if (parsed.from === this.origin) return;
-    if (parsed.change === "keys" || parsed.change === "stops") this.notify(parsed.change);
+    if (parsed.change !== "keys" && parsed.change !== "stops") return;
+    // This replica's own change was applied where it was written.
+    const applied = parsed.from === this.origin ? Promise.resolve() : this.notify(parsed.change);
+    if (typeof parsed.id === "string") {
+      const id = parsed.id;
+      applied.then(
+        () => this.markApplied(id),
+        () => undefined,
+      );
+    }
   }
 }
 

@@ -197,6 +197,7 @@ export type ApprovalTransition =
 
 /** A change other replicas must see at once: they reload keys and stops. */
 export type StateChange = "keys" | "stops";
+export type ChangeListener = (change: StateChange) => unknown;
 
 /**
  * The one state interface: limits and budgets, runtime keys, stops and approvals.
@@ -238,8 +239,11 @@ export interface StateStore {
   /** used -> approved, while not expired: undoes a consume whose call was not served. */
   restoreApproval(id: string, now: number): Promise<ApprovalTransition>;
 
-  /** Subscribe to changes made by any replica (including this one). */
-  onChange(listener: (change: StateChange) => void): void;
+  /**
+   * Subscribe to changes made by any replica (including this one). A listener returns once it has
+   * applied the change (for the Redis store, a write waits on every replica's listeners).
+   */
+  onChange(listener: ChangeListener): void;
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }

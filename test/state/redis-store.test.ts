@@ -46,6 +46,36 @@ describe.skipIf(server === null)("redis store", () => {
     }
   });
 
+  it("answers a key or stop write once every replica that heard it has applied it, a stalled one waited for a second", async () => {
+    const writer = await createRedisStore(server!.url, "applied:");
+    const other = await createRedisStore(server!.url, "applied:");
+    const stalled = await createRedisStore(server!.url, "applied:");
+    await Promise.all([writer.subscribed(), other.subscribed(), stalled.subscribed()]);
+    const applied: StateChange[] = [];
+    other.onChange(async (change) => {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      applied.push(change);
+    });
+    try {
+      let started = Date.now();
+      await writer.putKey(runtimeKey("k1"));
+      // The other replica's slow refresh had run by the time the write answered.
+      expect(applied).toEqual(["keys"]);
+      expect(Date.now() - started).toBeLessThan(900);
+      await writer.putStop({ kind: "key_id", value: "k1", reason: "r", by: "admin", at: new Date(T0).toISOString() });
+      expect(await writer.deleteStop("key_id", "k1")).toBe(true);
+      expect(applied).toEqual(["keys", "stops", "stops"]);
+      // A replica whose refresh never ends holds a write back for a second, not for good.
+      stalled.onChange(() => new Promise(() => undefined));
+      started = Date.now();
+      await writer.putKey(runtimeKey("k2"));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(990);
+      expect(applied).toEqual(["keys", "stops", "stops", "keys"]);
+    } finally {
+      await Promise.all([writer.close(), other.close(), stalled.close()]);
+    }
+  });
+
   it("gives back a crashed replica's parallel slots when their leases end", async () => {
     const leaseMs = 120_000;
     const call = () => reserveRequest("key:crash", limits({ maxParallel: 2 }), { leaseMs });
@@ -122,7 +152,9 @@ describe.skipIf(server === null)("redis store", () => {
     if (own === null) return;
     const store = await createRedisStore(own.url, "outage:");
     const heard: StateChange[] = [];
-    store.onChange((change) => heard.push(change));
+    store.onChange((change) => {
+      heard.push(change);
+    });
     const request = reserveRequest("key:outage", limits({ requestsPerMinute: 1000 }));
     try {
       const granted = await store.reserve(request, T0);

@@ -433,8 +433,12 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       it("tells every replica's listeners, its own included", async () => {
         const own: StateChange[] = [];
         const other: StateChange[] = [];
-        store.onChange((change) => own.push(change));
-        replica.onChange((change) => other.push(change));
+        store.onChange((change) => {
+          own.push(change);
+        });
+        replica.onChange((change) => {
+          other.push(change);
+        });
         await store.putKey(runtimeKey("k1"));
         await store.putStop({ kind: "key_id", value: "k1", reason: "r", by: "admin", at: new Date(T0).toISOString() });
         await store.deleteStop("key_id", "k1");

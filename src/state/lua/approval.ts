@@ -26,9 +26,12 @@ end
 return reply('ok')
 `;
 
-/** Deletes a stop and announces it only if it existed, in one step. ARGV: field, channel, message. */
+/**
+ * Deletes a stop and announces it only if it existed, in one step. ARGV: field, channel, message.
+ * Reply: removed (1 or 0), and how many replicas heard the announcement.
+ */
 export const DELETE_AND_PUBLISH_LUA = `
 local removed = redis.call('HDEL', KEYS[1], ARGV[1])
-if removed == 1 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
-return removed
+if removed == 0 then return { 0, 0 } end
+return { 1, redis.call('PUBLISH', ARGV[2], ARGV[3]) }
 `;
