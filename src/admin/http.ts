@@ -11,9 +11,6 @@ import { type ParsedParams, parseParams } from "../util/query-params.js";
 
 export type AdminContext = Context<Env>;
 
-/** Admin bodies are small documents; anything larger is a mistake or an attack. */
-const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
-
 /**
  * Names the action for the audit before checking the credential, so a refused attempt is still
  * recorded as what it tried to do; then records who acted.
@@ -55,8 +52,10 @@ export function parseWith<T extends z.ZodType>(schema: T, value: unknown, prefix
  * bound and depth check). An empty body counts as `{}`, so `POST .../revoke` needs none.
  */
 export async function readJson<T extends z.ZodType>(c: AdminContext, services: Services, schema: T): Promise<z.output<T>> {
-  const bytes = await readBody(c.env.incoming, MAX_ADMIN_BODY_BYTES);
-  const body = bytes.length === 0 ? {} : parseJsonBody(bytes, services.current().config.server.max_json_depth);
+  const { server } = services.current().config;
+  // One bound for every body, as the contract has it: a policy evaluation carries a whole call's body.
+  const bytes = await readBody(c.env.incoming, server.max_body_bytes);
+  const body = bytes.length === 0 ? {} : parseJsonBody(bytes, server.max_json_depth);
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     throw new GatewayError(400, "invalid_body", "the request body must be a JSON object");
   }

@@ -37,12 +37,24 @@ async function createStop(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const { services } = deps;
   const actor = authorize(c, services, "admin", "admin.stop.create");
   const body = await readJson(c, services, stopSchema);
+  // A mistyped key id would halt nothing while the key meant stays live. Users and teams are named
+  // by keys yet to come as well, so those are taken as given.
+  if (body.key_id !== undefined && !(await keyExists(deps, body.key_id))) {
+    throw new GatewayError(404, "not_found", `no key \`${body.key_id}\` to stop`, { param: "key_id" });
+  }
   const stop: Stop = { ...kindAndValue(body), reason: body.reason ?? "no reason given", by: actor.name, at: iso(services.clock()) };
   await services.store.putStop(stop);
   // Ends this replica's open streams now rather than after the reload; other replicas hear it from the store.
   services.streams.halt([stop]);
   await deps.onStopsChanged();
   return c.json(stopView(stop), 201);
+}
+
+/** A config key, or a runtime key in the store (revoked ones too: a stop on one is harmless). */
+async function keyExists(deps: AdminDeps, id: string): Promise<boolean> {
+  const { services } = deps;
+  if (services.shared.keys.byId.has(id)) return true;
+  return (await services.store.listKeys()).some((key) => key.id === id);
 }
 
 async function liftStop(c: AdminContext, deps: AdminDeps): Promise<Response> {

@@ -177,3 +177,13 @@ describe("runtime keys", () => {
     expectError(await models(created.key), 401, "invalid_api_key");
   });
 });
+
+describe("admin bodies", () => {
+  it("takes an admin body up to server.max_body_bytes (10 MiB), and refuses one past it with 413", async () => {
+    const padded = `{"id":"padded","subject":{"user":"pat"}${" ".repeat(2 * 1024 * 1024)}}`;
+    expect((await h.admin("POST", "/keys", padded)).status).toBe(201);
+    const tooBig = await h.admin<{ error: { code: string } }>("POST", "/keys", `{"subject":{"user":"pat"}${" ".repeat(10 * 1024 * 1024)}}`);
+    expect(tooBig.status).toBe(413);
+    expect(tooBig.json.error.code).toBe("request_too_large");
+  });
+});

@@ -38,6 +38,16 @@ describe("emergency stops", () => {
     expect((await h.admin("POST", "/stop/lift", { team: "nobody" })).status).toBe(200);
   });
 
+  it("refuses a stop on a key id no config or runtime key has (a typo would halt nothing), and takes a revoked one", async () => {
+    expectError(await h.admin("POST", "/stop", { key_id: "alice-devv", reason: "typo" }), 404, "not_found", "key_id");
+    expect((await h.admin<ListBody<unknown>>("GET", "/stop")).json.data).toEqual([]);
+    expect((await h.admin("POST", "/stop", { key_id: "alice-dev", reason: "config key" })).status).toBe(201);
+    await h.admin("POST", "/keys", { id: "gone-soon", subject: { user: "gus" } });
+    await h.admin("POST", "/keys/gone-soon/revoke");
+    expect((await h.admin("POST", "/stop", { key_id: "gone-soon", reason: "revoked" })).status).toBe(201);
+    for (const key_id of ["alice-dev", "gone-soon"]) expect((await h.admin("POST", "/stop/lift", { key_id })).status).toBe(200);
+  });
+
   it("ends an open stream of the stopped key at once", async () => {
     const created = await h.admin<KeyView & { key: string }>("POST", "/keys", { id: "streamer", subject: { user: "sam" } });
     const response = await fetch(`${h.gateway.url}/v1/chat/completions`, {
