@@ -6,7 +6,7 @@ export interface Metrics {
   usage(model: string, team: string, inputTokens: number, outputTokens: number, costUsd: number): void;
   limitHit(code: string): void;
   storeError(): void;
-  /** A call admitted uncharged because the store was down and `on_error` is `fail_open`. */
+  /** A call admitted uncharged because the store was down and `on_error` is `fail_open` (or no limit applied to it). */
   failedOpen(): void;
   setGauges(values: { auditDepth: number; auditDropped: number; openStreams: number }): void;
 }
@@ -33,7 +33,7 @@ export function createMetrics(pendingApprovals: () => Promise<number>): Metrics 
   const storeErrors = new Counter({ name: "spark_store_errors_total", help: "State store failures", registers: [registry] });
   const failedOpen = new Counter({
     name: "spark_calls_uncharged_total",
-    help: "Calls admitted without limits or budgets while the store was down (store.on_error: fail_open)",
+    help: "Calls admitted uncharged while the store was down (store.on_error: fail_open, or no limit applied to them)",
     registers: [registry],
   });
   new Gauge({

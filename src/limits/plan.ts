@@ -21,6 +21,8 @@ export interface LimitPlan {
   needsPrices: boolean;
   /** Some level limits tokens or money: the input must be counted. */
   needsTokens: boolean;
+  /** Some level has a limit the store checks; without one, levels are kept only to count spend. */
+  limited: boolean;
   sessionTtlMs: number;
 }
 
@@ -141,6 +143,7 @@ export function planLimits(config: Config, principal: Principal, sessionId: stri
     minOutputTokens: minOutput ?? DEFAULT_MIN_OUTPUT_TOKENS,
     needsPrices,
     needsTokens: needsPrices || levels.some(({ limits: l }) => l.tokensPerMinute !== null || l.sessionMaxTokens !== null),
+    limited: levels.some(({ limits: l }) => !isEmpty(l)),
     sessionTtlMs: config.sessions.ttl_seconds * 1000,
   };
 }

@@ -21,7 +21,8 @@ export function storeDown(services: Services, what: string, error: unknown): Gat
 
 /**
  * Reserves a call's charge at every level of its plan. A limit's refusal is counted and thrown; a
- * store that cannot answer is `store_unavailable`, or under `fail_open` an uncharged admission, counted.
+ * store that cannot answer is `store_unavailable`, or under `fail_open` (or for a call no limit
+ * applies to) an uncharged admission, counted.
  */
 export async function reserveCharge(services: Services, plan: LimitPlan, charge: CallCharge): Promise<Reservation> {
   const now = services.clock();
@@ -33,7 +34,8 @@ export async function reserveCharge(services: Services, plan: LimitPlan, charge:
       throw error;
     }
     const refusal = storeDown(services, "reserve", error);
-    if (refusal !== null) throw refusal;
+    // `store.on_error` covers limits and budgets: a call with none anywhere has nothing to check.
+    if (refusal !== null && plan.limited) throw refusal;
     services.metrics.failedOpen();
     return unchargedReservation(charge.outputTokens, now);
   }

@@ -13,6 +13,7 @@ import { chat, type Cluster, eventually, keyEntry, MODELS, outcomeOf, type Repli
 const K = {
   limited: "sk-outage-limited",
   stopped: "sk-outage-stopped",
+  unlimited: "sk-outage-unlimited",
 } as const;
 
 const APPROVAL_RULES = `
@@ -35,6 +36,7 @@ function keysYaml(budget: string): string {
 keys:
 ${keyEntry("limited", K.limited, "{ user: u-limited, role: developer, team: t-outage }", budget)}
 ${keyEntry("stopped", K.stopped, "{ user: u-stopped, role: developer, team: t-outage }", "{ daily_cost: 5 }")}
+${keyEntry("unlimited", K.unlimited, "{ user: u-unlimited, role: developer, team: t-free }")}
 ${APPROVAL_RULES}`;
 }
 
@@ -144,6 +146,8 @@ describe.skipIf(closedRedis === null || openRedis === null)(
           ).rejects.toMatchObject({ status: 503, code: "store_unavailable" });
           // A runtime key read before the outage is still known; its limits cannot be checked.
           expect(await chat(replica.client(clear), smallCall())).toMatchObject({ status: 503, code: "store_unavailable" });
+          // `on_error` covers limits and budgets: a key with none at any level is served.
+          expect((await chat(replica.client(K.unlimited), smallCall())).status).toBe(200);
         }
         // A burst while down: every call answered, none hangs.
         const burst = await Promise.all(

@@ -12,6 +12,7 @@ const plan = (capUsd: number, clamp: boolean): LimitPlan => ({
   minOutputTokens: 16,
   needsPrices: true,
   needsTokens: true,
+  limited: false,
   sessionTtlMs: 0,
 });
 

@@ -18,6 +18,7 @@ export function limitPlan(levels: LimitPlan["levels"]): LimitPlan {
     minOutputTokens: 1,
     needsPrices: false,
     needsTokens: false,
+    limited: levels.length > 0,
     sessionTtlMs: 0,
   };
 }
