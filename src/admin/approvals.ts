@@ -60,9 +60,9 @@ export function approvalRoutes(deps: AdminDeps): Hono<Env> {
   });
   app.post("/:id/approve", (c) => decide(c, deps, "approved"));
   app.post("/:id/deny", (c) => decide(c, deps, "denied"));
-  allowOnly(app, "/", ["GET"]);
-  allowOnly(app, "/:id", ["GET"]);
-  allowOnly(app, "/:id/approve", ["POST"]);
-  allowOnly(app, "/:id/deny", ["POST"]);
+  allowOnly(app, deps.services, "/", ["GET"]);
+  allowOnly(app, deps.services, "/:id", ["GET"]);
+  allowOnly(app, deps.services, "/:id/approve", ["POST"]);
+  allowOnly(app, deps.services, "/:id/deny", ["POST"]);
   return app;
 }

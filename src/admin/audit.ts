@@ -48,6 +48,6 @@ export function auditRoutes(deps: AdminDeps): Hono<Env> {
   app.get("/violations", (c) => queryRoute(c, deps, "violations", "admin.audit.violations"));
   app.get("/high-cost", (c) => queryRoute(c, deps, "high-cost", "admin.audit.high-cost"));
   app.get("/verify", (c) => verifyRoute(c, deps));
-  for (const path of ["/", "/violations", "/high-cost", "/verify"]) allowOnly(app, path, ["GET"]);
+  for (const path of ["/", "/violations", "/high-cost", "/verify"]) allowOnly(app, deps.services, path, ["GET"]);
   return app;
 }

@@ -100,8 +100,11 @@ export const isoTimeSchema = z
   .transform((text) => iso(Date.parse(text)));
 
 /** Answers 405 with `allow` for a known admin path called with another method (registered last). */
-export function allowOnly(app: Hono<Env>, path: string, methods: readonly string[]): void {
+export function allowOnly(app: Hono<Env>, services: Services, path: string, methods: readonly string[]): void {
   app.all(path, (c) => {
+    // The credential first, as on every admin route: only a caller it names learns which methods a path takes, and is audited as the actor.
+    const actor = identifyAdmin(services.current(), c.req.header("authorization"));
+    c.get("draft").actor = { name: actor.name, role: actor.role };
     throw new GatewayError(405, "method_not_allowed", `\`${c.req.method}\` is not allowed on \`${c.req.path}\``, {
       headers: { allow: methods.join(", ") },
     });

@@ -241,9 +241,9 @@ export function keyRoutes(deps: AdminDeps): Hono<Env> {
   app.patch("/:id", (c) => updateKey(c, deps));
   app.post("/:id/revoke", (c) => revokeKey(c, deps));
   app.post("/:id/rotate", (c) => rotateKey(c, deps));
-  allowOnly(app, "/", ["GET", "POST"]);
-  allowOnly(app, "/:id", ["GET", "PATCH"]);
-  allowOnly(app, "/:id/revoke", ["POST"]);
-  allowOnly(app, "/:id/rotate", ["POST"]);
+  allowOnly(app, deps.services, "/", ["GET", "POST"]);
+  allowOnly(app, deps.services, "/:id", ["GET", "PATCH"]);
+  allowOnly(app, deps.services, "/:id/revoke", ["POST"]);
+  allowOnly(app, deps.services, "/:id/rotate", ["POST"]);
   return app;
 }

@@ -242,7 +242,7 @@ export function policyRoutes(deps: AdminDeps): Hono<Env> {
     return c.json({ ...list([...policy.rules]), default_effect: policy.defaultEffect });
   });
   app.post("/evaluate", (c) => evaluateRoute(c, deps));
-  allowOnly(app, "/", ["GET"]);
-  allowOnly(app, "/evaluate", ["POST"]);
+  allowOnly(app, deps.services, "/", ["GET"]);
+  allowOnly(app, deps.services, "/evaluate", ["POST"]);
   return app;
 }

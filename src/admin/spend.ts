@@ -98,6 +98,6 @@ async function spendRoute(c: AdminContext, deps: AdminDeps): Promise<Response> {
 export function spendRoutes(deps: AdminDeps): Hono<Env> {
   const app = new Hono<Env>();
   app.get("/", (c) => spendRoute(c, deps));
-  allowOnly(app, "/", ["GET"]);
+  allowOnly(app, deps.services, "/", ["GET"]);
   return app;
 }

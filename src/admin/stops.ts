@@ -77,7 +77,7 @@ export function stopRoutes(deps: AdminDeps): Hono<Env> {
     const stops = (await deps.services.store.listStops()).sort((a, b) => (a.at === b.at ? 0 : a.at < b.at ? 1 : -1));
     return c.json(list(stops.map(stopView)));
   });
-  allowOnly(app, "/", ["GET", "POST"]);
-  allowOnly(app, "/lift", ["POST"]);
+  allowOnly(app, deps.services, "/", ["GET", "POST"]);
+  allowOnly(app, deps.services, "/lift", ["POST"]);
   return app;
 }

@@ -45,6 +45,13 @@ describe("admin credentials", () => {
     expectError(wrong, 405, "method_not_allowed");
     expect(wrong.headers.get("allow")).toBe("GET, POST");
     expectError(await h.admin("GET", "/nothing-here"), 404, "not_found");
+    // The credential is checked first, and the caller is audited as the actor.
+    expectError(await h.admin("DELETE", "/keys", undefined, null), 401, "invalid_admin_token");
+    const byApprover = await h.admin("PUT", "/approvals", undefined, DANA_TOKEN);
+    expectError(byApprover, 405, "method_not_allowed");
+    await h.flushAudit();
+    const audit = await h.admin<ListBody<{ id: string; user: string | null; status: number }>>("GET", "/audit?limit=100");
+    for (const reply of [wrong, byApprover]) expect(audit.json.data.find((r) => r.id === reply.headers.get("x-request-id"))).toMatchObject({ status: 405, user: reply === wrong ? "admin" : "dana" });
   });
 
   it("refuses bad JSON and wrong shapes with the field's path", async () => {
