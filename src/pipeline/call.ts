@@ -131,6 +131,8 @@ interface CallState {
   toolCallsTaken: boolean;
   /** How many calls the cap took for this answer: given back if the answer is then withheld. */
   toolCallsCharged: number;
+  /** The per-call cap cannot be met: refused once the rules have run (a DENY comes first). */
+  capRefusal: GatewayError | null;
 }
 
 /**
@@ -161,6 +163,7 @@ export async function handleCall(
     toolCap: null,
     toolCallsTaken: false,
     toolCallsCharged: 0,
+    capRefusal: null,
   };
   draft.action = action;
   const cancel = new CallAbort();
@@ -266,6 +269,7 @@ export async function handleCall(
     // A held answer's approval covers the call too (its approver saw the request): only a DENY of the
     // rules in force now stops its delivery.
     if (heldBy !== null) return await deliverHeld(services, state, config, res, heldBy, decision);
+    if (state.capRefusal !== null) throw state.capRefusal;
     if (decision.effect === "REQUIRE_APPROVAL" && !approved) {
       const approval = await services.approvals.create({
         principal,
@@ -291,6 +295,7 @@ export async function handleCall(
     let estimate: Estimate;
     if (estimateNeeded(plan, runtime.policy.attributes) || config.pii.redact) {
       estimate = ensureEstimate(state, action, request.body, model, plan, false);
+      if (state.capRefusal !== null) throw state.capRefusal;
       if (estimate.approximate) state.uncounted = { action, body: request.body, model, plan };
     } else {
       // Redaction, the only later edit of what the estimate measures, is off: a late count is the same.
@@ -526,7 +531,16 @@ function ensureEstimate(
 ): Estimate {
   if (state.estimate !== null && (!exact || !state.estimate.approximate)) return state.estimate;
   const prices: ModelPrices = state.prices ?? { kind: model.kind, inputPer1m: null, outputPer1m: null, cachedInputPer1m: null };
-  state.estimate = estimateCall(action, body, model, prices, plan, exact || needsExact(plan));
+  const exactNeeded = exact || needsExact(plan);
+  try {
+    state.estimate = estimateCall(action, body, model, prices, plan, exactNeeded);
+  } catch (error) {
+    if (!(error instanceof GatewayError) || error.code !== "cost_cap_exceeded") throw error;
+    // Refused after the rules, so a DENY the call also meets is what the client and the audit see;
+    // until then its facts are the uncapped worst case, as `POST /admin/policies/evaluate` judges it.
+    state.capRefusal = error;
+    state.estimate = estimateCall(action, body, model, prices, { ...plan, perCallCapMicros: null }, exactNeeded);
+  }
   // An answer's usage, once accounted, is what the record reports; a rule reading an estimate after it changes nothing.
   if (!state.accounted) state.draft.inputTokens = state.estimate.inputTokens;
   return state.estimate;

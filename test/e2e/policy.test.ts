@@ -8,6 +8,7 @@ const KEY = {
   analyst: "sk-pol-analyst",
   support: "sk-pol-support",
   financeCapped: "sk-pol-fin-capped",
+  financeRejecting: "sk-pol-fin-reject",
   finance: "sk-pol-fin",
   umaOne: "sk-pol-uma-1",
   umaTwo: "sk-pol-uma-2",
@@ -84,6 +85,7 @@ ${keyEntry("admin", KEY.admin, "{ user: ada, role: admin, team: platform }")}
 ${keyEntry("analyst", KEY.analyst, "{ user: ann, role: analyst, team: research }")}
 ${keyEntry("support", KEY.support, "{ user: sue, role: support, team: help, purpose: authorized_support }")}
 ${keyEntry("fin-capped", KEY.financeCapped, "{ user: fay, role: admin, team: finance }", "{ max_cost_per_call: 0.003 }")}
+${keyEntry("fin-reject", KEY.financeRejecting, "{ user: fiona, role: admin, team: finance }", "{ max_cost_per_call: 0.003, cost_cap_mode: reject }")}
 ${keyEntry("fin", KEY.finance, "{ user: fred, role: admin, team: finance }")}
 ${keyEntry("uma-1", KEY.umaOne, "{ user: uma, role: developer, team: labs }")}
 ${keyEntry("uma-2", KEY.umaTwo, "{ user: uma, role: developer, team: labs }")}
@@ -223,6 +225,17 @@ describe("estimated_cost", () => {
     const { data, response } = await h.client(KEY.financeCapped).chat.completions.create(body).withResponse();
     expect(data.choices[0]?.message.content).toBe("priced");
     expect(Number(response.headers.get("x-gateway-max-tokens"))).toBeLessThan(300);
+  });
+
+  it("is the uncapped worst case where the cap refuses the call, and a DENY it meets comes before the cap's refusal", async () => {
+    const denied = await expectApiError(h.client(KEY.financeRejecting).chat.completions.create(body), 403, "policy_denied");
+    expect(denied.message).toContain("finance_costly_calls");
+    const record = (await auditRecords(h)).at(-1)!;
+    expect(record).toMatchObject({ status: 403, error_code: "policy_denied", decision: { effect: "DENY", rule: "finance_costly_calls" } });
+    expect(record.input_tokens).toBeGreaterThan(0);
+    // 350 output tokens: $0.0035 worst case, over the $0.003 cap but under the rule's $0.004.
+    await expectApiError(h.client(KEY.financeRejecting).chat.completions.create({ ...body, max_completion_tokens: 350 }), 400, "cost_cap_exceeded");
+    expect((await auditRecords(h)).at(-1)).toMatchObject({ status: 400, error_code: "cost_cap_exceeded", decision: { effect: "ALLOW" } });
   });
 });
 
