@@ -1,10 +1,10 @@
-import { type FileHandle, open, unlink } from "node:fs/promises";
+import { type FileHandle, open, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { AuditConfig } from "../config/schema.js";
 import { ensureDir } from "../util/ensure-dir.js";
 import { chainLine, GENESIS_HASH } from "./chain.js";
-import { addDays, auditFileName, fileReplica, listAuditFiles, utcDay } from "./files.js";
+import { type AuditFile, addDays, anchorFileName, auditFileName, type ChainAnchor, fileReplica, listAuditFiles, utcDay } from "./files.js";
 import { readLinesReverse } from "./jsonl-lines.js";
 import type { AuditSink } from "./sink.js";
 import type { AuditRecord } from "./types.js";
@@ -218,8 +218,13 @@ export class FileSink implements AuditSink {
     if (days === null || today === null || this.retentionDoneFor === today) return;
     this.retentionDoneFor = today;
     const cutoff = addDays(today, -days);
-    for (const file of await listAuditFiles(this.options.dir, this.options.replica)) {
-      if (file.day >= cutoff || file.path === this.file?.path) continue;
+    const doomed = (await listAuditFiles(this.options.dir, this.options.replica)).filter((file) => file.day < cutoff && file.path !== this.file?.path);
+    const last = doomed.at(-1);
+    if (last === undefined) return;
+    // The anchor is durable before any file goes: a crash in between leaves files it already covers.
+    const anchor = await lastHashIn(doomed);
+    if (anchor !== null) await writeAnchor(this.options.dir, this.options.replica, { prev_hash: anchor, through: last.day });
+    for (const file of doomed) {
       await unlink(file.path).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== "ENOENT") throw error;
       });
@@ -247,6 +252,31 @@ export class FileSink implements AuditSink {
       }
     }
   }
+}
+
+/** The hash of the last record in `files` (oldest first), or null when they hold none. */
+async function lastHashIn(files: readonly AuditFile[]): Promise<string | null> {
+  for (const file of [...files].reverse()) {
+    for await (const line of readLinesReverse(file.path)) {
+      const hash = line.terminated ? hashOf(line.text) : null;
+      if (hash !== null) return hash;
+    }
+  }
+  return null;
+}
+
+async function writeAnchor(dir: string, replica: string, anchor: ChainAnchor): Promise<void> {
+  const path = join(dir, anchorFileName(replica));
+  const tmp = `${path}.${process.pid}.tmp`;
+  const handle = await open(tmp, "w");
+  try {
+    await handle.writeFile(`${JSON.stringify(anchor)}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path);
+  await syncDirectory(dir);
 }
 
 function hashOf(line: string): string | null {

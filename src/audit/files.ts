@@ -1,4 +1,4 @@
-import { readdir } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 /** One day file of one replica's chain: `audit-<replica>-<YYYY-MM-DD>.jsonl`. */
@@ -20,6 +20,31 @@ export function fileReplica(replica: string): string {
 
 export function auditFileName(replica: string, day: string): string {
   return `audit-${fileReplica(replica)}-${day}.jsonl`;
+}
+
+/**
+ * Where retention leaves the hash the oldest kept record links to, so verification can tell days it
+ * deleted from records cut off the start of the chain (the name is not a day file's: never listed).
+ */
+export function anchorFileName(replica: string): string {
+  return `audit-${fileReplica(replica)}.anchor`;
+}
+
+/** The anchor of one replica's chain: the last hash retention deleted, and its last deleted day. */
+export interface ChainAnchor {
+  prev_hash: string;
+  through: string;
+}
+
+/** A replica's anchor in `dir`; null when retention never deleted a file of it (or it cannot be read). */
+export async function readAnchor(dir: string, replica: string): Promise<ChainAnchor | null> {
+  try {
+    const parsed: unknown = JSON.parse(await readFile(join(dir, anchorFileName(replica)), "utf8"));
+    if (parsed !== null && typeof parsed === "object" && "prev_hash" in parsed && typeof parsed.prev_hash === "string") return parsed as ChainAnchor;
+  } catch {
+    // No anchor: the chain must start at its genesis.
+  }
+  return null;
 }
 
 export function parseAuditFileName(name: string): { replica: string; day: string } | null {

@@ -1,5 +1,5 @@
-import { type ChainBreak, checkLink } from "./chain.js";
-import { type AuditFile, listAuditFiles } from "./files.js";
+import { type ChainBreak, checkLink, GENESIS_HASH } from "./chain.js";
+import { type AuditFile, listAuditFiles, readAnchor } from "./files.js";
 import { readLines } from "./jsonl-lines.js";
 import type { ChainedRecord } from "./types.js";
 
@@ -20,13 +20,16 @@ export interface VerifyOptions {
 
 /**
  * Verifies each replica's chain in `dir` (or one replica's), oldest kept file first. The oldest
- * record's `prev_hash` is trusted: retention may have deleted the days before it. Reports the
+ * record links to the genesis, or to the hash retention left in the replica's anchor when it
+ * deleted the days before: records cut off the start of the chain are found too. Reports the
  * first record whose hash or link fails, or a line that is not a record (a torn tail).
  */
 export async function verifyFiles(dir: string, replica?: string, options: VerifyOptions = {}): Promise<VerifyResult> {
   let records = 0;
   for (const files of groupByReplica(await listAuditFiles(dir, replica))) {
-    const result = await verifyReplica(files, options, options.heads?.get(files[0]?.replica ?? ""));
+    const name = files[0]?.replica ?? "";
+    const anchor = await readAnchor(dir, name);
+    const result = await verifyReplica(files, options, options.heads?.get(name), anchor?.prev_hash ?? GENESIS_HASH);
     if (!result.ok) return result;
     records += result.records;
   }
@@ -40,7 +43,7 @@ function groupByReplica(files: readonly AuditFile[]): AuditFile[][] {
 }
 
 /** `files` are one replica's, oldest day first (as listed). */
-async function verifyReplica(files: readonly AuditFile[], options: VerifyOptions, head: string | undefined): Promise<VerifyResult> {
+async function verifyReplica(files: readonly AuditFile[], options: VerifyOptions, head: string | undefined, start: string): Promise<VerifyResult> {
   let prev: string | null = null;
   let lastId: string | null = null;
   let records = 0;
@@ -53,6 +56,9 @@ async function verifyReplica(files: readonly AuditFile[], options: VerifyOptions
       if (record === null) {
         const id = idIn(line.text) ?? `${file.name}:${lineNumber}`;
         return { ok: false, first_broken: { id, reason: line.terminated ? "unreadable record" : "truncated record" } };
+      }
+      if (prev === null && record.prev_hash !== start && checkLink(record, null) === null) {
+        return { ok: false, first_broken: { id: String(record.id), reason: "records missing before it" } };
       }
       const reason = checkLink(record, prev);
       if (reason !== null) return { ok: false, first_broken: { id: String(record.id), reason } };

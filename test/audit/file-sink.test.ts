@@ -111,12 +111,18 @@ describe("FileSink", () => {
       "audit-r1-2024-05-03.jsonl",
       "audit-r1-2024-05-04.jsonl",
       "audit-r1-2024-05-05.jsonl",
+      // Where the kept chain starts: the last hash of what was deleted.
+      "audit-r1.anchor",
       // Another replica's files are its own sink's business.
       "audit-r2-2024-05-01.jsonl",
     ]);
     await sink.write([makeRecord({ ts: "2024-05-05T13:00:00.000Z" })]);
     await sink.close();
     expect(await verifyFiles(dir, "r1")).toEqual({ ok: true, records: 4 });
+    // The anchor does not vouch for a kept record cut off after retention ran.
+    const oldest = join(dir, "audit-r1-2024-05-03.jsonl");
+    await writeFile(oldest, "");
+    expect(await verifyFiles(dir, "r1")).toMatchObject({ ok: false, first_broken: { reason: "records missing before it" } });
   });
 
   it("applies retention again when the day changes", async () => {
@@ -127,7 +133,7 @@ describe("FileSink", () => {
     now = Date.parse("2024-05-03T00:00:01.000Z");
     await sink.write([makeRecord({ ts: "2024-05-03T00:00:01.000Z" })]);
     await sink.close();
-    expect((await readdir(dir)).sort()).toEqual(["audit-r1-2024-05-02.jsonl", "audit-r1-2024-05-03.jsonl"]);
+    expect((await readdir(dir)).sort()).toEqual(["audit-r1-2024-05-02.jsonl", "audit-r1-2024-05-03.jsonl", "audit-r1.anchor"]);
     expect(await verifyFiles(dir)).toEqual({ ok: true, records: 2 });
   });
 

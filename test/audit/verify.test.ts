@@ -80,9 +80,20 @@ describe("verifyFiles", () => {
     expect(await verifyFiles(dir)).toEqual({ ok: false, first_broken: { id: `${DAY1}:2`, reason: "unreadable record" } });
   });
 
-  it("starts at the oldest kept file when older days were deleted", async () => {
+  it("finds records cut off the start of the chain: the first kept must link to the genesis or to retention's anchor", async () => {
+    const records = await readRecords(join(dir, DAY1));
+    const [, second] = records;
+    await editLines(DAY1, (lines) => lines.slice(1));
+    expect(await verifyFiles(dir)).toEqual({ ok: false, first_broken: { id: second?.id, reason: "records missing before it" } });
+    // A whole first day gone by hand is found the same way; where retention deleted it, its anchor vouches for the rest.
     await writeFile(join(dir, DAY1), "");
+    const [next] = await readRecords(join(dir, DAY2));
+    expect(await verifyFiles(dir)).toEqual({ ok: false, first_broken: { id: next?.id, reason: "records missing before it" } });
+    await writeFile(join(dir, "audit-r1.anchor"), JSON.stringify({ prev_hash: records.at(-1)?.hash, through: "2024-05-01" }));
     expect(await verifyFiles(dir)).toEqual({ ok: true, records: 2 });
+    // An anchor naming another hash does not vouch for them.
+    await writeFile(join(dir, "audit-r1.anchor"), JSON.stringify({ prev_hash: second?.hash, through: "2024-05-01" }));
+    expect(await verifyFiles(dir)).toEqual({ ok: false, first_broken: { id: next?.id, reason: "records missing before it" } });
   });
 
   it("verifies each replica's chain on its own", async () => {
