@@ -11,10 +11,11 @@ import { handlePassthrough } from "../pipeline/passthrough.js";
 import { listModels } from "../pipeline/models.js";
 import { clientIp, normalize } from "../pipeline/client-ip.js";
 import type { MalformedRequest } from "./client-error.js";
+import { bearerToken } from "../auth/keys.js";
 import { newId } from "../util/ids.js";
 import type { CallAction } from "../policy/types.js";
 import { clipped, GatewayError, internalError } from "./errors.js";
-import { verifyAdmin } from "./admin-auth.js";
+import { identifyAdmin, verifyAdmin } from "./admin-auth.js";
 
 export type Env = { Bindings: HttpBindings; Variables: { draft: AuditDraft } };
 
@@ -120,10 +121,12 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
       await handlePassthrough(services, c.env.incoming, c.env.outgoing, c.get("draft"), new URL(c.req.url).search);
       return RESPONSE_ALREADY_SENT;
     }
+    recordCaller(services, c);
     throw notAllowedOrNotFound(path, c.req.method);
   });
 
   app.notFound((c) => {
+    recordCaller(services, c);
     throw notAllowedOrNotFound(c.req.path, c.req.method);
   });
 
@@ -273,6 +276,26 @@ export function hasDotSegment(target: string): boolean {
   // Encoded separators too: an upstream that decodes `..%2f` must not see a `..` segment either.
   const plain = path.replace(/%2e/gi, ".").replace(/%2f/gi, "/").replace(/%5c/gi, "\\");
   return plain.split(/[/\\]/).some((segment) => segment === "." || segment === "..");
+}
+
+/**
+ * A request to no route is answered whoever sent it, but its record names the key or admin
+ * credential it carried when that is valid: a client probing paths is still seen as itself.
+ */
+function recordCaller(services: Services, c: Context<Env>): void {
+  const draft = c.get("draft");
+  const authorization = c.req.header("authorization");
+  if (c.req.path.startsWith("/admin")) {
+    try {
+      const actor = identifyAdmin(services.current(), authorization);
+      draft.actor = { name: actor.name, role: actor.role };
+    } catch {
+      // An invalid credential leaves the record without an actor; the answer is the same.
+    }
+    return;
+  }
+  const lookup = services.shared.keys.lookup(bearerToken(authorization), services.clock());
+  if (lookup.ok) draft.principal = lookup.principal;
 }
 
 function notAllowedOrNotFound(path: string, method: string): GatewayError {

@@ -44,7 +44,10 @@ describe("admin credentials", () => {
     const wrong = await h.admin("DELETE", "/keys");
     expectError(wrong, 405, "method_not_allowed");
     expect(wrong.headers.get("allow")).toBe("GET, POST");
-    expectError(await h.admin("GET", "/nothing-here"), 404, "not_found");
+    const nowhere = await h.admin("GET", "/nothing-here");
+    expectError(nowhere, 404, "not_found");
+    const unknownPath = await h.call(ALICE_KEY, "GET", "/v1/nothing-here");
+    expectError(unknownPath, 404, "not_found");
     // The credential is checked first, and the caller is audited as the actor.
     expectError(await h.admin("DELETE", "/keys", undefined, null), 401, "invalid_admin_token");
     const byApprover = await h.admin("PUT", "/approvals", undefined, DANA_TOKEN);
@@ -52,6 +55,9 @@ describe("admin credentials", () => {
     await h.flushAudit();
     const audit = await h.admin<ListBody<{ id: string; user: string | null; status: number }>>("GET", "/audit?limit=100");
     for (const reply of [wrong, byApprover]) expect(audit.json.data.find((r) => r.id === reply.headers.get("x-request-id"))).toMatchObject({ status: 405, user: reply === wrong ? "admin" : "dana" });
+    // A path no route serves is answered the same to anyone, and recorded under the credential it carried.
+    expect(audit.json.data.find((r) => r.id === nowhere.headers.get("x-request-id"))).toMatchObject({ status: 404, user: "admin" });
+    expect(audit.json.data.find((r) => r.id === unknownPath.headers.get("x-request-id"))).toMatchObject({ status: 404, user: "alice" });
   });
 
   it("refuses bad JSON and wrong shapes with the field's path", async () => {
