@@ -87,6 +87,14 @@ function parseRequestJson(bytes: Buffer, maxDepth: number, encoding: string | un
   }
 }
 
+/** The call's body parsed and checked for its shape, in a frame of its own (see `handleCall`). */
+function readRequest(action: CallAction, bytes: Buffer, maxDepth: number, encoding: string | undefined, draft: AuditDraft): RequestBody {
+  const parsed = parseRequestJson(bytes, maxDepth, encoding);
+  // Named before the shape is checked: a refused body's record says which model it asked for.
+  draft.model = askedModelOf(parsed);
+  return new RequestBody(validateBody(action, parsed), bytes);
+}
+
 /** The model a halted call asked for, for its audit record: the body is not otherwise judged. */
 function askedModel(bytes: Buffer): string | null {
   try {
@@ -192,12 +200,9 @@ export async function handleCall(
       throw stopError(stop);
     }
     // Read through `request` wherever it may be read after the call went upstream: a suspended async
-    // function keeps every local alive, so a `body` here would hold the parsed tree as long as a stream.
-    // The rules' facts read `request.asSent`, the stages edit `request.body`.
-    const parsed = parseRequestJson(bytes, config.server.max_json_depth, incoming.headers["content-encoding"]);
-    // Named before the shape is checked: a refused body's record says which model it asked for.
-    draft.model = askedModelOf(parsed);
-    const request = new RequestBody(validateBody(action, parsed), bytes);
+    // function keeps every local (and register) alive, so a `body` here, even a temporary, would hold
+    // the parsed tree as long as a stream. The rules' facts read `request.asSent`, the stages edit `request.body`.
+    const request = readRequest(action, bytes, config.server.max_json_depth, incoming.headers["content-encoding"], draft);
     const modelName = request.body.model as string;
     draft.stream = request.body.stream === true;
     const model = Object.hasOwn(config.models, modelName) ? config.models[modelName] : undefined;
