@@ -92,10 +92,20 @@ class Walk {
 
   readonly texts = (value: unknown): unknown => (Array.isArray(value) ? this.list(value, this.text) : value);
 
-  /** A content string, or its parts' text (and refusals, and shell output's streams). */
+  /**
+   * A content string, or its parts' text (and refusals, and shell output's streams). Text parts are
+   * also read joined, as the model reads them: `forbid` + `den phrase`, or an address cut in two,
+   * must not pass where one part would not. Where the joined text is rewritten otherwise than its
+   * parts were, the text parts become one part holding it.
+   */
   readonly content = (content: unknown): unknown => {
     if (typeof content === "string") return this.visitor.text(content);
-    return Array.isArray(content) ? this.list(content, this.part) : content;
+    if (!Array.isArray(content)) return content;
+    const out = this.list(content, this.part);
+    const joined = joinedText(content);
+    if (joined === null) return out;
+    const seen = this.visitor.text(joined);
+    return seen === joined || seen === joinedText(out) ? out : withTextMerged(out, seen);
   };
 
   readonly part = (part: unknown): unknown => {
@@ -203,3 +213,30 @@ const SCHEMA_TEXTS = new Set(["description", "title", "enum", "const", "default"
 
 /** The members of a content part that hold text: text, a refusal, a shell command's output streams. */
 const PART_TEXTS = ["text", "refusal", "stdout", "stderr"];
+
+/** The `text` of a content's text parts joined with nothing between them, or null with fewer than two. */
+function joinedText(parts: readonly unknown[]): string | null {
+  let count = 0;
+  let joined = "";
+  for (const part of parts) {
+    if (isRecord(part) && typeof part.text === "string") {
+      count++;
+      joined += part.text;
+    }
+  }
+  return count < 2 ? null : joined;
+}
+
+/** The parts with every text part replaced by one holding `text`, where the first of them was. */
+function withTextMerged(parts: readonly unknown[], text: string): unknown[] {
+  const out: unknown[] = [];
+  let merged = false;
+  for (const part of parts) {
+    if (!isRecord(part) || typeof part.text !== "string") out.push(part);
+    else if (!merged) {
+      out.push({ ...part, text });
+      merged = true;
+    }
+  }
+  return out;
+}

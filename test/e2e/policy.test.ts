@@ -181,6 +181,22 @@ describe("call-level policy", () => {
     const record = (await auditRecords(h)).at(-1)!;
     expect(record).toMatchObject({ status: 403, error_code: "approval_required", approval_id: approvalId });
   });
+
+  it("reads text parts joined as the model reads them: a phrase or an address cut across parts is caught", async () => {
+    const parts = (...texts: string[]) => texts.map((text) => ({ type: "text" as const, text }));
+    const wire = await expectApiError(
+      h.client(KEY.dev).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: parts("send a wire trans", "fer of $5") }] }),
+      403,
+      "approval_required",
+    );
+    expect(wire.message).toContain("wire_transfers_need_approval");
+    const pii = await expectApiError(
+      h.client(KEY.dev).responses.create({ model: "gpt-4o-mini", input: [{ role: "user", content: [{ type: "input_text", text: "look up jane.doe@" }, { type: "input_text", text: "example.com" }] }] }),
+      403,
+      "approval_required",
+    );
+    expect(pii.message).toContain("pii_access_restriction");
+  });
 });
 
 describe("/v1/models and session rules", () => {

@@ -4,6 +4,13 @@ import { extractPromptText, lazyPrompt, PII_TYPES } from "../../src/pii/index.js
 import { getEncoder } from "../../src/tokens/encoding.js";
 
 describe("extractPromptText", () => {
+  test("text parts are read each and joined, as the model reads them: a phrase cut in two is whole once", () => {
+    const chat = { messages: [{ role: "user", content: [{ type: "text", text: "forbid" }, { type: "text", text: "den phrase" }] }] };
+    expect(extractPromptText(chat)).toBe("forbid\nden phrase\nforbidden phrase");
+    const responses = { input: [{ role: "user", content: [{ type: "input_text", text: "mail jane.doe@" }, { type: "input_text", text: "example.com" }] }] };
+    expect(extractPromptText(responses)).toContain("jane.doe@example.com");
+  });
+
   test("chat: string contents and text parts", () => {
     const body = {
       model: "gpt-4o-mini",

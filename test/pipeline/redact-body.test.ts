@@ -6,6 +6,19 @@ const EMAIL = "bob@example.com";
 const SSN = "123-45-6789";
 
 describe("redactRequestBody", () => {
+  test("masks an address cut across text parts: the text parts become one part holding the masked whole", () => {
+    const image = { type: "image_url", image_url: { url: "x" } };
+    const parts = [{ type: "text", text: "mail bob@exa" }, image, { type: "text", text: "mple.com now" }];
+    const body: Record<string, unknown> = { model: "m", messages: [{ role: "user", content: parts }] };
+    redactRequestBody(body, PII_TYPES);
+    expect((body.messages as Array<{ content: unknown }>)[0]?.content).toEqual([{ type: "text", text: "mail [REDACTED:email] now" }, image]);
+    // Parts each masked whole keep their shape.
+    const whole = [{ type: "text", text: `to ${EMAIL}` }, { type: "text", text: " and more" }];
+    const untouched: Record<string, unknown> = { model: "m", messages: [{ role: "user", content: whole }] };
+    redactRequestBody(untouched, PII_TYPES);
+    expect((untouched.messages as Array<{ content: unknown }>)[0]?.content).toEqual([{ type: "text", text: "to [REDACTED:email]" }, { type: "text", text: " and more" }]);
+  });
+
   test("chat: contents, refusals and the arguments of earlier tool calls are masked; ids, names and roles kept", () => {
     const body: Record<string, unknown> = {
       model: "m",
