@@ -408,7 +408,7 @@ export async function handleCall(
       state.status = 499;
       state.error = new GatewayError(499, "client_closed", "the client closed the connection before the answer ended");
     } else {
-      state.error = streamFailure(outcome);
+      state.error = streamFailure(outcome, scrub);
     }
     const calls = outcome.accumulator.toolCalls();
     draft.toolCalls = calls.map((c) => c.name);

@@ -33,12 +33,13 @@ export interface RelayOutcome {
 
 /**
  * How the stream ended, for its audit record: the gateway's own error event, or else one the
- * upstream sent in the stream (relayed to the client as sent), as `upstream_error`.
+ * upstream sent in the stream (relayed to the client as sent, masked), as `upstream_error`. Its
+ * message is read decoded from the event's JSON, so it is masked again here.
  */
-export function streamFailure(outcome: RelayOutcome): GatewayError | null {
+export function streamFailure(outcome: RelayOutcome, scrub: (text: string) => string): GatewayError | null {
   if (outcome.error !== null) return outcome.error;
   const failure = outcome.accumulator.failure;
-  return failure === null ? null : new GatewayError(502, "upstream_error", `the upstream ended the stream with an error: ${clipped(failure)}`);
+  return failure === null ? null : new GatewayError(502, "upstream_error", `the upstream ended the stream with an error: ${clipped(scrub(failure))}`);
 }
 
 /**

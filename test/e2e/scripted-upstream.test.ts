@@ -8,6 +8,7 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Gateway, startGateway } from "../../src/gateway.js";
 import { oneKeyConfig } from "../helpers/index.js";
+import { sseEvents } from "./governance.js";
 
 /**
  * Answers the bundled mock cannot give, played from a script: a chat stream whose `n` choices each
@@ -61,6 +62,8 @@ const textChunk = (text: string, finish: string | null) =>
   `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta: { content: text }, finish_reason: finish }] })}\n\n`;
 const DENIED_STREAM = `${chunk(0, 0, { name: "danger", arguments: "{}" })}data: [DONE]\n\n`;
 const event = (data: unknown) => `data: ${JSON.stringify(data)}\n\n`;
+/** Every character as its JSON escape, as an upstream may write a string: the parsed text is the same. */
+const escapedEvery = (text: string): string => [...text].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).join("");
 
 /** Answers an upstream should not give, each one asked for by the request's first message (or Responses input). */
 const SCRIPTS: Record<string, Scripted> = {
@@ -85,6 +88,12 @@ const SCRIPTS: Record<string, Scripted> = {
       event({ type: "response.created", response: { id: "r1", output: [] } }) +
       event({ type: "response.completed", response: { id: "r1", status: "completed", output: [{ type: "function_call", id: "fc1", call_id: "c1", name: "danger", arguments: "{}" }], usage: { input_tokens: 5, output_tokens: 5, total_tokens: 10 } } }),
   },
+  "escaped leak": {
+    status: 401,
+    headers: JSON_TYPE,
+    body: `{"error":{"message":"Incorrect API key provided: ${escapedEvery(UPSTREAM_KEY)}","type":"invalid_request_error","code":"invalid_api_key"}}`,
+  },
+  "escaped leak in stream": { headers: SSE, body: `${textChunk("hi", null)}data: {"error":{"message":"bad key ${escapedEvery(UPSTREAM_KEY)}","type":"server_error"}}\n\n` },
   "loose name": { headers: JSON_TYPE, body: completion({ name: " Dan\u200bger ", arguments: "{}" }) },
   "echo secrets": {
     status: 400,
@@ -323,5 +332,20 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     const record = await lastRecord();
     expect(JSON.stringify(record)).not.toContain(UPSTREAM_KEY);
     expect(record).toMatchObject({ status: 401, error_code: "upstream_error" });
+  });
+
+  it("masks the upstream's key echoed in JSON escapes, which the client would decode: error, stream event, audit", async () => {
+    const res = await chat("escaped leak", false);
+    expect(res.status).toBe(401);
+    const body = (await res.json()) as { error: { message: string } };
+    expect(body.error.message).toBe("Incorrect API key provided: [REDACTED_SECRET]");
+    expect(JSON.stringify(await lastRecord())).not.toContain(UPSTREAM_KEY);
+    const stream = await chat("escaped leak in stream", true);
+    const events = sseEvents(await stream.text()).data.map((data) => JSON.parse(data) as unknown);
+    expect(JSON.stringify(events)).not.toContain(UPSTREAM_KEY);
+    expect(JSON.stringify(events)).toContain("[REDACTED_SECRET]");
+    const record = await lastRecord();
+    expect(JSON.stringify(record)).not.toContain(UPSTREAM_KEY);
+    expect(record).toMatchObject({ error_code: "upstream_error", error_message: "the upstream ended the stream with an error: bad key [REDACTED_SECRET]" });
   });
 });

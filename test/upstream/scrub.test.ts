@@ -13,4 +13,15 @@ describe("secretScrubber", () => {
     const scrub = secretScrubber(["", "short", "sk-upstream-0123456789"]);
     expect(scrub("a short text")).toBe("a short text");
   });
+
+  it("masks a secret spelled with JSON escapes (any hex case, escaped slashes), which a client's parser decodes to it", () => {
+    const scrub = secretScrubber(["sk/up+stream=0123456789"]);
+    const spelled = ['"\\u0073k\\/up+str\\u0065am=0123456789"', '"sk\\/up+stream=0123456789"', '"\\u0073\\u006B/up+stream=0123456789"'];
+    for (const text of spelled) {
+      expect(JSON.parse(text)).toBe("sk/up+stream=0123456789");
+      expect(scrub(text)).toBe(`"${REDACTED_SECRET}"`);
+    }
+    // Another string escaped the same way is left as it is.
+    expect(scrub('"\\u0073k\\/down"')).toBe('"\\u0073k\\/down"');
+  });
 });
