@@ -154,6 +154,8 @@ export class StreamAccumulator {
    * that differently (Python's SDK joins the parts, Node's keeps the last), so both names are judged.
    */
   private lastNameParts: Map<string, string> | null = null;
+  /** Chunks seen carrying a whole `message`. */
+  private wholeMessages = 0;
   /** Chat choices seen, by index, and whether each has its `finish_reason` (a hole: not seen). */
   private readonly choicesFinished: boolean[] = [];
   toolCallSeen = false;
@@ -184,6 +186,7 @@ export class StreamAccumulator {
     const choices = data.choices;
     if (!Array.isArray(choices)) return false;
     for (const choice of choices) {
+      if (isRecord(choice) && isRecord(choice.message)) this.observeWholeMessage(choice.message);
       const delta = isRecord(choice) && isRecord(choice.delta) ? choice.delta : null;
       if (delta === null) continue;
       const choiceIndex = typeof choice.index === "number" ? choice.index : 0;
@@ -199,6 +202,24 @@ export class StreamAccumulator {
       if (isRecord(delta.function_call)) this.extend(`${choiceIndex}:function_call`, delta.function_call);
     }
     return choices.length === 0 && isRecord(data.usage);
+  }
+
+  /**
+   * A chunk whose choice carries a whole `message` is not OpenAI's shape, but SDKs merge a chunk
+   * choice's other fields into the answer they build: its calls are calls too, each message's
+   * judged on its own (a later one does not hide an earlier one's).
+   */
+  private observeWholeMessage(message: Json): void {
+    const occurrence = this.wholeMessages++;
+    if (Array.isArray(message.tool_calls)) {
+      message.tool_calls.forEach((part, i) => {
+        const parts = isRecord(part) ? callParts(part) : null;
+        if (parts !== null) this.note(`message:${occurrence}:${i}`, { name: str(parts.name), arguments: str(parts.arguments) });
+      });
+    }
+    if (isRecord(message.function_call)) {
+      this.note(`message:${occurrence}:function_call`, { name: str(message.function_call.name), arguments: str(message.function_call.arguments) });
+    }
   }
 
   private extend(key: string, part: { name?: unknown; arguments?: unknown }): void {

@@ -76,6 +76,10 @@ const SCRIPTS: Record<string, Scripted> = {
   "cut text": { headers: SSE, body: textChunk("partial", null) },
   "cut tool": { headers: SSE, body: chunk(0, 0, { name: "ok_tool", arguments: '{"a":' }) },
   "finished without done": { headers: SSE, body: textChunk("whole", null) + textChunk("", "stop") },
+  "whole message in stream": {
+    headers: SSE,
+    body: `${textChunk("hi", null)}${event({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta: {}, message: { role: "assistant", tool_calls: [{ id: "t1", type: "function", function: { name: "danger", arguments: "{}" } }] }, finish_reason: null }] })}data: [DONE]\n\n`,
+  },
   renamed: { headers: SSE, body: `${chunk(0, 0, { name: "ok_tool", arguments: "{" })}${chunk(0, 0, { name: "danger", arguments: "}" })}data: [DONE]\n\n` },
   leak: {
     status: 401,
@@ -257,6 +261,13 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     const whole = await (await chat("finished without done", true)).text();
     expect(whole).not.toContain('"error"');
     expect(await lastRecord()).toMatchObject({ status: 200, error_code: null });
+  });
+
+  it("judges the calls of a whole `message` a stream chunk carries, which SDKs merge into their answer", async () => {
+    const text = await (await chat("whole message in stream", true)).text();
+    expect(text).toContain('"code":"policy_denied"');
+    expect(text).not.toContain('"tool_calls"');
+    expect(await lastRecord()).toMatchObject({ tool_calls: ["danger"], decision: { rule: "no_danger" } });
   });
 
   it("judges a tool name sent in parts under each name a client may read", async () => {
