@@ -32,16 +32,18 @@ export function toolName(tool: unknown, dialect: ToolDialect): string | null {
 const nameOf = (value: unknown): string | null => (typeof value === "string" ? value : null);
 
 /**
- * Every name a declared tool goes by: `toolName`, and for a tool of any type but function or custom
- * its dated type and the names it also carries (`name`, `function.name`, `custom.name`). An upstream that takes an
- * unknown type (`"Function"`) may read any of them, so each is judged and a DENY of any refuses
- * the tool. Null when `toolName` is.
+ * Every name a declared tool goes by: `toolName`, then the names it also carries (`name`,
+ * `function.name`, `custom.name`) and a built-in tool's dated type. An upstream that takes an
+ * unknown type (`"Function"`) may read any of them, and a lenient framework a function's flat
+ * `name` where chat has it in `function.name`: each is judged and a DENY of any refuses the tool.
+ * Null when `toolName` is.
  */
 export function toolNames(tool: unknown, dialect: ToolDialect): string[] | null {
   const name = toolName(tool, dialect);
-  if (name === null || !isRecord(tool) || tool.type === undefined || tool.type === "function" || tool.type === "custom") return name === null ? null : [name];
+  if (name === null || !isRecord(tool) || tool.type === undefined) return name === null ? null : [name];
   const names = [name];
-  for (const carried of [tool.type, tool.name, isRecord(tool.function) ? tool.function.name : undefined, isRecord(tool.custom) ? tool.custom.name : undefined]) {
+  const dated = tool.type === "function" || tool.type === "custom" ? undefined : tool.type;
+  for (const carried of [dated, tool.name, isRecord(tool.function) ? tool.function.name : undefined, isRecord(tool.custom) ? tool.custom.name : undefined]) {
     if (typeof carried === "string" && !names.includes(carried)) names.push(carried);
   }
   return names;

@@ -34,7 +34,9 @@ describe("toolNames", () => {
   it("judges a tool of an unknown type (or a misspelt one) by every name an upstream might read", () => {
     expect(toolNames({ type: "Function", function: { name: "execute_code" } }, "chat")).toEqual(["Function", "execute_code"]);
     expect(toolNames({ type: "weird", name: "execute_code", custom: { name: "other" } }, "responses")).toEqual(["weird", "execute_code", "other"]);
-    expect(toolNames({ type: "function", name: "decoy", function: { name: "search" } }, "chat")).toEqual(["search"]);
+    // A function's flat `name` beside chat's `function.name`, which a lenient framework may read.
+    expect(toolNames({ type: "function", name: "shell_command", function: { name: "search" } }, "chat")).toEqual(["search", "shell_command"]);
+    expect(toolNames({ type: "function", name: "search", function: { name: "shell_command" } }, "responses")).toEqual(["search", "shell_command"]);
     expect(toolNames({ type: "web_search" }, "responses")).toEqual(["web_search"]);
     // A rule may name a dated built-in tool by either name.
     expect(toolNames({ type: "web_search_preview_2025_03_11" }, "responses")).toEqual(["web_search_preview", "web_search_preview_2025_03_11"]);
