@@ -40,14 +40,21 @@ export function maskVariables(text: string): { masked: string; unmask: (text: st
   };
 }
 
-/** Replaces `${VAR}` and `${VAR:-default}` in every string scalar; collects unset variables as issues. */
+/**
+ * Replaces `${VAR}` and `${VAR:-default}` in every string scalar, mapping keys included (a model,
+ * team or upstream may be named by one); collects unset variables, and keys that become another's, as issues.
+ */
 export function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: Array<string | number>, issues: ConfigIssue[]): unknown {
   if (typeof value === "string") return substitute(value, env, path, issues);
   if (value instanceof TypedVariable) return plainScalar(substitute(value.source, env, path, issues));
   if (Array.isArray(value)) return value.map((item, index) => interpolate(item, env, [...path, index], issues));
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) out[key] = interpolate(item, env, [...path, key], issues);
+    for (const [key, item] of Object.entries(value)) {
+      const name = key.includes("${") ? substitute(key, env, [...path, key], issues) : key;
+      if (Object.hasOwn(out, name)) issues.push({ path: formatFieldPath([...path, key]), message: `the key is \`${name}\` once its variables are replaced, as another key of this mapping is` });
+      out[name] = interpolate(item, env, [...path, name], issues);
+    }
     return out;
   }
   return value;

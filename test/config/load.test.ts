@@ -41,6 +41,22 @@ describe("config loading", () => {
     expect(issues).toEqual([{ path: "a[0]", message: "environment variable `NOPE` is not set" }]);
   });
 
+  it("replaces variables in mapping keys too: a model, upstream or team may be named by one", () => {
+    const text = `
+upstreams: { \${UPNAME:-openai}: { base_url: "http://127.0.0.1:9/v1" } }
+models:
+  \${MODEL_NAME}:
+    upstream: "\${UPNAME:-openai}"
+`;
+    const config = parseConfig(text, "t", { MODEL_NAME: "gpt-4o-mini" });
+    expect(Object.keys(config.models)).toEqual(["gpt-4o-mini"]);
+    expect(Object.keys(config.upstreams)).toEqual(["openai"]);
+    expect(issuesOf(text)).toEqual(["models.${MODEL_NAME}: environment variable `MODEL_NAME` is not set"]);
+    expect(issuesOf(`${text}  \${OTHER}: { upstream: openai }\n`, { MODEL_NAME: "m", OTHER: "m" })).toEqual([
+      "models.${OTHER}: the key is `m` once its variables are replaced, as another key of this mapping is",
+    ]);
+  });
+
   it("reads the contract's unquoted ${VAR} inside flow mappings", () => {
     const text = `
 admin:
