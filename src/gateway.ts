@@ -3,6 +3,7 @@ import { GOVERNED_PATHS } from "./config/governed-paths.js";
 import { watch, type FSWatcher } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { basename, dirname } from "node:path";
+import { ensureDir } from "./util/ensure-dir.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
@@ -54,6 +55,8 @@ async function createStore(config: Config, clock: Clock, log: Logger): Promise<S
   const store = config.store;
   if ("redis" in store) return createRedisStore(store.redis.url, store.redis.prefix);
   const snapshot = store.memory.snapshot;
+  // Made before the store claims the snapshot with a lock file beside it.
+  if (snapshot !== null) await ensureDir(dirname(snapshot));
   const memory = new MemoryStore(snapshot, clock(), (error) => log.error({ err: error, snapshot }, "the state snapshot could not be written; retrying"));
   if (snapshot !== null) {
     // A path it cannot write refuses the start, rather than every admin write and the shutdown later.

@@ -4,6 +4,7 @@ import { dirname } from "node:path";
 import { ensureDir } from "../util/ensure-dir.js";
 import { z } from "zod";
 import { emptyLevelState, reserveLevel, settleLevel, usageOf, type LevelState } from "../limits/level-state.js";
+import { lockSnapshot } from "./snapshot-lock.js";
 import { type SavedLevel, SpendJournal } from "./spend-journal.js";
 import {
   type Approval,
@@ -90,6 +91,8 @@ export class MemoryStore implements StateStore {
    * again: meanwhile spend would be forgotten by a restart, so calls with budgets are refused.
    */
   private unsaved: Error | null = null;
+  /** Gives up the claim on the snapshot file (see `lockSnapshot`). */
+  private unlock: () => void = () => undefined;
 
   constructor(
     private readonly snapshotPath: string | null,
@@ -98,6 +101,7 @@ export class MemoryStore implements StateStore {
     private readonly onSaveError: (error: unknown) => void = () => undefined,
   ) {
     if (snapshotPath !== null) {
+      this.unlock = lockSnapshot(snapshotPath);
       this.restore(snapshotPath, now);
       this.timer = setInterval(() => void this.saveIfDirty().catch(this.saveFailed), SNAPSHOT_EVERY_MS);
       this.timer.unref();
@@ -377,7 +381,11 @@ export class MemoryStore implements StateStore {
   async close(): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
     this.dirty = this.dirty || this.snapshotPath !== null;
-    await this.saveIfDirty();
-    await this.journal?.close();
+    try {
+      await this.saveIfDirty();
+      await this.journal?.close();
+    } finally {
+      this.unlock();
+    }
   }
 }

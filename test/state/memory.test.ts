@@ -1,7 +1,9 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { dirname, join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { MemoryStore } from "../../src/state/memory.js";
 import { approval, limits, reserveRequest, runtimeKey, settleRequest, T0 } from "./fixtures.js";
 import { describeStoreContract } from "./store-contract.js";
@@ -23,6 +25,20 @@ describe("memory store snapshot", () => {
   });
 
   const call = () => reserveRequest("key:snap", limits({ maxParallel: 1 }), { inputMicros: 40 });
+
+  it("is claimed by one process: another gateway on the snapshot is refused before it touches it, a killed one's claim taken over", async () => {
+    const path = snapshotPath();
+    const holder = spawn(process.execPath, ["-e", `require("node:fs").writeFileSync(${JSON.stringify(`${path}.lock`)}, String(process.pid)); setInterval(() => {}, 1000)`]);
+    await vi.waitFor(() => expect(readdirSync(dirname(path))).toContain("state.json.lock"));
+    expect(() => new MemoryStore(path, T0)).toThrow(`state snapshot \`${path}\` is in use by process ${holder.pid}`);
+    expect(readdirSync(dirname(path))).toEqual(["state.json.lock"]);
+    holder.kill("SIGKILL");
+    await once(holder, "exit");
+    const store = new MemoryStore(path, T0);
+    expect(readFileSync(`${path}.lock`, "utf8")).toBe(String(process.pid));
+    await store.close();
+    expect(readdirSync(dirname(path))).not.toContain("state.json.lock");
+  });
 
   it("brings the spend back but no calls in flight: their process is gone", async () => {
     const path = snapshotPath();
