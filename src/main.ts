@@ -23,9 +23,17 @@ function configPath(argv: string[], env: NodeJS.ProcessEnv): string {
   return values.config ?? (env.GATEWAY_CONFIG || undefined) ?? "config/gateway.yaml";
 }
 
+/** pino's levels, as `LOG_LEVEL` takes them. */
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
 async function main(): Promise<void> {
   const env = process.env;
-  const log = createLogger(env.LOG_LEVEL ?? "info");
+  const level = env.LOG_LEVEL || "info";
+  if (!LOG_LEVELS.includes(level)) {
+    process.stderr.write(`LOG_LEVEL \`${level}\` is not a log level: use one of ${LOG_LEVELS.join(", ")}\n`);
+    process.exit(2);
+  }
+  const log = createLogger(level);
   const path = configPath(process.argv.slice(2), env);
   const port = env.PORT === undefined || env.PORT === "" ? undefined : Number(env.PORT);
   let gateway: Awaited<ReturnType<typeof startGateway>>;

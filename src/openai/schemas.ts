@@ -49,10 +49,13 @@ export const responsesBodySchema = z.looseObject({
     .optional(),
 });
 
+/** A token array: token ids are whole numbers from zero, and an input has at least one. */
+const tokenArray = z.array(z.number().int().nonnegative()).min(1);
+
 export const embeddingsBodySchema = z.looseObject({
   model: z.string().min(1),
-  input: z.union([z.string(), z.array(z.string()).min(1), z.array(z.number()).min(1), z.array(z.array(z.number())).min(1)], {
-    error: "expected a string, or a non-empty array of strings or of token arrays",
+  input: z.union([z.string(), z.array(z.string()).min(1), tokenArray, z.array(tokenArray).min(1)], {
+    error: "expected a string, or a non-empty array of strings or of token arrays (non-empty, of whole numbers from 0)",
   }),
 });
 

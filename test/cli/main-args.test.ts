@@ -19,6 +19,12 @@ describe("the gateway's command line", () => {
     }
   });
 
+  it("refuses a LOG_LEVEL that is not a level with one line naming the levels (exit 2), not a stack trace", () => {
+    const result = spawnSync(process.execPath, [main, "--config", "/nonexistent/spark.yaml"], { encoding: "utf8", timeout: 10_000, env: { ...process.env, LOG_LEVEL: "bogus" } });
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim()).toBe("LOG_LEVEL `bogus` is not a log level: use one of trace, debug, info, warn, error, fatal, silent");
+  });
+
   it("takes --config PATH and --config=PATH alike", () => {
     for (const args of [["--config", "/nonexistent/spark.yaml"], ["--config=/nonexistent/spark.yaml"]]) {
       const { status, stderr } = start(args);

@@ -141,3 +141,19 @@ describe("the Responses body", () => {
     expect(paramOf({ model: "m", input: "x", background: false })).toBe("accepted");
   });
 });
+
+describe("the embeddings body", () => {
+  const outcome = (input: unknown): string => {
+    try {
+      validateBody("embeddings", { model: "m", input });
+      return "accepted";
+    } catch (error) {
+      return `${(error as { code?: string }).code} ${(error as { options?: { param?: unknown } }).options?.param}`;
+    }
+  };
+
+  test("takes strings and token arrays of whole numbers from 0; refuses an empty or a malformed one", () => {
+    for (const input of ["hi", ["a", "b"], [0, 15339], [[1, 2], [3]]]) expect(outcome(input), JSON.stringify(input)).toBe("accepted");
+    for (const input of [[-1], [1.5], [[]], [[1], [-2]], [], ["a", [1, 2]], 5]) expect(outcome(input), JSON.stringify(input)).toMatch(/^invalid_body input/);
+  });
+});
