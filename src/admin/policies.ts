@@ -160,6 +160,7 @@ export function buildCaseFacts(
     who = { keyId: key.id, subject: key.subject, limits: key.limits, source: "config" };
   }
   if (who === undefined) throw new Error("give `key_id` or `subject`");
+  if (testCase.request !== undefined) checkRequest(runtime, testCase.request, testCase.action);
   const facts = buildEvaluationFacts(runtime, who, testCase.request, testCase.action, testCase.facts, now);
   // Offline there is no store: the case's key has used nothing, unless its `facts` say otherwise.
   const action = facts.get("action");
@@ -186,8 +187,24 @@ export function evaluateFacts(runtime: EvaluationContext, policy: CompiledPolicy
 }
 
 /** A request the live call would refuse as malformed is refused here too, its `param` under `request`. */
-function checkRequest(runtime: EvaluationContext, request: EvaluationRequest, action: Action | undefined): void {
+/**
+ * Refuses what a live call would refuse before any rule is read: a model not served, or served on
+ * the other endpoint (404 `model_not_found`), and a body of the wrong shape (400 `invalid_body`), each
+ * named under `request`. `POST /admin/policies/evaluate` answers so; `policy test` fails the case so.
+ */
+export function checkRequest(runtime: EvaluationContext, request: EvaluationRequest, action: Action | undefined): void {
   const callAction = action !== undefined && isCallAction(action) ? action : deriveAction(runtime, request);
+  const { models } = runtime.config;
+  const model = typeof request.model === "string" ? request.model : null;
+  if (model !== null && !Object.hasOwn(models, model)) {
+    throw new GatewayError(404, "model_not_found", `the model \`${clipped(model)}\` is not served (not in \`models\`): a call to it gets 404 before any rule`, {
+      param: "request.model",
+    });
+  }
+  if (model !== null && (models[model]!.kind === "embedding") !== (callAction === "embeddings")) {
+    const served = models[model]!.kind === "embedding" ? "an embedding model, served on /v1/embeddings" : "a chat model, not served on /v1/embeddings";
+    throw new GatewayError(404, "model_not_found", `the model \`${clipped(model)}\` is ${served}`, { param: "request.model" });
+  }
   try {
     validateBody(callAction, structuredClone(request));
   } catch (error) {
@@ -216,13 +233,6 @@ async function evaluateRoute(c: AdminContext, deps: AdminDeps): Promise<Response
   const principal = services.shared.keys.byId.get(body.key_id);
   if (principal === undefined) throw new GatewayError(404, "not_found", `no key \`${body.key_id}\``, { param: "key_id" });
   const runtime = services.current();
-  // A live call to a model not served is 404 before any rule is read: so is its evaluation.
-  const model = body.request?.model;
-  if (typeof model === "string" && !Object.hasOwn(runtime.config.models, model)) {
-    throw new GatewayError(404, "model_not_found", `the model \`${clipped(model)}\` is not served (not in \`models\`): a call to it gets 404 before any rule`, {
-      param: "request.model",
-    });
-  }
   if (body.request !== undefined) checkRequest(runtime, body.request, body.action);
   const facts = buildEvaluationFacts(runtime, principal, body.request, body.action, body.facts, services.clock());
   // The key's real usage, as a live call would see it; explicit `facts` still win.

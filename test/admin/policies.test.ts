@@ -56,6 +56,8 @@ describe("POST /admin/policies/evaluate", () => {
   it("answers a model that is not served as a live call would, 404 model_not_found", async () => {
     const reply = await evaluate({ key_id: "alice-dev", request: chat("gpt-9") });
     expectError(reply, 404, "model_not_found", "request.model");
+    // A chat body to an embedding model: the live call's 404 too.
+    expectError(await evaluate({ key_id: "alice-dev", request: chat("text-embedding-3-small") }), 404, "model_not_found", "request.model");
   });
 
   it("evaluates a tool call from facts, and facts override usage", async () => {

@@ -85,6 +85,29 @@ cases:
     expect(failing.out).toMatch(/0 passed, 1 failed/);
   });
 
+  it("policy test fails a case whose request a live call would refuse before any rule, as evaluate answers it", async () => {
+    const casesPath = join(dirname(writeTempConfig("x: 1")), "cases.yaml");
+    writeFileSync(
+      casesPath,
+      `config: ${join(root, "config/gateway.yaml")}
+cases:
+  - name: not served
+    key_id: alice-dev
+    request: { model: nope, messages: [{ role: user, content: hi }] }
+    expect: { effect: ALLOW }
+  - name: malformed
+    key_id: alice-dev
+    request: { model: gpt-4o-mini, messages: [{ role: user, content: 5 }] }
+    expect: { effect: ALLOW }
+`,
+    );
+    const result = await run(["policy", "test", casesPath]);
+    expect(result.code).toBe(1);
+    expect(result.out).toMatch(/FAIL: not served\n.*the model `nope` is not served/);
+    expect(result.out).toMatch(/FAIL: malformed\n.*`request`: .*messages\[0\]\.content/);
+    expect(result.out).toMatch(/0 passed, 2 failed/);
+  });
+
   it("policy test checks any field of the decision and prints the decision", async () => {
     const casesPath = join(dirname(writeTempConfig("x: 1")), "cases.yaml");
     const deny = "{ effect: DENY, rule: high_cost_model_restriction, reason: Only admins can use expensive models, matched: [audit_all_operations, high_cost_model_restriction], dry_run_rules: [], constraints: {} }";
