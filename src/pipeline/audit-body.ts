@@ -27,6 +27,18 @@ function encryptionKey(base64: string): Buffer | undefined {
   return key;
 }
 
+/** Token ids are text in another spelling, which the masking cannot read: an embeddings input of them is not kept in a redacted body. */
+const TOKENS_REDACTED = "[REDACTED:tokens]";
+
+function withoutTokenArrays(body: unknown): unknown {
+  if (body === null || typeof body !== "object" || !Array.isArray((body as { input?: unknown }).input)) return body;
+  const input = (body as { input: unknown[] }).input;
+  const isTokens = (value: unknown): boolean => Array.isArray(value) && value.length > 0 && value.every(Number.isInteger);
+  if (isTokens(input)) return { ...body, input: TOKENS_REDACTED };
+  if (!input.some(isTokens)) return body;
+  return { ...body, input: input.map((item) => (isTokens(item) ? TOKENS_REDACTED : item)) };
+}
+
 /**
  * The body as the audit keeps it, at the call's capture level. A redacted body masks the secrets the
  * gateway knows besides what looks like one: the caller's own key (pasted into a prompt, sent as
@@ -44,7 +56,7 @@ export function captureAuditBody(
   // Without a key, `full` falls back to `redacted`: a body is never stored in clear.
   const mode = level === "full" && key === undefined ? "redacted" : level;
   const known = secretScrubber([callerKey ?? "", config.admin.token, ...Object.values(config.upstreams).map((upstream) => upstream.api_key)]);
-  return captureBody(mode, body, {
+  return captureBody(mode, mode === "redacted" ? withoutTokenArrays(body) : body, {
     redact: (text) => redactPii(known(text), config.pii.detectors),
     ...(key === undefined ? {} : { key }),
     keyId: config.audit.encryption_key_id,

@@ -29,6 +29,13 @@ describe("captureAuditBody", () => {
     expect(captured).toContain("my keys: [REDACTED_SECRET] and [REDACTED_SECRET]");
   });
 
+  test("a redacted body keeps no embeddings token array: token ids spell text the masking cannot read", () => {
+    const tokens = [73, 1097, 311, 1280, 31, 8858, 916];
+    expect(captureAuditBody(config, { model: "m", input: tokens }, allow, null)).toEqual({ body: { model: "m", input: "[REDACTED:tokens]" } });
+    expect(captureAuditBody(config, { model: "m", input: [tokens, [1]] }, allow, null)).toEqual({ body: { model: "m", input: ["[REDACTED:tokens]", "[REDACTED:tokens]"] } });
+    expect(captureAuditBody(config, { model: "m", input: ["mail bob@example.com"] }, allow, null)).toEqual({ body: { model: "m", input: ["mail [REDACTED:email]"] } });
+  });
+
   test("nothing is captured at level none", () => {
     expect(captureAuditBody({ ...config, audit: { ...config.audit, bodies: "none" } }, { model: "m" }, allow, null)).toBeNull();
   });
