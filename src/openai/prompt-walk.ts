@@ -130,10 +130,17 @@ class Walk {
     return this.field(out, "schema", this.schema);
   };
 
-  /** A JSON schema: the model reads its descriptions, titles and example values, at any depth. */
+  /**
+   * A JSON schema: the model reads its descriptions, titles and example values, at any depth, and
+   * the names of its properties (read, never rewritten: a renamed property would break the schema).
+   */
   readonly schema = (schema: unknown): unknown => {
     if (Array.isArray(schema)) return this.list(schema, this.schema);
     if (!isRecord(schema)) return schema;
+    for (const holder of NAMED_SCHEMAS) {
+      const named = schema[holder];
+      if (isRecord(named)) for (const name of Object.keys(named)) this.visitor.text(name);
+    }
     let out = schema;
     for (const name of Object.keys(schema)) {
       if (SCHEMA_TEXTS.has(name)) out = this.field(out, name, this.schemaText);
@@ -207,6 +214,9 @@ class Walk {
     return tool.type === "namespace" ? this.field(out, "tools", this.tools) : out;
   };
 }
+
+/** The members of a JSON schema that map names the model reads to schemas. */
+const NAMED_SCHEMAS = ["properties", "patternProperties", "$defs", "definitions"];
 
 /** The members of a JSON schema whose text the model reads. */
 const SCHEMA_TEXTS = new Set(["description", "title", "enum", "const", "default", "examples"]);

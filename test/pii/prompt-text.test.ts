@@ -86,7 +86,7 @@ describe("extractPromptText", () => {
     );
   });
 
-  test("the schemas the model reads: tool parameters and structured answers' formats, at any depth", () => {
+  test("the schemas the model reads: tool parameters and structured answers' formats, their property names, at any depth", () => {
     const parameters = {
       type: "object",
       title: "Lookup",
@@ -103,14 +103,14 @@ describe("extractPromptText", () => {
       response_format: { type: "json_schema", json_schema: { name: "out", description: "the answer", schema: { type: "object", description: "ssn 123-45-6789" } } },
     };
     expect(extractPromptText(chat)).toBe(
-      "hi\nLookup\njane.doe@example.com is the default\nbob@example.com\na\nb\na property named title\ndeep text\nthe answer\nssn 123-45-6789",
+      "hi\nemail\nkind\ntitle\nnested\nLookup\njane.doe@example.com is the default\nbob@example.com\na\nb\na property named title\ndeep text\nthe answer\nssn 123-45-6789",
     );
     const responses = {
       input: "hi",
       tools: [{ type: "function", name: "f", parameters: { type: "object", properties: { a: { description: "top-level parameters" } } } }],
       text: { format: { type: "json_schema", name: "out", schema: { type: "object", title: "a format" } } },
     };
-    expect(extractPromptText(responses)).toBe("hi\ntop-level parameters\na format");
+    expect(extractPromptText(responses)).toBe("hi\na\ntop-level parameters\na format");
   });
 
   test("prompt_text holds the text's compatibility form too, so invisible or fullwidth characters hide no phrase", () => {
