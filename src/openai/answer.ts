@@ -262,6 +262,11 @@ export class StreamAccumulator {
       case "response.output_item.done":
         if (isToolCallItem(event.item)) this.note(responsesKey(event, this.calls.size), outputItemCall(event.item));
         break;
+      case "response.function_call_arguments.done":
+      case "response.mcp_call_arguments.done":
+      case "response.custom_tool_call_input.done":
+        this.observeDoneArguments(event, str(event.type === "response.custom_tool_call_input.done" ? event.input : event.arguments));
+        break;
       case "error":
         this.failure = errorMessage(event);
         break;
@@ -274,6 +279,17 @@ export class StreamAccumulator {
         this.finish(event);
         break;
     }
+  }
+
+  /**
+   * An SDK hands a client the arguments a `*.done` event carries as they are: where they differ from
+   * what the deltas built, the call is judged with them too.
+   */
+  private observeDoneArguments(event: Json, args: string): void {
+    if (typeof event.output_index !== "number") return;
+    const call = this.calls.get(responsesKey(event, -1));
+    if (call === undefined || call.arguments === args) return;
+    this.note(`variant:${event.output_index}:${call.name}:${args}`, { ...call, arguments: args });
   }
 
   /** A call in a response's output that the item events did not carry, or carried otherwise, is judged too. */

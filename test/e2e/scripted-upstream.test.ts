@@ -76,6 +76,19 @@ const SCRIPTS: Record<string, Scripted> = {
   "cut text": { headers: SSE, body: textChunk("partial", null) },
   "cut tool": { headers: SSE, body: chunk(0, 0, { name: "ok_tool", arguments: '{"a":' }) },
   "finished without done": { headers: SSE, body: textChunk("whole", null) + textChunk("", "stop") },
+  "contradicting done": {
+    headers: SSE,
+    body: [
+      { type: "response.created", response: { id: "r1", output: [] } },
+      { type: "response.output_item.added", output_index: 0, item: { type: "function_call", id: "fc1", call_id: "c1", name: "ok_tool", arguments: "" } },
+      { type: "response.function_call_arguments.delta", output_index: 0, item_id: "fc1", delta: '{"env":"dev"}' },
+      { type: "response.function_call_arguments.done", output_index: 0, item_id: "fc1", arguments: '{"env":"prod"}' },
+      { type: "response.output_item.done", output_index: 0, item: { type: "function_call", id: "fc1", call_id: "c1", name: "ok_tool", arguments: '{"env":"dev"}' } },
+      { type: "response.completed", response: { id: "r1", status: "completed", output: [{ type: "function_call", id: "fc1", call_id: "c1", name: "ok_tool", arguments: '{"env":"dev"}' }], usage: { input_tokens: 5, output_tokens: 5, total_tokens: 10 } } },
+    ]
+      .map(event)
+      .join(""),
+  },
   "whole message in stream": {
     headers: SSE,
     body: `${textChunk("hi", null)}${event({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta: {}, message: { role: "assistant", tool_calls: [{ id: "t1", type: "function", function: { name: "danger", arguments: "{}" } }] }, finish_reason: null }] })}data: [DONE]\n\n`,
@@ -173,6 +186,7 @@ beforeAll(async () => {
   rules:
     - { name: no_danger, effect: DENY, actions: [tool.call], conditions: { tool: { eq: danger } }, description: Dangerous tool }
     - { name: no_computer, effect: DENY, actions: [tool.call], conditions: { tool: { eq: computer } }, description: No computer use }
+    - { name: no_prod_args, effect: DENY, actions: [tool.call], conditions: { tool: { eq: ok_tool }, tool_args.env: { eq: prod } }, description: Not on that environment }
     - { name: no_local_shell, effect: DENY, actions: [tool.call], conditions: { tool: { eq: local_shell }, tool_args_json: { contains: "rm" } }, description: No rm in a shell }
 audit: { sinks: [{ file: { dir: "${join(dir, "audit")}" } }] }
 `,
@@ -268,6 +282,13 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     expect(text).toContain('"code":"policy_denied"');
     expect(text).not.toContain('"tool_calls"');
     expect(await lastRecord()).toMatchObject({ tool_calls: ["danger"], decision: { rule: "no_danger" } });
+  });
+
+  it("judges a Responses call with the arguments its `.done` event carries where they differ from the deltas'", async () => {
+    const streamed = await (await post("/v1/responses", { model: "gpt-4o-mini", stream: true, input: "contradicting done" })).text();
+    expect(streamed).toContain('"code":"policy_denied"');
+    expect(streamed).not.toContain("function_call_arguments");
+    expect(await lastRecord()).toMatchObject({ decision: { rule: "no_prod_args" } });
   });
 
   it("judges a tool name sent in parts under each name a client may read", async () => {
