@@ -26,16 +26,24 @@ describe("memory store snapshot", () => {
 
   const call = () => reserveRequest("key:snap", limits({ maxParallel: 1 }), { inputMicros: 40 });
 
-  it("is claimed by one process: another gateway on the snapshot is refused before it touches it, a killed one's claim taken over", async () => {
+  it("is claimed by one process: another gateway on the snapshot is refused before it touches it, a gone one's claim taken over", async () => {
     const path = snapshotPath();
-    const holder = spawn(process.execPath, ["-e", `require("node:fs").writeFileSync(${JSON.stringify(`${path}.lock`)}, String(process.pid)); setInterval(() => {}, 1000)`]);
-    await vi.waitFor(() => expect(readdirSync(dirname(path))).toContain("state.json.lock"));
+    const lockModule = join(import.meta.dirname, "..", "..", "dist", "src", "state", "snapshot-lock.js");
+    const holder = spawn(process.execPath, ["-e", `import(${JSON.stringify(lockModule)}).then((m) => m.lockSnapshot(${JSON.stringify(path)})); setInterval(() => {}, 1000)`]);
+    await vi.waitFor(() => expect(readdirSync(dirname(path))).toContain("state.json.lock"), { timeout: 5000 });
     expect(() => new MemoryStore(path, T0)).toThrow(`state snapshot \`${path}\` is in use by process ${holder.pid}`);
     expect(readdirSync(dirname(path))).toEqual(["state.json.lock"]);
+    // The same pid started at another time (reused), or a process on another host: not holders.
+    const held = JSON.parse(readFileSync(`${path}.lock`, "utf8")) as { pid: number; host: string; started: string };
+    for (const stale of [{ ...held, started: "1" }, { ...held, host: "another-host" }]) {
+      writeFileSync(`${path}.lock`, JSON.stringify(stale));
+      await new MemoryStore(path, T0).close();
+    }
+    writeFileSync(`${path}.lock`, JSON.stringify(held));
     holder.kill("SIGKILL");
     await once(holder, "exit");
     const store = new MemoryStore(path, T0);
-    expect(readFileSync(`${path}.lock`, "utf8")).toBe(String(process.pid));
+    expect(JSON.parse(readFileSync(`${path}.lock`, "utf8"))).toMatchObject({ pid: process.pid });
     await store.close();
     expect(readdirSync(dirname(path))).not.toContain("state.json.lock");
   });
