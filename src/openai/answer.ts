@@ -9,6 +9,11 @@ export interface ToolCall {
   aliases?: string[];
   /** A built-in tool the upstream ran itself (a search, the code interpreter): nothing waits on the client. */
   ranUpstream?: boolean;
+  /**
+   * Another version of a call already listed (a stream's events named or spelled it otherwise): judged
+   * as a call of its own, since a client may act on either, but not counted as one more call.
+   */
+  variant?: true;
 }
 
 export interface AnswerSummary {
@@ -91,6 +96,19 @@ function builtInInput(item: Json): Json {
   return input;
 }
 
+/** The text of a Responses `message` item's content parts (empty for any other item). */
+function messageText(item: Json): string {
+  if (item.type !== "message" || !Array.isArray(item.content)) return "";
+  let text = "";
+  for (const part of item.content) if (isRecord(part)) text += str(part.text);
+  return text;
+}
+
+/** The calls an answer makes, without the other versions of them a stream carried: what runs, and counts. */
+export function distinctCalls<T extends { variant?: true }>(calls: readonly T[]): T[] {
+  return calls.filter((call) => call.variant !== true);
+}
+
 /** Tool calls and usage of a non-streamed chat completion or Responses answer. */
 export function summarizeAnswer(answer: unknown): AnswerSummary {
   const summary: AnswerSummary = { usage: null, toolCalls: [], text: "" };
@@ -116,9 +134,7 @@ export function summarizeAnswer(answer: unknown): AnswerSummary {
     for (const item of answer.output) {
       if (!isRecord(item)) continue;
       if (isToolCallItem(item)) summary.toolCalls.push(outputItemCall(item));
-      if (item.type === "message" && Array.isArray(item.content)) {
-        for (const part of item.content) if (isRecord(part)) summary.text += str(part.text);
-      }
+      summary.text += messageText(item);
     }
   }
   return summary;
@@ -169,9 +185,20 @@ export class StreamAccumulator {
   /** `holds` says which calls the events from them on wait for (the rest of the answer flows live). */
   constructor(private readonly holds: (call: ToolCall) => boolean = () => false) {}
 
-  /** The text the stream carried so far (needed only when the upstream sends no usage). */
+  /** Text of Responses message items in their `output_item.done` events. */
+  private readonly itemText = new JoinedText();
+  /** The longest text of messages in a Responses event's whole `response.output`. */
+  private outputText = "";
+
+  /**
+   * The text the stream carried so far (needed only when the upstream sends no usage): its deltas, or
+   * where a Responses stream carried more in its whole items, that.
+   */
   get text(): string {
-    return this.deltas.toString();
+    let text = this.deltas.toString();
+    const items = this.itemText.toString();
+    if (items.length > text.length) text = items;
+    return this.outputText.length > text.length ? this.outputText : text;
   }
 
   /** Returns true when the event is a usage-only chunk (empty `choices`). */
@@ -260,7 +287,8 @@ export class StreamAccumulator {
         break;
       }
       case "response.output_item.done":
-        if (isToolCallItem(event.item)) this.note(responsesKey(event, this.calls.size), outputItemCall(event.item));
+        if (isToolCallItem(event.item)) this.noteVersion(responsesKey(event, this.calls.size), outputItemCall(event.item));
+        else if (isRecord(event.item)) this.itemText.add(messageText(event.item));
         break;
       case "response.function_call_arguments.done":
       case "response.mcp_call_arguments.done":
@@ -287,20 +315,39 @@ export class StreamAccumulator {
    */
   private observeDoneArguments(event: Json, args: string): void {
     if (typeof event.output_index !== "number") return;
-    const call = this.calls.get(responsesKey(event, -1));
-    if (call === undefined || call.arguments === args) return;
-    this.note(`variant:${event.output_index}:${call.name}:${args}`, { ...call, arguments: args });
+    const key = responsesKey(event, -1);
+    const call = this.calls.get(key);
+    if (call !== undefined) this.noteVersion(key, { ...call, arguments: args });
   }
 
-  /** A call in a response's output that the item events did not carry, or carried otherwise, is judged too. */
+  /**
+   * A call in a response's output is judged too where the item events did not carry it or carried it
+   * otherwise; the text of its messages is what the answer said where no delta carried it.
+   */
   private observeOutput(output: unknown[]): void {
+    let text = "";
     output.forEach((item, i) => {
-      if (!isToolCallItem(item)) return;
-      const call = outputItemCall(item);
-      const streamed = this.calls.get(`output:${i}`);
-      if (streamed !== undefined && streamed.name === call.name && streamed.arguments === call.arguments) return;
-      this.note(streamed === undefined ? `output:${i}` : `variant:${i}:${call.name}:${call.arguments}`, call);
+      if (isToolCallItem(item)) this.noteVersion(`output:${i}`, outputItemCall(item));
+      else if (isRecord(item)) text += messageText(item);
     });
+    if (text.length > this.outputText.length) this.outputText = text;
+  }
+
+  /**
+   * Another event's version of the call at `key`. One that completes it (the same name, or a first
+   * name; arguments that go on from what streamed so far) takes its place; one that names or spells it
+   * otherwise is a variant, judged on its own and kept, so a later event cannot replace what the client
+   * already saw (an SDK hands out the deltas, the `*.done` events and the final output alike).
+   */
+  private noteVersion(key: string, call: ToolCall): void {
+    const seen = this.calls.get(key);
+    if (seen !== undefined && seen.name === call.name && seen.arguments === call.arguments) return;
+    if (seen === undefined || ((seen.name === "" || seen.name === call.name) && call.arguments.startsWith(seen.arguments))) {
+      this.note(key, call);
+      return;
+    }
+    const variantKey = `variant:${key}:${call.name}:${call.arguments}`;
+    if (!this.calls.has(variantKey)) this.note(variantKey, { ...call, variant: true });
   }
 
   private finish(event: Json): void {

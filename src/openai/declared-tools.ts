@@ -29,7 +29,8 @@ export function toolName(tool: unknown, dialect: ToolDialect): string | null {
   return type.replace(DATED, "");
 }
 
-const nameOf = (value: unknown): string | null => (typeof value === "string" ? value : null);
+/** An empty name names nothing a rule could match (and OpenAI refuses it). */
+const nameOf = (value: unknown): string | null => (typeof value === "string" && value !== "" ? value : null);
 
 /**
  * Every name a declared tool goes by: `toolName`, then the names it also carries (`name`,
@@ -111,7 +112,7 @@ function unnamed(path: Path, tool: unknown, dialect: ToolDialect): GatewayError 
   const nameHolder = dialect === "chat" && (type === "function" || type === "custom") ? [type] : [];
   const at = type === undefined || typeof type === "string" ? [...path, ...nameHolder, "name"] : [...path, "type"];
   const param = formatFieldPath(at);
-  return new GatewayError(400, "invalid_body", `invalid \`${param}\`: every declared tool needs a name (a built-in tool, its type)`, { param });
+  return new GatewayError(400, "invalid_body", `invalid \`${param}\`: every declared tool needs a non-empty name (a built-in tool, its type)`, { param });
 }
 
 /** The names of the tools a request declares, in `visitDeclaredTools`' order. */

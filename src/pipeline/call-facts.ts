@@ -39,7 +39,7 @@ export function buildCallFacts(services: Services, runtime: Runtime, source: Cal
     org: config.org,
     action: source.action,
     model: source.modelName,
-    stream: body.stream === true,
+    stream: body.stream === true && source.action !== "embeddings",
     tools: declaredToolNames(source.action, body),
     sessionId: source.sessionId,
     ip: source.ip,

@@ -7,7 +7,7 @@ import { type Reservation, settleAll } from "../limits/enforce.js";
 import { reserveCharge, storeDown } from "./reserve.js";
 import { pushRateHeaders } from "../limits/headers.js";
 import type { LimitPlan } from "../limits/plan.js";
-import { summarizeAnswer, type ToolCall } from "../openai/answer.js";
+import { distinctCalls, summarizeAnswer, type ToolCall } from "../openai/answer.js";
 import { parseJsonBody } from "../openai/json-body.js";
 import { spliceEdited } from "../openai/json-splice.js";
 import { validateBody } from "../openai/schemas.js";
@@ -204,7 +204,8 @@ export async function handleCall(
     // the parsed tree as long as a stream. The rules' facts read `request.asSent`, the stages edit `request.body`.
     const request = readRequest(action, bytes, config.server.max_json_depth, incoming.headers["content-encoding"], draft);
     const modelName = request.body.model as string;
-    draft.stream = request.body.stream === true;
+    // An embeddings answer is never a stream, whatever the body says.
+    draft.stream = request.body.stream === true && action !== "embeddings";
     const model = Object.hasOwn(config.models, modelName) ? config.models[modelName] : undefined;
     if (model === undefined) {
       throw new GatewayError(404, "model_not_found", `the model \`${clipped(modelName)}\` does not exist or you do not have access to it`, { param: "model" });
@@ -360,7 +361,7 @@ export async function handleCall(
       throw new GatewayError(502, "upstream_error", `the upstream answered with \`content-encoding: ${clipped(String(encoding))}\`, which the gateway asked it not to use: an answer it cannot read is not relayed`);
     }
     // A stream the client asked for is read as one whatever its label: the client's SDK reads it so.
-    const isSse = String(response.headers["content-type"] ?? "").includes("text/event-stream") || (draft.stream && action !== "embeddings");
+    const isSse = String(response.headers["content-type"] ?? "").includes("text/event-stream") || draft.stream;
 
     if (response.status >= 400 || !isSse) {
       const raw = await readUpstream(response.body);
@@ -386,7 +387,7 @@ export async function handleCall(
         },
         scrub,
         decideTools: async (calls, answer) => {
-          const capped = await withinToolCap(services, state, calls.length);
+          const capped = await withinToolCap(services, state, distinctCalls(calls).length);
           if (capped !== null || !runtime.policy.governs("tool.call")) return capped;
           const verdict = await governToolCalls(services, runtime.policy, facts, calls, {
             requestId: draft.id,
@@ -411,10 +412,11 @@ export async function handleCall(
       state.error = streamFailure(outcome, scrub);
     }
     const calls = outcome.accumulator.toolCalls();
-    draft.toolCalls = calls.map((c) => c.name);
+    const made = distinctCalls(calls);
+    draft.toolCalls = made.map((c) => c.name);
     if (!runtime.policy.governs("tool.call")) recordUngoverned(draft, calls);
-    state.toolCallCount = state.toolCallsTaken ? 0 : calls.length;
-    account(state, model, outcome.accumulator.usage, outcome.accumulator.text, calls);
+    state.toolCallCount = state.toolCallsTaken ? 0 : made.length;
+    account(state, model, outcome.accumulator.usage, outcome.accumulator.text, made);
     if (!res.destroyed) {
       res.end(`: gateway-cost ${microsToUsd(draft.costMicros).toFixed(6)}\n\n`);
     }
@@ -451,12 +453,13 @@ export async function handleCall(
 async function deliverHeld(services: Services, state: CallState, config: Config, res: ServerResponse, approval: Approval, callDecision: Decision): Promise<void> {
   const { draft } = state;
   const held = approval.held as NonNullable<Approval["held"]>;
-  const capped = await withinToolCap(services, state, approval.tool_calls.length, true);
+  const made = distinctCalls(approval.tool_calls);
+  const capped = await withinToolCap(services, state, made.length, true);
   if (capped !== null) throw capped;
   draft.decision = heldDecision(approval);
   // The body is captured at the highest level any matched rule asks, the call's own included.
   if (state.bytes !== null) draft.body = captureAuditBody(config, sentBody(state.bytes), mergeDecisions([callDecision, draft.decision]), state.callerKey);
-  draft.toolCalls = approval.tool_calls.map((call) => call.name);
+  draft.toolCalls = made.map((call) => call.name);
   draft.toolDecisions = [
     ...draft.toolDecisions,
     ...approval.tool_calls.map((call) => ({ action: "tool.call" as const, tool: call.name, effect: call.effect as Decision["effect"], rule: call.rule })),

@@ -206,7 +206,13 @@ export async function governToolCalls(
       model: context.model,
       decision: combined,
       toolCall: trigger,
-      toolCalls: calls.map((call, i) => ({ name: call.name, arguments: call.arguments, effect: decisions[i]!.record.effect, rule: decisions[i]!.record.rule })),
+      toolCalls: calls.map((call, i) => ({
+        name: call.name,
+        arguments: call.arguments,
+        effect: decisions[i]!.record.effect,
+        rule: decisions[i]!.record.rule,
+        ...(call.variant === true ? { variant: true as const } : {}),
+      })),
       held: context.held,
       context: approvalContext(facts, context.requestId, trigger?.name ?? null),
     });

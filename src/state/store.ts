@@ -146,7 +146,7 @@ export interface Approval {
   /** The tool call that needed approval (the first, where several did). */
   tool_call: { name: string; arguments: string } | null;
   /** Every tool call of the held answer, each with its own decision: approving releases them all. */
-  tool_calls: { name: string; arguments: string; effect: string; rule: string | null }[];
+  tool_calls: { name: string; arguments: string; effect: string; rule: string | null; variant?: true }[];
   created_at: string;
   expires_at: string;
   decided_by: string | null;

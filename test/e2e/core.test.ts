@@ -136,6 +136,19 @@ describe("openai SDK through the gateway", () => {
     expect(embeddingAsChat.message).toContain("is an embedding model");
   });
 
+  it("answers and records an embeddings call that asks for a stream as what it is: no stream", async () => {
+    const res = await fetch(`${h.gateway.url}/v1/embeddings`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEYS.alice}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "text-embedding-3-small", input: "hi", stream: true }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("application/json");
+    const id = res.headers.get("x-request-id");
+    await res.json();
+    expect((await auditRecords(h)).find((r) => r.id === id)).toMatchObject({ path: "/v1/embeddings", stream: false });
+  });
+
   it("lists only the configured models", async () => {
     const models = await h.client(KEYS.alice).models.list();
     const ids = models.data.map((m) => m.id).sort();

@@ -89,6 +89,29 @@ const SCRIPTS: Record<string, Scripted> = {
       .map(event)
       .join(""),
   },
+  "done undoes deltas": {
+    headers: SSE,
+    body: [
+      { type: "response.output_item.added", output_index: 0, item: { type: "function_call", id: "fc1", call_id: "c1", name: "ok_tool", arguments: "" } },
+      { type: "response.function_call_arguments.delta", output_index: 0, item_id: "fc1", delta: '{"env":"prod"}' },
+      { type: "response.function_call_arguments.done", output_index: 0, item_id: "fc1", arguments: '{"env":"prod"}' },
+      { type: "response.output_item.done", output_index: 0, item: { type: "function_call", id: "fc1", call_id: "c1", name: "ok_tool", arguments: '{"env":"dev"}' } },
+      { type: "response.output_item.added", output_index: 1, item: { type: "function_call", id: "fc2", call_id: "c2", name: "danger", arguments: "{}" } },
+      { type: "response.output_item.done", output_index: 1, item: { type: "function_call", id: "fc2", call_id: "c2", name: "safe_tool", arguments: "{}" } },
+      { type: "response.completed", response: { id: "r1", status: "completed", output: [{ type: "function_call", id: "fc1", call_id: "c1", name: "ok_tool", arguments: '{"env":"dev"}' }, { type: "function_call", id: "fc2", call_id: "c2", name: "safe_tool", arguments: "{}" }], usage: { input_tokens: 5, output_tokens: 5, total_tokens: 10 } } },
+    ]
+      .map(event)
+      .join(""),
+  },
+  "text in items only": {
+    headers: SSE,
+    body: [
+      { type: "response.output_item.done", output_index: 0, item: { type: "message", id: "m1", role: "assistant", content: [{ type: "output_text", text: "the whole answer arrives here at once" }] } },
+      { type: "response.completed", response: { id: "r1", status: "completed", output: [{ type: "message", id: "m1", role: "assistant", content: [{ type: "output_text", text: "the whole answer arrives here at once" }] }], usage: null } },
+    ]
+      .map(event)
+      .join(""),
+  },
   "whole message in stream": {
     headers: SSE,
     body: `${textChunk("hi", null)}${event({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta: {}, message: { role: "assistant", tool_calls: [{ id: "t1", type: "function", function: { name: "danger", arguments: "{}" } }] }, finish_reason: null }] })}data: [DONE]\n\n`,
@@ -289,6 +312,27 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     expect(streamed).toContain('"code":"policy_denied"');
     expect(streamed).not.toContain("function_call_arguments");
     expect(await lastRecord()).toMatchObject({ decision: { rule: "no_prod_args" } });
+  });
+
+  it("keeps judging what a Responses stream's deltas and first events said once later events say otherwise, and counts each call once", async () => {
+    const streamed = await (await post("/v1/responses", { model: "gpt-4o-mini", stream: true, input: "done undoes deltas" })).text();
+    expect(streamed).toContain('"code":"policy_denied"');
+    const record = await lastRecord();
+    expect(record).toMatchObject({ tool_calls: ["ok_tool", "danger"], decision: { effect: "DENY" } });
+    expect(record.tool_decisions).toEqual(
+      expect.arrayContaining([
+        { action: "tool.call", tool: "ok_tool", effect: "DENY", rule: "no_prod_args" },
+        { action: "tool.call", tool: "danger", effect: "DENY", rule: "no_danger" },
+        { action: "tool.call", tool: "safe_tool", effect: "ALLOW", rule: null },
+      ]),
+    );
+  });
+
+  it("charges a Responses stream without usage for the text its whole items carried", async () => {
+    const streamed = await (await post("/v1/responses", { model: "gpt-4o-mini", stream: true, input: "text in items only" })).text();
+    expect(streamed).toContain("the whole answer");
+    const record = await lastRecord();
+    expect(record.output_tokens).toBeGreaterThanOrEqual(7);
   });
 
   it("judges a tool name sent in parts under each name a client may read", async () => {

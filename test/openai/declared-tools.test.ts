@@ -103,6 +103,9 @@ describe("visitDeclaredTools", () => {
     check("chat.completions", { tools: [{ type: "function", function: { name: "a" } }, { type: "function" }] }, "tools[1].function.name");
     check("responses", { tools: [{ type: "namespace", name: "n", tools: [{ type: "function" }] }] }, "tools[0].tools[0].name");
     check("responses", { input: [{ type: "additional_tools", tools: [{ type: "custom", custom: { name: "x" } }] }] }, "input[0].tools[0].name");
+    check("responses", { tools: [{ type: "function", name: "" }] }, "tools[0].name");
+    check("chat.completions", { tools: [{ type: "function", function: { name: "" } }] }, "tools[0].function.name");
+    check("chat.completions", { functions: [{ name: "" }] }, "functions[0].name");
   });
 
   it("sees no tools in an embeddings body", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { StreamAccumulator, summarizeAnswer } from "../../src/openai/answer.js";
+import { distinctCalls, StreamAccumulator, summarizeAnswer } from "../../src/openai/answer.js";
 import { eventData, SseSplitter } from "../../src/openai/sse.js";
 
 describe("SSE splitting", () => {
@@ -109,9 +109,46 @@ describe("answer inspection", () => {
     });
     expect(acc.toolCalls()).toEqual([
       { name: "ok", arguments: "{}" },
-      { name: "rm_rf", arguments: "{}" },
+      { name: "rm_rf", arguments: "{}", variant: true },
       { name: "delete_repo", arguments: '{"repo":"x"}' },
     ]);
+  });
+
+  it("keeps what the item events streamed where later events name or spell a call otherwise, and counts it once", () => {
+    const acc = new StreamAccumulator();
+    acc.observe({ type: "response.output_item.added", output_index: 0, item: { type: "function_call", name: "deploy", arguments: "" } });
+    acc.observe({ type: "response.function_call_arguments.delta", output_index: 0, delta: '{"environment":"prod"}' });
+    acc.observe({ type: "response.function_call_arguments.done", output_index: 0, arguments: '{"environment":"prod"}' });
+    acc.observe({ type: "response.output_item.done", output_index: 0, item: { type: "function_call", name: "deploy", arguments: '{"environment":"dev"}' } });
+    acc.observe({ type: "response.output_item.added", output_index: 1, item: { type: "function_call", name: "rm_rf", arguments: "{}" } });
+    acc.observe({ type: "response.output_item.done", output_index: 1, item: { type: "function_call", name: "ok_tool", arguments: "{}" } });
+    acc.observe({
+      type: "response.completed",
+      response: {
+        output: [
+          { type: "function_call", name: "deploy", arguments: '{"environment":"dev"}' },
+          { type: "function_call", name: "ok_tool", arguments: "{}" },
+        ],
+      },
+    });
+    expect(acc.toolCalls()).toEqual([
+      { name: "deploy", arguments: '{"environment":"prod"}' },
+      { name: "deploy", arguments: '{"environment":"dev"}', variant: true },
+      { name: "rm_rf", arguments: "{}" },
+      { name: "ok_tool", arguments: "{}", variant: true },
+    ]);
+    expect(distinctCalls(acc.toolCalls()).map((call) => call.name)).toEqual(["deploy", "rm_rf"]);
+  });
+
+  it("reads a Responses stream's text from its whole items where no delta carried it", () => {
+    const message = { type: "message", content: [{ type: "output_text", text: "result secret" }] };
+    const items = new StreamAccumulator();
+    items.observe({ type: "response.output_item.done", output_index: 0, item: message });
+    expect(items.text).toBe("result secret");
+    const final = new StreamAccumulator();
+    final.observe({ type: "response.output_text.delta", delta: "res" });
+    final.observe({ type: "response.completed", response: { output: [message], usage: null } });
+    expect(final.text).toBe("result secret");
   });
 
   it("reads Responses stream events", () => {
