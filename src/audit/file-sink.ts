@@ -1,4 +1,4 @@
-import { type FileHandle, open, rename, unlink } from "node:fs/promises";
+import { type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { AuditConfig } from "../config/schema.js";
@@ -28,6 +28,9 @@ interface OpenFile {
   handle: FileHandle;
   /** Bytes known to be complete records: a failed append is cut back to this. */
   size: number;
+  /** The file the handle holds, told apart from another one put at `path` since. */
+  dev: number;
+  ino: number;
 }
 
 /**
@@ -169,17 +172,33 @@ export class FileSink implements AuditSink {
   }
 
   private async openDay(day: string): Promise<OpenFile> {
-    if (this.file !== null && this.file.day === day) return this.file;
+    if (this.file !== null && this.file.day === day && (await this.stillAtPath(this.file))) return this.file;
     // Leaving a day for good: make it durable unless told never to fsync.
     await this.closeFile(this.options.fsync !== "never");
     const path = join(this.options.dir, auditFileName(this.options.replica, day));
     const handle = await open(path, "a");
-    const { size } = await handle.stat();
-    this.file = { day, path, handle, size };
+    const { size, dev, ino } = await handle.stat();
+    this.file = { day, path, handle, size, dev, ino };
     this.day = day;
     if (this.options.fsync !== "never") await syncDirectory(this.options.dir);
     await this.applyRetention();
     return this.file;
+  }
+
+  /**
+   * Whether the open file is still the one at its path. One replaced there (an editor's or `sed -i`'s
+   * rewrite, a restore, logrotate without copytruncate) or removed would take every later record
+   * into a file no one can read: the sink opens whatever is at the path now. One cut shorter in place
+   * (copytruncate) is still the file, its size read again.
+   */
+  private async stillAtPath(file: OpenFile): Promise<boolean> {
+    const current = await stat(file.path).catch(() => null);
+    if (current !== null && current.dev === file.dev && current.ino === file.ino) {
+      if (current.size < file.size) file.size = current.size;
+      return true;
+    }
+    this.options.logger.warn({ path: file.path }, "the audit file was replaced or removed on disk; writing to the file now at its path");
+    return false;
   }
 
   private async closeFile(durable: boolean): Promise<void> {

@@ -1,4 +1,4 @@
-import { appendFile, readdir, readFile, writeFile } from "node:fs/promises";
+import { appendFile, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { GENESIS_HASH } from "../../src/audit/chain.js";
@@ -135,6 +135,22 @@ describe("FileSink", () => {
     await sink.close();
     expect((await readdir(dir)).sort()).toEqual(["audit-r1-2024-05-02.jsonl", "audit-r1-2024-05-03.jsonl", "audit-r1.anchor"]);
     expect(await verifyFiles(dir)).toEqual({ ok: true, records: 2 });
+  });
+
+  it("writes to the file now at its path once the open one was replaced or removed there, losing no record", async () => {
+    const path = join(dir, "audit-r1-2024-05-01.jsonl");
+    const sink = await openSink(dir);
+    await sink.write([makeRecord()]);
+    // An editor's rewrite: the same lines in a new file put in the old one's place.
+    await writeFile(`${path}.tmp`, await readFile(path));
+    await rename(`${path}.tmp`, path);
+    await sink.write([makeRecord(), makeRecord()]);
+    expect(await readRecords(path)).toHaveLength(3);
+    expect(await verifyFiles(dir, "r1")).toEqual({ ok: true, records: 3 });
+    await unlink(path);
+    await sink.write([makeRecord()]);
+    await sink.close();
+    expect(await readRecords(path)).toHaveLength(1);
   });
 
   it("writes each batch as whole lines", async () => {
