@@ -9,6 +9,7 @@ import { writeError } from "../pipeline/respond.js";
 import type { Services } from "../pipeline/services.js";
 import { handlePassthrough } from "../pipeline/passthrough.js";
 import { listModels } from "../pipeline/models.js";
+import { shownName } from "../pipeline/shown-name.js";
 import { clientIp, normalize } from "../pipeline/client-ip.js";
 import type { MalformedRequest } from "./client-error.js";
 import { bearerToken } from "../auth/keys.js";
@@ -108,7 +109,12 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
     const principal = authenticate(services, c.env.incoming, services.clock(), c.get("draft"));
     const id = c.req.param("id");
     const model = listModels(services.current(), principal, c.env.incoming).find((m) => m.id === id);
-    if (model === undefined) throw new GatewayError(404, "model_not_found", `the model \`${clipped(id)}\` does not exist or you do not have access to it`, { param: "model" });
+    if (model === undefined) {
+      const shown = clipped(shownName(services, id, bearerToken(c.env.incoming.headers.authorization)));
+      // The path names the model too: recorded as shown.
+      if (shown !== id) c.get("draft").path = `/v1/models/${shown}`;
+      throw new GatewayError(404, "model_not_found", `the model \`${shown}\` does not exist or you do not have access to it`, { param: "model" });
+    }
     return c.json(model);
   });
 

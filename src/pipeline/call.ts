@@ -37,6 +37,7 @@ import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
 import { redactRequestBody } from "./redact-body.js";
 import { RequestBody, sentBody } from "./request-body.js";
+import { shownName } from "./shown-name.js";
 import { storeTrouble } from "../log/throttle.js";
 
 /**
@@ -88,25 +89,25 @@ function parseRequestJson(bytes: Buffer, maxDepth: number, encoding: string | un
 }
 
 /** The call's body parsed and checked for its shape, in a frame of its own (see `handleCall`). */
-function readRequest(action: CallAction, bytes: Buffer, maxDepth: number, encoding: string | undefined, draft: AuditDraft): RequestBody {
-  const parsed = parseRequestJson(bytes, maxDepth, encoding);
+function readRequest(services: Services, state: CallState, action: CallAction, bytes: Buffer, encoding: string | undefined): RequestBody {
+  const parsed = parseRequestJson(bytes, services.current().config.server.max_json_depth, encoding);
   // Named before the shape is checked: a refused body's record says which model it asked for.
-  draft.model = askedModelOf(parsed);
+  state.draft.model = askedModelOf(services, state, parsed);
   return new RequestBody(validateBody(action, parsed), bytes);
 }
 
 /** The model a halted call asked for, for its audit record: the body is not otherwise judged. */
-function askedModel(bytes: Buffer): string | null {
+function askedModel(services: Services, state: CallState, bytes: Buffer): string | null {
   try {
-    return askedModelOf(sentBody(bytes));
+    return askedModelOf(services, state, sentBody(bytes));
   } catch {
     return null;
   }
 }
 
-function askedModelOf(body: unknown): string | null {
+function askedModelOf(services: Services, state: CallState, body: unknown): string | null {
   const model = body !== null && typeof body === "object" ? (body as { model?: unknown }).model : undefined;
-  return typeof model === "string" ? clipped(model) : null;
+  return typeof model === "string" ? clipped(shownName(services, model, state.callerKey)) : null;
 }
 
 interface CallState {
@@ -196,19 +197,19 @@ export async function handleCall(
     // Checked once the body is in, so the refusal's record names the model the halted agent asked for.
     const stop = services.shared.stopFor(principal.keyId, principal.subject.user, principal.subject.team);
     if (stop !== null) {
-      draft.model = askedModel(bytes);
+      draft.model = askedModel(services, state, bytes);
       throw stopError(stop);
     }
     // Read through `request` wherever it may be read after the call went upstream: a suspended async
     // function keeps every local (and register) alive, so a `body` here, even a temporary, would hold
     // the parsed tree as long as a stream. The rules' facts read `request.asSent`, the stages edit `request.body`.
-    const request = readRequest(action, bytes, config.server.max_json_depth, incoming.headers["content-encoding"], draft);
+    const request = readRequest(services, state, action, bytes, incoming.headers["content-encoding"]);
     const modelName = request.body.model as string;
     // An embeddings answer is never a stream, whatever the body says.
     draft.stream = request.body.stream === true && action !== "embeddings";
     const model = Object.hasOwn(config.models, modelName) ? config.models[modelName] : undefined;
     if (model === undefined) {
-      throw new GatewayError(404, "model_not_found", `the model \`${clipped(modelName)}\` does not exist or you do not have access to it`, { param: "model" });
+      throw new GatewayError(404, "model_not_found", `the model \`${draft.model}\` does not exist or you do not have access to it`, { param: "model" });
     }
     if ((model.kind === "embedding") !== (action === "embeddings")) {
       const served = model.kind === "embedding" ? "an embedding model, served on /v1/embeddings" : "a chat model, not served on /v1/embeddings";

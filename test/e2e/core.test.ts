@@ -1,7 +1,7 @@
 import { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countChatInput, inputByteUpperBound } from "../../src/tokens/index.js";
-import { auditRecords, type Harness, KEYS, keyEntry, MODELS, startHarness } from "./harness.js";
+import { ADMIN_TOKEN, auditRecords, type Harness, KEYS, keyEntry, MODELS, startHarness } from "./harness.js";
 
 let h: Harness;
 
@@ -134,6 +134,21 @@ describe("openai SDK through the gateway", () => {
       "model_not_found",
     );
     expect(embeddingAsChat.message).toContain("is an embedding model");
+  });
+
+  it("never echoes a secret sent as the model name, in the error or the record: keys (the caller's or another's), the admin token, the upstream's key", async () => {
+    for (const secret of [KEYS.alice, KEYS.bob, ADMIN_TOKEN, "sk-upstream-secret"]) {
+      const error = await expectApiError(h.client(KEYS.alice).chat.completions.create({ model: secret, messages: [{ role: "user", content: "hi" }] }), 404, "model_not_found");
+      expect(error.message).not.toContain(secret);
+      expect(error.message).toContain("[REDACTED_SECRET]");
+      const listed = await expectApiError(h.client(KEYS.alice).models.retrieve(secret), 404, "model_not_found");
+      expect(listed.message).not.toContain(secret);
+    }
+    const text = JSON.stringify((await auditRecords(h)).slice(-8));
+    for (const secret of [KEYS.alice, KEYS.bob, ADMIN_TOKEN, "sk-upstream-secret"]) expect(text).not.toContain(secret);
+    // Any other unknown name is shown as sent.
+    const plain = await expectApiError(h.client(KEYS.alice).chat.completions.create({ model: "gpt-9", messages: [{ role: "user", content: "hi" }] }), 404, "model_not_found");
+    expect(plain.message).toContain("`gpt-9`");
   });
 
   it("answers and records an embeddings call that asks for a stream as what it is: no stream", async () => {

@@ -1,0 +1,25 @@
+import { sha256Hex } from "../util/canonical-json.js";
+import { REDACTED_SECRET, secretScrubber } from "../upstream/scrub.js";
+import type { Services } from "./services.js";
+
+/** What an API key looks like, the gateway's or another service's. */
+const KEY_SHAPED = /\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}\b/g;
+
+/**
+ * A name the client sent (the model it asked for), as the gateway's errors and records show it. A
+ * served model is shown as it is; any other name is masked where it holds a secret: the caller's key,
+ * the admin token, an upstream's key, a key the gateway issued or an approver's token (known only by
+ * their hashes, so the whole name is looked up), or anything shaped like an API key. A client pasting
+ * a key into the wrong field must not put it into the audit, the logs or an error.
+ */
+export function shownName(services: Services, name: string, callerKey: string | null): string {
+  const runtime = services.current();
+  const { config } = runtime;
+  if (Object.hasOwn(config.models, name)) return name;
+  const known = secretScrubber([callerKey ?? "", config.admin.token, ...Object.values(config.upstreams).map((upstream) => upstream.api_key)]);
+  const shown = known(name).replace(KEY_SHAPED, REDACTED_SECRET);
+  if (shown !== name) return shown;
+  const key = services.shared.keys.lookup(name, 0);
+  if (key.ok || key.reason === "disabled" || key.reason === "expired") return REDACTED_SECRET;
+  return runtime.adminPrincipals.has(`sha256:${sha256Hex(name)}`) ? REDACTED_SECRET : name;
+}
