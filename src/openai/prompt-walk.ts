@@ -16,7 +16,7 @@ export type TokenDecoder = (tokens: number[]) => string | null;
 /**
  * Walks every piece of text a request sends the model, in this order, and puts back what the
  * visitor returns: chat messages (content strings and text parts, refusals, the arguments and
- * inputs of earlier tool calls, the author `name`), `prediction`; Responses `instructions` and
+ * inputs of earlier tool calls, the author `name`, inline files of text), `prediction`; Responses `instructions` and
  * `input` (its items' content and output, tool calls' arguments, inputs and commands, shell
  * output, reasoning summaries), the `prompt` template's variables; the declared tools'
  * descriptions and parameter schemas; the schema of a structured answer (chat `response_format`,
@@ -112,7 +112,18 @@ class Walk {
     if (!isRecord(part)) return part;
     let out = part;
     for (const name of PART_TEXTS) out = this.field(out, name, this.text);
-    return out;
+    // A file sent inline: chat's `file` part holds it in `file`, a Responses `input_file` part itself.
+    if (part.type === "file") return this.field(out, "file", this.file);
+    return part.type === "input_file" ? this.file(out) : out;
+  };
+
+  /** An inline file whose data is text (a text type, or a text file's name): the model reads that text. */
+  readonly file = (file: unknown): unknown => {
+    if (!isRecord(file) || typeof file.file_data !== "string") return file;
+    const inline = inlineText(file.file_data, typeof file.filename === "string" ? file.filename : "");
+    if (inline === null) return file;
+    const seen = this.visitor.text(inline.text);
+    return seen === inline.text ? file : { ...file, file_data: inline.encode(seen) };
   };
 
   readonly calls = (calls: unknown): unknown => (Array.isArray(calls) ? this.list(calls, this.toolCall) : calls);
@@ -213,6 +224,41 @@ class Walk {
     out = this.field(out, "custom", this.described);
     return tool.type === "namespace" ? this.field(out, "tools", this.tools) : out;
   };
+}
+
+/** Media types whose data is text. */
+const TEXT_TYPE = /^(?:text\/|application\/(?:[\w.-]+\+)?(?:json|xml|yaml|x-yaml|csv|javascript|x-ndjson|sql|x-sh)\b)/i;
+
+/** File names of text files, for data sent without a text type (raw base64, `application/octet-stream`). */
+const TEXT_FILE = /\.(?:txt|md|markdown|csv|tsv|json|jsonl|ndjson|xml|ya?ml|html?|log|ini|toml|sql|sh|py|js|ts|java|c|h|cpp|go|rs|rb)$/i;
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The text of an inline file's data: a data URL (`data:text/plain;base64,…`, or percent-encoded) of a
+ * text type, or any data of a file named as a text file, raw base64 included. Null for binary data (a
+ * PDF, an image), which the gateway cannot read. `encode` writes a rewritten text back the same way.
+ */
+function inlineText(data: string, filename: string): { text: string; encode: (text: string) => string } | null {
+  const textFile = TEXT_FILE.test(filename);
+  let header = "";
+  let payload = data;
+  let base64 = true;
+  if (data.startsWith("data:")) {
+    const comma = data.indexOf(",");
+    if (comma === -1) return null;
+    header = data.slice(0, comma + 1);
+    payload = data.slice(comma + 1);
+    const params = header.slice(5, -1).split(";");
+    base64 = params.includes("base64");
+    if (!TEXT_TYPE.test(params[0] ?? "") && !textFile) return null;
+  } else if (!textFile) return null;
+  try {
+    const text = base64 ? strictUtf8.decode(Buffer.from(payload, "base64")) : decodeURIComponent(payload);
+    return { text, encode: (next) => header + (base64 ? Buffer.from(next, "utf8").toString("base64") : encodeURIComponent(next)) };
+  } catch {
+    return null;
+  }
 }
 
 /** The members of a JSON schema that map names the model reads to schemas. */

@@ -287,6 +287,20 @@ describe("the seed's PII rule (data_classification pii, purpose not_in [authoriz
     const long = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: `say:ok\n${"filler ".repeat(200_000)}jane.doe@example.com` }] };
     await expectApiError(h.client(KEY.dev).chat.completions.create(long), 403, "approval_required");
   });
+
+  it("reads PII in an inline text file, in chat and Responses", async () => {
+    const fileData = `data:text/plain;base64,${Buffer.from("mail me jane.doe@example.com").toString("base64")}`;
+    const chat = h.client(KEY.dev).chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: [{ type: "text", text: "say:ok" }, { type: "file", file: { filename: "a.txt", file_data: fileData } }] }],
+    });
+    await expectApiError(chat, 403, "approval_required");
+    const responses = h.client(KEY.dev).responses.create({
+      model: "gpt-4o-mini",
+      input: [{ role: "user", content: [{ type: "input_text", text: "say:ok" }, { type: "input_file", filename: "a.txt", file_data: fileData }] }],
+    });
+    await expectApiError(responses, 403, "approval_required");
+  });
 });
 
 describe("tool.register", () => {

@@ -19,6 +19,18 @@ describe("redactRequestBody", () => {
     expect((untouched.messages as Array<{ content: unknown }>)[0]?.content).toEqual([{ type: "text", text: "to [REDACTED:email]" }, { type: "text", text: " and more" }]);
   });
 
+  test("masks PII inside an inline text file and sends it encoded as it came", () => {
+    const file = { filename: "a.txt", file_data: `data:text/plain;base64,${Buffer.from(`mail ${EMAIL}`).toString("base64")}` };
+    const body: Record<string, unknown> = { model: "m", messages: [{ role: "user", content: [{ type: "file", file }] }] };
+    redactRequestBody(body, PII_TYPES);
+    const sent = (body.messages as Array<{ content: Array<{ file: { filename: string; file_data: string } }> }>)[0]?.content[0]?.file;
+    expect(sent?.filename).toBe("a.txt");
+    expect(sent?.file_data.startsWith("data:text/plain;base64,")).toBe(true);
+    expect(Buffer.from(sent?.file_data.slice("data:text/plain;base64,".length) ?? "", "base64").toString()).toBe("mail [REDACTED:email]");
+    // The client's object is left as it was.
+    expect(file.file_data).toContain("base64,bWFpbCBib2JAZXhhbXBsZS5jb20");
+  });
+
   test("chat: contents, refusals and the arguments of earlier tool calls are masked; ids, names and roles kept", () => {
     const body: Record<string, unknown> = {
       model: "m",
