@@ -21,6 +21,40 @@ export interface LevelState {
   session: SessionCounters | null;
   /** Per-second slots of the last minute: [second, requests, tokens]. */
   window: Array<[number, number, number]>;
+  /** What the spend above holds for calls in flight: their reservations, not yet settled. */
+  held: Held;
+}
+
+/** Reservations of calls in flight, in each counter that holds them (those of a past day or month left with it). */
+interface Held {
+  dayMicros: number;
+  monthMicros: number;
+  totalMicros: number;
+  sessionMicros: number;
+  sessionTokens: number;
+}
+
+/** What a level keeps across a restart: its spend and its session. */
+export type SavedLevel = Pick<LevelState, "day" | "dayMicros" | "month" | "monthMicros" | "totalMicros" | "session">;
+
+/**
+ * The level as a restart should find it: its spend without what it holds for calls in flight. Those
+ * calls end with the process that reserved for them and will never be settled; kept, a worst case
+ * reserved just before a crash would count as spent for good (a total budget never gets it back).
+ */
+export function savedLevel(state: LevelState): SavedLevel {
+  const { day, month, session, held } = state;
+  return {
+    day,
+    dayMicros: Math.max(0, state.dayMicros - held.dayMicros),
+    month,
+    monthMicros: Math.max(0, state.monthMicros - held.monthMicros),
+    totalMicros: Math.max(0, state.totalMicros - held.totalMicros),
+    session:
+      session === null
+        ? null
+        : { ...session, micros: Math.max(0, session.micros - held.sessionMicros), tokens: Math.max(0, session.tokens - held.sessionTokens) },
+  };
 }
 
 interface Bucket {
@@ -50,6 +84,7 @@ export function emptyLevelState(now: number): LevelState {
     totalMicros: 0,
     session: null,
     window: [],
+    held: { dayMicros: 0, monthMicros: 0, totalMicros: 0, sessionMicros: 0, sessionTokens: 0 },
   };
 }
 
@@ -90,11 +125,13 @@ function rollCalendar(state: LevelState, now: number): void {
   if (state.day !== day) {
     state.day = day;
     state.dayMicros = 0;
+    state.held.dayMicros = 0;
   }
   const month = monthOf(now);
   if (state.month !== month) {
     state.month = month;
     state.monthMicros = 0;
+    state.held.monthMicros = 0;
   }
 }
 
@@ -213,11 +250,17 @@ export function reserveLevel(state: LevelState, request: ReserveRequest, now: nu
   state.dayMicros += micros;
   state.monthMicros += micros;
   state.totalMicros += micros;
+  const { held } = state;
+  held.dayMicros += micros;
+  held.monthMicros += micros;
+  held.totalMicros += micros;
   if (limits.session) {
     state.session ??= { startedAt: now, micros: 0, tokens: 0, llmCalls: 0, toolCalls: 0 };
     state.session.micros += micros;
-    state.session.tokens += request.inputTokens + output;
+    state.session.tokens += tokens;
     state.session.llmCalls += 1;
+    held.sessionMicros += micros;
+    held.sessionTokens += tokens;
   }
   addToWindow(state, now, 1, 0);
   return { ok: true, outputTokens: output, reservedMicros: micros, reservedTokens: tokens, rate: rateStatus(state, request) };
@@ -233,6 +276,10 @@ export function settleLevel(state: LevelState, request: SettleRequest, now: numb
   state.dayMicros = Math.max(0, state.dayMicros + (sameDay ? delta : request.actualMicros));
   state.monthMicros = Math.max(0, state.monthMicros + (sameMonth ? delta : request.actualMicros));
   state.totalMicros = Math.max(0, state.totalMicros + delta);
+  const { held } = state;
+  if (sameDay) held.dayMicros = Math.max(0, held.dayMicros - request.reservedMicros);
+  if (sameMonth) held.monthMicros = Math.max(0, held.monthMicros - request.reservedMicros);
+  held.totalMicros = Math.max(0, held.totalMicros - request.reservedMicros);
   state.leases.delete(request.callId);
   if (request.released === true) releaseRequest(state, request, now);
   if (state.tpm !== null && request.limits.tokensPerMinute !== null) {
@@ -243,6 +290,8 @@ export function settleLevel(state: LevelState, request: SettleRequest, now: numb
   if (state.session !== null) {
     state.session.micros = Math.max(0, state.session.micros + delta);
     state.session.tokens = Math.max(0, state.session.tokens + request.actualTokens - request.reservedTokens);
+    held.sessionMicros = Math.max(0, held.sessionMicros - request.reservedMicros);
+    held.sessionTokens = Math.max(0, held.sessionTokens - request.reservedTokens);
     state.session.toolCalls += request.toolCalls;
   }
   pruneWindow(state, now);

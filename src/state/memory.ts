@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { ensureDir } from "../util/ensure-dir.js";
 import { z } from "zod";
-import { emptyLevelState, reserveLevel, settleLevel, usageOf, type LevelState } from "../limits/level-state.js";
+import { emptyLevelState, reserveLevel, savedLevel, settleLevel, usageOf, type LevelState } from "../limits/level-state.js";
 import { lockSnapshot } from "./snapshot-lock.js";
 import { type SavedLevel, SpendJournal } from "./spend-journal.js";
 import {
@@ -331,9 +331,7 @@ export class MemoryStore implements StateStore {
 
   private snapshot(): Snapshot {
     const levels: Snapshot["levels"] = {};
-    for (const [id, s] of this.levels) {
-      levels[id] = { day: s.day, dayMicros: s.dayMicros, month: s.month, monthMicros: s.monthMicros, totalMicros: s.totalMicros, session: s.session };
-    }
+    for (const [id, state] of this.levels) levels[id] = savedLevel(state);
     return {
       version: 1,
       levels,

@@ -1,10 +1,9 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { type FileHandle, open, unlink } from "node:fs/promises";
-import type { LevelState } from "../limits/level-state.js";
+import { type LevelState, type SavedLevel, savedLevel } from "../limits/level-state.js";
 
-/** What a level keeps across a restart: its spend and its session. */
-export type SavedLevel = Pick<LevelState, "day" | "dayMicros" | "month" | "monthMicros" | "totalMicros" | "session">;
+export type { SavedLevel };
 
 /** One journal line: a level as it stood after a change, and its session's expiry where it has one. */
 type Entry = [level: string, saved: SavedLevel, sessionExpiry: number | null];
@@ -72,8 +71,7 @@ export class SpendJournal {
 
   /** Notes a level's state after a change; written at the end of the turn. */
   record(level: string, state: LevelState, sessionExpiry: number | null): void {
-    const { day, dayMicros, month, monthMicros, totalMicros, session } = state;
-    this.pending.set(level, [level, { day, dayMicros, month, monthMicros, totalMicros, session: session === null ? null : { ...session } }, sessionExpiry]);
+    this.pending.set(level, [level, savedLevel(state), sessionExpiry]);
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => this.flush());

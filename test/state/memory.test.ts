@@ -48,17 +48,41 @@ describe("memory store snapshot", () => {
     expect(readdirSync(dirname(path))).not.toContain("state.json.lock");
   });
 
-  it("brings the spend back but no calls in flight: their process is gone", async () => {
+  it("brings the spend back but no calls in flight, nor what they reserved: their process is gone", async () => {
     const path = snapshotPath();
     const before = new MemoryStore(path, T0);
+    const settled = call();
+    const result = await before.reserve(settled, T0);
+    await before.settle(settleRequest(settled, result, T0, { actualMicros: 25 }), T0);
     expect((await before.reserve(call(), T0)).ok).toBe(true);
     expect((await before.reserve(call(), T0)).ok).toBe(false);
+    expect((await before.usage("key:snap", T0)).dailyMicros).toBe(65);
     await before.close();
 
     const after = new MemoryStore(path, T0 + 1000);
     try {
-      expect((await after.usage("key:snap", T0 + 1000)).dailyMicros).toBe(40);
+      expect(await after.usage("key:snap", T0 + 1000)).toMatchObject({ dailyMicros: 25, monthlyMicros: 25, totalMicros: 25 });
       expect((await after.reserve(call(), T0 + 1000)).ok).toBe(true);
+    } finally {
+      await after.close();
+    }
+  });
+
+  it("keeps no worst case a process killed mid-call had reserved: the journal has the spend without it", async () => {
+    const path = snapshotPath();
+    const killed = new MemoryStore(path, T0);
+    await killed.saveNow();
+    const budget = reserveRequest("key:crash", limits({ totalMicros: 100 }), { inputMicros: 60 });
+    const first = await killed.reserve(budget, T0);
+    await killed.settle(settleRequest(budget, first, T0, { actualMicros: 10 }), T0);
+    expect((await killed.reserve({ ...budget, callId: "in-flight" }, T0)).ok).toBe(true);
+    // The journal is written at the end of the turn; the process dies without a snapshot or a close.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+
+    const after = new MemoryStore(path, T0 + 1000);
+    try {
+      expect((await after.usage("key:crash", T0 + 1000)).totalMicros).toBe(10);
+      expect((await after.reserve({ ...budget, callId: "next" }, T0 + 1000)).ok).toBe(true);
     } finally {
       await after.close();
     }
