@@ -189,14 +189,11 @@ export class FileSink implements AuditSink {
    * Whether the open file is still the one at its path. One replaced there (an editor's or `sed -i`'s
    * rewrite, a restore, logrotate without copytruncate) or removed would take every later record
    * into a file no one can read: the sink opens whatever is at the path now. One cut shorter in place
-   * (copytruncate) is still the file, its size read again.
+   * (copytruncate) is still the file: appends go to its end.
    */
   private async stillAtPath(file: OpenFile): Promise<boolean> {
     const current = await stat(file.path).catch(() => null);
-    if (current !== null && current.dev === file.dev && current.ino === file.ino) {
-      if (current.size < file.size) file.size = current.size;
-      return true;
-    }
+    if (current !== null && current.dev === file.dev && current.ino === file.ino) return true;
     this.options.logger.warn({ path: file.path }, "the audit file was replaced or removed on disk; writing to the file now at its path");
     return false;
   }

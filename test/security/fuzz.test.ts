@@ -60,7 +60,7 @@ const validChat = fc.record(
     user: fc.string({ maxLength: 20 }),
     metadata: fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 16 }), { maxKeys: 3 }),
     tools: fc.option(
-      fc.array(fc.record({ type: fc.constant("function"), function: fc.record({ name: fc.oneof(fc.string({ maxLength: 12 }), protoName), parameters: fc.constant({}) }) }), {
+      fc.array(fc.record({ type: fc.constant("function"), function: fc.record({ name: fc.oneof(fc.string({ minLength: 1, maxLength: 12 }), protoName), parameters: fc.constant({}) }) }), {
         maxLength: 3,
       }),
     ),
