@@ -2,14 +2,18 @@ import type { StateStore } from "../state/store.js";
 import type { Reservation } from "./enforce.js";
 
 /**
- * A call holds its parallel slots under a short lease that its replica renews while the call runs:
- * the slots of a replica that dies mid-call come back within a lease, and a live stream keeps its
- * slot however long it runs.
+ * A call holds its parallel slots and its reservations under a short lease that its replica renews
+ * while the call runs: the slots of a replica that dies mid-call, and the worst cases it reserved,
+ * come back within a lease, and a live stream keeps its own however long it runs.
  */
 export const LEASE_MS = 60_000;
 export const LEASE_RENEW_MS = 20_000;
 
-/** The reservations of this replica's calls in flight that hold a parallel slot somewhere. */
+/** Whether a level of a call holds a lease: a parallel slot, or money reserved. */
+const leased = (level: { request: Reservation["levels"][number]["request"]; reservedMicros: number }): boolean =>
+  level.request.limits.maxParallel !== null || level.reservedMicros > 0;
+
+/** The reservations of this replica's calls in flight that hold a lease somewhere. */
 export class LeaseKeeper {
   private readonly held = new Set<Reservation>();
 
@@ -18,7 +22,7 @@ export class LeaseKeeper {
   }
 
   hold(reservation: Reservation): void {
-    if (reservation.levels.some(({ request }) => request.limits.maxParallel !== null)) this.held.add(reservation);
+    if (reservation.levels.some(leased)) this.held.add(reservation);
   }
 
   release(reservation: Reservation): void {
@@ -30,9 +34,7 @@ export class LeaseKeeper {
     const leases: { level: string; callId: string }[] = [];
     for (const reservation of this.held) {
       if (reservation.settled) continue;
-      for (const { request } of reservation.levels) {
-        if (request.limits.maxParallel !== null) leases.push({ level: request.level, callId: request.callId });
-      }
+      for (const level of reservation.levels) if (leased(level)) leases.push({ level: level.request.level, callId: level.request.callId });
     }
     if (leases.length > 0) await store.renewLeases(leases, now, LEASE_MS);
   }

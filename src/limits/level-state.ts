@@ -21,17 +21,22 @@ export interface LevelState {
   session: SessionCounters | null;
   /** Per-second slots of the last minute: [second, requests, tokens]. */
   window: Array<[number, number, number]>;
-  /** What the spend above holds for calls in flight: their reservations, not yet settled. */
-  held: Held;
+  /**
+   * What the spend above holds for each call in flight that reserved money (by reservation id; its
+   * lease in `leases`): given back when the lease ends unsettled, left out of what a restart finds.
+   */
+  holds: Map<string, Hold>;
+  /** No lease ends before this (ms): until then a call need not look through them for ended ones. */
+  sweepAfter: number;
 }
 
-/** Reservations of calls in flight, in each counter that holds them (those of a past day or month left with it). */
-interface Held {
-  dayMicros: number;
-  monthMicros: number;
-  totalMicros: number;
-  sessionMicros: number;
-  sessionTokens: number;
+/** One call's reservation: where it was counted (the day and month it was made in) and how much. */
+interface Hold {
+  micros: number;
+  day: string;
+  month: string;
+  /** Its tokens in the session's count (0 outside a session). */
+  tokens: number;
 }
 
 /** What a level keeps across a restart: its spend and its session. */
@@ -43,18 +48,53 @@ export type SavedLevel = Pick<LevelState, "day" | "dayMicros" | "month" | "month
  * reserved just before a crash would count as spent for good (a total budget never gets it back).
  */
 export function savedLevel(state: LevelState): SavedLevel {
-  const { day, month, session, held } = state;
+  const { day, month, session } = state;
+  let dayMicros = state.dayMicros;
+  let monthMicros = state.monthMicros;
+  let totalMicros = state.totalMicros;
+  let sessionMicros = session?.micros ?? 0;
+  let sessionTokens = session?.tokens ?? 0;
+  for (const hold of state.holds.values()) {
+    if (hold.day === day) dayMicros -= hold.micros;
+    if (hold.month === month) monthMicros -= hold.micros;
+    totalMicros -= hold.micros;
+    sessionMicros -= hold.micros;
+    sessionTokens -= hold.tokens;
+  }
   return {
     day,
-    dayMicros: Math.max(0, state.dayMicros - held.dayMicros),
+    dayMicros: Math.max(0, dayMicros),
     month,
-    monthMicros: Math.max(0, state.monthMicros - held.monthMicros),
-    totalMicros: Math.max(0, state.totalMicros - held.totalMicros),
-    session:
-      session === null
-        ? null
-        : { ...session, micros: Math.max(0, session.micros - held.sessionMicros), tokens: Math.max(0, session.tokens - held.sessionTokens) },
+    monthMicros: Math.max(0, monthMicros),
+    totalMicros: Math.max(0, totalMicros),
+    session: session === null ? null : { ...session, micros: Math.max(0, sessionMicros), tokens: Math.max(0, sessionTokens) },
   };
+}
+
+/**
+ * Gives back what calls whose lease ended unsettled had reserved (their replica died mid-call), and
+ * drops those leases: from today's and this month's spend where it was reserved today and this month.
+ */
+function releaseExpired(state: LevelState, now: number): void {
+  if (now < state.sweepAfter) return;
+  state.sweepAfter = Number.POSITIVE_INFINITY;
+  for (const [id, expiry] of state.leases) {
+    if (expiry > now) {
+      state.sweepAfter = Math.min(state.sweepAfter, expiry);
+      continue;
+    }
+    state.leases.delete(id);
+    const hold = state.holds.get(id);
+    if (hold === undefined) continue;
+    state.holds.delete(id);
+    if (hold.day === state.day) state.dayMicros = Math.max(0, state.dayMicros - hold.micros);
+    if (hold.month === state.month) state.monthMicros = Math.max(0, state.monthMicros - hold.micros);
+    state.totalMicros = Math.max(0, state.totalMicros - hold.micros);
+    if (state.session !== null) {
+      state.session.micros = Math.max(0, state.session.micros - hold.micros);
+      state.session.tokens = Math.max(0, state.session.tokens - hold.tokens);
+    }
+  }
 }
 
 interface Bucket {
@@ -84,7 +124,8 @@ export function emptyLevelState(now: number): LevelState {
     totalMicros: 0,
     session: null,
     window: [],
-    held: { dayMicros: 0, monthMicros: 0, totalMicros: 0, sessionMicros: 0, sessionTokens: 0 },
+    holds: new Map(),
+    sweepAfter: Number.POSITIVE_INFINITY,
   };
 }
 
@@ -125,13 +166,11 @@ function rollCalendar(state: LevelState, now: number): void {
   if (state.day !== day) {
     state.day = day;
     state.dayMicros = 0;
-    state.held.dayMicros = 0;
   }
   const month = monthOf(now);
   if (state.month !== month) {
     state.month = month;
     state.monthMicros = 0;
-    state.held.monthMicros = 0;
   }
 }
 
@@ -151,11 +190,6 @@ function addToWindow(state: LevelState, now: number, requests: number, tokens: n
   }
 }
 
-/** The calls still in flight: leases that ended (their call was never settled) are dropped. */
-function liveLeases(state: LevelState, now: number): number {
-  for (const [id, expiry] of state.leases) if (expiry <= now) state.leases.delete(id);
-  return state.leases.size;
-}
 
 function rateStatus(state: LevelState, request: { limits: ReserveRequest["limits"] }): RateStatus {
   const status: RateStatus = {};
@@ -194,6 +228,7 @@ function refusal(state: LevelState, request: ReserveRequest, limit: LimitKind, r
 export function reserveLevel(state: LevelState, request: ReserveRequest, now: number): ReserveResult {
   const limits = request.limits;
   rollCalendar(state, now);
+  releaseExpired(state, now);
   pruneWindow(state, now);
   if (limits.sessionMaxMs !== null && state.session !== null && now - state.session.startedAt > limits.sessionMaxMs) {
     return refusal(state, request, "session_seconds", null);
@@ -239,28 +274,28 @@ export function reserveLevel(state: LevelState, request: ReserveRequest, now: nu
     const wait = tokens > capacity ? MINUTE_MS : msToRefill(tokens - tpm.tokens, capacity);
     return refusal(state, request, "tokens_per_minute", wait);
   }
-  if (limits.maxParallel !== null && liveLeases(state, now) >= limits.maxParallel) {
+  // Leases that ended were dropped by `releaseExpired` above: the rest are calls in flight.
+  if (limits.maxParallel !== null && state.leases.size >= limits.maxParallel) {
     return refusal(state, request, "max_parallel_requests", 1000);
   }
 
   const micros = request.inputMicros + Math.ceil((output * request.outputPricePer1M) / 1_000_000);
   if (rpm !== null) rpm.tokens -= 1;
   if (tpm !== null) tpm.tokens -= tokens;
-  if (limits.maxParallel !== null) state.leases.set(request.callId, now + request.leaseMs);
+  // A call that reserves money holds a lease too: its replica may die before the settle.
+  if (limits.maxParallel !== null || micros > 0) {
+    state.leases.set(request.callId, now + request.leaseMs);
+    state.sweepAfter = Math.min(state.sweepAfter, now + request.leaseMs);
+  }
+  if (micros > 0) state.holds.set(request.callId, { micros, day: state.day, month: state.month, tokens: limits.session ? tokens : 0 });
   state.dayMicros += micros;
   state.monthMicros += micros;
   state.totalMicros += micros;
-  const { held } = state;
-  held.dayMicros += micros;
-  held.monthMicros += micros;
-  held.totalMicros += micros;
   if (limits.session) {
     state.session ??= { startedAt: now, micros: 0, tokens: 0, llmCalls: 0, toolCalls: 0 };
     state.session.micros += micros;
     state.session.tokens += tokens;
     state.session.llmCalls += 1;
-    held.sessionMicros += micros;
-    held.sessionTokens += tokens;
   }
   addToWindow(state, now, 1, 0);
   return { ok: true, outputTokens: output, reservedMicros: micros, reservedTokens: tokens, rate: rateStatus(state, request) };
@@ -270,16 +305,18 @@ export function reserveLevel(state: LevelState, request: ReserveRequest, now: nu
 export function settleLevel(state: LevelState, request: SettleRequest, now: number): void {
   const reservedAt = request.reservedAt;
   rollCalendar(state, now);
+  releaseExpired(state, now);
   const sameDay = dayOf(reservedAt) === state.day;
   const sameMonth = monthOf(reservedAt) === state.month;
-  const delta = request.actualMicros - request.reservedMicros;
+  // A reservation already given back (its lease ended before this settle came) is no longer in the
+  // spend or the session: the call is charged there in full.
+  const givenBack = request.reservedMicros > 0 && !state.holds.delete(request.callId);
+  const heldMicros = givenBack ? 0 : request.reservedMicros;
+  const heldTokens = givenBack ? 0 : request.reservedTokens;
+  const delta = request.actualMicros - heldMicros;
   state.dayMicros = Math.max(0, state.dayMicros + (sameDay ? delta : request.actualMicros));
   state.monthMicros = Math.max(0, state.monthMicros + (sameMonth ? delta : request.actualMicros));
   state.totalMicros = Math.max(0, state.totalMicros + delta);
-  const { held } = state;
-  if (sameDay) held.dayMicros = Math.max(0, held.dayMicros - request.reservedMicros);
-  if (sameMonth) held.monthMicros = Math.max(0, held.monthMicros - request.reservedMicros);
-  held.totalMicros = Math.max(0, held.totalMicros - request.reservedMicros);
   state.leases.delete(request.callId);
   if (request.released === true) releaseRequest(state, request, now);
   if (state.tpm !== null && request.limits.tokensPerMinute !== null) {
@@ -289,9 +326,7 @@ export function settleLevel(state: LevelState, request: SettleRequest, now: numb
   }
   if (state.session !== null) {
     state.session.micros = Math.max(0, state.session.micros + delta);
-    state.session.tokens = Math.max(0, state.session.tokens + request.actualTokens - request.reservedTokens);
-    held.sessionMicros = Math.max(0, held.sessionMicros - request.reservedMicros);
-    held.sessionTokens = Math.max(0, held.sessionTokens - request.reservedTokens);
+    state.session.tokens = Math.max(0, state.session.tokens + request.actualTokens - heldTokens);
     state.session.toolCalls += request.toolCalls;
   }
   pruneWindow(state, now);

@@ -22,13 +22,15 @@ export class RedisKeys {
       session: `${base}:session`,
       expiry: `${base}:expiry`,
       window: `${base}:window`,
+      // What each call in flight reserved (call id -> "micros day-key month-key tokens"), given back when its lease ends unsettled.
+      held: `${base}:held`,
     };
   }
 
   /** The KEYS of the level scripts, in the order src/state/lua/common.ts documents. */
   level(level: string, now: number): string[] {
     const k = this.levelNames(level, now);
-    return [k.rpm, k.tpm, k.leases, k.day, k.month, k.total, k.session, k.expiry, k.window];
+    return [k.rpm, k.tpm, k.leases, k.day, k.month, k.total, k.session, k.expiry, k.window, k.held];
   }
 
   get keys(): string {

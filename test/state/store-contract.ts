@@ -173,10 +173,31 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await store.usage("key:month", late + 1)).toMatchObject({ monthlyMicros: 1000, totalMicros: 2000 });
       });
 
+      it("gives back what a call reserved once its lease ends unsettled (its replica died), and charges a late settle in full", async () => {
+        const levelLimits = limits({ totalMicros: 1000, dailyMicros: 1000 });
+        const dead = reserveRequest("key:died", levelLimits, { inputMicros: 900, leaseMs: 60_000 });
+        const held = await store.reserve(dead, T0);
+        expect(held.ok).toBe(true);
+        const next = () => reserveRequest("key:died", levelLimits, { inputMicros: 900, leaseMs: 60_000 });
+        expect(await store.reserve(next(), T0 + 59_000)).toMatchObject({ ok: false, limit: "daily_cost" });
+        // A renewed lease keeps its reservation.
+        await store.renewLeases([{ level: "key:died", callId: dead.callId }], T0 + 59_000, 60_000);
+        expect(await store.reserve(next(), T0 + 100_000)).toMatchObject({ ok: false, limit: "daily_cost" });
+        const granted = next();
+        const result = await store.reserve(granted, T0 + 119_001);
+        expect(result.ok).toBe(true);
+        expect(await store.usage("key:died", T0 + 119_001)).toMatchObject({ dailyMicros: 900, totalMicros: 900 });
+        // The first call's settle comes after all (its replica was only stalled): its cost is spend, whole.
+        await store.settle(settleRequest(dead, held, T0, { actualMicros: 50 }), T0 + 120_000);
+        await store.settle(settleRequest(granted, result, T0 + 119_001, { actualMicros: 30 }), T0 + 120_000);
+        expect(await store.usage("key:died", T0 + 120_000)).toMatchObject({ dailyMicros: 80, totalMicros: 80 });
+      });
+
       it("never resets the total", async () => {
         const levelLimits = limits({ totalMicros: 1000 });
         const request = reserveRequest("key:total", levelLimits, { ...priced, outputTokens: 1285 });
-        expect((await store.reserve(request, T0)).ok).toBe(true);
+        const result = await store.reserve(request, T0);
+        await store.settle(settleRequest(request, result, T0, { actualMicros: result.ok ? result.reservedMicros : 0 }), T0);
         for (const later of [T0 + 86_400_000, Date.UTC(2025, 1, 15), Date.UTC(2026, 0, 1)]) {
           expect(await store.reserve(request, later)).toMatchObject({ ok: false, limit: "total_cost" });
         }

@@ -1,7 +1,8 @@
 /**
  * Lua shared by the level scripts. Both scripts receive the same KEYS, all under one hash tag:
  *   1 rpm bucket, 2 tpm bucket, 3 leases of the calls in flight, 4 today's spend, 5 this month's spend,
- *   6 total spend, 7 session counters, 8 session expiry (on the caller's clock), 9 per-second window.
+ *   6 total spend, 7 session counters, 8 session expiry (on the caller's clock), 9 per-second window,
+ *   10 the reservations of calls in flight.
  * The arithmetic mirrors src/limits/level-state.ts step for step so one contract suite holds for both.
  */
 export const LEVEL_COMMON_LUA = `
@@ -65,16 +66,44 @@ local function addToWindow(now, requests, tokens)
 end
 
 -- Calls in flight are leases in a sorted set (member: call id, score: lease expiry on the caller's
--- clock), not a count: the slots of a replica that died mid-call come back when their leases end.
+-- clock), not a count: the slots of a replica that died mid-call come back when their leases end, and
+-- so does what those calls reserved (KEYS[10]): from today's and this month's spend where it was
+-- reserved today and this month, from the total and the session always.
+local function releaseExpired(now)
+  local ended = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+  for _, id in ipairs(ended) do
+    local held = redis.call('HGET', KEYS[10], id)
+    if held then
+      local micros, dayKey, monthKey, tokens = string.match(held, '^(%S+) (%S+) (%S+) (%S+)$')
+      micros, tokens = tonumber(micros), tonumber(tokens)
+      if dayKey == KEYS[4] then redis.call('SET', KEYS[4], fmt(math.max(0, num(KEYS[4]) - micros))) end
+      if monthKey == KEYS[5] then redis.call('SET', KEYS[5], fmt(math.max(0, num(KEYS[5]) - micros))) end
+      redis.call('SET', KEYS[6], fmt(math.max(0, num(KEYS[6]) - micros)))
+      local s = redis.call('HMGET', KEYS[7], 'micros', 'tokens')
+      if s[1] then
+        redis.call('HSET', KEYS[7], 'micros', fmt(math.max(0, tonumber(s[1]) - micros)), 'tokens', fmt(math.max(0, tonumber(s[2] or '0') - tokens)))
+      end
+      redis.call('HDEL', KEYS[10], id)
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+end
+
 local function liveLeases(now)
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   return redis.call('ZCARD', KEYS[3])
 end
 
--- The set outlives its longest lease; replicas may run with different lease lengths, so never shorten it.
+-- The set (and the reservations it guards) outlives its longest lease; replicas may run with
+-- different lease lengths, so never shorten it.
 local function addLease(now, callId, leaseMs)
   redis.call('ZADD', KEYS[3], fmt(now + leaseMs), callId)
   if redis.call('PTTL', KEYS[3]) < leaseMs then redis.call('PEXPIRE', KEYS[3], leaseMs) end
+end
+
+local function holdReservation(callId, micros, tokens, leaseMs)
+  redis.call('HSET', KEYS[10], callId, fmt(micros) .. ' ' .. KEYS[4] .. ' ' .. KEYS[5] .. ' ' .. fmt(tokens))
+  if redis.call('PTTL', KEYS[10]) < leaseMs then redis.call('PEXPIRE', KEYS[10], leaseMs) end
 end
 
 -- Session levels live exactly as long as the session; other levels keep each counter as long as it

@@ -18,6 +18,7 @@ local wanted, minOutput, clamp, ttl = tonumber(ARGV[16]), tonumber(ARGV[17]), AR
 local callId, leaseMs = ARGV[20], tonumber(ARGV[21])
 
 if isSession then expireSession(now, ttl) end
+releaseExpired(now)
 pruneWindow(now)
 
 local rpm, tpm = loadBucket(KEYS[1]), loadBucket(KEYS[2])
@@ -87,7 +88,9 @@ if maxParallel ~= nil and liveLeases(ARGV[1]) >= maxParallel then return refuse(
 local micros = inputMicros + math.ceil((output * price) / 1000000)
 if rpmCap ~= nil then rpm.tokens = rpm.tokens - 1; saveBucket(KEYS[1], rpm, rpmCap) end
 if tpmCap ~= nil then tpm.tokens = tpm.tokens - tokens; saveBucket(KEYS[2], tpm, tpmCap) end
-if maxParallel ~= nil then addLease(now, callId, leaseMs) end
+-- A call that reserves money holds a lease too: its replica may die before the settle.
+if maxParallel ~= nil or micros > 0 then addLease(now, callId, leaseMs) end
+if micros > 0 then holdReservation(callId, micros, isSession and tokens or 0, leaseMs) end
 for i, budget in ipairs(budgets) do redis.call('SET', budget[3], fmt(spent[i] + micros)) end
 if isSession then
   if not hasSession then

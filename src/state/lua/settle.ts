@@ -15,8 +15,14 @@ local sameDay, sameMonth = ARGV[10] == '1', ARGV[11] == '1'
 local rpmCap, released, reservedSecond, callId = opt(ARGV[12]), ARGV[13] == '1', ARGV[14], ARGV[15]
 
 if isSession then expireSession(now, ttl) end
+releaseExpired(now)
 
-local delta = actualMicros - reservedMicros
+-- A reservation already given back (its lease ended before this settle came) is no longer in the
+-- spend or the session: the call is charged there in full.
+local givenBack = reservedMicros > 0 and redis.call('HDEL', KEYS[10], callId) == 0
+local heldMicros, heldTokens = reservedMicros, reservedTokens
+if givenBack then heldMicros, heldTokens = 0, 0 end
+local delta = actualMicros - heldMicros
 redis.call('SET', KEYS[4], fmt(math.max(0, num(KEYS[4]) + (sameDay and delta or actualMicros))))
 redis.call('SET', KEYS[5], fmt(math.max(0, num(KEYS[5]) + (sameMonth and delta or actualMicros))))
 redis.call('SET', KEYS[6], fmt(math.max(0, num(KEYS[6]) + delta)))
@@ -46,7 +52,7 @@ end
 local s = redis.call('HMGET', KEYS[7], 'startedAt', 'micros', 'tokens')
 if s[1] then
   redis.call('HSET', KEYS[7], 'micros', fmt(math.max(0, tonumber(s[2]) + delta)))
-  redis.call('HSET', KEYS[7], 'tokens', fmt(math.max(0, tonumber(s[3] or '0') + actualTokens - reservedTokens)))
+  redis.call('HSET', KEYS[7], 'tokens', fmt(math.max(0, tonumber(s[3] or '0') + actualTokens - heldTokens)))
   redis.call('HINCRBYFLOAT', KEYS[7], 'toolCalls', toolCalls)
 end
 
