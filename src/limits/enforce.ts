@@ -64,6 +64,20 @@ function tightest(a: RateStatus, b: RateStatus): RateStatus {
   return out;
 }
 
+/** The rate status of the levels a reservation took from, once the call's request and tokens are given back. */
+function givenBack(reservation: Reservation): RateStatus {
+  const { requests, tokens } = reservation.rate;
+  const out: RateStatus = {};
+  if (requests !== undefined) out.requests = { ...requests, remaining: Math.min(requests.limit, requests.remaining + 1) };
+  if (tokens !== undefined) {
+    // Each level reserved this call's tokens; a later level may have clamped them lower, so the least is given back for sure.
+    let taken = Number.POSITIVE_INFINITY;
+    for (const level of reservation.levels) taken = Math.min(taken, level.reservedTokens);
+    out.tokens = { ...tokens, remaining: Math.min(tokens.limit, tokens.remaining + (Number.isFinite(taken) ? taken : 0)) };
+  }
+  return out;
+}
+
 const PASSES = [false, true] as const;
 
 function holdsMoney(limits: ReserveRequest["limits"]): boolean {
@@ -103,9 +117,9 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
       await release(store, reservation, now);
       const scope = level.split(":")[0] ?? level;
       const what = LIMIT_NAMES[result.limit] ?? result.limit;
-      // The level that refused wins a tie, so the headers name the limit that refused (the earlier
-      // levels' figures still count this call, which they have just released).
-      const headers = rateHeaders(refusalRate(tightest(result.rate, reservation.rate), result.limit, limits.maxParallel, result.retryAfterMs));
+      // The level that refused wins a tie, so the headers name the limit that refused; the earlier
+      // levels' figures are read as they stand once this call's request and tokens went back to them.
+      const headers = rateHeaders(refusalRate(tightest(result.rate, givenBack(reservation)), result.limit, limits.maxParallel, result.retryAfterMs));
       if (isBudgetLimit(result.limit)) {
         const why = SPENT_LIMITS.has(result.limit) ? `${scope} ${what} reached` : `${scope} ${what} exhausted: this call's worst case does not fit what is left`;
         throw new GatewayError(429, "budget_exceeded", why, {

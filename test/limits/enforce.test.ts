@@ -92,6 +92,22 @@ describe("the x-ratelimit-* headers of a refusal", () => {
     expect(headersOf(refusal)).toMatchObject({ "x-ratelimit-limit-requests": "2", "x-ratelimit-remaining-requests": "0" });
   });
 
+  it("report an earlier level's tokens as they stand once the refused call gave them back", async () => {
+    const store = new MemoryStore(null, T0);
+    const tiers: LimitPlan = {
+      ...plan(100),
+      levels: [
+        { level: "key:k", limits: limits({ tokensPerMinute: 500, requestsPerMinute: 100 }) },
+        { level: "user:u", limits: limits({ requestsPerMinute: 1 }) },
+      ],
+    };
+    const admitted = await reserveAll(store, tiers, charge, T0);
+    expect(admitted.rate.tokens?.remaining).toBe(480);
+    const refusal = await reserveAll(store, tiers, charge, T0).catch((error: unknown) => error);
+    expect(refusal).toMatchObject({ status: 429, message: expect.stringMatching(/^user requests per minute/) });
+    expect(headersOf(refusal)).toMatchObject({ "x-ratelimit-remaining-tokens": "480", "x-ratelimit-remaining-requests": "0", "x-ratelimit-limit-requests": "1" });
+  });
+
   it("carry retry-after when the call can never fit the tokens per minute, with x-should-retry false", async () => {
     const store = new MemoryStore(null, T0);
     const tpm: LimitPlan = { ...plan(100), levels: [{ level: "key:k", limits: limits({ tokensPerMinute: 15 }) }] };
