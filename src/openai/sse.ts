@@ -68,3 +68,17 @@ export function eventData(event: string): string | null {
   }
   return data;
 }
+
+/** The event with its data replaced by `data` (one `data:` line where the first one was); its other fields kept. */
+export function withEventData(event: string, data: string): string {
+  const lines: string[] = [];
+  let placed = false;
+  for (const line of event.split("\n")) {
+    if (!line.startsWith("data:")) lines.push(line);
+    else if (!placed) {
+      lines.push(`data: ${data}`);
+      placed = true;
+    }
+  }
+  return lines.join("\n");
+}

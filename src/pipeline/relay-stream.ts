@@ -2,8 +2,9 @@ import type { ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
 import { clipped, GatewayError } from "../http/errors.js";
 import { StreamAccumulator, type ToolCall } from "../openai/answer.js";
-import { eventData, SseSplitter } from "../openai/sse.js";
+import { eventData, SseSplitter, withEventData } from "../openai/sse.js";
 import { upstreamError } from "../upstream/forward.js";
+import { isRecord } from "../util/is-record.js";
 import { SimilarTexts } from "../util/similar-texts.js";
 import type { CallSignal } from "./call-abort.js";
 import { sseErrorEvent, writeOpenHead } from "./respond.js";
@@ -125,12 +126,18 @@ async function relayEvents(
   const all: SimilarTexts | null = options.holdsFor !== null ? new SimilarTexts() : null;
   const held: string[] = [];
 
+  // Set at `[DONE]`: SDKs read nothing after it, so nothing after it is relayed or judged.
+  let ended = false;
   const handle = async (sent: string): Promise<void> => {
+    if (ended) return;
     let event = options.scrub(sent);
     const raw = eventData(event);
     const data = jsonData(raw);
     let drop = false;
-    if (raw !== null && raw.trim() === "[DONE]") accumulator.markDone();
+    if (raw !== null && raw.trim() === "[DONE]") {
+      accumulator.markDone();
+      ended = true;
+    }
     if (data !== null) {
       let parsed: unknown;
       try {
@@ -140,6 +147,11 @@ async function relayEvents(
         throw new GatewayError(502, "upstream_error", "the upstream sent a stream event that is not valid JSON");
       }
       drop = accumulator.observe(parsed) && options.stripUsageChunk;
+      // Usage the gateway asked for that came on a chunk with choices: the chunk goes on without it.
+      if (!drop && options.stripUsageChunk && isRecord(parsed) && isRecord(parsed.usage)) {
+        delete parsed.usage;
+        event = withEventData(event, JSON.stringify(parsed));
+      }
     }
     if (drop) return;
     if (options.stripUsageChunk && event.includes('"usage"')) event = event.replace(USAGE_NULL, "");
@@ -201,6 +213,11 @@ async function relayEvents(
       if (error instanceof GatewayError) return error;
       throw error;
     });
+    // Gone while the decision was awaited (x-approval-wait): the call ends as the client ended it.
+    if (res.destroyed) {
+      outcome.clientClosed = true;
+      return outcome;
+    }
     if (refusal !== null) {
       outcome.error = refusal;
       send(sseErrorEvent(refusal));

@@ -112,6 +112,11 @@ const SCRIPTS: Record<string, Scripted> = {
       .map(event)
       .join(""),
   },
+  "after done": { headers: SSE, body: `${textChunk("hi", null)}${textChunk("", "stop")}data: [DONE]\n\n${chunk(0, 0, { name: "danger", arguments: "{}" })}` },
+  "usage on the last choice": {
+    headers: SSE,
+    body: `${textChunk("hi", null)}${event({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta: {}, finish_reason: "stop" }], usage: { prompt_tokens: 10, completion_tokens: 1, total_tokens: 11 } })}data: [DONE]\n\n`,
+  },
   "whole message in stream": {
     headers: SSE,
     body: `${textChunk("hi", null)}${event({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta: {}, message: { role: "assistant", tool_calls: [{ id: "t1", type: "function", function: { name: "danger", arguments: "{}" } }] }, finish_reason: null }] })}data: [DONE]\n\n`,
@@ -333,6 +338,21 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     expect(streamed).toContain("the whole answer");
     const record = await lastRecord();
     expect(record.output_tokens).toBeGreaterThanOrEqual(7);
+  });
+
+  it("relays and judges nothing after [DONE], which SDKs do not read: the stream ends as the answer did, with its cost", async () => {
+    const text = await (await chat("after done", true)).text();
+    expect(text).not.toContain("danger");
+    expect(text).not.toContain('"error"');
+    expect(text).toMatch(/data: \[DONE\]\n\n: gateway-cost \d+\.\d{6}\n\n$/);
+    expect(await lastRecord()).toMatchObject({ status: 200, error_code: null, tool_calls: [] });
+  });
+
+  it("takes usage the client did not ask for off a chunk that also carries a choice, and still charges it", async () => {
+    const text = await (await chat("usage on the last choice", true)).text();
+    expect(text).toContain('"finish_reason":"stop"');
+    expect(text).not.toContain('"usage"');
+    expect(await lastRecord()).toMatchObject({ input_tokens: 10, output_tokens: 1 });
   });
 
   it("judges a tool name sent in parts under each name a client may read", async () => {

@@ -530,6 +530,27 @@ describe("approval expiry and long-poll", () => {
     expect((await decide(h, id, "deny")).status).toBe(200);
   });
 
+  it("a streaming client that leaves while its answer's tool call waits (x-approval-wait) is audited as 499 client_closed", async () => {
+    const known = new Set((await h.gateway.services.store.listApprovals("pending")).map((a) => a.id));
+    const controller = new AbortController();
+    const call = (async () => {
+      const stream = await h
+        .client(KEY.dev, { headers: { "x-approval-wait": "30" } })
+        .chat.completions.create(askStream('call_tool:deploy {"environment":"prod","service":"leaving"}'), { signal: controller.signal });
+      for await (const _ of stream);
+    })().catch((error: unknown) => error);
+    const id = await waitForPending(h, "dev", "production_tools_need_approval", known);
+    controller.abort();
+    await call;
+    let record: Record<string, unknown> | undefined;
+    for (let i = 0; i < 100 && record === undefined; i++) {
+      record = (await auditRecords(h)).find((r) => r.approval_id === id);
+      if (record === undefined) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(record).toMatchObject({ status: 499, error_code: "client_closed", stream: true });
+    expect((await decide(h, id, "deny")).status).toBe(200);
+  });
+
   it("x-approval-wait answers approval_denied when the approver denies during the wait", async () => {
     const call = h.client(KEY.dev, { headers: { "x-approval-wait": "30" } }).chat.completions.create(ask("say:x\nwire transfer to mallory"));
     const id = await waitForPending(h, "dev", "wire_transfers_need_approval");
