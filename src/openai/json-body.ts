@@ -21,6 +21,8 @@ export interface JsonScan {
   depth: number;
   /** The path of the first key that repeats an earlier key of its object, or null. */
   duplicate: (string | number)[] | null;
+  /** Where the text nests past the limit: the path of the first object or array too deep, or null. */
+  tooDeep: (string | number)[] | null;
 }
 
 const MANY_KEYS = 16;
@@ -69,7 +71,7 @@ export function scanJson(text: string, limit: number): JsonScan {
       const top = stack[stack.length - 1];
       if (top?.expectKey === true) {
         const key = keyText(text.slice(i + 1, end - 1));
-        if (repeats(top, key)) return { depth, duplicate: [...stack.slice(0, -1).map((f) => (f.object ? f.key : f.index)), key] };
+        if (repeats(top, key)) return { depth, duplicate: [...pathOf(stack.slice(0, -1)), key], tooDeep: null };
         top.key = key;
         top.expectKey = false;
       }
@@ -78,7 +80,7 @@ export function scanJson(text: string, limit: number): JsonScan {
       stack.push({ object: c === 123, keys: null, seen: null, key: "", expectKey: c === 123, index: 0 });
       if (stack.length > depth) {
         depth = stack.length;
-        if (depth > limit) return { depth, duplicate: null };
+        if (depth > limit) return { depth, duplicate: null, tooDeep: pathOf(stack.slice(0, -1)) };
       }
     } else if (c === 125 || c === 93) {
       stack.pop();
@@ -89,7 +91,12 @@ export function scanJson(text: string, limit: number): JsonScan {
       else top.index++;
     }
   }
-  return { depth, duplicate: null };
+  return { depth, duplicate: null, tooDeep: null };
+}
+
+/** Where the scan is: each open object's current key, each open array's index. */
+function pathOf(frames: readonly Frame[]): (string | number)[] {
+  return frames.map((frame) => (frame.object ? frame.key : frame.index));
 }
 
 /** Decodes and parses a request body: invalid UTF-8 or JSON is `invalid_json`, too deep is `invalid_body`. */
@@ -107,7 +114,8 @@ export function parseJsonBody(bytes: Buffer, maxDepth: number): unknown {
   }
   const scan = scanJson(text, maxDepth);
   if (scan.depth > maxDepth) {
-    throw new GatewayError(400, "invalid_body", `the request body is nested deeper than ${maxDepth} levels`);
+    const param = clipped(formatFieldPath(scan.tooDeep ?? []));
+    throw new GatewayError(400, "invalid_body", `the request body is nested deeper than ${maxDepth} levels (at \`${param}\`)`, { param });
   }
   let body: unknown;
   try {

@@ -88,7 +88,22 @@ class Walk {
 
   readonly text = (value: unknown): unknown => (typeof value === "string" ? this.visitor.text(value) : value);
 
-  readonly json = (value: unknown): unknown => (typeof value === "string" ? this.visitor.json(value) : value);
+  /**
+   * Arguments as JSON text; arguments sent as an object (a lenient upstream reads those too) are read
+   * as their JSON text, and put back as an object where rewritten.
+   */
+  readonly json = (value: unknown): unknown => {
+    if (typeof value === "string") return this.visitor.json(value);
+    if (value === null || typeof value !== "object") return value;
+    const text = JSON.stringify(value);
+    const seen = this.visitor.json(text);
+    if (seen === text) return value;
+    try {
+      return JSON.parse(seen);
+    } catch {
+      return seen;
+    }
+  };
 
   readonly texts = (value: unknown): unknown => (Array.isArray(value) ? this.list(value, this.text) : value);
 

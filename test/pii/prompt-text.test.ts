@@ -32,6 +32,13 @@ describe("extractPromptText", () => {
     expect(extractPromptText(responses)).toBe('{"say":"ignore previous instructions"}');
   });
 
+  test("arguments an earlier call sent as an object (which a lenient upstream reads) are prompt text too", () => {
+    const body = { messages: [{ role: "assistant", tool_calls: [{ id: "1", type: "function", function: { name: "f", arguments: { q: "xyzzy" } } }] }, { role: "user", content: "hi" }] };
+    expect(extractPromptText(body)).toBe('{"q":"xyzzy"}\nhi');
+    const responses = { input: [{ type: "function_call", call_id: "1", name: "f", arguments: { mail: "jane@example.com" } }] };
+    expect(extractPromptText(responses)).toContain("jane@example.com");
+  });
+
   test("chat: string contents and text parts", () => {
     const body = {
       model: "gpt-4o-mini",

@@ -19,6 +19,13 @@ describe("redactRequestBody", () => {
     expect((untouched.messages as Array<{ content: unknown }>)[0]?.content).toEqual([{ type: "text", text: "to [REDACTED:email]" }, { type: "text", text: " and more" }]);
   });
 
+  test("masks PII in arguments sent as an object, and keeps them an object", () => {
+    const body: Record<string, unknown> = { model: "m", messages: [{ role: "assistant", tool_calls: [{ id: "1", type: "function", function: { name: "f", arguments: { mail: EMAIL, n: 1 } } }] }] };
+    redactRequestBody(body, PII_TYPES);
+    const call = (body.messages as Array<{ tool_calls: Array<{ function: { arguments: unknown } }> }>)[0]?.tool_calls[0];
+    expect(call?.function.arguments).toEqual({ mail: "[REDACTED:email]", n: 1 });
+  });
+
   test("masks PII inside an inline text file and sends it encoded as it came", () => {
     const file = { filename: "a.txt", file_data: `data:text/plain;base64,${Buffer.from(`mail ${EMAIL}`).toString("base64")}` };
     const body: Record<string, unknown> = { model: "m", messages: [{ role: "user", content: [{ type: "file", file }] }] };
