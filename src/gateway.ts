@@ -119,7 +119,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // The config is read after the store answers: a reload during the read must not bring the old keys back.
   const refreshKeys = async (): Promise<void> => {
     const runtimeKeys = await store.listKeys();
-    shared.setKeys(runtime.config, runtimeKeys, clock());
+    const now = clock();
+    shared.setKeys(runtime.config, runtimeKeys, now);
+    streams.endUnserved((keyId) => shared.keys.serves(keyId, now));
   };
   const refreshStops = async (): Promise<void> => {
     shared.setStops(await store.listStops());

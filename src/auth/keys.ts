@@ -68,9 +68,23 @@ export class KeyIndex {
     }
   }
 
+  /** Each key's entries (its secret, and a rotated-out one in its grace period). */
+  private readonly entriesById = new Map<string, KeyEntry[]>();
+
   private add(hash: string, entry: KeyEntry): void {
     this.byHash.set(hash, entry);
     this.byId.set(entry.principal.keyId, entry.principal);
+    const entries = this.entriesById.get(entry.principal.keyId);
+    if (entries === undefined) this.entriesById.set(entry.principal.keyId, [entry]);
+    else entries.push(entry);
+  }
+
+  /** Whether some secret of the key still opens it: not revoked, disabled or expired. */
+  serves(keyId: string, now: number): boolean {
+    const entries = this.entriesById.get(keyId);
+    if (entries === undefined) return false;
+    for (const entry of entries) if (!entry.disabled && (entry.expiresAt === null || entry.expiresAt > now)) return true;
+    return false;
   }
 
   lookup(clear: string | null, now: number): KeyLookup {

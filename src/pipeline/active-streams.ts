@@ -42,6 +42,21 @@ export class ActiveStreams {
     return ended;
   }
 
+  /**
+   * Ends every open call whose key no longer serves (revoked, disabled or expired since the call
+   * began) with an `invalid_api_key` error: a revoke is at once, for what is running too.
+   */
+  endUnserved(serves: (keyId: string) => boolean): number {
+    let ended = 0;
+    for (const call of this.open) {
+      if (serves(call.keyId)) continue;
+      call.controller.abort(new GatewayError(401, "invalid_api_key", `key \`${call.keyId}\` was revoked, disabled or expired during the call; it was ended`));
+      this.open.delete(call);
+      ended++;
+    }
+    return ended;
+  }
+
   /** Ends every open call with `error` (a drain past its deadline). */
   endAll(error: GatewayError): number {
     const ended = this.open.size;

@@ -72,6 +72,34 @@ describe("emergency stops", () => {
     expect(text).not.toContain("[DONE]");
     await h.admin("POST", "/stop/lift", { key_id: "streamer" });
   });
+
+  it("ends an open stream of a key revoked (or disabled) during it, with invalid_api_key", async () => {
+    for (const [id, end] of [
+      ["revoked-mid", (key: string) => h.admin("POST", `/keys/${key}/revoke`)],
+      ["disabled-mid", (key: string) => h.admin("PATCH", `/keys/${key}`, { disabled: true })],
+    ] as const) {
+      const created = await h.admin<KeyView & { key: string }>("POST", "/keys", { id, subject: { user: "sam" } });
+      const response = await fetch(`${h.gateway.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${created.json.key}`, "content-type": "application/json" },
+        body: JSON.stringify({ ...chat("gpt-4o-mini", "chunks:50 delay:100"), stream: true }),
+      });
+      const reader = response.body?.getReader();
+      if (reader === undefined) throw new Error("no body");
+      await reader.read();
+      const started = Date.now();
+      expect((await end(id)).status).toBe(200);
+      let text = "";
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(text).toContain('"code":"invalid_api_key"');
+      expect(text).not.toContain("[DONE]");
+    }
+  });
 });
 
 describe("approvals", () => {
