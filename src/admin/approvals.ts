@@ -3,7 +3,7 @@ import { z } from "zod";
 import { type ApprovalView, fromStore, publicApproval } from "../approvals/service.js";
 import { type AuditCursor, compareNewestFirst, cursorParam, encodeCursor } from "../audit/query.js";
 import type { Env } from "../http/app.js";
-import { type AdminContext, allowOnly, authorize, type ListBody, list, listQuery, notFound, readJson } from "./http.js";
+import { type AdminContext, allowOnly, authorize, type ListBody, list, listQuery, notFound, readJson, recordChange } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
 const listQuerySchema = z.strictObject({
@@ -32,7 +32,9 @@ async function decide(c: AdminContext, deps: AdminDeps, status: "approved" | "de
   const actor = authorize(c, services, "approvals", status === "approved" ? "admin.approvals.approve" : "admin.approvals.deny");
   const id = c.req.param("id") ?? "";
   c.get("draft").approvalId = id;
-  const { comment } = await readJson(c, services, decisionSchema);
+  const decision = await readJson(c, services, decisionSchema);
+  recordChange(c, services, decision, null);
+  const comment = decision.comment;
   // Who decides comes from the credential alone; the service checks `approver_role` and pending-ness.
   const approval = await services.approvals.decide(id, { name: actor.name, role: actor.role }, status, comment ?? null);
   return c.json(publicApproval(approval, services.clock()));

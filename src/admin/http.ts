@@ -4,6 +4,7 @@ import type { Env } from "../http/app.js";
 import { type AdminActor, identifyAdmin, checkScope } from "../http/admin-auth.js";
 import { GatewayError } from "../http/errors.js";
 import { parseJsonBody } from "../openai/json-body.js";
+import { captureAdminBody } from "../pipeline/audit-body.js";
 import { readBody } from "../pipeline/read-body.js";
 import type { Services } from "../pipeline/services.js";
 import { formatFieldPath } from "../util/field-path.js";
@@ -60,6 +61,16 @@ export async function readJson<T extends z.ZodType>(c: AdminContext, services: S
     throw new GatewayError(400, "invalid_body", "the request body must be a JSON object");
   }
   return parseWith(schema, body);
+}
+
+/**
+ * Records what an admin change was: its request body (redacted) and, for a change to one key, that
+ * key's id as the record's `key_id`, so `GET /admin/audit?key_id=` finds what was done to it too.
+ */
+export function recordChange(c: AdminContext, services: Services, body: unknown, keyId: string | null): void {
+  const draft = c.get("draft");
+  draft.body = captureAdminBody(services.current().config, body);
+  draft.targetKeyId = keyId;
 }
 
 /** Query-string parameters as a plain record; a repeated parameter keeps its first value. */

@@ -6,7 +6,7 @@ import type { Env } from "../http/app.js";
 import { GatewayError } from "../http/errors.js";
 import type { RuntimeKey } from "../state/store.js";
 import { newId } from "../util/ids.js";
-import { type AdminContext, allowOnly, authorize, iso, isoTimeSchema, type ListBody, list, listQuery, notFound, parseWith, readJson } from "./http.js";
+import { type AdminContext, allowOnly, authorize, iso, isoTimeSchema, type ListBody, list, listQuery, notFound, parseWith, readJson, recordChange } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
 /** A key as the admin API shows it: never the hash, the previous hash or the secret. */
@@ -52,7 +52,7 @@ const listQuerySchema = z.strictObject({
 });
 
 /** Revoking takes no fields; a body, when sent, must still be a JSON object. */
-const revokeSchema = z.object({});
+const revokeSchema = z.strictObject({});
 
 function configView(key: KeyConfig): KeyView {
   return {
@@ -151,6 +151,7 @@ async function createKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const body = await readJson(c, services, createSchema);
   const now = services.clock();
   const id = body.id ?? newId("key", now);
+  recordChange(c, services, body, id);
   if (isConfigKey(deps, id)) throw notRuntime(id);
   const clear = generateKey();
   const key: RuntimeKey = {
@@ -189,6 +190,7 @@ async function updateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const id = c.req.param("id") ?? "";
   // The request first (400), then whether the key can take it (404, 409).
   const patch = await readJson(c, deps.services, patchSchema);
+  recordChange(c, deps.services, patch, id);
   const updated = await changeKey(deps, id, (key) => ({
     ...notRevoked(key),
     limits: patch.limits === undefined ? key.limits : parseWith(keyLimitsSchema, mergeLimits(key.limits, patch.limits), "limits"),
@@ -201,7 +203,7 @@ async function updateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
 async function revokeKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   authorize(c, deps.services, "admin", "admin.keys.revoke");
   const id = c.req.param("id") ?? "";
-  await readJson(c, deps.services, revokeSchema);
+  recordChange(c, deps.services, await readJson(c, deps.services, revokeSchema), id);
   // Revoking twice is not an error: the operator's intent holds either way.
   const revoked = await changeKey(deps, id, (key) => ({ ...key, revoked: true, previous: [] }));
   return c.json(runtimeView(revoked));
@@ -211,7 +213,9 @@ async function rotateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const { services } = deps;
   authorize(c, services, "admin", "admin.keys.rotate");
   const id = c.req.param("id") ?? "";
-  const { grace_seconds: grace } = await readJson(c, services, rotateSchema);
+  const rotation = await readJson(c, services, rotateSchema);
+  recordChange(c, services, rotation, id);
+  const grace = rotation.grace_seconds;
   const clear = generateKey();
   const rotated = await changeKey(deps, id, (key) => {
     const now = services.clock();

@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { Env } from "../http/app.js";
 import { GatewayError } from "../http/errors.js";
 import type { Stop } from "../state/store.js";
-import { type AdminContext, allowOnly, authorize, iso, list, readJson } from "./http.js";
+import { type AdminContext, allowOnly, authorize, iso, list, readJson, recordChange } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
 const target = {
@@ -37,6 +37,7 @@ async function createStop(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const { services } = deps;
   const actor = authorize(c, services, "admin", "admin.stop.create");
   const body = await readJson(c, services, stopSchema);
+  recordChange(c, services, body, body.key_id ?? null);
   // A mistyped key id would halt nothing while the key meant stays live. Users and teams are named
   // by keys yet to come as well, so those are taken as given.
   if (body.key_id !== undefined && !(await keyExists(deps, body.key_id))) {
@@ -60,7 +61,9 @@ async function keyExists(deps: AdminDeps, id: string): Promise<boolean> {
 async function liftStop(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const { services } = deps;
   authorize(c, services, "admin", "admin.stop.lift");
-  const { kind, value } = kindAndValue(await readJson(c, services, liftSchema));
+  const body = await readJson(c, services, liftSchema);
+  recordChange(c, services, body, body.key_id ?? null);
+  const { kind, value } = kindAndValue(body);
   if (!(await services.store.deleteStop(kind, value))) {
     throw new GatewayError(404, "not_found", `no emergency stop on ${kind === "key_id" ? "key" : kind} \`${value}\``);
   }

@@ -40,6 +40,16 @@ function withoutTokenArrays(body: unknown): unknown {
 }
 
 /**
+ * An admin change's request body (a key's subject and limits, a stop's target and reason, an
+ * approver's comment), kept redacted whatever `audit.bodies` says: it is what the change was, and
+ * holds no prompt.
+ */
+export function captureAdminBody(config: Config, body: unknown): Pick<AuditRecord, "body" | "body_enc" | "body_key_id"> {
+  const known = secretScrubber([config.admin.token, ...Object.values(config.upstreams).map((upstream) => upstream.api_key)]);
+  return captureBody("redacted", body, { redact: (text) => redactPii(known(text), config.pii.detectors), keyId: config.audit.encryption_key_id });
+}
+
+/**
  * The body as the audit keeps it, at the call's capture level. A redacted body masks the secrets the
  * gateway knows besides what looks like one: the caller's own key (pasted into a prompt, sent as
  * `user`), the admin token and the upstreams' keys, whatever their shape.
