@@ -108,6 +108,12 @@ async function audit(sub: string | undefined, args: string[], out: Out, err: Out
     return 2;
   }
   const opts = parsedOptions.found;
+  // A filter given to verify (which walks the whole chain) or a misspelt --dir is a mistake, not a clean chain.
+  const unknown = sub === "verify" ? [...opts.keys()].find((name) => name !== "dir" && name !== "replica") : undefined;
+  if (unknown !== undefined) {
+    err(`audit verify takes --dir and --replica only, not --${unknown}\n${USAGE}`);
+    return 2;
+  }
   const dir = opts.get("dir") ?? "./data/audit";
   const replica = opts.get("replica");
   if ((sub === "verify" || sub === "query") && !isDirectory(dir)) {
@@ -145,6 +151,11 @@ async function audit(sub: string | undefined, args: string[], out: Out, err: Out
 export async function runCli(argv: string[], out: Out, err: Out): Promise<number> {
   const [command, sub, ...rest] = argv;
   switch (command) {
+    case "help":
+    case "--help":
+    case "-h":
+      out(USAGE);
+      return 0;
     // A word more than a command takes is a usage error, not silently dropped.
     case "check":
       if (rest.length === 0) return check(sub, out, err);

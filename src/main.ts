@@ -36,6 +36,10 @@ async function main(): Promise<void> {
   const log = createLogger(level);
   const path = configPath(process.argv.slice(2), env);
   const port = env.PORT === undefined || env.PORT === "" ? undefined : Number(env.PORT);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
+    process.stderr.write(`PORT \`${env.PORT}\` is not a port number (0 to 65535)\n`);
+    process.exit(2);
+  }
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
     gateway = await startGateway({ configPath: path, env, logger: log, watchConfig: true, ...(port === undefined ? {} : { port }) });

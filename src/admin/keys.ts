@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { generateKey, hashKey } from "../auth/keys.js";
-import { type KeyConfig, type KeyLimits, keyLimitsSchema, type Subject, subjectSchema } from "../config/schema.js";
+import { type KeyConfig, type KeyLimits, keyLimitsSchema, sessionLimitsSchema, type Subject, subjectSchema } from "../config/schema.js";
 import type { Env } from "../http/app.js";
 import { GatewayError } from "../http/errors.js";
 import type { RuntimeKey } from "../state/store.js";
@@ -36,7 +36,8 @@ const createSchema = z.strictObject({
 });
 
 const patchSchema = z.strictObject({
-  limits: keyLimitsSchema.optional(),
+  // `session: null` lifts the key's whole session block, as `null` lifts any other limit.
+  limits: keyLimitsSchema.extend({ session: sessionLimitsSchema.nullable().optional() }).optional(),
   disabled: z.boolean().optional(),
   expires_at: isoTimeSchema.nullable().optional(),
 });
@@ -179,9 +180,11 @@ async function createKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
  * Limits merge field by field (JSON merge-patch style), the session block's too: `null` lifts a
  * limit, an absent field keeps it, so raising a session's `max_cost` leaves its call caps standing.
  */
-function mergeLimits(current: KeyLimits, patch: KeyLimits): KeyLimits {
-  const merged: KeyLimits = { ...current, ...patch };
-  if (current.session !== undefined && patch.session !== undefined) merged.session = { ...current.session, ...patch.session };
+function mergeLimits(current: KeyLimits, patch: z.output<typeof patchSchema>["limits"] & object): KeyLimits {
+  const { session, ...fields } = patch;
+  const merged: KeyLimits = { ...current, ...fields };
+  if (session === null) delete merged.session;
+  else if (session !== undefined) merged.session = current.session === undefined ? session : { ...current.session, ...session };
   return merged;
 }
 

@@ -100,6 +100,10 @@ describe("runtime keys", () => {
     expect(raised.json.limits).toEqual({ daily_cost: 5, session: { max_llm_calls: 2, max_tool_calls: 1, max_cost: 1 } });
     const lifted = await h.admin<KeyView>("PATCH", "/keys/sess-rt", { limits: { session: { max_llm_calls: null } } });
     expect(lifted.json.limits).toEqual({ daily_cost: 5, session: { max_llm_calls: null, max_tool_calls: 1, max_cost: 1 } });
+    // `session: null` lifts the whole block, as null lifts any limit.
+    const none = await h.admin<KeyView>("PATCH", "/keys/sess-rt", { limits: { session: null } });
+    expect(none.status).toBe(200);
+    expect(none.json.limits).toEqual({ daily_cost: 5 });
   });
 
   it("names an unknown field of an admin body as the 400's param", async () => {

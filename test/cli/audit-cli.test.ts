@@ -63,6 +63,16 @@ describe("audit CLI, offline on the files", () => {
     const empty = await run(["audit", "verify", "--dir", mkdtempSync(join(tmpdir(), "spark-empty-audit-"))]);
     expect(empty.code).toBe(1);
     expect(empty.err).toContain("no audit files in");
+    // A misspelt --dir, or a filter verify does not take, is named rather than the default directory verified.
+    for (const args of [["--dri", h.auditDir], ["--dir", h.auditDir, "--user", "alice"]]) {
+      const wrong = await run(["audit", "verify", ...args]);
+      expect(wrong.code, args.join(" ")).toBe(2);
+      expect(wrong.err).toMatch(/^audit verify takes --dir and --replica only, not --(dri|user)/);
+      expect(wrong.out).toEqual([]);
+    }
+    const help = await run(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.out[0]).toMatch(/^usage:/);
   });
 
   it("verifies the chain and reports an edited record", async () => {

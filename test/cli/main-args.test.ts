@@ -25,6 +25,14 @@ describe("the gateway's command line", () => {
     expect(result.stderr.trim()).toBe("LOG_LEVEL `bogus` is not a log level: use one of trace, debug, info, warn, error, fatal, silent");
   });
 
+  it("refuses a PORT that is not a port number with one line naming PORT (exit 2)", () => {
+    for (const port of ["abc", "99999", "80.5"]) {
+      const result = spawnSync(process.execPath, [main, "--config", "/nonexistent/spark.yaml"], { encoding: "utf8", timeout: 10_000, env: { ...process.env, PORT: port } });
+      expect(result.status, port).toBe(2);
+      expect(result.stderr.trim()).toBe(`PORT \`${port}\` is not a port number (0 to 65535)`);
+    }
+  });
+
   it("takes --config PATH and --config=PATH alike", () => {
     for (const args of [["--config", "/nonexistent/spark.yaml"], ["--config=/nonexistent/spark.yaml"]]) {
       const { status, stderr } = start(args);
