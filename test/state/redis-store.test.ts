@@ -31,9 +31,13 @@ describe.skipIf(server === null)("redis store", () => {
       expect(await ttl("day:2025-01-15")).toBeGreaterThan(34 * DAY);
       expect(await ttl("month:2025-01")).toBeGreaterThan(399 * DAY);
       expect(await ttl("total")).toBe(-1);
-      // Calls in flight are leases, and their set lives at least as long as the longest of them.
+      // Calls in flight are leases; a set guarding what its calls reserved is kept, with them, until
+      // they settle or are given back (no expiry); one of parallel slots only lives as long as its longest lease.
       expect(await raw.type("layout:{key:alice-dev}:leases")).toBe("zset");
-      expect(await ttl("leases")).toBeGreaterThan(LEASE_MS - 60_000);
+      expect(await ttl("leases")).toBe(-1);
+      expect(await ttl("held")).toBe(-1);
+      await store.reserve(reserveRequest("key:slots-only", limits({ maxParallel: 3 })), T0);
+      expect(await raw.pttl("layout:{key:slots-only}:leases")).toBeGreaterThan(LEASE_MS - 60_000);
 
       const session = limits({ session: true, totalMicros: 1000 });
       await store.reserve(reserveRequest("session:alice-dev:s1", session, { ttlMs: 120_000 }), T0);
@@ -95,6 +99,27 @@ describe.skipIf(server === null)("redis store", () => {
       expect((await survivor.reserve(call(), T0 + leaseMs)).ok).toBe(false);
       await survivor.settle(settleRequest(own, granted, T0 + leaseMs), T0 + leaseMs + 10);
       expect((await survivor.reserve(call(), T0 + leaseMs + 20)).ok).toBe(true);
+    } finally {
+      await survivor.close();
+    }
+  });
+
+  it("gives back a crashed replica's reservations at the level's next call, however long after their leases ended", async () => {
+    const leaseMs = 200;
+    const budget = limits({ dailyMicros: 1000, totalMicros: 1000 });
+    const call = () => reserveRequest("key:idle", budget, { inputMicros: 600, leaseMs });
+    const connection = new Redis(server!.url);
+    const crashed = new RedisStore(connection, "idle:");
+    const survivor = new RedisStore(new Redis(server!.url), "idle:");
+    try {
+      const start = Date.now();
+      expect((await crashed.reserve(call(), start)).ok).toBe(true);
+      connection.disconnect();
+      // Nothing calls on the level for longer than the lease (Redis's own clock runs: a TTL set to it would have ended).
+      await new Promise((resolve) => setTimeout(resolve, 3 * leaseMs));
+      const now = Date.now();
+      expect((await survivor.reserve(call(), now)).ok).toBe(true);
+      expect(await survivor.usage("key:idle", now)).toMatchObject({ dailyMicros: 600, totalMicros: 600 });
     } finally {
       await survivor.close();
     }

@@ -94,16 +94,20 @@ local function liveLeases(now)
   return redis.call('ZCARD', KEYS[3])
 end
 
--- The set (and the reservations it guards) outlives its longest lease; replicas may run with
--- different lease lengths, so never shorten it.
+-- The set outlives its longest lease; replicas may run with different lease lengths, so never shorten
+-- it. One that guards reservations (KEYS[10]) is kept, with them, until the level's next call gives
+-- them back: expiring with the leases would leave the spend they hold counted for good. Both empty
+-- themselves as calls settle (Redis deletes an empty set or hash).
 local function addLease(now, callId, leaseMs)
+  local ttl = redis.call('PTTL', KEYS[3])
   redis.call('ZADD', KEYS[3], fmt(now + leaseMs), callId)
-  if redis.call('PTTL', KEYS[3]) < leaseMs then redis.call('PEXPIRE', KEYS[3], leaseMs) end
+  -- -2: the set is new; -1: it is kept for its reservations.
+  if ttl == -2 or (ttl >= 0 and ttl < leaseMs) then redis.call('PEXPIRE', KEYS[3], leaseMs) end
 end
 
-local function holdReservation(callId, micros, tokens, leaseMs)
+local function holdReservation(callId, micros, tokens)
   redis.call('HSET', KEYS[10], callId, fmt(micros) .. ' ' .. KEYS[4] .. ' ' .. KEYS[5] .. ' ' .. fmt(tokens))
-  if redis.call('PTTL', KEYS[10]) < leaseMs then redis.call('PEXPIRE', KEYS[10], leaseMs) end
+  redis.call('PERSIST', KEYS[3])
 end
 
 -- Session levels live exactly as long as the session; other levels keep each counter as long as it

@@ -90,7 +90,7 @@ if rpmCap ~= nil then rpm.tokens = rpm.tokens - 1; saveBucket(KEYS[1], rpm, rpmC
 if tpmCap ~= nil then tpm.tokens = tpm.tokens - tokens; saveBucket(KEYS[2], tpm, tpmCap) end
 -- A call that reserves money holds a lease too: its replica may die before the settle.
 if maxParallel ~= nil or micros > 0 then addLease(now, callId, leaseMs) end
-if micros > 0 then holdReservation(callId, micros, isSession and tokens or 0, leaseMs) end
+if micros > 0 then holdReservation(callId, micros, isSession and tokens or 0) end
 for i, budget in ipairs(budgets) do redis.call('SET', budget[3], fmt(spent[i] + micros)) end
 if isSession then
   if not hasSession then
