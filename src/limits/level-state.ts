@@ -26,8 +26,18 @@ export interface LevelState {
    * lease in `leases`): given back when the lease ends unsettled, left out of what a restart finds.
    */
   holds: Map<string, Hold>;
+  /** The holds summed per counter (those of a past day or month left out): what a save leaves out, without a walk over every call in flight. */
+  held: HeldSums;
   /** No lease ends before this (ms): until then a call need not look through them for ended ones. */
   sweepAfter: number;
+}
+
+interface HeldSums {
+  day: number;
+  month: number;
+  total: number;
+  sessionMicros: number;
+  sessionTokens: number;
 }
 
 /** One call's reservation: where it was counted (the day and month it was made in) and how much. */
@@ -48,27 +58,32 @@ export type SavedLevel = Pick<LevelState, "day" | "dayMicros" | "month" | "month
  * reserved just before a crash would count as spent for good (a total budget never gets it back).
  */
 export function savedLevel(state: LevelState): SavedLevel {
-  const { day, month, session } = state;
-  let dayMicros = state.dayMicros;
-  let monthMicros = state.monthMicros;
-  let totalMicros = state.totalMicros;
-  let sessionMicros = session?.micros ?? 0;
-  let sessionTokens = session?.tokens ?? 0;
-  for (const hold of state.holds.values()) {
-    if (hold.day === day) dayMicros -= hold.micros;
-    if (hold.month === month) monthMicros -= hold.micros;
-    totalMicros -= hold.micros;
-    sessionMicros -= hold.micros;
-    sessionTokens -= hold.tokens;
-  }
+  const { day, month, session, held } = state;
   return {
     day,
-    dayMicros: Math.max(0, dayMicros),
+    dayMicros: Math.max(0, state.dayMicros - held.day),
     month,
-    monthMicros: Math.max(0, monthMicros),
-    totalMicros: Math.max(0, totalMicros),
-    session: session === null ? null : { ...session, micros: Math.max(0, sessionMicros), tokens: Math.max(0, sessionTokens) },
+    monthMicros: Math.max(0, state.monthMicros - held.month),
+    totalMicros: Math.max(0, state.totalMicros - held.total),
+    session:
+      session === null
+        ? null
+        : { ...session, micros: Math.max(0, session.micros - held.sessionMicros), tokens: Math.max(0, session.tokens - held.sessionTokens) },
   };
+}
+
+/** Takes a call's hold off the level (settled, or given back), from the sums of the counters that hold it. */
+function dropHold(state: LevelState, id: string): Hold | undefined {
+  const hold = state.holds.get(id);
+  if (hold === undefined) return undefined;
+  state.holds.delete(id);
+  const { held } = state;
+  if (hold.day === state.day) held.day = Math.max(0, held.day - hold.micros);
+  if (hold.month === state.month) held.month = Math.max(0, held.month - hold.micros);
+  held.total = Math.max(0, held.total - hold.micros);
+  held.sessionMicros = Math.max(0, held.sessionMicros - hold.micros);
+  held.sessionTokens = Math.max(0, held.sessionTokens - hold.tokens);
+  return hold;
 }
 
 /**
@@ -84,9 +99,8 @@ function releaseExpired(state: LevelState, now: number): void {
       continue;
     }
     state.leases.delete(id);
-    const hold = state.holds.get(id);
+    const hold = dropHold(state, id);
     if (hold === undefined) continue;
-    state.holds.delete(id);
     if (hold.day === state.day) state.dayMicros = Math.max(0, state.dayMicros - hold.micros);
     if (hold.month === state.month) state.monthMicros = Math.max(0, state.monthMicros - hold.micros);
     state.totalMicros = Math.max(0, state.totalMicros - hold.micros);
@@ -125,6 +139,7 @@ export function emptyLevelState(now: number): LevelState {
     session: null,
     window: [],
     holds: new Map(),
+    held: { day: 0, month: 0, total: 0, sessionMicros: 0, sessionTokens: 0 },
     sweepAfter: Number.POSITIVE_INFINITY,
   };
 }
@@ -166,11 +181,13 @@ function rollCalendar(state: LevelState, now: number): void {
   if (state.day !== day) {
     state.day = day;
     state.dayMicros = 0;
+    state.held.day = 0;
   }
   const month = monthOf(now);
   if (state.month !== month) {
     state.month = month;
     state.monthMicros = 0;
+    state.held.month = 0;
   }
 }
 
@@ -287,7 +304,16 @@ export function reserveLevel(state: LevelState, request: ReserveRequest, now: nu
     state.leases.set(request.callId, now + request.leaseMs);
     state.sweepAfter = Math.min(state.sweepAfter, now + request.leaseMs);
   }
-  if (micros > 0) state.holds.set(request.callId, { micros, day: state.day, month: state.month, tokens: limits.session ? tokens : 0 });
+  if (micros > 0) {
+    const heldTokens = limits.session ? tokens : 0;
+    state.holds.set(request.callId, { micros, day: state.day, month: state.month, tokens: heldTokens });
+    const { held } = state;
+    held.day += micros;
+    held.month += micros;
+    held.total += micros;
+    held.sessionMicros += micros;
+    held.sessionTokens += heldTokens;
+  }
   state.dayMicros += micros;
   state.monthMicros += micros;
   state.totalMicros += micros;
@@ -310,7 +336,7 @@ export function settleLevel(state: LevelState, request: SettleRequest, now: numb
   const sameMonth = monthOf(reservedAt) === state.month;
   // A reservation already given back (its lease ended before this settle came) is no longer in the
   // spend or the session: the call is charged there in full.
-  const givenBack = request.reservedMicros > 0 && !state.holds.delete(request.callId);
+  const givenBack = request.reservedMicros > 0 && dropHold(state, request.callId) === undefined;
   const heldMicros = givenBack ? 0 : request.reservedMicros;
   const heldTokens = givenBack ? 0 : request.reservedTokens;
   const delta = request.actualMicros - heldMicros;
