@@ -33,7 +33,7 @@ async function decide(c: AdminContext, deps: AdminDeps, status: "approved" | "de
   const id = c.req.param("id") ?? "";
   c.get("draft").approvalId = id;
   const decision = await readJson(c, services, decisionSchema);
-  recordChange(c, services, decision, null);
+  recordChange(c, services, decision);
   const comment = decision.comment;
   // Who decides comes from the credential alone; the service checks `approver_role` and pending-ness.
   const approval = await services.approvals.decide(id, { name: actor.name, role: actor.role }, status, comment ?? null);

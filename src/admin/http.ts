@@ -64,13 +64,11 @@ export async function readJson<T extends z.ZodType>(c: AdminContext, services: S
 }
 
 /**
- * Records what an admin change was: its request body (redacted) and, for a change to one key, that
- * key's id as the record's `key_id`, so `GET /admin/audit?key_id=` finds what was done to it too.
+ * Records what an admin change was: its request body, redacted. The record's `key_id` stays the
+ * caller's (an admin has none): a key's records are its calls.
  */
-export function recordChange(c: AdminContext, services: Services, body: unknown, keyId: string | null): void {
-  const draft = c.get("draft");
-  draft.body = captureAdminBody(services.current().config, body);
-  draft.targetKeyId = keyId;
+export function recordChange(c: AdminContext, services: Services, body: unknown): void {
+  c.get("draft").body = captureAdminBody(services.current().config, body);
 }
 
 /** Query-string parameters as a plain record; a repeated parameter keeps its first value. */

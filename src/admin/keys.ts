@@ -152,7 +152,8 @@ async function createKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const body = await readJson(c, services, createSchema);
   const now = services.clock();
   const id = body.id ?? newId("key", now);
-  recordChange(c, services, body, id);
+  // The id a create made up is what names the key afterwards: recorded with what was asked.
+  recordChange(c, services, { ...body, id });
   if (isConfigKey(deps, id)) throw notRuntime(id);
   const clear = generateKey();
   const key: RuntimeKey = {
@@ -193,7 +194,7 @@ async function updateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const id = c.req.param("id") ?? "";
   // The request first (400), then whether the key can take it (404, 409).
   const patch = await readJson(c, deps.services, patchSchema);
-  recordChange(c, deps.services, patch, id);
+  recordChange(c, deps.services, patch);
   const updated = await changeKey(deps, id, (key) => ({
     ...notRevoked(key),
     limits: patch.limits === undefined ? key.limits : parseWith(keyLimitsSchema, mergeLimits(key.limits, patch.limits), "limits"),
@@ -206,7 +207,7 @@ async function updateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
 async function revokeKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   authorize(c, deps.services, "admin", "admin.keys.revoke");
   const id = c.req.param("id") ?? "";
-  recordChange(c, deps.services, await readJson(c, deps.services, revokeSchema), id);
+  recordChange(c, deps.services, await readJson(c, deps.services, revokeSchema));
   // Revoking twice is not an error: the operator's intent holds either way.
   const revoked = await changeKey(deps, id, (key) => ({ ...key, revoked: true, previous: [] }));
   return c.json(runtimeView(revoked));
@@ -217,7 +218,7 @@ async function rotateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   authorize(c, services, "admin", "admin.keys.rotate");
   const id = c.req.param("id") ?? "";
   const rotation = await readJson(c, services, rotateSchema);
-  recordChange(c, services, rotation, id);
+  recordChange(c, services, rotation);
   const grace = rotation.grace_seconds;
   const clear = generateKey();
   const rotated = await changeKey(deps, id, (key) => {

@@ -37,7 +37,7 @@ async function createStop(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const { services } = deps;
   const actor = authorize(c, services, "admin", "admin.stop.create");
   const body = await readJson(c, services, stopSchema);
-  recordChange(c, services, body, body.key_id ?? null);
+  recordChange(c, services, body);
   // A mistyped key id would halt nothing while the key meant stays live. Users and teams are named
   // by keys yet to come as well, so those are taken as given.
   if (body.key_id !== undefined && !(await keyExists(deps, body.key_id))) {
@@ -62,7 +62,7 @@ async function liftStop(c: AdminContext, deps: AdminDeps): Promise<Response> {
   const { services } = deps;
   authorize(c, services, "admin", "admin.stop.lift");
   const body = await readJson(c, services, liftSchema);
-  recordChange(c, services, body, body.key_id ?? null);
+  recordChange(c, services, body);
   const { kind, value } = kindAndValue(body);
   if (!(await services.store.deleteStop(kind, value))) {
     throw new GatewayError(404, "not_found", `no emergency stop on ${kind === "key_id" ? "key" : kind} \`${value}\``);

@@ -14,8 +14,6 @@ export interface AuditDraft {
   clientRequestId: string | null;
   replica: string;
   principal: Principal | null;
-  /** Admin routes: the key a change was made to (recorded as `key_id`: the caller has no key). */
-  targetKeyId: string | null;
   /** Admin routes: the token's name and role. */
   actor: { name: string; role: string } | null;
   action: string | null;
@@ -48,7 +46,6 @@ export function startDraft(fields: Pick<AuditDraft, "id" | "startedAt" | "method
     clientRequestId: fields.clientRequestId,
     replica: fields.replica,
     principal: null,
-    targetKeyId: null,
     actor: null,
     action: null,
     model: null,
@@ -76,7 +73,7 @@ export function buildRecord(draft: AuditDraft, status: number, error: GatewayErr
     schema: 1,
     id: draft.id,
     ts: new Date(draft.startedAt).toISOString(),
-    key_id: draft.principal?.keyId ?? draft.targetKeyId,
+    key_id: draft.principal?.keyId ?? null,
     user: subject?.user ?? draft.actor?.name ?? null,
     team: subject?.team ?? null,
     role: subject?.role ?? draft.actor?.role ?? null,
