@@ -314,15 +314,7 @@ export function crossCheckSections(raw: Readonly<Record<string, unknown>>, repor
 
 /** What no single section can check: references between sections, duplicates, clashing secrets. */
 function crossCheck(config: CheckedSections, report: Report): void {
-  const { models, upstreams, passthrough, keys, admin, policies, audit, store } = config;
-  // With the memory store there is no Redis to share: a stream sink must name one (a default would be whatever listens on this host).
-  if (store !== undefined && !("redis" in store)) {
-    audit?.sinks.forEach((sink, index) => {
-      if ("redis_stream" in sink && sink.redis_stream.url === undefined) {
-        report(["audit", "sinks", index, "redis_stream", "url"], "required with the memory store (the stream sink otherwise uses the store's Redis)");
-      }
-    });
-  }
+  const { models, upstreams, passthrough, keys, admin, policies, audit } = config;
   if (models !== undefined && upstreams !== undefined) {
     for (const [name, model] of Object.entries(models)) {
       if (!(model.upstream in upstreams)) report(["models", name, "upstream"], `unknown upstream \`${model.upstream}\``);
@@ -387,8 +379,6 @@ function checkCredentials(
   const names = new Set<string>();
   const hashes = new Map<string, string>();
   admin.approvers.forEach((approver, index) => {
-    // The superuser acts, decides and is audited as `admin`: an approver so named could not be told from it.
-    if (approver.name === "admin") report(["admin", "approvers", index, "name"], "`admin` is the admin token's name; give the approver another");
     if (names.has(approver.name)) report(["admin", "approvers", index, "name"], `duplicate approver name \`${approver.name}\``);
     names.add(approver.name);
     const clash = hashes.get(approver.token_hash) ?? (keyHashes.has(approver.token_hash) ? `virtual key \`${keyHashes.get(approver.token_hash)}\`` : null) ?? (approver.token_hash === adminHash ? "admin token" : null);

@@ -42,6 +42,17 @@ export function configWarnings(config: Config): ConfigIssue[] {
   const unpriced = Object.entries(config.models)
     .filter(([, model]) => model.kind !== "embedding" && !isPriced(compileModelPrices(model)))
     .map(([name]) => name);
+  config.admin.approvers.forEach((approver, index) => {
+    // The superuser acts, decides and is audited as `admin`: an approver so named cannot be told from it.
+    if (approver.name === "admin") issues.push({ path: `admin.approvers[${index}].name`, message: "`admin` is the admin token's name too: records and decisions by either read the same" });
+  });
+  if (!("redis" in config.store)) {
+    config.audit.sinks.forEach((sink, index) => {
+      if ("redis_stream" in sink && sink.redis_stream.url === undefined) {
+        issues.push({ path: `audit.sinks[${index}].redis_stream.url`, message: "not set beside the memory store: the stream goes to redis://127.0.0.1:6379, whatever listens there" });
+      }
+    });
+  }
   config.passthrough.paths.forEach((path, index) => {
     const listed = canonicalPath(path);
     const runs = MODEL_ENDPOINTS.filter((endpoint) => isUnder(endpoint, listed));

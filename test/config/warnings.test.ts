@@ -20,6 +20,36 @@ ${rules}
 const messages = (rules: string) => configWarnings(config(rules)).map((issue) => `${issue.path}: ${issue.message}`);
 
 describe("configWarnings", () => {
+  it("names an approver called `admin`, whom records and decisions cannot tell from the admin token", () => {
+    const named = parseConfig(
+      `admin: { token: t, approvers: [{ name: admin, role: admin, token_hash: "sha256:${"1".repeat(64)}" }] }
+upstreams: { u: { base_url: "http://127.0.0.1:1/v1" } }
+models: { m: { upstream: u, input_per_1m: 1, output_per_1m: 1 } }
+`,
+      "test",
+      {},
+    );
+    expect(configWarnings(named).map((issue) => `${issue.path}: ${issue.message}`)).toEqual([
+      "admin.approvers[0].name: `admin` is the admin token's name too: records and decisions by either read the same",
+    ]);
+  });
+
+  it("names a redis_stream sink without a url beside the memory store (it goes to whatever Redis listens on this host)", () => {
+    const sinks = (store: string, url: string) =>
+      parseConfig(
+        `${store}upstreams: { u: { base_url: "http://127.0.0.1:1/v1" } }
+models: { m: { upstream: u, input_per_1m: 1, output_per_1m: 1 } }
+audit: { sinks: [{ redis_stream: { key: k${url} } }] }
+`,
+        "test",
+        {},
+      );
+    const paths = (config: ReturnType<typeof sinks>) => configWarnings(config).map((issue) => issue.path);
+    expect(paths(sinks("", ""))).toEqual(["audit.sinks[0].redis_stream.url"]);
+    expect(paths(sinks("", ', url: "redis://127.0.0.1:6390"'))).toEqual([]);
+    expect(paths(sinks('store: { redis: { url: "redis://127.0.0.1:6390" } }\n', ""))).toEqual([]);
+  });
+
   it("names rule parts that can never act", () => {
     expect(
       messages(`    - { name: a, effect: DENY, conditions: { tool: { eq: x } }, actions: [tool.call], constraints: { on_deny: strip } }
