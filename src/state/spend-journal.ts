@@ -1,6 +1,6 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { type FileHandle, open, unlink } from "node:fs/promises";
+import { unlink } from "node:fs/promises";
 import { type LevelState, type SavedLevel, savedLevel } from "../limits/level-state.js";
 
 export type { SavedLevel };
@@ -13,9 +13,12 @@ const journalPath = (snapshotPath: string, generation: number): string => `${sna
 /**
  * The spend between two snapshots, so a crash (kill -9, a power cut of the process) forgets none of
  * it: every level a call changes is appended, as it then stood, to the journal that follows the last
- * snapshot, within the event-loop turn of the change. A snapshot names the journal generation that
- * continues it and starts a new one; a restart reads the snapshot, then that journal and any later
- * one, line by line, the last line of a level winning.
+ * snapshot, before the JavaScript that changed it yields (a settle runs just after its answer is
+ * written: an answer the client has is journaled unless the process dies within that same step). The
+ * write is synchronous, one per step however many levels changed: the kernel has it once it returns,
+ * which is what a process's death cannot undo. A snapshot names the journal generation that continues
+ * it and starts a new one; a restart reads the snapshot, then that journal and any later one, line by
+ * line, the last line of a level winning.
  */
 export class SpendJournal {
   private generation: number;
@@ -23,8 +26,7 @@ export class SpendJournal {
   private oldest: number;
   private pending = new Map<string, Entry>();
   private scheduled = false;
-  private handle: Promise<FileHandle> | null = null;
-  private writing: Promise<void> = Promise.resolve();
+  private fd: number | null = null;
 
   constructor(
     private readonly snapshotPath: string,
@@ -69,12 +71,12 @@ export class SpendJournal {
       .sort((a, b) => a - b);
   }
 
-  /** Notes a level's state after a change; written at the end of the turn. */
+  /** Notes a level's state after a change; written once the current step of JavaScript is done. */
   record(level: string, state: LevelState, sessionExpiry: number | null): void {
     this.pending.set(level, [level, savedLevel(state), sessionExpiry]);
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => this.flush());
+    process.nextTick(() => this.flush());
   }
 
   /** Starts the journal that follows a snapshot being taken now; returns its generation, which the snapshot names. */
@@ -82,10 +84,8 @@ export class SpendJournal {
     // What is pending is in the snapshot too, but goes to the journal it follows: should that
     // snapshot fail to be written, the one before it and its journal still tell the whole story.
     this.flush();
-    const previous = this.handle;
-    this.handle = null;
+    this.closeFile();
     this.generation += 1;
-    if (previous !== null) this.writing = this.writing.then(() => previous.then((handle) => handle.close())).catch(this.onError);
     return this.generation;
   }
 
@@ -97,10 +97,17 @@ export class SpendJournal {
   /** Writes what is pending and closes the file. */
   async close(): Promise<void> {
     this.flush();
-    await this.writing;
-    const handle = this.handle;
-    this.handle = null;
-    if (handle !== null) await handle.then((open) => open.close()).catch(this.onError);
+    this.closeFile();
+  }
+
+  private closeFile(): void {
+    if (this.fd === null) return;
+    try {
+      closeSync(this.fd);
+    } catch (error) {
+      this.onError(error);
+    }
+    this.fd = null;
   }
 
   private flush(): void {
@@ -109,17 +116,12 @@ export class SpendJournal {
     let text = "";
     for (const entry of this.pending.values()) text += `${JSON.stringify(entry)}\n`;
     this.pending.clear();
-    if (this.handle === null) {
-      const opened = open(journalPath(this.snapshotPath, this.generation), "a");
-      // Awaited in turn below, where a failure is reported; until then it must not count as unhandled.
-      opened.catch(() => undefined);
-      this.handle = opened;
+    try {
+      this.fd ??= openSync(journalPath(this.snapshotPath, this.generation), "a");
+      const data = Buffer.from(text, "utf8");
+      for (let written = 0; written < data.length; ) written += writeSync(this.fd, data, written);
+    } catch (error) {
+      this.onError(error);
     }
-    const handle = this.handle;
-    this.writing = this.writing
-      .then(async () => {
-        await (await handle).write(text);
-      })
-      .catch(this.onError);
   }
 }

@@ -88,6 +88,24 @@ describe("memory store snapshot", () => {
     }
   });
 
+  it("has a settle's spend in the journal file by the time the settle returns, before the process goes on to anything else", async () => {
+    const path = snapshotPath();
+    const store = new MemoryStore(path, T0);
+    try {
+      await store.saveNow();
+      const request = reserveRequest("key:written", limits({ dailyMicros: 10_000 }), { inputMicros: 10 });
+      const result = await store.reserve(request, T0);
+      await store.settle(settleRequest(request, result, T0, { actualMicros: 321 }), T0);
+      // Still before any I/O or timer could run: what a crash could interrupt.
+      await new Promise((resolve) => process.nextTick(resolve));
+      const journals = readdirSync(dirname(path)).filter((name) => name.includes(".journal."));
+      const lines = journals.flatMap((name) => readFileSync(join(dirname(path), name), "utf8").split("\n").filter((line) => line !== ""));
+      expect(lines.map((line) => JSON.parse(line) as [string, { dayMicros: number }]).findLast(([level]) => level === "key:written")?.[1].dayMicros).toBe(321);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("forgets no spend of a process killed between two snapshots: the journal since the last one is read back", async () => {
     const path = snapshotPath();
     const dir = join(path, "..");
