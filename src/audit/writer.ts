@@ -57,6 +57,15 @@ interface InFlight {
   pending: Set<AuditSink>;
 }
 
+/** `promise`, or the end of `ms`, whichever comes first. */
+function beforeLimit(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 /**
  * The only way records reach the sinks. `enqueue` is synchronous and cheap (the request path never
  * waits for audit I/O); a background loop serialises and writes batches, one at a time, to every
@@ -136,6 +145,19 @@ export class AuditWriter {
   }
 
   /**
+   * Resolves once every record enqueued before the call is stored by every sink: on disk where the
+   * file sink syncs each batch (`fsync: always`).
+   */
+  stored(): Promise<void> {
+    return this.reach(this.accepted, false);
+  }
+
+  /** `stored`, or the end of `ms`, whichever comes first. */
+  storedWithin(ms: number): Promise<void> {
+    return beforeLimit(this.stored(), ms);
+  }
+
+  /**
    * Resolves once every record enqueued before the call was handed to every sink (not fsynced), or
    * once a write fails: a query then reads its own calls' records, or whatever a failing sink holds.
    */
@@ -147,11 +169,7 @@ export class AuditWriter {
 
   /** `caughtUp`, or the end of `ms`, whichever comes first. */
   caughtUpWithin(ms: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    });
-    return Promise.race([this.caughtUp(), late]).finally(() => clearTimeout(timer));
+    return beforeLimit(this.caughtUp(), ms);
   }
 
   private reach(target: number, lenient: boolean): Promise<void> {

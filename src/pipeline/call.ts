@@ -28,7 +28,7 @@ import { buildCallFacts, prefetchUsage } from "./call-facts.js";
 import { readBody } from "./read-body.js";
 import { sessionIdOf } from "./session-id.js";
 import { relayStream, streamFailure } from "./relay-stream.js";
-import { writeError, writeJson } from "./respond.js";
+import { holdEnd, writeError, writeJson } from "./respond.js";
 import type { Approval } from "../state/store.js";
 import type { Runtime } from "./runtime.js";
 import type { Services } from "./services.js";
@@ -175,6 +175,8 @@ export async function handleCall(
     capRefusal: null,
   };
   draft.action = action;
+  // `fsync: always`: the answer ends once its record is on disk (see holdEnd).
+  const releaseEnd = services.current().config.audit.fsync === "always" ? holdEnd(res) : null;
   const cancel = new CallAbort();
   res.on("close", () => {
     if (!res.writableFinished) cancel.abort(new Error("the client closed the connection"));
@@ -443,8 +445,15 @@ export async function handleCall(
     unregister?.();
     await finishSettle(services, state);
     services.finish(draft, state.status, state.error);
+    if (releaseEnd !== null) await services.audit.storedWithin(DURABLE_WAIT_MS).finally(releaseEnd);
   }
 }
+
+/**
+ * How long an answer waits for its record to reach the disk (`fsync: always`): a sink that cannot
+ * store it holds the record for retries, and the client gets its answer rather than hang.
+ */
+const DURABLE_WAIT_MS = 5_000;
 
 /**
  * An approved call's held answer, delivered as it was produced, with no upstream call. Its tool

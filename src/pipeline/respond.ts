@@ -32,3 +32,22 @@ export function writeError(res: ServerResponse, error: GatewayError, headers: st
 export function sseErrorEvent(error: GatewayError): string {
   return `data: ${JSON.stringify(error.toBody())}\n\n`;
 }
+
+/**
+ * Holds back a response's end until the returned release is called; the bytes before it flow. With
+ * `audit.fsync: always` an answer is complete only once its record is on disk, so a crash right after
+ * a client has its answer cannot lose the record. A second end while held is ignored, as on a response
+ * already ended.
+ */
+export function holdEnd(res: ServerResponse): () => void {
+  const end = res.end;
+  let held: unknown[] | null = null;
+  res.end = function heldEnd(this: ServerResponse, ...args: unknown[]) {
+    held ??= args;
+    return this;
+  } as ServerResponse["end"];
+  return () => {
+    res.end = end;
+    if (held !== null && !res.destroyed) (end as (...args: unknown[]) => ServerResponse).apply(res, held);
+  };
+}

@@ -33,6 +33,8 @@ export async function startHarness(
     mockOptions?: Parameters<typeof startMockUpstream>[0];
     /** YAML flow map for `admin:`, e.g. to add approvers; the default keeps only the superuser token. */
     admin?: string;
+    /** `audit.fsync` (default `never`: the tests do not need the disk's durability). */
+    fsync?: "always" | "interval" | "never";
   } = {},
 ): Promise<Harness> {
   const mock = await startMockUpstream(options.mockOptions ?? {});
@@ -47,7 +49,7 @@ upstreams:
   openai: { base_url: "${mock.url}", api_key: sk-upstream-secret, timeout_seconds: 5 }
 audit:
   sinks: [{ file: { dir: "${auditDir}" } }]
-  fsync: never
+  fsync: ${options.fsync ?? "never"}
 ${configBody}
 `;
   const configPath = writeTempConfig(yaml);

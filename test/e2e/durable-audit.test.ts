@@ -1,0 +1,54 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Harness, KEYS, keyEntry, MODELS, startHarness } from "./harness.js";
+
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness(
+    `${MODELS}
+keys:
+${keyEntry("alice-dev", KEYS.alice, "{ user: alice, role: developer, team: research }")}
+policies:
+  rules:
+    - { name: no_gpt4o, effect: DENY, conditions: { model: { eq: gpt-4o } } }
+`,
+    { fsync: "always" },
+  );
+});
+afterAll(async () => h.close());
+
+/** The ids of the records in the audit files now, read straight off the disk. */
+function idsOnDisk(): string[] {
+  return readdirSync(h.auditDir)
+    .filter((name) => name.endsWith(".jsonl"))
+    .flatMap((name) => readFileSync(join(h.auditDir, name), "utf8").split("\n"))
+    .filter((line) => line !== "")
+    .map((line) => (JSON.parse(line) as { id: string }).id);
+}
+
+async function post(body: unknown): Promise<{ id: string; text: string }> {
+  const response = await fetch(`${h.gateway.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${KEYS.alice}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { id: response.headers.get("x-request-id") ?? "", text };
+}
+
+describe("audit.fsync: always", () => {
+  it("has an answer's record on disk by the time the client has the whole answer: a crash then loses none", async () => {
+    const ask = (content: string) => [{ role: "user", content }];
+    for (const body of [
+      { model: "gpt-4o-mini", messages: ask("say:kept") },
+      { model: "gpt-4o-mini", messages: ask("say:kept too"), stream: true },
+      { model: "gpt-4o", messages: ask("say:refused") },
+    ]) {
+      const { id, text } = await post(body);
+      expect(text.length).toBeGreaterThan(0);
+      expect(idsOnDisk(), JSON.stringify(body)).toContain(id);
+    }
+  });
+});
