@@ -1,4 +1,5 @@
-import { type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import type { AuditConfig } from "../config/schema.js";
@@ -60,6 +61,10 @@ export class FileSink implements AuditSink {
 
   async start(): Promise<void> {
     await ensureDir(this.options.dir);
+    // A directory that cannot be written (a read-only mount) would take records into a queue that never drains.
+    await access(this.options.dir, constants.W_OK).catch((error: Error) => {
+      throw new Error(`the audit directory \`${this.options.dir}\` cannot be written: ${error.message}`);
+    });
     await this.exclusive(async () => {
       await this.recover();
       await this.applyRetention();

@@ -90,6 +90,8 @@ export class AuditWriter {
   private sinkErrors = 0;
   private draining = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** A sink's write failed and no batch has been stored since. */
+  private failing = false;
   private retryDelay: number;
   private readonly lingerMs: number;
   private lingerTimer: NodeJS.Timeout | null = null;
@@ -132,6 +134,11 @@ export class AuditWriter {
     this.accepted += 1;
     this.schedule();
     return true;
+  }
+
+  /** False while a sink cannot store records (they wait in the queue, retried): the replica is not ready. */
+  healthy(): boolean {
+    return !this.failing;
   }
 
   stats(): AuditWriterStats {
@@ -308,6 +315,7 @@ export class AuditWriter {
           batch.pending.delete(sink);
         } catch (error) {
           this.sinkErrors += 1;
+          this.failing = true;
           this.logger.error(
             { err: error, sink: sink.name, records: batch.records.length, depth: this.depth },
             "audit sink write failed; will retry",
@@ -330,6 +338,7 @@ export class AuditWriter {
   }
 
   private release(count: number): void {
+    this.failing = false;
     this.head += count;
     this.written += count;
     // Compact now and then so the array does not keep every record ever written.

@@ -80,6 +80,8 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
     if (state.draining()) return c.json({ status: "draining" }, 503);
+    // Records a sink cannot store wait in the queue: a load balancer should send calls elsewhere meanwhile.
+    if (!services.audit.healthy()) return c.json({ status: "audit_unavailable" }, 503);
     const storeUp = await services.store.ping().catch(() => false);
     return storeUp ? c.json({ status: "ready", store: services.store.kind }) : c.json({ status: "store_unavailable" }, 503);
   });

@@ -173,6 +173,19 @@ describe("AuditWriter", () => {
     expect(writer.stats()).toEqual({ depth: 0, dropped: 0, written: 10, sinkErrors: 3 });
   });
 
+  it("is unhealthy while a sink cannot store records, healthy again once a batch is stored", async () => {
+    const failing = new MemorySink("failing");
+    failing.failures = 1_000_000;
+    const writer = makeWriter([failing], { maxQueue: 100, retryMinMs: 5, retryMaxMs: 5 });
+    expect(writer.healthy()).toBe(true);
+    writer.enqueue(makeRecord());
+    await writer.caughtUp();
+    expect(writer.healthy()).toBe(false);
+    failing.failures = 0;
+    await writer.flush();
+    expect(writer.healthy()).toBe(true);
+  });
+
   it("keeps records queued while a sink is down, so the bound pushes back", async () => {
     const sink = new MemorySink();
     sink.failures = Number.POSITIVE_INFINITY;

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Harness, KEYS, keyEntry, MODELS, startHarness } from "./harness.js";
@@ -50,5 +50,31 @@ describe("audit.fsync: always", () => {
       expect(text.length).toBeGreaterThan(0);
       expect(idsOnDisk(), JSON.stringify(body)).toContain(id);
     }
+  });
+});
+
+describe("an audit sink that cannot store records", () => {
+  it("turns /readyz 503 audit_unavailable until it can again; the records wait and are then written", async () => {
+    const ready = async () => {
+      const response = await fetch(`${h.gateway.url}/readyz`);
+      return { status: response.status, body: (await response.json()) as { status: string } };
+    };
+    expect((await ready()).status).toBe(200);
+    // The directory's place taken by a file: every append fails.
+    renameSync(h.auditDir, `${h.auditDir}.away`);
+    writeFileSync(h.auditDir, "not a directory");
+    const { id } = await post({ model: "gpt-4o-mini", messages: [{ role: "user", content: "say:while down" }] });
+    let seen = await ready();
+    for (let i = 0; i < 50 && seen.status === 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      seen = await ready();
+    }
+    expect(seen).toEqual({ status: 503, body: { status: "audit_unavailable" } });
+    renameSync(h.auditDir, `${h.auditDir}.file`);
+    renameSync(`${h.auditDir}.away`, h.auditDir);
+    mkdirSync(h.auditDir, { recursive: true });
+    await h.gateway.services.audit.flush();
+    expect((await ready()).status).toBe(200);
+    expect(idsOnDisk()).toContain(id);
   });
 });
