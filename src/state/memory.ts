@@ -1,6 +1,6 @@
 import { rename, writeFile } from "node:fs/promises";
-import { readFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { readFileSync, realpathSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { ensureDir } from "../util/ensure-dir.js";
 import { z } from "zod";
 import { emptyLevelState, reserveLevel, savedLevel, settleLevel, usageOf, type LevelState } from "../limits/level-state.js";
@@ -72,6 +72,19 @@ function restore<V>(map: Map<string, V>, id: string, before: V | undefined): voi
   else map.set(id, before);
 }
 
+/** Where a snapshot path leads once links are followed (its directory's, for a snapshot not written yet). */
+function realSnapshotPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    try {
+      return join(realpathSync(dirname(path)), basename(path));
+    } catch {
+      return path;
+    }
+  }
+}
+
 /** The embedded store: one process, state kept in a snapshot file so a restart forgets no spend. */
 export class MemoryStore implements StateStore {
   readonly kind = "memory";
@@ -94,12 +107,17 @@ export class MemoryStore implements StateStore {
   /** Gives up the claim on the snapshot file (see `lockSnapshot`). */
   private unlock: () => void = () => undefined;
 
+  private readonly snapshotPath: string | null;
+
   constructor(
-    private readonly snapshotPath: string | null,
+    snapshot: string | null,
     now: number,
     /** A timed save that failed (it is tried again at the next one). */
     private readonly onSaveError: (error: unknown) => void = () => undefined,
   ) {
+    // The file itself, not a link to it: two gateways given two names of one file must meet at one lock.
+    const snapshotPath = snapshot === null ? null : realSnapshotPath(snapshot);
+    this.snapshotPath = snapshotPath;
     if (snapshotPath !== null) {
       this.unlock = lockSnapshot(snapshotPath);
       this.restore(snapshotPath, now);

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -46,6 +46,25 @@ describe("memory store snapshot", () => {
     expect(JSON.parse(readFileSync(`${path}.lock`, "utf8"))).toMatchObject({ pid: process.pid });
     await store.close();
     expect(readdirSync(dirname(path))).not.toContain("state.json.lock");
+  });
+
+  it("is claimed by the file, not the name: a gateway given a link to another's snapshot is refused too", async () => {
+    const path = snapshotPath();
+    const first = new MemoryStore(path, T0);
+    await first.saveNow();
+    await first.close();
+    const other = snapshotPath();
+    symlinkSync(path, other);
+    const lockModule = join(import.meta.dirname, "..", "..", "dist", "src", "state", "snapshot-lock.js");
+    const holder = spawn(process.execPath, ["-e", `import(${JSON.stringify(lockModule)}).then((m) => m.lockSnapshot(${JSON.stringify(path)})); setInterval(() => {}, 1000)`]);
+    try {
+      await vi.waitFor(() => expect(readdirSync(dirname(path))).toContain("state.json.lock"), { timeout: 5000 });
+      expect(() => new MemoryStore(other, T0)).toThrow(`is in use by process ${holder.pid}`);
+      expect(lstatSync(other).isSymbolicLink()).toBe(true);
+    } finally {
+      holder.kill("SIGKILL");
+      await once(holder, "exit");
+    }
   });
 
   it("brings the spend back but no calls in flight, nor what they reserved: their process is gone", async () => {
