@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { getEncoder } from "../../src/tokens/encoding.js";
+import { EncodeBudget } from "../../src/tokens/count.js";
 import { countTextTokens, countTokens } from "../../src/tokens/index.js";
 
 describe("countTokens", () => {
@@ -48,5 +49,25 @@ describe("countTextTokens", () => {
     expect(countTextTokens(["hel", "lo wor", "ld"], "o200k_base")).toBe(2);
     expect(countTextTokens("hello world", "cl100k_base")).toBe(2);
     expect(countTextTokens([], "o200k_base")).toBe(0);
+  });
+});
+
+describe("the encode budget", () => {
+  test("past its budget a count bounds never-seen words by their bytes (never below the exact count), and refills with time", () => {
+    let now = 0;
+    const budget = new EncodeBudget(3, 1000, () => now);
+    const fresh = (i: number) => ` zq${i.toString(36)}xv${i}kw`;
+    const text = Array.from({ length: 10 }, (_, i) => fresh(i + 1_000_000)).join("");
+    const exact = getEncoder("o200k_base").countOrdinary(text);
+    const bounded = countTokens(text, "o200k_base", budget);
+    expect(bounded).toBeGreaterThan(exact);
+    expect(bounded).toBeLessThanOrEqual(Buffer.byteLength(text));
+    expect(budget.take()).toBe(false);
+    now += 5;
+    expect(budget.take()).toBe(true);
+    // Words the cache already holds cost nothing: counted exactly whatever the budget.
+    const seen = Array.from({ length: 10 }, (_, i) => fresh(i + 2_000_000)).join("");
+    const counted = countTokens(seen, "o200k_base");
+    expect(countTokens(seen, "o200k_base", new EncodeBudget(0, 0, () => now))).toBe(counted);
   });
 });
