@@ -292,6 +292,8 @@ export function hasDotSegment(target: string): boolean {
  */
 function recordCaller(services: Services, c: Context<Env>): void {
   const draft = c.get("draft");
+  // Outside /v1 and /admin (`//v1/...` included) nothing is recorded.
+  if (draft === undefined) return;
   const authorization = c.req.header("authorization");
   if (c.req.path.startsWith("/admin")) {
     try {

@@ -151,6 +151,14 @@ describe("openai SDK through the gateway", () => {
     expect(plain.message).toContain("`gpt-9`");
   });
 
+  it("answers a path after a double slash with 404 not_found whoever asks, never a 500", async () => {
+    for (const path of ["//v1/chat/completions", "//admin/keys", "//x"]) {
+      const res = await fetch(`${h.gateway.url}${path}`, { headers: { authorization: `Bearer ${KEYS.alice}` } });
+      expect(res.status, path).toBe(404);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("not_found");
+    }
+  });
+
   it("answers and records an embeddings call that asks for a stream as what it is: no stream", async () => {
     const res = await fetch(`${h.gateway.url}/v1/embeddings`, {
       method: "POST",
