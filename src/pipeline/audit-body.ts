@@ -4,6 +4,7 @@ import type { AuditBodies, Config } from "../config/schema.js";
 import { redactPii } from "../pii/index.js";
 import type { Decision } from "../policy/types.js";
 import { secretScrubber } from "../upstream/scrub.js";
+import { redactRequestBody } from "./redact-body.js";
 
 const LEVELS: AuditBodies[] = ["none", "redacted", "full"];
 
@@ -40,6 +41,18 @@ function withoutTokenArrays(body: unknown): unknown {
 }
 
 /**
+ * The body with its prompt masked as `pii.redact` masks what goes upstream: PII cut across text parts,
+ * inside an inline text file or behind JSON escapes in arguments is found only by reading the prompt
+ * as the model does, which a string-by-string mask cannot. The client's objects are left as they are.
+ */
+function promptRedacted(body: unknown, config: Config): unknown {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) return body;
+  const copy = { ...(body as Record<string, unknown>) };
+  redactRequestBody(copy, config.pii.detectors);
+  return copy;
+}
+
+/**
  * An admin change's request body (a key's subject and limits, a stop's target and reason, an
  * approver's comment), kept redacted whatever `audit.bodies` says: it is what the change was, and
  * holds no prompt.
@@ -66,7 +79,7 @@ export function captureAuditBody(
   // Without a key, `full` falls back to `redacted`: a body is never stored in clear.
   const mode = level === "full" && key === undefined ? "redacted" : level;
   const known = secretScrubber([callerKey ?? "", config.admin.token, ...Object.values(config.upstreams).map((upstream) => upstream.api_key)]);
-  return captureBody(mode, mode === "redacted" ? withoutTokenArrays(body) : body, {
+  return captureBody(mode, mode === "redacted" ? promptRedacted(withoutTokenArrays(body), config) : body, {
     redact: (text) => redactPii(known(text), config.pii.detectors),
     ...(key === undefined ? {} : { key }),
     keyId: config.audit.encryption_key_id,

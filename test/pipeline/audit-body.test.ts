@@ -36,6 +36,26 @@ describe("captureAuditBody", () => {
     expect(captureAuditBody(config, { model: "m", input: ["mail bob@example.com"] }, allow, null)).toEqual({ body: { model: "m", input: ["mail [REDACTED:email]"] } });
   });
 
+  test("a redacted body masks the PII only the prompt's reading finds: cut across parts, in an inline text file, behind escapes", () => {
+    const file = `data:text/plain;base64,${Buffer.from("contact jane.doe@example.com").toString("base64")}`;
+    const body = {
+      model: "gpt-4o-mini",
+      messages: [
+        { role: "user", content: [{ type: "text", text: "write to jane.doe@exa" }, { type: "text", text: "mple.com now" }] },
+        { role: "user", content: [{ type: "file", file: { filename: "a.txt", file_data: file } }] },
+        { role: "assistant", tool_calls: [{ id: "1", type: "function", function: { name: "f", arguments: '{"esc":"jane\\u0040example.org"}' } }] },
+      ],
+    };
+    const captured = captureAuditBody(config, body, allow, null) as { body: typeof body };
+    const text = JSON.stringify(captured);
+    expect(text).not.toContain("jane.doe");
+    expect(text).not.toContain("u0040example");
+    const stored = captured.body.messages[1]?.content as [{ file: { file_data: string } }];
+    expect(Buffer.from(stored[0].file.file_data.split(",")[1] ?? "", "base64").toString()).toBe("contact [REDACTED:email]");
+    // The client's body is left as it was.
+    expect(body.messages[0]?.content).toHaveLength(2);
+  });
+
   test("nothing is captured at level none", () => {
     expect(captureAuditBody({ ...config, audit: { ...config.audit, bodies: "none" } }, { model: "m" }, allow, null)).toBeNull();
   });
