@@ -144,7 +144,36 @@ function parseLenient(json: string): unknown {
     try {
       return JSON5.parse(json);
     } catch {
-      return undefined;
+      // Raw control characters (a line break) inside strings: Python's `json.loads(strict=False)`, which
+      // LangChain's tool-call parser uses, reads them, so the call runs with them.
+      const escaped = escapeControlsInStrings(json);
+      if (escaped === json) return undefined;
+      try {
+        return JSON5.parse(escaped);
+      } catch {
+        return undefined;
+      }
     }
   }
+}
+
+/** The text with each raw control character inside a string literal written as its escape. */
+function escapeControlsInStrings(text: string): string {
+  let out = "";
+  let quote = 0;
+  let from = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (quote !== 0 && c === 92) {
+      i++;
+    } else if (quote === 0 && (c === 34 || c === 39)) {
+      quote = c;
+    } else if (c === quote) {
+      quote = 0;
+    } else if (quote !== 0 && c < 0x20) {
+      out += `${text.slice(from, i)}\\u${c.toString(16).padStart(4, "0")}`;
+      from = i + 1;
+    }
+  }
+  return from === 0 ? text : out + text.slice(from);
 }

@@ -50,7 +50,7 @@ describe("captureAuditBody", () => {
     const text = JSON.stringify(captured);
     expect(text).not.toContain("jane.doe");
     expect(text).not.toContain("u0040example");
-    const stored = captured.body.messages[1]?.content as [{ file: { file_data: string } }];
+    const stored = captured.body.messages[1]?.content as unknown as [{ file: { file_data: string } }];
     expect(Buffer.from(stored[0].file.file_data.split(",")[1] ?? "", "base64").toString()).toBe("contact [REDACTED:email]");
     // The client's body is left as it was.
     expect(body.messages[0]?.content).toHaveLength(2);

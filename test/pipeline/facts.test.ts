@@ -78,6 +78,15 @@ describe("CallFacts", () => {
     }
   });
 
+  it("reads arguments with raw line breaks inside strings, as Python's lenient json.loads (LangChain's) does", () => {
+    const facts = new CallFacts(input());
+    expect(facts.forTool("tool.call", "run", '{"cmd":"rm -rf /\n"}').get("tool_args")).toEqual({ cmd: "rm -rf /\n" });
+    expect(facts.forTool("tool.call", "deploy", '{"environment":"production","note":"a\r\tb"}').get("tool_args")).toEqual({ environment: "production", note: "a\r\tb" });
+    // Outside strings a line break is only white space; what nothing reads stays missing.
+    expect(facts.forTool("tool.call", "run", '{\n"cmd": "ls"\n}').get("tool_args")).toEqual({ cmd: "ls" });
+    expect(facts.forTool("tool.call", "run", '{"cmd": \n').get("tool_args")).toBeUndefined();
+  });
+
   it("decodes arguments encoded twice (a JSON string holding the object), as frameworks do", () => {
     const child = new CallFacts(input()).forTool("tool.call", "pay", JSON.stringify(JSON.stringify({ amount: 5000 })));
     expect(child.get("tool_args")).toEqual({ amount: 5000 });
