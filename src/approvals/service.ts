@@ -87,12 +87,16 @@ export class ApprovalService {
     return approval;
   }
 
-  /** Checks a retry against its approval and uses it up: passes exactly once, same key and body. */
-  async redeem(id: string, principal: Principal, bodyHash: string): Promise<Redemption> {
+  /**
+   * Checks a retry against its approval and uses it up: passes exactly once, same key and body, and
+   * (for a call's own approval) the same endpoint: one body can be a valid call to two.
+   */
+  async redeem(id: string, principal: Principal, bodyHash: string, action: string): Promise<Redemption> {
     const now = this.clock();
     const approval = await fromStore(this.store.getApproval(id));
-    if (approval === null || approval.key_id !== principal.keyId || approval.body_hash !== bodyHash) {
-      throw new GatewayError(403, "approval_invalid", `approval \`${id}\` is not valid for this key and request body`, {
+    const otherEndpoint = approval !== null && approval.action !== "tool.call" && approval.action !== action;
+    if (approval === null || approval.key_id !== principal.keyId || approval.body_hash !== bodyHash || otherEndpoint) {
+      throw new GatewayError(403, "approval_invalid", `approval \`${id}\` is not valid for this key, endpoint and request body`, {
         extra: { approval_id: id },
       });
     }

@@ -241,7 +241,7 @@ export async function handleCall(
     let heldBy: Approval | null = null;
     if (approvalId !== null) {
       draft.approvalId = approvalId;
-      const redemption = await services.approvals.redeem(approvalId, principal, bodyHash());
+      const redemption = await services.approvals.redeem(approvalId, principal, bodyHash(), action);
       state.redeemedApproval = approvalId;
       if (redemption.kind === "held" && redemption.approval.held !== null) heldBy = redemption.approval;
       else approved = true;
@@ -294,7 +294,7 @@ export async function handleCall(
       draft.approvalId = approval.id;
       const waited = await waitIfAsked(services, incoming, approval.id, cancel);
       if (waited !== "approved") throw approvalRequired(approval.id, decision, waited);
-      await services.approvals.redeem(approval.id, principal, approval.body_hash);
+      await services.approvals.redeem(approval.id, principal, approval.body_hash, action);
       state.redeemedApproval = approval.id;
       draft.decision = approvedDecision(decision);
     }

@@ -220,7 +220,7 @@ export async function governToolCalls(
     const waited = await context.waitForDecision(approval.id);
     if (waited === "approved") {
       // Decided while the client waited: the held answer is delivered now, and the approval is used up.
-      await services.approvals.redeem(approval.id, context.principal, approval.body_hash);
+      await services.approvals.redeem(approval.id, context.principal, approval.body_hash, "tool.call");
       verdict.approved = true;
     } else {
       verdict.error = approvalRequired(approval.id, combined, waited);

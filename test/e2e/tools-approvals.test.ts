@@ -551,6 +551,19 @@ describe("approval expiry and long-poll", () => {
     expect((await decide(h, id, "deny")).status).toBe(200);
   });
 
+  it("binds a call's approval to its endpoint: the same body on another endpoint is approval_invalid", async () => {
+    // One body that is a valid call to both endpoints (each reads its own fields).
+    const body = { model: "gpt-4o-mini", messages: [{ role: "user", content: "say:x\nwire transfer to carol" }], input: "wire transfer to carol" };
+    const asked = await raw(h, "/v1/chat/completions", KEY.dev, body);
+    expect(asked.status).toBe(403);
+    const id = (JSON.parse(asked.text) as { error: { approval_id: string } }).error.approval_id;
+    expect((await decide(h, id, "approve")).status).toBe(200);
+    const elsewhere = await raw(h, "/v1/responses", KEY.dev, body, { "x-approval-id": id });
+    expect(elsewhere.status).toBe(403);
+    expect(elsewhere.text).toContain("approval_invalid");
+    expect((await raw(h, "/v1/chat/completions", KEY.dev, body, { "x-approval-id": id })).status).toBe(200);
+  });
+
   it("x-approval-wait answers approval_denied when the approver denies during the wait", async () => {
     const call = h.client(KEY.dev, { headers: { "x-approval-wait": "30" } }).chat.completions.create(ask("say:x\nwire transfer to mallory"));
     const id = await waitForPending(h, "dev", "wire_transfers_need_approval");
