@@ -145,7 +145,13 @@ class Walk {
 
   readonly functionCall = (call: unknown): unknown => (isRecord(call) ? this.field(call, "arguments", this.json) : call);
 
-  readonly action = (action: unknown): unknown => (isRecord(action) ? this.field(this.field(action, "command", this.texts), "commands", this.texts) : action);
+  /** A built-in call's action or operation: its commands, a search's query, a patch's diff. */
+  readonly action = (action: unknown): unknown => {
+    if (!isRecord(action)) return action;
+    let out = this.field(this.field(this.field(action, "command", this.texts), "commands", this.texts), "queries", this.texts);
+    for (const name of ACTION_TEXTS) out = this.field(out, name, this.text);
+    return out;
+  };
 
   readonly variable = (value: unknown): unknown => (isRecord(value) ? this.field(value, "text", this.text) : this.text(value));
 
@@ -214,6 +220,9 @@ class Walk {
     out = this.field(out, "arguments", this.json);
     out = this.field(out, "input", this.text);
     out = this.field(out, "summary", this.content);
+    out = this.field(out, "operation", this.action);
+    // An MCP server's tool list, as an earlier turn got it: the model reads their descriptions and schemas.
+    out = this.field(out, "tools", this.tools);
     return this.field(out, "action", this.action);
   };
 
@@ -235,6 +244,9 @@ class Walk {
   readonly tool = (tool: unknown): unknown => {
     if (!isRecord(tool)) return tool;
     let out = this.described(tool) as Json;
+    // An MCP tool's server description, and an MCP server's listed tool's input schema.
+    out = this.field(out, "server_description", this.text);
+    out = this.field(out, "input_schema", this.schema);
     out = this.field(out, "function", this.described);
     out = this.field(out, "custom", this.described);
     return tool.type === "namespace" ? this.field(out, "tools", this.tools) : out;
@@ -280,7 +292,10 @@ function inlineText(data: string, filename: string): { text: string; encode: (te
 const NAMED_SCHEMAS = ["properties", "patternProperties", "$defs", "definitions"];
 
 /** The members of a JSON schema whose text the model reads. */
-const SCHEMA_TEXTS = new Set(["description", "title", "enum", "const", "default", "examples"]);
+const SCHEMA_TEXTS = new Set(["description", "title", "enum", "const", "default", "examples", "pattern"]);
+
+/** The text members of a built-in call's action or operation: a search's query, a patch's diff, a page's URL. */
+const ACTION_TEXTS = ["query", "diff", "url", "pattern", "text"];
 
 /** The members of a content part that hold text: text, a refusal, a shell command's output streams. */
 const PART_TEXTS = ["text", "refusal", "stdout", "stderr"];

@@ -39,6 +39,20 @@ describe("extractPromptText", () => {
     expect(extractPromptText(responses)).toContain("jane@example.com");
   });
 
+  test("what built-in calls and MCP tool lists of earlier turns say is prompt text: a search's query, a patch's diff, tool descriptions", () => {
+    const body = {
+      input: [
+        { type: "web_search_call", id: "ws", status: "completed", action: { type: "search", query: "say A", queries: ["say B"] } },
+        { type: "apply_patch_call", call_id: "p", operation: { type: "update_file", path: "x", diff: "say C" } },
+        { type: "mcp_list_tools", server_label: "gh", tools: [{ name: "t", description: "say D", input_schema: { properties: { q: { description: "say E" } } } }] },
+      ],
+      tools: [{ type: "mcp", server_label: "gh", server_description: "say F" }],
+      text: { format: { type: "json_schema", name: "f", schema: { type: "string", pattern: "say G" } } },
+    };
+    const text = extractPromptText(body);
+    for (const said of ["A", "B", "C", "D", "E", "F", "G"]) expect(text).toContain(`say ${said}`);
+  });
+
   test("chat: string contents and text parts", () => {
     const body = {
       model: "gpt-4o-mini",
