@@ -66,6 +66,17 @@ const creditCard: Pattern = {
   needs: "digit",
 };
 
+// Any other grouping with one consistent separator (8-4-4, 4-12, 6-10...): a number a zero-width
+// character or an odd grouping would otherwise hide. 13-19 digits, and the card checks, still apply.
+const creditCardGrouped: Pattern = {
+  regex: /(?<![\d-])\d{2,}([ -])\d{2,}(?:\1\d{2,}){0,7}(?![\d-])/g,
+  accept: wholeIf((text) => {
+    const digits = stripSeparators(text);
+    return digits.length >= 13 && digits.length <= 19 && isCardNumber(digits);
+  }),
+  needs: "digit",
+};
+
 const iban: Pattern = {
   regex: /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])/g,
   accept: acceptIban,
@@ -136,7 +147,7 @@ const secrets: Pattern[] = [
 export const PATTERNS: Readonly<Record<PiiType, readonly Pattern[]>> = {
   email: [email],
   phone: [internationalPhone, nanpPhone],
-  credit_card: [creditCard],
+  credit_card: [creditCard, creditCardGrouped],
   iban: [iban],
   us_ssn: [usSsn],
   secret: secrets,

@@ -13,7 +13,7 @@ const cases: Record<PiiType, { positive: string[]; negative: string[] }> = {
     negative: ["4155552671", "123-456-7890", "+12 34", "4111 1111 1111 1111", "v1.2.3.4", "2024-01-15"],
   },
   credit_card: {
-    positive: ["4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111", "5555555555554444", "3782 822463 10005", "378282246310005"],
+    positive: ["4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111", "5555555555554444", "3782 822463 10005", "378282246310005", "41111111 1111 1111", "4111-111111111111"],
     negative: ["4111 1111 1111 1112", "1234567890123452", "4111 1111-1111 1111", "41111111111111110000000", "4111 1111 1111"],
   },
   iban: {
@@ -80,6 +80,11 @@ describe("detectPii", () => {
 
   test("an address inside a secret counts as the secret", () => {
     expect(detectPii("Bearer abc.10.0.0.1.defghijklmnop", PII_TYPES).types).toEqual(["secret"]);
+  });
+
+  test("a card number whose separator a zero-width space replaced, or grouped oddly, is still a card", () => {
+    expect(detectPii("pay with 4111\u200b1111 1111 1111 today", PII_TYPES).types).toEqual(["credit_card"]);
+    expect(detectPii("pay with 41111111 1111 1111 today", PII_TYPES).types).toEqual(["credit_card"]);
   });
 
   test("an international number that passes Luhn is a phone, not a card", () => {
