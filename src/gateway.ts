@@ -306,7 +306,8 @@ const CUT_GRACE_MS = 2000;
 
 function cutAtDeadline(): GatewayError {
   return new GatewayError(503, "shutting_down", "the gateway shut down before the call ended (server.drain_seconds passed); retry it", {
-    headers: { "retry-after": "1" },
+    // The process is about to exit: the client must not keep the connection for its retry.
+    headers: { "retry-after": "1", connection: "close" },
   });
 }
 

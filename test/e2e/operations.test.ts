@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { request as httpRequest } from "node:http";
 import OpenAI, { APIError } from "openai";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -261,6 +262,31 @@ describe("operating the gateway", () => {
     const lines = readFileSync(join(auditDir, readdirSync(auditDir).sort().at(-1)!), "utf8").split("\n").filter((l) => l !== "");
     const record = lines.map((l) => JSON.parse(l) as { stream: boolean; error_code: string | null }).find((r) => r.stream);
     expect(record?.error_code).toBe("shutting_down");
+  });
+
+  it("cuts a call still waiting at drain_seconds with 503 shutting_down and connection: close", async () => {
+    const path = join(dir, "cut-call.yaml");
+    writeConfig(path, "");
+    writeFileSync(path, readFileSync(path, "utf8").replace("drain_seconds: 5", "drain_seconds: 0.3"));
+    const gateway = await startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }) });
+    const answered = new Promise<{ status: number; connection: string | undefined; body: string }>((resolve, reject) => {
+      const req = httpRequest(`${gateway.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" } }, (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body }));
+      });
+      req.on("error", reject);
+      req.end(JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "slow_headers:3000 hi" }] }));
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const stopping = gateway.shutdown();
+    const outcome = await answered;
+    await stopping;
+    expect(outcome.status).toBe(503);
+    expect(outcome.connection).toBe("close");
+    expect(outcome.body).toContain("shutting_down");
   });
 
   it("refuses to start, naming the path, where it cannot make its audit or snapshot directory (never hangs)", async () => {
