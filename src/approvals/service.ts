@@ -88,13 +88,14 @@ export class ApprovalService {
   }
 
   /**
-   * Checks a retry against its approval and uses it up: passes exactly once, same key and body, and
-   * (for a call's own approval) the same endpoint: one body can be a valid call to two.
+   * Checks a retry against its approval and uses it up: passes exactly once, same key, body and
+   * endpoint (one body can be a valid call to two, and a held answer is in its endpoint's form).
    */
   async redeem(id: string, principal: Principal, bodyHash: string, action: string): Promise<Redemption> {
     const now = this.clock();
     const approval = await fromStore(this.store.getApproval(id));
-    const otherEndpoint = approval !== null && approval.action !== "tool.call" && approval.action !== action;
+    const endpoint = approval?.context?.endpoint ?? (approval?.action === "tool.call" ? undefined : approval?.action);
+    const otherEndpoint = endpoint !== undefined && endpoint !== action;
     if (approval === null || approval.key_id !== principal.keyId || approval.body_hash !== bodyHash || otherEndpoint) {
       throw new GatewayError(403, "approval_invalid", `approval \`${id}\` is not valid for this key, endpoint and request body`, {
         extra: { approval_id: id },

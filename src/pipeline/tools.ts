@@ -148,6 +148,7 @@ export function approvalContext(facts: CallFacts, requestId: string, tool: strin
   const piiTypes = read("pii_types");
   return {
     request_id: requestId,
+    endpoint: facts.get("action") as string,
     tools: facts.get("tools") as string[],
     tool,
     input_tokens: number(read("input_tokens")),
@@ -220,7 +221,7 @@ export async function governToolCalls(
     const waited = await context.waitForDecision(approval.id);
     if (waited === "approved") {
       // Decided while the client waited: the held answer is delivered now, and the approval is used up.
-      await services.approvals.redeem(approval.id, context.principal, approval.body_hash, "tool.call");
+      await services.approvals.redeem(approval.id, context.principal, approval.body_hash, context.action);
       verdict.approved = true;
     } else {
       verdict.error = approvalRequired(approval.id, combined, waited);

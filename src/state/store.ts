@@ -162,6 +162,8 @@ export interface Approval {
 export interface ApprovalContext {
   /** The audit id of the call that asked. */
   request_id: string;
+  /** The call's action (its endpoint): the approval is redeemed there only (absent from approvals stored before it existed). */
+  endpoint?: string;
   /** The tools the request declares, and the one (declared, or called in the answer) whose rule asked; null: the call's own rule. */
   tools: string[];
   tool: string | null;

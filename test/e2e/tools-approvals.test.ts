@@ -562,6 +562,13 @@ describe("approval expiry and long-poll", () => {
     expect(elsewhere.status).toBe(403);
     expect(elsewhere.text).toContain("approval_invalid");
     expect((await raw(h, "/v1/chat/completions", KEY.dev, body, { "x-approval-id": id })).status).toBe(200);
+    // A held tool call's approval too: its answer is in its endpoint's form.
+    const deploy = { model: "gpt-4o-mini", messages: [{ role: "user", content: 'call_tool:deploy {"environment":"prod","service":"ends"}' }], input: "deploy" };
+    const held = await raw(h, "/v1/chat/completions", KEY.dev, deploy);
+    const heldId = (JSON.parse(held.text) as { error: { approval_id: string } }).error.approval_id;
+    expect((await decide(h, heldId, "approve")).status).toBe(200);
+    expect((await raw(h, "/v1/responses", KEY.dev, deploy, { "x-approval-id": heldId })).text).toContain("approval_invalid");
+    expect((await raw(h, "/v1/chat/completions", KEY.dev, deploy, { "x-approval-id": heldId })).status).toBe(200);
   });
 
   it("x-approval-wait answers approval_denied when the approver denies during the wait", async () => {
