@@ -55,19 +55,23 @@ describe("countTextTokens", () => {
 describe("the encode budget", () => {
   test("past its budget a count bounds never-seen words by their bytes (never below the exact count), and refills with time", () => {
     let now = 0;
-    const budget = new EncodeBudget(3, 1000, () => now);
+    // Three words' characters (each word below is 12-15 characters with its space).
+    const budget = new EncodeBudget(45, 1000, () => now);
     const fresh = (i: number) => ` zq${i.toString(36)}xv${i}kw`;
     const text = Array.from({ length: 10 }, (_, i) => fresh(i + 1_000_000)).join("");
     const exact = getEncoder("o200k_base").countOrdinary(text);
     const bounded = countTokens(text, "o200k_base", budget);
     expect(bounded).toBeGreaterThan(exact);
     expect(bounded).toBeLessThanOrEqual(Buffer.byteLength(text));
-    expect(budget.take()).toBe(false);
-    now += 5;
-    expect(budget.take()).toBe(true);
+    expect(budget.take(15)).toBe(false);
+    now += 15;
+    expect(budget.take(15)).toBe(true);
     // Words the cache already holds cost nothing: counted exactly whatever the budget.
     const seen = Array.from({ length: 10 }, (_, i) => fresh(i + 2_000_000)).join("");
     const counted = countTokens(seen, "o200k_base");
     expect(countTokens(seen, "o200k_base", new EncodeBudget(0, 0, () => now))).toBe(counted);
+    // A long unbroken run (base64) is cut into pieces, each charged its length.
+    const blob = "x".repeat(10) + Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919) % 256)).toString("base64");
+    expect(countTokens(blob, "o200k_base", new EncodeBudget(200, 0, () => now))).toBeGreaterThan(getEncoder("o200k_base").countOrdinary(blob));
   });
 });
