@@ -166,7 +166,7 @@ function refusalRate(rate: RateStatus, limit: string, maxParallel: number | null
 }
 
 async function release(store: StateStore, reservation: Reservation, now: number): Promise<void> {
-  await settleAll(store, reservation, { micros: 0, tokens: 0, toolCalls: 0 }, now, true);
+  await settleAll(store, reservation, { micros: 0, tokens: 0, toolCalls: 0 }, now, { released: true });
 }
 
 /** Replaces every level's reservation by the call's actual cost and tokens. Idempotent. */
@@ -175,7 +175,7 @@ export async function settleAll(
   reservation: Reservation,
   actual: { micros: number; tokens: number; toolCalls: number },
   now: number,
-  released = false,
+  how: { released?: boolean; unanswered?: boolean } = {},
 ): Promise<void> {
   if (reservation.settled) return;
   reservation.settled = true;
@@ -193,7 +193,8 @@ export async function settleAll(
           toolCalls: actual.toolCalls,
           ttlMs: request.ttlMs,
           reservedAt: reservation.reservedAt,
-          ...(released ? { released } : {}),
+          ...(how.released === true ? { released: true } : {}),
+          ...(how.unanswered === true ? { unanswered: true } : {}),
         },
         now,
       ),

@@ -345,6 +345,7 @@ export function settleLevel(state: LevelState, request: SettleRequest, now: numb
   state.totalMicros = Math.max(0, state.totalMicros + delta);
   state.leases.delete(request.callId);
   if (request.released === true) releaseRequest(state, request, now);
+  else if (request.unanswered === true && state.session !== null) state.session.llmCalls = Math.max(0, state.session.llmCalls - 1);
   if (state.tpm !== null && request.limits.tokensPerMinute !== null) {
     const refilled = refill(state.tpm, request.limits.tokensPerMinute, now);
     refilled.tokens = Math.min(request.limits.tokensPerMinute, refilled.tokens + request.reservedTokens - request.actualTokens);

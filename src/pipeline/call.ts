@@ -718,6 +718,7 @@ async function finishSettle(services: Services, state: CallState): Promise<void>
       reservation,
       { micros: draft.costMicros, tokens: draft.inputTokens + draft.outputTokens, toolCalls: state.toolCallCount },
       services.clock(),
+      { unanswered: state.status >= 500 && !state.delivered },
     );
   } catch (error) {
     services.metrics.storeError();

@@ -55,6 +55,7 @@ export function settleArgs(request: SettleRequest, now: number): string[] {
     flag(request.released === true),
     String(Math.floor(request.reservedAt / 1000)),
     request.callId,
+    flag(request.unanswered === true),
   ];
 }
 

@@ -94,6 +94,11 @@ export interface SettleRequest {
    * token, its count in the last minute and its session call), not only its money and tokens.
    */
   released?: boolean;
+  /**
+   * The upstream gave no answer (a 5xx, a timeout, no connection): the session's call is given back,
+   * so the SDK's own retry of it is not a second call against `max_llm_calls`.
+   */
+  unanswered?: boolean;
 }
 
 /** The key's own usage, for policy attributes. */

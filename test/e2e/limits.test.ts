@@ -376,6 +376,17 @@ ${keyEntry("agent", K.session, "{ user: u-agent, role: developer, team: t1 }")}
     expect(records.map((r) => r.status)).toEqual([200, 200, 429]);
   });
 
+  it("does not count calls the upstream failed (5xx) against max_llm_calls: the SDK's retries leave the session its calls", async () => {
+    const retrying = h.client(K.session, { headers: { "x-session-id": "s-5xx" }, maxRetries: 2 });
+    const failed = await retrying.chat.completions.create(say("error:503 retry_after:0")).catch((error: unknown) => error);
+    expect((failed as { status?: number }).status).toBe(503);
+    // Three attempts reached the gateway (the SDK retried twice), none answered.
+    expect((await auditRecords(h)).filter((r) => r.session_id === "s-5xx").map((r) => r.status)).toEqual([503, 503, 503]);
+    await retrying.chat.completions.create(say("say:1"));
+    await retrying.chat.completions.create(say("say:2"));
+    await expectApiError(retrying.chat.completions.create(say("say:3")), 429, "budget_exceeded");
+  });
+
   it("counts the tool calls in a session's answers against max_tool_calls and withholds an answer that would pass it", async () => {
     const client = h.client(K.sessionTools, { headers: { "x-session-id": "agent-run-1" } });
     const answer = await client.chat.completions.create(say('call_tool:search {"q":"a"}'));

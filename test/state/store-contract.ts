@@ -243,6 +243,19 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await store.reserve(request, T0)).toMatchObject({ ok: false, limit: "session_llm_calls", retryAfterMs: null });
       });
 
+      it("gives a call the upstream never answered back to the session's llm calls (its retry is not a second call)", async () => {
+        const request = () => reserveRequest(`${level}:retry`, session({ sessionMaxLlmCalls: 2 }), { ttlMs: 3_600_000 });
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const failed = request();
+          const result = await store.reserve(failed, T0);
+          expect(result.ok).toBe(true);
+          await store.settle({ ...settleRequest(failed, result, T0, { actualMicros: 0, actualTokens: 0 }), unanswered: true }, T0);
+        }
+        expect((await store.reserve(request(), T0)).ok).toBe(true);
+        expect((await store.reserve(request(), T0)).ok).toBe(true);
+        expect(await store.reserve(request(), T0)).toMatchObject({ ok: false, limit: "session_llm_calls" });
+      });
+
       it("counts tool calls when the answer settles; refuses a session past its limit, not one at it", async () => {
         const request = reserveRequest(level, session({ sessionMaxToolCalls: 3 }), { ttlMs: 3_600_000 });
         const first = await store.reserve(request, T0);

@@ -4,7 +4,7 @@ import { LEVEL_COMMON_LUA } from "./common.js";
  * settleLevel() of src/limits/level-state.ts as one atomic step: the reservation is replaced by the actuals.
  * ARGV: now, tpm ('' for null), session (1/0), ttlMs, reservedMicros, reservedTokens, actualMicros,
  *   actualTokens, toolCalls, sameDay (1/0), sameMonth (1/0), rpm ('' for null), released (1/0),
- *   the second the reservation was made, callId (its lease is dropped).
+ *   the second the reservation was made, callId (its lease is dropped), unanswered (1/0: the session's call is given back).
  * KEYS 4 and 5 are the day and month of `now`: a call reserved yesterday is charged in full to today.
  */
 export const SETTLE_LUA = `${LEVEL_COMMON_LUA}
@@ -13,6 +13,7 @@ local reservedMicros, reservedTokens = tonumber(ARGV[5]), tonumber(ARGV[6])
 local actualMicros, actualTokens, toolCalls = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local sameDay, sameMonth = ARGV[10] == '1', ARGV[11] == '1'
 local rpmCap, released, reservedSecond, callId = opt(ARGV[12]), ARGV[13] == '1', ARGV[14], ARGV[15]
+local unanswered = ARGV[16] == '1'
 
 if isSession then expireSession(now, ttl) end
 releaseExpired(now)
@@ -38,6 +39,9 @@ if released then
   end
   local slot = tonumber(redis.call('HGET', KEYS[9], 'r' .. reservedSecond) or '0')
   if slot > 0 then redis.call('HINCRBYFLOAT', KEYS[9], 'r' .. reservedSecond, -1) end
+end
+-- Refused by a later level, or never answered by the upstream: the session's call is given back.
+if released or unanswered then
   local calls = tonumber(redis.call('HGET', KEYS[7], 'llmCalls') or '0')
   if calls > 0 then redis.call('HSET', KEYS[7], 'llmCalls', fmt(calls - 1)) end
 end
