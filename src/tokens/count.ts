@@ -20,11 +20,31 @@ export function countTokens(text: string, encoding: Encoding, budget: EncodeBudg
   if (text.length === 0) return 0;
   const encoder = getEncoder(encoding);
   const words = wordCaches[encoding];
-  const encode = (word: string): number => (budget.take(word.length) ? encoder.countOrdinary(word) : Buffer.byteLength(word, "utf8"));
+  // One count encodes at most this much whatever the process's budget holds: its own refill must not
+  // let a single huge prompt keep the event loop.
+  let allowance = COUNT_CHARS;
   let total = 0;
-  for (const word of splitForEncoding(text)) total += digitRunTokens(word) ?? words.valueOf(word, encode);
+  for (const word of splitForEncoding(text)) {
+    const digits = digitRunTokens(word);
+    if (digits !== null) {
+      total += digits;
+      continue;
+    }
+    const known = words.peek(word);
+    if (known !== undefined) total += known;
+    else if (allowance >= word.length && budget.take(word.length)) {
+      allowance -= word.length;
+      total += words.valueOf(word, encoder.countOrdinary);
+    } else {
+      // A bound, never kept: the cache holds exact counts only.
+      total += Buffer.byteLength(word, "utf8");
+    }
+  }
   return total;
 }
+
+/** The characters one count may encode (about a tenth to a quarter of a second). */
+const COUNT_CHARS = 100_000;
 
 /**
  * How many characters of words no cache holds the process may BPE-encode, refilled over time.
@@ -59,8 +79,8 @@ export class EncodeBudget {
   }
 }
 
-/** About a quarter of a second of encoding at once, and as much each second after. */
-const processBudget = new EncodeBudget(200_000, 200_000);
+/** About a quarter of a second of encoding at once, and a tenth to a quarter each second after. */
+const processBudget = new EncodeBudget(200_000, 100_000);
 
 /**
  * A run of ASCII digits, with or without its leading space, without the encoder: both encodings cut

@@ -32,6 +32,11 @@ export class TextCache<V> {
     return this.youngChars + this.oldChars;
   }
 
+  /** The value kept for `text`, or undefined (nothing is computed or kept). */
+  peek(text: string): V | undefined {
+    return this.young.get(text) ?? this.old.get(text);
+  }
+
   /** The value for `text`, from the cache or from `compute` (then kept when it fits the bounds). */
   valueOf(text: string, compute: (text: string) => V): V {
     const known = this.young.get(text);

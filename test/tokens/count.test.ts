@@ -70,6 +70,11 @@ describe("the encode budget", () => {
     const seen = Array.from({ length: 10 }, (_, i) => fresh(i + 2_000_000)).join("");
     const counted = countTokens(seen, "o200k_base");
     expect(countTokens(seen, "o200k_base", new EncodeBudget(0, 0, () => now))).toBe(counted);
+    // A word bounded for want of budget is not kept: counted again with budget, it is exact.
+    const later = Array.from({ length: 3 }, (_, i) => fresh(i + 3_000_000)).join("");
+    const starved = countTokens(later, "o200k_base", new EncodeBudget(0, 0, () => now));
+    expect(starved).toBeGreaterThan(getEncoder("o200k_base").countOrdinary(later));
+    expect(countTokens(later, "o200k_base")).toBe(getEncoder("o200k_base").countOrdinary(later));
     // A long unbroken run (base64) is cut into pieces, each charged its length.
     const blob = "x".repeat(10) + Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7919) % 256)).toString("base64");
     expect(countTokens(blob, "o200k_base", new EncodeBudget(200, 0, () => now))).toBeGreaterThan(getEncoder("o200k_base").countOrdinary(blob));
