@@ -317,7 +317,9 @@ export class StreamAccumulator {
     if (typeof event.output_index !== "number") return;
     const key = responsesKey(event, -1);
     const call = this.calls.get(key);
-    if (call !== undefined) this.noteVersion(key, { ...call, arguments: args });
+    // The event may name the call too (an SDK hands the client that name with these arguments).
+    const name = str(event.name);
+    if (call !== undefined) this.noteVersion(key, { ...call, name: name === "" ? call.name : name, arguments: args });
   }
 
   /**

@@ -134,7 +134,8 @@ async function relayEvents(
     const raw = eventData(event);
     const data = jsonData(raw);
     let drop = false;
-    if (raw !== null && raw.trim() === "[DONE]") {
+    // SDKs end a stream at any data that starts with `[DONE]`.
+    if (raw !== null && raw.trimStart().startsWith("[DONE]")) {
       accumulator.markDone();
       ended = true;
     }

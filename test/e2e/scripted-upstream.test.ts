@@ -113,6 +113,7 @@ const SCRIPTS: Record<string, Scripted> = {
       .join(""),
   },
   "after done": { headers: SSE, body: `${textChunk("hi", null)}${textChunk("", "stop")}data: [DONE]\n\n${chunk(0, 0, { name: "danger", arguments: "{}" })}` },
+  "after done with more": { headers: SSE, body: `${textChunk("hi", null)}${textChunk("", "stop")}data: [DONE]xyz\ndata: more\n\n${chunk(0, 0, { name: "danger", arguments: "{}" })}` },
   "usage on the last choice": {
     headers: SSE,
     body: `${textChunk("hi", null)}${event({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta: {}, finish_reason: "stop" }], usage: { prompt_tokens: 10, completion_tokens: 1, total_tokens: 11 } })}data: [DONE]\n\n`,
@@ -345,6 +346,10 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     expect(text).not.toContain("danger");
     expect(text).not.toContain('"error"');
     expect(text).toMatch(/data: \[DONE\]\n\n: gateway-cost \d+\.\d{6}\n\n$/);
+    expect(await lastRecord()).toMatchObject({ status: 200, error_code: null, tool_calls: [] });
+    // Data that only starts with [DONE] ends the stream for SDKs too.
+    const more = await (await chat("after done with more", true)).text();
+    expect(more).not.toContain("danger");
     expect(await lastRecord()).toMatchObject({ status: 200, error_code: null, tool_calls: [] });
   });
 

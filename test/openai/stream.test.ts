@@ -140,6 +140,13 @@ describe("answer inspection", () => {
     expect(distinctCalls(acc.toolCalls()).map((call) => call.name)).toEqual(["deploy", "rm_rf"]);
   });
 
+  it("judges the name a Responses `*.done` event gives a call where it differs", () => {
+    const acc = new StreamAccumulator();
+    acc.observe({ type: "response.output_item.added", output_index: 0, item: { type: "function_call", name: "read_file", arguments: "" } });
+    acc.observe({ type: "response.function_call_arguments.done", output_index: 0, name: "execute_code", arguments: "{}" });
+    expect(acc.toolCalls().map((call) => call.name)).toEqual(["read_file", "execute_code"]);
+  });
+
   it("reads a Responses stream's text from its whole items where no delta carried it", () => {
     const message = { type: "message", content: [{ type: "output_text", text: "result secret" }] };
     const items = new StreamAccumulator();
