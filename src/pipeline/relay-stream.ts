@@ -135,7 +135,7 @@ async function relayEvents(
     const data = jsonData(raw);
     let drop = false;
     // SDKs end a stream at any data that starts with `[DONE]`.
-    if (raw !== null && raw.trimStart().startsWith("[DONE]")) {
+    if (raw?.trimStart().startsWith("[DONE]") === true) {
       accumulator.markDone();
       ended = true;
     }
