@@ -389,6 +389,7 @@ export async function handleCall(
           state.delivered = true;
         },
         scrub,
+        deferEnd: releaseEnd !== null,
         decideTools: async (calls, answer) => {
           const capped = await withinToolCap(services, state, distinctCalls(calls).length);
           if (capped !== null || !runtime.policy.governs("tool.call")) return capped;
@@ -421,7 +422,7 @@ export async function handleCall(
     state.toolCallCount = state.toolCallsTaken ? 0 : made.length;
     account(state, model, outcome.accumulator.usage, outcome.accumulator.text, made);
     if (!res.destroyed) {
-      res.end(`: gateway-cost ${microsToUsd(draft.costMicros).toFixed(6)}\n\n`);
+      res.end(`${outcome.deferred}: gateway-cost ${microsToUsd(draft.costMicros).toFixed(6)}\n\n`);
     }
     await finishSettle(services, state);
   } catch (error) {

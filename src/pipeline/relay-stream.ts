@@ -23,6 +23,12 @@ export interface RelayOptions {
   onAnswer: () => void;
   /** Masks the gateway's own secrets in an event's text (an upstream echoing its key in an error). */
   scrub: (text: string) => string;
+  /**
+   * Keep what goes out once the answer is complete (`[DONE]`, a Responses final event, and anything
+   * after) in `deferred` rather than send it: with `audit.fsync: always` a client that stops reading
+   * at the end of the answer must not have it before its record is on disk.
+   */
+  deferEnd: boolean;
 }
 
 export interface RelayOutcome {
@@ -30,6 +36,8 @@ export interface RelayOutcome {
   /** The stream ended with a governance or upstream error event. */
   error: GatewayError | null;
   clientClosed: boolean;
+  /** What `deferEnd` kept back, in order: the caller sends it once the record is stored. */
+  deferred: string;
 }
 
 /**
@@ -115,17 +123,22 @@ function jsonData(data: string | null): string | null {
 async function relayEvents(
   body: Readable,
   res: ServerResponse,
-  send: (text: string) => Promise<void> | null,
+  sendNow: (text: string) => Promise<void> | null,
   options: RelayOptions,
   stopSignal: CallSignal,
 ): Promise<RelayOutcome> {
   const accumulator = new StreamAccumulator(options.holdsFor ?? undefined);
   const splitter = new SseSplitter();
-  const outcome: RelayOutcome = { accumulator, error: null, clientClosed: false };
+  const outcome: RelayOutcome = { accumulator, error: null, clientClosed: false, deferred: "" };
   // Every event sent or held, for the answer an approval holds; kept as each one's change to the one before, since it lasts the whole stream.
   const all: SimilarTexts | null = options.holdsFor !== null ? new SimilarTexts() : null;
   const held: string[] = [];
 
+  const send = (text: string): Promise<void> | null => {
+    if (!options.deferEnd || !accumulator.done) return sendNow(text);
+    outcome.deferred += text;
+    return null;
+  };
   // Set at `[DONE]`: SDKs read nothing after it, so nothing after it is relayed or judged.
   let ended = false;
   const handle = async (sent: string): Promise<void> => {

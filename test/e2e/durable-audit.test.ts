@@ -53,6 +53,29 @@ describe("audit.fsync: always", () => {
   });
 });
 
+describe("audit.fsync: always, for a client that stops reading at the end of the answer", () => {
+  it("sends [DONE] only once the record is on disk", async () => {
+    for (let i = 0; i < 3; i++) {
+      const response = await fetch(`${h.gateway.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEYS.alice}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: `say:done ${i}` }], stream: true }),
+      });
+      const id = response.headers.get("x-request-id") ?? "";
+      const reader = response.body?.getReader();
+      if (reader === undefined) throw new Error("no body");
+      let text = "";
+      while (!text.includes("[DONE]")) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      expect(idsOnDisk()).toContain(id);
+      await reader.cancel();
+    }
+  });
+});
+
 describe("an audit sink that cannot store records", () => {
   it("turns /readyz 503 audit_unavailable until it can again; the records wait and are then written", async () => {
     const ready = async () => {
