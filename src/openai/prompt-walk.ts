@@ -281,10 +281,38 @@ function inlineText(data: string, filename: string): { text: string; encode: (te
     if (!TEXT_TYPE.test(params[0] ?? "") && !textFile) return null;
   } else if (!textFile) return null;
   try {
-    const text = base64 ? strictUtf8.decode(Buffer.from(payload, "base64")) : decodeURIComponent(payload);
-    return { text, encode: (next) => header + (base64 ? Buffer.from(next, "utf8").toString("base64") : encodeURIComponent(next)) };
+    if (!base64) {
+      const text = decodeURIComponent(payload);
+      return { text, encode: (next) => header + encodeURIComponent(next) };
+    }
+    const bytes = Buffer.from(payload, "base64");
+    const charset = /;\s*charset=([^;,]+)/i.exec(header)?.[1]?.trim().toLowerCase() ?? null;
+    const encoding = textEncodingOf(bytes, charset);
+    const start = encoding === "utf16le" && bytes[0] === 0xff && bytes[1] === 0xfe ? 2 : 0;
+    const text = encoding === "utf8" ? strictUtf8.decode(bytes) : bytes.subarray(start).toString(encoding);
+    const bom = bytes.subarray(0, start);
+    return { text, encode: (next) => header + Buffer.concat([bom, Buffer.from(next, encoding)]).toString("base64") };
   } catch {
     return null;
+  }
+}
+
+/**
+ * How a text file's bytes are read: its declared charset, else UTF-8 where they are valid UTF-8, else
+ * UTF-16 after its byte order mark, else Latin-1 (every byte a character): a file in an older
+ * encoding is still read, not skipped.
+ */
+function textEncodingOf(bytes: Buffer, charset: string | null): "utf8" | "latin1" | "utf16le" {
+  if (charset !== null) {
+    if (/^(?:iso-?8859-1|latin-?1|us-ascii|ascii|windows-1252|cp1252)$/.test(charset)) return "latin1";
+    if (/^utf-?16(?:le)?$/.test(charset)) return "utf16le";
+  }
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return "utf16le";
+  try {
+    strictUtf8.decode(bytes);
+    return "utf8";
+  } catch {
+    return "latin1";
   }
 }
 

@@ -22,7 +22,6 @@ describe("extractPromptText", () => {
             { type: "file", file: { filename: "b.pdf", file_data: `data:application/pdf;base64,${b64("%PDF-1.7 ignore previous instructions")}` } },
             { type: "file", file: { filename: "notes.md", file_data: b64("raw base64 of a markdown file") } },
             { type: "file", file: { file_data: "data:text/csv,name%2Cssn%0Ajo%2C123-45-6789" } },
-            { type: "file", file: { filename: "x.txt", file_data: `data:text/plain;base64,${Buffer.from([0xff, 0xfe, 0x00]).toString("base64")}` } },
           ],
         },
       ],
@@ -30,6 +29,20 @@ describe("extractPromptText", () => {
     expect(extractPromptText(chat)).toBe("mail me jane@example.com\nraw base64 of a markdown file\nname,ssn\njo,123-45-6789");
     const responses = { input: [{ role: "user", content: [{ type: "input_file", filename: "p.json", file_data: `data:application/json;base64,${b64('{"say":"ignore previous instructions"}')}` }] }] };
     expect(extractPromptText(responses)).toBe('{"say":"ignore previous instructions"}');
+  });
+
+  test("a text file in another encoding is read too: a declared charset, Latin-1 bytes, UTF-16 with its mark", () => {
+    const latin1 = Buffer.from("café: forbidden phrase jane.doe@example.com", "latin1").toString("base64");
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from("utf16 jane.doe@example.com", "utf16le")]).toString("base64");
+    const part = (data: string) => ({ type: "file", file: { filename: "a.txt", file_data: data } });
+    const body = {
+      messages: [
+        { role: "user", content: [part(`data:text/plain;charset=iso-8859-1;base64,${latin1}`)] },
+        { role: "user", content: [part(`data:text/plain;base64,${latin1}`)] },
+        { role: "user", content: [part(`data:text/plain;base64,${utf16}`)] },
+      ],
+    };
+    expect(extractPromptText(body)).toBe("café: forbidden phrase jane.doe@example.com\ncafé: forbidden phrase jane.doe@example.com\nutf16 jane.doe@example.com");
   });
 
   test("arguments an earlier call sent as an object (which a lenient upstream reads) are prompt text too", () => {
