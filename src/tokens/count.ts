@@ -30,11 +30,13 @@ export function countTokens(text: string, encoding: Encoding, budget: EncodeBudg
       total += digits;
       continue;
     }
-    const known = words.peek(word);
+    const known = words.get(word);
     if (known !== undefined) total += known;
     else if (allowance >= word.length && budget.take(word.length)) {
       allowance -= word.length;
-      total += words.valueOf(word, encoder.countOrdinary);
+      const counted = encoder.countOrdinary(word);
+      words.set(word, counted);
+      total += counted;
     } else {
       // A bound, never kept: the cache holds exact counts only.
       total += Buffer.byteLength(word, "utf8");

@@ -32,18 +32,26 @@ export class TextCache<V> {
     return this.youngChars + this.oldChars;
   }
 
-  /** The value kept for `text`, or undefined (nothing is computed or kept). */
-  peek(text: string): V | undefined {
-    return this.young.get(text) ?? this.old.get(text);
+  /** The value kept for `text` (one found in the old generation moves back into the young one), or undefined. */
+  get(text: string): V | undefined {
+    const known = this.young.get(text);
+    if (known !== undefined) return known;
+    const aged = this.old.get(text);
+    if (aged !== undefined) this.set(text, aged);
+    return aged;
+  }
+
+  /** Keeps `value` for `text` when it fits the bounds. */
+  set(text: string, value: V): void {
+    if (text.length <= this.generationChars) this.keep(text, value);
   }
 
   /** The value for `text`, from the cache or from `compute` (then kept when it fits the bounds). */
   valueOf(text: string, compute: (text: string) => V): V {
-    const known = this.young.get(text);
+    const known = this.get(text);
     if (known !== undefined) return known;
-    const aged = this.old.get(text);
-    const value = aged !== undefined ? aged : compute(text);
-    if (text.length <= this.generationChars) this.keep(text, value);
+    const value = compute(text);
+    this.set(text, value);
     return value;
   }
 
