@@ -57,15 +57,6 @@ interface InFlight {
   pending: Set<AuditSink>;
 }
 
-/** `promise`, or the end of `ms`, whichever comes first. */
-function beforeLimit(promise: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
-
 /**
  * The only way records reach the sinks. `enqueue` is synchronous and cheap (the request path never
  * waits for audit I/O); a background loop serialises and writes batches, one at a time, to every
@@ -160,8 +151,8 @@ export class AuditWriter {
   }
 
   /** `stored`, or the end of `ms`, whichever comes first. */
-  storedWithin(ms: number): Promise<void> {
-    return beforeLimit(this.stored(), ms);
+  async storedWithin(ms: number): Promise<void> {
+    await withinLimit(this.stored(), ms);
   }
 
   /**
@@ -175,8 +166,8 @@ export class AuditWriter {
   }
 
   /** `caughtUp`, or the end of `ms`, whichever comes first. */
-  caughtUpWithin(ms: number): Promise<void> {
-    return beforeLimit(this.caughtUp(), ms);
+  async caughtUpWithin(ms: number): Promise<void> {
+    await withinLimit(this.caughtUp(), ms);
   }
 
   private reach(target: number, lenient: boolean): Promise<void> {
