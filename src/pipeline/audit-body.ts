@@ -3,7 +3,7 @@ import { captureBody, parseEncryptionKey } from "../audit/bodies.js";
 import type { AuditBodies, Config } from "../config/schema.js";
 import { redactPii } from "../pii/index.js";
 import type { Decision } from "../policy/types.js";
-import { secretScrubber } from "../upstream/scrub.js";
+import { gatewaySecretScrubber } from "../upstream/scrub.js";
 import { redactRequestBody } from "./redact-body.js";
 
 const LEVELS: AuditBodies[] = ["none", "redacted", "full"];
@@ -58,8 +58,13 @@ function promptRedacted(body: unknown, config: Config): unknown {
  * holds no prompt.
  */
 export function captureAdminBody(config: Config, body: unknown): Pick<AuditRecord, "body" | "body_enc" | "body_key_id"> {
-  const known = secretScrubber([config.admin.token, ...Object.values(config.upstreams).map((upstream) => upstream.api_key)]);
-  return captureBody("redacted", body, { redact: (text) => redactPii(known(text), config.pii.detectors), keyId: config.audit.encryption_key_id });
+  return captureBody("redacted", body, { redact: redactor(config, null), keyId: config.audit.encryption_key_id });
+}
+
+/** Masks a text of a recorded body: the gateway's secrets, then PII. */
+function redactor(config: Config, callerKey: string | null): (text: string) => string {
+  const known = gatewaySecretScrubber(config, callerKey);
+  return (text) => redactPii(known(text), config.pii.detectors);
 }
 
 /**
@@ -78,9 +83,8 @@ export function captureAuditBody(
   const key = encryptionKey(config.audit.encryption_key);
   // Without a key, `full` falls back to `redacted`: a body is never stored in clear.
   const mode = level === "full" && key === undefined ? "redacted" : level;
-  const known = secretScrubber([callerKey ?? "", config.admin.token, ...Object.values(config.upstreams).map((upstream) => upstream.api_key)]);
   return captureBody(mode, mode === "redacted" ? promptRedacted(withoutTokenArrays(body), config) : body, {
-    redact: (text) => redactPii(known(text), config.pii.detectors),
+    redact: redactor(config, callerKey),
     ...(key === undefined ? {} : { key }),
     keyId: config.audit.encryption_key_id,
   });

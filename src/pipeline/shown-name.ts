@@ -1,5 +1,5 @@
 import { sha256Hex } from "../util/canonical-json.js";
-import { REDACTED_SECRET, secretScrubber } from "../upstream/scrub.js";
+import { gatewaySecretScrubber, REDACTED_SECRET } from "../upstream/scrub.js";
 import type { Services } from "./services.js";
 
 /** What an API key looks like, the gateway's or another service's. */
@@ -16,8 +16,7 @@ export function shownName(services: Services, name: string, callerKey: string | 
   const runtime = services.current();
   const { config } = runtime;
   if (Object.hasOwn(config.models, name)) return name;
-  const known = secretScrubber([callerKey ?? "", config.admin.token, ...Object.values(config.upstreams).map((upstream) => upstream.api_key)]);
-  const shown = known(name).replace(KEY_SHAPED, REDACTED_SECRET);
+  const shown = gatewaySecretScrubber(config, callerKey)(name).replace(KEY_SHAPED, REDACTED_SECRET);
   if (shown !== name) return shown;
   const key = services.shared.keys.lookup(name, 0);
   if (key.ok || key.reason === "disabled" || key.reason === "expired") return REDACTED_SECRET;

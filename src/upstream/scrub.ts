@@ -1,3 +1,5 @@
+import type { Config } from "../config/schema.js";
+
 /** Shorter secrets are not searched for: masking every match of a short one would mangle ordinary text. */
 const MIN_SECRET_CHARS = 8;
 
@@ -20,6 +22,11 @@ export function secretScrubber(secrets: readonly string[]): (text: string) => st
     for (const secret of searched) result = result.replace(escapedSpellings(secret), REDACTED_SECRET);
     return result;
   };
+}
+
+/** Masks the secrets the gateway holds: the caller's own key (where there is one), the admin token and the upstreams' keys. */
+export function gatewaySecretScrubber(config: Config, callerKey: string | null): (text: string) => string {
+  return secretScrubber([callerKey ?? "", config.admin.token, ...Object.values(config.upstreams).map((upstream) => upstream.api_key)]);
 }
 
 /** Patterns by secret: few secrets (the upstreams' keys, the admin token, the callers' keys) recur on every call. */
