@@ -285,12 +285,8 @@ function inlineText(data: string, filename: string): { text: string; encode: (te
       const text = decodeURIComponent(payload);
       return { text, encode: (next) => header + encodeURIComponent(next) };
     }
-    const bytes = Buffer.from(payload, "base64");
     const charset = /;\s*charset=([^;,]+)/i.exec(header)?.[1]?.trim().toLowerCase() ?? null;
-    const encoding = textEncodingOf(bytes, charset);
-    const start = encoding === "utf16le" && bytes[0] === 0xff && bytes[1] === 0xfe ? 2 : 0;
-    const text = encoding === "utf8" ? strictUtf8.decode(bytes) : bytes.subarray(start).toString(encoding);
-    const bom = bytes.subarray(0, start);
+    const { text, encoding, bom } = decodeText(Buffer.from(payload, "base64"), charset);
     return { text, encode: (next) => header + Buffer.concat([bom, Buffer.from(next, encoding)]).toString("base64") };
   } catch {
     return null;
@@ -298,21 +294,23 @@ function inlineText(data: string, filename: string): { text: string; encode: (te
 }
 
 /**
- * How a text file's bytes are read: its declared charset, else UTF-8 where they are valid UTF-8, else
- * UTF-16 after its byte order mark, else Latin-1 (every byte a character): a file in an older
- * encoding is still read, not skipped.
+ * A text file's bytes read as text: in its declared charset, else UTF-16 after its byte order mark,
+ * else UTF-8 where they are valid UTF-8, else Latin-1 (every byte a character): a file in an older
+ * encoding is still read, not skipped. `encoding` and `bom` write a rewritten text back the same way.
  */
-function textEncodingOf(bytes: Buffer, charset: string | null): "utf8" | "latin1" | "utf16le" {
-  if (charset !== null) {
-    if (/^(?:iso-?8859-1|latin-?1|us-ascii|ascii|windows-1252|cp1252)$/.test(charset)) return "latin1";
-    if (/^utf-?16(?:le)?$/.test(charset)) return "utf16le";
+function decodeText(bytes: Buffer, charset: string | null): { text: string; encoding: "utf8" | "latin1" | "utf16le"; bom: Buffer } {
+  const none = bytes.subarray(0, 0);
+  const latin1 = () => ({ text: bytes.toString("latin1"), encoding: "latin1" as const, bom: none });
+  if (charset !== null && /^(?:iso-?8859-1|latin-?1|us-ascii|ascii|windows-1252|cp1252)$/.test(charset)) return latin1();
+  const marked = bytes[0] === 0xff && bytes[1] === 0xfe;
+  if (marked || (charset !== null && /^utf-?16(?:le)?$/.test(charset))) {
+    const bom = bytes.subarray(0, marked ? 2 : 0);
+    return { text: bytes.subarray(bom.length).toString("utf16le"), encoding: "utf16le", bom };
   }
-  if (bytes[0] === 0xff && bytes[1] === 0xfe) return "utf16le";
   try {
-    strictUtf8.decode(bytes);
-    return "utf8";
+    return { text: strictUtf8.decode(bytes), encoding: "utf8", bom: none };
   } catch {
-    return "latin1";
+    return latin1();
   }
 }
 
