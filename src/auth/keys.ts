@@ -81,10 +81,7 @@ export class KeyIndex {
 
   /** Whether some secret of the key still opens it: not revoked, disabled or expired. */
   serves(keyId: string, now: number): boolean {
-    const entries = this.entriesById.get(keyId);
-    if (entries === undefined) return false;
-    for (const entry of entries) if (!entry.disabled && (entry.expiresAt === null || entry.expiresAt > now)) return true;
-    return false;
+    return this.entriesById.get(keyId)?.some((entry) => refusal(entry, now) === null) ?? false;
   }
 
   lookup(clear: string | null, now: number): KeyLookup {
@@ -92,10 +89,16 @@ export class KeyIndex {
     const hash = hashKey(clear);
     const entry = this.byHash.get(hash);
     if (entry === undefined || !timingSafeEqual(entry.hash, hashBytes(hash))) return { ok: false, reason: "unknown" };
-    if (entry.disabled) return { ok: false, reason: "disabled" };
-    if (entry.expiresAt !== null && entry.expiresAt <= now) return { ok: false, reason: "expired" };
-    return { ok: true, principal: entry.principal };
+    const refused = refusal(entry, now);
+    return refused === null ? { ok: true, principal: entry.principal } : { ok: false, reason: refused };
   }
+}
+
+/** Why a known secret no longer opens its key, or null. */
+function refusal(entry: KeyEntry, now: number): "disabled" | "expired" | null {
+  if (entry.disabled) return "disabled";
+  if (entry.expiresAt !== null && entry.expiresAt <= now) return "expired";
+  return null;
 }
 
 /** The bearer token of an `Authorization` header, or null. */

@@ -10,8 +10,7 @@ export const LEASE_MS = 60_000;
 export const LEASE_RENEW_MS = 20_000;
 
 /** Whether a level of a call holds a lease: a parallel slot, or money reserved. */
-const leased = (level: { request: Reservation["levels"][number]["request"]; reservedMicros: number }): boolean =>
-  level.request.limits.maxParallel !== null || level.reservedMicros > 0;
+const leased = (level: Reservation["levels"][number]): boolean => level.request.limits.maxParallel !== null || level.reservedMicros > 0;
 
 /** The reservations of this replica's calls in flight that hold a lease somewhere. */
 export class LeaseKeeper {

@@ -207,7 +207,6 @@ function addToWindow(state: LevelState, now: number, requests: number, tokens: n
   }
 }
 
-
 function rateStatus(state: LevelState, request: { limits: ReserveRequest["limits"] }): RateStatus {
   const status: RateStatus = {};
   const { requestsPerMinute: rpm, tokensPerMinute: tpm } = request.limits;
