@@ -4,6 +4,16 @@ import type { ApprovalView as PublicApproval } from "../../src/approvals/service
 import { ADMIN_TOKEN, ALICE_KEY, chat, DANA_TOKEN, EVE_TOKEN, expectError, type Harness, type ListBody, startHarness } from "./harness.js";
 
 let h: Harness;
+
+/** What a stream still has to send, to its end. */
+async function readRest(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<string> {
+  let text = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return text;
+    text += new TextDecoder().decode(value);
+  }
+}
 beforeAll(async () => {
   h = await startHarness();
 });
@@ -61,12 +71,7 @@ describe("emergency stops", () => {
     await reader.read();
     const started = Date.now();
     expect((await h.admin("POST", "/stop", { key_id: "streamer", reason: "halt" })).status).toBe(201);
-    let text = "";
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      text += new TextDecoder().decode(value);
-    }
+    const text = await readRest(reader);
     expect(Date.now() - started).toBeLessThan(2000);
     expect(text).toContain("emergency_stop");
     expect(text).not.toContain("[DONE]");
@@ -89,12 +94,7 @@ describe("emergency stops", () => {
       await reader.read();
       const started = Date.now();
       expect((await end(id)).status).toBe(200);
-      let text = "";
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        text += new TextDecoder().decode(value);
-      }
+      const text = await readRest(reader);
       expect(Date.now() - started).toBeLessThan(2000);
       expect(text).toContain('"code":"invalid_api_key"');
       expect(text).not.toContain("[DONE]");

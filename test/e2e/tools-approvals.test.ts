@@ -520,11 +520,7 @@ describe("approval expiry and long-poll", () => {
     const id = await waitForPending(h, "dev", "wire_transfers_need_approval", known);
     controller.abort();
     await call;
-    let record: Record<string, unknown> | undefined;
-    for (let i = 0; i < 100 && record === undefined; i++) {
-      record = (await auditRecords(h)).find((r) => r.approval_id === id);
-      if (record === undefined) await new Promise((r) => setTimeout(r, 50));
-    }
+    const record = await recordOfApproval(id);
     expect(record).toMatchObject({ status: 499, error_code: "client_closed" });
     // Decided, so the tests after this one do not find it pending.
     expect((await decide(h, id, "deny")).status).toBe(200);
@@ -542,11 +538,7 @@ describe("approval expiry and long-poll", () => {
     const id = await waitForPending(h, "dev", "production_tools_need_approval", known);
     controller.abort();
     await call;
-    let record: Record<string, unknown> | undefined;
-    for (let i = 0; i < 100 && record === undefined; i++) {
-      record = (await auditRecords(h)).find((r) => r.approval_id === id);
-      if (record === undefined) await new Promise((r) => setTimeout(r, 50));
-    }
+    const record = await recordOfApproval(id);
     expect(record).toMatchObject({ status: 499, error_code: "client_closed", stream: true });
     expect((await decide(h, id, "deny")).status).toBe(200);
   });
@@ -578,6 +570,16 @@ describe("approval expiry and long-poll", () => {
     await expectApiError(call, 403, "approval_denied");
   });
 });
+
+/** The record of the call that asked for approval `id`, once written (it ends after its client left). */
+async function recordOfApproval(id: string): Promise<Record<string, unknown> | undefined> {
+  let record: Record<string, unknown> | undefined;
+  for (let i = 0; i < 100 && record === undefined; i++) {
+    record = (await auditRecords(h)).find((r) => r.approval_id === id);
+    if (record === undefined) await new Promise((r) => setTimeout(r, 50));
+  }
+  return record;
+}
 
 async function waitForPending(harness: Harness, keyId: string, rule: string, known: ReadonlySet<string> = new Set()): Promise<string> {
   for (let i = 0; i < 200; i++) {
