@@ -99,6 +99,59 @@ function pathOf(frames: readonly Frame[]): (string | number)[] {
   return frames.map((frame) => (frame.object ? frame.key : frame.index));
 }
 
+/** An object's or array's kind at each depth of `countKeys`' pass, reused (grown for a deeper limit). */
+let kinds = new Uint8Array(128);
+const OBJECT = 1;
+
+/**
+ * How deep a JSON text nests and how many members its objects have, without allocating: the first
+ * pass over every call's body. Only a body that nests too deep or holds fewer members once parsed
+ * (an object repeated a key) is scanned again by `scanJson` for the path to name.
+ */
+function countKeys(text: string, limit: number): { depth: number; keys: number } {
+  if (kinds.length < limit + 2) kinds = new Uint8Array(limit + 2);
+  let depth = 0;
+  let deepest = 0;
+  let keys = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34) {
+      if (expectKey) {
+        keys++;
+        expectKey = false;
+      }
+      i = stringEnd(text, i) - 1;
+    } else if (c === 123 || c === 91) {
+      depth++;
+      if (depth > deepest) {
+        deepest = depth;
+        if (depth > limit) break;
+      }
+      kinds[depth] = c === 123 ? OBJECT : 0;
+      expectKey = c === 123;
+    } else if (c === 125 || c === 93) {
+      if (depth > 0) depth--;
+      expectKey = false;
+    } else if (c === 44) {
+      expectKey = depth > 0 && kinds[depth] === OBJECT;
+    }
+  }
+  return { depth: deepest, keys };
+}
+
+/** Members of every object in a parsed value (its depth was checked first). */
+function membersOf(value: unknown): number {
+  if (typeof value !== "object" || value === null) return 0;
+  let count = 0;
+  if (Array.isArray(value)) {
+    for (const item of value) count += membersOf(item);
+    return count;
+  }
+  for (const key in value) count += 1 + membersOf((value as Record<string, unknown>)[key]);
+  return count;
+}
+
 /** Decodes and parses a request body: invalid UTF-8 or JSON is `invalid_json`, too deep is `invalid_body`. */
 export function parseJsonBody(bytes: Buffer, maxDepth: number): unknown {
   // The decoder would drop a BOM silently, but the body goes upstream (and into an approval's hash)
@@ -112,9 +165,9 @@ export function parseJsonBody(bytes: Buffer, maxDepth: number): unknown {
   } catch {
     throw new GatewayError(400, "invalid_json", "the request body is not valid UTF-8");
   }
-  const scan = scanJson(text, maxDepth);
-  if (scan.depth > maxDepth) {
-    const param = clipped(formatFieldPath(scan.tooDeep ?? []));
+  const counted = countKeys(text, maxDepth);
+  if (counted.depth > maxDepth) {
+    const param = clipped(formatFieldPath(scanJson(text, maxDepth).tooDeep ?? []));
     throw new GatewayError(400, "invalid_body", `the request body is nested deeper than ${maxDepth} levels (at \`${param}\`)`, { param });
   }
   let body: unknown;
@@ -124,8 +177,10 @@ export function parseJsonBody(bytes: Buffer, maxDepth: number): unknown {
     const detail = error instanceof SyntaxError ? `: ${error.message}` : "";
     throw new GatewayError(400, "invalid_json", `the request body is not valid JSON${detail}`);
   }
-  if (scan.duplicate !== null) {
-    const param = formatFieldPath(scan.duplicate);
+  // JSON.parse keeps one member of a repeated key: fewer members than the text has keys.
+  const duplicate = membersOf(body) === counted.keys ? null : scanJson(text, maxDepth).duplicate;
+  if (duplicate !== null) {
+    const param = formatFieldPath(duplicate);
     throw new GatewayError(400, "invalid_body", `\`${clipped(param)}\` appears twice in one object: send each member once`, { param: clipped(param) });
   }
   return body;

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
 import type { Principal } from "../auth/keys.js";
 import { bearerToken } from "../auth/keys.js";
 import type { Config, ModelConfig } from "../config/schema.js";
@@ -15,7 +16,7 @@ import { evaluatePolicy, mergeDecisions } from "../policy/evaluate.js";
 import type { CallAction, Decision } from "../policy/types.js";
 import { costMicros, isPriced, type ModelPrices, microsToUsd, usageFromOpenAI } from "../pricing/index.js";
 import { countTextTokens } from "../tokens/index.js";
-import { forward, readUpstream, upstreamError, upstreamUrl } from "../upstream/forward.js";
+import { forward, forwardWhole, readUpstream, type UpstreamResponse, upstreamError, upstreamUrl, type WholeResponse } from "../upstream/forward.js";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/headers.js";
 import { secretScrubber } from "../upstream/scrub.js";
 import { canonicalJson, sha256Hex } from "../util/canonical-json.js";
@@ -343,43 +344,43 @@ export async function handleCall(
     // An untouched body goes upstream as the very bytes the client sent.
     const payload = edited === null ? bytes : ownBuffer(spliceEdited(bytes.toString("utf8"), request.body, edited));
     const sentAt = services.clock();
-    const response = await forward(
-      upstream,
-      upstreamUrl(upstream, path, ""),
-      "POST",
-      upstreamRequestHeaders(incoming.headers, upstream.apiKey, payload.length, config.sessions.header),
-      payload,
-      cancel,
-    ).catch((error: unknown) => {
-      if (cancel.aborted) throw cancel.reason;
-      throw error;
-    });
-    draft.upstreamMs = services.clock() - sentAt;
+    const location = upstreamUrl(upstream, path, "");
+    const upstreamHeaders = upstreamRequestHeaders(incoming.headers, upstream.apiKey, payload.length, config.sessions.header);
+    const rethrowCancel = (error: unknown): never => {
+      throw cancel.aborted ? cancel.reason : error;
+    };
+    // A non-streamed answer is read whole without a Node stream (see forwardWhole).
+    const response: UpstreamResponse | WholeResponse = draft.stream
+      ? await forward(upstream, location, "POST", upstreamHeaders, payload, cancel).catch(rethrowCancel)
+      : await forwardWhole(upstream, location, "POST", upstreamHeaders, payload, cancel, services.clock).catch(rethrowCancel);
+    draft.upstreamMs = ("answeredAt" in response ? response.answeredAt : services.clock()) - sentAt;
     // What an upstream may echo that no client, record or log should hold: its own key, the admin
     // token, the caller's key (in an error about a body that carried it).
     const scrub = secretScrubber([upstream.apiKey, config.admin.token, state.callerKey ?? ""]);
     const encoding = response.headers["content-encoding"];
     if (encoding !== undefined && encoding !== "identity") {
-      response.body.once("error", () => undefined).destroy();
+      if (!Buffer.isBuffer(response.body)) response.body.once("error", () => undefined).destroy();
       throw new GatewayError(502, "upstream_error", `the upstream answered with \`content-encoding: ${clipped(String(encoding))}\`, which the gateway asked it not to use: an answer it cannot read is not relayed`);
     }
     // A stream the client asked for is read as one whatever its label: the client's SDK reads it so.
     const isSse = String(response.headers["content-type"] ?? "").includes("text/event-stream") || draft.stream;
 
     if (response.status >= 400 || !isSse) {
-      const raw = await readUpstream(response.body);
+      const raw = Buffer.isBuffer(response.body) ? response.body : await readUpstream(response.body);
       await relayJson(services, state, facts, action, response.status, response.headers, raw, headers, res, principal, bodyHash, modelName, scrub, (id) =>
         waitIfAsked(services, incoming, id, cancel),
       );
       return;
     }
+    // An event stream the client did not ask for, already read whole: relayed as the stream it is.
+    const answerBody = Buffer.isBuffer(response.body) ? Readable.from([response.body]) : response.body;
 
     state.status = response.status;
     request.release();
     const streamHeaders = clientResponseHeaders(response.headers, "cache-control", scrub);
     streamHeaders.push(...headers, "cache-control", "no-cache");
     const outcome = await relayStream(
-      response.body,
+      answerBody,
       res,
       { status: response.status, headers: streamHeaders },
       {
