@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
+import { LabelledHistogram, PendingCounts } from "./metric-series.js";
 
 export interface Metrics {
   registry: Registry;
@@ -17,18 +18,42 @@ export interface Metrics {
  */
 export function createMetrics(pendingApprovals: () => Promise<number>): Metrics {
   const registry = new Registry();
-  const requests = new Counter({
+  // The per-call series are counted as plain numbers and handed to prom-client when scraped.
+  const requestCounts = new PendingCounts<"route" | "status" | "effect" | "rule">();
+  const tokenCounts = new PendingCounts<"model" | "team" | "direction">();
+  const costCounts = new PendingCounts<"model" | "team">();
+  new Counter({
     name: "spark_requests_total",
     help: "Requests by route, status, decision effect and deciding rule",
     labelNames: ["route", "status", "effect", "rule"],
     registers: [registry],
+    collect() {
+      requestCounts.flushInto(this);
+    },
   });
-  const durations = (name: string, help: string): Histogram<"route"> =>
-    new Histogram({ name, help, labelNames: ["route"], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120], registers: [registry] });
-  const latency = durations("spark_request_duration_seconds", "Total request latency");
-  const upstreamLatency = durations("spark_upstream_duration_seconds", "Time to the upstream's response headers");
-  const tokens = new Counter({ name: "spark_tokens_total", help: "Tokens by model, team and direction", labelNames: ["model", "team", "direction"], registers: [registry] });
-  const cost = new Counter({ name: "spark_cost_usd_total", help: "Cost in USD by model and team", labelNames: ["model", "team"], registers: [registry] });
+  const buckets = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120];
+  const latency = new LabelledHistogram("spark_request_duration_seconds", "Total request latency", "route", buckets);
+  const upstreamLatency = new LabelledHistogram("spark_upstream_duration_seconds", "Time to the upstream's response headers", "route", buckets);
+  registry.registerMetric(latency.asMetric());
+  registry.registerMetric(upstreamLatency.asMetric());
+  new Counter({
+    name: "spark_tokens_total",
+    help: "Tokens by model, team and direction",
+    labelNames: ["model", "team", "direction"],
+    registers: [registry],
+    collect() {
+      tokenCounts.flushInto(this);
+    },
+  });
+  new Counter({
+    name: "spark_cost_usd_total",
+    help: "Cost in USD by model and team",
+    labelNames: ["model", "team"],
+    registers: [registry],
+    collect() {
+      costCounts.flushInto(this);
+    },
+  });
   const limitHits = new Counter({ name: "spark_limit_hits_total", help: "Calls refused by a limit, by error code", labelNames: ["code"], registers: [registry] });
   const storeErrors = new Counter({ name: "spark_store_errors_total", help: "State store failures", registers: [registry] });
   const failedOpen = new Counter({
@@ -50,38 +75,18 @@ export function createMetrics(pendingApprovals: () => Promise<number>): Metrics 
   const auditDropped = new Counter({ name: "spark_audit_dropped_total", help: "Audit records dropped: every one past max_queue with on_full: drop; with reject, only refusals past its overflow", registers: [registry] });
   let droppedSoFar = 0;
   const openStreams = new Gauge({ name: "spark_open_calls", help: "Governed calls in flight", registers: [registry] });
-  // Each label set's series, found by one string key: prom-client would sort and join the labels on every call.
-  const requestSeries = new Map<string, Counter.Internal>();
-  const latencySeries = new Map<string, { total: Histogram.Internal<"route">; upstream: Histogram.Internal<"route"> }>();
-  const usageSeries = new Map<string, { input: Counter.Internal; output: Counter.Internal; cost: Counter.Internal }>();
   return {
     registry,
     request(route, status, effect, rule, seconds, upstreamSeconds) {
-      const key = `${route}\0${status}\0${effect}\0${rule}`;
-      let counter = requestSeries.get(key);
-      if (counter === undefined) {
-        counter = requests.labels(route, String(status), effect, rule);
-        requestSeries.set(key, counter);
-      }
-      counter.inc();
-      let durations = latencySeries.get(route);
-      if (durations === undefined) {
-        durations = { total: latency.labels(route), upstream: upstreamLatency.labels(route) };
-        latencySeries.set(route, durations);
-      }
-      durations.total.observe(seconds);
-      if (upstreamSeconds !== null) durations.upstream.observe(upstreamSeconds);
+      requestCounts.add(`${route}\0${status}\0${effect}\0${rule}`, 1, () => ({ route, status: String(status), effect, rule }));
+      latency.observe(route, seconds);
+      if (upstreamSeconds !== null) upstreamLatency.observe(route, upstreamSeconds);
     },
     usage(model, team, inputTokens, outputTokens, costUsd) {
       const key = `${model}\0${team}`;
-      let series = usageSeries.get(key);
-      if (series === undefined) {
-        series = { input: tokens.labels(model, team, "input"), output: tokens.labels(model, team, "output"), cost: cost.labels(model, team) };
-        usageSeries.set(key, series);
-      }
-      if (inputTokens > 0) series.input.inc(inputTokens);
-      if (outputTokens > 0) series.output.inc(outputTokens);
-      if (costUsd > 0) series.cost.inc(costUsd);
+      if (inputTokens > 0) tokenCounts.add(`${key}\0input`, inputTokens, () => ({ model, team, direction: "input" }));
+      if (outputTokens > 0) tokenCounts.add(`${key}\0output`, outputTokens, () => ({ model, team, direction: "output" }));
+      if (costUsd > 0) costCounts.add(key, costUsd, () => ({ model, team }));
     },
     limitHit(code) {
       limitHits.inc({ code });
