@@ -84,14 +84,38 @@ export class KeyIndex {
     return this.entriesById.get(keyId)?.some((entry) => refusal(entry, now) === null) ?? false;
   }
 
-  lookup(clear: string | null, now: number): KeyLookup {
+  /**
+   * The key a secret opens. With `connection` (the client's socket), the entry a secret found is
+   * remembered for that connection: a keep-alive client sends the same secret on every call, and
+   * hashing it was a few µs of each. A later call on the same connection (a proxy's may carry other
+   * clients) is compared with it in constant time; a secret it does not repeat is looked up by its
+   * hash as always.
+   */
+  lookup(clear: string | null, now: number, connection?: object): KeyLookup {
     if (clear === null || clear === "") return { ok: false, reason: "missing" };
-    const hash = hashKey(clear);
-    const entry = this.byHash.get(hash);
-    if (entry === undefined || !timingSafeEqual(entry.hash, hashBytes(hash))) return { ok: false, reason: "unknown" };
+    const known = connection === undefined ? undefined : this.byConnection.get(connection);
+    const entry = known !== undefined && sameSecret(known.clear, clear) ? known.entry : this.find(clear);
+    if (entry === undefined) return { ok: false, reason: "unknown" };
+    if (connection !== undefined && known?.entry !== entry) this.byConnection.set(connection, { clear, entry });
     const refused = refusal(entry, now);
     return refused === null ? { ok: true, principal: entry.principal } : { ok: false, reason: refused };
   }
+
+  /** The last secret each connection opened a key with, for this index only (a new index starts empty). */
+  private readonly byConnection = new WeakMap<object, { clear: string; entry: KeyEntry }>();
+
+  private find(clear: string): KeyEntry | undefined {
+    const hash = hashKey(clear);
+    const entry = this.byHash.get(hash);
+    return entry !== undefined && timingSafeEqual(entry.hash, hashBytes(hash)) ? entry : undefined;
+  }
+}
+
+/** Whether two secrets are equal, in time that depends on their lengths only (no early exit). */
+function sameSecret(a: string, b: string): boolean {
+  let difference = a.length ^ b.length;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i % Math.max(1, b.length));
+  return difference === 0;
 }
 
 /** Why a known secret no longer opens its key, or null. */

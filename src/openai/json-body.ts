@@ -1,6 +1,7 @@
 import { clipped, GatewayError } from "../http/errors.js";
 import { formatFieldPath } from "../util/field-path.js";
 import { stringEnd } from "./json-text.js";
+import { rememberRawJson } from "../util/raw-json.js";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -108,18 +109,23 @@ const OBJECT = 1;
  * pass over every call's body. Only a body that nests too deep or holds fewer members once parsed
  * (an object repeated a key) is scanned again by `scanJson` for the path to name.
  */
-function countKeys(text: string, limit: number): { depth: number; keys: number } {
+function countKeys(text: string, limit: number): { depth: number; keys: number; toolsStart: number; toolsEnd: number } {
   if (kinds.length < limit + 2) kinds = new Uint8Array(limit + 2);
   let depth = 0;
   let deepest = 0;
   let keys = 0;
   let expectKey = false;
+  // The span of the top-level `tools` member's value, when it is an array or object.
+  let toolsNext = false;
+  let toolsStart = -1;
+  let toolsEnd = -1;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 34) {
       if (expectKey) {
         keys++;
         expectKey = false;
+        toolsNext = depth === 1 && toolsStart === -1 && text.startsWith(TOOLS_KEY, i);
       }
       i = stringEnd(text, i) - 1;
     } else if (c === 123 || c === 91) {
@@ -130,15 +136,21 @@ function countKeys(text: string, limit: number): { depth: number; keys: number }
       }
       kinds[depth] = c === 123 ? OBJECT : 0;
       expectKey = c === 123;
+      if (toolsNext && depth === 2) toolsStart = i;
+      toolsNext = false;
     } else if (c === 125 || c === 93) {
+      if (depth === 2 && toolsStart !== -1 && toolsEnd === -1) toolsEnd = i + 1;
       if (depth > 0) depth--;
       expectKey = false;
     } else if (c === 44) {
       expectKey = depth > 0 && kinds[depth] === OBJECT;
+      if (depth === 1) toolsNext = false;
     }
   }
-  return { depth: deepest, keys };
+  return { depth: deepest, keys, toolsStart, toolsEnd };
 }
+
+const TOOLS_KEY = '"tools"';
 
 /** Members of every object in a parsed value (its depth was checked first). */
 function membersOf(value: unknown): number {
@@ -182,6 +194,10 @@ export function parseJsonBody(bytes: Buffer, maxDepth: number): unknown {
   if (duplicate !== null) {
     const param = formatFieldPath(duplicate);
     throw new GatewayError(400, "invalid_body", `\`${clipped(param)}\` appears twice in one object: send each member once`, { param: clipped(param) });
+  }
+  if (counted.toolsEnd !== -1) {
+    const tools = (body as { tools?: unknown }).tools;
+    if (typeof tools === "object" && tools !== null) rememberRawJson(tools, text.slice(counted.toolsStart, counted.toolsEnd));
   }
   return body;
 }

@@ -56,7 +56,7 @@ export function authenticate(services: Services, incoming: IncomingMessage, now:
 function identify(services: Services, incoming: IncomingMessage, now: number, draft?: AuditDraft): Principal {
   // Node keeps the first of two Authorization headers, a proxy before it may keep the last: one identity only.
   if (authorizationCount(incoming.rawHeaders) > 1) throw new GatewayError(401, "invalid_api_key", "more than one Authorization header was sent; send one");
-  const lookup = services.shared.keys.lookup(bearerToken(incoming.headers.authorization), now);
+  const lookup = services.shared.keys.lookup(bearerToken(incoming.headers.authorization), now, incoming.socket);
   if (!lookup.ok) {
     const why = lookup.reason === "missing" ? missingKey(incoming) : lookup.reason === "unknown" ? "the API key is not valid" : `the API key is ${lookup.reason}`;
     throw new GatewayError(401, "invalid_api_key", `${why}; use a virtual key issued by the gateway`);

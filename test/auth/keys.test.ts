@@ -71,6 +71,26 @@ describe("virtual keys", () => {
     expect(index.lookup("sk-older", now + 61_000).ok).toBe(true);
   });
 
+  it("remembers a connection's secret without letting it open anything else or outlive the key's state", () => {
+    const config = (disabled: boolean, expires_at: string | null = null) => [
+      { id: "a", key_hash: hashKey("sk-a-secret"), subject, expires_at, disabled, limits: {} },
+      { id: "b", key_hash: hashKey("sk-b-secret"), subject, expires_at: null, disabled: false, limits: {} },
+    ];
+    const index = new KeyIndex(config(false, new Date(now + 1000).toISOString()), [], now);
+    const connection = {};
+    expect(index.lookup("sk-a-secret", now, connection)).toMatchObject({ ok: true, principal: { keyId: "a" } });
+    // Another secret on the same connection (a proxy's) is looked up for itself, never given the remembered key.
+    expect(index.lookup("sk-a-secreT", now, connection)).toEqual({ ok: false, reason: "unknown" });
+    expect(index.lookup("sk-a-secre", now, connection)).toEqual({ ok: false, reason: "unknown" });
+    expect(index.lookup("sk-b-secret", now, connection)).toMatchObject({ ok: true, principal: { keyId: "b" } });
+    expect(index.lookup("sk-a-secret", now, connection)).toMatchObject({ ok: true, principal: { keyId: "a" } });
+    // The remembered entry is still judged at each call's time.
+    expect(index.lookup("sk-a-secret", now + 1000, connection)).toEqual({ ok: false, reason: "expired" });
+    // A new index (a key disabled, say) remembers nothing of the old one's connections.
+    const changed = new KeyIndex(config(true), [], now);
+    expect(changed.lookup("sk-a-secret", now, connection)).toEqual({ ok: false, reason: "disabled" });
+  });
+
   it("reads bearer tokens strictly", () => {
     expect(bearerToken("Bearer abc")).toBe("abc");
     expect(bearerToken("bearer   abc  ")).toBe("abc");
