@@ -53,10 +53,10 @@ export function authenticate(services: Services, incoming: IncomingMessage, now:
 }
 
 /** The key's principal, or 401; recorded in the draft. */
-function identify(services: Services, incoming: IncomingMessage, now: number, draft?: AuditDraft): Principal {
+function identify(services: Services, incoming: IncomingMessage, now: number, draft?: AuditDraft, token = bearerToken(incoming.headers.authorization)): Principal {
   // Node keeps the first of two Authorization headers, a proxy before it may keep the last: one identity only.
   if (authorizationCount(incoming.rawHeaders) > 1) throw new GatewayError(401, "invalid_api_key", "more than one Authorization header was sent; send one");
-  const lookup = services.shared.keys.lookup(bearerToken(incoming.headers.authorization), now, incoming.socket);
+  const lookup = services.shared.keys.lookup(token, now, incoming.socket);
   if (!lookup.ok) {
     const why = lookup.reason === "missing" ? missingKey(incoming) : lookup.reason === "unknown" ? "the API key is not valid" : `the API key is ${lookup.reason}`;
     throw new GatewayError(401, "invalid_api_key", `${why}; use a virtual key issued by the gateway`);
@@ -191,7 +191,7 @@ export async function handleCall(
     }
     const runtime = services.current();
     const config = runtime.config;
-    const principal = identify(services, incoming, services.clock(), draft);
+    const principal = identify(services, incoming, services.clock(), draft, state.callerKey);
     // Tracked from here on, so an emergency stop also ends a call waiting for an approval.
     unregister = services.streams.register(principal.keyId, principal.subject.user, principal.subject.team, cancel);
 

@@ -13,6 +13,23 @@ export const REDACTED_SECRET = "[REDACTED_SECRET]";
  * backslash is searched for every escaped spelling too.
  */
 export function secretScrubber(secrets: readonly string[]): (text: string) => string {
+  // Every call builds one from the same few secrets (the upstream's key, the admin token, its caller's key).
+  let key = "";
+  // Each secret's length before it: no two lists of secrets share a key.
+  for (const secret of secrets) key += `${secret.length}:${secret}`;
+  let scrub = scrubbers.get(key);
+  if (scrub === undefined) {
+    scrub = buildScrubber(secrets);
+    if (scrubbers.size >= MAX_SCRUBBERS) scrubbers.clear();
+    scrubbers.set(key, scrub);
+  }
+  return scrub;
+}
+
+const scrubbers = new Map<string, (text: string) => string>();
+const MAX_SCRUBBERS = 4096;
+
+function buildScrubber(secrets: readonly string[]): (text: string) => string {
   const searched = [...new Set(secrets.filter((secret) => secret.length >= MIN_SECRET_CHARS))];
   if (searched.length === 0) return (text) => text;
   return (text) => {

@@ -25,3 +25,14 @@ describe("secretScrubber", () => {
     expect(scrub('"\\u0073k\\/down"')).toBe('"\\u0073k\\/down"');
   });
 });
+
+describe("secretScrubber's reuse", () => {
+  it("gives one list of secrets the same scrubber, and lists that join to the same text their own", () => {
+    expect(secretScrubber(["sk-upstream-1", "admin-token-1"])).toBe(secretScrubber(["sk-upstream-1", "admin-token-1"]));
+    const split = secretScrubber(["sk-abcdefgh", "ijklmnop-x"]);
+    const whole = secretScrubber(["sk-abcdefghijklmnop-x"]);
+    expect(split).not.toBe(whole);
+    expect(split("say sk-abcdefgh")).toBe("say [REDACTED_SECRET]");
+    expect(whole("say sk-abcdefgh")).toBe("say sk-abcdefgh");
+  });
+});
