@@ -445,7 +445,8 @@ export async function handleCall(
     if (!state.accounted) lateEstimate(state);
     if (state.redeemedApproval !== null && !state.delivered && outlivedByRetry(state.status)) await giveBackApproval(services, state.redeemedApproval);
     unregister?.();
-    await finishSettle(services, state);
+    // Settled already wherever an answer was relayed: an await of nothing still costs a turn of the queue.
+    if (state.reservation !== null && !state.reservation.settled) await finishSettle(services, state);
     services.finish(draft, state.status, state.error);
     if (releaseEnd !== null) await services.audit.storedWithin(DURABLE_WAIT_MS).finally(releaseEnd);
   }
@@ -772,7 +773,8 @@ async function relayJson(
   const summary = summarizeAnswer(parsed);
   state.draft.toolCalls = summary.toolCalls.map((c) => c.name);
   account(state, model, summary.usage, summary.text, summary.toolCalls);
-  const capped = await withinToolCap(services, state, summary.toolCalls.length);
+  // Most answers call no tool, or have no session cap to take them from: nothing to wait for.
+  const capped = summary.toolCalls.length === 0 || state.toolCap === null ? null : await withinToolCap(services, state, summary.toolCalls.length);
   if (capped !== null) throw capped;
   if (!runtime.policy.governs("tool.call")) recordUngoverned(state.draft, summary.toolCalls);
   else if (summary.toolCalls.length > 0) {
