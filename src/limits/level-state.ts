@@ -193,7 +193,8 @@ function rollCalendar(state: LevelState, now: number): void {
 
 function pruneWindow(state: LevelState, now: number): void {
   const oldest = Math.floor(now / 1000) - 59;
-  state.window = state.window.filter(([second]) => second >= oldest);
+  // Most calls find nothing to drop (a second's entry ends once a second): no new array for them.
+  if (state.window.some(([second]) => second < oldest)) state.window = state.window.filter(([second]) => second >= oldest);
 }
 
 function addToWindow(state: LevelState, now: number, requests: number, tokens: number): void {
