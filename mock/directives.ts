@@ -22,6 +22,7 @@ export interface Directives {
   slowHeadersMs: number | undefined;
   stallAfter: number | undefined;
   resetAfter: number | undefined;
+  truncateAfter: number | undefined;
   errorAfter: number | undefined;
   malformedSse: boolean;
   noUsage: boolean;
@@ -45,6 +46,7 @@ export function emptyDirectives(): Directives {
     slowHeadersMs: undefined,
     stallAfter: undefined,
     resetAfter: undefined,
+    truncateAfter: undefined,
     errorAfter: undefined,
     malformedSse: false,
     noUsage: false,
@@ -66,6 +68,7 @@ const NUMERIC = {
   slow_headers: "slowHeadersMs",
   stall_after: "stallAfter",
   reset_after: "resetAfter",
+  truncate_after: "truncateAfter",
   error_after: "errorAfter",
   cached: "cachedTokens",
 } as const satisfies Record<string, keyof Directives>;

@@ -169,6 +169,9 @@ function dispatch(
     } else if (!info.stream && d.stallAfter !== undefined) {
       // Never answer: lets tests exercise the gateway's upstream timeout.
     } else {
+      if (!info.stream && d.truncateAfter !== undefined) truncateAnswer(res, d.truncateAfter, () => {
+        rec.reset = true;
+      });
       route.handle(
         {
           res,
@@ -193,4 +196,16 @@ function answerGet(rec: RecordedRequest, res: ServerResponse, requestId: string)
     getModel(res, decodeURIComponent(rec.path.slice("/v1/models/".length)));
   } else if (rec.method === "GET" && rec.path === "/v1/files") listFiles(res);
   else sendError(res, 404, { message: `Invalid URL (${rec.method} ${rec.path})`, code: null, requestId });
+}
+
+/** A non-streamed answer's head and its first `bytes` bytes, then the socket destroyed: an answer cut off mid-body. */
+function truncateAnswer(res: ServerResponse, bytes: number, markReset: () => void): void {
+  res.end = ((chunk?: unknown) => {
+    const whole = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.alloc(0);
+    res.write(whole.subarray(0, bytes), () => {
+      markReset();
+      res.socket?.destroy();
+    });
+    return res;
+  }) as ServerResponse["end"];
 }

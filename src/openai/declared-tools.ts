@@ -101,7 +101,9 @@ function visitList(owner: Record<string, unknown>, field: string, path: Path, di
     for (const name of names) keep = visit(name, [...path, i]) && keep;
     if (keep) kept.push(tool);
   });
-  if (kept.length === list.length) return changed;
+  if (kept.length === list.length && !changed) return false;
+  // A new list wherever anything in it changed (a namespace's own list included): what was worked
+  // out from the list as sent (its token count, by its text) must not stand for the edited one.
   owner[field] = kept;
   return true;
 }

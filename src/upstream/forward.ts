@@ -1,4 +1,4 @@
-import type { EventEmitter } from "node:events";
+import { EventEmitter } from "node:events";
 import type { IncomingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import { Agent, errors as undiciErrors, type Dispatcher } from "undici";
@@ -80,7 +80,7 @@ export async function forward(
   signal: Dispatcher.RequestOptions["signal"],
 ): Promise<UpstreamResponse> {
   try {
-    const response = await target.dispatcher.request({
+    const pending = target.dispatcher.request({
       origin: url.origin,
       path: url.path,
       method: method as Dispatcher.HttpMethod,
@@ -88,18 +88,61 @@ export async function forward(
       body,
       signal,
     });
+    const response = await untilCancelled(pending, signal);
     return { status: response.statusCode, headers: response.headers, body: response.body };
   } catch (error) {
     throw upstreamError(error);
   }
 }
 
+type AnySignal = NonNullable<Dispatcher.RequestOptions["signal"]>;
+
+function onAbort(signal: AnySignal, listener: () => void): () => void {
+  if (signal instanceof EventEmitter) {
+    signal.once("abort", listener);
+    return () => signal.off("abort", listener);
+  }
+  // Undici's own typing of an AbortSignal is an empty interface.
+  const target = signal as unknown as AbortSignal;
+  target.addEventListener("abort", listener, { once: true });
+  return () => target.removeEventListener("abort", listener);
+}
+
+function reasonOf(signal: AnySignal): Error {
+  return abortReason((signal as { reason?: unknown }).reason);
+}
+
+/**
+ * Undici takes a cancel only once the request has a connection: a call stopped while the upstream
+ * is still being connected to would wait out the connect timeout. The call ends at once instead;
+ * undici drops the request when it gets its connection (an answer that still comes is let go).
+ */
+function untilCancelled(pending: Promise<Dispatcher.ResponseData>, signal: Dispatcher.RequestOptions["signal"]): Promise<Dispatcher.ResponseData> {
+  if (signal === null || signal === undefined) return pending;
+  return new Promise((resolve, reject) => {
+    let cancelled = false;
+    const stop = onAbort(signal, () => {
+      cancelled = true;
+      reject(reasonOf(signal));
+    });
+    pending.then(
+      (response) => {
+        stop();
+        if (cancelled) response.body.once("error", () => undefined).destroy();
+        else resolve(response);
+      },
+      (error: unknown) => {
+        stop();
+        reject(error);
+      },
+    );
+  });
+}
+
 export interface WholeResponse {
   status: number;
   headers: IncomingHttpHeaders;
   body: Buffer;
-  /** When the answer's head arrived (by `clock`). */
-  answeredAt: number;
 }
 
 /** A call's cancellation as undici's `signal` takes it: an emitter with `aborted`, `reason` and an `abort` event. */
@@ -111,7 +154,8 @@ export interface CancelSignal extends EventEmitter {
 /**
  * A request whose answer is read whole, collected as it arrives. A non-streamed call reads its
  * answer whole anyway, and `request`'s body stream, with its async resource, promise and listeners,
- * cost more per call than the governance of many rules.
+ * cost more per call than the governance of many rules. `onHead` is called when the answer's head
+ * arrives (an informational one aside), whether or not its body then does.
  */
 export function forwardWhole(
   target: UpstreamTarget,
@@ -120,10 +164,10 @@ export function forwardWhole(
   headers: Record<string, string>,
   body: Buffer,
   signal: CancelSignal,
-  clock: () => number,
+  onHead: () => void,
 ): Promise<WholeResponse> {
   return new Promise((resolve, reject) => {
-    const handler = new WholeAnswer(signal, clock, resolve, reject);
+    const handler = new WholeAnswer(signal, onHead, resolve, reject);
     target.dispatcher.dispatch({ origin: url.origin, path: url.path, method: method as Dispatcher.HttpMethod, headers, body }, handler);
   });
 }
@@ -131,24 +175,29 @@ export function forwardWhole(
 class WholeAnswer implements Dispatcher.DispatchHandler {
   private status = 0;
   private headers: IncomingHttpHeaders = {};
-  private answeredAt = 0;
   private readonly chunks: Buffer[] = [];
   private controller: Dispatcher.DispatchController | null = null;
+  private settled = false;
   private readonly onAbort = (): void => {
-    this.controller?.abort(abortReason(this.signal.reason));
+    const reason = abortReason(this.signal.reason);
+    // Without a connection yet undici cannot drop the request: the call ends now, the request once connected.
+    if (this.controller === null) this.fail(reason);
+    else this.controller.abort(reason);
   };
 
   constructor(
     private readonly signal: CancelSignal,
-    private readonly clock: () => number,
+    private readonly onHead: () => void,
     private readonly resolve: (response: WholeResponse) => void,
     private readonly reject: (error: unknown) => void,
-  ) {}
+  ) {
+    if (signal.aborted) this.fail(abortReason(signal.reason));
+    else signal.once("abort", this.onAbort);
+  }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (this.signal.aborted) controller.abort(abortReason(this.signal.reason));
-    else this.signal.once("abort", this.onAbort);
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
@@ -156,7 +205,7 @@ class WholeAnswer implements Dispatcher.DispatchHandler {
     if (status < 200) return;
     this.status = status;
     this.headers = headers;
-    this.answeredAt = this.clock();
+    this.onHead();
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -164,14 +213,22 @@ class WholeAnswer implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    if (this.settled) return;
+    this.settled = true;
     this.signal.off("abort", this.onAbort);
     const { chunks } = this;
-    this.resolve({ status: this.status, headers: this.headers, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks), answeredAt: this.answeredAt });
+    this.resolve({ status: this.status, headers: this.headers, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks) });
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.fail(upstreamError(error, this.status !== 0));
+  }
+
+  private fail(error: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
     this.signal.off("abort", this.onAbort);
-    this.reject(upstreamError(error, this.status !== 0));
+    this.reject(error);
   }
 }
 

@@ -84,8 +84,11 @@ describe("visitDeclaredTools", () => {
 
   it("keeps a namespace with tools left, and marks `tools` changed", () => {
     const body = responses();
+    const sent = body.tools;
     expect(visitDeclaredTools("responses", body, (name) => name !== "notes")).toEqual(["tools"]);
     expect((body.tools[1] as { tools: unknown[] }).tools).toEqual([{ type: "function", name: "shell_command" }]);
+    // The edited list is a new one, as when a tool of the list itself goes: nothing keyed by the list as sent stands for it.
+    expect(body.tools).not.toBe(sent);
   });
 
   it("refuses a function tool without a name, naming where it is", () => {

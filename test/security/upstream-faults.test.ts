@@ -116,6 +116,16 @@ describe("upstream faults", () => {
     await settledAndAudited(reset, 502, "upstream_error");
   });
 
+  it("a non-streamed answer cut off after its head -> 502, recorded as a call that reached the upstream", async () => {
+    const cut = await solo("tokens:40 truncate_after:20");
+    expect(cut.status).toBe(502);
+    expect(cut.text).toContain("the upstream's answer was cut off");
+    await settledAndAudited(cut, 502, "upstream_error");
+    const record = (await g.records()).find((r) => r.id === cut.id);
+    // Its head arrived: the time to it is recorded (spend rows and upstream metrics count such calls).
+    expect(typeof record?.upstream_ms).toBe("number");
+  });
+
   it("a stream stalled beyond timeout_seconds ends with an SSE error event upstream_timeout", async () => {
     const out = await solo("tokens:10 chunks:10 stall_after:3", { stream: true });
     expect(out.status).toBe(200);

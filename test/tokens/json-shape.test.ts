@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { visitDeclaredTools } from "../../src/openai/declared-tools.js";
 import { parseJsonBody } from "../../src/openai/json-body.js";
 import { measureJson } from "../../src/tokens/json-shape.js";
 import { rawJsonOf } from "../../src/util/raw-json.js";
@@ -49,5 +50,14 @@ describe("measureJson by the text the tools were parsed from", () => {
     // A `tools` that is not a list or object, or a key spelled with an escape, has no text either.
     expect(rawJsonOf(parsed('{"tools":"x","a":[1]}').a)).toBeUndefined();
     expect(rawJsonOf(parsed('{"tool\\u0073":[1]}').tools)).toBeUndefined();
+  });
+
+  it("counts a list whose namespace lost a stripped tool as it now is, not as it was sent", () => {
+    const namespace = { type: "namespace", name: "ns", tools: [{ type: "function", name: "keep_me" }, { type: "function", name: "strip_me", description: "a long description ".repeat(20) }] };
+    const body = parsed(JSON.stringify({ model: "m", input: "hi", tools: [namespace, { type: "function", name: "other" }] }));
+    visitDeclaredTools("responses", body, (name) => name !== "strip_me");
+    const { measure } = countingMeasure();
+    expect(measureJson(body.tools, measure)).toBe(JSON.stringify(body.tools).length);
+    expect(JSON.stringify(body.tools)).not.toContain("strip_me");
   });
 });
