@@ -23,10 +23,12 @@ export interface Pattern {
   accept: (match: RegExpExecArray) => number;
   /**
    * What every match contains: a text without it is skipped before the regex runs, whose
-   * lookbehind at the start otherwise tries every position. `digit` is any ASCII digit; a regex
-   * (without lookbehind, so the engine can scan for it) is what every match must contain.
+   * lookbehind at the start otherwise tries every position. A regex (without lookbehind, so the
+   * engine can scan for it) is what every match must contain.
    */
   needs?: string | RegExp;
+  /** The fewest ASCII digits a match holds: a text with fewer is skipped the same way. */
+  minDigits?: number;
 }
 
 const whole = (match: RegExpExecArray): number => match[0].length;
@@ -55,7 +57,7 @@ const internationalPhone: Pattern = {
 const nanpPhone: Pattern = {
   regex: /(?<![\w+.-])(?:1[ .-]?)?(?:\([2-9]\d\d\)[ .-]?|[2-9]\d\d[ .-])\d{3}[ .-]\d{4}(?![\w-]|\.\d)/g,
   accept: whole,
-  needs: "digit",
+  minDigits: 10,
 };
 
 // Grouped 4-4-4-4(-3), Amex 4-6-5, Diners 4-6-4 with one consistent separator, or 13-19 bare digits.
@@ -63,7 +65,7 @@ const creditCard: Pattern = {
   regex:
     /(?<![\d-])(?:\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?|\d{4}([ -])\d{6}\2\d{4,5}|\d{13,19})(?!\d)/g,
   accept: wholeIf((text) => isCardNumber(stripSeparators(text))),
-  needs: "digit",
+  minDigits: 13,
 };
 
 // Any other grouping with one consistent separator (8-4-4, 4-12, 6-10...): a number a zero-width
@@ -74,13 +76,13 @@ const creditCardGrouped: Pattern = {
     const digits = stripSeparators(text);
     return digits.length >= 13 && digits.length <= 19 && isCardNumber(digits);
   }),
-  needs: "digit",
+  minDigits: 13,
 };
 
 const iban: Pattern = {
   regex: /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])/g,
   accept: acceptIban,
-  needs: "digit",
+  minDigits: 2,
 };
 
 // The greedy match may swallow a following uppercase word ("... 3000 OK"): drop trailing
@@ -99,7 +101,7 @@ function acceptIban(match: RegExpExecArray): number {
 const usSsn: Pattern = {
   regex: /(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-])/g,
   accept: (match) => (isUsSsn(match[1] ?? "", match[3] ?? "", match[4] ?? "") ? match[0].length : 0),
-  needs: "digit",
+  minDigits: 9,
 };
 
 const ipv4: Pattern = {

@@ -9,11 +9,12 @@ import type { PiiSpan, PiiType } from "./types.js";
  */
 export function findPiiSpans(text: string, detectors: readonly PiiType[]): PiiSpan[] {
   const found: PiiSpan[] = [];
-  const digits = /\d/.test(text);
+  const digits = digitsUpTo(text, MOST_DIGITS_NEEDED);
   for (const type of new Set(detectors)) {
     for (const pattern of PATTERNS[type]) {
+      if (pattern.minDigits !== undefined && digits < pattern.minDigits) continue;
       const needs = pattern.needs;
-      if (needs !== undefined && !(needs === "digit" ? digits : typeof needs === "string" ? text.includes(needs) : needs.test(text))) continue;
+      if (needs !== undefined && !(typeof needs === "string" ? text.includes(needs) : needs.test(text))) continue;
       // `exec` on the shared global regex: `matchAll` would clone the regex on every call.
       const regex = pattern.regex;
       regex.lastIndex = 0;
@@ -33,4 +34,17 @@ export function findPiiSpans(text: string, detectors: readonly PiiType[]): PiiSp
     end = span.end;
   }
   return kept;
+}
+
+/** No pattern needs more digits than this: counting stops there. */
+const MOST_DIGITS_NEEDED = Math.max(...Object.values(PATTERNS).flatMap((patterns) => patterns.map((pattern) => pattern.minDigits ?? 0)));
+
+/** The ASCII digits in `text`, counted up to `cap`. */
+function digitsUpTo(text: string, cap: number): number {
+  let count = 0;
+  for (let i = 0; i < text.length && count < cap; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) count++;
+  }
+  return count;
 }

@@ -91,3 +91,19 @@ describe("detectPii", () => {
     expect(detectPii("call +4111111111111", PII_TYPES).types).toEqual(["phone"]);
   });
 });
+
+describe("digit-counting skips", () => {
+  // Each digit-gated pattern at the fewest digits it can match, the text holding no other digit:
+  // a skip by digit count that were too eager would miss these.
+  test.each([
+    ["a US phone of 10 digits", "call (201) 555-0123 today", "phone"],
+    ["a 13-digit card", "card 4222222222222 on file", "credit_card"],
+    ["a grouped 13-digit card", "card 42222 22222 222 on file", "credit_card"],
+    ["an SSN", "ssn 219-09-9999 here", "us_ssn"],
+  ] as const)("%s is still found", (_label, text, type) => {
+    expect(detectPii(text, PII_TYPES).types).toContain(type);
+    // One digit fewer: not that type any more (and nothing else is found in its place).
+    const shorter = text.replace(/\d(?=\D*$)/, "");
+    expect(detectPii(shorter, PII_TYPES).types).not.toContain(type);
+  });
+});
