@@ -53,8 +53,9 @@ function asciiDigit(char: string): string {
   if (!DECIMAL.test(char)) return char;
   const code = char.codePointAt(0) as number;
   let zero = code;
-  while (zero > code - 9 && DECIMAL.test(String.fromCodePoint(zero - 1))) zero--;
-  // A run longer than ten (adjacent digit blocks) is read in tens from its start.
+  // A run longer than ten (adjacent blocks: Pa-O then Eastern Pwo Karen) is read in tens from its
+  // start, which may be more than nine code points back; no run of digits NFKD leaves is near 100 long.
+  while (zero > code - 100 && DECIMAL.test(String.fromCodePoint(zero - 1))) zero--;
   return String((code - zero) % 10);
 }
 

@@ -7,6 +7,7 @@ import { planLimits, requestLimitsOnly } from "../limits/plan.js";
 import { forward, readUpstream, upstreamUrl } from "../upstream/forward.js";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/headers.js";
 import type { AuditDraft } from "./audit-draft.js";
+import { CallAbort } from "./call-abort.js";
 import { authenticate } from "./call.js";
 import { writeError, writeOpenHead } from "./respond.js";
 import { reserveCharge } from "./reserve.js";
@@ -35,11 +36,14 @@ export async function handlePassthrough(
   let failure: GatewayError | null = null;
   let reservation: Reservation | null = null;
   draft.action = "passthrough";
-  const controller = new AbortController();
+  const cancel = new CallAbort();
+  let unregister: (() => void) | null = null;
   try {
     const runtime = services.current();
     const config = runtime.config;
     const principal = authenticate(services, incoming, services.clock(), draft);
+    // Tracked like a governed call: a stop, revoke or drain ends it, even before it reaches the upstream.
+    unregister = services.streams.register(principal.keyId, principal.subject.user, principal.subject.team, cancel);
     const method = incoming.method ?? "GET";
     const length = incoming.headers["content-length"];
     const hasBody = method !== "GET" && method !== "HEAD" && (incoming.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0"));
@@ -51,7 +55,7 @@ export async function handlePassthrough(
     const headers = upstreamRequestHeaders(incoming.headers, upstream.apiKey, null, config.sessions.header);
     // The client's length where it sent one; else undici sends the streamed body chunked.
     if (hasBody && length !== undefined) headers["content-length"] = length;
-    res.on("close", () => controller.abort());
+    res.on("close", () => cancel.abort(new Error("the client closed the connection")));
     const sentAt = services.clock();
     const location = upstreamUrl(upstream, draft.path, search);
     // Judged again as the upstream will read it, after URL parsing: what is sent must go to the
@@ -59,7 +63,7 @@ export async function handlePassthrough(
     if (location.origin !== upstream.baseUrl.origin || !runtime.passthrough(sentPath(upstream.baseUrl, location.path))) {
       throw new GatewayError(404, "not_found", `unknown path \`${clipped(draft.path)}\``);
     }
-    const response = await forward(upstream, location, method, headers, hasBody ? incoming : null, controller.signal);
+    const response = await forward(upstream, location, method, headers, hasBody ? incoming : null, cancel);
     draft.upstreamMs = services.clock() - sentAt;
     status = response.status;
     const answerHeaders = pushRateHeaders(clientResponseHeaders(response.headers, null, upstream.scrub), reservation.rate);
@@ -75,7 +79,10 @@ export async function handlePassthrough(
       await pipeline(response.body, res);
     }
   } catch (error) {
-    if (controller.signal.aborted && !res.writableFinished) {
+    if (cancel.aborted && cancel.reason instanceof GatewayError) {
+      // A stop (or revoke, or drain) ended it: its own error, as a governed call's.
+      failure = cancel.reason;
+    } else if (cancel.aborted && !res.writableFinished) {
       // The client went away: what failed is the relay to it, not the upstream.
       failure = new GatewayError(499, "client_closed", "the client closed the connection");
     } else {
@@ -85,6 +92,7 @@ export async function handlePassthrough(
     if (!res.headersSent) writeError(res, failure, ["x-request-id", draft.id]);
     else res.destroy();
   } finally {
+    unregister?.();
     if (reservation !== null) {
       services.leases.release(reservation);
       await settleAll(services.store, reservation, { micros: 0, tokens: 0, toolCalls: 0 }, services.clock()).catch(() => undefined);

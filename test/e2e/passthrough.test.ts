@@ -1,6 +1,7 @@
 import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { limits, reserveRequest, settleRequest } from "../state/fixtures.js";
+import { stopKey } from "./governance.js";
 import { auditRecords, type Harness, KEYS, keyEntry, MODELS, startHarness } from "./harness.js";
 
 let h: Harness;
@@ -181,5 +182,40 @@ ${keyEntry("alice-dev", KEYS.alice, "{ user: alice, role: developer, team: resea
       expect(response.status, path).toBe(404);
     }
     expect(h.mock.requests.length).toBe(before);
+  });
+
+  it("ends an upload in flight when its key is stopped: 403 emergency_stop, and the upstream never gets the whole file", async () => {
+    offset += 60_000;
+    const url = new URL(`${h.gateway.url}/v1/files`);
+    const before = h.mock.requests.filter((r) => r.path === "/v1/files").length;
+    const answered = new Promise<{ status: number; body: string }>((resolve) => {
+      const req = request(
+        { host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers: { authorization: `Bearer ${KEYS.alice}`, "content-length": "2000000" } },
+        (res) => {
+          let body = "";
+          res.on("data", (chunk: Buffer) => {
+            body += chunk.toString();
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on("error", () => resolve({ status: 0, body: "" }));
+      req.write(Buffer.alloc(100_000, "a"));
+      setTimeout(() => req.end(Buffer.alloc(1_900_000, "a")), 1500);
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    await stopKey(h, "alice-dev", "upload frozen");
+    const outcome = await answered;
+    expect(outcome.status).toBe(403);
+    expect(outcome.body).toContain("emergency_stop");
+    await new Promise((r) => setTimeout(r, 1600));
+    // The upstream saw the upload begin, then cut: it never got the whole file, nor answered it.
+    const seen = h.mock.requests.filter((r) => r.path === "/v1/files").slice(before);
+    for (const upload of seen) {
+      expect(upload.rawBody.length).toBeLessThan(2_000_000);
+      expect(upload.status).toBeUndefined();
+    }
+    const record = (await auditRecords(h)).filter((r) => r.path === "/v1/files").at(-1);
+    expect(record).toMatchObject({ status: 403, error_code: "emergency_stop", action: "passthrough" });
   });
 });

@@ -107,3 +107,13 @@ describe("digit-counting skips", () => {
     expect(detectPii(shorter, PII_TYPES).types).not.toContain(type);
   });
 });
+
+describe("digits of scripts whose blocks adjoin", () => {
+  test("Eastern Pwo Karen digits (after Pa-O's, one run of twenty) read as their values", () => {
+    // U+116DA..U+116E3 are Eastern Pwo Karen 0..9, right after Pa-O's U+116D0..U+116D9.
+    const karen = (digits: string) => [...digits].map((d) => String.fromCodePoint(0x116da + Number(d))).join("");
+    const card = `card ${karen("4111")} ${karen("1111")} ${karen("1111")} ${karen("1111")}`;
+    expect(detectPii(card, PII_TYPES).types).toContain("credit_card");
+    expect(detectPii(`ssn ${karen("219")}-${karen("09")}-${karen("9999")}`, PII_TYPES).types).toContain("us_ssn");
+  });
+});
