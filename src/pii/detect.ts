@@ -36,14 +36,17 @@ function typesIn(text: string, detectors: readonly PiiType[]): PiiType[] {
 /**
  * The text's compatibility form (NFKD, recomposed), without the characters that render as nothing
  * and without marks (an accent on a digit or a letter of an address only disguises it: `exá`), with
- * every script's decimal digits as ASCII ones (`٤١١١`): the form a reader, or a model, takes the
- * text in, seen as plainly as it can be.
+ * every dash as `-` and every script's decimal digits as ASCII ones (`٤١١١`): the form a reader, or
+ * a model, takes the text in, seen as plainly as it can be.
  */
 function compatibilityForm(text: string): string {
-  return text.normalize("NFKD").replace(INVISIBLE, "").replace(MARKS, "").replace(DIGITS, asciiDigit).normalize("NFC");
+  return text.normalize("NFKD").replace(INVISIBLE, "").replace(MARKS, "").replace(DASHES, "-").replace(DIGITS, asciiDigit).normalize("NFC");
 }
 
 const MARKS = /\p{M}/gu;
+
+/** Every dash (en, em, non-breaking hyphen, minus...) as the ASCII hyphen: `219–09–9999` is an SSN to its reader. */
+const DASHES = /[\p{Pd}\u2212]/gu;
 
 /** Decimal digits of other scripts (NFKC leaves them as they are; fullwidth ones it maps itself). */
 const DIGITS = /[^\x00-\x7f]/gu;

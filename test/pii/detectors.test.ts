@@ -117,3 +117,14 @@ describe("digits of scripts whose blocks adjoin", () => {
     expect(detectPii(`ssn ${karen("219")}-${karen("09")}-${karen("9999")}`, PII_TYPES).types).toContain("us_ssn");
   });
 });
+
+describe("dashes of every kind", () => {
+  test.each([
+    ["an SSN with en dashes", "ssn 219\u201309\u20139999 here", "us_ssn"],
+    ["an SSN with non-breaking hyphens", "ssn 219\u201109\u20119999 here", "us_ssn"],
+    ["a card with minus signs", "card 4111\u22121111\u22121111\u22121111", "credit_card"],
+    ["a phone with em dashes", "call 201\u2014555\u20140123", "phone"],
+  ] as const)("%s is found", (_label, text, type) => {
+    expect(detectPii(text, PII_TYPES).types).toContain(type);
+  });
+});
