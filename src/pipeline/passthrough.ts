@@ -88,7 +88,9 @@ export async function handlePassthrough(
     } else {
       failure = error instanceof GatewayError ? error : new GatewayError(502, "upstream_error", "the upstream failed while relaying");
     }
-    status = failure.status;
+    // Ended by a stop once its head was sent: recorded with the status the client got and the
+    // stop's code, as a stopped stream is.
+    if (!res.headersSent || !(cancel.aborted && failure === cancel.reason)) status = failure.status;
     if (!res.headersSent) writeError(res, failure, ["x-request-id", draft.id]);
     else res.destroy();
   } finally {
