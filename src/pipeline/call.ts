@@ -349,14 +349,15 @@ export async function handleCall(
     const rethrowCancel = (error: unknown): never => {
       throw cancel.aborted ? cancel.reason : error;
     };
+    // Set when the head arrives: an answer cut off after it still reached the upstream.
+    const answered = (): void => {
+      draft.upstreamMs = services.clock() - sentAt;
+    };
     // A non-streamed answer is read whole without a Node stream (see forwardWhole).
     const response: UpstreamResponse | WholeResponse = draft.stream
       ? await forward(upstream, location, "POST", upstreamHeaders, payload, cancel).catch(rethrowCancel)
-      : await forwardWhole(upstream, location, "POST", upstreamHeaders, payload, cancel, () => {
-          // Set when the head arrives: an answer cut off after it still reached the upstream.
-          draft.upstreamMs = services.clock() - sentAt;
-        }).catch(rethrowCancel);
-    if (draft.stream) draft.upstreamMs = services.clock() - sentAt;
+      : await forwardWhole(upstream, location, "POST", upstreamHeaders, payload, cancel, answered).catch(rethrowCancel);
+    if (draft.stream) answered();
     // What an upstream may echo that no client, record or log should hold: its own key, the admin
     // token, the caller's key (in an error about a body that carried it).
     const scrub = secretScrubber([upstream.apiKey, config.admin.token, state.callerKey ?? ""]);

@@ -79,9 +79,10 @@ export async function handlePassthrough(
       await pipeline(response.body, res);
     }
   } catch (error) {
-    if (cancel.aborted && cancel.reason instanceof GatewayError) {
-      // A stop (or revoke, or drain) ended it: its own error, as a governed call's.
-      failure = cancel.reason;
+    // A stop (or revoke, or drain) ended it: its own error, as a governed call's.
+    const stopped = cancel.aborted && cancel.reason instanceof GatewayError;
+    if (stopped) {
+      failure = cancel.reason as GatewayError;
     } else if (cancel.aborted && !res.writableFinished) {
       // The client went away: what failed is the relay to it, not the upstream.
       failure = new GatewayError(499, "client_closed", "the client closed the connection");
@@ -90,7 +91,7 @@ export async function handlePassthrough(
     }
     // Ended by a stop once its head was sent: recorded with the status the client got and the
     // stop's code, as a stopped stream is.
-    if (!res.headersSent || !(cancel.aborted && failure === cancel.reason)) status = failure.status;
+    if (!res.headersSent || !stopped) status = failure.status;
     if (!res.headersSent) writeError(res, failure, ["x-request-id", draft.id]);
     else res.destroy();
   } finally {

@@ -1,4 +1,4 @@
-import { EventEmitter } from "node:events";
+import type { EventEmitter } from "node:events";
 import type { IncomingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import { Agent, errors as undiciErrors, type Dispatcher } from "undici";
@@ -76,8 +76,7 @@ export async function forward(
   headers: Record<string, string>,
   /** Whole, or streamed as it arrives (passthrough). */
   body: Buffer | Readable | null,
-  /** An AbortSignal or an EventEmitter with `aborted` and an `abort` event: undici takes both. */
-  signal: Dispatcher.RequestOptions["signal"],
+  signal: CancelSignal,
 ): Promise<UpstreamResponse> {
   try {
     const pending = target.dispatcher.request({
@@ -95,44 +94,27 @@ export async function forward(
   }
 }
 
-type AnySignal = NonNullable<Dispatcher.RequestOptions["signal"]>;
-
-function onAbort(signal: AnySignal, listener: () => void): () => void {
-  if (signal instanceof EventEmitter) {
-    signal.once("abort", listener);
-    return () => signal.off("abort", listener);
-  }
-  // Undici's own typing of an AbortSignal is an empty interface.
-  const target = signal as unknown as AbortSignal;
-  target.addEventListener("abort", listener, { once: true });
-  return () => target.removeEventListener("abort", listener);
-}
-
-function reasonOf(signal: AnySignal): Error {
-  return abortReason((signal as { reason?: unknown }).reason);
-}
-
 /**
  * Undici takes a cancel only once the request has a connection: a call stopped while the upstream
  * is still being connected to would wait out the connect timeout. The call ends at once instead;
  * undici drops the request when it gets its connection (an answer that still comes is let go).
  */
-function untilCancelled(pending: Promise<Dispatcher.ResponseData>, signal: Dispatcher.RequestOptions["signal"]): Promise<Dispatcher.ResponseData> {
-  if (signal === null || signal === undefined) return pending;
+function untilCancelled(pending: Promise<Dispatcher.ResponseData>, signal: CancelSignal): Promise<Dispatcher.ResponseData> {
   return new Promise((resolve, reject) => {
     let cancelled = false;
-    const stop = onAbort(signal, () => {
+    const onAbort = (): void => {
       cancelled = true;
-      reject(reasonOf(signal));
-    });
+      reject(abortReason(signal.reason));
+    };
+    signal.once("abort", onAbort);
     pending.then(
       (response) => {
-        stop();
+        signal.off("abort", onAbort);
         if (cancelled) response.body.once("error", () => undefined).destroy();
         else resolve(response);
       },
       (error: unknown) => {
-        stop();
+        signal.off("abort", onAbort);
         reject(error);
       },
     );
