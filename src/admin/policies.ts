@@ -18,7 +18,7 @@ import { prefetchUsage, USAGE_ATTRIBUTES } from "../pipeline/call-facts.js";
 import { declaredToolNames } from "../openai/declared-tools.js";
 import { validateBody } from "../openai/schemas.js";
 import { type Estimate, estimateCall } from "../pipeline/estimate.js";
-import { CallFacts } from "../pipeline/facts.js";
+import { CallFacts, toolArgsFacts } from "../pipeline/facts.js";
 import type { Runtime } from "../pipeline/runtime.js";
 import { governDeclaredTools } from "../pipeline/tools.js";
 import { type AdminContext, allowOnly, authorize, list, readJson } from "./http.js";
@@ -69,11 +69,10 @@ export function applyFactOverrides(facts: CallFacts, overrides: FactOverrides, d
   const argsJson = overrides.tool_args_json;
   if (args !== undefined && argsJson === undefined) facts.set("tool_args_json", JSON.stringify(args));
   if (args === undefined && typeof argsJson === "string") {
-    try {
-      facts.set("tool_args", JSON.parse(argsJson));
-    } catch {
-      // Unparsable arguments are a fact too, as in the pipeline: `tool_args` stays missing.
-    }
+    // As the pipeline reads a tool call's arguments; unparsable ones leave `tool_args` missing.
+    const read = toolArgsFacts(argsJson);
+    facts.set("tool_args_json", read.json);
+    if (read.args !== undefined) facts.set("tool_args", read.args);
   }
 }
 

@@ -97,8 +97,9 @@ export class CallFacts implements Facts {
     child.set("action", action);
     child.set("tool", tool);
     if (argsJson !== null) {
-      child.set("tool_args_json", argsJson);
-      child.set("tool_args", parseArgs(argsJson));
+      const { json, args } = toolArgsFacts(argsJson);
+      child.set("tool_args_json", json);
+      child.set("tool_args", args);
     }
     return child;
   }
@@ -122,6 +123,18 @@ const EMPTY_INPUT: CallFactsInput = {
   now: 0,
   lazy: {},
 };
+
+/**
+ * A tool call's arguments as its two facts. `tool_args_json` is the text as written, and where
+ * escapes hide what it says (`\u0070roduction`), the arguments written plainly after it on a line of
+ * their own: a rule matching the text sees what the tool will be given, as the escapes decode.
+ */
+export function toolArgsFacts(argsJson: string): { json: string; args: unknown } {
+  const args = parseArgs(argsJson);
+  if (!argsJson.includes("\\") || args === undefined) return { json: argsJson, args };
+  const plain = JSON.stringify(args);
+  return { json: plain === argsJson ? argsJson : `${argsJson}\n${plain}`, args };
+}
 
 /**
  * A tool call's arguments for `tool_args.<path>`. A model's JSON is sometimes not quite JSON (a

@@ -144,6 +144,11 @@ policies:
     expect(fromObject.get("tool_args_json")).toBe('{"env":"prod"}');
     const fromJson = buildEvaluationFacts(runtime, subject, undefined, "tool.call", { tool: "deploy", tool_args_json: '{"env":"prod"}' });
     expect(fromJson.get("tool_args")).toEqual({ env: "prod" });
+    // Read as the pipeline reads a call's arguments: leniently, escapes written out plainly too.
+    const escaped = String.raw`{"env":"\u0070rod",}`;
+    const lenient = buildEvaluationFacts(runtime, subject, undefined, "tool.call", { tool: "deploy", tool_args_json: escaped });
+    expect(lenient.get("tool_args")).toEqual({ env: "prod" });
+    expect(lenient.get("tool_args_json")).toBe(`${escaped}\n{"env":"prod"}`);
   });
 
   it("builds a case from a config key or a subject, with only the config", () => {

@@ -29,6 +29,11 @@ policies:
       actions: [tool.call]
       conditions: { tool: { eq: send_email }, data_classification: { eq: pii } }
       description: A prompt carrying personal data may not be mailed out
+    - name: no_production_migrations
+      effect: DENY
+      actions: [tool.call]
+      conditions: { tool: { eq: migrate }, tool_args_json: { matches: ".*production.*" } }
+      description: Migrations never touch production
     - name: auto_approved_tools
       effect: ALLOW
       actions: [tool.call]
@@ -126,6 +131,23 @@ describe("tool.call on non-streamed answers", () => {
     const id = await approvalFrom(h.client(KEY.dev).chat.completions.create(ask(`call_tool:deploy {"environment": "production",}`)));
     // Decided, so later tests waiting for this rule's pending approval find their own.
     expect((await decide(h, id, "deny", OPS_ADMIN)).status).toBe(200);
+  });
+
+  it("sees through escapes in the arguments a rule matches as text, streamed or not", async () => {
+    // Written almost as JSON (a trailing comma), the mock relays the arguments as they are; the client's parser decodes `\u0070`.
+    const escaped = String.raw`call_tool:migrate {"target":"\u0070roduction-db",}`;
+    await expectApiError(h.client(KEY.dev).chat.completions.create(ask(escaped)), 403, "policy_denied");
+    const stream = await h.client(KEY.dev).chat.completions.create(askStream(escaped));
+    let caught: unknown = null;
+    try {
+      for await (const _ of stream);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(APIError);
+    expect((caught as APIError).code).toBe("policy_denied");
+    const staging = await h.client(KEY.dev).chat.completions.create(ask(String.raw`call_tool:migrate {"target":"\u0073taging-db",}`));
+    expect(staging.choices[0]?.message.tool_calls?.[0]).toMatchObject({ function: { name: "migrate" } });
   });
 });
 

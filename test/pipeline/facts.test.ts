@@ -63,6 +63,19 @@ describe("CallFacts", () => {
     expect(facts.get("tool")).toBeUndefined();
   });
 
+  it("writes arguments that hide text behind escapes plainly after them in tool_args_json", () => {
+    const facts = new CallFacts(input());
+    const escaped = String.raw`{"target":"\u0070roduction-db","path":"a\/b"}`;
+    const child = facts.forTool("tool.call", "deploy", escaped);
+    expect(child.get("tool_args_json")).toBe(`${escaped}\n{"target":"production-db","path":"a/b"}`);
+    expect(child.get("tool_args")).toEqual({ target: "production-db", path: "a/b" });
+    // Escapes JSON needs (a quote) write back the same: nothing is added.
+    const quoted = String.raw`{"say":"\"hi\""}`;
+    expect(facts.forTool("tool.call", "say", quoted).get("tool_args_json")).toBe(quoted);
+    const plain = '{"target":"production-db"}';
+    expect(facts.forTool("tool.call", "deploy", plain).get("tool_args_json")).toBe(plain);
+  });
+
   it("leaves unparsable tool arguments missing while their text stays readable", () => {
     const child = new CallFacts(input()).forTool("tool.call", "deploy", "{not json");
     expect(child.get("tool_args")).toBeUndefined();
