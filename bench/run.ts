@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--only a,b] [--no-memory] [--out FILE]`: the mock, the bare
+ * `npm run bench [-- --quick] [--only a,b] [--rounds N] [--no-memory] [--out FILE]`: the mock, the bare
  * pass-through and the gateway variants, each in its own process and measured one at a time by the
  * driver in this process. Prints tables and writes bench/results/<date>.json. See bench/README.md.
  */
@@ -13,6 +13,7 @@ import { type MemoryResult, measureMemory } from "./lib/memory.js";
 import { measureTarget, type TargetResult } from "./lib/measure.js";
 import { GOVERNED, type TargetDef, targetDefs } from "./lib/plan.js";
 import { lightTable, memoryTable, resultsTable, table } from "./lib/report.js";
+import { medianResults, roundSpread } from "./lib/rounds.js";
 import { bigPromptText, chatSpec, slowStreamSpec } from "./lib/requests.js";
 import { startTarget } from "./lib/start-target.js";
 import { startMock } from "./lib/targets.js";
@@ -23,6 +24,8 @@ const only = argValue(argv, "--only")?.split(",");
 const streams = Number(argValue(argv, "--streams") ?? 2000);
 /** Below the gateway's upstream pool size (512), so every stream flows: a clean KB-per-stream figure. */
 const fewStreams = Number(argValue(argv, "--few-streams") ?? 500);
+/** Rounds of the latency phases, every target measured in each in turn; the figures are the medians. */
+const rounds = Math.max(1, Number(argValue(argv, "--rounds") ?? 1));
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
 async function runLatency(defs: TargetDef[]): Promise<TargetResult[]> {
@@ -76,7 +79,12 @@ function resultPath(): string {
 async function main(): Promise<void> {
   const started = Date.now();
   const defs = targetDefs(quick).filter((d) => only === undefined || only.includes(d.name));
-  const results = await runLatency(defs);
+  const perRound: TargetResult[][] = [];
+  for (let round = 1; round <= rounds; round++) {
+    if (rounds > 1) log(`round ${round} of ${rounds}`);
+    perRound.push(await runLatency(defs));
+  }
+  const results = rounds === 1 ? perRound[0]! : medianResults(perRound);
   const memoryDefs = hasFlag(argv, "--no-memory") ? [] : defs.filter((d) => d.name === "bare" || d.name === "bare web" || d.name === GOVERNED);
   const memory = await runMemory(memoryDefs);
   const headline = buildHeadline(results, memory, GOVERNED);
@@ -87,6 +95,7 @@ async function main(): Promise<void> {
   if (headline !== null) {
     process.stdout.write(`\nHeadline (${GOVERNED} vs direct and the pass-throughs; the issue's targets are judged against ${headline.reference})\n`);
     process.stdout.write(`${table(["target", "goal", "measured", "met"], headline.checks.map((c) => [c.target, c.goal, c.measured, c.met ? "yes" : "NO"]), 4)}\n`);
+    if (rounds > 1) process.stdout.write(`\nRound by round (the table holds the medians):\n${roundSpread(perRound.map((round) => buildHeadline(round, memory, GOVERNED))).join("\n")}\n`);
   }
   const report = {
     date: new Date().toISOString(),
@@ -96,6 +105,7 @@ async function main(): Promise<void> {
     bigPromptTokens: bigTokens,
     headline,
     results,
+    ...(rounds > 1 ? { rounds: perRound } : {}),
     memory,
   };
   const path = resultPath();
