@@ -190,7 +190,7 @@ const pathPattern = z.string().regex(/^\/v1\/[A-Za-z0-9_\-/.]*$/, "must start wi
 
 const configShape = z
   .strictObject({
-    org: z.string().default("default"),
+    org: z.string().default("acme"),
     server: z
       .strictObject({
         host: z.string().default("127.0.0.1"),
