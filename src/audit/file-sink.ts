@@ -41,6 +41,7 @@ interface OpenFile {
  */
 export class FileSink implements AuditSink {
   readonly name = "file";
+  readonly local = true;
   private readonly options: FileSinkOptions;
   private readonly now: () => number;
   private lastHash = GENESIS_HASH;

@@ -7,6 +7,8 @@ import type { AuditRecord } from "./types.js";
  */
 export interface AuditSink {
   readonly name: string;
+  /** Stores records on this machine's disk: what an answer under `fsync: always` waits for. */
+  readonly local?: boolean;
   /** Resolves once the batch is stored as durably as the sink's settings promise. */
   write(batch: readonly AuditRecord[]): Promise<void>;
   /** Makes everything written so far durable (fsync), whatever the sink's settings. */

@@ -45,26 +45,40 @@ export interface AuditWriterStats {
 }
 
 interface Waiter {
-  /** Resolves once this many records were written. */
+  /** Resolves once the `lanes` have stored this many records. */
   target: number;
+  lanes: readonly Lane[];
+  /** A lane whose write failed (a retry is pending) counts as done: a query reads what the sinks hold. */
   lenient: boolean;
   resolve: () => void;
 }
 
-interface InFlight {
-  records: readonly AuditRecord[];
-  /** Sinks that have not yet stored this batch: a retry goes to these only. */
-  pending: Set<AuditSink>;
+/** One sink's progress through the queue: every sink takes the records at its own pace. */
+interface Lane {
+  sink: AuditSink;
+  /** How many records (counted from the first ever accepted) this sink has stored. */
+  stored: number;
+  /** The batch being written or retried: the very same array on every try (see `AuditSink`). */
+  batch: readonly AuditRecord[] | null;
+  draining: boolean;
+  /** A write failed and no batch has been stored since. */
+  failing: boolean;
+  retryTimer: NodeJS.Timeout | null;
+  retryDelay: number;
+  lingerTimer: NodeJS.Timeout | null;
+  /** When this lane's last batch was taken (ms, monotonic). */
+  lastBatchAt: number;
 }
 
 /**
  * The only way records reach the sinks. `enqueue` is synchronous and cheap (the request path never
- * waits for audit I/O); a background loop serialises and writes batches, one at a time, to every
- * sink. A batch leaves the queue only when every sink has stored it, so a failing sink holds
- * records (retried with backoff) instead of losing them, until the queue bound pushes back.
+ * waits for audit I/O); each sink has a lane of its own that serialises and writes batches, one at
+ * a time, in order. A record leaves the queue only when every sink has stored it, so a failing sink
+ * holds records (retried with backoff) instead of losing them, until the queue bound pushes back;
+ * and a sink that is down (a Redis stream while Redis is away) holds back no other: the file goes on
+ * taking every record as it comes, so a crash meanwhile loses no more from it than it would anyway.
  */
 export class AuditWriter {
-  private readonly sinks: readonly AuditSink[];
   private readonly logger: Logger;
   private readonly onFull: AuditConfig["on_full"];
   private readonly maxQueue: number;
@@ -72,30 +86,22 @@ export class AuditWriter {
   private readonly batchSize: number;
   private readonly retryMinMs: number;
   private readonly retryMaxMs: number;
+  private readonly lanes: Lane[];
+  /** The sinks on this machine's disk: what an answer under `fsync: always` waits for (all, where none is). */
+  private readonly durableLanes: Lane[];
+  /** Records not yet stored by every sink; `queue[0]` is the `base`-th record ever accepted. */
   private queue: AuditRecord[] = [];
-  private head = 0;
-  private inFlight: InFlight | null = null;
+  private base = 0;
   private accepted = 0;
-  private written = 0;
   private dropped = 0;
   private sinkErrors = 0;
-  private draining = false;
-  private retryTimer: NodeJS.Timeout | null = null;
-  /** A sink's write failed and no batch has been stored since. */
-  private failing = false;
-  private retryDelay: number;
   private readonly lingerMs: number;
-  private lingerTimer: NodeJS.Timeout | null = null;
-  /** When the last batch was taken (ms, monotonic). */
-  private lastBatchAt = Number.NEGATIVE_INFINITY;
   /** Records up to this count are wanted now (a flush or a query waits): no lingering until written. */
   private urgentUpTo = 0;
-  /** `lenient` waiters (queries) also resolve when a write fails: they read what the sinks hold. */
   private waiters: Waiter[] = [];
   private closed = false;
 
   constructor(options: AuditWriterOptions) {
-    this.sinks = options.sinks;
     this.logger = options.logger;
     this.onFull = options.onFull;
     this.maxQueue = options.maxQueue;
@@ -104,8 +110,20 @@ export class AuditWriter {
     this.batchSize = Math.min(options.batchSize ?? MAX_BATCH_SIZE, MAX_BATCH_SIZE);
     this.retryMinMs = options.retryMinMs ?? 100;
     this.retryMaxMs = options.retryMaxMs ?? 5_000;
-    this.retryDelay = this.retryMinMs;
     this.lingerMs = options.lingerMs ?? 0;
+    this.lanes = options.sinks.map((sink) => ({
+      sink,
+      stored: 0,
+      batch: null,
+      draining: false,
+      failing: false,
+      retryTimer: null,
+      retryDelay: this.retryMinMs,
+      lingerTimer: null,
+      lastBatchAt: Number.NEGATIVE_INFINITY,
+    }));
+    const local = this.lanes.filter((lane) => lane.sink.local === true);
+    this.durableLanes = local.length > 0 ? local : this.lanes;
   }
 
   /** Admission check for `on_full: reject`: false means answer 503 `audit_unavailable`. */
@@ -129,7 +147,7 @@ export class AuditWriter {
 
   /** False while a sink cannot store records (they wait in the queue, retried): the replica is not ready. */
   healthy(): boolean {
-    return !this.failing;
+    return !this.lanes.some((lane) => lane.failing);
   }
 
   stats(): AuditWriterStats {
@@ -138,16 +156,17 @@ export class AuditWriter {
 
   /** Resolves once every record enqueued before the call is stored by every sink and fsynced. */
   async flush(): Promise<void> {
-    await this.reach(this.accepted, false);
-    await Promise.all(this.sinks.map((sink) => sink.flush()));
+    await this.reach(this.accepted, this.lanes, false);
+    await Promise.all(this.lanes.map((lane) => lane.sink.flush()));
   }
 
   /**
-   * Resolves once every record enqueued before the call is stored by every sink: on disk where the
-   * file sink syncs each batch (`fsync: always`).
+   * Resolves once every record enqueued before the call is stored by the sinks on this machine's
+   * disk (every sink, where none is): on disk where the file sink syncs each batch (`fsync: always`).
+   * A Redis stream that is down does not hold answers back; it gets the records once it is back.
    */
   stored(): Promise<void> {
-    return this.reach(this.accepted, false);
+    return this.reach(this.accepted, this.durableLanes, false);
   }
 
   /** `stored`, or the end of `ms`, whichever comes first. */
@@ -156,13 +175,11 @@ export class AuditWriter {
   }
 
   /**
-   * Resolves once every record enqueued before the call was handed to every sink (not fsynced), or
-   * once a write fails: a query then reads its own calls' records, or whatever a failing sink holds.
+   * Resolves once every record enqueued before the call was handed to every sink (not fsynced) that
+   * is taking records: a query then reads its own calls' records, or whatever a failing sink holds.
    */
   caughtUp(): Promise<void> {
-    // A sink failing right now (a retry is pending) would only make the reader wait for the next failure.
-    if (this.retryTimer !== null) return Promise.resolve();
-    return this.reach(this.accepted, true);
+    return this.reach(this.accepted, this.lanes, true);
   }
 
   /** `caughtUp`, or the end of `ms`, whichever comes first. */
@@ -170,12 +187,16 @@ export class AuditWriter {
     await withinLimit(this.caughtUp(), ms);
   }
 
-  private reach(target: number, lenient: boolean): Promise<void> {
-    if (this.written >= target) return Promise.resolve();
+  private reach(target: number, lanes: readonly Lane[], lenient: boolean): Promise<void> {
+    const waiter: Waiter = { target, lanes, lenient, resolve: () => undefined };
+    if (reached(waiter)) return Promise.resolve();
     this.urgentUpTo = Math.max(this.urgentUpTo, target);
-    const reached = new Promise<void>((resolve) => this.waiters.push({ target, lenient, resolve }));
+    const done = new Promise<void>((resolve) => {
+      waiter.resolve = resolve;
+    });
+    this.waiters.push(waiter);
     this.schedule();
-    return reached;
+    return done;
   }
 
   /**
@@ -191,31 +212,31 @@ export class AuditWriter {
     };
     const inTime = await withinLimit(flushed(), limitMs);
     this.closed = true;
-    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    for (const lane of this.lanes) {
+      if (lane.retryTimer !== null) clearTimeout(lane.retryTimer);
+      if (lane.lingerTimer !== null) clearTimeout(lane.lingerTimer);
+    }
     if (!inTime) {
       this.dropped += this.accepted - this.written;
       await this.salvage(SALVAGE_MS);
     }
-    await withinLimit(Promise.all(this.sinks.map((sink) => sink.close())), inTime ? limitMs : 0);
+    await withinLimit(Promise.all(this.lanes.map((lane) => lane.sink.close())), inTime ? limitMs : 0);
   }
 
   /**
-   * At a shutdown that ran out of time, one sink down (a Redis stream) must not cost the others the
-   * records it held back: each sink still answering gets what it has not stored, in order. Only the
-   * sinks that cannot take them lose them, and the log says which.
+   * At a shutdown that ran out of time, each sink still answering gets what it has not stored, in
+   * order. Only the sinks that cannot take them lose them, and the log says which.
    */
   private async salvage(limitMs: number): Promise<void> {
-    const inFlight = this.inFlight;
     await Promise.all(
-      this.sinks.map(async (sink) => {
-        // A sink still owing the batch in flight is the one that is down: it is not waited on again.
-        if (inFlight?.pending.has(sink) === true) return this.reportLost(sink, this.depth);
-        const from = this.head + (inFlight === null ? 0 : inFlight.records.length);
-        const left = this.queue.slice(from);
-        if (left.length === 0) return;
-        const stored = await withinLimit(this.writeAll(sink, left), limitMs).catch(() => false);
-        if (!stored) this.reportLost(sink, left.length);
+      this.lanes.map(async (lane) => {
+        const owed = this.accepted - lane.stored;
+        if (owed === 0) return;
+        // A sink still owing a batch it was given is the one that is down: it is not waited on again.
+        if (lane.batch !== null) return this.reportLost(lane.sink, owed);
+        const left = this.queue.slice(lane.stored - this.base);
+        const stored = await withinLimit(this.writeAll(lane.sink, left), limitMs).catch(() => false);
+        if (!stored) this.reportLost(lane.sink, left.length);
       }),
     );
   }
@@ -228,124 +249,133 @@ export class AuditWriter {
     this.logger.error({ sink: sink.name, unwritten }, "audit sink did not take every record before shutdown; those records are lost from it");
   }
 
+  /** Records every sink has stored. */
+  private get written(): number {
+    let least = this.accepted;
+    for (const lane of this.lanes) least = Math.min(least, lane.stored);
+    return least;
+  }
+
   private get depth(): number {
-    return this.queue.length - this.head;
+    return this.accepted - this.written;
+  }
+
+  private schedule(): void {
+    for (const lane of this.lanes) this.scheduleLane(lane);
   }
 
   /** Writes now when a batch is full, wanted (flush, query) or retried, or the linger period has passed; else lingers. */
-  private schedule(): void {
+  private scheduleLane(lane: Lane): void {
     // Closed, the writer writes nothing more itself (a retry whose timer had fired included): the close salvages what is left.
-    if (this.closed || this.draining || this.retryTimer !== null) return;
-    if (!this.writeNow()) {
-      this.linger();
+    if (this.closed || lane.draining || lane.retryTimer !== null || lane.stored === this.accepted) return;
+    if (!this.writeNow(lane)) {
+      this.linger(lane);
       return;
     }
-    if (this.lingerTimer !== null) {
-      clearTimeout(this.lingerTimer);
-      this.lingerTimer = null;
+    if (lane.lingerTimer !== null) {
+      clearTimeout(lane.lingerTimer);
+      lane.lingerTimer = null;
     }
-    this.draining = true;
-    setImmediate(() => void this.drain());
+    lane.draining = true;
+    setImmediate(() => void this.drain(lane));
   }
 
-  private writeNow(): boolean {
+  private writeNow(lane: Lane): boolean {
     return (
-      this.inFlight !== null ||
-      this.depth >= this.batchSize ||
-      this.written < this.urgentUpTo ||
-      performance.now() - this.lastBatchAt >= this.lingerMs
+      lane.batch !== null ||
+      this.accepted - lane.stored >= this.batchSize ||
+      lane.stored < this.urgentUpTo ||
+      performance.now() - lane.lastBatchAt >= this.lingerMs
     );
   }
 
-  /** Waits out the rest of the linger period since the last batch, then writes whatever came. */
-  private linger(): void {
-    this.lingerTimer ??= setTimeout(
+  /** Waits out the rest of the linger period since the lane's last batch, then writes whatever came. */
+  private linger(lane: Lane): void {
+    lane.lingerTimer ??= setTimeout(
       () => {
-        this.lingerTimer = null;
-        if (this.draining || this.retryTimer !== null) return;
-        this.draining = true;
-        void this.drain();
+        lane.lingerTimer = null;
+        if (lane.draining || lane.retryTimer !== null) return;
+        lane.draining = true;
+        void this.drain(lane);
       },
-      Math.max(1, this.lastBatchAt + this.lingerMs - performance.now()),
+      Math.max(1, lane.lastBatchAt + this.lingerMs - performance.now()),
     );
   }
 
-  /** Writes batches while there are records; a partial batch after the first lingers again. */
-  private async drain(): Promise<void> {
+  /** Writes the lane's batches while it owes records; a partial batch after the first lingers again. */
+  private async drain(lane: Lane): Promise<void> {
     let first = true;
     try {
-      while (this.depth > 0 && !this.closed) {
-        if (!first && !this.writeNow()) {
-          this.linger();
+      while (lane.stored < this.accepted && !this.closed) {
+        if (!first && !this.writeNow(lane)) {
+          this.linger(lane);
           return;
         }
         first = false;
-        if (this.inFlight === null) {
-          this.lastBatchAt = performance.now();
-          const records = this.queue.slice(this.head, this.head + this.batchSize);
-          this.inFlight = { records, pending: new Set(this.sinks) };
+        if (lane.batch === null) {
+          lane.lastBatchAt = performance.now();
+          const from = lane.stored - this.base;
+          lane.batch = this.queue.slice(from, from + this.batchSize);
         }
-        if (!(await this.writeInFlight(this.inFlight))) {
-          this.retryLater();
+        if (!(await this.write(lane, lane.batch))) {
+          this.retryLater(lane);
           return;
         }
-        this.retryDelay = this.retryMinMs;
-        this.release(this.inFlight.records.length);
-        this.inFlight = null;
+        lane.retryDelay = this.retryMinMs;
+        lane.failing = false;
+        lane.stored += lane.batch.length;
+        lane.batch = null;
+        this.release();
       }
     } finally {
-      this.draining = false;
+      lane.draining = false;
     }
   }
 
-  private async writeInFlight(batch: InFlight): Promise<boolean> {
-    await Promise.all(
-      [...batch.pending].map(async (sink) => {
-        try {
-          await sink.write(batch.records);
-          batch.pending.delete(sink);
-        } catch (error) {
-          this.sinkErrors += 1;
-          this.failing = true;
-          this.logger.error(
-            { err: error, sink: sink.name, records: batch.records.length, depth: this.depth },
-            "audit sink write failed; will retry",
-          );
-        }
-      }),
-    );
-    return batch.pending.size === 0;
+  private async write(lane: Lane, batch: readonly AuditRecord[]): Promise<boolean> {
+    try {
+      await lane.sink.write(batch);
+      return true;
+    } catch (error) {
+      this.sinkErrors += 1;
+      lane.failing = true;
+      this.logger.error({ err: error, sink: lane.sink.name, records: batch.length, depth: this.depth }, "audit sink write failed; will retry");
+      return false;
+    }
   }
 
-  private retryLater(): void {
-    this.settleWaiters((waiter) => waiter.lenient || waiter.target <= this.written);
+  private retryLater(lane: Lane): void {
+    this.settleWaiters();
     if (this.closed) return;
-    const delay = this.retryDelay;
-    this.retryDelay = Math.min(this.retryDelay * 2, this.retryMaxMs);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.schedule();
+    const delay = lane.retryDelay;
+    lane.retryDelay = Math.min(lane.retryDelay * 2, this.retryMaxMs);
+    lane.retryTimer = setTimeout(() => {
+      lane.retryTimer = null;
+      this.scheduleLane(lane);
     }, delay);
   }
 
-  private release(count: number): void {
-    this.failing = false;
-    this.head += count;
-    this.written += count;
+  /** Lets go of the records every sink has stored, and wakes whoever waited for them. */
+  private release(): void {
+    const done = this.written - this.base;
     // Compact now and then so the array does not keep every record ever written.
-    if (this.head > 4096 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
+    if (done > 4096 && done * 2 > this.queue.length) {
+      this.queue = this.queue.slice(done);
+      this.base += done;
     }
-    this.settleWaiters((waiter) => waiter.target <= this.written);
+    this.settleWaiters();
   }
 
-  private settleWaiters(done: (waiter: Waiter) => boolean): void {
-    const ready = this.waiters.filter(done);
-    if (ready.length === 0) return;
-    this.waiters = this.waiters.filter((waiter) => !done(waiter));
+  private settleWaiters(): void {
+    if (!this.waiters.some(reached)) return;
+    const ready = this.waiters.filter(reached);
+    this.waiters = this.waiters.filter((waiter) => !reached(waiter));
     for (const waiter of ready) waiter.resolve();
   }
+}
+
+function reached(waiter: Waiter): boolean {
+  return waiter.lanes.every((lane) => lane.stored >= waiter.target || (waiter.lenient && lane.failing));
 }
 
 /** True when `work` ended within `limitMs`; false (and `work` left to finish or fail alone) when not. */

@@ -1,7 +1,12 @@
+import { mkdtempSync } from "node:fs";
+import { readdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { AuditSink } from "../../src/audit/sink.js";
 import type { AuditRecord } from "../../src/audit/types.js";
 import { AuditWriter, type AuditWriterOptions, MAX_BATCH_SIZE } from "../../src/audit/writer.js";
+import { openSink, readRecords } from "./file-helpers.js";
 import { makeRecord, silentLogger } from "./fixtures.js";
 
 /** Stores batches; `failures` makes the next N writes reject; `gate` holds writes until released. */
@@ -171,6 +176,58 @@ describe("AuditWriter", () => {
     // The sink that succeeded is not written twice while the other is retried.
     expect(healthy.records).toEqual(records);
     expect(writer.stats()).toEqual({ depth: 0, dropped: 0, written: 10, sinkErrors: 3 });
+  });
+
+  it("lets no sink that is down hold back another: the healthy one stores each record as it comes, the other catches up in order", async () => {
+    const file = new MemorySink("file");
+    const stream = new MemorySink("stream");
+    stream.failures = Number.POSITIVE_INFINITY;
+    const writer = makeWriter([file, stream], { maxQueue: 100, batchSize: 3, retryMinMs: 2, retryMaxMs: 2 });
+    const records = Array.from({ length: 7 }, () => makeRecord());
+    for (const record of records.slice(0, 4)) writer.enqueue(record);
+    await writer.caughtUp();
+    expect(file.records).toEqual(records.slice(0, 4));
+    for (const record of records.slice(4)) writer.enqueue(record);
+    await writer.caughtUp();
+    expect(file.records).toEqual(records);
+    expect(stream.records).toEqual([]);
+    // Still owed to the stream: the records stay queued and count against the bound.
+    expect(writer.stats()).toMatchObject({ depth: 7, written: 0 });
+    expect(writer.healthy()).toBe(false);
+    stream.failures = 0;
+    await writer.flush();
+    expect(stream.records).toEqual(records);
+    expect(file.records).toEqual(records);
+    expect(writer.stats()).toMatchObject({ depth: 0, written: 7 });
+    expect(writer.healthy()).toBe(true);
+  });
+
+  it("stored() waits for the sinks on this machine's disk only, and for every sink where none is", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "spark-writer-"));
+    const file = await openSink(dir);
+    const stream = new MemorySink("stream");
+    stream.failures = Number.POSITIVE_INFINITY;
+    const writer = makeWriter([file, stream], { maxQueue: 100 });
+    const record = makeRecord();
+    writer.enqueue(record);
+    await writer.stored();
+    expect((await readRecords(join(dir, (await readdir(dir)).find((f) => f.endsWith(".jsonl"))!))).map((r) => r.id)).toEqual([record.id]);
+    expect(stream.records).toEqual([]);
+    await writer.close(20);
+
+    const remote = new MemorySink("stream");
+    const release = gated(remote);
+    const remoteOnly = makeWriter([remote], { maxQueue: 100 });
+    remoteOnly.enqueue(makeRecord());
+    let stored = false;
+    const waiting = remoteOnly.stored().then(() => {
+      stored = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(stored).toBe(false);
+    release();
+    await waiting;
+    expect(remote.records).toHaveLength(1);
   });
 
   it("is unhealthy while a sink cannot store records, healthy again once a batch is stored", async () => {
