@@ -8,6 +8,12 @@ import type { Reservation } from "./enforce.js";
  */
 export const LEASE_MS = 60_000;
 export const LEASE_RENEW_MS = 20_000;
+/**
+ * After a store outage longer than a lease, every lease of a level has lapsed, the live ones with the
+ * rest: replicas get this long (a renewal period and then some) to renew theirs before the lapsed
+ * ones are taken back (src/state/lua/common.ts).
+ */
+export const LEASE_GRACE_MS = LEASE_RENEW_MS + 10_000;
 
 /** Whether a level of a call holds a lease: a parallel slot, or money reserved. */
 const leased = (level: Reservation["levels"][number]): boolean => level.request.limits.maxParallel !== null || level.reservedMicros > 0;

@@ -1,4 +1,5 @@
 import type { LimitKind, RateStatus, ReserveRequest, ReserveResult, SettleRequest, Usage } from "../state/store.js";
+import { LEASE_GRACE_MS } from "./leases.js";
 
 /**
  * One level's counters and the pure arithmetic over them. The memory store applies these functions
@@ -30,6 +31,8 @@ export interface LevelState {
   held: HeldSums;
   /** No lease ends before this (ms): until then a call need not look through them for ended ones. */
   sweepAfter: number;
+  /** Set when every lease lapsed at once: none is taken back before this (ms; see `startGraceIfLapsed`). */
+  graceUntil: number | null;
 }
 
 interface HeldSums {
@@ -91,7 +94,15 @@ function dropHold(state: LevelState, id: string): Hold | undefined {
  * drops those leases: from today's and this month's spend where it was reserved today and this month.
  */
 function releaseExpired(state: LevelState, now: number): void {
+  // While a grace runs, `sweepAfter` stays at the lease that lapsed first: every call comes here.
   if (now < state.sweepAfter) return;
+  const graceEnded = state.graceUntil !== null;
+  if (state.graceUntil !== null) {
+    if (now < state.graceUntil) return;
+    state.graceUntil = null;
+  }
+  // The leases still lapsed when a grace ends are taken back, not given another.
+  if (!graceEnded && startGraceIfLapsed(state, now)) return;
   state.sweepAfter = Number.POSITIVE_INFINITY;
   for (const [id, expiry] of state.leases) {
     if (expiry > now) {
@@ -109,6 +120,19 @@ function releaseExpired(state: LevelState, now: number): void {
       state.session.tokens = Math.max(0, state.session.tokens - hold.tokens);
     }
   }
+}
+
+/**
+ * A lease also lapses when no replica could reach the store for longer than a lease: every lease of
+ * the level then lapsed at once, its calls perhaps still running. Where every lease lapsed, their
+ * replicas get LEASE_GRACE_MS to renew them before any is taken back (the lapsed ones keep their
+ * slots meanwhile); true when that grace starts now. Called by the first call or renewal after it.
+ */
+export function startGraceIfLapsed(state: LevelState, now: number): boolean {
+  if (state.graceUntil !== null || state.leases.size === 0) return false;
+  for (const expiry of state.leases.values()) if (expiry > now) return false;
+  state.graceUntil = now + LEASE_GRACE_MS;
+  return true;
 }
 
 interface Bucket {
@@ -141,6 +165,7 @@ export function emptyLevelState(now: number): LevelState {
     holds: new Map(),
     held: { day: 0, month: 0, total: 0, sessionMicros: 0, sessionTokens: 0 },
     sweepAfter: Number.POSITIVE_INFINITY,
+    graceUntil: null,
   };
 }
 

@@ -3,7 +3,7 @@ import { readFileSync, realpathSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { ensureDir } from "../util/ensure-dir.js";
 import { z } from "zod";
-import { emptyLevelState, reserveLevel, savedLevel, settleLevel, usageOf, type LevelState } from "../limits/level-state.js";
+import { emptyLevelState, reserveLevel, savedLevel, settleLevel, startGraceIfLapsed, usageOf, type LevelState } from "../limits/level-state.js";
 import { lockSnapshot } from "./snapshot-lock.js";
 import { type SavedLevel, SpendJournal } from "./spend-journal.js";
 import {
@@ -232,8 +232,10 @@ export class MemoryStore implements StateStore {
 
   async renewLeases(leases: readonly { level: string; callId: string }[], now: number, leaseMs: number): Promise<void> {
     for (const { level, callId } of leases) {
-      const held = this.levels.get(level)?.leases;
-      if (held?.has(callId)) held.set(callId, now + leaseMs);
+      const state = this.levels.get(level);
+      if (state === undefined || !state.leases.has(callId)) continue;
+      startGraceIfLapsed(state, now);
+      state.leases.set(callId, now + leaseMs);
     }
   }
 

@@ -106,7 +106,7 @@ export class RedisStore implements StateStore {
     redis.defineCommand("sparkApprovalTransition", { numberOfKeys: 1, lua: APPROVAL_TRANSITION_LUA });
     redis.defineCommand("sparkDeleteAndPublish", { numberOfKeys: 1, lua: DELETE_AND_PUBLISH_LUA });
     redis.defineCommand("sparkPutKey", { numberOfKeys: 1, lua: PUT_KEY_LUA });
-    redis.defineCommand("sparkRenewLease", { numberOfKeys: 1, lua: RENEW_LEASE_LUA });
+    redis.defineCommand("sparkRenewLease", { numberOfKeys: LEVEL_KEYS, lua: RENEW_LEASE_LUA });
     redis.defineCommand("sparkTakeToolCalls", { numberOfKeys: 1, lua: TAKE_TOOL_CALLS_LUA });
     this.scripts = redis as unknown as Scripts;
     subscriber.on("message", (channel: string, message: string) => this.received(channel, message));
@@ -200,7 +200,7 @@ export class RedisStore implements StateStore {
     const pipeline = this.redis.pipeline();
     const scripts = pipeline as unknown as Scripts;
     for (const { level, callId } of leases) {
-      void scripts.sparkRenewLease(this.names.levelNames(level, now).leases, String(now + leaseMs), callId, String(leaseMs));
+      void scripts.sparkRenewLease(...this.names.level(level, now), String(now + leaseMs), callId, String(leaseMs), String(now));
     }
     checked(await pipeline.exec());
   }

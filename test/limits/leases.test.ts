@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { reserveAll } from "../../src/limits/enforce.js";
-import { LEASE_MS, LEASE_RENEW_MS, LeaseKeeper } from "../../src/limits/leases.js";
+import { LEASE_GRACE_MS, LEASE_MS, LEASE_RENEW_MS, LeaseKeeper } from "../../src/limits/leases.js";
 import type { LimitPlan } from "../../src/limits/plan.js";
 import { MemoryStore } from "../../src/state/memory.js";
 import { limitPlan, limits, T0 } from "../state/fixtures.js";
@@ -20,8 +20,10 @@ describe("LeaseKeeper", () => {
     keeper.hold(running);
     await keeper.renew(store, T0 + 50_000);
     await expect(reserveAll(store, plan(1), charge, T0 + LEASE_MS + 1)).rejects.toMatchObject({ code: "rate_limit_exceeded" });
-    // Its replica died: no more renewals, and the slot is free a lease after the last one.
-    expect((await reserveAll(store, plan(1), charge, T0 + 50_000 + LEASE_MS)).levels).toHaveLength(1);
+    // Its replica died: no more renewals, and the slot is free a lease after the last one, and the
+    // grace a lapse of every lease of the level gets (it looks like a store outage).
+    await expect(reserveAll(store, plan(1), charge, T0 + 50_000 + LEASE_MS)).rejects.toMatchObject({ code: "rate_limit_exceeded" });
+    expect((await reserveAll(store, plan(1), charge, T0 + 50_000 + LEASE_MS + LEASE_GRACE_MS)).levels).toHaveLength(1);
   });
 
   it("holds only reservations with a parallel limit, and drops released or settled ones", async () => {

@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import { createRedisStore, RedisStore } from "../../src/state/redis.js";
 import type { StateChange } from "../../src/state/store.js";
 import { startRedis } from "../helpers/redis.js";
+import { LEASE_GRACE_MS } from "../../src/limits/leases.js";
 import { LEASE_MS, limits, reserveRequest, runtimeKey, settleRequest, T0 } from "./fixtures.js";
 
 /** What only the Redis store has: key layout, expiry, and behaviour while the server is down. */
@@ -92,13 +93,16 @@ describe.skipIf(server === null)("redis store", () => {
       connection.disconnect();
       subscriber.disconnect();
       expect(await survivor.reserve(call(), T0 + leaseMs - 1)).toMatchObject({ ok: false, limit: "max_parallel_requests" });
+      // Every lease of the level lapsed at once, as after an outage: their replicas get a grace to renew them first.
+      expect(await survivor.reserve(call(), T0 + leaseMs)).toMatchObject({ ok: false, limit: "max_parallel_requests" });
+      const after = T0 + leaseMs + LEASE_GRACE_MS;
       const own = call();
-      const granted = await survivor.reserve(own, T0 + leaseMs);
+      const granted = await survivor.reserve(own, after);
       expect(granted.ok).toBe(true);
-      expect((await survivor.reserve(call(), T0 + leaseMs)).ok).toBe(true);
-      expect((await survivor.reserve(call(), T0 + leaseMs)).ok).toBe(false);
-      await survivor.settle(settleRequest(own, granted, T0 + leaseMs), T0 + leaseMs + 10);
-      expect((await survivor.reserve(call(), T0 + leaseMs + 20)).ok).toBe(true);
+      expect((await survivor.reserve(call(), after)).ok).toBe(true);
+      expect((await survivor.reserve(call(), after)).ok).toBe(false);
+      await survivor.settle(settleRequest(own, granted, after), after + 10);
+      expect((await survivor.reserve(call(), after + 20)).ok).toBe(true);
     } finally {
       await survivor.close();
     }
@@ -118,10 +122,36 @@ describe.skipIf(server === null)("redis store", () => {
       // Nothing calls on the level for longer than the lease (Redis's own clock runs: a TTL set to it would have ended).
       await new Promise((resolve) => setTimeout(resolve, 3 * leaseMs));
       const now = Date.now();
-      expect((await survivor.reserve(call(), now)).ok).toBe(true);
-      expect(await survivor.usage("key:idle", now)).toMatchObject({ dailyMicros: 600, totalMicros: 600 });
+      // Its lease lapsed with every other of the level: given back once the grace for renewing it ends.
+      expect((await survivor.reserve(call(), now)).ok).toBe(false);
+      expect((await survivor.reserve(call(), now + LEASE_GRACE_MS)).ok).toBe(true);
+      expect(await survivor.usage("key:idle", now + LEASE_GRACE_MS)).toMatchObject({ dailyMicros: 600, totalMicros: 600 });
     } finally {
       await survivor.close();
+    }
+  });
+
+  it("keeps a live call's reservation through an outage longer than its lease: its replica renews it within the grace", async () => {
+    const budget = limits({ dailyMicros: 1000, totalMicros: 1000 });
+    const call = () => reserveRequest("key:outage", budget, { inputMicros: 600 });
+    const streaming = new RedisStore(new Redis(server!.url), "outage:");
+    const other = new RedisStore(new Redis(server!.url), "outage:");
+    try {
+      const stream = call();
+      const held = await streaming.reserve(stream, T0);
+      expect(held.ok).toBe(true);
+      // No renewal reached Redis for two leases; the first call after it finds every lease lapsed.
+      const back = T0 + 2 * LEASE_MS;
+      expect(await other.reserve(call(), back)).toMatchObject({ ok: false, limit: "daily_cost" });
+      await streaming.renewLeases([{ level: "key:outage", callId: stream.callId }], back + 5_000, LEASE_MS);
+      // Past the grace, the renewed lease holds: the stream's worst case is still reserved.
+      expect(await other.reserve(call(), back + LEASE_GRACE_MS + 1)).toMatchObject({ ok: false, limit: "daily_cost" });
+      expect(await other.usage("key:outage", back + LEASE_GRACE_MS + 1)).toMatchObject({ dailyMicros: 600 });
+      await streaming.settle(settleRequest(stream, held, back + LEASE_GRACE_MS + 2, { actualMicros: 100 }), back + LEASE_GRACE_MS + 2);
+      expect((await other.reserve(call(), back + LEASE_GRACE_MS + 3)).ok).toBe(true);
+    } finally {
+      await streaming.close();
+      await other.close();
     }
   });
 

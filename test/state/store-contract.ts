@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { StateChange, StateStore } from "../../src/state/store.js";
+import { LEASE_GRACE_MS } from "../../src/limits/leases.js";
 import { approval, limits, reserveRequest, runtimeKey, settleRequest, T0 } from "./fixtures.js";
 
 export interface StoreUnderTest {
@@ -80,13 +81,16 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect((await store.reserve(call("key:par", 2), T0)).ok).toBe(false);
       });
 
-      it("stops counting a call that is never settled once its lease ends", async () => {
+      it("stops counting a call that is never settled once its lease ends and the grace to renew it has passed", async () => {
         const leaseMs = 60_000;
         expect((await store.reserve(call("key:lease", 1, leaseMs), T0)).ok).toBe(true);
         expect(await replica.reserve(call("key:lease", 1, leaseMs), T0 + leaseMs - 1)).toMatchObject({ ok: false, limit: "max_parallel_requests" });
-        expect((await replica.reserve(call("key:lease", 1, leaseMs), T0 + leaseMs)).ok).toBe(true);
+        // Every lease of the level lapsed at once, as after a store outage: the grace for renewing them starts.
+        expect(await replica.reserve(call("key:lease", 1, leaseMs), T0 + leaseMs)).toMatchObject({ ok: false, limit: "max_parallel_requests" });
+        const after = T0 + leaseMs + LEASE_GRACE_MS;
+        expect((await replica.reserve(call("key:lease", 1, leaseMs), after)).ok).toBe(true);
         // The call admitted in its place holds the slot for a lease of its own.
-        expect((await store.reserve(call("key:lease", 1, leaseMs), T0 + 2 * leaseMs - 1)).ok).toBe(false);
+        expect((await store.reserve(call("key:lease", 1, leaseMs), after + leaseMs - 1)).ok).toBe(false);
       });
 
       it("keeps a renewed lease past its first end, on every replica, and lets it lapse once renewal stops", async () => {
@@ -95,8 +99,9 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect((await store.reserve(running, T0)).ok).toBe(true);
         await store.renewLeases([{ level: "key:renew", callId: running.callId }], T0 + 50_000, leaseMs);
         expect(await replica.reserve(call("key:renew", 1, leaseMs), T0 + leaseMs + 1)).toMatchObject({ ok: false, limit: "max_parallel_requests" });
-        // The replica that ran the call is gone: nobody renews it, and it lapses a lease after the last renewal.
-        expect((await replica.reserve(call("key:renew", 1, leaseMs), T0 + 50_000 + leaseMs)).ok).toBe(true);
+        // The replica that ran the call is gone: nobody renews it, and it lapses a lease after the last renewal (and a grace).
+        expect((await replica.reserve(call("key:renew", 1, leaseMs), T0 + 50_000 + leaseMs)).ok).toBe(false);
+        expect((await replica.reserve(call("key:renew", 1, leaseMs), T0 + 50_000 + leaseMs + LEASE_GRACE_MS)).ok).toBe(true);
       });
 
       it("does not bring back a settled call's lease by renewing it", async () => {
@@ -111,9 +116,11 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         const leaseMs = 60_000;
         const late = call("key:late", 1, leaseMs);
         const granted = await store.reserve(late, T0);
-        expect((await store.reserve(call("key:late", 1, leaseMs), T0 + leaseMs)).ok).toBe(true);
-        await store.settle(settleRequest(late, granted, T0), T0 + leaseMs + 10);
-        expect((await store.reserve(call("key:late", 1, leaseMs), T0 + leaseMs + 20)).ok).toBe(false);
+        expect((await store.reserve(call("key:late", 1, leaseMs), T0 + leaseMs)).ok).toBe(false);
+        const after = T0 + leaseMs + LEASE_GRACE_MS;
+        expect((await store.reserve(call("key:late", 1, leaseMs), after)).ok).toBe(true);
+        await store.settle(settleRequest(late, granted, T0), after + 10);
+        expect((await store.reserve(call("key:late", 1, leaseMs), after + 20)).ok).toBe(false);
       });
     });
 
@@ -183,14 +190,17 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         // A renewed lease keeps its reservation.
         await store.renewLeases([{ level: "key:died", callId: dead.callId }], T0 + 59_000, 60_000);
         expect(await store.reserve(next(), T0 + 100_000)).toMatchObject({ ok: false, limit: "daily_cost" });
+        // Its only lease lapsed: kept through the grace its replica gets to renew it, then given back.
+        expect(await store.reserve(next(), T0 + 119_001)).toMatchObject({ ok: false, limit: "daily_cost" });
+        const after = T0 + 119_001 + LEASE_GRACE_MS;
         const granted = next();
-        const result = await store.reserve(granted, T0 + 119_001);
+        const result = await store.reserve(granted, after);
         expect(result.ok).toBe(true);
-        expect(await store.usage("key:died", T0 + 119_001)).toMatchObject({ dailyMicros: 900, totalMicros: 900 });
+        expect(await store.usage("key:died", after)).toMatchObject({ dailyMicros: 900, totalMicros: 900 });
         // The first call's settle comes after all (its replica was only stalled): its cost is spend, whole.
-        await store.settle(settleRequest(dead, held, T0, { actualMicros: 50 }), T0 + 120_000);
-        await store.settle(settleRequest(granted, result, T0 + 119_001, { actualMicros: 30 }), T0 + 120_000);
-        expect(await store.usage("key:died", T0 + 120_000)).toMatchObject({ dailyMicros: 80, totalMicros: 80 });
+        await store.settle(settleRequest(dead, held, T0, { actualMicros: 50 }), after + 1000);
+        await store.settle(settleRequest(granted, result, after, { actualMicros: 30 }), after + 1000);
+        expect(await store.usage("key:died", after + 1000)).toMatchObject({ dailyMicros: 80, totalMicros: 80 });
       });
 
       it("never resets the total", async () => {

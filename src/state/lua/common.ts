@@ -1,3 +1,5 @@
+import { LEASE_GRACE_MS } from "../../limits/leases.js";
+
 /**
  * Lua shared by the level scripts. Both scripts receive the same KEYS, all under one hash tag:
  *   1 rpm bucket, 2 tpm bucket, 3 leases of the calls in flight, 4 today's spend, 5 this month's spend,
@@ -69,28 +71,51 @@ end
 -- clock), not a count: the slots of a replica that died mid-call come back when their leases end, and
 -- so does what those calls reserved (KEYS[10]): from today's and this month's spend where it was
 -- reserved today and this month, from the total and the session always.
-local function releaseExpired(now)
-  local ended = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
-  for _, id in ipairs(ended) do
-    local held = redis.call('HGET', KEYS[10], id)
-    if held then
-      local micros, dayKey, monthKey, tokens = string.match(held, '^(%S+) (%S+) (%S+) (%S+)$')
-      micros, tokens = tonumber(micros), tonumber(tokens)
-      if dayKey == KEYS[4] then redis.call('SET', KEYS[4], fmt(math.max(0, num(KEYS[4]) - micros))) end
-      if monthKey == KEYS[5] then redis.call('SET', KEYS[5], fmt(math.max(0, num(KEYS[5]) - micros))) end
-      redis.call('SET', KEYS[6], fmt(math.max(0, num(KEYS[6]) - micros)))
-      local s = redis.call('HMGET', KEYS[7], 'micros', 'tokens')
-      if s[1] then
-        redis.call('HSET', KEYS[7], 'micros', fmt(math.max(0, tonumber(s[1]) - micros)), 'tokens', fmt(math.max(0, tonumber(s[2] or '0') - tokens)))
-      end
-      redis.call('HDEL', KEYS[10], id)
-    end
+local function giveBack(id)
+  local held = redis.call('HGET', KEYS[10], id)
+  if not held then return end
+  local micros, dayKey, monthKey, tokens = string.match(held, '^(%S+) (%S+) (%S+) (%S+)$')
+  micros, tokens = tonumber(micros), tonumber(tokens)
+  if dayKey == KEYS[4] then redis.call('SET', KEYS[4], fmt(math.max(0, num(KEYS[4]) - micros))) end
+  if monthKey == KEYS[5] then redis.call('SET', KEYS[5], fmt(math.max(0, num(KEYS[5]) - micros))) end
+  redis.call('SET', KEYS[6], fmt(math.max(0, num(KEYS[6]) - micros)))
+  local s = redis.call('HMGET', KEYS[7], 'micros', 'tokens')
+  if s[1] then
+    redis.call('HSET', KEYS[7], 'micros', fmt(math.max(0, tonumber(s[1]) - micros)), 'tokens', fmt(math.max(0, tonumber(s[2] or '0') - tokens)))
   end
+  redis.call('HDEL', KEYS[10], id)
+end
+
+-- A lease also lapses when no replica could reach Redis for longer than a lease: every lease of the
+-- level then lapsed at once, its calls' streams perhaps still running. Taking those back at the first
+-- call after the outage would hand their worst case to that call to spend. So where every lease
+-- lapsed, the live replicas are first given LEASE_GRACE (more than a renewal period) to renew theirs,
+-- and only the leases still lapsed after it are taken back. The memory store does the same.
+local LEASE_GRACE = ${LEASE_GRACE_MS}
+local function startGraceIfLapsed(now)
+  local newest = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+  if newest[2] == nil or tonumber(newest[2]) > now or redis.call('HEXISTS', KEYS[10], '~grace') == 1 then return false end
+  redis.call('HSET', KEYS[10], '~grace', fmt(now + LEASE_GRACE))
+  return true
+end
+
+local function releaseExpired(now)
+  local graceUntil = redis.call('HGET', KEYS[10], '~grace')
+  if graceUntil then
+    if now < tonumber(graceUntil) then return end
+    redis.call('HDEL', KEYS[10], '~grace')
+  end
+  local ended = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+  if #ended == 0 then return end
+  -- The leases still lapsed when a grace ends are taken back, not given another.
+  if not graceUntil and startGraceIfLapsed(now) then return end
+  for _, id in ipairs(ended) do giveBack(id) end
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 end
 
+-- During a grace the lapsed leases still hold their slots: their calls may be running.
 local function liveLeases(now)
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  if redis.call('HEXISTS', KEYS[10], '~grace') == 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now) end
   return redis.call('ZCARD', KEYS[3])
 end
 
