@@ -112,7 +112,11 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
       callId,
       leaseMs: LEASE_MS,
     };
-    const result = await store.reserve(request, now);
+    const result = await store.reserve(request, now).catch(async (error: unknown) => {
+      // The store failed (the call is refused for it): what the earlier levels took goes back at once.
+      await release(store, reservation, now).catch(() => undefined);
+      throw error;
+    });
     if (!result.ok) {
       await release(store, reservation, now);
       const scope = level.split(":")[0] ?? level;

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Redis, type RedisOptions } from "ioredis";
 import { APPROVAL_TRANSITION_LUA, DELETE_AND_PUBLISH_LUA } from "./lua/approval.js";
 import { PUT_KEY_LUA } from "./lua/keys.js";
-import { RENEW_LEASE_LUA } from "./lua/lease.js";
+import { ABANDON_LUA, RENEW_LEASE_LUA } from "./lua/lease.js";
 import { RESERVE_LUA } from "./lua/reserve.js";
 import { SETTLE_LUA } from "./lua/settle.js";
 import { TAKE_TOOL_CALLS_LUA } from "./lua/tool-calls.js";
@@ -37,16 +37,21 @@ interface Scripts {
   sparkDeleteAndPublish: Script;
   sparkPutKey: Script;
   sparkRenewLease: Script;
+  sparkAbandon: Script;
   sparkTakeToolCalls: Script;
 }
 
 const LEVEL_KEYS = 10;
 const QUIT_TIMEOUT_MS = 1000;
 
-interface UnsentSettle {
-  request: SettleRequest;
+/** A write kept to retry in the background (see `settle` and `reserve`). */
+interface Unsent {
+  run: (now: number) => Promise<void>;
+  /** The caller's clock when it was first tried. */
   now: number;
   since: number;
+  /** Safe to run twice: retried whatever the failure, not only when it surely never reached Redis. */
+  idempotent: boolean;
 }
 
 const SETTLE_RETRY_MS = 1000;
@@ -88,8 +93,8 @@ export class RedisStore implements StateStore {
   private readonly listeners: Array<ChangeListener> = [];
   private readonly origin = randomUUID();
   private readonly subscription: Promise<void>;
-  /** Settles Redis never received while it was away: retried until they land (see `settle`). */
-  private readonly unsent: UnsentSettle[] = [];
+  /** Settles Redis never received while it was away, and reserves to undo: retried until they land (see `settle`, `reserve`). */
+  private readonly unsent: Unsent[] = [];
   private retryTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -107,6 +112,7 @@ export class RedisStore implements StateStore {
     redis.defineCommand("sparkDeleteAndPublish", { numberOfKeys: 1, lua: DELETE_AND_PUBLISH_LUA });
     redis.defineCommand("sparkPutKey", { numberOfKeys: 1, lua: PUT_KEY_LUA });
     redis.defineCommand("sparkRenewLease", { numberOfKeys: LEVEL_KEYS, lua: RENEW_LEASE_LUA });
+    redis.defineCommand("sparkAbandon", { numberOfKeys: LEVEL_KEYS, lua: ABANDON_LUA });
     redis.defineCommand("sparkTakeToolCalls", { numberOfKeys: 1, lua: TAKE_TOOL_CALLS_LUA });
     this.scripts = redis as unknown as Scripts;
     subscriber.on("message", (channel: string, message: string) => this.received(channel, message));
@@ -137,9 +143,26 @@ export class RedisStore implements StateStore {
     return this.subscription;
   }
 
+  /**
+   * A reserve whose outcome is unknown (it timed out: Redis may have run it, or may yet, as after a
+   * stall) is undone in the background: the call was refused for the store's sake, and what the
+   * reserve took must not hold the level's budget until its lease lapses.
+   */
   async reserve(request: ReserveRequest, now: number): Promise<ReserveResult> {
     const keys = this.names.level(request.level, now);
-    return reserveResultFrom(await this.scripts.sparkReserve(...keys, ...reserveArgs(request, now)));
+    try {
+      return reserveResultFrom(await this.scripts.sparkReserve(...keys, ...reserveArgs(request, now)));
+    } catch (error) {
+      if (!neverSent(error)) {
+        const { level, callId } = request;
+        this.retryLater({ run: (at) => this.abandon(level, callId, at), now, since: Date.now(), idempotent: true });
+      }
+      throw error;
+    }
+  }
+
+  private async abandon(level: string, callId: string, now: number): Promise<void> {
+    await this.scripts.sparkAbandon(...this.names.level(level, now), callId);
   }
 
   /**
@@ -152,7 +175,7 @@ export class RedisStore implements StateStore {
     try {
       await this.runSettle(request, now);
     } catch (error) {
-      if (neverSent(error)) this.retryLater({ request, now, since: Date.now() });
+      if (neverSent(error)) this.retryLater({ run: (at) => this.runSettle(request, at), now, since: Date.now(), idempotent: false });
       throw error;
     }
   }
@@ -162,20 +185,20 @@ export class RedisStore implements StateStore {
     await this.scripts.sparkSettle(...keys, ...settleArgs(request, now));
   }
 
-  private retryLater(settle: UnsentSettle): void {
-    if (this.unsent.length < MAX_UNSENT) this.unsent.push(settle);
+  private retryLater(write: Unsent): void {
+    if (this.unsent.length < MAX_UNSENT) this.unsent.push(write);
     this.retryTimer ??= setTimeout(() => void this.retryUnsent(), SETTLE_RETRY_MS).unref();
   }
 
   private async retryUnsent(): Promise<void> {
     const due = this.unsent.splice(0);
-    for (const settle of due) {
-      const elapsed = Date.now() - settle.since;
+    for (const write of due) {
+      const elapsed = Date.now() - write.since;
       try {
-        // The caller's clock, moved on by the time the settle waited.
-        await this.runSettle(settle.request, settle.now + elapsed);
+        // The caller's clock, moved on by the time the write waited.
+        await write.run(write.now + elapsed);
       } catch (error) {
-        if (neverSent(error) && elapsed < SETTLE_RETRY_FOR_MS) this.unsent.push(settle);
+        if ((write.idempotent || neverSent(error)) && elapsed < SETTLE_RETRY_FOR_MS) this.unsent.push(write);
       }
     }
     this.retryTimer = this.unsent.length === 0 || this.closed ? null : setTimeout(() => void this.retryUnsent(), SETTLE_RETRY_MS).unref();

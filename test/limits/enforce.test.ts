@@ -48,6 +48,15 @@ describe("reserveAll / settleAll", () => {
     expect(store.settled.at(-1)).toMatchObject({ level: "key:k", callId: refused.callId, released: true });
   });
 
+  it("gives back what the earlier levels took when the store fails at a later one", async () => {
+    const store = new RecordingStore(null, T0);
+    const down = new Error("store unreachable");
+    store.reserve = (request, now) => (request.level === "org" ? Promise.reject(down) : MemoryStore.prototype.reserve.call(store, request, now));
+    await expect(reserveAll(store, plan(1), charge, T0)).rejects.toBe(down);
+    expect(store.settled).toMatchObject([{ level: "key:k", released: true }]);
+    expect((await store.usage("key:k", T0)).requestsLastMinute).toBe(0);
+  });
+
   it("reports x-ratelimit-* on a parallel refusal, even with no per-minute limit to report", async () => {
     const store = new MemoryStore(null, T0);
     await reserveAll(store, plan(1), charge, T0);

@@ -202,6 +202,27 @@ describe.skipIf(server === null)("redis store", () => {
     }
   });
 
+  it("undoes a reserve that timed out while the server stalled, once the server has run it", async () => {
+    const own = await startRedis();
+    if (own === null) return;
+    const store = await createRedisStore(own.url, "stall:", { commandTimeoutMs: 150 });
+    const call = () => reserveRequest("key:stall", limits({ dailyMicros: 1000, maxParallel: 1 }), { inputMicros: 600 });
+    try {
+      own.pause();
+      await expect(store.reserve(call(), T0)).rejects.toThrow();
+      own.resume();
+      // Redis ran the reserve when it woke (its request stays counted); what it held is given back.
+      await vi.waitFor(async () => expect(await store.usage("key:stall", T0)).toMatchObject({ dailyMicros: 0, requestsLastMinute: 1 }), {
+        timeout: 5_000,
+        interval: 50,
+      });
+      expect((await store.reserve(call(), T0 + 1)).ok).toBe(true);
+    } finally {
+      await store.close();
+      await own.stop();
+    }
+  });
+
   it("fails fast while the server is down and recovers by itself after a restart", async () => {
     const own = await startRedis();
     if (own === null) return;

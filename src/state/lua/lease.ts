@@ -16,3 +16,15 @@ if redis.call('ZSCORE', KEYS[3], ARGV[2]) then
 end
 return 'OK'
 `;
+
+/**
+ * Undoes a reserve whose outcome the caller never heard (it timed out): what the call holds at the
+ * level, if the reserve ran, is given back and its lease dropped. Running it twice, or where the
+ * reserve never ran, changes nothing; its request stays counted in the minute, as a refused call's does.
+ * KEYS: the level's. ARGV: callId.
+ */
+export const ABANDON_LUA = `${LEVEL_COMMON_LUA}
+giveBack(ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 'OK'
+`;
