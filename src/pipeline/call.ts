@@ -242,7 +242,11 @@ export async function handleCall(
     let heldBy: Approval | null = null;
     if (approvalId !== null) {
       draft.approvalId = approvalId;
-      const redemption = await services.approvals.redeem(approvalId, principal, bodyHash(), action);
+      const redemption = await services.approvals.redeem(approvalId, principal, bodyHash(), action).catch((error: unknown) => {
+        // Refused before any rule ran: the record keeps the body all the same, at the configured level.
+        draft.body = captureAuditBody(config, request.body, null, state.callerKey);
+        throw error;
+      });
       state.redeemedApproval = approvalId;
       if (redemption.kind === "held" && redemption.approval.held !== null) heldBy = redemption.approval;
       else approved = true;
