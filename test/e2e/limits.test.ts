@@ -342,6 +342,14 @@ describe("per-call cost cap", () => {
       "cost_cap_exceeded",
     );
   });
+
+  it("records the input tokens a cost_cap_exceeded refusal priced, counted, not a byte bound", async () => {
+    const body = { model: "gpt-4o", messages: [{ role: "user" as const, content: "word ".repeat(1200) }], max_completion_tokens: 2000 };
+    const error = await expectApiError(h.client(K.cap).chat.completions.create(body), 400, "cost_cap_exceeded");
+    const { input, micros } = worstOf(body, 256);
+    expect(error.message).toContain(`$${usd(micros).toFixed(6)} with the least output clamping allows (256 tokens)`);
+    expect((await auditRecords(h)).at(-1)).toMatchObject({ error_code: "cost_cap_exceeded", input_tokens: input });
+  });
 });
 
 describe("sessions and tokens per minute", () => {
