@@ -4,6 +4,7 @@ import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { buildCaseFacts, evaluateFacts } from "./admin/policies.js";
 import { parseAuditQuery } from "./audit/query.js";
+import { paramRecord } from "./util/query-params.js";
 import { queryFiles } from "./audit/query-files.js";
 import { listAuditFiles } from "./audit/files.js";
 import { verifyFiles } from "./audit/verify.js";
@@ -132,9 +133,7 @@ async function audit(sub: string | undefined, args: string[], out: Out, err: Out
     return result.ok ? 0 : 1;
   }
   if (sub === "query") {
-    const params: Record<string, string> = {};
-    for (const [name, value] of opts) if (name !== "dir" && name !== "replica") params[name] = value;
-    const parsed = parseAuditQuery(params);
+    const parsed = parseAuditQuery(paramRecord([...opts].filter(([name]) => name !== "dir" && name !== "replica")));
     if (!parsed.ok) {
       err(`invalid --${parsed.param}: ${parsed.message}`);
       return 2;

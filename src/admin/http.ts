@@ -8,7 +8,7 @@ import { captureAdminBody } from "../pipeline/audit-body.js";
 import { readBody } from "../pipeline/read-body.js";
 import type { Services } from "../pipeline/services.js";
 import { formatFieldPath } from "../util/field-path.js";
-import { type ParsedParams, parseParams } from "../util/query-params.js";
+import { type ParsedParams, paramRecord, parseParams } from "../util/query-params.js";
 
 export type AdminContext = Context<Env>;
 
@@ -71,13 +71,9 @@ export function recordChange(c: AdminContext, services: Services, body: unknown)
   c.get("draft").body = captureAdminBody(services.current().config, body);
 }
 
-/** Query-string parameters as a plain record; a repeated parameter keeps its first value. */
+/** Query-string parameters as a record (`paramRecord`); a repeated parameter keeps its first value. */
 export function queryParams(c: AdminContext): Record<string, string> {
-  const params: Record<string, string> = {};
-  for (const [name, value] of new URL(c.req.url).searchParams) {
-    if (!Object.hasOwn(params, name)) params[name] = value;
-  }
-  return params;
+  return paramRecord(new URL(c.req.url).searchParams);
 }
 
 /** A list route's query parameters by a strict schema; a bad or unknown one is 400 `invalid_body` naming it. */

@@ -3,6 +3,7 @@ import type { RateStatus, ReserveRequest, StateStore } from "../state/store.js";
 import { newId } from "../util/ids.js";
 import { isBudgetLimit, type LimitPlan } from "./plan.js";
 import { rateHeaders } from "./headers.js";
+import { restoredRate } from "./level-state.js";
 import { LEASE_MS } from "./leases.js";
 
 export interface CallCharge {
@@ -19,6 +20,8 @@ interface ReservedLevel {
   request: ReserveRequest;
   reservedMicros: number;
   reservedTokens: number;
+  /** The level's own status once it took this call: what a refusal further on gives back to. */
+  rate: RateStatus;
 }
 
 /** What a call holds between reserve and settle. Settled exactly once. */
@@ -64,16 +67,14 @@ function tightest(a: RateStatus, b: RateStatus): RateStatus {
   return out;
 }
 
-/** The rate status of the levels a reservation took from, once the call's request and tokens are given back. */
+/** The rate status of the levels a reservation took from, once each got this call's request and tokens back. */
 function givenBack(reservation: Reservation): RateStatus {
-  const { requests, tokens } = reservation.rate;
-  const out: RateStatus = {};
-  if (requests !== undefined) out.requests = { ...requests, remaining: Math.min(requests.limit, requests.remaining + 1) };
-  if (tokens !== undefined) {
-    // Each level reserved this call's tokens; a later level may have clamped them lower, so the least is given back for sure.
-    let taken = Number.POSITIVE_INFINITY;
-    for (const level of reservation.levels) taken = Math.min(taken, level.reservedTokens);
-    out.tokens = { ...tokens, remaining: Math.min(tokens.limit, tokens.remaining + (Number.isFinite(taken) ? taken : 0)) };
+  let out: RateStatus = {};
+  for (const { rate, reservedTokens } of reservation.levels) {
+    const back: RateStatus = {};
+    if (rate.requests !== undefined) back.requests = restoredRate(rate.requests, 1);
+    if (rate.tokens !== undefined) back.tokens = restoredRate(rate.tokens, reservedTokens);
+    out = tightest(out, back);
   }
   return out;
 }
@@ -151,7 +152,7 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
         headers: { ...headers, "retry-after": String(retryAfter), "retry-after-ms": String(result.retryAfterMs ?? 60_000) },
       });
     }
-    reservation.levels.push({ request, reservedMicros: result.reservedMicros, reservedTokens: result.reservedTokens });
+    reservation.levels.push({ request, reservedMicros: result.reservedMicros, reservedTokens: result.reservedTokens, rate: result.rate });
     totalOutput = Math.min(totalOutput, result.outputTokens);
     reservation.outputTokens = Math.floor(totalOutput / choices);
     reservation.rate = tightest(reservation.rate, result.rate);

@@ -201,6 +201,21 @@ function msToRefill(missing: number, capacity: number): number {
   return Math.ceil((missing * MINUTE_MS) / capacity);
 }
 
+type BucketStatus = NonNullable<RateStatus["requests"]>;
+
+/**
+ * A bucket's status once `amount` went back into it. The reset shrinks by the time that amount takes
+ * to refill, so it stays the reset of the remaining shown (within the millisecond `msToRefill` rounds to).
+ */
+export function restoredRate(status: BucketStatus, amount: number): BucketStatus {
+  const { limit, remaining, resetMs } = status;
+  return {
+    limit,
+    remaining: Math.min(limit, remaining + amount),
+    resetMs: Math.max(0, Math.ceil(resetMs - (amount * MINUTE_MS) / limit)),
+  };
+}
+
 function rollCalendar(state: LevelState, now: number): void {
   const day = dayOf(now);
   if (state.day !== day) {

@@ -8,9 +8,12 @@ import { redactRequestBody } from "./redact-body.js";
 
 const LEVELS: AuditBodies[] = ["none", "redacted", "full"];
 
-/** The body capture a call gets: the config's level, raised by any matched rule's `audit_bodies`. */
-export function bodyCaptureLevel(config: Config, decision: Decision): AuditBodies {
-  const raised = decision.constraints.audit_bodies;
+/**
+ * The body capture a call gets: the config's level, raised by any matched rule's `audit_bodies`.
+ * Without a decision (refused before any rule ran) no rule can raise it.
+ */
+export function bodyCaptureLevel(config: Config, decision: Decision | null): AuditBodies {
+  const raised = decision?.constraints.audit_bodies;
   const configured = LEVELS.indexOf(config.audit.bodies);
   const fromRule = typeof raised === "string" ? LEVELS.indexOf(raised as AuditBodies) : -1;
   return LEVELS[Math.max(configured, fromRule)] ?? "none";
@@ -75,7 +78,7 @@ function redactor(config: Config, callerKey: string | null): (text: string) => s
 export function captureAuditBody(
   config: Config,
   body: unknown,
-  decision: Decision,
+  decision: Decision | null,
   callerKey: string | null,
 ): Pick<AuditRecord, "body" | "body_enc" | "body_key_id"> | null {
   const level = bodyCaptureLevel(config, decision);

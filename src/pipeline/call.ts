@@ -242,7 +242,11 @@ export async function handleCall(
     let heldBy: Approval | null = null;
     if (approvalId !== null) {
       draft.approvalId = approvalId;
-      const redemption = await services.approvals.redeem(approvalId, principal, bodyHash(), action);
+      const redemption = await services.approvals.redeem(approvalId, principal, bodyHash(), action).catch((error: unknown) => {
+        // Refused before any rule ran: the record keeps the body all the same, at the configured level.
+        draft.body = captureAuditBody(config, request.body, null, state.callerKey);
+        throw error;
+      });
       state.redeemedApproval = approvalId;
       if (redemption.kind === "held" && redemption.approval.held !== null) heldBy = redemption.approval;
       else approved = true;
@@ -563,8 +567,9 @@ function ensureEstimate(
     if (!(error instanceof GatewayError) || error.code !== "cost_cap_exceeded") throw error;
     // Refused after the rules, so a DENY the call also meets is what the client and the audit see;
     // until then its facts are the uncapped worst case, as `POST /admin/policies/evaluate` judges it.
+    // Counted exactly, as the refusal counted it: with no cap left to check, a byte bound would pass and be recorded.
     state.capRefusal = error;
-    state.estimate = estimateCall(action, body, model, prices, { ...plan, perCallCapMicros: null }, exactNeeded);
+    state.estimate = estimateCall(action, body, model, prices, { ...plan, perCallCapMicros: null }, true);
   }
   // An answer's usage, once accounted, is what the record reports; a rule reading an estimate after it changes nothing.
   if (!state.accounted) state.draft.inputTokens = state.estimate.inputTokens;

@@ -5,6 +5,17 @@ export type QueryParams = URLSearchParams | Readonly<Record<string, string | und
 export type ParsedParams<T> = { ok: true; data: T } | { ok: false; param: string | null; message: string };
 
 /**
+ * Parameters as a record; a repeated one keeps its first value. The record has no prototype: on a
+ * plain object, `__proto__` would set the prototype rather than a key, and the parameter would
+ * vanish instead of being refused by name as any other unknown one is.
+ */
+export function paramRecord(entries: Iterable<readonly [string, string]>): Record<string, string> {
+  const params = Object.create(null) as Record<string, string>;
+  for (const [name, value] of entries) if (!Object.hasOwn(params, name)) params[name] = value;
+  return params;
+}
+
+/**
  * Parses query-string parameters with a strict object schema. Empty values count as absent
  * (`?user=&model=gpt-4o`); an unknown parameter is refused by name, listing the known ones, so a
  * typo does not silently widen a search.

@@ -65,6 +65,15 @@ describe("audit queries", () => {
     expectError(await h.admin("GET", "/audit?colour=red"), 400, "invalid_body");
   });
 
+  it("refuses a parameter named like a member of every object as it refuses any unknown one", async () => {
+    for (const name of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
+      for (const route of ["/audit", "/audit/violations", "/audit/high-cost", "/spend", "/keys", "/approvals"]) {
+        const error = expectError(await h.admin("GET", `${route}?${name}=1`), 400, "invalid_body", name);
+        expect(error.message, `${route}?${name}`).toMatch(new RegExp(`^\`${name}\` is not a`));
+      }
+    }
+  });
+
   it("records admin actions as admin.<route> with the token's name", async () => {
     const admin = await records("?user=admin&limit=1000");
     expect(admin.map((r) => r.action)).toContain("admin.keys.create");

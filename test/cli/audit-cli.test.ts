@@ -45,6 +45,9 @@ describe("audit CLI, offline on the files", () => {
     const unknown = await run(["audit", "query", "--dir", h.auditDir, "--usr", "alice"]);
     expect(unknown.code).toBe(2);
     expect(unknown.err).toContain("invalid --usr: `usr` is not a filter; the filters are user, key_id");
+    const proto = await run(["audit", "query", "--dir", h.auditDir, "--__proto__", "1"]);
+    expect(proto.code).toBe(2);
+    expect(proto.err).toContain("invalid --__proto__: `__proto__` is not a filter");
     const dangling = await run(["audit", "query", "--dir", h.auditDir, "--user"]);
     expect(dangling.code).toBe(2);
     expect(dangling.err).toContain("--user needs a value");

@@ -138,3 +138,32 @@ describe("approval webhooks", () => {
     }
   });
 });
+
+// Last: the approval it creates would otherwise join the events the webhook test counts.
+describe("audit bodies of approval retries refused before any rule ran", () => {
+  it("keep the body at the configured level, with no decision, as every other refusal keeps it", async () => {
+    const content = "please gate this for jane.doe@example.com";
+    const body = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content }] };
+    const gated = (await client()
+      .chat.completions.create(body)
+      .catch((e: unknown) => e)) as { error?: { approval_id?: string } };
+    const id = gated.error?.approval_id;
+    expect(id).toMatch(/^apr_/);
+    const retry = (approvalId: string, sent: typeof body) => client().chat.completions.create(sent, { headers: { "x-approval-id": approvalId } }).catch((e: unknown) => e);
+    expect(await retry(id!, body)).toMatchObject({ status: 403, code: "approval_pending" });
+    expect(await retry("apr_bogus", body)).toMatchObject({ status: 403, code: "approval_invalid" });
+    // A rule would capture this body in full, but no rule was evaluated: the configured level applies.
+    const secret = { ...body, messages: [{ role: "user" as const, content: "TOP-SECRET for jane.doe@example.com" }] };
+    expect(await retry("apr_bogus", secret)).toMatchObject({ status: 403, code: "approval_invalid" });
+    const refused = (await records()).filter((r) => r.error_code === "approval_pending" || r.error_code === "approval_invalid");
+    expect(refused.map((r) => r.error_code)).toEqual(["approval_pending", "approval_invalid", "approval_invalid"]);
+    for (const record of refused) {
+      expect(record.decision).toBeNull();
+      expect(record.body_enc).toBeUndefined();
+      const kept = JSON.stringify(record.body);
+      expect(kept).toContain("[REDACTED:email]");
+      expect(kept).not.toContain("jane.doe@example.com");
+    }
+    expect(JSON.stringify(refused[2]?.body)).toContain("TOP-SECRET");
+  });
+});

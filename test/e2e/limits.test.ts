@@ -342,6 +342,14 @@ describe("per-call cost cap", () => {
       "cost_cap_exceeded",
     );
   });
+
+  it("records the input tokens a cost_cap_exceeded refusal priced, counted, not a byte bound", async () => {
+    const body = { model: "gpt-4o", messages: [{ role: "user" as const, content: "word ".repeat(1200) }], max_completion_tokens: 2000 };
+    const error = await expectApiError(h.client(K.cap).chat.completions.create(body), 400, "cost_cap_exceeded");
+    const { input, micros } = worstOf(body, 256);
+    expect(error.message).toContain(`$${usd(micros).toFixed(6)} with the least output clamping allows (256 tokens)`);
+    expect((await auditRecords(h)).at(-1)).toMatchObject({ error_code: "cost_cap_exceeded", input_tokens: input });
+  });
 });
 
 describe("sessions and tokens per minute", () => {
@@ -429,7 +437,10 @@ ${keyEntry("agent", K.session, "{ user: u-agent, role: developer, team: t1 }")}
     const inSession = h.client(K.rpmSession, { headers: { "x-session-id": "one-shot" } });
     await inSession.chat.completions.create(say("say:1"));
     // The session level refuses after the key level admitted: the key's request token is given back.
-    await expectApiError(inSession.chat.completions.create(say("say:2")), 429, "budget_exceeded");
+    const refused = await expectApiError(inSession.chat.completions.create(say("say:2")), 429, "budget_exceeded");
+    // 1 of 2 at 2 a minute is full again within 30 s: the reset of the remaining shown, not of none.
+    expect(refused.headers?.get("x-ratelimit-remaining-requests")).toBe("1");
+    expect(refused.headers?.get("x-ratelimit-reset-requests")).toMatch(/^(?:[12]?\d|30)s$/);
     await expectApiError(inSession.chat.completions.create(say("say:3")), 429, "budget_exceeded");
     const answer = await h.client(K.rpmSession).chat.completions.create(say("say:outside the session"));
     expect(answer.choices[0]?.message.content).toBe("outside the session");

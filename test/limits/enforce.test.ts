@@ -115,6 +115,27 @@ describe("the x-ratelimit-* headers of a refusal", () => {
     const refusal = await reserveAll(store, tiers, charge, T0).catch((error: unknown) => error);
     expect(refusal).toMatchObject({ status: 429, message: expect.stringMatching(/^user requests per minute/) });
     expect(headersOf(refusal)).toMatchObject({ "x-ratelimit-remaining-tokens": "480", "x-ratelimit-remaining-requests": "0", "x-ratelimit-limit-requests": "1" });
+    // 20 of 500 tokens missing refill in 2.4 s: the reset the admitted call reported, not that of 40 missing.
+    expect(headersOf(refusal)["x-ratelimit-reset-tokens"]).toBe("3s");
+  });
+
+  it("report the reset of the remaining they show when a later level refuses a budget", async () => {
+    const store = new MemoryStore(null, T0);
+    const session: LimitPlan = {
+      ...plan(100),
+      levels: [
+        { level: "key:k", limits: limits({ requestsPerMinute: 60 }) },
+        { level: "session:k:s", limits: limits({ session: true, sessionMaxLlmCalls: 1 }) },
+      ],
+    };
+    const admitted = await reserveAll(store, session, charge, T0);
+    expect(admitted.rate.requests).toEqual({ limit: 60, remaining: 59, resetMs: 1000 });
+    for (let i = 0; i < 3; i++) {
+      const refusal = await reserveAll(store, session, charge, T0 + 500).catch((error: unknown) => error);
+      expect(refusal).toMatchObject({ status: 429, code: "budget_exceeded" });
+      // 59.5 of 60 at 60 a minute, 500 ms after the admitted call: full again in 500 ms.
+      expect(headersOf(refusal)).toMatchObject({ "x-ratelimit-remaining-requests": "59", "x-ratelimit-reset-requests": "500ms" });
+    }
   });
 
   it("carry retry-after when the call can never fit the tokens per minute, with x-should-retry false", async () => {
