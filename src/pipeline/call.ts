@@ -30,7 +30,7 @@ import { readBody } from "./read-body.js";
 import { sessionIdOf } from "./session-id.js";
 import { relayStream, streamFailure } from "./relay-stream.js";
 import { holdEnd, writeError, writeJson } from "./respond.js";
-import type { Approval } from "../state/store.js";
+import type { Approval, Stop } from "../state/store.js";
 import type { Runtime } from "./runtime.js";
 import type { Services } from "./services.js";
 import { approvalContext, governDeclaredTools, governToolCalls, type ToolCallContext, type ToolGovernance, type ToolVerdict, ungoverned } from "./tools.js";
@@ -47,9 +47,22 @@ import { storeTrouble } from "../log/throttle.js";
  */
 export function authenticate(services: Services, incoming: IncomingMessage, now: number, draft?: AuditDraft): Principal {
   const principal = identify(services, incoming, now, draft);
-  const stop = services.shared.stopFor(principal.keyId, principal.subject.user, principal.subject.team);
+  const stop = stopOf(services, principal);
   if (stop !== null) throw stopError(stop);
   return principal;
+}
+
+/**
+ * The stop that halts the principal, if any. A replica that has not yet read the stops (it started
+ * while the store was down) cannot tell: `store_unavailable`, unless `store.on_error: fail_open`.
+ */
+function stopOf(services: Services, principal: Principal): Stop | null {
+  if (!services.shared.stopsKnown && !services.failOpen()) {
+    throw new GatewayError(503, "store_unavailable", "the state store is unavailable and this replica has not yet read its emergency stops", {
+      headers: { "retry-after": "1" },
+    });
+  }
+  return services.shared.stopFor(principal.keyId, principal.subject.user, principal.subject.team);
 }
 
 /** The key's principal, or 401; recorded in the draft. */
@@ -198,7 +211,7 @@ export async function handleCall(
     const bytes = await readBody(incoming, config.server.max_body_bytes);
     state.bytes = bytes;
     // Checked once the body is in, so the refusal's record names the model the halted agent asked for.
-    const stop = services.shared.stopFor(principal.keyId, principal.subject.user, principal.subject.team);
+    const stop = stopOf(services, principal);
     if (stop !== null) {
       draft.model = askedModel(services, state, bytes);
       throw stopError(stop);

@@ -127,6 +127,8 @@ export class SharedState {
   keys: KeyIndex;
   private runtimeKeys: RuntimeKey[] = [];
   private stops = new Map<string, Stop>();
+  /** False until the stops were first read: a replica started while the store was down knows of none. */
+  stopsKnown = false;
 
   constructor(config: Config, now: number) {
     this.keys = new KeyIndex(config.keys, [], now);
@@ -155,6 +157,7 @@ export class SharedState {
 
   setStops(stops: Stop[]): void {
     this.stops = new Map(stops.map((stop) => [`${stop.kind}:${stop.value}`, stop]));
+    this.stopsKnown = true;
   }
 
   listStops(): Stop[] {

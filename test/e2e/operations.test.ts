@@ -152,23 +152,30 @@ describe("operating the gateway", () => {
     }
   });
 
-  it("starts while its Redis is down: /readyz 503, /healthz 200, config keys served (fail_open)", async () => {
-    const path = join(dir, "redis-down.yaml");
-    writeConfig(path, "");
-    const down = await freePort();
-    writeFileSync(
-      path,
-      readFileSync(path, "utf8").replace(/^store: .*$/m, `store: { redis: { url: "redis://127.0.0.1:${down}", prefix: "down:" }, on_error: fail_open }`),
-    );
-    const gateway = await startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }) });
-    try {
-      expect((await fetch(`${gateway.url}/readyz`)).status).toBe(503);
-      expect((await fetch(`${gateway.url}/healthz`)).status).toBe(200);
-      await expect(ask(gateway.url)).resolves.toBeTruthy();
-    } finally {
-      await gateway.shutdown();
+  it("starts while its Redis is down: /readyz 503, /healthz 200; calls served under fail_open, refused under fail_closed until it has read the stops", async () => {
+    for (const mode of ["fail_open", "fail_closed"]) {
+      const path = join(dir, `redis-down-${mode}.yaml`);
+      writeConfig(path, "");
+      const down = await freePort();
+      writeFileSync(
+        path,
+        readFileSync(path, "utf8")
+          .replace(/^store: .*$/m, `store: { redis: { url: "redis://127.0.0.1:${down}", prefix: "down:" }, on_error: ${mode} }`)
+          // No limit to check: only the stops the replica could not read stand in the call's way.
+          .replace(", limits: { daily_cost: 5 }", ""),
+      );
+      const gateway = await startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }) });
+      try {
+        expect((await fetch(`${gateway.url}/readyz`)).status).toBe(503);
+        expect((await fetch(`${gateway.url}/healthz`)).status).toBe(200);
+        if (mode === "fail_open") await expect(ask(gateway.url)).resolves.toBeTruthy();
+        // A key this replica never saw stopped may be stopped: it cannot tell.
+        else await expect(ask(gateway.url)).rejects.toMatchObject({ status: 503, code: "store_unavailable" });
+      } finally {
+        await gateway.shutdown();
+      }
     }
-  }, 20_000);
+  }, 30_000);
 
   it("keeps spend across a restart through the snapshot file", async () => {
     const path = join(dir, "snapshot.yaml");
