@@ -117,6 +117,8 @@ export class RedisStore implements StateStore {
     this.scripts = redis as unknown as Scripts;
     subscriber.on("message", (channel: string, message: string) => this.received(channel, message));
     this.subscription = this.subscribeWhenReady();
+    // Back after a lost connection: what changed while it was away was announced to no one here.
+    this.subscription.then(() => subscriber.on("ready", () => void this.notify("keys").then(() => this.notify("stops")).catch(() => undefined)));
   }
 
   /**

@@ -81,6 +81,28 @@ describe.skipIf(server === null)("redis store", () => {
     }
   });
 
+  it("re-reads keys and stops once its lost subscription is back: a change made meanwhile was announced to no one there", async () => {
+    const writer = await createRedisStore(server!.url, "resub:");
+    const reader = await createRedisStore(server!.url, "resub:");
+    const admin = new Redis(server!.url);
+    try {
+      await Promise.all([writer.subscribed(), reader.subscribed()]);
+      const heard: StateChange[] = [];
+      reader.onChange((change) => {
+        heard.push(change);
+      });
+      await admin.client("KILL", "TYPE", "pubsub");
+      // Announced while the reader's subscription is down (it reconnects after a backoff).
+      await writer.putStop({ kind: "key_id", value: "k1", reason: "r", by: "admin", at: new Date(T0).toISOString() });
+      // Only the re-read brings `keys`: the writer announced a stop.
+      await vi.waitFor(() => expect(heard).toEqual(expect.arrayContaining(["keys", "stops"])), { timeout: 5_000, interval: 20 });
+    } finally {
+      admin.disconnect();
+      await writer.close();
+      await reader.close();
+    }
+  });
+
   it("gives back a crashed replica's parallel slots when their leases end", async () => {
     const leaseMs = 120_000;
     const call = () => reserveRequest("key:crash", limits({ maxParallel: 2 }), { leaseMs });
