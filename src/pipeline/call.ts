@@ -870,7 +870,12 @@ function extractUpstreamMessage(parsed: unknown): string | null {
 async function waitIfAsked(services: Services, incoming: IncomingMessage, id: string, signal: CallSignal): Promise<WaitOutcome> {
   const raw = Number(incoming.headers["x-approval-wait"]);
   if (!Number.isFinite(raw) || raw <= 0) return "none";
-  const approval = await services.approvals.waitForDecision(id, Math.min(300, raw), signal);
+  const approval = await services.approvals.waitForDecision(id, Math.min(300, raw), signal).catch((error: unknown) => {
+    // The store went away while the client waited: the approval it was given still stands, and is
+    // named in the answer, so the retry redeems it once the store is back rather than ask anew.
+    if (error instanceof GatewayError && error.code === "store_unavailable") return null;
+    throw error;
+  });
   if (signal.aborted && signal.reason instanceof GatewayError) throw signal.reason;
   if (approval === null) return "pending";
   if (Date.parse(approval.expires_at) <= services.clock()) return "expired";

@@ -532,6 +532,22 @@ describe("approval expiry and long-poll", () => {
     }
   });
 
+  it("names the approval when the store goes away during x-approval-wait, so the retry redeems it rather than ask anew", async () => {
+    const known = new Set((await h.gateway.services.store.listApprovals("pending")).map((a) => a.id));
+    const store = h.gateway.services.store;
+    const call = h.client(KEY.dev, { headers: { "x-approval-wait": "30" } }).chat.completions.create(ask("say:x\nwire transfer while the store fails"));
+    const id = await waitForPending(h, "dev", "wire_transfers_need_approval", known);
+    const getApproval = store.getApproval.bind(store);
+    store.getApproval = () => Promise.reject(new Error("Stream isn't writeable"));
+    try {
+      const error = await expectApiError(call, 403, "approval_required");
+      expect(errorBody(error).approval_id).toBe(id);
+    } finally {
+      store.getApproval = getApproval;
+    }
+    expect((await decide(h, id, "deny")).status).toBe(200);
+  });
+
   it("a client that leaves during x-approval-wait is audited as 499 client_closed", async () => {
     const known = new Set((await h.gateway.services.store.listApprovals("pending")).map((a) => a.id));
     const controller = new AbortController();
