@@ -255,11 +255,7 @@ export async function handleCall(
     let heldBy: Approval | null = null;
     if (approvalId !== null) {
       draft.approvalId = approvalId;
-      const redemption = await services.approvals.redeem(approvalId, principal, bodyHash(), action).catch((error: unknown) => {
-        // Refused before any rule ran: the record keeps the body all the same, at the configured level.
-        draft.body = captureAuditBody(config, request.body, null, state.callerKey);
-        throw error;
-      });
+      const redemption = await services.approvals.redeem(approvalId, principal, bodyHash(), action);
       state.redeemedApproval = approvalId;
       if (redemption.kind === "held" && redemption.approval.held !== null) heldBy = redemption.approval;
       else approved = true;
@@ -451,6 +447,7 @@ export async function handleCall(
     const failure = failureOf(services, error, cancel, res.writableFinished);
     state.error = failure;
     state.status = failure.status;
+    if (draft.body === null && state.bytes !== null) draft.body = refusedBody(services.current().config, state, state.bytes);
     if (res.headersSent) {
       if (!res.destroyed) res.end();
     } else if (!res.destroyed) {
@@ -470,6 +467,20 @@ export async function handleCall(
     if (state.reservation !== null && !state.reservation.settled) await finishSettle(services, state);
     services.finish(draft, state.status, state.error);
     if (releaseEnd !== null) await services.audit.storedWithin(DURABLE_WAIT_MS).finally(releaseEnd);
+  }
+}
+
+/**
+ * The body of a call refused before any rule judged it (a stop, an unknown model, a spent approval),
+ * as the configured `audit.bodies` captures it: no rule ran to raise the level. A body that is not
+ * JSON is not captured.
+ */
+function refusedBody(config: Config, state: CallState, bytes: Buffer): AuditDraft["body"] {
+  if (config.audit.bodies === "none") return null;
+  try {
+    return captureAuditBody(config, sentBody(bytes), null, state.callerKey);
+  } catch {
+    return null;
   }
 }
 

@@ -165,5 +165,13 @@ describe("audit bodies of approval retries refused before any rule ran", () => {
       expect(kept).not.toContain("jane.doe@example.com");
     }
     expect(JSON.stringify(refused[2]?.body)).toContain("TOP-SECRET");
+    // Refused before any rule for another reason, a model it does not serve: the same.
+    const unknownModel = await client()
+      .chat.completions.create({ ...body, model: "gpt-nope" })
+      .catch((e: unknown) => e);
+    expect(unknownModel).toMatchObject({ status: 404, code: "model_not_found" });
+    const notFound = (await records()).filter((r) => r.error_code === "model_not_found").at(-1);
+    expect(notFound?.decision).toBeNull();
+    expect(JSON.stringify(notFound?.body)).toContain("[REDACTED:email]");
   });
 });
