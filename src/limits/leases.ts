@@ -1,4 +1,4 @@
-import type { StateStore } from "../state/store.js";
+import type { LeaseRenewal, StateStore } from "../state/store.js";
 import type { Reservation } from "./enforce.js";
 
 /**
@@ -36,10 +36,14 @@ export class LeaseKeeper {
 
   /** Extends every held lease to `now + LEASE_MS`; run every LEASE_RENEW_MS. */
   async renew(store: StateStore, now: number): Promise<void> {
-    const leases: { level: string; callId: string }[] = [];
+    const leases: LeaseRenewal[] = [];
     for (const reservation of this.held) {
+      // Unsettled now, so its settle, if it comes, is sent after this renewal: a lease brought back here cannot outlive it.
       if (reservation.settled) continue;
-      for (const level of reservation.levels) if (leased(level)) leases.push({ level: level.request.level, callId: level.request.callId });
+      for (const level of reservation.levels) {
+        if (!leased(level)) continue;
+        leases.push({ level: level.request.level, callId: level.request.callId, held: { micros: level.reservedMicros, tokens: level.reservedTokens } });
+      }
     }
     if (leases.length > 0) await store.renewLeases(leases, now, LEASE_MS);
   }

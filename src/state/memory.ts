@@ -10,6 +10,7 @@ import {
   type Approval,
   type ApprovalStatus,
   type ApprovalTransition,
+  type LeaseRenewal,
   type ReserveRequest,
   type ReserveResult,
   type RuntimeKey,
@@ -230,7 +231,8 @@ export class MemoryStore implements StateStore {
     return usageOf(state ?? emptyLevelState(now), now);
   }
 
-  async renewLeases(leases: readonly { level: string; callId: string }[], now: number, leaseMs: number): Promise<void> {
+  /** A running call's lease is never lost here but by lapsing: what it holds (`held`) is not needed. */
+  async renewLeases(leases: readonly LeaseRenewal[], now: number, leaseMs: number): Promise<void> {
     for (const { level, callId } of leases) {
       const state = this.levels.get(level);
       if (state === undefined || !state.leases.has(callId)) continue;

@@ -14,6 +14,7 @@ import {
   type Approval,
   type ApprovalStatus,
   type ApprovalTransition,
+  type LeaseRenewal,
   type ReserveRequest,
   type ReserveResult,
   type RuntimeKey,
@@ -220,12 +221,13 @@ export class RedisStore implements StateStore {
     };
   }
 
-  async renewLeases(leases: readonly { level: string; callId: string }[], now: number, leaseMs: number): Promise<void> {
+  async renewLeases(leases: readonly LeaseRenewal[], now: number, leaseMs: number): Promise<void> {
     // One script per level: each level's keys share a hash tag, different levels need not.
     const pipeline = this.redis.pipeline();
     const scripts = pipeline as unknown as Scripts;
-    for (const { level, callId } of leases) {
-      void scripts.sparkRenewLease(...this.names.level(level, now), String(now + leaseMs), callId, String(leaseMs), String(now));
+    for (const { level, callId, held } of leases) {
+      const keep = held === undefined ? ["", ""] : [String(held.micros), String(held.tokens)];
+      void scripts.sparkRenewLease(...this.names.level(level, now), String(now + leaseMs), callId, String(leaseMs), String(now), ...keep);
     }
     checked(await pipeline.exec());
   }

@@ -210,13 +210,24 @@ export type ChangeListener = (change: StateChange) => unknown;
  * The one state interface: limits and budgets, runtime keys, stops and approvals.
  * Every read-modify-write is atomic per level (a Lua script on Redis, synchronous code in memory).
  */
+export interface LeaseRenewal {
+  level: string;
+  callId: string;
+  /** What the call, still running, reserved at the level. */
+  held?: { micros: number; tokens: number };
+}
+
 export interface StateStore {
   readonly kind: "memory" | "redis";
   reserve(request: ReserveRequest, now: number): Promise<ReserveResult>;
   settle(request: SettleRequest, now: number): Promise<void>;
   usage(level: string, now: number): Promise<Usage>;
-  /** Extends the named calls' parallel-slot leases to `now + leaseMs`; a lease already gone (its call settled) stays gone. */
-  renewLeases(leases: readonly { level: string; callId: string }[], now: number, leaseMs: number): Promise<void>;
+  /**
+   * Extends the named calls' leases to `now + leaseMs`; a lease already gone (its call settled)
+   * stays gone, unless the renewal says what the running call holds (`held`): then a lease the
+   * store lost (Redis restarted without its data) comes back with that reservation.
+   */
+  renewLeases(leases: readonly LeaseRenewal[], now: number, leaseMs: number): Promise<void>;
   /**
    * Charges a session level with an answer's `count` tool calls if that keeps it within `max`, as
    * one atomic step; `used` is the count before this answer either way. A negative `count` gives

@@ -224,6 +224,34 @@ describe.skipIf(server === null)("redis store", () => {
     }
   });
 
+  it("brings back a running call's lease and reservation that a restart without its data lost, when its replica renews it", async () => {
+    const own = await startRedis();
+    if (own === null) return;
+    const store = await createRedisStore(own.url, "lost:");
+    const call = () => reserveRequest("key:lost", limits({ dailyMicros: 1000 }), { inputMicros: 600 });
+    try {
+      const running = call();
+      const held = await store.reserve(running, T0);
+      if (!held.ok) throw new Error("expected a reservation");
+      await own.kill9();
+      await own.restart();
+      await vi.waitFor(async () => expect(await store.ping()).toBe(true), { timeout: 10_000, interval: 100 });
+      // Empty now: the next call would be admitted against a budget the running call is spending.
+      expect(await store.usage("key:lost", T0 + 1_000)).toMatchObject({ dailyMicros: 0 });
+      await store.renewLeases([{ level: "key:lost", callId: running.callId, held: { micros: held.reservedMicros, tokens: held.reservedTokens } }], T0 + 1_000, LEASE_MS);
+      expect(await store.usage("key:lost", T0 + 1_000)).toMatchObject({ dailyMicros: 600 });
+      expect(await store.reserve(call(), T0 + 2_000)).toMatchObject({ ok: false, limit: "daily_cost" });
+      // Renewed again, it is held once; its settle replaces it by the actual cost.
+      await store.renewLeases([{ level: "key:lost", callId: running.callId, held: { micros: held.reservedMicros, tokens: held.reservedTokens } }], T0 + 3_000, LEASE_MS);
+      await store.settle(settleRequest(running, held, T0, { actualMicros: 100 }), T0 + 4_000);
+      expect(await store.usage("key:lost", T0 + 4_000)).toMatchObject({ dailyMicros: 100 });
+      expect((await store.reserve(call(), T0 + 5_000)).ok).toBe(true);
+    } finally {
+      await store.close();
+      await own.stop();
+    }
+  });
+
   it("undoes a reserve that timed out while the server stalled, once the server has run it", async () => {
     const own = await startRedis();
     if (own === null) return;

@@ -5,14 +5,31 @@ import { LEVEL_COMMON_LUA } from "./common.js";
  * set alive as long as the longest lease, never shortening it; a set kept for the reservations it
  * guards (no expiry: see addLease) stays so. The first renewal after an outage finds every lease of
  * the level lapsed: it starts the grace the other replicas get to renew theirs (see releaseExpired).
- * KEYS: the level's (see common.ts). ARGV: until (ms), callId, ttl (ms), now.
+ * A renewal that says what its running call holds brings a lease that is gone back with it: Redis
+ * restarted without its data (or the lease was taken back after a stall longer than the grace), and
+ * the call would otherwise spend, unreserved, what the next calls are admitted against.
+ * KEYS: the level's (see common.ts). ARGV: until (ms), callId, ttl (ms), now, held micros, held tokens ('' when not said).
  */
 export const RENEW_LEASE_LUA = `${LEVEL_COMMON_LUA}
-if redis.call('ZSCORE', KEYS[3], ARGV[2]) then
-  startGraceIfLapsed(tonumber(ARGV[4]))
-  redis.call('ZADD', KEYS[3], 'XX', ARGV[1], ARGV[2])
-  local ttl = redis.call('PTTL', KEYS[3])
-  if ttl >= 0 and ttl < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+local now, callId, ttl = tonumber(ARGV[4]), ARGV[2], tonumber(ARGV[3])
+if redis.call('ZSCORE', KEYS[3], callId) then
+  startGraceIfLapsed(now)
+  redis.call('ZADD', KEYS[3], 'XX', ARGV[1], callId)
+  local left = redis.call('PTTL', KEYS[3])
+  if left >= 0 and left < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
+elseif ARGV[5] ~= '' then
+  addLease(now, callId, ttl)
+  local micros, tokens = tonumber(ARGV[5]), tonumber(ARGV[6])
+  if micros > 0 and not redis.call('HGET', KEYS[10], callId) then
+    redis.call('SET', KEYS[4], fmt(num(KEYS[4]) + micros))
+    redis.call('SET', KEYS[5], fmt(num(KEYS[5]) + micros))
+    redis.call('SET', KEYS[6], fmt(num(KEYS[6]) + micros))
+    -- A session level's counters, where they survived, hold the call again too (as reserve did).
+    local s = redis.call('HMGET', KEYS[7], 'micros', 'tokens')
+    if not s[1] then tokens = 0 end
+    if s[1] then redis.call('HSET', KEYS[7], 'micros', fmt(tonumber(s[1]) + micros), 'tokens', fmt(tonumber(s[2] or '0') + tokens)) end
+    holdReservation(callId, micros, tokens)
+  end
 end
 return 'OK'
 `;
