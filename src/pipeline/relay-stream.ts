@@ -52,6 +52,21 @@ export function streamFailure(outcome: RelayOutcome, scrub: (text: string) => st
 }
 
 /**
+ * A Responses stream's `error` event (`{"type": "error", "code", "message", "param"}`) with an
+ * `error` member added in OpenAI's error shape: the SDK raises an event's data as an APIError only
+ * where it holds `error`, and yields this one as an ordinary event, the stream simply stopping. The
+ * upstream's failure after the first byte reaches the client as an error it raises, as the
+ * contract has it; a client reading the event's own fields still finds them. Null for any other data.
+ */
+function raisedError(data: unknown): string | null {
+  if (!isRecord(data) || data.type !== "error" || "error" in data) return null;
+  const code = typeof data.code === "string" ? data.code : "upstream_error";
+  const message = typeof data.message === "string" ? data.message : "the upstream ended the stream with an error";
+  const error = { message, type: "api_error", param: typeof data.param === "string" ? data.param : null, code };
+  return JSON.stringify({ ...data, error });
+}
+
+/**
  * The `"usage": null` member OpenAI adds to every chunk once usage is asked for. A quote inside a
  * JSON string is always escaped, so this text after a comma can only be a member of the object.
  */
@@ -161,6 +176,8 @@ async function relayEvents(
         throw new GatewayError(502, "upstream_error", "the upstream sent a stream event that is not valid JSON");
       }
       drop = accumulator.observe(parsed) && options.stripUsageChunk;
+      const raised = raisedError(parsed);
+      if (raised !== null) event = withEventData(event, raised);
       // Usage the gateway asked for that came on a chunk with choices: the chunk goes on without it.
       if (!drop && options.stripUsageChunk && isRecord(parsed) && isRecord(parsed.usage)) {
         delete parsed.usage;

@@ -136,6 +136,23 @@ describe("openai SDK through the gateway", () => {
     expect(embeddingAsChat.message).toContain("is an embedding model");
   });
 
+  it("raises an upstream's error event in a Responses stream as an APIError in the SDK, as in a chat stream", async () => {
+    for (const stream of [
+      await h.client(KEYS.alice).responses.create({ model: "gpt-4o-mini", input: "tokens:10 chunks:10 error_after:3", stream: true }),
+      await h.client(KEYS.alice).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "tokens:10 chunks:10 error_after:3" }], stream: true }),
+    ]) {
+      let caught: unknown = null;
+      try {
+        for await (const _ of stream);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(APIError);
+      expect((caught as APIError).code).toBe("server_error");
+      expect((caught as APIError).message).toContain("(mock)");
+    }
+  });
+
   it("never echoes a secret sent as the model name, in the error or the record: keys (the caller's or another's), the admin token, the upstream's key", async () => {
     for (const secret of [KEYS.alice, KEYS.bob, ADMIN_TOKEN, "sk-upstream-secret"]) {
       const error = await expectApiError(h.client(KEYS.alice).chat.completions.create({ model: secret, messages: [{ role: "user", content: "hi" }] }), 404, "model_not_found");

@@ -161,6 +161,8 @@ describe("upstream faults", () => {
       body: JSON.stringify({ model: "gpt-4o-mini", input: "tokens:10 chunks:10 error_after:3", stream: true }),
     });
     expect(res.text).toContain("event: error");
+    // With the `error` member the SDK raises it by, beside the event's own fields.
+    expect(res.text).toMatch(/"type":"error".*"error":\{"message":"The server had an error[^"]*","type":"api_error","param":null,"code":"server_error"\}/);
     await settledAndAudited({ status: res.status, text: res.text, id: String(res.headers["x-request-id"]), rateLimit: undefined }, 200, "upstream_error");
   });
 
