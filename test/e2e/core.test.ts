@@ -1,6 +1,7 @@
 import { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countChatInput, inputByteUpperBound } from "../../src/tokens/index.js";
+import { streamApiError } from "./governance.js";
 import { ADMIN_TOKEN, auditRecords, type Harness, KEYS, keyEntry, MODELS, startHarness } from "./harness.js";
 
 let h: Harness;
@@ -141,15 +142,7 @@ describe("openai SDK through the gateway", () => {
       await h.client(KEYS.alice).responses.create({ model: "gpt-4o-mini", input: "tokens:10 chunks:10 error_after:3", stream: true }),
       await h.client(KEYS.alice).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "tokens:10 chunks:10 error_after:3" }], stream: true }),
     ]) {
-      let caught: unknown = null;
-      try {
-        for await (const _ of stream);
-      } catch (error) {
-        caught = error;
-      }
-      expect(caught).toBeInstanceOf(APIError);
-      expect((caught as APIError).code).toBe("server_error");
-      expect((caught as APIError).message).toContain("(mock)");
+      expect((await streamApiError(stream, "server_error")).message).toContain("(mock)");
     }
   });
 

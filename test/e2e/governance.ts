@@ -19,6 +19,19 @@ export async function expectApiError(promise: Promise<unknown>, status: number, 
 }
 
 /** The `error` object of an APIError's body (extra fields such as `approval_id` included). */
+/** Reads a stream to its end and returns the APIError it raised on the way (failing when it raised none). */
+export async function streamApiError(stream: AsyncIterable<unknown>, code: string): Promise<APIError> {
+  let caught: unknown = null;
+  try {
+    for await (const _ of stream);
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(APIError);
+  expect((caught as APIError).code).toBe(code);
+  return caught as APIError;
+}
+
 export function errorBody(error: APIError): Record<string, unknown> {
   return (error.error ?? {}) as Record<string, unknown>;
 }

@@ -1,6 +1,6 @@
 import { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chatCount, decide, errorBody, expectApiError, getApproval, liftKey, raw, sseEvents, stopKey } from "./governance.js";
+import { chatCount, decide, errorBody, expectApiError, getApproval, liftKey, raw, sseEvents, stopKey, streamApiError } from "./governance.js";
 import { ADMIN_TOKEN, auditRecords, type Harness, keyEntry, MODELS, sha256Ref, startHarness } from "./harness.js";
 
 const KEY = { dev: "sk-ta-dev", other: "sk-ta-other", halted: "sk-ta-halted", agent: "sk-ta-agent" } as const;
@@ -137,15 +137,7 @@ describe("tool.call on non-streamed answers", () => {
     // Written almost as JSON (a trailing comma), the mock relays the arguments as they are; the client's parser decodes `\u0070`.
     const escaped = String.raw`call_tool:migrate {"target":"\u0070roduction-db",}`;
     await expectApiError(h.client(KEY.dev).chat.completions.create(ask(escaped)), 403, "policy_denied");
-    const stream = await h.client(KEY.dev).chat.completions.create(askStream(escaped));
-    let caught: unknown = null;
-    try {
-      for await (const _ of stream);
-    } catch (error) {
-      caught = error;
-    }
-    expect(caught).toBeInstanceOf(APIError);
-    expect((caught as APIError).code).toBe("policy_denied");
+    await streamApiError(await h.client(KEY.dev).chat.completions.create(askStream(escaped)), "policy_denied");
     const staging = await h.client(KEY.dev).chat.completions.create(ask(String.raw`call_tool:migrate {"target":"\u0073taging-db",}`));
     expect(staging.choices[0]?.message.tool_calls?.[0]).toMatchObject({ function: { name: "migrate" } });
   });
