@@ -447,7 +447,7 @@ export async function handleCall(
     const failure = failureOf(services, error, cancel, res.writableFinished);
     state.error = failure;
     state.status = failure.status;
-    if (draft.body === null && state.bytes !== null) draft.body = refusedBody(services.current().config, state, state.bytes);
+    if (draft.body === null && state.bytes !== null) draft.body = refusedBody(services.current().config, state.bytes, state.callerKey);
     if (res.headersSent) {
       if (!res.destroyed) res.end();
     } else if (!res.destroyed) {
@@ -475,10 +475,10 @@ export async function handleCall(
  * as the configured `audit.bodies` captures it: no rule ran to raise the level. A body that is not
  * JSON is not captured.
  */
-function refusedBody(config: Config, state: CallState, bytes: Buffer): AuditDraft["body"] {
+function refusedBody(config: Config, bytes: Buffer, callerKey: string | null): AuditDraft["body"] {
   if (config.audit.bodies === "none") return null;
   try {
-    return captureAuditBody(config, sentBody(bytes), null, state.callerKey);
+    return captureAuditBody(config, sentBody(bytes), null, callerKey);
   } catch {
     return null;
   }
