@@ -367,9 +367,11 @@ export class AuditWriter {
   }
 
   private settleWaiters(): void {
-    if (!this.waiters.some(reached)) return;
-    const ready = this.waiters.filter(reached);
-    this.waiters = this.waiters.filter((waiter) => !reached(waiter));
+    if (this.waiters.length === 0) return;
+    const ready: Waiter[] = [];
+    const waiting: Waiter[] = [];
+    for (const waiter of this.waiters) (reached(waiter) ? ready : waiting).push(waiter);
+    this.waiters = waiting;
     for (const waiter of ready) waiter.resolve();
   }
 }

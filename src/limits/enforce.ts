@@ -1,5 +1,5 @@
 import { GatewayError } from "../http/errors.js";
-import type { RateStatus, ReserveRequest, StateStore } from "../state/store.js";
+import type { RateStatus, ReserveRequest, ReserveResult, StateStore } from "../state/store.js";
 import { newId } from "../util/ids.js";
 import { isBudgetLimit, type LimitPlan } from "./plan.js";
 import { rateHeaders } from "./headers.js";
@@ -113,11 +113,14 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
       callId,
       leaseMs: LEASE_MS,
     };
-    const result = await store.reserve(request, now).catch(async (error: unknown) => {
+    let result: ReserveResult;
+    try {
+      result = await store.reserve(request, now);
+    } catch (error) {
       // The store failed (the call is refused for it): what the earlier levels took goes back at once.
       await release(store, reservation, now).catch(() => undefined);
       throw error;
-    });
+    }
     if (!result.ok) {
       await release(store, reservation, now);
       const scope = level.split(":")[0] ?? level;

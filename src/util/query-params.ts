@@ -7,7 +7,7 @@ export type ParsedParams<T> = { ok: true; data: T } | { ok: false; param: string
 /**
  * Parameters as a record; a repeated one keeps its first value. The record has no prototype: on a
  * plain object, `__proto__` would set the prototype rather than a key, and the parameter would
- * vanish instead of being refused by name as any other unknown one is.
+ * vanish instead of being refused by name like every other unknown one.
  */
 export function paramRecord(entries: Iterable<readonly [string, string]>): Record<string, string> {
   const params = Object.create(null) as Record<string, string>;
