@@ -5,7 +5,7 @@ import { type Context, Hono } from "hono";
 import { adminRoutes, type AdminDeps } from "../admin/routes.js";
 import { authenticate, handleCall } from "../pipeline/call.js";
 import { type AuditDraft, startDraft } from "../pipeline/audit-draft.js";
-import { writeError } from "../pipeline/respond.js";
+import { errorJson, writeError } from "../pipeline/respond.js";
 import type { Services } from "../pipeline/services.js";
 import { handlePassthrough } from "../pipeline/passthrough.js";
 import { listModels } from "../pipeline/models.js";
@@ -13,6 +13,7 @@ import { shownName } from "../pipeline/shown-name.js";
 import { clientIp, normalize } from "../pipeline/client-ip.js";
 import type { MalformedRequest } from "./client-error.js";
 import { bearerToken } from "../auth/keys.js";
+import { gatewaySecretScrubber } from "../upstream/scrub.js";
 import { newId } from "../util/ids.js";
 import type { CallAction } from "../policy/types.js";
 import { clipped, GatewayError, internalError } from "./errors.js";
@@ -33,25 +34,31 @@ export interface AppState {
 function draftFor(services: Services, incoming: IncomingMessage, path: string): AuditDraft {
   const clientRequestId = incoming.headers["x-request-id"];
   const now = services.clock();
+  const runtime = services.current();
   const draft = startDraft({
     id: newId("req", now),
     startedAt: now,
     method: incoming.method ?? "GET",
     path,
-    ip: clientIp(incoming, services.current().config.server.trusted_proxies),
+    ip: clientIp(incoming, runtime.config.server.trusted_proxies),
     userAgent: typeof incoming.headers["user-agent"] === "string" ? incoming.headers["user-agent"] : null,
     clientRequestId: typeof clientRequestId === "string" ? clientRequestId.slice(0, 200) : null,
-    replica: services.current().replica,
+    replica: runtime.replica,
+    mask: requestMask(services, incoming),
   });
   services.begin(draft);
   return draft;
 }
 
-function errorResponse(c: Context<Env>, error: GatewayError): Response {
-  const headers: Record<string, string> = { ...error.options.headers };
-  // Paths outside /v1 and /admin are not audited, but their answers still carry an id.
-  headers["x-request-id"] = c.get("draft")?.id ?? newId("req", Date.now());
-  return c.json(error.toBody(), error.status as 400, headers);
+/** Masks the gateway's secrets, the key or token this request presented among them. */
+function requestMask(services: Services, incoming: IncomingMessage): (text: string) => string {
+  return gatewaySecretScrubber(services.current().config, bearerToken(incoming.headers.authorization));
+}
+
+/** The answer to a request outside /v1 and /admin: not audited, but it still carries an id. */
+function errorResponse(c: Context<Env>, services: Services, error: GatewayError): Response {
+  const headers: Record<string, string> = { ...error.options.headers, "content-type": "application/json", "x-request-id": newId("req", Date.now()) };
+  return c.body(errorJson(error, requestMask(services, c.env.incoming)), error.status as 400, headers);
 }
 
 /** Routes; errors become OpenAI-shaped responses in exactly one place (`onError`). */
@@ -140,17 +147,17 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
 
   app.onError((error, c) => {
     const failure = error instanceof GatewayError ? error : internalError();
-    if (!(error instanceof GatewayError)) services.log.error({ err: error, path: c.req.path }, "unexpected error");
+    if (!(error instanceof GatewayError)) services.log.error({ err: error, path: requestMask(services, c.env.incoming)(c.req.path) }, "unexpected error");
     const draft = c.get("draft");
     if (draft !== undefined) {
       const outgoing = c.env.outgoing;
       // Handlers that write straight to the socket have already answered; only the record is left.
       if (outgoing.headersSent) return RESPONSE_ALREADY_SENT;
-      writeError(outgoing, failure, ["x-request-id", draft.id]);
+      writeError(outgoing, failure, ["x-request-id", draft.id], draft.mask);
       services.finish(draft, failure.status, failure);
       return RESPONSE_ALREADY_SENT;
     }
-    return errorResponse(c, failure);
+    return errorResponse(c, services, failure);
   });
 
   return app;
@@ -180,7 +187,7 @@ export function requestListener(services: Services, app: Hono<Env>, state: AppSt
     const draft = draftFor(services, incoming, incoming.url as string);
     if (state.draining()) {
       const refusal = shuttingDown();
-      writeError(outgoing, refusal, ["x-request-id", draft.id]);
+      writeError(outgoing, refusal, ["x-request-id", draft.id], draft.mask);
       services.finish(draft, refusal.status, refusal);
       return;
     }
@@ -205,11 +212,11 @@ function routableTarget(target: string): boolean {
 function refuseTarget(services: Services, incoming: IncomingMessage, outgoing: ServerResponse, target: string): void {
   const refusal = new GatewayError(400, "invalid_body", `the request target \`${clipped(target)}\` is not a path the gateway serves`);
   if (!AUDITED_PREFIX.test(target)) {
-    writeError(outgoing, refusal, ["x-request-id", newId("req", services.clock())]);
+    writeError(outgoing, refusal, ["x-request-id", newId("req", services.clock())], requestMask(services, incoming));
     return;
   }
   const draft = draftFor(services, incoming, target);
-  writeError(outgoing, refusal, ["x-request-id", draft.id]);
+  writeError(outgoing, refusal, ["x-request-id", draft.id], draft.mask);
   services.finish(draft, refusal.status, refusal);
 }
 
@@ -248,6 +255,7 @@ export function recordMalformed(services: Services): (request: MalformedRequest,
       userAgent: null,
       clientRequestId: null,
       replica: runtime.replica,
+      mask: gatewaySecretScrubber(runtime.config, null),
     });
     services.finish(draft, failure.status, failure);
   };
@@ -255,9 +263,9 @@ export function recordMalformed(services: Services): (request: MalformedRequest,
 
 /** `handleCall` settles every error it meets; one that escapes it is a bug, still answered and audited. */
 function failedCall(services: Services, outgoing: ServerResponse, draft: AuditDraft, error: unknown): void {
-  services.log.error({ err: error, path: draft.path }, "unexpected error");
+  services.log.error({ err: error, path: draft.mask(draft.path) }, "unexpected error");
   const failure = internalError();
-  if (!outgoing.headersSent) writeError(outgoing, failure, ["x-request-id", draft.id]);
+  if (!outgoing.headersSent) writeError(outgoing, failure, ["x-request-id", draft.id], draft.mask);
   else if (!outgoing.destroyed) outgoing.end();
   services.finish(draft, failure.status, failure);
 }

@@ -31,10 +31,15 @@ export interface AuditDraft {
   toolDecisions: ToolDecision[];
   sessionId: string | null;
   body: Pick<AuditRecord, "body" | "body_enc" | "body_key_id"> | null;
+  /**
+   * Masks the secrets the gateway holds (the key or token the request presented, the admin token,
+   * the upstreams' keys) in text the client chose: a header, a path, a tool name, an error quoting them.
+   */
+  mask: (text: string) => string;
   finished: boolean;
 }
 
-export function startDraft(fields: Pick<AuditDraft, "id" | "startedAt" | "method" | "path" | "ip" | "userAgent" | "clientRequestId" | "replica">): AuditDraft {
+export function startDraft(fields: Pick<AuditDraft, "id" | "startedAt" | "method" | "path" | "ip" | "userAgent" | "clientRequestId" | "replica" | "mask">): AuditDraft {
   // Written out rather than spread: a spread followed by more fields builds the object slowly.
   return {
     id: fields.id,
@@ -62,13 +67,15 @@ export function startDraft(fields: Pick<AuditDraft, "id" | "startedAt" | "method
     toolDecisions: [],
     sessionId: null,
     body: null,
+    mask: fields.mask,
     finished: false,
   };
 }
 
-/** Builds the record (pure): status and error come from how the request ended. */
+/** Builds the record (pure): status and error come from how the request ended; the client's text is masked. */
 export function buildRecord(draft: AuditDraft, status: number, error: GatewayError | null, now: number): AuditRecord {
   const subject = draft.principal?.subject;
+  const { mask } = draft;
   return {
     schema: 1,
     id: draft.id,
@@ -78,30 +85,43 @@ export function buildRecord(draft: AuditDraft, status: number, error: GatewayErr
     team: subject?.team ?? null,
     role: subject?.role ?? draft.actor?.role ?? null,
     ip: draft.ip,
-    user_agent: draft.userAgent,
+    user_agent: maskOrNull(draft.userAgent, mask),
     method: draft.method,
-    path: draft.path,
+    path: mask(draft.path),
     action: draft.action,
-    model: draft.model,
+    model: maskOrNull(draft.model, mask),
     stream: draft.stream,
     decision: draft.decision,
-    approval_id: draft.approvalId,
+    approval_id: maskOrNull(draft.approvalId, mask),
     status,
     error_code: error?.code ?? null,
     error_type: error?.type ?? null,
-    error_message: error?.message ?? null,
+    error_message: error === null ? null : mask(error.message),
     input_tokens: draft.inputTokens,
     output_tokens: draft.outputTokens,
     cost: draft.costMicros / 1_000_000,
     latency_ms: Math.max(0, now - draft.startedAt),
     upstream_ms: draft.upstreamMs,
-    tools_declared: draft.toolsDeclared,
-    tools_stripped: draft.toolsStripped,
-    tool_calls: draft.toolCalls,
-    tool_decisions: draft.toolDecisions,
-    session_id: draft.sessionId,
-    client_request_id: draft.clientRequestId,
+    tools_declared: maskAll(draft.toolsDeclared, mask),
+    tools_stripped: maskAll(draft.toolsStripped, mask),
+    tool_calls: maskAll(draft.toolCalls, mask),
+    tool_decisions: maskTools(draft.toolDecisions, mask),
+    session_id: maskOrNull(draft.sessionId, mask),
+    client_request_id: maskOrNull(draft.clientRequestId, mask),
     replica: draft.replica,
     ...draft.body,
   };
+}
+
+function maskOrNull(text: string | null, mask: (text: string) => string): string | null {
+  return text === null ? null : mask(text);
+}
+
+/** The list itself where nothing in it is masked: most calls name no secret. */
+function maskAll(texts: string[], mask: (text: string) => string): string[] {
+  return texts.some((text) => mask(text) !== text) ? texts.map(mask) : texts;
+}
+
+function maskTools(decisions: ToolDecision[], mask: (text: string) => string): ToolDecision[] {
+  return decisions.some((d) => mask(d.tool) !== d.tool) ? decisions.map((d) => ({ ...d, tool: mask(d.tool) })) : decisions;
 }

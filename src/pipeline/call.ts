@@ -18,7 +18,6 @@ import { costMicros, isPriced, type ModelPrices, microsToUsd, usageFromOpenAI } 
 import { countTextTokens } from "../tokens/index.js";
 import { forward, forwardWhole, readUpstream, type UpstreamResponse, upstreamError, upstreamUrl, type WholeResponse } from "../upstream/forward.js";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/headers.js";
-import { secretScrubber } from "../upstream/scrub.js";
 import { canonicalJson, sha256Hex } from "../util/canonical-json.js";
 import { stopError } from "./active-streams.js";
 import { CallAbort, type CallSignal } from "./call-abort.js";
@@ -373,7 +372,7 @@ export async function handleCall(
     if (draft.stream) answered();
     // What an upstream may echo that no client, record or log should hold: its own key, the admin
     // token, the caller's key (in an error about a body that carried it).
-    const scrub = secretScrubber([upstream.apiKey, config.admin.token, state.callerKey ?? ""]);
+    const scrub = draft.mask;
     const encoding = response.headers["content-encoding"];
     if (encoding !== undefined && encoding !== "identity") {
       if (!Buffer.isBuffer(response.body)) response.body.once("error", () => undefined).destroy();
@@ -456,7 +455,7 @@ export async function handleCall(
       if (state.reservation !== null) pushRateHeaders(headers, state.reservation.rate);
       // Refused after the upstream answered (a tool call in it): that answer was paid for.
       if (state.accounted) headers.push("x-gateway-cost", microsToUsd(draft.costMicros).toFixed(6));
-      writeError(res, failure, headers);
+      writeError(res, failure, headers, draft.mask);
     }
   } finally {
     // A call that skipped its estimate and ended before its answer was accounted audits it as before.

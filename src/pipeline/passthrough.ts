@@ -92,7 +92,7 @@ export async function handlePassthrough(
     // Ended by a stop once its head was sent: recorded with the status the client got and the
     // stop's code, as a stopped stream is.
     if (!res.headersSent || !stopped) status = failure.status;
-    if (!res.headersSent) writeError(res, failure, ["x-request-id", draft.id]);
+    if (!res.headersSent) writeError(res, failure, ["x-request-id", draft.id], draft.mask);
     else res.destroy();
   } finally {
     unregister?.();

@@ -216,7 +216,7 @@ async function relayEvents(
     if (!stopSignal.aborted) {
       body.destroy();
       outcome.error = error instanceof GatewayError ? error : upstreamError(error, true);
-      send(sseErrorEvent(outcome.error));
+      send(sseErrorEvent(outcome.error, options.scrub));
       return outcome;
     }
   }
@@ -228,14 +228,14 @@ async function relayEvents(
   if (stopSignal.aborted && stopSignal.reason instanceof GatewayError) {
     body.destroy();
     outcome.error = stopSignal.reason;
-    send(sseErrorEvent(outcome.error));
+    send(sseErrorEvent(outcome.error, options.scrub));
     return outcome;
   }
   if (!accumulator.complete) {
     // An SDK raises on such a stream, or worse takes its half-written tool call for a whole one: the
     // held calls are not released, and the client is told the answer was cut off.
     outcome.error = new GatewayError(502, "upstream_error", "the upstream ended the stream before its answer was complete (no final event, finish_reason or [DONE])");
-    send(sseErrorEvent(outcome.error));
+    send(sseErrorEvent(outcome.error, options.scrub));
     return outcome;
   }
   if (held.length > 0 || (options.holdsFor !== null && accumulator.toolCallSeen)) {
@@ -251,7 +251,7 @@ async function relayEvents(
     }
     if (refusal !== null) {
       outcome.error = refusal;
-      send(sseErrorEvent(refusal));
+      send(sseErrorEvent(refusal, options.scrub));
       return outcome;
     }
     if (held.length > 0) options.onAnswer();

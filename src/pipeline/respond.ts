@@ -21,16 +21,24 @@ export function writeOpenHead(res: ServerResponse, status: number, headers: stri
   if (typeof head === "string") flatten(head);
 }
 
-/** Answers with the error's OpenAI-shaped body and its own headers after `headers`. */
-export function writeError(res: ServerResponse, error: GatewayError, headers: string[]): void {
+/**
+ * Answers with the error's OpenAI-shaped body and its own headers after `headers`. `mask` hides the
+ * gateway's secrets in what the error quotes of the request (a path, a member name, a header).
+ */
+export function writeError(res: ServerResponse, error: GatewayError, headers: string[], mask: (text: string) => string): void {
   const own = error.options.headers;
   if (own !== undefined) for (const name in own) headers.push(name, own[name] as string);
-  writeJson(res, error.status, headers, JSON.stringify(error.toBody()));
+  writeJson(res, error.status, headers, errorJson(error, mask));
 }
 
 /** A governance stop inside a stream: one SSE error event, which the OpenAI SDK raises as an APIError. */
-export function sseErrorEvent(error: GatewayError): string {
-  return `data: ${JSON.stringify(error.toBody())}\n\n`;
+export function sseErrorEvent(error: GatewayError, mask: (text: string) => string): string {
+  return `data: ${errorJson(error, mask)}\n\n`;
+}
+
+/** The error's body as JSON, masked as text: the mask finds a secret in its escaped spellings too. */
+export function errorJson(error: GatewayError, mask: (text: string) => string): string {
+  return mask(JSON.stringify(error.toBody()));
 }
 
 /**

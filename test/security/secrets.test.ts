@@ -68,6 +68,18 @@ describe("secrets never leak", () => {
     expect(decided.status, decided.text).toBe(200);
     expect((await call(SECRETS.alice, "hi", { model: "gpt-4o" }, { "x-approval-id": approvalId })).status).toBe(200);
 
+    // Secrets the client put outside the body: headers the record keeps, the path, a tool's name, a member's name.
+    for (const secret of [SECRETS.alice, SECRETS.admin, SECRETS.upstream]) {
+      const headers = { "x-session-id": secret, "x-request-id": secret, "user-agent": secret, "x-approval-id": secret };
+      expect((await call(SECRETS.alice, "say:placed", {}, headers)).status).toBeLessThan(500);
+      const tools = [{ type: "function", function: { name: secret.replace(/[^A-Za-z0-9_-]/g, "_"), parameters: { type: "object" } } }];
+      expect((await call(SECRETS.alice, "say:placed", { tools })).status).toBe(200);
+      expect((await g.request(`/v1/${secret}/chat/completions`, { method: "POST", headers: bearer(SECRETS.alice), body: chatBody("hi") })).status).toBe(404);
+      expect((await g.request(`/elsewhere/${secret}`, { headers: bearer(SECRETS.alice) })).status).toBe(404);
+      const duplicate = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"${secret}":1,"${secret}":2}`;
+      expect((await g.request("/v1/chat/completions", { method: "POST", headers: bearer(SECRETS.alice), body: duplicate })).status).toBe(400);
+    }
+
     // Upstream failures: relayed errors (the mock answers 401 to a "bad key"), refused connection, timeouts, resets.
     expect((await call(SECRETS.alice, "error:401")).status).toBe(401);
     expect((await call(SECRETS.alice, "error:500")).status).toBe(500);
@@ -121,8 +133,8 @@ describe("secrets never leak", () => {
     // The two issuing responses show their own new key, and nothing else.
     expect(findSecrets({ issuing }, { ...SECRETS, ...wrongAdmin })).toEqual([]);
     expect(findSecrets({ create: [issuing[0]!] }, { rotated: issued.rotated! })).toEqual([]);
-    // Upstream saw its own key and never the client's.
-    for (const seen of g.mock.requests) {
+    // Upstream saw its own key and never the client's, except where the client itself wrote a secret into what goes upstream.
+    for (const seen of g.mock.requests.filter((request) => !request.rawBody.includes("say:placed"))) {
       expect(seen.headers.authorization).toBe(`Bearer ${SECRETS.upstream}`);
       expect(findSecrets({ upstream: [JSON.stringify(seen.rawHeaders), seen.rawBody] }, { ...SECRETS, upstream: "-none-", ...issued })).toEqual([]);
     }
