@@ -8,7 +8,7 @@ export type ChainBreakReason = "hash mismatch" | "broken link";
 
 export interface ChainBreak {
   id: string;
-  reason: ChainBreakReason | "truncated record" | "unreadable record" | "records missing after it" | "records missing before it";
+  reason: ChainBreakReason | "truncated record" | "unreadable record" | "records missing after it" | "records missing before it" | "every record missing";
 }
 
 export type ChainVerdict = { ok: true; records: number; last_hash: string | null } | { ok: false; first_broken: ChainBreak };

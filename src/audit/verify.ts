@@ -1,5 +1,5 @@
 import { type ChainBreak, checkLink, GENESIS_HASH } from "./chain.js";
-import { type AuditFile, listAuditFiles, readAnchor } from "./files.js";
+import { type AuditFile, fileReplica, listAuditFiles, readAnchor } from "./files.js";
 import { readLines } from "./jsonl-lines.js";
 import type { ChainedRecord } from "./types.js";
 
@@ -26,24 +26,28 @@ export interface VerifyOptions {
  */
 export async function verifyFiles(dir: string, replica?: string, options: VerifyOptions = {}): Promise<VerifyResult> {
   let records = 0;
-  for (const files of groupByReplica(await listAuditFiles(dir, replica))) {
-    const name = files[0]?.replica ?? "";
+  const groups = groupByReplica(await listAuditFiles(dir, replica));
+  // A running writer's chain whose files are all gone (deleted, emptied) is checked too: it has a head.
+  for (const name of options.heads?.keys() ?? []) {
+    if (!groups.has(name) && (replica === undefined || fileReplica(replica) === name)) groups.set(name, []);
+  }
+  for (const name of [...groups.keys()].sort()) {
     const anchor = await readAnchor(dir, name);
-    const result = await verifyReplica(files, options, options.heads?.get(name), anchor?.prev_hash ?? GENESIS_HASH);
+    const result = await verifyReplica(name, groups.get(name) ?? [], options, options.heads?.get(name), anchor?.prev_hash ?? GENESIS_HASH);
     if (!result.ok) return result;
     records += result.records;
   }
   return { ok: true, records };
 }
 
-function groupByReplica(files: readonly AuditFile[]): AuditFile[][] {
+function groupByReplica(files: readonly AuditFile[]): Map<string, AuditFile[]> {
   const groups = new Map<string, AuditFile[]>();
   for (const file of files) groups.set(file.replica, [...(groups.get(file.replica) ?? []), file]);
-  return [...groups.keys()].sort().map((key) => groups.get(key) ?? []);
+  return groups;
 }
 
 /** `files` are one replica's, oldest day first (as listed). */
-async function verifyReplica(files: readonly AuditFile[], options: VerifyOptions, head: string | undefined, start: string): Promise<VerifyResult> {
+async function verifyReplica(name: string, files: readonly AuditFile[], options: VerifyOptions, head: string | undefined, start: string): Promise<VerifyResult> {
   let prev: string | null = null;
   let lastId: string | null = null;
   let records = 0;
@@ -66,6 +70,10 @@ async function verifyReplica(files: readonly AuditFile[], options: VerifyOptions
       lastId = String(record.id);
       records += 1;
     }
+  }
+  if (head !== undefined && prev === null && head !== start) {
+    // No record is left to name: the break is named by the replica whose chain it is.
+    return { ok: false, first_broken: { id: `replica ${name}`, reason: "every record missing" } };
   }
   if (head !== undefined && prev !== null && prev !== head) {
     return { ok: false, first_broken: { id: lastId ?? "", reason: "records missing after it" } };

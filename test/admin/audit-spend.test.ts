@@ -162,6 +162,20 @@ describe("verify", () => {
     expect((await h.admin<{ ok: boolean }>("GET", "/audit/verify")).json.ok).toBe(true);
   });
 
+  it("reports a trail emptied while the gateway runs, then the file put back", async () => {
+    await h.flushAudit();
+    const path = join(h.auditDir, readdirSync(h.auditDir).filter((name) => name.endsWith(".jsonl")).sort().at(-1) ?? "");
+    const whole = readFileSync(path, "utf8");
+    writeFileSync(path, "");
+    const gone = await h.admin<{ ok: boolean; first_broken: { id: string; reason: string } }>("GET", "/audit/verify");
+    expect(gone.status).toBe(409);
+    expect(gone.json.first_broken.reason).toBe("every record missing");
+    await h.flushAudit();
+    const since = readFileSync(path, "utf8");
+    writeFileSync(path, whole + since);
+    expect((await h.admin<{ ok: boolean }>("GET", "/audit/verify")).json.ok).toBe(true);
+  });
+
   it("reports an intact chain, then the first tampered record", async () => {
     const intact = await h.admin<{ ok: boolean; records: number }>("GET", "/audit/verify");
     expect(intact.status).toBe(200);

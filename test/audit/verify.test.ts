@@ -1,4 +1,4 @@
-import { readFile, truncate, writeFile } from "node:fs/promises";
+import { readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { verifyFiles } from "../../src/audit/verify.js";
@@ -72,7 +72,25 @@ describe("verifyFiles", () => {
     expect(await verifyFiles(dir)).toEqual({ ok: true, records: 4 });
     expect(await verifyFiles(dir, undefined, { heads: head })).toEqual({ ok: false, first_broken: { id: records[0]?.id, reason: "records missing after it" } });
     // Another replica's head says nothing of this chain.
-    expect(await verifyFiles(dir, undefined, { heads: new Map([["r2", "x"]]) })).toEqual({ ok: true, records: 4 });
+    expect(await verifyFiles(dir, "r1", { heads: new Map([["r2", "x"]]) })).toEqual({ ok: true, records: 4 });
+  });
+
+  it("with the writer's head, reports a chain whose every record is gone: files deleted or emptied", async () => {
+    const records = await readRecords(join(dir, DAY2));
+    const head = new Map([["r1", records[1]!.hash as string]]);
+    await writeFile(join(dir, DAY1), "");
+    await writeFile(join(dir, DAY2), "");
+    const gone = { ok: false, first_broken: { id: "replica r1", reason: "every record missing" } };
+    expect(await verifyFiles(dir, undefined, { heads: head })).toEqual(gone);
+    await rm(join(dir, DAY1));
+    await rm(join(dir, DAY2));
+    expect(await verifyFiles(dir, undefined, { heads: head })).toEqual(gone);
+    expect(await verifyFiles(dir, "r1", { heads: head })).toEqual(gone);
+    // Without the head nothing says a chain was there; another replica's filter leaves it out.
+    expect(await verifyFiles(dir)).toEqual({ ok: true, records: 0 });
+    expect(await verifyFiles(dir, "r2", { heads: head })).toEqual({ ok: true, records: 0 });
+    // A writer that has written nothing yet has the genesis as its head: nothing is missing.
+    expect(await verifyFiles(dir, undefined, { heads: new Map([["r1", "0".repeat(64)]]) })).toEqual({ ok: true, records: 0 });
   });
 
   it("reports a garbled line in the middle", async () => {
