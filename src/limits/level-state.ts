@@ -262,12 +262,20 @@ function rateStatus(state: LevelState, request: { limits: ReserveRequest["limits
   return status;
 }
 
+/** The input's cost times 1M, whole: the worst case is rounded up once, input and output together, as a call's cost is. */
+function inputScaled(request: ReserveRequest): number {
+  return Math.round(request.inputMicros * 1_000_000);
+}
+
+function worstMicros(request: ReserveRequest, output: number): number {
+  return Math.ceil((inputScaled(request) + output * request.outputPricePer1M) / 1_000_000);
+}
+
 /** The output tokens the remaining budget can pay for, or null when it cannot pay `minimum`. */
 function affordableOutput(remainingMicros: number, request: ReserveRequest, wanted: number): number | null {
-  const worst = request.inputMicros + Math.ceil((wanted * request.outputPricePer1M) / 1_000_000);
-  if (worst <= remainingMicros) return wanted;
+  if (worstMicros(request, wanted) <= remainingMicros) return wanted;
   if (!request.clamp || request.outputPricePer1M <= 0) return null;
-  const fitting = Math.floor(((remainingMicros - request.inputMicros) * 1_000_000) / request.outputPricePer1M);
+  const fitting = Math.floor((remainingMicros * 1_000_000 - inputScaled(request)) / request.outputPricePer1M);
   return fitting >= request.minOutputTokens ? Math.min(fitting, wanted) : null;
 }
 
@@ -336,7 +344,7 @@ export function reserveLevel(state: LevelState, request: ReserveRequest, now: nu
     return refusal(state, request, "max_parallel_requests", 1000);
   }
 
-  const micros = request.inputMicros + Math.ceil((output * request.outputPricePer1M) / 1_000_000);
+  const micros = worstMicros(request, output);
   if (rpm !== null) rpm.tokens -= 1;
   if (tpm !== null) tpm.tokens -= tokens;
   // A call that reserves money holds a lease too: its replica may die before the settle.

@@ -1,7 +1,7 @@
 import type { ModelConfig } from "../config/schema.js";
 import { GatewayError } from "../http/errors.js";
 import type { CallAction } from "../policy/types.js";
-import { type ModelPrices, maxOutputTokensWithin, microsToUsd, worstCaseMicros } from "../pricing/index.js";
+import { inputCostMicros, type ModelPrices, maxOutputTokensWithin, microsToUsd, worstCaseMicros } from "../pricing/index.js";
 import { countChatInput, countEmbeddingsInput, countResponsesInput, inputByteUpperBound } from "../tokens/index.js";
 import type { LimitPlan } from "../limits/plan.js";
 import { isRecord } from "../util/is-record.js";
@@ -17,6 +17,7 @@ export interface Estimate {
   requestedOutput: number | null;
   /** The output limit of one answer. */
   outputTokens: number;
+  /** The input's cost, not rounded (see `ReserveRequest.inputMicros`). */
   inputMicros: number;
   worstMicros: number;
   /** Input tokens were bounded from bytes, not counted: only when that proves the call far from every cap. */
@@ -148,7 +149,7 @@ export function estimateCall(
     outputParam,
     requestedOutput,
     outputTokens: output,
-    inputMicros: worstCaseMicros(inputTokens, 0, prices),
+    inputMicros: inputCostMicros(inputTokens, prices),
     worstMicros: worst,
     approximate,
   };

@@ -23,6 +23,11 @@ export function worstCaseMicros(inputTokens: number, outputLimit: number, prices
   return costMicros({ input_tokens: inputTokens, output_tokens: outputLimit, cached_input_tokens: 0 }, prices);
 }
 
+/** The cost of `inputTokens` uncached, micro-USD, not rounded: the part of a worst case reserved before its output. */
+export function inputCostMicros(inputTokens: number, prices: ModelPrices): number {
+  return Number(tokens(inputTokens) * price(prices.inputPer1m)) / 1_000_000;
+}
+
 /**
  * The largest output limit n with worstCaseMicros(inputTokens, n) <= capMicros, or null when the
  * input alone exceeds the cap. With free output any limit fits: Number.MAX_SAFE_INTEGER.

@@ -25,7 +25,11 @@ export interface ReserveRequest {
   level: string;
   limits: LevelLimits;
   inputTokens: number;
-  /** Cost of the input part of the worst case, micro-USD. */
+  /**
+   * Cost of the input part of the worst case, micro-USD, not rounded (input tokens x price / 1M):
+   * the worst case is rounded up once, input and output together, as the per-call cap and a call's
+   * cost are, so a budget left at exactly a call's worst case admits it.
+   */
   inputMicros: number;
   /** Output price, micro-USD per 1M tokens; 0 for unpriced or embedding models. */
   outputPricePer1M: number;

@@ -40,7 +40,8 @@ const reserveStep = fc.record({
   op: fc.constant("reserve" as const),
   inputTokens: fc.integer({ min: 0, max: 800 }),
   outputTokens: fc.integer({ min: 1, max: 2000 }),
-  inputMicros: fc.integer({ min: 0, max: 1500 }),
+  // Unrounded, as a call's input cost is (tokens x price / 1M): Lua and JavaScript must round it alike.
+  inputMicros: fc.integer({ min: 0, max: 1_500_000 }).map((scaled) => scaled / 1000),
   clamp: fc.boolean(),
   // Leases short enough that calls left unsettled run out of them within a run.
   leaseMs: fc.integer({ min: 1, max: 200_000 }),

@@ -141,6 +141,17 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect((await store.usage("key:daily", T0)).dailyMicros).toBe(1000);
       });
 
+      it("rounds the worst case up once, input and output together: a budget left at exactly it admits the call", async () => {
+        // 8 tokens at 0.15 USD per 1M in (1.2 micro-USD), 1 at 0.60 out (0.6): 1.8, reserved as 2.
+        const exact = { inputTokens: 8, inputMicros: 1.2, outputPricePer1M: 600_000, outputTokens: 1, minOutputTokens: 1 };
+        expect(await store.reserve(reserveRequest("key:exact", limits({ totalMicros: 2 }), exact), T0)).toMatchObject({ ok: true, outputTokens: 1, reservedMicros: 2 });
+        expect(await store.reserve(reserveRequest("key:exact", limits({ totalMicros: 2 }), exact), T0)).toMatchObject({ ok: false, limit: "total_cost" });
+        // 1.2 + 301 x 0.6 = 181.8, reserved as 182: not clamped to 300; a micro-dollar less clamps to 299 (180.6).
+        const longer = { ...exact, outputTokens: 301, minOutputTokens: 10 };
+        expect(await store.reserve(reserveRequest("key:exact-301", limits({ totalMicros: 182 }), longer), T0)).toMatchObject({ ok: true, outputTokens: 301, reservedMicros: 182 });
+        expect(await store.reserve(reserveRequest("key:exact-300", limits({ totalMicros: 181 }), longer), T0)).toMatchObject({ ok: true, outputTokens: 299, reservedMicros: 181 });
+      });
+
       it("refuses when the budget cannot pay min_output_tokens", async () => {
         const levelLimits = limits({ dailyMicros: 1000 });
         const first = await store.reserve(reserveRequest("key:min", levelLimits, { ...priced, outputTokens: 1200 }), T0);

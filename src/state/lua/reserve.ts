@@ -37,12 +37,15 @@ if maxLlm ~= nil and tonumber(s[2] or '0') >= maxLlm then return refuse('session
 if maxTool ~= nil and tonumber(s[3] or '0') > maxTool then return refuse('session_tool_calls') end
 if maxTokens ~= nil and tonumber(s[4] or '0') >= maxTokens then return refuse('session_tokens') end
 
+-- The input's cost times 1M, whole: the worst case is rounded up once, input and output together.
+local inputScaled = math.floor(inputMicros * 1000000 + 0.5)
+local function worstMicros(out) return math.ceil((inputScaled + out * price) / 1000000) end
+
 -- The output tokens a remaining budget can pay for, or nil when it cannot pay the minimum.
 local function affordable(remaining, want)
-  local worst = inputMicros + math.ceil((want * price) / 1000000)
-  if worst <= remaining then return want end
+  if worstMicros(want) <= remaining then return want end
   if not clamp or price <= 0 then return nil end
-  local fitting = math.floor(((remaining - inputMicros) * 1000000) / price)
+  local fitting = math.floor((remaining * 1000000 - inputScaled) / price)
   if fitting >= minOutput then return math.min(fitting, want) end
   return nil
 end
@@ -85,7 +88,7 @@ if tpm ~= nil and tpmCap ~= nil and tpm.tokens < tokens then
 end
 if maxParallel ~= nil and liveLeases(ARGV[1]) >= maxParallel then return refuse('max_parallel_requests', 1000) end
 
-local micros = inputMicros + math.ceil((output * price) / 1000000)
+local micros = worstMicros(output)
 if rpmCap ~= nil then rpm.tokens = rpm.tokens - 1; saveBucket(KEYS[1], rpm, rpmCap) end
 if tpmCap ~= nil then tpm.tokens = tpm.tokens - tokens; saveBucket(KEYS[2], tpm, tpmCap) end
 -- A call that reserves money holds a lease too: its replica may die before the settle.
