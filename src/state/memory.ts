@@ -56,6 +56,7 @@ const snapshotShape = z.object({
 });
 
 const SNAPSHOT_EVERY_MS = 2000;
+const SESSION_SWEEP_MS = 60_000;
 
 /**
  * A level as the snapshot left it: its spend and session only, picked field by field. Calls in flight
@@ -91,6 +92,7 @@ export class MemoryStore implements StateStore {
   readonly kind = "memory";
   private readonly levels = new Map<string, LevelState>();
   private readonly sessionExpiry = new Map<string, number>();
+  private nextSessionSweep = 0;
   private readonly keys = new Map<string, RuntimeKey>();
   private readonly stops = new Map<string, Stop>();
   private readonly approvals = new Map<string, Approval>();
@@ -212,8 +214,21 @@ export class MemoryStore implements StateStore {
     if (change !== null) for (const listener of this.listeners) listener(change);
   }
 
+  /** Sessions idle past their ttl, forgotten at most once a minute: a session id is used for a while, then never again. */
+  private forgetExpiredSessions(now: number): void {
+    if (now < this.nextSessionSweep) return;
+    this.nextSessionSweep = now + SESSION_SWEEP_MS;
+    for (const [id, expiry] of this.sessionExpiry) {
+      if (expiry > now) continue;
+      this.sessionExpiry.delete(id);
+      this.levels.delete(id);
+      this.dirty = true;
+    }
+  }
+
   async reserve(request: ReserveRequest, now: number): Promise<ReserveResult> {
     this.refuseUnsaved(request);
+    this.forgetExpiredSessions(now);
     const state = this.level(request.level, now, request.ttlMs);
     const result = reserveLevel(state, request, now);
     if (result.ok) this.spent(request.level, state);
@@ -228,7 +243,9 @@ export class MemoryStore implements StateStore {
 
   async usage(level: string, now: number): Promise<Usage> {
     const state = this.levels.get(level);
-    return usageOf(state ?? emptyLevelState(now), now);
+    // A session idle past its ttl starts afresh at its next call: what it spent before is no longer its spend.
+    const expiry = this.sessionExpiry.get(level);
+    return usageOf(state === undefined || (expiry !== undefined && expiry <= now) ? emptyLevelState(now) : state, now);
   }
 
   /** A running call's lease is never lost here but by lapsing: what it holds (`held`) is not needed. */

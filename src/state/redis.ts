@@ -208,9 +208,11 @@ export class RedisStore implements StateStore {
   }
 
   async usage(level: string, now: number): Promise<Usage> {
-    const { day, month, total, window } = this.names.levelNames(level, now);
-    const results = await this.redis.multi().mget(day, month, total).hgetall(window).exec();
+    const { day, month, total, window, expiry } = this.names.levelNames(level, now);
+    const results = await this.redis.multi().mget(day, month, total, expiry).hgetall(window).exec();
     const [spend, slots] = checked(results) as [Array<string | null>, Record<string, string>];
+    // A session idle past its ttl starts afresh at its next call (the script deletes it then): nothing is its spend.
+    if (spend[3] !== null && spend[3] !== undefined && Number(spend[3]) <= now) return { requestsLastMinute: 0, tokensLastMinute: 0, dailyMicros: 0, monthlyMicros: 0, totalMicros: 0 };
     const { requests, tokens } = windowTotals(slots, now);
     return {
       requestsLastMinute: requests,

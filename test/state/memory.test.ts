@@ -26,6 +26,27 @@ describe("memory store snapshot", () => {
 
   const call = () => reserveRequest("key:snap", limits({ maxParallel: 1 }), { inputMicros: 40 });
 
+  it("forgets sessions idle past their ttl, so the snapshot does not keep every session id ever used", async () => {
+    const path = snapshotPath();
+    const store = new MemoryStore(path, T0);
+    const ttlMs = 60_000;
+    for (const id of ["a", "b"]) {
+      const request = reserveRequest(`session:alice-dev:${id}`, limits({ session: true, sessionMaxLlmCalls: 5 }), { ttlMs });
+      await store.settle(settleRequest(request, await store.reserve(request, T0), T0), T0);
+    }
+    await store.saveNow();
+    const saved = () => Object.keys((JSON.parse(readFileSync(path, "utf8")) as { levels: Record<string, unknown> }).levels);
+    expect(saved()).toEqual(expect.arrayContaining(["session:alice-dev:a", "session:alice-dev:b"]));
+    // Session b goes on; a is idle past its ttl by b's next call a minute later.
+    const later = T0 + ttlMs + 1;
+    const b = reserveRequest("session:alice-dev:b", limits({ session: true, sessionMaxLlmCalls: 5 }), { ttlMs });
+    expect((await store.reserve(b, later)).ok).toBe(true);
+    await store.saveNow();
+    expect(saved()).toContain("session:alice-dev:b");
+    expect(saved()).not.toContain("session:alice-dev:a");
+    await store.close();
+  });
+
   it("is claimed by one process: another gateway on the snapshot is refused before it touches it, a gone one's claim taken over", async () => {
     const path = snapshotPath();
     const lockModule = join(import.meta.dirname, "..", "..", "dist", "src", "state", "snapshot-lock.js");

@@ -364,6 +364,19 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect((await store.reserve(request, T0 + 2 * ttlMs - 2)).ok).toBe(false);
         expect((await store.reserve(request, T0 + 3 * ttlMs)).ok).toBe(true);
       });
+
+      it("reads no spend for a session idle past its ttl, as its next call starts it afresh", async () => {
+        const ttlMs = 60_000;
+        const request = reserveRequest(`${level}:spent`, session({ totalMicros: 10_000 }), { ttlMs, inputMicros: 700 });
+        const granted = await store.reserve(request, T0);
+        await store.settle(settleRequest(request, granted, T0), T0 + 10);
+        expect((await store.usage(`${level}:spent`, T0 + ttlMs)).totalMicros).toBe(700);
+        expect(await store.usage(`${level}:spent`, T0 + 10 + ttlMs)).toMatchObject({ totalMicros: 0, dailyMicros: 0, monthlyMicros: 0 });
+        // The next call starts it afresh: what it reserves is all the session has spent.
+        const next = reserveRequest(`${level}:spent`, session({ totalMicros: 10_000 }), { ttlMs, inputMicros: 300 });
+        expect((await store.reserve(next, T0 + 20 + ttlMs)).ok).toBe(true);
+        expect((await store.usage(`${level}:spent`, T0 + 20 + ttlMs)).totalMicros).toBe(300);
+      });
     });
 
     describe("usage", () => {
