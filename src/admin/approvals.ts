@@ -3,12 +3,13 @@ import { z } from "zod";
 import { type ApprovalView, fromStore, publicApproval } from "../approvals/service.js";
 import { type AuditCursor, compareNewestFirst, cursorParam, encodeCursor } from "../audit/query.js";
 import type { Env } from "../http/app.js";
+import { wholeNumberParam } from "../util/query-params.js";
 import { type AdminContext, allowOnly, authorize, type ListBody, list, listQuery, notFound, readJson, recordChange } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
 const listQuerySchema = z.strictObject({
   status: z.enum(["pending", "approved", "denied", "used", "expired"]).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  limit: wholeNumberParam(1, 1000).optional(),
   cursor: cursorParam().optional(),
 });
 

@@ -1,11 +1,12 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { generateKey, hashKey } from "../auth/keys.js";
-import { type KeyConfig, type KeyLimits, keyLimitsSchema, sessionLimitsSchema, type Subject, subjectSchema } from "../config/schema.js";
+import { type KeyConfig, type KeyLimits, keyLimitsSchema, type Subject, sessionLimitsSchema, subjectSchema } from "../config/schema.js";
 import type { Env } from "../http/app.js";
 import { GatewayError } from "../http/errors.js";
 import type { RuntimeKey } from "../state/store.js";
 import { newId } from "../util/ids.js";
+import { wholeNumberParam } from "../util/query-params.js";
 import { type AdminContext, allowOnly, authorize, iso, isoTimeSchema, type ListBody, list, listQuery, notFound, parseWith, readJson, recordChange } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
@@ -48,7 +49,7 @@ const rotateSchema = z.strictObject({
 });
 
 const listQuerySchema = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  limit: wholeNumberParam(1, 1000).optional(),
   cursor: z.string().optional(),
 });
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { type ParsedParams, parseParams, type QueryParams } from "../util/query-params.js";
+import { amountParam, type ParsedParams, parseParams, type QueryParams, wholeNumberParam } from "../util/query-params.js";
 import type { AuditRecord } from "./types.js";
 
 /** `error_code`s of calls refused by a limit, a budget, a stop or a policy. */
@@ -51,13 +51,13 @@ const paramsSchema = z.strictObject({
   team: z.string().optional(),
   model: z.string().optional(),
   effect: z.enum(["ALLOW", "DENY", "REQUIRE_APPROVAL"]).optional(),
-  status: z.coerce.number().int().min(100).max(599).optional(),
+  status: wholeNumberParam(100, 599).optional(),
   error_code: z.string().optional(),
-  min_cost: z.coerce.number().min(0).optional(),
+  min_cost: amountParam.optional(),
   approval_id: z.string().optional(),
   from: fromTime.optional(),
   to: toTime.optional(),
-  limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT),
+  limit: wholeNumberParam(1, MAX_LIMIT).default(DEFAULT_LIMIT),
   cursor: cursorParam().optional(),
 });
 

@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import { z } from "zod";
 
 export type QueryParams = URLSearchParams | Readonly<Record<string, string | undefined>>;
 
@@ -35,3 +35,18 @@ export function parseParams<S extends z.ZodObject>(schema: S, params: QueryParam
   const message = issue === undefined ? "invalid query" : `${name === null ? "" : `\`${name}\` `}${issue.message}`.trim();
   return { ok: false, param: name, message };
 }
+
+/** A whole number as a query writes it, in decimal digits: `1e2`, `0x10` or ` 5` are not one. */
+export function wholeNumberParam(min: number, max: number) {
+  return z
+    .string()
+    .regex(/^\d{1,15}$/, "must be a whole number in decimal digits")
+    .transform(Number)
+    .pipe(z.number().min(min).max(max));
+}
+
+/** An amount as a query writes it: decimal digits with an optional fraction (`0.25`). */
+export const amountParam = z
+  .string()
+  .regex(/^\d{1,15}(\.\d{1,15})?$/, "must be a decimal number such as 0.25")
+  .transform(Number);

@@ -63,6 +63,12 @@ describe("audit queries", () => {
     expectError(await h.admin("GET", "/audit?status=abc"), 400, "invalid_body", "status");
     expectError(await h.admin("GET", "/audit?from=yesterday"), 400, "invalid_body", "from");
     expectError(await h.admin("GET", "/audit?colour=red"), 400, "invalid_body");
+    // Numbers as a query writes them, in decimal digits: not exponents, hex or padding.
+    for (const [query, param] of [["limit=1e2", "limit"], ["limit=0x10", "limit"], ["limit=%205", "limit"], ["status=2e2", "status"], ["min_cost=1e-3", "min_cost"], ["min_cost=-1", "min_cost"]]) {
+      expectError(await h.admin("GET", `/audit?${query}`), 400, "invalid_body", param);
+    }
+    expectError(await h.admin("GET", "/approvals?limit=1e2"), 400, "invalid_body", "limit");
+    expect((await h.admin("GET", "/audit?min_cost=0.25&limit=7&status=200")).status).toBe(200);
   });
 
   it("refuses a parameter named like a member of every object as it refuses any unknown one", async () => {

@@ -69,6 +69,7 @@ describe("runtime keys", () => {
     } while (cursor !== null);
     expect(seen).toEqual(all);
     expectError(await h.admin("GET", "/keys?limit=0"), 400, "invalid_body", "limit");
+    expectError(await h.admin("GET", "/keys?limit=0x10"), 400, "invalid_body", "limit");
     expectError(await h.admin("GET", "/keys?cursor=bm9ib2R5"), 400, "invalid_body", "cursor");
     expectError(await h.admin("GET", "/keys?page=2"), 400, "invalid_body", "page");
   });
