@@ -148,6 +148,8 @@ async function relayEvents(
   // Every event sent or held, for the answer an approval holds; kept as each one's change to the one before, since it lasts the whole stream.
   const all: SimilarTexts | null = options.holdsFor !== null ? new SimilarTexts() : null;
   const held: string[] = [];
+  /** Where in `held` the upstream's error event is, when it came while events were held. */
+  let failedAt = -1;
 
   const send = (text: string): Promise<void> | null => {
     if (!options.deferEnd || !accumulator.done) return sendNow(text);
@@ -189,6 +191,7 @@ async function relayEvents(
     // What the client is sent, in order: a held answer is replayed exactly so, without the usage chunk it did not ask for.
     all?.add(event);
     if (accumulator.holding) {
+      if (failedAt === -1 && accumulator.failure !== null) failedAt = held.length;
       held.push(event);
       return;
     }
@@ -236,6 +239,15 @@ async function relayEvents(
     // held calls are not released, and the client is told the answer was cut off.
     outcome.error = new GatewayError(502, "upstream_error", "the upstream ended the stream before its answer was complete (no final event, finish_reason or [DONE])");
     send(sseErrorEvent(outcome.error, options.scrub));
+    return outcome;
+  }
+  if (accumulator.failure !== null) {
+    // The upstream ended its answer with an error: the calls it held are never released, decided or
+    // held for an approval (a failed answer is not one to approve); its error event goes on as sent.
+    for (const event of failedAt === -1 ? [] : held.slice(failedAt)) {
+      const pending = send(event);
+      if (pending !== null) await pending;
+    }
     return outcome;
   }
   if (held.length > 0 || (options.holdsFor !== null && accumulator.toolCallSeen)) {

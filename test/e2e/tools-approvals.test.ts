@@ -465,6 +465,38 @@ describe("approvals of a held stream", () => {
   });
 });
 
+describe("a held stream the upstream fails", () => {
+  // The whole call to deploy to prod, then the upstream's own error, with no finish_reason or [DONE].
+  const failing = 'call_tool:deploy {"environment":"prod"} chunks:4 error_after:5';
+
+  it("is not held for approval: the upstream's error ends it, the call is never released, and no approval is made", async () => {
+    const first = await raw(h, "/v1/chat/completions", KEY.dev, askStream(failing));
+    const events = sseEvents(first.text).data;
+    expect(events.some((e) => e.includes('"name":"deploy"'))).toBe(false);
+    expect(JSON.parse(events.at(-1)!)).toMatchObject({ error: { code: "server_error" } });
+    expect(first.text).not.toContain("approval_required");
+    const record = (await auditRecords(h)).find((r) => r.id === first.headers.get("x-request-id"))!;
+    expect(record).toMatchObject({ error_code: "upstream_error", approval_id: null, tool_calls: ["deploy"] });
+    // The SDK raises the upstream's error, as for any stream the upstream fails.
+    await streamApiError(await h.client(KEY.dev).chat.completions.create(askStream(failing)), "server_error");
+  });
+
+  it("is not held for approval on the Responses API either", async () => {
+    const stream = await h.client(KEY.dev).responses.create({ model: "gpt-4o-mini", input: failing, stream: true });
+    const seen: string[] = [];
+    let caught: unknown = null;
+    try {
+      for await (const event of stream) seen.push(event.type);
+    } catch (error) {
+      caught = error;
+    }
+    expect(seen.some((t) => t.startsWith("response.function_call"))).toBe(false);
+    expect(caught).toBeInstanceOf(APIError);
+    expect((caught as APIError).code).not.toBe("approval_required");
+    expect((await auditRecords(h)).at(-1)).toMatchObject({ error_code: "upstream_error", approval_id: null });
+  });
+});
+
 describe("approval expiry and long-poll", () => {
   it("expires approval_timeout_seconds after creation, decided or not", async () => {
     const body = ask('call_tool:rotate_secrets {"scope":"all"}');
