@@ -32,7 +32,7 @@ import { holdEnd, writeError, writeJson } from "./respond.js";
 import type { Approval, Stop } from "../state/store.js";
 import type { Runtime } from "./runtime.js";
 import type { Services } from "./services.js";
-import { approvalContext, governDeclaredTools, governToolCalls, type ToolCallContext, type ToolGovernance, type ToolVerdict, ungoverned } from "./tools.js";
+import { approvalContext, governDeclaredTools, governToolCalls, judgeToolCalls, type ToolCallContext, type ToolGovernance, type ToolVerdict, ungoverned } from "./tools.js";
 import { approvalRequired, deniedError, type WaitOutcome } from "./refusals.js";
 import type { CallFacts } from "./facts.js";
 import { redactRequestBody } from "./redact-body.js";
@@ -290,7 +290,7 @@ export async function handleCall(
     if (decision.effect === "DENY") throw deniedError(decision, refusedTool(decision, callDecision, tools));
     // A held answer's approval covers the call too (its approver saw the request): only a DENY of the
     // rules in force now stops its delivery.
-    if (heldBy !== null) return await deliverHeld(services, state, config, res, heldBy, decision);
+    if (heldBy !== null) return await deliverHeld(services, state, runtime, facts, res, heldBy, decision);
     if (state.capRefusal !== null) throw state.capRefusal;
     if (decision.effect === "REQUIRE_APPROVAL" && !approved) {
       const approval = await services.approvals.create({
@@ -491,13 +491,34 @@ const DURABLE_WAIT_MS = 5_000;
 
 /**
  * An approved call's held answer, delivered as it was produced, with no upstream call. Its tool
- * calls, given back to the session when the answer was held, are taken from its cap now: they run
- * only once delivered.
+ * calls are judged again by the `tool.call` rules in force now: one a rule now DENYs stops the
+ * delivery (the approval is used up), as a DENY of the call's own rules does. They were given back
+ * to the session when the answer was held and are taken from its cap now: they run only once delivered.
  */
-async function deliverHeld(services: Services, state: CallState, config: Config, res: ServerResponse, approval: Approval, callDecision: Decision): Promise<void> {
+async function deliverHeld(
+  services: Services,
+  state: CallState,
+  runtime: Runtime,
+  facts: CallFacts,
+  res: ServerResponse,
+  approval: Approval,
+  callDecision: Decision,
+): Promise<void> {
   const { draft } = state;
+  const config = runtime.config;
   const held = approval.held as NonNullable<Approval["held"]>;
   const made = distinctCalls(approval.tool_calls);
+  if (runtime.policy.governs("tool.call")) {
+    const now = judgeToolCalls(runtime.policy, facts, approval.tool_calls);
+    const combined = mergeDecisions(now.map((d) => d.decision), runtime.policy.ruleOrder);
+    if (combined.effect === "DENY") {
+      draft.toolCalls = made.map((call) => call.name);
+      draft.toolDecisions = [...draft.toolDecisions, ...now.map((d) => d.record)];
+      draft.decision = combined;
+      const denied = now.find((d) => d.decision.effect === "DENY");
+      throw deniedError(combined, denied === undefined ? null : { name: denied.record.tool });
+    }
+  }
   const capped = await withinToolCap(services, state, made.length, true);
   if (capped !== null) throw capped;
   draft.decision = heldDecision(approval);

@@ -126,6 +126,14 @@ function judgeTool(
   return { tool, decision };
 }
 
+/** Each of an answer's tool calls as the `tool.call` rules decide it (no approval is made here). */
+export function judgeToolCalls(policy: CompiledPolicy, facts: CallFacts, calls: readonly Pick<ToolCall, "name" | "arguments" | "aliases">[]): EvaluatedTool[] {
+  return calls.map((call) => {
+    const { tool, decision } = judgeTool(policy, "tool.call", facts, [call.name, ...(call.aliases ?? [])], call.arguments);
+    return { decision, record: { action: "tool.call", tool, effect: decision.effect, rule: decision.rule } };
+  });
+}
+
 /** A tool action no rule governs, as its evaluation would decide it. */
 export function ungoverned(action: "tool.register" | "tool.call", tool: string): EvaluatedTool {
   return { decision: UNGOVERNED, record: { action, tool, effect: "ALLOW", rule: null } };
@@ -189,10 +197,7 @@ export async function governToolCalls(
   calls: ToolCall[],
   context: ToolCallContext,
 ): Promise<ToolVerdict> {
-  const decisions: EvaluatedTool[] = calls.map((call) => {
-    const { tool, decision } = judgeTool(policy, "tool.call", facts, [call.name, ...(call.aliases ?? [])], call.arguments);
-    return { decision, record: { action: "tool.call", tool, effect: decision.effect, rule: decision.rule } };
-  });
+  const decisions = judgeToolCalls(policy, facts, calls);
   const verdict: ToolVerdict = { decisions, error: null, approvalId: null, approved: false };
   const combined = mergeDecisions(decisions.map((d) => d.decision), policy.ruleOrder);
   if (combined.effect === "DENY") {

@@ -21,6 +21,8 @@ export interface Harness {
   mock: MockUpstream;
   gateway: Gateway;
   auditDir: string;
+  /** The config file the gateway was started with: a test may rewrite it and call `gateway.reload()`. */
+  configPath: string;
   client(key: string, options?: { maxRetries?: number; headers?: Record<string, string> }): OpenAI;
   close(): Promise<void>;
 }
@@ -63,6 +65,7 @@ ${configBody}
     mock,
     gateway,
     auditDir,
+    configPath,
     client: (key, clientOptions = {}) =>
       new OpenAI({
         apiKey: key,

@@ -1,3 +1,4 @@
+import { readFileSync, writeFileSync } from "node:fs";
 import { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chatCount, decide, errorBody, expectApiError, getApproval, liftKey, raw, sseEvents, stopKey, streamApiError } from "./governance.js";
@@ -462,6 +463,34 @@ describe("approvals of a held stream", () => {
       for (const call of chunk.choices[0]?.delta.tool_calls ?? []) args += call.function?.arguments ?? "";
     }
     expect(JSON.parse(args)).toEqual({ environment: "prod" });
+  });
+});
+
+describe("a held answer approved, then a tool.call rule that DENYs its call", () => {
+  it("is refused at the retry (the approval is used up), as the rules in force then decide", async () => {
+    const body = ask('call_tool:deploy {"environment":"production","service":"search"}');
+    const id = await approvalFrom(h.client(KEY.dev).chat.completions.create(body));
+    expect((await decide(h, id, "approve", OPS_ADMIN)).status).toBe(200);
+    const original = readFileSync(h.configPath, "utf8");
+    const frozen = "  rules:\n    - name: deploys_frozen\n      effect: DENY\n      actions: [tool.call]\n      conditions: { tool: { eq: deploy } }\n";
+    writeFileSync(h.configPath, original.replace("  rules:\n", frozen));
+    try {
+      expect(h.gateway.reload()).toBe(true);
+      const upstreamCalls = chatCount(h);
+      const error = await expectApiError(h.client(KEY.dev, { headers: { "x-approval-id": id } }).chat.completions.create(body), 403, "policy_denied");
+      expect(error.message).toContain("deploys_frozen");
+      expect(chatCount(h)).toBe(upstreamCalls);
+      const record = (await auditRecords(h)).at(-1)!;
+      expect(record).toMatchObject({ error_code: "policy_denied", approval_id: id, tool_calls: ["deploy"] });
+      expect(record.tool_decisions).toContainEqual({ action: "tool.call", tool: "deploy", effect: "DENY", rule: "deploys_frozen" });
+      // Used up: the same approval does not pass once the rule is gone again.
+      writeFileSync(h.configPath, original);
+      expect(h.gateway.reload()).toBe(true);
+      await expectApiError(h.client(KEY.dev, { headers: { "x-approval-id": id } }).chat.completions.create(body), 403, "approval_used");
+    } finally {
+      writeFileSync(h.configPath, original);
+      h.gateway.reload();
+    }
   });
 });
 
