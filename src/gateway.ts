@@ -157,6 +157,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   // Requests whose audit record is not yet written: a drain waits for them before closing the audit.
   const unfinished = new Set<AuditDraft>();
+  // Store work that follows answers already recorded (settles, approvals given back): a drain waits for it too.
+  const storeWork = new Set<Promise<void>>();
   const services: Services = {
     current: () => runtime,
     shared,
@@ -187,6 +189,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (log.isLevelEnabled("debug")) {
         log.child({ request_id: record.id, key_id: record.key_id }).debug({ status, error_code: record.error_code, latency_ms: record.latency_ms }, "request finished");
       }
+    },
+    afterAnswer(work) {
+      const tracked = work.finally(() => storeWork.delete(tracked));
+      storeWork.add(tracked);
+      return tracked;
     },
     failOpen: () => runtime.config.store.on_error === "fail_open",
   };
@@ -292,6 +299,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await closed;
     // Calls cut with their connection (passthrough) write their records as they unwind.
     await whileOpen(unfinished, CUT_GRACE_MS);
+    await whileOpen(storeWork, CUT_GRACE_MS);
     // A sink or store that is down does not hold the exit: a few seconds, then what is left is logged as lost.
     await audit.close(SHUTDOWN_FLUSH_MS);
     await store.close();

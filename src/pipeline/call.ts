@@ -441,7 +441,6 @@ export async function handleCall(
     if (!res.destroyed) {
       res.end(`${outcome.deferred}: gateway-cost ${microsToUsd(draft.costMicros).toFixed(6)}\n\n`);
     }
-    await finishSettle(services, state);
   } catch (error) {
     const failure = failureOf(services, error, cancel, res.writableFinished);
     state.error = failure;
@@ -460,13 +459,20 @@ export async function handleCall(
   } finally {
     // A call that skipped its estimate and ended before its answer was accounted audits it as before.
     if (!state.accounted) lateEstimate(state);
-    if (state.redeemedApproval !== null && !state.delivered && outlivedByRetry(state.status)) await giveBackApproval(services, state.redeemedApproval);
     unregister?.();
-    // Settled already wherever an answer was relayed: an await of nothing still costs a turn of the queue.
-    if (state.reservation !== null && !state.reservation.settled) await finishSettle(services, state);
+    // Queued as the answer went out, before the store's part of the call (the settle, an approval
+    // given back) has ended: an audit query right after the answer finds the call.
     services.finish(draft, state.status, state.error);
+    const giveBack = state.redeemedApproval !== null && !state.delivered && outlivedByRetry(state.status) ? state.redeemedApproval : null;
+    if (giveBack !== null || (state.reservation !== null && !state.reservation.settled)) await services.afterAnswer(storeWorkAfter(services, state, giveBack));
     if (releaseEnd !== null) await services.audit.storedWithin(DURABLE_WAIT_MS).finally(releaseEnd);
   }
+}
+
+/** What the store still owes a call once it is answered and recorded: the approval it gives back, then its settle. */
+async function storeWorkAfter(services: Services, state: CallState, giveBack: string | null): Promise<void> {
+  if (giveBack !== null) await giveBackApproval(services, giveBack);
+  await finishSettle(services, state);
 }
 
 /**
@@ -853,7 +859,6 @@ async function relayJson(
   state.delivered = true;
   const masked = scrub(text);
   writeJson(res, status, answerHeaders, masked === text ? raw : masked);
-  await finishSettle(services, state);
 }
 
 /**

@@ -96,10 +96,11 @@ export async function handlePassthrough(
     else res.destroy();
   } finally {
     unregister?.();
+    // Recorded as answered; the slot and rate it held are given back after.
+    services.finish(draft, status, failure);
     if (reservation !== null) {
       services.leases.release(reservation);
-      await settleAll(services.store, reservation, { micros: 0, tokens: 0, toolCalls: 0 }, services.clock()).catch(() => undefined);
+      await services.afterAnswer(settleAll(services.store, reservation, { micros: 0, tokens: 0, toolCalls: 0 }, services.clock()).catch(() => undefined));
     }
-    services.finish(draft, status, failure);
   }
 }

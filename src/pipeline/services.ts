@@ -27,6 +27,11 @@ export interface Services {
   begin(draft: AuditDraft): void;
   /** Ends a request's audit draft: builds the record and enqueues it, exactly once. */
   finish(draft: AuditDraft, status: number, error: GatewayError | null): void;
+  /**
+   * Store work that follows a request's answer and record (its settle, an approval given back):
+   * a drain waits for it before it closes the store. Resolves when the work does.
+   */
+  afterAnswer(work: Promise<void>): Promise<void>;
   /** Store failures in limits are admitted uncharged under `store.on_error: fail_open`. */
   failOpen(): boolean;
 }

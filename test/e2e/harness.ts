@@ -37,6 +37,8 @@ export async function startHarness(
     admin?: string;
     /** `audit.fsync` (default `never`: the tests do not need the disk's durability). */
     fsync?: "always" | "interval" | "never";
+    /** YAML flow map for `store:` (default: memory, no snapshot); `$DIR` stands for the harness's temp dir. */
+    store?: string;
   } = {},
 ): Promise<Harness> {
   const mock = await startMockUpstream(options.mockOptions ?? {});
@@ -46,7 +48,7 @@ export async function startHarness(
 org: acme
 server: { host: 127.0.0.1, port: 0, drain_seconds: 2 }
 admin: ${options.admin ?? `{ token: ${ADMIN_TOKEN} }`}
-store: { memory: { snapshot: null } }
+store: ${(options.store ?? "{ memory: { snapshot: null } }").replaceAll("$DIR", dir)}
 upstreams:
   openai: { base_url: "${mock.url}", api_key: sk-upstream-secret, timeout_seconds: 5 }
 audit:
