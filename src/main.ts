@@ -27,6 +27,14 @@ function configPath(argv: string[], env: NodeJS.ProcessEnv): string {
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
 async function main(): Promise<void> {
+  // Taken from the start: SIGHUP's default would end a gateway still starting (connecting to Redis,
+  // reading its audit). One that comes then reloads the config once the gateway is up.
+  let reload: (() => void) | null = null;
+  let reloadAsked = false;
+  process.on("SIGHUP", () => {
+    if (reload === null) reloadAsked = true;
+    else reload();
+  });
   const env = process.env;
   const level = env.LOG_LEVEL || "info";
   if (!LOG_LEVELS.includes(level)) {
@@ -52,7 +60,8 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   log.info({ url: gateway.url, config: path }, "spark gateway listening");
-  process.on("SIGHUP", () => gateway.reload());
+  reload = () => gateway.reload();
+  if (reloadAsked) reload();
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -7,6 +7,7 @@ export type { Logger };
  * request logs carry ids only. The redaction paths are a second line of defence for headers.
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
+  if (destination === undefined) return toStdout(level);
   return pino(
     {
       level,
@@ -17,6 +18,21 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       },
       serializers: { err: pino.stdSerializers.err },
     },
-    destination ?? pino.destination({ sync: false }),
+    destination,
   );
+}
+
+/**
+ * Logs written to stdout as they come (the gateway logs little at `info`: no line per request). A
+ * buffered stdout flushed at exit never exited once its reader was gone (a log shipper that died):
+ * the flush retried EPIPE for ever. A log whose reader is gone is dropped from then on instead; it
+ * neither stops the gateway nor keeps it from exiting.
+ */
+function toStdout(level: string): Logger {
+  const stdout = pino.destination({ sync: true });
+  const log = createLogger(level, stdout);
+  stdout.on("error", () => {
+    log.level = "silent";
+  });
+  return log;
 }

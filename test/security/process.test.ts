@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { connect } from "node:net";
@@ -117,6 +118,58 @@ ${MODELS}${DEFAULT_KEYS}`);
       await gw.stop("SIGKILL");
     }
   }, 60_000);
+});
+
+describe.skipIf(!existsSync(MAIN))("a log reader that goes away", () => {
+  it("does not keep the gateway from exiting 0 on SIGTERM", async () => {
+    const port = await freePort();
+    const config = writeTempConfig(`
+org: acme
+server: { host: 127.0.0.1, port: 1, drain_seconds: 2 }
+admin: { token: ${SECRETS.admin} }
+store: { memory: { snapshot: null } }
+upstreams:
+  openai: { base_url: "${mock.url}", api_key: ${SECRETS.upstream} }
+audit: { sinks: [{ file: { dir: "${join(mkdtempSync(join(tmpdir(), "spark-sec-epipe-")), "audit")}" } }] }
+${MODELS}${DEFAULT_KEYS}`);
+    const child = spawn(process.execPath, [MAIN, "--config", config], { env: { ...process.env, PORT: String(port), LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "ignore"] });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      await until(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.ok === true, 10_000);
+      // The reader of its stdout (a log shipper) dies: every line logged from now on meets a closed pipe.
+      child.stdout?.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      child.kill("SIGTERM");
+      const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve("still running"), 10_000))]);
+      expect(code).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  }, 30_000);
+});
+
+describe.skipIf(!existsSync(MAIN))("SIGHUP while the gateway starts", () => {
+  it("does not end it (the config is reloaded once it is up)", async () => {
+    const config = writeTempConfig(`
+org: acme
+server: { host: 127.0.0.1, port: 1 }
+admin: { token: ${SECRETS.admin} }
+store: { redis: { url: "redis://127.0.0.1:${await freePort()}" } }
+upstreams:
+  openai: { base_url: "${mock.url}", api_key: ${SECRETS.upstream} }
+audit: { sinks: [{ file: { dir: "${join(mkdtempSync(join(tmpdir(), "spark-sec-hup-")), "audit")}" } }] }
+${MODELS}${DEFAULT_KEYS}`);
+    // Its store cannot be reached: it keeps starting (trying to connect) for seconds.
+    const child = spawn(process.execPath, [MAIN, "--config", config], { env: { ...process.env, PORT: String(await freePort()) }, stdio: "ignore" });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      child.kill("SIGHUP");
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect({ exitCode: child.exitCode, signal: child.signalCode }).toEqual({ exitCode: null, signal: null });
+    } finally {
+      child.kill("SIGKILL");
+    }
+  }, 20_000);
 });
 
 function refused(port: number): Promise<boolean> {
