@@ -78,7 +78,16 @@ function explain(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[]): { pat
   const path = [...prefix, ...issue.path];
   if (issue.code !== "invalid_union" || issue.errors.length === 0) return [{ path, message: issue.message }];
   const depth = (branch: readonly z.core.$ZodIssue[]): number => Math.max(...branch.map((i) => i.path.length + (i.code === "unrecognized_keys" ? 0 : 1)));
-  const best = [...issue.errors].sort((a, b) => depth(b) - depth(a) || a.length - b.length)[0] ?? [];
+  // The form the value is written in is the one whose top fits it best: a form it is not written in
+  // (`{ file: … }` against `redis_stream`'s) has keys it does not know there, or lacks the key that
+  // names it, or is a word the value is not. That form's own problem, however deep, is the one to name.
+  const misfit = (branch: readonly z.core.$ZodIssue[]): number =>
+    branch.reduce((sum, i) => {
+      if (i.path.length === 0 && i.code === "unrecognized_keys") return sum + i.keys.length;
+      if (i.path.length === 0 && i.code === "invalid_value") return sum + 100;
+      return sum + (i.path.length === 1 && i.code === "invalid_type" && i.message.endsWith("received undefined") ? 1 : 0);
+    }, 0);
+  const best = [...issue.errors].sort((a, b) => misfit(a) - misfit(b) || depth(b) - depth(a) || a.length - b.length)[0] ?? [];
   return best.flatMap((inner) => explain(inner, path));
 }
 

@@ -107,6 +107,10 @@ approvals: { notify_url: null, notify_secret: \${APPROVALS_WEBHOOK_SECRET:-}, de
       "audit.sinks[0].file.retention_days: Too small: expected number to be >0",
     ]);
     expect(issuesOf(`${base}\nstore: { redis: { url: notaurl } }`)).toEqual(["store.redis.url: must be a redis:// or rediss:// URL"]);
+    // A mistyped key is named in the form the value is written in, not in another form.
+    expect(issuesOf(`${base}\nstore: { redis: { url: "redis://h:1", prefx: a } }`)).toEqual(['store.redis: Unrecognized key: "prefx"']);
+    expect(issuesOf(`${base}\nstore: { redis: { url: "redis://h:1" }, on_eror: fail_open }`)).toEqual(['store: Unrecognized key: "on_eror"']);
+    expect(issuesOf(`${base}\naudit: { sinks: [{ file: { dir: x, retention_day: 9 } }] }`)).toEqual(['audit.sinks[0].file: Unrecognized key: "retention_day"']);
     expect(issuesOf(`${base}\nsessions: { header: "bad header name" }`)).toEqual([expect.stringMatching(/^sessions\.header: must be an HTTP header name/)]);
     expect(issuesOf(`${base}\napprovals: { notify_url: "ftp://x/hook" }`)).toEqual([expect.stringMatching(/^approvals\.notify_url: /)]);
     expect(
