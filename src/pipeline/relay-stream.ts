@@ -156,6 +156,13 @@ async function relayEvents(
     outcome.deferred += text;
     return null;
   };
+  /** Events that were held, in order, each after the client took the one before. */
+  const sendHeld = async (events: readonly string[]): Promise<void> => {
+    for (const event of events) {
+      const pending = send(event);
+      if (pending !== null) await pending;
+    }
+  };
   // Set at `[DONE]`: SDKs read nothing after it, so nothing after it is relayed or judged.
   let ended = false;
   const handle = async (sent: string): Promise<void> => {
@@ -244,10 +251,7 @@ async function relayEvents(
   if (accumulator.failure !== null) {
     // The upstream ended its answer with an error: the calls it held are never released, decided or
     // held for an approval (a failed answer is not one to approve); its error event goes on as sent.
-    for (const event of failedAt === -1 ? [] : held.slice(failedAt)) {
-      const pending = send(event);
-      if (pending !== null) await pending;
-    }
+    if (failedAt !== -1) await sendHeld(held.slice(failedAt));
     return outcome;
   }
   if (held.length > 0 || (options.holdsFor !== null && accumulator.toolCallSeen)) {
@@ -267,10 +271,7 @@ async function relayEvents(
       return outcome;
     }
     if (held.length > 0) options.onAnswer();
-    for (const event of held) {
-      const pending = send(event);
-      if (pending !== null) await pending;
-    }
+    await sendHeld(held);
   }
   return outcome;
 }

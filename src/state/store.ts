@@ -210,10 +210,6 @@ export type ApprovalTransition =
 export type StateChange = "keys" | "stops";
 export type ChangeListener = (change: StateChange) => unknown;
 
-/**
- * The one state interface: limits and budgets, runtime keys, stops and approvals.
- * Every read-modify-write is atomic per level (a Lua script on Redis, synchronous code in memory).
- */
 export interface LeaseRenewal {
   level: string;
   callId: string;
@@ -221,6 +217,10 @@ export interface LeaseRenewal {
   held?: { micros: number; tokens: number };
 }
 
+/**
+ * The one state interface: limits and budgets, runtime keys, stops and approvals.
+ * Every read-modify-write is atomic per level (a Lua script on Redis, synchronous code in memory).
+ */
 export interface StateStore {
   readonly kind: "memory" | "redis";
   reserve(request: ReserveRequest, now: number): Promise<ReserveResult>;

@@ -32,6 +32,17 @@ export async function streamApiError(stream: AsyncIterable<unknown>, code: strin
   return caught as APIError;
 }
 
+/** Reads a Responses stream to its end: the types of the events it yielded, and what it raised (null if nothing). */
+export async function responsesEvents(stream: AsyncIterable<{ type: string }>): Promise<{ types: string[]; raised: unknown }> {
+  const types: string[] = [];
+  try {
+    for await (const event of stream) types.push(event.type);
+  } catch (error) {
+    return { types, raised: error };
+  }
+  return { types, raised: null };
+}
+
 export function errorBody(error: APIError): Record<string, unknown> {
   return (error.error ?? {}) as Record<string, unknown>;
 }

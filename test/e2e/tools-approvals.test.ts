@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chatCount, decide, errorBody, expectApiError, getApproval, liftKey, raw, sseEvents, stopKey, streamApiError } from "./governance.js";
+import { chatCount, decide, errorBody, expectApiError, getApproval, liftKey, raw, responsesEvents, sseEvents, stopKey, streamApiError } from "./governance.js";
 import { ADMIN_TOKEN, auditRecords, type Harness, keyEntry, MODELS, sha256Ref, startHarness } from "./harness.js";
 
 const KEY = { dev: "sk-ta-dev", other: "sk-ta-other", halted: "sk-ta-halted", agent: "sk-ta-agent" } as const;
@@ -203,13 +203,7 @@ describe("tool.call on streamed answers", () => {
 describe("tool.call on Responses API streams", () => {
   it("ends a Responses stream calling a denied tool with an SSE error event the SDK raises", async () => {
     const stream = await h.client(KEY.dev).responses.create({ model: "gpt-4o-mini", input: 'call_tool:shell_command {"cmd":"id"}', stream: true });
-    const seen: string[] = [];
-    let caught: unknown = null;
-    try {
-      for await (const event of stream) seen.push(event.type);
-    } catch (error) {
-      caught = error;
-    }
+    const { types: seen, raised: caught } = await responsesEvents(stream);
     expect(seen).toContain("response.created");
     expect(seen.some((t) => t.startsWith("response.function_call") || t === "response.output_item.added")).toBe(false);
     expect(caught).toBeInstanceOf(APIError);
@@ -512,13 +506,7 @@ describe("a held stream the upstream fails", () => {
 
   it("is not held for approval on the Responses API either", async () => {
     const stream = await h.client(KEY.dev).responses.create({ model: "gpt-4o-mini", input: failing, stream: true });
-    const seen: string[] = [];
-    let caught: unknown = null;
-    try {
-      for await (const event of stream) seen.push(event.type);
-    } catch (error) {
-      caught = error;
-    }
+    const { types: seen, raised: caught } = await responsesEvents(stream);
     expect(seen.some((t) => t.startsWith("response.function_call"))).toBe(false);
     expect(caught).toBeInstanceOf(APIError);
     expect((caught as APIError).code).not.toBe("approval_required");
