@@ -1,7 +1,14 @@
 import { parseArgs } from "node:util";
-import { ConfigError } from "./config/load.js";
-import { startGateway } from "./gateway.js";
-import { createLogger } from "./log/logger.js";
+
+// Taken before anything else loads: SIGHUP's default would end a gateway still starting (loading its
+// modules, connecting to Redis, reading its audit). One that comes then reloads the config once the
+// gateway is up. The gateway's modules are imported below, after this.
+let reload: (() => void) | null = null;
+let reloadAsked = false;
+process.on("SIGHUP", () => {
+  if (reload === null) reloadAsked = true;
+  else reload();
+});
 
 /**
  * The composition root's entry: the only place that reads process.env and argv. Arguments it does
@@ -27,14 +34,7 @@ function configPath(argv: string[], env: NodeJS.ProcessEnv): string {
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
 async function main(): Promise<void> {
-  // Taken from the start: SIGHUP's default would end a gateway still starting (connecting to Redis,
-  // reading its audit). One that comes then reloads the config once the gateway is up.
-  let reload: (() => void) | null = null;
-  let reloadAsked = false;
-  process.on("SIGHUP", () => {
-    if (reload === null) reloadAsked = true;
-    else reload();
-  });
+  const [{ ConfigError }, { startGateway }, { createLogger }] = await Promise.all([import("./config/load.js"), import("./gateway.js"), import("./log/logger.js")]);
   const env = process.env;
   const level = env.LOG_LEVEL || "info";
   if (!LOG_LEVELS.includes(level)) {
