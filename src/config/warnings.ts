@@ -46,6 +46,15 @@ export function configWarnings(config: Config): ConfigIssue[] {
     // The superuser acts, decides and is audited as `admin`: an approver so named cannot be told from it.
     if (approver.name === "admin") issues.push({ path: `admin.approvers[${index}].name`, message: "`admin` is the admin token's name too: records and decisions by either read the same" });
   });
+  if (config.admin.token === "") {
+    // The admin API is off as a whole, approval routes included: nobody can decide what waits.
+    if (config.admin.approvers.length > 0) issues.push({ path: "admin.token", message: "empty: the admin API is off, and the approvers cannot use it either" });
+    const gated = config.policies.rules.findIndex((rule) => rule.effect === "REQUIRE_APPROVAL" && rule.enabled && rule.mode === "enforce");
+    const rule = config.policies.rules[gated];
+    if (rule !== undefined) {
+      issues.push({ path: `policies.rules[${gated}]`, rule: rule.name, message: "REQUIRE_APPROVAL with an empty admin.token: the admin API is off, so no approval can be decided and each call it gates is refused" });
+    }
+  }
   if (!("redis" in config.store)) {
     config.audit.sinks.forEach((sink, index) => {
       if ("redis_stream" in sink && sink.redis_stream.url === undefined) {

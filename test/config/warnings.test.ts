@@ -34,6 +34,28 @@ models: { m: { upstream: u, input_per_1m: 1, output_per_1m: 1 } }
     ]);
   });
 
+  it("names approvers and approval rules left without an admin API by an empty admin.token", () => {
+    const off = (admin: string, effect: string) =>
+      configWarnings(
+        parseConfig(
+          `admin: ${admin}
+upstreams: { u: { base_url: "http://127.0.0.1:1/v1" } }
+models: { m: { upstream: u, input_per_1m: 1, output_per_1m: 1 } }
+policies: { rules: [{ name: allow_all, effect: ALLOW, conditions: {} }, { name: gate, effect: ${effect}, conditions: {} }] }
+`,
+          "test",
+          {},
+        ),
+      ).map((issue) => `${issue.path} (${issue.rule ?? "-"}): ${issue.message}`);
+    const dana = `approvers: [{ name: dana, role: security, token_hash: "sha256:${"1".repeat(64)}" }]`;
+    expect(off(`{ token: "", ${dana} }`, "REQUIRE_APPROVAL")).toEqual([
+      "admin.token (-): empty: the admin API is off, and the approvers cannot use it either",
+      "policies.rules[1] (gate): REQUIRE_APPROVAL with an empty admin.token: the admin API is off, so no approval can be decided and each call it gates is refused",
+    ]);
+    expect(off(`{ token: "" }`, "DENY")).toEqual([]);
+    expect(off(`{ token: t, ${dana} }`, "REQUIRE_APPROVAL")).toEqual([]);
+  });
+
   it("names a redis_stream sink without a url beside the memory store (it goes to whatever Redis listens on this host)", () => {
     const sinks = (store: string, url: string) =>
       parseConfig(
