@@ -131,7 +131,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // answers 503, and the poll below reads runtime keys and stops as soon as the store answers.
   await Promise.all([refreshKeys(), refreshStops()]).catch((error: unknown) => storeTrouble(log, "startup read of keys and stops", error));
   const shadowed = shared.shadowed(runtime.config);
-  if (shadowed.length > 0) log.warn({ keys: shadowed.map((issue) => issue.path) }, `config keys replace runtime keys of the same id: ${formatIssues(shadowed)}`);
+  if (shadowed.length > 0) log.warn({ keys: shadowed.map((issue) => issue.path) }, `config keys clash with runtime keys: ${formatIssues(shadowed)}`);
   warnAbout(log, runtime.config);
   store.onChange((change) => {
     const refresh = change === "keys" ? refreshKeys : refreshStops;
@@ -250,8 +250,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const reload = (): boolean => {
     try {
       const next = readConfigFile(options.configPath, options.env);
-      // A config key taking a runtime key's id is refused, unless the running config already had it: it would cut that key's secret off.
-      const shadowing = shared.shadowed(next, new Set(runtime.config.keys.map((key) => key.id)));
+      // A config key taking a runtime key's id or secret is refused, unless the running config already had it.
+      const shadowing = shared.shadowed(next, runtime.config);
       if (shadowing.length > 0) throw new ConfigError(options.configPath, shadowing);
       // Against the config the process started with: what it runs on until it restarts.
       const waiting = restartOnlyChanges(startedWith, next);

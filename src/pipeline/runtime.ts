@@ -135,14 +135,26 @@ export class SharedState {
   }
 
   /**
-   * The config keys that share an id with a runtime key (as last read), by config path, but those of
-   * ids in `except`: a config key wins, so the runtime key's secret would stop working.
+   * The config keys that share an id or a secret with a live runtime key (as last read), by config
+   * path, but those already in `running` (the config in force): a config key's id wins, so the runtime
+   * key's secret would stop working; a runtime key's secret wins, so the config key would never be used.
    */
-  shadowed(config: Config, except: ReadonlySet<string> = new Set()): ConfigIssue[] {
-    const runtimeIds = new Set(this.runtimeKeys.map((key) => key.id));
-    return config.keys.flatMap((key, index) =>
-      runtimeIds.has(key.id) && !except.has(key.id) ? [{ path: `keys[${index}].id`, message: `\`${key.id}\` is also a runtime key's id (made through the admin API); a config key would replace it and its secret stop working` }] : [],
-    );
+  shadowed(config: Config, running?: Config): ConfigIssue[] {
+    const live = this.runtimeKeys.filter((key) => !key.revoked);
+    const ids = new Set(live.map((key) => key.id));
+    const secrets = new Map(live.flatMap((key) => [key.key_hash, ...key.previous.map((previous) => previous.hash)].map((hash) => [hash, key.id] as const)));
+    const had = new Set(running?.keys.flatMap((key) => [`id:${key.id}`, `hash:${key.key_hash}`]));
+    return config.keys.flatMap((key, index) => {
+      const issues: ConfigIssue[] = [];
+      if (ids.has(key.id) && !had.has(`id:${key.id}`)) {
+        issues.push({ path: `keys[${index}].id`, message: `\`${key.id}\` is also a runtime key's id (made through the admin API); a config key would replace it and its secret stop working` });
+      }
+      const owner = secrets.get(key.key_hash);
+      if (owner !== undefined && owner !== key.id && !had.has(`hash:${key.key_hash}`)) {
+        issues.push({ path: `keys[${index}].key_hash`, message: `the same secret as runtime key \`${owner}\`, which it opens instead: this key would never be used` });
+      }
+      return issues;
+    });
   }
 
   setKeys(config: Config, runtimeKeys: RuntimeKey[], now: number): void {

@@ -70,7 +70,7 @@ describe("operating the gateway", () => {
     }
   });
 
-  it("refuses a reload whose config key takes a runtime key's id, and warns at startup of one already taken", async () => {
+  it("refuses a reload whose config key takes a runtime key's id or secret, and warns at startup of one already taken", async () => {
     const path = join(dir, "shadow.yaml");
     writeConfig(path, "");
     const logged: string[] = [];
@@ -95,11 +95,18 @@ describe("operating the gateway", () => {
       expect(logged.some((line) => line.includes("keys[0].id") && line.includes("rt-shadow"))).toBe(true);
       // The runtime key still answers as itself.
       await expect(listModels()).resolves.toBeTruthy();
+      // Nor may a config key take its secret under another id: that secret would open the runtime key.
+      writeConfig(path, "");
+      writeFileSync(path, readFileSync(path, "utf8").replace("keys: [", `keys: [{ id: copied, key_hash: "${hash(created.key)}", subject: { user: mallory, role: admin } }, `));
+      logged.length = 0;
+      expect(gateway.reload()).toBe(false);
+      expect(logged.some((line) => line.includes("keys[0].key_hash") && line.includes("runtime key `rt-shadow`"))).toBe(true);
+      writeFileSync(path, shadowing);
       await gateway.shutdown();
       // Started on that config (the snapshot holds the runtime key): it runs, and says what it replaced.
       logged.length = 0;
       gateway = await startGateway({ configPath: path, env: {}, logger });
-      const warning = logged.map((line) => JSON.parse(line) as { level: number; msg: string }).find((entry) => entry.msg.includes("replace runtime keys"));
+      const warning = logged.map((line) => JSON.parse(line) as { level: number; msg: string }).find((entry) => entry.msg.includes("clash with runtime keys"));
       expect(warning?.level).toBe(40);
       expect(warning?.msg).toContain("keys[0].id");
     } finally {
