@@ -57,6 +57,18 @@ export function checkLink(record: ChainedRecord, expectedPrev: string | null): C
   return null;
 }
 
+/**
+ * `checkLink` for a stored line, judged on its bytes: the line must be the very text its hash was
+ * taken of, so an edit that parses to the same record (a repeated member whose first copy a reader
+ * scanning the text would take, added spaces) is a mismatch too.
+ */
+export function checkLine(text: string, record: ChainedRecord, expectedPrev: string | null): ChainBreakReason | null {
+  const tail = `,"hash":"${String(record.hash)}"}`;
+  if (!text.endsWith(tail) || sha256Hex(`${text.slice(0, -tail.length)}}`) !== record.hash) return "hash mismatch";
+  if (expectedPrev !== null && record.prev_hash !== expectedPrev) return "broken link";
+  return null;
+}
+
 /** Walks records in chain order; without `startPrev` the first record's `prev_hash` is trusted. */
 export function verifyChain(records: Iterable<ChainedRecord>, startPrev?: string): ChainVerdict {
   let prev: string | null = startPrev ?? null;

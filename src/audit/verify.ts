@@ -1,4 +1,4 @@
-import { type ChainBreak, checkLink, GENESIS_HASH } from "./chain.js";
+import { type ChainBreak, checkLine, GENESIS_HASH } from "./chain.js";
 import { type AuditFile, fileReplica, listAuditFiles, readAnchor } from "./files.js";
 import { readLines } from "./jsonl-lines.js";
 import type { ChainedRecord } from "./types.js";
@@ -61,10 +61,10 @@ async function verifyReplica(name: string, files: readonly AuditFile[], options:
         const id = idIn(line.text) ?? `${file.name}:${lineNumber}`;
         return { ok: false, first_broken: { id, reason: line.terminated ? "unreadable record" : "truncated record" } };
       }
-      if (prev === null && record.prev_hash !== start && checkLink(record, null) === null) {
+      const reason = checkLine(line.text, record, prev);
+      if (prev === null && record.prev_hash !== start && reason === null) {
         return { ok: false, first_broken: { id: String(record.id), reason: "records missing before it" } };
       }
-      const reason = checkLink(record, prev);
       if (reason !== null) return { ok: false, first_broken: { id: String(record.id), reason } };
       prev = record.hash;
       lastId = String(record.id);
