@@ -46,7 +46,10 @@ export function lockSnapshot(snapshot: string): () => void {
 
 function holds(holder: Holder, self: Holder): boolean {
   if (holder.host !== self.host || holder.pid === self.pid || !isAlive(holder.pid)) return false;
-  return holder.started === null || startTime(holder.pid) === holder.started;
+  const stat = procStat(holder.pid);
+  // A killed process stays a zombie until its parent reaps it, which may take a while: it holds nothing.
+  if (stat?.state === "Z" || stat?.state === "X") return false;
+  return holder.started === null || stat?.started === holder.started;
 }
 
 function readHolder(lock: string): Holder | null {
@@ -70,12 +73,18 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** A process's start time in clock ticks since boot (`/proc/<pid>/stat`, field 22); null where there is no procfs. */
+/** A process's start time in clock ticks since boot; null where there is no procfs. */
 function startTime(pid: number): string | null {
+  return procStat(pid)?.started ?? null;
+}
+
+/** A process's state letter and start time (`/proc/<pid>/stat`, fields 3 and 22); null where there is no procfs. */
+function procStat(pid: number): { state: string; started: string | null } | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command name, which may hold spaces and parentheses: the state is field 3.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+    // The command name (field 2) may hold spaces and parentheses: fields are counted after its last `)`.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: fields[0] ?? "", started: fields[19] ?? null };
   } catch {
     return null;
   }

@@ -69,6 +69,26 @@ describe("memory store snapshot", () => {
     expect(readdirSync(dirname(path))).not.toContain("state.json.lock");
   });
 
+  it("is taken over from a killed holder its parent has not reaped yet (a zombie still answers kill 0)", async () => {
+    const path = snapshotPath();
+    const lockModule = join(import.meta.dirname, "..", "..", "dist", "src", "state", "snapshot-lock.js");
+    const script = `import(${JSON.stringify(lockModule)}).then((m) => m.lockSnapshot(${JSON.stringify(path)})); setInterval(() => {}, 1000)`;
+    // The holder's parent becomes `sleep`, which never waits for its children.
+    const parent = spawn("sh", ["-c", `"${process.execPath}" -e '${script}' & exec sleep 30`]);
+    try {
+      await vi.waitFor(() => expect(readdirSync(dirname(path))).toContain("state.json.lock"), { timeout: 5000 });
+      const { pid } = JSON.parse(readFileSync(`${path}.lock`, "utf8")) as { pid: number };
+      expect(() => new MemoryStore(path, T0)).toThrow(`is in use by process ${pid}`);
+      process.kill(pid, "SIGKILL");
+      await vi.waitFor(() => expect(readFileSync(`/proc/${pid}/stat`, "utf8")).toMatch(/\) Z /), { timeout: 5000 });
+      const store = new MemoryStore(path, T0);
+      expect(JSON.parse(readFileSync(`${path}.lock`, "utf8"))).toMatchObject({ pid: process.pid });
+      await store.close();
+    } finally {
+      parent.kill("SIGKILL");
+    }
+  });
+
   it("is claimed by the file, not the name: a gateway given a link to another's snapshot is refused too", async () => {
     const path = snapshotPath();
     const first = new MemoryStore(path, T0);
