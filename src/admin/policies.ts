@@ -177,12 +177,12 @@ export function evaluateFacts(runtime: EvaluationContext, policy: CompiledPolicy
   if (action === "tool.register" && request !== undefined && facts.get("tool") === undefined) {
     // No tool named: each tool the request declares is judged, as the live call judges them.
     const tools = governDeclaredTools(policy, deriveAction(runtime, request), structuredClone(request), facts);
-    if (tools.decisions.length > 0) return mergeDecisions(tools.decisions.map((tool) => tool.decision), policy.ruleOrder);
+    if (tools.decisions.length > 0) return mergeDecisions(tools.decisions.map((tool) => tool.decision), policy.rulesByName);
   }
   const decision = evaluatePolicy(policy, action, facts);
   if (!isCallAction(action) || request === undefined) return decision;
   const tools = governDeclaredTools(policy, action, structuredClone(request), facts);
-  return mergeDecisions([decision, ...tools.decisions.map((tool) => tool.decision)], policy.ruleOrder);
+  return mergeDecisions([decision, ...tools.decisions.map((tool) => tool.decision)], policy.rulesByName);
 }
 
 /** A request the live call would refuse as malformed is refused here too, its `param` under `request`. */

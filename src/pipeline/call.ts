@@ -282,7 +282,7 @@ export async function handleCall(
     draft.toolsDeclared = tools.declared;
     draft.toolsStripped = tools.stripped;
     draft.toolDecisions = tools.decisions.map((d) => d.record);
-    const decision = mergeDecisions([callDecision, ...tools.decisions.map((d) => d.decision)], runtime.policy.ruleOrder);
+    const decision = mergeDecisions([callDecision, ...tools.decisions.map((d) => d.decision)], runtime.policy.rulesByName);
     // What shaped an approved call's outcome is the approval: audited as ALLOW, not as a violation.
     draft.decision = approved && decision.effect === "REQUIRE_APPROVAL" ? approvedDecision(decision) : decision;
     draft.body = captureAuditBody(config, request.body, decision, state.callerKey);
@@ -516,7 +516,7 @@ async function deliverHeld(
   const made = distinctCalls(approval.tool_calls);
   if (runtime.policy.governs("tool.call")) {
     const now = judgeToolCalls(runtime.policy, facts, approval.tool_calls);
-    const combined = mergeDecisions(now.map((d) => d.decision), runtime.policy.ruleOrder);
+    const combined = mergeDecisions(now.map((d) => d.decision), runtime.policy.rulesByName);
     if (combined.effect === "DENY") {
       draft.toolCalls = made.map((call) => call.name);
       draft.toolDecisions = [...draft.toolDecisions, ...now.map((d) => d.record)];
@@ -886,7 +886,7 @@ function applyToolVerdict(
   draft.toolDecisions = [...draft.toolDecisions, ...verdict.decisions.map((d) => d.record)];
   if (draft.decision !== null) {
     const before = draft.decision.constraints.audit_bodies;
-    const merged = mergeDecisions([draft.decision, ...verdict.decisions.map((d) => d.decision)], runtime.policy.ruleOrder);
+    const merged = mergeDecisions([draft.decision, ...verdict.decisions.map((d) => d.decision)], runtime.policy.rulesByName);
     // Approved while the client waited: audited as ALLOW, as a retry that redeems an approval is.
     draft.decision = verdict.approved && merged.effect === "REQUIRE_APPROVAL" ? approvedDecision(merged) : merged;
     // A tool call's rule may raise the body capture after the call's own was taken.

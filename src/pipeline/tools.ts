@@ -119,7 +119,7 @@ function judgeTool(
   let decision = evaluatePolicy(policy, action, facts.forTool(action, tool, args));
   if (names.length === 1 && looseToolName(tool) === tool) return { tool, decision };
   for (const alias of withLooseNames(names).slice(1)) {
-    const merged = mergeDecisions([decision, evaluatePolicy(policy, action, facts.forTool(action, alias, args))], policy.ruleOrder);
+    const merged = mergeDecisions([decision, evaluatePolicy(policy, action, facts.forTool(action, alias, args))], policy.rulesByName);
     if (merged.effect !== decision.effect) tool = alias;
     decision = merged;
   }
@@ -199,7 +199,7 @@ export async function governToolCalls(
 ): Promise<ToolVerdict> {
   const decisions = judgeToolCalls(policy, facts, calls);
   const verdict: ToolVerdict = { decisions, error: null, approvalId: null, approved: false };
-  const combined = mergeDecisions(decisions.map((d) => d.decision), policy.ruleOrder);
+  const combined = mergeDecisions(decisions.map((d) => d.decision), policy.rulesByName);
   if (combined.effect === "DENY") {
     const denied = decisions.find((d) => d.decision.effect === "DENY");
     verdict.error = deniedError(combined, denied === undefined ? null : { name: denied.record.tool });

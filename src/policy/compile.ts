@@ -21,12 +21,19 @@ export interface CompiledRule {
   readonly reason: string;
 }
 
+/** What merging decisions needs of a rule a decision names. */
+export interface RankedRule {
+  readonly order: number;
+  readonly effect: Effect;
+  readonly constraints: Readonly<Record<string, unknown>>;
+}
+
 export interface CompiledPolicy {
   /** The enabled rules as configured, in order (for GET /admin/policies). */
   readonly rules: readonly RuleConfig[];
   readonly defaultEffect: Effect;
-  /** Each enabled rule's place in config order, which names a merged decision's rule. */
-  readonly ruleOrder: ReadonlyMap<string, number>;
+  /** Each enabled rule by name, with its place in config order, which names a merged decision's rule and orders its constraints. */
+  readonly rulesByName: ReadonlyMap<string, RankedRule>;
   /** Every fact an enabled rule reads (`tool_args.x` reads `tool_args`), so the pipeline computes no others. */
   readonly attributes: ReadonlySet<string>;
   /** The facts each enabled rule reads, by rule name. */
@@ -105,7 +112,7 @@ export function compilePolicy(policies: Config["policies"]): CompiledPolicy {
   return {
     rules: enabled,
     defaultEffect: policies.default_effect,
-    ruleOrder: new Map(enabled.map((rule, index) => [rule.name, index])),
+    rulesByName: new Map(enabled.map((rule, order) => [rule.name, { order, effect: rule.effect, constraints: rule.constraints }])),
     attributes,
     ruleAttributes: byRule,
     governs: (action) => policies.default_effect !== "ALLOW" || (rulesByAction[action]?.length ?? 0) > 0,

@@ -1,5 +1,5 @@
 import type { AuditBodies } from "../config/schema.js";
-import type { CompiledPolicy, CompiledRule } from "./compile.js";
+import type { CompiledPolicy, CompiledRule, RankedRule } from "./compile.js";
 import { raiseAuditLevel } from "./constraints.js";
 import { candidateRules } from "./rule-index.js";
 import type { Action, Decision, Effect, Facts } from "./types.js";
@@ -9,7 +9,7 @@ const PRECEDENCE: Readonly<Record<Effect, number>> = { ALLOW: 0, REQUIRE_APPROVA
 /** Shared by every decision without constraints or rule names: an open stream keeps its decisions until it ends. */
 const NO_CONSTRAINTS: Readonly<Record<string, unknown>> = Object.freeze({});
 const NO_RULES: readonly string[] = Object.freeze([]);
-const NO_ORDER: ReadonlyMap<string, number> = new Map();
+const NO_RULE_TABLE: ReadonlyMap<string, RankedRule> = new Map();
 const DEFAULT_REASON: Readonly<Record<Effect, string>> = {
   ALLOW: "no rule matched; default_effect ALLOW",
   DENY: "no rule matched; default_effect DENY",
@@ -72,14 +72,17 @@ export function evaluatePolicy(compiled: CompiledPolicy, action: Action, facts: 
 /**
  * Combines the decisions of one request (the call's, then each tool's) by the same precedence, as
  * one evaluation would: of the winning effect, the rule that comes first in config order
- * (`ruleOrder`) is named (a named rule before `default_effect`, else the first in the list), its
- * decision's constraints win a conflicting key, and the matched rules are listed in config order.
- * Needs at least one decision.
+ * (`rules`) is named (a named rule before `default_effect`, else the first in the list), the
+ * constraints of its matched rules are merged in config order across the decisions (the earlier
+ * rule wins a conflicting key), and the matched rules are listed in config order. A decision whose
+ * effect is not its rule's (a held answer's, a stripped tool's) brings its own constraints, ranked
+ * by its rule. Needs at least one decision.
  */
-export function mergeDecisions(decisions: readonly Decision[], ruleOrder: ReadonlyMap<string, number> = NO_ORDER): Decision {
+export function mergeDecisions(decisions: readonly Decision[], rules: ReadonlyMap<string, RankedRule> = NO_RULE_TABLE): Decision {
   const [first] = decisions;
   if (first === undefined) throw new RangeError("mergeDecisions needs at least one decision");
-  const rank = (decision: Decision): number => (decision.rule === null ? Number.POSITIVE_INFINITY : (ruleOrder.get(decision.rule) ?? Number.MAX_SAFE_INTEGER));
+  const nameRank = (name: string): number => rules.get(name)?.order ?? Number.MAX_SAFE_INTEGER;
+  const rank = (decision: Decision): number => (decision.rule === null ? Number.POSITIVE_INFINITY : nameRank(decision.rule));
   let winner = first;
   let auditBodies: AuditBodies | undefined;
   for (const decision of decisions) {
@@ -87,9 +90,6 @@ export function mergeDecisions(decisions: readonly Decision[], ruleOrder: Readon
     if (higher || (decision.effect === winner.effect && rank(decision) < rank(winner))) winner = decision;
     auditBodies = raiseAuditLevel(auditBodies, decision.constraints["audit_bodies"]);
   }
-  // Stable: decisions of equal rank keep the call's first, then the tools' in order.
-  const ordered = inOrder(decisions, rank);
-  const nameRank = (name: string): number => ruleOrder.get(name) ?? Number.MAX_SAFE_INTEGER;
   const matched = inOrder(unique(decisions.flatMap((decision) => decision.matched)), nameRank);
   return {
     effect: winner.effect,
@@ -97,9 +97,38 @@ export function mergeDecisions(decisions: readonly Decision[], ruleOrder: Readon
     // default_effect decided, though rules of other effects matched (a stripped tool's DENY, say): "no rule matched" would be untrue.
     reason: winner.rule === null && matched.length > 0 && isDefaultReason(winner.reason) ? `no ALLOW rule matched; default_effect ${winner.effect}` : winner.reason,
     matched,
-    constraints: combineConstraints(ordered, winner.effect, auditBodies),
+    constraints: combineConstraints(constraintSources(decisions, winner.effect, rules, rank), winner.effect, auditBodies),
     dry_run_rules: inOrder(unique(decisions.flatMap((decision) => decision.dry_run_rules)), nameRank),
   };
+}
+
+/**
+ * What the winning effect's constraints are merged from, in config order: the matched rules of that
+ * effect of each decision its own rule made, and each other decision of that effect as a whole.
+ */
+function constraintSources(
+  decisions: readonly Decision[],
+  effect: Effect,
+  rules: ReadonlyMap<string, RankedRule>,
+  rank: (decision: Decision) => number,
+): readonly { effect: Effect; constraints: Readonly<Record<string, unknown>>; order: number }[] {
+  const sources: { effect: Effect; constraints: Readonly<Record<string, unknown>>; order: number }[] = [];
+  const taken = new Set<string>();
+  for (const decision of decisions) {
+    if (decision.effect !== effect) continue;
+    if (decision.rule === null || rules.get(decision.rule)?.effect !== effect) {
+      sources.push({ effect, constraints: decision.constraints, order: rank(decision) });
+      continue;
+    }
+    for (const name of decision.matched) {
+      const rule = rules.get(name);
+      if (rule === undefined || rule.effect !== effect || taken.has(name)) continue;
+      taken.add(name);
+      sources.push(rule);
+    }
+  }
+  // Stable: sources of equal rank keep the call's first, then the tools' in order.
+  return inOrder(sources, (source) => source.order);
 }
 
 /** The reason `evaluatePolicy` gives a decision no rule made (not one made for a stripped tool). */

@@ -193,6 +193,10 @@ const decision = (effect: Decision["effect"], rule: string | null, extra: Partia
   ...extra,
 });
 
+/** The rules merging looks up, in config order. */
+const ruleTable = (...rules: [string, Decision["effect"], Record<string, unknown>?][]) =>
+  new Map(rules.map(([name, effect, constraints], order) => [name, { order, effect, constraints: constraints ?? {} }]));
+
 describe("mergeDecisions", () => {
   it("returns a single decision unchanged", () => {
     const only = decision("ALLOW", "a", { constraints: { k: 1 }, dry_run_rules: ["d"] });
@@ -234,7 +238,7 @@ describe("mergeDecisions", () => {
   });
 
   it("names the rule first in config order, whichever of the call and its tools it decided", () => {
-    const order = new Map([["tool_first", 0], ["call_second", 1]]);
+    const order = ruleTable(["tool_first", "DENY"], ["call_second", "DENY"], ["no_shell", "DENY"]);
     const merged = mergeDecisions([decision("DENY", "call_second"), decision("DENY", "tool_first")], order);
     expect(merged).toMatchObject({ rule: "tool_first", reason: "because tool_first", matched: ["tool_first", "call_second"] });
     // A named rule names the decision before default_effect does.
@@ -242,7 +246,7 @@ describe("mergeDecisions", () => {
   });
 
   it("lets the rule first in config order win a conflicting constraint, whichever of the call and its tools it decided", () => {
-    const order = new Map([["a_tool", 0], ["b_call", 1], ["c_dry", 2], ["d_dry", 3]]);
+    const order = ruleTable(["a_tool", "REQUIRE_APPROVAL", { approver_role: "admin" }], ["b_call", "REQUIRE_APPROVAL", { approver_role: "security", ticket: "B" }], ["c_dry", "DENY"], ["d_dry", "DENY"]);
     const merged = mergeDecisions(
       [
         decision("REQUIRE_APPROVAL", "b_call", { constraints: { approver_role: "security", ticket: "B" }, dry_run_rules: ["d_dry"] }),
@@ -251,6 +255,25 @@ describe("mergeDecisions", () => {
       order,
     );
     expect(merged).toMatchObject({ rule: "a_tool", constraints: { approver_role: "admin", ticket: "B" }, matched: ["a_tool", "b_call"], dry_run_rules: ["c_dry", "d_dry"] });
+  });
+
+  it("merges constraints rule by rule in config order: a later rule of an earlier-named decision does not beat an earlier rule of another", () => {
+    const rules = ruleTable(
+      ["m_a", "REQUIRE_APPROVAL", { foo: 1 }],
+      ["m_b", "REQUIRE_APPROVAL", { approver_role: "admin", approval_timeout_seconds: 100 }],
+      ["m_c", "REQUIRE_APPROVAL", { approver_role: "security", approval_timeout_seconds: 200 }],
+      ["allow_all", "ALLOW", { note: "allowed" }],
+    );
+    const call = decision("REQUIRE_APPROVAL", "m_a", { matched: ["m_a", "m_c", "allow_all"], constraints: { foo: 1, approver_role: "security", approval_timeout_seconds: 200 } });
+    const tool = decision("REQUIRE_APPROVAL", "m_b", { matched: ["m_b"], constraints: { approver_role: "admin", approval_timeout_seconds: 100 } });
+    expect(mergeDecisions([call, tool], rules)).toMatchObject({
+      rule: "m_a",
+      matched: ["m_a", "m_b", "m_c", "allow_all"],
+      constraints: { foo: 1, approver_role: "admin", approval_timeout_seconds: 100 },
+    });
+    // A decision whose effect is not its rule's (a held answer's ALLOW) brings its own constraints.
+    const held = decision("ALLOW", "m_c", { constraints: { approver_role: "security" } });
+    expect(mergeDecisions([held, decision("ALLOW", "allow_all", { constraints: { note: "allowed" } })], rules).constraints).toEqual({ note: "allowed", approver_role: "security" });
   });
 
   it("refuses an empty list", () => {
