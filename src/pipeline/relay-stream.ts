@@ -122,6 +122,22 @@ export async function relayStream(
 
 const HEADERS_WITHIN_MS = 100;
 
+/** How long an upstream may take to close its answer once its end was sent. */
+const CLOSE_AFTER_END_MS = 5000;
+
+/**
+ * The answer ended (`[DONE]`, a Responses final event): the client's stream ends now, whether or not
+ * the upstream closes its body. Anything it still sends is read and dropped, unjudged, as no client
+ * reads it, so the connection can serve another call; one that stays open past a grace is cut.
+ */
+function letRestGo(body: Readable): void {
+  const timer = setTimeout(() => body.destroy(), CLOSE_AFTER_END_MS);
+  timer.unref();
+  body.once("close", () => clearTimeout(timer));
+  body.on("error", () => undefined);
+  body.resume();
+}
+
 /**
  * An event's data when it is a JSON object, whitespace before it allowed (SDKs parse
  * `data:   {…}` as JSON too, so the gateway must read it), else null (`[DONE]`, comments).
@@ -163,19 +179,14 @@ async function relayEvents(
       if (pending !== null) await pending;
     }
   };
-  // Set at `[DONE]`: SDKs read nothing after it, so nothing after it is relayed or judged.
-  let ended = false;
+  // Called for no event after the answer's end (`[DONE]`, a Responses final event): no client reads on past it.
   const handle = async (sent: string): Promise<void> => {
-    if (ended) return;
     let event = options.scrub(sent);
     const raw = eventData(event);
     const data = jsonData(raw);
     let drop = false;
     // SDKs end a stream at any data that starts with `[DONE]`.
-    if (raw?.trimStart().startsWith("[DONE]") === true) {
-      accumulator.markDone();
-      ended = true;
-    }
+    if (raw?.trimStart().startsWith("[DONE]") === true) accumulator.markDone();
     if (data !== null) {
       let parsed: unknown;
       try {
@@ -208,16 +219,24 @@ async function relayEvents(
   };
 
   try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
+    // Not destroyed when the loop stops at the answer's end: the rest is let go (`letRestGo`).
+    reading: for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
       if (stopSignal.aborted) break;
-      for (const event of splitter.push(chunk)) await handle(event);
+      for (const event of splitter.push(chunk)) {
+        await handle(event);
+        if (accumulator.done) break;
+      }
       if (res.destroyed) {
         outcome.clientClosed = true;
         body.destroy();
         return outcome;
       }
+      if (accumulator.done) {
+        letRestGo(body);
+        break reading;
+      }
     }
-    if (!stopSignal.aborted) for (const event of splitter.end()) await handle(event);
+    if (!stopSignal.aborted && !accumulator.done) for (const event of splitter.end()) await handle(event);
   } catch (error) {
     if (res.destroyed) {
       outcome.clientClosed = true;

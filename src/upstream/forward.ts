@@ -88,10 +88,25 @@ export async function forward(
       signal,
     });
     const response = await untilCancelled(pending, signal);
+    const redirect = redirectError(response.statusCode);
+    if (redirect !== null) {
+      response.body.once("error", () => undefined).destroy();
+      throw redirect;
+    }
     return { status: response.statusCode, headers: response.headers, body: response.body };
   } catch (error) {
     throw upstreamError(error);
   }
+}
+
+/**
+ * An upstream's redirect is neither followed (the upstream URL comes from the config alone) nor
+ * relayed: its client would follow it around the gateway, the prompt with it, and the answer
+ * unjudged. A 304 (a conditional passthrough GET) carries no new location.
+ */
+function redirectError(status: number): GatewayError | null {
+  if (status < 300 || status >= 400 || status === 304) return null;
+  return new GatewayError(502, "upstream_error", `the upstream answered ${status}, a redirect, which the gateway neither follows nor relays (check the upstream's base_url)`);
 }
 
 /**
@@ -182,12 +197,16 @@ class WholeAnswer implements Dispatcher.DispatchHandler {
     if (this.signal.aborted) controller.abort(abortReason(this.signal.reason));
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
     // An informational head (100 Continue, 103 Early Hints) is followed by the real one.
     if (status < 200) return;
     this.status = status;
     this.headers = headers;
     this.onHead();
+    const redirect = redirectError(status);
+    if (redirect === null) return;
+    this.fail(redirect);
+    controller.abort(redirect);
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {

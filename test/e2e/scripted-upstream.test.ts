@@ -44,6 +44,8 @@ interface Scripted {
   status?: number;
   headers?: Record<string, string>;
   body: string | Buffer;
+  /** Sent, then the answer is left open, as an upstream that does not close its stream. */
+  open?: boolean;
 }
 
 const SSE = { "content-type": "text/event-stream" };
@@ -156,6 +158,13 @@ const SCRIPTS: Record<string, Scripted> = {
       event({ type: "response.completed", response: { id: "r1", status: "completed", output: [], usage: { input_tokens: 5, output_tokens: 5, total_tokens: 10 } } }) +
       event({ type: "response.in_progress", response: { id: "r1", output: [{ type: "function_call", id: "fc1", call_id: "c1", name: "danger", arguments: "{}" }] } }),
   },
+  redirect: { status: 307, headers: { ...JSON_TYPE, location: "http://127.0.0.1:9/elsewhere/v1/chat/completions" }, body: completion({ name: "danger", arguments: "{}" }) },
+  "open after done": { headers: SSE, open: true, body: `${textChunk("whole", null)}${textChunk("", "stop")}data: [DONE]\n\n` },
+  "open after completed": {
+    headers: SSE,
+    open: true,
+    body: event({ type: "response.completed", response: { id: "r1", status: "completed", output: [], usage: { input_tokens: 5, output_tokens: 5, total_tokens: 10 } } }),
+  },
   mcp: {
     headers: JSON_TYPE,
     body: JSON.stringify({ ...SHELL_ANSWER_BASE, output: [{ type: "mcp_approval_request", id: "m1", server_label: "gh", name: "danger", arguments: "{}" }] }),
@@ -201,7 +210,8 @@ beforeAll(async () => {
           slowSearchEndSent = true;
           res.end(SLOW_SEARCH_END);
         }, 300);
-      } else if (script !== undefined) res.writeHead(script.status ?? 200, script.headers).end(script.body);
+      } else if (script?.open === true) res.writeHead(200, script.headers).write(script.body);
+      else if (script !== undefined) res.writeHead(script.status ?? 200, script.headers).end(script.body);
       else if (req.url?.endsWith("/chat/completions")) res.writeHead(200, SSE).end(STREAMS[asked] ?? N_STREAM);
       else res.writeHead(200, JSON_TYPE).end(JSON.stringify(SHELL_ANSWER));
     });
@@ -224,6 +234,7 @@ audit: { sinks: [{ file: { dir: "${join(dir, "audit")}" } }] }
 });
 afterAll(async () => {
   await gateway?.shutdown();
+  upstream.closeAllConnections();
   await new Promise<void>((resolve) => upstream.close(() => resolve()));
 });
 
@@ -381,9 +392,36 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     const computer = await post("/v1/responses", { model: "gpt-4o-mini", input: "computer", tools: [{ type: "computer", display_width: 1, display_height: 1 }] });
     expect(computer.status).toBe(403);
     expect(await lastRecord()).toMatchObject({ tool_calls: ["computer_use_preview"], decision: { rule: "no_computer" } });
+    // A call sent after the final event is neither relayed nor judged: no client reads past that event.
     const late = await (await post("/v1/responses", { model: "gpt-4o-mini", stream: true, input: "after completed" })).text();
-    expect(late).toContain('"code":"policy_denied"');
+    expect(late).toContain("response.completed");
     expect(late).not.toContain('"function_call"');
+    expect(late).not.toContain('"error"');
+    expect(await lastRecord()).toMatchObject({ status: 200, error_code: null, tool_calls: [] });
+  });
+
+  it("ends the client's stream at the answer's end though the upstream leaves its own open", async () => {
+    for (const [path, script] of [["/v1/chat/completions", "open after done"], ["/v1/responses", "open after completed"]] as const) {
+      const started = Date.now();
+      const body = path === "/v1/responses" ? { model: "gpt-4o-mini", stream: true, input: script } : { model: "gpt-4o-mini", stream: true, messages: [{ role: "user", content: script }] };
+      const text = await (await post(path, body)).text();
+      expect(text, script).not.toContain('"error"');
+      expect(text).toMatch(/: gateway-cost \d+\.\d{6}\n\n$/);
+      // Long before the upstream's 600 s timeout would have ended it.
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(await lastRecord()).toMatchObject({ status: 200, error_code: null });
+    }
+  });
+
+  it("answers 502 for an upstream's redirect, which it neither follows nor relays (its client would follow it around the gateway)", async () => {
+    for (const stream of [false, true]) {
+      const res = await chat("redirect", stream);
+      expect(res.status).toBe(502);
+      expect(res.headers.get("location")).toBeNull();
+      const { error } = (await res.json()) as { error: { code: string; message: string } };
+      expect(error).toMatchObject({ code: "upstream_error", message: expect.stringContaining("307") });
+      expect(await lastRecord()).toMatchObject({ status: 502, error_code: "upstream_error", tool_calls: [] });
+    }
   });
 
   it("lets the answer after a search the upstream ran flow live when no rule names the search; still judges it", async () => {
