@@ -53,10 +53,11 @@ export function authenticate(services: Services, incoming: IncomingMessage, now:
 
 /**
  * The stop that halts the principal, if any. A replica that has not yet read the stops (it started
- * while the store was down) cannot tell: `store_unavailable`, unless `store.on_error: fail_open`.
+ * while the store was down) cannot tell: `store_unavailable`, under `store.on_error: fail_open` too,
+ * which covers limits and budgets, not stops.
  */
 function stopOf(services: Services, principal: Principal): Stop | null {
-  if (!services.shared.stopsKnown && !services.failOpen()) {
+  if (!services.shared.stopsKnown) {
     throw new GatewayError(503, "store_unavailable", "the state store is unavailable and this replica has not yet read its emergency stops", {
       headers: { "retry-after": "1" },
     });
@@ -70,6 +71,10 @@ function identify(services: Services, incoming: IncomingMessage, now: number, dr
   if (authorizationCount(incoming.rawHeaders) > 1) throw new GatewayError(401, "invalid_api_key", "more than one Authorization header was sent; send one");
   const lookup = services.shared.keys.lookup(token, now, incoming.socket);
   if (!lookup.ok) {
+    // A secret this replica does not know may be a runtime key it has not read yet (it started while the store was down).
+    if (lookup.reason === "unknown" && !services.shared.keysKnown) {
+      throw new GatewayError(503, "store_unavailable", "the state store is unavailable and this replica has not yet read its runtime keys", { headers: { "retry-after": "1" } });
+    }
     const why = lookup.reason === "missing" ? missingKey(incoming) : lookup.reason === "unknown" ? "the API key is not valid" : `the API key is ${lookup.reason}`;
     throw new GatewayError(401, "invalid_api_key", `${why}; use a virtual key issued by the gateway`);
   }

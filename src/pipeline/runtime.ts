@@ -129,6 +129,8 @@ export class SharedState {
   private stops = new Map<string, Stop>();
   /** False until the stops were first read: a replica started while the store was down knows of none. */
   stopsKnown = false;
+  /** False until the runtime keys were first read: until then a secret no config key has may be one. */
+  keysKnown = false;
 
   constructor(config: Config, now: number) {
     this.keys = new KeyIndex(config.keys, [], now);
@@ -160,6 +162,7 @@ export class SharedState {
   setKeys(config: Config, runtimeKeys: RuntimeKey[], now: number): void {
     this.runtimeKeys = runtimeKeys;
     this.keys = new KeyIndex(config.keys, runtimeKeys, now);
+    this.keysKnown = true;
   }
 
   /** A reloaded config's keys, with the runtime keys as last read (no gap until the next refresh). */

@@ -47,8 +47,8 @@ async function until(check: () => Promise<boolean>, what: string, timeoutMs = 5_
   }
 }
 
-const client = (url: string): OpenAI => new OpenAI({ apiKey: KEY, baseURL: `${url}/v1`, maxRetries: 0 });
-const ask = (url: string) => client(url).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "tokens:100" }] });
+const client = (url: string, key = KEY): OpenAI => new OpenAI({ apiKey: key, baseURL: `${url}/v1`, maxRetries: 0 });
+const ask = (url: string, key = KEY) => client(url, key).chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "tokens:100" }] });
 
 describe("operating the gateway", () => {
   it("reloads a changed config and keeps the old one when the new one is bad", async () => {
@@ -159,7 +159,7 @@ describe("operating the gateway", () => {
     }
   });
 
-  it("starts while its Redis is down: /readyz 503, /healthz 200; calls served under fail_open, refused under fail_closed until it has read the stops", async () => {
+  it("starts while its Redis is down: /readyz 503, /healthz 200; calls refused, under fail_open too, until it has read the stops and the runtime keys", async () => {
     for (const mode of ["fail_open", "fail_closed"]) {
       const path = join(dir, `redis-down-${mode}.yaml`);
       writeConfig(path, "");
@@ -175,9 +175,10 @@ describe("operating the gateway", () => {
       try {
         expect((await fetch(`${gateway.url}/readyz`)).status).toBe(503);
         expect((await fetch(`${gateway.url}/healthz`)).status).toBe(200);
-        if (mode === "fail_open") await expect(ask(gateway.url)).resolves.toBeTruthy();
-        // A key this replica never saw stopped may be stopped: it cannot tell.
-        else await expect(ask(gateway.url)).rejects.toMatchObject({ status: 503, code: "store_unavailable" });
+        // A key this replica never saw stopped may be stopped: it cannot tell, and fail_open covers limits and budgets, not stops.
+        await expect(ask(gateway.url)).rejects.toMatchObject({ status: 503, code: "store_unavailable", message: expect.stringContaining("emergency stops") });
+        // A secret no config key has may be a runtime key it has not read: retryable, not 401.
+        await expect(ask(gateway.url, "sk-made-at-runtime")).rejects.toMatchObject({ status: 503, code: "store_unavailable", message: expect.stringContaining("runtime keys") });
       } finally {
         await gateway.shutdown();
       }
