@@ -750,14 +750,22 @@ function reserve(services: Services, plan: LimitPlan, estimate: Estimate, prices
 
 function account(state: CallState, model: ModelConfig, rawUsage: Record<string, unknown> | null, text: string, calls: readonly ToolCall[]): void {
   state.accounted = true;
-  const usage = (rawUsage === null ? null : usageFromOpenAI(rawUsage)) ?? {
-    input_tokens: lateEstimate(state)?.inputTokens ?? 0,
-    output_tokens: outputTokensOf(text, calls, model),
-    cached_input_tokens: 0,
-  };
+  const usage = (rawUsage === null ? null : usageFromOpenAI(rawUsage)) ?? ownCount(state, model, text, calls);
   state.draft.inputTokens = usage.input_tokens;
   state.draft.outputTokens = usage.output_tokens;
   state.draft.costMicros = state.prices === null ? 0 : costMicros(usage, state.prices);
+}
+
+/**
+ * An answer's usage where the upstream reported none: the input as estimated, the output counted,
+ * but never past the output limit the call was reserved with (the upstream was bound by it, and a
+ * count of the text can exceed the model's own): what concurrent calls reserved must cover what they are charged.
+ */
+function ownCount(state: CallState, model: ModelConfig, text: string, calls: readonly ToolCall[]): { input_tokens: number; output_tokens: number; cached_input_tokens: number } {
+  const estimate = lateEstimate(state);
+  const counted = outputTokensOf(text, calls, model);
+  const bound = state.reservation === null ? counted : state.reservation.outputTokens * (estimate?.choices ?? 1);
+  return { input_tokens: estimate?.inputTokens ?? 0, output_tokens: Math.min(counted, bound), cached_input_tokens: 0 };
 }
 
 /** The output of an answer without a usage report: its text and the tool calls it made (what was streamed of them). */

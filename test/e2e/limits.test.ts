@@ -458,7 +458,19 @@ ${keyEntry("agent", K.session, "{ user: u-agent, role: developer, team: t1 }")}
     }
     expect(record?.output_tokens as number).toBeGreaterThanOrEqual(30);
     expect(record?.cost as number).toBeGreaterThan(0);
-    expect(Math.round((record?.cost as number) * 1_000_000)).toBe(await spentToday(h, "key:no-usage"));
+    const first = await spentToday(h, "key:no-usage");
+    expect(Math.round((record?.cost as number) * 1_000_000)).toBe(first);
+    // Counted past the output limit the call was reserved with (a count of the text can exceed the
+    // model's own): charged no more than that limit, so concurrent calls cannot overspend what they reserved.
+    const bound = await h.client(K.noUsage).chat.completions.create({ ...say("no_usage tokens:30", { max_completion_tokens: 10 }), stream: true });
+    for await (const _ of bound);
+    let capped: Record<string, unknown> | undefined;
+    for (let i = 0; i < 50 && capped === undefined; i++) {
+      capped = (await auditRecords(h)).find((r) => r.key_id === "no-usage" && r.id !== record?.id);
+      if (capped === undefined) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(capped?.output_tokens).toBe(10);
+    expect(Math.round((capped?.cost as number) * 1_000_000)).toBe((await spentToday(h, "key:no-usage")) - first);
   });
 
   it("reserves the worst case against tokens_per_minute and settles to the actual usage", async () => {
