@@ -4,6 +4,7 @@ import type { Principal } from "../auth/keys.js";
 import { bearerToken } from "../auth/keys.js";
 import type { Config, ModelConfig } from "../config/schema.js";
 import { clipped, GatewayError } from "../http/errors.js";
+import { isRecord } from "../util/is-record.js";
 import { type Reservation, settleAll } from "../limits/enforce.js";
 import { reserveCharge, storeDown } from "./reserve.js";
 import { pushRateHeaders } from "../limits/headers.js";
@@ -832,15 +833,21 @@ async function relayJson(
   }
   if (status >= 400) {
     state.status = status;
-    const upstreamMessage = extractUpstreamMessage(parsed);
-    state.error = new GatewayError(status, "upstream_error", scrub(upstreamMessage ?? `the upstream answered ${status}`));
-    const relayed = parsed !== null && typeof parsed === "object" && "error" in parsed ? scrub(text) : JSON.stringify(state.error.toBody());
+    const upstreamMessage = extractUpstreamMessage(parsed, text);
+    state.error = new GatewayError(status, "upstream_error", scrub(upstreamMessage === null ? `the upstream answered ${status}` : `the upstream answered ${status}: ${upstreamMessage}`));
+    // OpenAI's shape is relayed as sent; any other is wrapped in it, so SDKs read its code and message.
+    const relayed = upstreamMessage !== null && isOpenAIError(parsed) ? scrub(text) : JSON.stringify(state.error.toBody());
     // An upstream's 429 is about the upstream's limits: its x-ratelimit-* explain it, the gateway's would contradict it.
     const upstreamLimited = status === 429;
     const errorHeaders = clientResponseHeaders(upstreamHeaders, "content-type", scrub, upstreamLimited);
     errorHeaders.push(...(upstreamLimited ? ["x-request-id", state.draft.id] : headers));
     writeJson(res, status, errorHeaders, relayed);
     return;
+  }
+  if (!isRecord(parsed) || isOpenAIError(parsed)) {
+    // Not an answer an SDK can read as one (an error under a 200, a bare value): never relayed as a success.
+    const said = extractUpstreamMessage(parsed, text);
+    throw new GatewayError(502, "upstream_error", scrub(`the upstream answered ${status} with ${said === null ? "a body that is not an answer" : `an error: ${said}`}`));
   }
   const summary = summarizeAnswer(parsed);
   state.draft.toolCalls = summary.toolCalls.map((c) => c.name);
@@ -910,9 +917,24 @@ function applyToolVerdict(
   if (verdict.approvalId !== null) draft.approvalId = verdict.approvalId;
 }
 
-function extractUpstreamMessage(parsed: unknown): string | null {
-  const error = (parsed as { error?: { message?: unknown } } | null)?.error;
-  return typeof error?.message === "string" ? error.message : null;
+/** `{"error": {"message": "…", …}}`, as OpenAI's SDKs read an error. */
+function isOpenAIError(parsed: unknown): boolean {
+  return isRecord(parsed) && isRecord(parsed.error) && typeof parsed.error.message === "string";
+}
+
+/**
+ * What an upstream's error says: OpenAI's `error.message`, or the message of another shape
+ * (`{"error": "…"}`, `{"message": "…"}`, `{"detail": "…"}`, as other servers answer), or a short
+ * text body as it is; null where it says nothing readable.
+ */
+function extractUpstreamMessage(parsed: unknown, text: string): string | null {
+  if (isOpenAIError(parsed)) return (parsed as { error: { message: string } }).error.message;
+  if (isRecord(parsed)) {
+    for (const said of [parsed.error, parsed.message, parsed.detail]) if (typeof said === "string" && said !== "") return clipped(said);
+    return null;
+  }
+  const plain = parsed === null ? text.trim() : "";
+  return plain !== "" && !plain.startsWith("<") ? clipped(plain) : null;
 }
 
 /** `x-approval-wait: N` (at most 300 s) holds the first call open until a human decides. */

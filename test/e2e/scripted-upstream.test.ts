@@ -158,6 +158,12 @@ const SCRIPTS: Record<string, Scripted> = {
       event({ type: "response.completed", response: { id: "r1", status: "completed", output: [], usage: { input_tokens: 5, output_tokens: 5, total_tokens: 10 } } }) +
       event({ type: "response.in_progress", response: { id: "r1", output: [{ type: "function_call", id: "fc1", call_id: "c1", name: "danger", arguments: "{}" }] } }),
   },
+  "error as text": { status: 503, headers: JSON_TYPE, body: JSON.stringify({ error: "Model is overloaded" }) },
+  "error null": { status: 503, headers: JSON_TYPE, body: JSON.stringify({ error: null }) },
+  detail: { status: 422, headers: JSON_TYPE, body: JSON.stringify({ detail: "max_tokens is too large" }) },
+  "plain text error": { status: 502, headers: { "content-type": "text/plain" }, body: "Bad Gateway: no healthy backend" },
+  "error under 200": { headers: JSON_TYPE, body: JSON.stringify({ error: { message: "quota exhausted", type: "server_error", code: null } }) },
+  "bare array": { headers: JSON_TYPE, body: "[]" },
   redirect: { status: 307, headers: { ...JSON_TYPE, location: "http://127.0.0.1:9/elsewhere/v1/chat/completions" }, body: completion({ name: "danger", arguments: "{}" }) },
   "open after done": { headers: SSE, open: true, body: `${textChunk("whole", null)}${textChunk("", "stop")}data: [DONE]\n\n` },
   "open after completed": {
@@ -286,8 +292,8 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     expect(await lastRecord()).toMatchObject({ error_code: "policy_denied", tool_calls: ["danger"] });
   });
 
-  it("answers 502 for a success whose body is not JSON, or is compressed against the gateway's asking", async () => {
-    for (const script of ["html", "broken json", "gzip"]) {
+  it("answers 502 for a success whose body is not JSON or not an answer, or is compressed against the gateway's asking", async () => {
+    for (const script of ["html", "broken json", "gzip", "error under 200", "bare array"]) {
       const res = await chat(script, false);
       expect(res.status, script).toBe(502);
       const { error } = (await res.json()) as { error: { code: string; message: string } };
@@ -410,6 +416,25 @@ describe("answers the gateway cannot read whole are never relayed as successes",
       // Long before the upstream's 600 s timeout would have ended it.
       expect(Date.now() - started).toBeLessThan(3000);
       expect(await lastRecord()).toMatchObject({ status: 200, error_code: null });
+    }
+  });
+
+  it("wraps an upstream error not in OpenAI's shape in it, with the upstream's status and what it said", async () => {
+    const cases = [
+      ["error as text", 503, "Model is overloaded"],
+      ["error null", 503, "the upstream answered 503"],
+      ["detail", 422, "max_tokens is too large"],
+      ["plain text error", 502, "Bad Gateway: no healthy backend"],
+    ] as const;
+    for (const [script, status, said] of cases) {
+      for (const stream of [false, true]) {
+        const res = await chat(script, stream);
+        expect(res.status, script).toBe(status);
+        const { error } = (await res.json()) as { error: Record<string, unknown> };
+        expect(error).toMatchObject({ code: "upstream_error", type: status < 500 ? "invalid_request_error" : "api_error", param: null });
+        expect(error.message).toContain(said);
+        expect(await lastRecord()).toMatchObject({ status, error_code: "upstream_error", error_message: expect.stringContaining(said) });
+      }
     }
   });
 
