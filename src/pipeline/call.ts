@@ -873,6 +873,8 @@ async function relayJson(
     }
   }
   state.toolCallCount = state.toolCallsTaken ? 0 : summary.toolCalls.length;
+  // Gone before its answer could be written, though its close may not have been reported yet (a half-close).
+  if (res.destroyed) throw clientClosed();
   state.status = status;
   const answerHeaders = clientResponseHeaders(upstreamHeaders, "content-type", scrub);
   answerHeaders.push(...headers, "x-gateway-cost", microsToUsd(state.draft.costMicros).toFixed(6));
