@@ -45,10 +45,20 @@ export function clientIp(incoming: IncomingMessage, trustedProxies: readonly str
   if (!isTrusted(address, list)) return address;
   const header = incoming.headers["x-forwarded-for"];
   if (typeof header !== "string") return address;
-  const hops = header.split(",").map((hop) => normalize(hop.trim())).filter((hop) => hop !== "");
+  const hops = header.split(",").map((hop) => hop.trim()).filter((hop) => hop !== "");
   for (let i = hops.length - 1; i >= 0; i--) {
-    const hop = hops[i]!;
+    // A hop that is no address (garbage, a name) ends the walk: who sent it is not known.
+    const hop = hostOf(hops[i]!);
+    if (hop === null) return null;
     if (!isTrusted(hop, list)) return hop;
   }
-  return hops[0] ?? address;
+  return hops.length === 0 ? address : hostOf(hops[0]!);
+}
+
+/** A forwarded hop's address, a port some proxies add taken off (`1.2.3.4:5678`, `[::1]:443`); null when it is none. */
+function hostOf(hop: string): string | null {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(hop);
+  const withPort = /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(hop);
+  const address = normalize(bracketed?.[1] ?? withPort?.[1] ?? hop);
+  return isIPv4(address) || isIPv6(address) ? address : null;
 }

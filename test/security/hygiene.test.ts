@@ -337,12 +337,17 @@ describe("request hygiene (CONTRACT.md §1, §3)", () => {
   it("x-forwarded-for is believed only from trusted_proxies (right-most untrusted hop)", async () => {
     const trusting = await startSecGateway({ server: 'trusted_proxies: ["127.0.0.1/32", "10.0.0.0/8"]', sharedMock: g.mock });
     try {
-      const cases: Array<[string | undefined, string]> = [
+      const cases: Array<[string | undefined, string | null]> = [
         ["203.0.113.7", "203.0.113.7"],
         ["198.51.100.1, 203.0.113.7", "203.0.113.7"],
         ["203.0.113.7, 10.1.2.3", "203.0.113.7"],
         ["10.1.2.3, 127.0.0.1", "10.1.2.3"],
         [undefined, "127.0.0.1"],
+        // A port some proxies add is taken off; a hop that is no address leaves the client unknown.
+        ["203.0.113.5:8080", "203.0.113.5"],
+        ["[2001:db8::1]:443, 10.1.2.3", "2001:db8::1"],
+        ["garbage", null],
+        ["203.0.113.7, not-an-ip, 10.1.2.3", null],
       ];
       for (const [xff, expected] of cases) {
         const res = await trusting.request("/v1/chat/completions", {
