@@ -290,13 +290,14 @@ export async function handleCall(
     draft.toolDecisions = tools.decisions.map((d) => d.record);
     const decision = mergeDecisions([callDecision, ...tools.decisions.map((d) => d.decision)], runtime.policy.rulesByName);
     // What shaped an approved call's outcome is the approval: audited as ALLOW, not as a violation.
-    draft.decision = approved && decision.effect === "REQUIRE_APPROVAL" ? approvedDecision(decision) : decision;
+    const shaped = approved && decision.effect === "REQUIRE_APPROVAL" ? approvedDecision(decision) : decision;
+    draft.decision = shaped;
     draft.body = captureAuditBody(config, request.body, decision, state.callerKey);
 
     if (decision.effect === "DENY") throw deniedError(decision, refusedTool(decision, callDecision, tools));
     // A held answer's approval covers the call too (its approver saw the request): only a DENY of the
     // rules in force now stops its delivery.
-    if (heldBy !== null) return await deliverHeld(services, state, runtime, facts, res, heldBy, decision);
+    if (heldBy !== null) return await deliverHeld(services, state, runtime, facts, res, heldBy, shaped);
     if (state.capRefusal !== null) throw state.capRefusal;
     if (decision.effect === "REQUIRE_APPROVAL" && !approved) {
       const approval = await services.approvals.create({
@@ -514,6 +515,7 @@ async function deliverHeld(
   facts: CallFacts,
   res: ServerResponse,
   approval: Approval,
+  /** The call's decision under the rules in force, the approval applied. */
   callDecision: Decision,
 ): Promise<void> {
   const { draft } = state;
@@ -533,9 +535,11 @@ async function deliverHeld(
   }
   const capped = await withinToolCap(services, state, made.length, true);
   if (capped !== null) throw capped;
-  draft.decision = heldDecision(approval);
+  // Named by the approval, which shaped the outcome; the call's own matched rules and their constraints beside it.
+  const approved = heldDecision(approval);
+  draft.decision = { ...mergeDecisions([callDecision, approved], runtime.policy.rulesByName), rule: approved.rule, reason: approved.reason };
   // The body is captured at the highest level any matched rule asks, the call's own included.
-  if (state.bytes !== null) draft.body = captureAuditBody(config, sentBody(state.bytes), mergeDecisions([callDecision, draft.decision]), state.callerKey);
+  if (state.bytes !== null) draft.body = captureAuditBody(config, sentBody(state.bytes), draft.decision, state.callerKey);
   draft.toolCalls = made.map((call) => call.name);
   draft.toolDecisions = [
     ...draft.toolDecisions,

@@ -384,6 +384,11 @@ describe("approvals of a held non-streamed answer", () => {
       const record = (await auditRecords(h)).at(-1)!;
       if (status === 200) {
         expect(record).toMatchObject({ status: 200, approval_id: held, decision: { effect: "ALLOW", rule: "production_tools_need_approval" } });
+        // The call's own matched rules are listed beside the approval's, their constraints merged with its.
+        expect(record.decision).toMatchObject({
+          matched: ["production_tools_need_approval", "audit_marked_clients"],
+          constraints: { approver_role: "admin", approval_timeout_seconds: 3600, audit_bodies: "redacted" },
+        });
         // Captured, redacted, as the rule that matched this delivery asks.
         expect(JSON.stringify(record.body)).toContain("[REDACTED:email]");
       } else {
