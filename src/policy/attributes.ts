@@ -41,6 +41,14 @@ const KINDS = {
   weekday: "number",
 } as const satisfies Record<string, AttributeKind>;
 
+/** Whether a value is one an attribute of `kind` can have (null: the call does not have it). */
+export function fitsKind(kind: AttributeKind, value: unknown): boolean {
+  if (value === null || kind === "any") return true;
+  if (kind === "number") return typeof value === "number" && Number.isFinite(value);
+  if (kind === "list") return Array.isArray(value) && value.every((item) => typeof item === "string");
+  return typeof value === kind;
+}
+
 /** The flat attribute names of CONTRACT.md §2, in its order (`tool_args.<path>` aside), and the user's and team's spend. */
 export const ATTRIBUTE_NAMES: readonly string[] = Object.keys(KINDS);
 

@@ -76,6 +76,11 @@ describe("POST /admin/policies/evaluate", () => {
   it("refuses unknown keys, unknown attributes and empty cases", async () => {
     expectError(await evaluate({ key_id: "nobody", request: chat("o3") }), 404, "not_found");
     expectError(await evaluate({ key_id: "alice-dev", facts: { colour: "red" } }), 400, "invalid_body", "facts.colour");
+    // A value of the wrong kind would hold for no rule: refused, not judged as if it were absent.
+    for (const [name, value] of [["daily_spend", "lots"], ["stream", "yes"], ["pii_types", "email"], ["model", 4], ["hour", "3"]] as const) {
+      expectError(await evaluate({ key_id: "alice-dev", request: chat("gpt-4o-mini"), facts: { [name]: value } }), 400, "invalid_body", `facts.${name}`);
+    }
+    expect((await evaluate({ key_id: "alice-dev", request: chat("gpt-4o-mini"), facts: { daily_spend: null, tool_args: { any: ["thing"] } } })).status).toBe(200);
     expectError(await evaluate({ key_id: "alice-dev" }), 400, "invalid_body", "request");
     expectError(await evaluate({ key_id: "alice-dev", action: "delete", request: chat("o3") }), 400, "invalid_body", "action");
     // A body the live call refuses as malformed is refused here too, not judged.
