@@ -134,9 +134,10 @@ function letRestGo(body: Readable): void {
   const timer = setTimeout(() => body.destroy(), CLOSE_AFTER_END_MS);
   timer.unref();
   body.once("close", () => clearTimeout(timer));
-  body.on("error", () => undefined);
   body.resume();
 }
+
+const ignore = (): void => undefined;
 
 /**
  * An event's data when it is a JSON object, whitespace before it allowed (SDKs parse
@@ -218,6 +219,9 @@ async function relayEvents(
     if (pending !== null) await pending;
   };
 
+  // The loop's iterator does not destroy the body when it stops, nor listen after: a body destroyed
+  // after it (a stop, a bad event) reports its abort as an error, which must not go unheard.
+  body.on("error", ignore);
   try {
     // Not destroyed when the loop stops at the answer's end: the rest is let go (`letRestGo`).
     reading: for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
