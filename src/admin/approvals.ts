@@ -4,7 +4,7 @@ import { type ApprovalView, fromStore, publicApproval } from "../approvals/servi
 import { type AuditCursor, compareNewestFirst, cursorParam, encodeCursor } from "../audit/query.js";
 import type { Env } from "../http/app.js";
 import { wholeNumberParam } from "../util/query-params.js";
-import { type AdminContext, allowOnly, authorize, type ListBody, list, listQuery, notFound, readJson, recordChange } from "./http.js";
+import { type AdminContext, allowOnly, authorize, list, type ListBody, listQuery, noQuery, notFound, readJson, recordChange } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
 const listQuerySchema = z.strictObject({
@@ -56,6 +56,7 @@ export function approvalRoutes(deps: AdminDeps): Hono<Env> {
   });
   app.get("/:id", async (c) => {
     authorize(c, services, "approvals", "admin.approvals.get");
+    noQuery(c);
     const id = c.req.param("id");
     const approval = await fromStore(services.store.getApproval(id));
     if (approval === null) throw notFound("approval", id);

@@ -3,7 +3,7 @@ import { type AuditQuery, type AuditQueryKind, parseAuditQuery } from "../audit/
 import { AuditUnavailableError } from "../audit/unavailable.js";
 import type { Env } from "../http/app.js";
 import { GatewayError } from "../http/errors.js";
-import { type AdminContext, allowOnly, authorize, fromParsed, list, queryParams } from "./http.js";
+import { type AdminContext, allowOnly, authorize, fromParsed, list, noQuery, queryParams } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
 /** The filters of `GET /admin/audit` (shared by the shortcuts and by spend); a bad one is 400 naming it. */
@@ -34,6 +34,7 @@ async function queryRoute(c: AdminContext, deps: AdminDeps, kind: AuditQueryKind
 
 async function verifyRoute(c: AdminContext, deps: AdminDeps): Promise<Response> {
   authorize(c, deps.services, "admin", "admin.audit.verify");
+  noQuery(c);
   const result = await deps.audit.verify();
   if (result.ok) return c.json(result);
   // A broken chain is the answer, not a failure of this request: record the 409 without an error

@@ -81,6 +81,13 @@ export function listQuery<S extends z.ZodObject>(c: AdminContext, schema: S): z.
   return fromParsed(parseParams(schema, queryParams(c), "parameter"));
 }
 
+const NO_PARAMS = z.strictObject({});
+
+/** A route that takes no query parameters refuses one as list routes refuse an unknown one: it would be silently ignored. */
+export function noQuery(c: AdminContext): void {
+  listQuery(c, NO_PARAMS);
+}
+
 /** A parsed query, or its failure as 400 `invalid_body` naming the parameter. */
 export function fromParsed<T>(parsed: ParsedParams<T>): T {
   if (!parsed.ok) throw new GatewayError(400, "invalid_body", parsed.message, { param: parsed.param });

@@ -7,7 +7,7 @@ import { GatewayError } from "../http/errors.js";
 import type { RuntimeKey } from "../state/store.js";
 import { newId } from "../util/ids.js";
 import { wholeNumberParam } from "../util/query-params.js";
-import { type AdminContext, allowOnly, authorize, iso, isoTimeSchema, type ListBody, list, listQuery, notFound, parseWith, readJson, recordChange } from "./http.js";
+import { type AdminContext, allowOnly, authorize, iso, isoTimeSchema, list, type ListBody, listQuery, noQuery, notFound, parseWith, readJson, recordChange } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
 /** A key as the admin API shows it: never the hash, the previous hash or the secret. */
@@ -242,6 +242,7 @@ export function keyRoutes(deps: AdminDeps): Hono<Env> {
   });
   app.get("/:id", async (c) => {
     authorize(c, deps.services, "admin", "admin.keys.get");
+    noQuery(c);
     const id = c.req.param("id");
     const view = (await listKeyViews(deps)).find((key) => key.id === id);
     if (view === undefined) throw notFound("key", id);

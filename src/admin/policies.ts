@@ -21,7 +21,7 @@ import { type Estimate, estimateCall } from "../pipeline/estimate.js";
 import { CallFacts, toolArgsFacts } from "../pipeline/facts.js";
 import type { Runtime } from "../pipeline/runtime.js";
 import { governDeclaredTools } from "../pipeline/tools.js";
-import { type AdminContext, allowOnly, authorize, list, readJson } from "./http.js";
+import { type AdminContext, allowOnly, authorize, list, noQuery, readJson } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
 /** What evaluation needs of the runtime; `{ config }` alone will do, so the CLI need not build upstreams. */
@@ -254,6 +254,7 @@ export function policyRoutes(deps: AdminDeps): Hono<Env> {
   const app = new Hono<Env>();
   app.get("/", (c) => {
     authorize(c, deps.services, "admin", "admin.policies.list");
+    noQuery(c);
     const { policy } = deps.services.current();
     return c.json({ ...list([...policy.rules]), default_effect: policy.defaultEffect });
   });

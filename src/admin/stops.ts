@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { Env } from "../http/app.js";
 import { GatewayError } from "../http/errors.js";
 import type { Stop } from "../state/store.js";
-import { type AdminContext, allowOnly, authorize, iso, list, readJson, recordChange } from "./http.js";
+import { type AdminContext, allowOnly, authorize, iso, list, noQuery, readJson, recordChange } from "./http.js";
 import type { AdminDeps } from "./routes.js";
 
 const target = {
@@ -77,6 +77,7 @@ export function stopRoutes(deps: AdminDeps): Hono<Env> {
   app.post("/lift", (c) => liftStop(c, deps));
   app.get("/", async (c) => {
     authorize(c, deps.services, "admin", "admin.stop.list");
+    noQuery(c);
     const stops = (await deps.services.store.listStops()).sort((a, b) => (a.at === b.at ? 0 : a.at < b.at ? 1 : -1));
     return c.json(list(stops.map(stopView)));
   });
