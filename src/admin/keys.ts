@@ -71,7 +71,9 @@ function configView(key: KeyConfig): KeyView {
   };
 }
 
-function runtimeView(key: RuntimeKey): KeyView {
+/** `now`: a previous secret whose grace has ended opens nothing, so no time is shown for it. */
+function runtimeView(key: RuntimeKey, now: number): KeyView {
+  const graceEnds = key.previous.reduce<string | null>((last, p) => (last === null || p.expires_at > last ? p.expires_at : last), null);
   return {
     object: "key",
     id: key.id,
@@ -81,7 +83,7 @@ function runtimeView(key: RuntimeKey): KeyView {
     disabled: key.disabled,
     revoked: key.revoked,
     created_at: key.created_at,
-    previous_key_expires_at: key.previous.reduce<string | null>((last, p) => (last === null || p.expires_at > last ? p.expires_at : last), null),
+    previous_key_expires_at: graceEnds !== null && Date.parse(graceEnds) > now ? graceEnds : null,
     source: "runtime",
   };
 }
@@ -93,7 +95,8 @@ async function listKeyViews(deps: AdminDeps): Promise<KeyView[]> {
   const runtimeKeys = (await deps.services.store.listKeys())
     .filter((key) => !configIds.has(key.id))
     .sort((a, b) => (a.created_at === b.created_at ? a.id.localeCompare(b.id) : a.created_at < b.created_at ? -1 : 1));
-  return [...configKeys.map(configView), ...runtimeKeys.map(runtimeView)];
+  const now = deps.services.clock();
+  return [...configKeys.map(configView), ...runtimeKeys.map((key) => runtimeView(key, now))];
 }
 
 /** A page of the listing (config keys in config order, then runtime keys oldest first); a cursor names the last key shown. */
@@ -175,7 +178,7 @@ async function createKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
     throw new GatewayError(409, "key_exists", `a key with id \`${id}\` already exists`, { param: "id" });
   }
   await deps.onKeysChanged();
-  return c.json({ ...runtimeView(key), key: clear }, 201);
+  return c.json({ ...runtimeView(key, services.clock()), key: clear }, 201);
 }
 
 /**
@@ -202,7 +205,7 @@ async function updateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
     disabled: patch.disabled ?? key.disabled,
     expires_at: patch.expires_at === undefined ? key.expires_at : patch.expires_at,
   }));
-  return c.json(runtimeView(updated));
+  return c.json(runtimeView(updated, deps.services.clock()));
 }
 
 async function revokeKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
@@ -211,7 +214,7 @@ async function revokeKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
   recordChange(c, deps.services, await readJson(c, deps.services, revokeSchema));
   // Revoking twice is not an error: the operator's intent holds either way.
   const revoked = await changeKey(deps, id, (key) => ({ ...key, revoked: true, previous: [] }));
-  return c.json(runtimeView(revoked));
+  return c.json(runtimeView(revoked, deps.services.clock()));
 }
 
 async function rotateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
@@ -229,7 +232,7 @@ async function rotateKey(c: AdminContext, deps: AdminDeps): Promise<Response> {
     if (grace > 0) previous.push({ hash: key.key_hash, expires_at: iso(now + grace * 1000) });
     return { ...key, key_hash: hashKey(clear), previous };
   });
-  return c.json({ ...runtimeView(rotated), key: clear });
+  return c.json({ ...runtimeView(rotated, services.clock()), key: clear });
 }
 
 export function keyRoutes(deps: AdminDeps): Hono<Env> {

@@ -147,6 +147,8 @@ describe("runtime keys", () => {
     h.advance(61_000);
     expectError(await models(created.key), 401, "invalid_api_key");
     expect((await models(rotated.json.key)).status).toBe(200);
+    // The grace is over: no time is shown for a secret that opens nothing.
+    expect((await h.admin<Created>("GET", "/keys/fay-rt")).json.previous_key_expires_at).toBeNull();
 
     const again = await h.admin<Created>("POST", "/keys/fay-rt/rotate", {});
     expect(again.json.previous_key_expires_at).toBeNull();
