@@ -224,7 +224,7 @@ async function relayEvents(
   body.on("error", ignore);
   try {
     // Not destroyed when the loop stops at the answer's end: the rest is let go (`letRestGo`).
-    reading: for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
       if (stopSignal.aborted) break;
       for (const event of splitter.push(chunk)) {
         await handle(event);
@@ -237,7 +237,7 @@ async function relayEvents(
       }
       if (accumulator.done) {
         letRestGo(body);
-        break reading;
+        break;
       }
     }
     if (!stopSignal.aborted && !accumulator.done) for (const event of splitter.end()) await handle(event);
