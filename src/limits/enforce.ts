@@ -164,12 +164,13 @@ export async function reserveAll(store: StateStore, plan: LimitPlan, charge: Cal
 }
 
 /**
- * The rate a 429 reports. A key limited only in parallel calls has no per-minute status: its slots
- * stand in as the request limit (none remaining until one frees), so the refusal still carries
- * `x-ratelimit-*` as the contract says every rate-limit 429 does.
+ * The rate a 429 reports. A parallel refusal reports the slots as the request limit (none remaining
+ * until one frees), over any per-minute status: a bucket with requests to spare would tell a client
+ * to retry at once; and a key limited only in parallel calls still gets `x-ratelimit-*`, as the
+ * contract says every rate-limit 429 does.
  */
 function refusalRate(rate: RateStatus, limit: string, maxParallel: number | null, retryAfterMs: number | null | undefined): RateStatus {
-  if (limit !== "max_parallel_requests" || maxParallel === null || rate.requests !== undefined) return rate;
+  if (limit !== "max_parallel_requests" || maxParallel === null) return rate;
   return { ...rate, requests: { limit: maxParallel, remaining: 0, resetMs: retryAfterMs ?? 1000 } };
 }
 

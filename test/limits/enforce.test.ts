@@ -70,6 +70,18 @@ describe("reserveAll / settleAll", () => {
     });
   });
 
+  it("reports the parallel limit that refused, not a per-minute limit with requests to spare", async () => {
+    const store = new MemoryStore(null, T0);
+    const both = limitPlan([{ level: "key:k", limits: limits({ maxParallel: 1, requestsPerMinute: 60 }) }]);
+    await reserveAll(store, both, charge, T0);
+    const refusal = await reserveAll(store, both, charge, T0).catch((error: unknown) => error);
+    expect(refusal).toMatchObject({ status: 429, code: "rate_limit_exceeded" });
+    expect((refusal as { options: { headers: Record<string, string> } }).options.headers).toMatchObject({
+      "x-ratelimit-limit-requests": "1",
+      "x-ratelimit-remaining-requests": "0",
+    });
+  });
+
   it("reserves n answers' worst case and shares a budget's clamp between them", async () => {
     const store = new RecordingStore(null, T0);
     const budget: LimitPlan = { ...plan(100), levels: [{ level: "key:n", limits: limits({ dailyMicros: 1000, tokensPerMinute: 100_000 }) }] };
