@@ -88,6 +88,12 @@ function isEmpty(limits: LevelLimits): boolean {
 export const keyLevel = (keyId: string): string => `key:${keyId}`;
 export const userLevel = (user: string): string => `user:${user}`;
 export const teamLevel = (team: string): string => `team:${team}`;
+/**
+ * A session's level, per key. The key id's own `:` (and `%`) are escaped, so no other key's session
+ * can name the same level (key `ci` session `bot:s1` against key `ci:bot` session `s1`); an id
+ * without them reads as it always did.
+ */
+export const sessionLevel = (keyId: string, sessionId: string): string => `session:${keyId.replaceAll("%", "%25").replaceAll(":", "%3A")}:${sessionId}`;
 
 /** Levels kept though they have no limits, because rules read their spend (`user_daily_spend`...). */
 export interface SpendTracking {
@@ -131,7 +137,7 @@ export function planLimits(config: Config, principal: Principal, sessionId: stri
   }
   if (sessionId !== null) {
     levels.push({
-      level: `session:${principal.keyId}:${sessionId}`,
+      level: sessionLevel(principal.keyId, sessionId),
       limits: compileSession(config.sessions.limits, principal.limits.session),
     });
   }

@@ -1,7 +1,7 @@
 import type { Principal } from "../auth/keys.js";
 import type { ModelConfig } from "../config/schema.js";
 import type { LimitPlan } from "../limits/plan.js";
-import { keyLevel, teamLevel, userLevel } from "../limits/plan.js";
+import { keyLevel, sessionLevel, teamLevel, userLevel } from "../limits/plan.js";
 import type { Usage } from "../state/store.js";
 import { storeDown } from "./reserve.js";
 import { lazyPrompt } from "../pii/index.js";
@@ -90,7 +90,7 @@ export async function prefetchUsage(
     if (USER_SPEND.some((a) => attributes.has(a))) setSpend(facts, USER_SPEND, await services.store.usage(userLevel(user), now));
     if (team !== null && TEAM_SPEND.some((a) => attributes.has(a))) setSpend(facts, TEAM_SPEND, await services.store.usage(teamLevel(team), now));
     if (attributes.has("session_cost") && sessionId !== null) {
-      const usage = await services.store.usage(`session:${principal.keyId}:${sessionId}`, now);
+      const usage = await services.store.usage(sessionLevel(principal.keyId, sessionId), now);
       facts.set("session_cost", microsToUsd(usage.totalMicros));
     }
   } catch (error) {

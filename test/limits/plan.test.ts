@@ -24,6 +24,14 @@ const principal = (user: string, team: string | null, limits: Principal["limits"
 });
 
 describe("planLimits", () => {
+  it("names each key's session level apart: no key id and session id can name another key's session", () => {
+    const sessionOf = (keyId: string, sessionId: string) => planLimits(config, { ...principal("alice", null), keyId }, sessionId).levels.at(-1)!.level;
+    expect(sessionOf("ci", "bot:s1")).not.toBe(sessionOf("ci:bot", "s1"));
+    expect(sessionOf("a%3Ab", "s")).not.toBe(sessionOf("a:b", "s"));
+    // An id without `:` or `%` names its sessions as before.
+    expect(sessionOf("alice-dev", "s1")).toBe("session:alice-dev:s1");
+  });
+
   it("orders levels key, user, team, org, session, with the lowest per-call cap and reject winning", () => {
     const plan = planLimits(config, principal("alice", "research", { max_cost_per_call: 0.3, session: { max_llm_calls: 3 } }), "s1");
     expect(plan.levels.map((l) => l.level)).toEqual(["key:k1", "user:alice", "team:research", "org", "session:k1:s1"]);
