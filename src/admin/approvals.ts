@@ -35,7 +35,8 @@ async function decide(c: AdminContext, deps: AdminDeps, status: "approved" | "de
   c.get("draft").approvalId = id;
   const decision = await readJson(c, services, decisionSchema);
   recordChange(c, services, decision);
-  const comment = decision.comment;
+  // Stored, listed and sent to the webhook: the gateway's secrets in it masked, as the audit record masks them.
+  const comment = decision.comment === undefined || decision.comment === null ? decision.comment : c.get("draft").mask(decision.comment);
   // Who decides comes from the credential alone; the service checks `approver_role` and pending-ness.
   const approval = await services.approvals.decide(id, { name: actor.name, role: actor.role }, status, comment ?? null);
   return c.json(publicApproval(approval, services.clock()));

@@ -424,6 +424,7 @@ export async function handleCall(
             action,
             model: modelName,
             held: { kind: "sse", status: response.status, content_type: String(response.headers["content-type"]), body: answer },
+            scrub,
             waitForDecision: (id) => waitIfAsked(services, incoming, id, cancel),
           });
           applyToolVerdict(state, runtime, verdict);
@@ -867,7 +868,8 @@ async function relayJson(
       bodyHash,
       action,
       model: modelName,
-      held: { kind: "json", status, content_type: "application/json", body: text },
+      held: { kind: "json", status, content_type: "application/json", body: scrub(text) },
+      scrub,
       waitForDecision,
     });
     applyToolVerdict(state, runtime, verdict);

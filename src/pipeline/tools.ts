@@ -173,7 +173,10 @@ export interface ToolCallContext {
   bodyHash: () => string;
   action: CallAction;
   model: string;
+  /** The answer as it would go out, the gateway's secrets masked: kept, listed and sent to the webhook as such. */
   held: NonNullable<Approval["held"]>;
+  /** Masks the gateway's secrets in what the approval keeps of the answer (its tool calls' arguments). */
+  scrub: (text: string) => string;
   /** `x-approval-wait`: waits (or not) for a human to decide the new approval before answering. */
   waitForDecision: (approvalId: string) => Promise<WaitOutcome>;
 }
@@ -211,10 +214,10 @@ export async function governToolCalls(
       action: "tool.call",
       model: context.model,
       decision: combined,
-      toolCall: trigger,
+      toolCall: trigger === null ? null : { ...trigger, arguments: context.scrub(trigger.arguments) },
       toolCalls: calls.map((call, i) => ({
         name: call.name,
-        arguments: call.arguments,
+        arguments: context.scrub(call.arguments),
         effect: decisions[i]!.record.effect,
         rule: decisions[i]!.record.rule,
         ...(call.variant === true ? { variant: true as const } : {}),

@@ -76,7 +76,7 @@ export async function raw(
 /** Chat requests the mock upstream has received so far. */
 export const chatCount = (h: Harness): number => h.mock.requests.filter((r) => r.path === "/v1/chat/completions").length;
 
-async function adminFetch(h: Harness, method: string, path: string, token: string, body?: unknown): Promise<Response> {
+export async function adminFetch(h: Harness, method: string, path: string, token: string, body?: unknown): Promise<Response> {
   return fetch(`${h.gateway.url}${path}`, {
     method,
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },

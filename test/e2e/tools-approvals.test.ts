@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chatCount, decide, errorBody, expectApiError, getApproval, liftKey, raw, responsesEvents, sseEvents, stopKey, streamApiError } from "./governance.js";
+import { adminFetch, chatCount, decide, errorBody, expectApiError, getApproval, liftKey, raw, responsesEvents, sseEvents, stopKey, streamApiError } from "./governance.js";
 import { ADMIN_TOKEN, auditRecords, type Harness, keyEntry, MODELS, sha256Ref, startHarness } from "./harness.js";
 
 const KEY = { dev: "sk-ta-dev", other: "sk-ta-other", halted: "sk-ta-halted", agent: "sk-ta-agent" } as const;
@@ -394,6 +394,22 @@ describe("approvals of a held non-streamed answer", () => {
       } else {
         expect(record).toMatchObject({ status: 403, error_code: "policy_denied", decision: { effect: "DENY", rule: "blocked_clients" } });
       }
+    }
+  });
+
+  it("keeps, shows and delivers a held answer with the gateway's secrets masked, as any answer goes out", async () => {
+    const leaky = ask(`call_tool:deploy {"environment":"prod","t":"${ADMIN_TOKEN}","k":"${KEY.dev}"}`);
+    const id = await approvalFrom(h.client(KEY.dev).chat.completions.create(leaky));
+    const stored = JSON.stringify(await getApproval(h, id));
+    const decided = await adminFetch(h, "POST", `/admin/approvals/${id}/approve`, OPS_ADMIN.token, { comment: `ok, token ${ADMIN_TOKEN}` });
+    expect(decided.status).toBe(200);
+    const shown = await (await adminFetch(h, "GET", `/admin/approvals/${id}`, ADMIN_TOKEN)).text();
+    const delivered = await raw(h, "/v1/chat/completions", KEY.dev, leaky, { "x-approval-id": id });
+    expect(delivered.status).toBe(200);
+    for (const text of [stored, shown, delivered.text]) {
+      expect(text).toContain("[REDACTED_SECRET]");
+      expect(text).not.toContain(ADMIN_TOKEN);
+      expect(text).not.toContain(KEY.dev);
     }
   });
 
