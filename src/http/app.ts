@@ -14,6 +14,8 @@ import { clientIp, normalize } from "../pipeline/client-ip.js";
 import type { MalformedRequest } from "./client-error.js";
 import { bearerToken } from "../auth/keys.js";
 import { gatewaySecretScrubber } from "../upstream/scrub.js";
+import { issuedSecretsAmong } from "../pipeline/shown-name.js";
+import { GOVERNED_PATHS } from "../config/governed-paths.js";
 import { newId } from "../util/ids.js";
 import type { CallAction } from "../policy/types.js";
 import { clipped, GatewayError, internalError } from "./errors.js";
@@ -50,9 +52,19 @@ function draftFor(services: Services, incoming: IncomingMessage, path: string): 
   return draft;
 }
 
-/** Masks the gateway's secrets, the key or token this request presented among them. */
+/**
+ * Masks the gateway's secrets, the key or token this request presented among them, and any issued
+ * secret (another key, an approver's token) sent whole in a header the record or an error echoes.
+ */
 function requestMask(services: Services, incoming: IncomingMessage): (text: string) => string {
-  return gatewaySecretScrubber(services.current().config, bearerToken(incoming.headers.authorization));
+  const { config } = services.current();
+  const { headers } = incoming;
+  const sent = [headers["x-approval-id"], headers["x-request-id"], headers[config.sessions.header], headers["user-agent"]];
+  // The path is echoed too (a 404 quotes it): the segments of one the gateway does not serve as such.
+  const path = (incoming.url ?? "").split("?")[0] ?? "";
+  if (!GOVERNED_PATHS.has(path)) sent.push(...path.split("/"));
+  const echoed = issuedSecretsAmong(services, sent);
+  return gatewaySecretScrubber(config, bearerToken(headers.authorization), echoed);
 }
 
 /** The answer to a request outside /v1 and /admin: not audited, but it still carries an id. */

@@ -18,7 +18,25 @@ export function shownName(services: Services, name: string, callerKey: string | 
   if (Object.hasOwn(config.models, name)) return name;
   const shown = gatewaySecretScrubber(config, callerKey)(name).replace(KEY_SHAPED, REDACTED_SECRET);
   if (shown !== name) return shown;
-  const key = services.shared.keys.lookup(name, 0);
-  if (key.ok || key.reason === "disabled" || key.reason === "expired") return REDACTED_SECRET;
-  return runtime.adminPrincipals.has(`sha256:${sha256Hex(name)}`) ? REDACTED_SECRET : name;
+  return isIssuedSecret(services, name) ? REDACTED_SECRET : name;
+}
+
+/** Whether `text` is, whole, a key the gateway issued (whatever its state) or an approver's token: known only by their hashes. */
+export function isIssuedSecret(services: Services, text: string): boolean {
+  const key = services.shared.keys.lookup(text, 0);
+  if (key.ok || key.reason === "disabled" || key.reason === "expired") return true;
+  return services.current().adminPrincipals.has(`sha256:${sha256Hex(text)}`);
+}
+
+/**
+ * The values among `sent` (headers the records and errors echo) that are issued secrets. Only a
+ * value that could be one is looked up (no spaces, as a user agent has; of a secret's length), so a
+ * request pays a hash for these only when it sends such a header.
+ */
+export function issuedSecretsAmong(services: Services, sent: readonly (string | string[] | undefined)[]): string[] {
+  const found: string[] = [];
+  for (const value of sent) {
+    if (typeof value === "string" && value.length >= 8 && value.length <= 512 && !/\s/.test(value) && isIssuedSecret(services, value)) found.push(value);
+  }
+  return found;
 }

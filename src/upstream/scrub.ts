@@ -41,9 +41,13 @@ function buildScrubber(secrets: readonly string[]): (text: string) => string {
   };
 }
 
-/** Masks the secrets the gateway holds: the caller's own key (where there is one), the admin token and the upstreams' keys. */
-export function gatewaySecretScrubber(config: Config, callerKey: string | null): (text: string) => string {
-  return secretScrubber([callerKey ?? "", config.admin.token, ...Object.values(config.upstreams).map((upstream) => upstream.api_key)]);
+/**
+ * Masks the secrets the gateway holds: the caller's own key (where there is one), the admin token
+ * and the upstreams' keys, and `others` found among what the request sent (secrets the gateway
+ * knows only by their hashes: another key, an approver's token).
+ */
+export function gatewaySecretScrubber(config: Config, callerKey: string | null, others: readonly string[] = []): (text: string) => string {
+  return secretScrubber([callerKey ?? "", config.admin.token, ...Object.values(config.upstreams).map((upstream) => upstream.api_key), ...others]);
 }
 
 /** Patterns by secret: few secrets (the upstreams' keys, the admin token, the callers' keys) recur on every call. */

@@ -80,6 +80,15 @@ describe("secrets never leak", () => {
       expect((await g.request("/v1/chat/completions", { method: "POST", headers: bearer(SECRETS.alice), body: duplicate })).status).toBe(400);
     }
 
+    // Secrets the gateway knows only by hash (another caller's key, an approver's token), sent whole
+    // in a header the record keeps or in the path a 404 quotes: looked up, and masked.
+    for (const secret of [SECRETS.bob, SECRETS.approver]) {
+      const headers = { "x-session-id": secret, "x-request-id": secret, "user-agent": secret, "x-approval-id": secret };
+      expect((await call(SECRETS.alice, "say:placed", {}, headers)).status).toBeLessThan(500);
+      expect((await g.request(`/v1/${secret}/chat/completions`, { method: "POST", headers: bearer(SECRETS.alice), body: chatBody("hi") })).status).toBe(404);
+      expect((await g.request(`/elsewhere/${secret}`, { headers: bearer(SECRETS.alice) })).status).toBe(404);
+    }
+
     // Upstream failures: relayed errors (the mock answers 401 to a "bad key"), refused connection, timeouts, resets.
     expect((await call(SECRETS.alice, "error:401")).status).toBe(401);
     expect((await call(SECRETS.alice, "error:500")).status).toBe(500);
