@@ -101,6 +101,11 @@ export class KeyIndex {
     return refused === null ? { ok: true, principal: entry.principal } : { ok: false, reason: refused };
   }
 
+  /** Whether some key has this secret hash (`hashKey`), whatever its state. */
+  holdsHash(hash: string): boolean {
+    return this.byHash.has(hash);
+  }
+
   /** The last secret each connection opened a key with, for this index only (a new index starts empty). */
   private readonly byConnection = new WeakMap<object, { clear: string; entry: KeyEntry }>();
 
