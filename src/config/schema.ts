@@ -1,7 +1,9 @@
 import { isClosedToPassthrough } from "./governed-paths.js";
 import { isIP } from "node:net";
+import { resolve } from "node:path";
 import { z } from "zod";
 import { hashKey } from "../auth/keys.js";
+import { MAX_APPROVAL_TIMEOUT_SECONDS } from "../policy/constraints.js";
 
 const money = z.number().nonnegative();
 const positiveInt = z.number().int().positive();
@@ -115,7 +117,7 @@ const redisStoreSchema = z.strictObject({
 
 const memoryStoreSchema = z.strictObject({
   memory: z
-    .strictObject({ snapshot: z.string().nullable().default("./data/state.json") })
+    .strictObject({ snapshot: z.string().min(1, "must be a file path (null keeps no snapshot)").nullable().default("./data/state.json") })
     .default({ snapshot: "./data/state.json" }),
   on_error: z.enum(["fail_closed", "fail_open"]).default("fail_closed"),
 });
@@ -131,7 +133,7 @@ const storeSchema = z
 
 const fileSinkSchema = z.strictObject({
   file: z.strictObject({
-    dir: z.string().default("./data/audit"),
+    dir: z.string().min(1, "must be a directory path").default("./data/audit"),
     retention_days: positiveInt.nullable().default(90),
   }),
 });
@@ -253,7 +255,7 @@ const configShape = z
       .strictObject({
         notify_url: z.url({ protocol: /^https?$/ }).nullable().default(null),
         notify_secret: z.string().default(""),
-        default_timeout_seconds: positiveInt.default(3600),
+        default_timeout_seconds: positiveInt.max(MAX_APPROVAL_TIMEOUT_SECONDS, "at most 315360000 (ten years)").default(3600),
       })
       .default({ notify_url: null, notify_secret: "", default_timeout_seconds: 3600 }),
     pii: z
@@ -314,7 +316,11 @@ export function crossCheckSections(raw: Readonly<Record<string, unknown>>, repor
 
 /** What no single section can check: references between sections, duplicates, clashing secrets. */
 function crossCheck(config: CheckedSections, report: Report): void {
-  const { models, upstreams, passthrough, keys, admin, policies, audit } = config;
+  const { models, upstreams, passthrough, keys, admin, policies, audit, server } = config;
+  if (server !== undefined && server.header_timeout_seconds > server.body_timeout_seconds) {
+    // Node refuses to listen so: the headers are part of the request the body timeout bounds.
+    report(["server", "header_timeout_seconds"], `must not exceed server.body_timeout_seconds (${server.body_timeout_seconds}): the whole request, headers included, must arrive by then`);
+  }
   if (models !== undefined && upstreams !== undefined) {
     for (const [name, model] of Object.entries(models)) {
       if (!(model.upstream in upstreams)) report(["models", name, "upstream"], `unknown upstream \`${model.upstream}\``);
@@ -348,6 +354,15 @@ function crossCheck(config: CheckedSections, report: Report): void {
     seenRules.add(rule.name);
   });
   if (audit !== undefined) {
+    const dirs = new Map<string, number>();
+    audit.sinks.forEach((sink, index) => {
+      if (!("file" in sink)) return;
+      const dir = resolve(sink.file.dir);
+      const first = dirs.get(dir);
+      // Two writers of one replica's files would interleave a single chain and break it.
+      if (first !== undefined) report(["audit", "sinks", index, "file", "dir"], `the same directory as audit.sinks[${first}]: one file sink a directory`);
+      else dirs.set(dir, index);
+    });
     if (audit.encryption_key !== "" && Buffer.from(audit.encryption_key, "base64").length !== 32) {
       report(["audit", "encryption_key"], "must be base64 of exactly 32 bytes");
     }

@@ -3,6 +3,9 @@ import { childPath, type IssueSink, quote, report } from "./errors.js";
 
 const AUDIT_LEVELS: readonly AuditBodies[] = ["none", "redacted", "full"];
 
+/** The longest an approval may wait: ten years. Longer would put its expiry past what a date can hold. */
+export const MAX_APPROVAL_TIMEOUT_SECONDS = 315_360_000;
+
 /** Type-checks the constraints the gateway acts on; any other key is carried untouched. */
 export function checkConstraints(constraints: Record<string, unknown>, path: string, sink: IssueSink): void {
   for (const [key, value] of Object.entries(constraints)) {
@@ -14,8 +17,8 @@ export function checkConstraints(constraints: Record<string, unknown>, path: str
         }
         break;
       case "approval_timeout_seconds":
-        if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
-          report(sink, keyPath, `must be a positive number of seconds, got ${quote(value)}`);
+        if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > MAX_APPROVAL_TIMEOUT_SECONDS) {
+          report(sink, keyPath, `must be a positive number of seconds, at most ${MAX_APPROVAL_TIMEOUT_SECONDS} (ten years), got ${quote(value)}`);
         }
         break;
       case "on_deny":

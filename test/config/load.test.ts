@@ -116,6 +116,14 @@ approvals: { notify_url: null, notify_secret: \${APPROVALS_WEBHOOK_SECRET:-}, de
     expect(
       issuesOf(`${base}\nkeys: [{ id: a, key_hash: "${hash}", subject: { user: u } }, { id: b, key_hash: "${hash}", subject: { user: v } }]`),
     ).toEqual(["keys[1].key_hash: the same key_hash as key `a`"]);
+    // What would only fail at start (Node refuses the listener; an expiry no date can hold), or break the chain.
+    expect(issuesOf(`${base}\nserver: { body_timeout_seconds: 5 }`)).toEqual([expect.stringMatching(/^server\.header_timeout_seconds: must not exceed server\.body_timeout_seconds \(5\)/)]);
+    expect(issuesOf(`${base}\napprovals: { default_timeout_seconds: 10000000000000 }`)).toEqual([expect.stringMatching(/^approvals\.default_timeout_seconds: at most 315360000/)]);
+    expect(issuesOf(`${base}\naudit: { sinks: [{ file: { dir: ./a } }, { file: { dir: "a/" } }] }`)).toEqual([
+      "audit.sinks[1].file.dir: the same directory as audit.sinks[0]: one file sink a directory",
+    ]);
+    expect(issuesOf(`${base}\nstore: { memory: { snapshot: "" } }`)).toEqual([expect.stringMatching(/^store\.memory\.snapshot: must be a file path/)]);
+    expect(issuesOf(`${base}\naudit: { sinks: [{ file: { dir: "" } }] }`)).toEqual(["audit.sinks[0].file.dir: must be a directory path"]);
   });
 
   it("refuses one secret for two identities: an admin token or approver that is also a virtual key, approvers sharing a token or a name", () => {

@@ -74,6 +74,7 @@ const rows: Row[] = [
   ["approver_role list of non-strings", { constraints: { approver_role: ["admin", 2] } }, "constraints.approver_role", "a role"],
   ["approval_timeout_seconds zero", { constraints: { approval_timeout_seconds: 0 } }, "constraints.approval_timeout_seconds", "positive number"],
   ["approval_timeout_seconds string", { constraints: { approval_timeout_seconds: "1h" } }, "constraints.approval_timeout_seconds", "got `1h`"],
+  ["approval_timeout_seconds past a date", { constraints: { approval_timeout_seconds: 1e13 } }, "constraints.approval_timeout_seconds", "at most 315360000"],
   ["on_deny other", { constraints: { on_deny: "drop" } }, "constraints.on_deny", "the only supported value is `strip`, got `drop`"],
   ["audit_bodies other", { constraints: { audit_bodies: "all" } }, "constraints.audit_bodies", "must be one of none, redacted, full"],
 ];
