@@ -29,7 +29,7 @@ import { buildCallFacts, prefetchUsage } from "./call-facts.js";
 import { readBody } from "./read-body.js";
 import { sessionIdOf } from "./session-id.js";
 import { relayStream, streamFailure } from "./relay-stream.js";
-import { holdEnd, writeError, writeJson } from "./respond.js";
+import { holdEnd, sseErrorEvent, writeError, writeJson } from "./respond.js";
 import type { Approval, Stop } from "../state/store.js";
 import type { Runtime } from "./runtime.js";
 import type { Services } from "./services.js";
@@ -455,7 +455,8 @@ export async function handleCall(
     state.status = failure.status;
     if (draft.body === null && state.bytes !== null) draft.body = refusedBody(services.current().config, state.bytes, state.callerKey);
     if (res.headersSent) {
-      if (!res.destroyed) res.end();
+      // A stream already open ends with the failure as its last event, as any failure after its first byte does.
+      if (!res.destroyed && !res.writableEnded) res.end(draft.stream ? sseErrorEvent(failure, draft.mask) : undefined);
     } else if (!res.destroyed) {
       const headers = ["x-request-id", draft.id];
       // Admitted, then failed (upstream down or timed out): the answer still reports the limits it counted against.

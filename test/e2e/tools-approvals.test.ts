@@ -167,6 +167,26 @@ describe("tool.call on streamed answers", () => {
     expect(record).toMatchObject({ stream: true, error_code: "policy_denied", tool_calls: ["shell_command"] });
   });
 
+  it("ends a stream whose decision failed unexpectedly with an internal_error event the SDK raises, not a silent end", async () => {
+    const approvals = h.gateway.services.approvals;
+    const create = approvals.create.bind(approvals);
+    approvals.create = () => Promise.reject(new Error("unexpected"));
+    try {
+      const stream = await h.client(KEY.dev).chat.completions.create(askStream('call_tool:deploy {"environment":"prod"} say:Deploying now.'));
+      let caught: unknown = null;
+      try {
+        for await (const _chunk of stream);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(APIError);
+      expect((caught as APIError).code).toBe("internal_error");
+      expect((await auditRecords(h)).at(-1)).toMatchObject({ stream: true, error_code: "internal_error" });
+    } finally {
+      approvals.create = create;
+    }
+  });
+
   it("judges a streamed tool call at the stream's end on the prompt's facts, however long the stream ran", async () => {
     const drain = async (content: string): Promise<unknown> => {
       const stream = await h.client(KEY.dev).chat.completions.create(askStream(content));
