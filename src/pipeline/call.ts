@@ -459,11 +459,15 @@ export async function handleCall(
       if (!res.destroyed && !res.writableEnded) res.end(draft.stream ? sseErrorEvent(failure, draft.mask) : undefined);
     } else if (!res.destroyed) {
       const headers = ["x-request-id", draft.id];
+      // An approval given back (below) is named, so the retry can redeem it: one waited for here the client never saw.
+      const standing = approvalGivenBack(state);
+      if (standing !== null) headers.push("x-approval-id", standing);
       // Admitted, then failed (upstream down or timed out): the answer still reports the limits it counted against.
       if (state.reservation !== null) pushRateHeaders(headers, state.reservation.rate);
       // Refused after the upstream answered (a tool call in it): that answer was paid for.
       if (state.accounted) headers.push("x-gateway-cost", microsToUsd(draft.costMicros).toFixed(6));
-      writeError(res, failure, headers, draft.mask);
+      const named = standing === null ? failure : new GatewayError(failure.status, failure.code, failure.message, { ...failure.options, extra: { ...failure.options.extra, approval_id: standing } });
+      writeError(res, named, headers, draft.mask);
     }
   } finally {
     // A call that skipped its estimate and ended before its answer was accounted audits it as before.
@@ -472,7 +476,7 @@ export async function handleCall(
     // Queued as the answer went out, before the store's part of the call (the settle, an approval
     // given back) has ended: an audit query right after the answer finds the call.
     services.finish(draft, state.status, state.error);
-    const giveBack = state.redeemedApproval !== null && !state.delivered && outlivedByRetry(state.status) ? state.redeemedApproval : null;
+    const giveBack = approvalGivenBack(state);
     if (giveBack !== null || (state.reservation !== null && !state.reservation.settled)) await services.afterAnswer(storeWorkAfter(services, state, giveBack));
     if (releaseEnd !== null) await services.audit.storedWithin(DURABLE_WAIT_MS).finally(releaseEnd);
   }
@@ -565,6 +569,11 @@ async function deliverHeld(
  */
 function outlivedByRetry(status: number): boolean {
   return status === 429 || status === 499 || status >= 500;
+}
+
+/** The approval this call redeemed, where its failure gives it back for the retry (see `outlivedByRetry`). */
+function approvalGivenBack(state: CallState): string | null {
+  return state.redeemedApproval !== null && !state.delivered && outlivedByRetry(state.status) ? state.redeemedApproval : null;
 }
 
 async function giveBackApproval(services: Services, id: string): Promise<void> {
@@ -847,6 +856,8 @@ async function relayJson(
     const upstreamLimited = status === 429;
     const errorHeaders = clientResponseHeaders(upstreamHeaders, "content-type", scrub, upstreamLimited);
     errorHeaders.push(...(upstreamLimited ? ["x-request-id", state.draft.id] : headers));
+    const standing = approvalGivenBack(state);
+    if (standing !== null) errorHeaders.push("x-approval-id", standing);
     writeJson(res, status, errorHeaders, relayed);
     return;
   }

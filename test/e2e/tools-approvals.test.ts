@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { APIError } from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { adminFetch, chatCount, decide, errorBody, expectApiError, getApproval, liftKey, raw, responsesEvents, sseEvents, stopKey, streamApiError } from "./governance.js";
 import { ADMIN_TOKEN, auditRecords, type Harness, keyEntry, MODELS, sha256Ref, startHarness } from "./harness.js";
 
@@ -584,6 +584,29 @@ describe("approval expiry and long-poll", () => {
     expect(answer.choices[0]?.message.content).toBe("sent");
     expect(chatCount(h)).toBe(before + 1);
     expect((await getApproval(h, id))?.status).toBe("used");
+  });
+
+  it("names a waited-for approval that a failed call gives back, so the retry can redeem it", async () => {
+    for (const failure of ["error:503", "error_raw:502"]) {
+      const prompt = ask(`${failure}\nplease make a wire transfer`);
+      const call = h.client(KEY.dev, { headers: { "x-approval-wait": "30" } }).chat.completions.create(prompt);
+      const id = await waitForPending(h, "dev", "wire_transfers_need_approval");
+      expect((await decide(h, id, "approve")).status).toBe(200);
+      const error = await call.then(
+        () => null,
+        (e: unknown) => e as APIError,
+      );
+      expect(error?.status, failure).toBeGreaterThanOrEqual(500);
+      expect(error?.headers?.get("x-approval-id")).toBe(id);
+      await vi.waitFor(async () => expect((await getApproval(h, id))?.status).toBe("approved"));
+      // The retry with it is served by the same approval, not asked for a new one.
+      const retried = await raw(h, "/v1/chat/completions", KEY.dev, ask(`say:done\nplease make a wire transfer`), { "x-approval-id": id });
+      expect(retried.status).toBe(403);
+      expect(retried.text).toContain("approval_invalid");
+      const again = await raw(h, "/v1/chat/completions", KEY.dev, prompt, { "x-approval-id": id });
+      expect(again.status).toBeGreaterThanOrEqual(500);
+      expect(again.headers.get("x-approval-id")).toBe(id);
+    }
   });
 
   it("x-approval-wait holds a tool-call approval and then delivers the held answer", async () => {
