@@ -23,6 +23,7 @@ import {
   type Usage,
   upgradeKey,
   withToolCalls,
+  APPROVAL_KEPT_AFTER_EXPIRY_MS,
 } from "./store.js";
 
 interface Snapshot {
@@ -56,7 +57,7 @@ const snapshotShape = z.object({
 });
 
 const SNAPSHOT_EVERY_MS = 2000;
-const SESSION_SWEEP_MS = 60_000;
+const SWEEP_MS = 60_000;
 
 /**
  * A level as the snapshot left it: its spend and session only, picked field by field. Calls in flight
@@ -92,7 +93,7 @@ export class MemoryStore implements StateStore {
   readonly kind = "memory";
   private readonly levels = new Map<string, LevelState>();
   private readonly sessionExpiry = new Map<string, number>();
-  private nextSessionSweep = 0;
+  private nextSweep = 0;
   private readonly keys = new Map<string, RuntimeKey>();
   private readonly stops = new Map<string, Stop>();
   private readonly approvals = new Map<string, Approval>();
@@ -214,21 +215,30 @@ export class MemoryStore implements StateStore {
     if (change !== null) for (const listener of this.listeners) listener(change);
   }
 
-  /** Sessions idle past their ttl, forgotten at most once a minute: a session id is used for a while, then never again. */
-  private forgetExpiredSessions(now: number): void {
-    if (now < this.nextSessionSweep) return;
-    this.nextSessionSweep = now + SESSION_SWEEP_MS;
+  /**
+   * Sessions idle past their ttl, and approvals a week past their expiry (as Redis drops them), forgotten
+   * at most once a minute: a session id is used for a while, then never again; an approval, with the
+   * answer it may hold, would otherwise stay in the snapshot, rewritten whole at every change, for good.
+   */
+  private forgetExpired(now: number): void {
+    if (now < this.nextSweep) return;
+    this.nextSweep = now + SWEEP_MS;
     for (const [id, expiry] of this.sessionExpiry) {
       if (expiry > now) continue;
       this.sessionExpiry.delete(id);
       this.levels.delete(id);
       this.dirty = true;
     }
+    for (const [id, approval] of this.approvals) {
+      if (!(Date.parse(approval.expires_at) + APPROVAL_KEPT_AFTER_EXPIRY_MS <= now)) continue;
+      this.approvals.delete(id);
+      this.dirty = true;
+    }
   }
 
   async reserve(request: ReserveRequest, now: number): Promise<ReserveResult> {
     this.refuseUnsaved(request);
-    this.forgetExpiredSessions(now);
+    this.forgetExpired(now);
     const state = this.level(request.level, now, request.ttlMs);
     const result = reserveLevel(state, request, now);
     if (result.ok) this.spent(request.level, state);
@@ -301,6 +311,7 @@ export class MemoryStore implements StateStore {
   }
 
   async createApproval(approval: Approval): Promise<void> {
+    this.forgetExpired(Date.parse(approval.created_at));
     this.approvals.set(approval.id, structuredClone(approval));
     await this.changed(null, () => this.approvals.delete(approval.id));
   }

@@ -1,10 +1,7 @@
-import { type Approval, type ApprovalStatus, type ApprovalTransition, withToolCalls } from "./store.js";
+import { APPROVAL_KEPT_AFTER_EXPIRY_MS, type Approval, type ApprovalStatus, type ApprovalTransition, withToolCalls } from "./store.js";
 
 /** What a decision changes in an approval; kept apart from the document so Lua never re-encodes it. */
 export type Decision = Pick<Approval, "decided_by" | "decided_role" | "decided_at" | "comment">;
-
-/** Approvals stay readable a week past their expiry (for the admin list), then Redis drops them. */
-const KEEP_AFTER_EXPIRY_MS = 7 * 86_400_000;
 
 /** The hash fields an approval is stored as, and how long to keep it. */
 export function approvalFields(approval: Approval): { fields: Record<string, string>; ttlMs: number } {
@@ -18,7 +15,7 @@ export function approvalFields(approval: Approval): { fields: Record<string, str
     exp: Number.isFinite(expires) ? String(expires) : "",
     decision: "",
   };
-  return { fields, ttlMs: lifetime + KEEP_AFTER_EXPIRY_MS };
+  return { fields, ttlMs: lifetime + APPROVAL_KEPT_AFTER_EXPIRY_MS };
 }
 
 /** Rebuilds an approval from its stored document, current status and decision. */

@@ -194,6 +194,9 @@ export function upgradeKey(stored: StoredKey): RuntimeKey {
   return { ...key, previous, revision: key.revision ?? 0 };
 }
 
+/** Approvals stay readable a week past their expiry (for the admin list), then every store forgets them. */
+export const APPROVAL_KEPT_AFTER_EXPIRY_MS = 7 * 86_400_000;
+
 /** An approval stored before `tool_calls` existed gets them from its one `tool_call`. */
 export function withToolCalls(approval: Approval): Approval {
   if (Array.isArray(approval.tool_calls)) return approval;

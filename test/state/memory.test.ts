@@ -26,6 +26,20 @@ describe("memory store snapshot", () => {
 
   const call = () => reserveRequest("key:snap", limits({ maxParallel: 1 }), { inputMicros: 40 });
 
+  it("forgets approvals a week past their expiry, as Redis does, so the snapshot does not keep every held answer", async () => {
+    const path = snapshotPath();
+    const store = new MemoryStore(path, T0);
+    const week = 7 * 86_400_000;
+    await store.createApproval(approval("apr_old", T0, { held: { kind: "json", status: 200, content_type: "application/json", body: "{}" } }));
+    await store.createApproval(approval("apr_recent", T0 + week));
+    // apr_old expired an hour after T0: a week and a minute after that, the next change forgets it.
+    await store.createApproval(approval("apr_new", T0 + week + 3_600_000 + 60_000));
+    expect((await store.listApprovals(null)).map((a) => a.id).sort()).toEqual(["apr_new", "apr_recent"]);
+    await store.saveNow();
+    expect(readFileSync(path, "utf8")).not.toContain("apr_old");
+    await store.close();
+  });
+
   it("forgets sessions idle past their ttl, so the snapshot does not keep every session id ever used", async () => {
     const path = snapshotPath();
     const store = new MemoryStore(path, T0);
