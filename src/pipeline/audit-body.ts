@@ -77,12 +77,14 @@ function redactor(config: Config, callerKey: string | null): (text: string) => s
  */
 export function captureAuditBody(
   config: Config,
-  body: unknown,
+  /** The body as the client sent it, read only when it is captured. */
+  sent: () => unknown,
   decision: Decision | null,
   callerKey: string | null,
 ): Pick<AuditRecord, "body" | "body_enc" | "body_key_id"> | null {
   const level = bodyCaptureLevel(config, decision);
   if (level === "none") return null;
+  const body = sent();
   const key = encryptionKey(config.audit.encryption_key);
   // Without a key, `full` falls back to `redacted`: a body is never stored in clear.
   const mode = level === "full" && key === undefined ? "redacted" : level;

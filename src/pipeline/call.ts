@@ -292,7 +292,8 @@ export async function handleCall(
     // What shaped an approved call's outcome is the approval: audited as ALLOW, not as a violation.
     const shaped = approved && decision.effect === "REQUIRE_APPROVAL" ? approvedDecision(decision) : decision;
     draft.decision = shaped;
-    draft.body = captureAuditBody(config, request.body, decision, state.callerKey);
+    // The client's body, not the one the stages edit (a stripped tool): the record keeps what was sent.
+    draft.body = captureAuditBody(config, () => request.asSent, decision, state.callerKey);
 
     if (decision.effect === "DENY") throw deniedError(decision, refusedTool(decision, callDecision, tools));
     // A held answer's approval covers the call too (its approver saw the request): only a DENY of the
@@ -496,7 +497,7 @@ async function storeWorkAfter(services: Services, state: CallState, giveBack: st
 function refusedBody(config: Config, bytes: Buffer, callerKey: string | null): AuditDraft["body"] {
   if (config.audit.bodies === "none") return null;
   try {
-    return captureAuditBody(config, sentBody(bytes), null, callerKey);
+    return captureAuditBody(config, () => sentBody(bytes), null, callerKey);
   } catch {
     return null;
   }
@@ -545,7 +546,8 @@ async function deliverHeld(
   const approved = heldDecision(approval);
   draft.decision = { ...mergeDecisions([callDecision, approved], runtime.policy.rulesByName), rule: approved.rule, reason: approved.reason };
   // The body is captured at the highest level any matched rule asks, the call's own included.
-  if (state.bytes !== null) draft.body = captureAuditBody(config, sentBody(state.bytes), draft.decision, state.callerKey);
+  const { bytes } = state;
+  if (bytes !== null) draft.body = captureAuditBody(config, () => sentBody(bytes), draft.decision, state.callerKey);
   draft.toolCalls = made.map((call) => call.name);
   draft.toolDecisions = [
     ...draft.toolDecisions,
@@ -931,7 +933,8 @@ function applyToolVerdict(
     draft.decision = verdict.approved && merged.effect === "REQUIRE_APPROVAL" ? approvedDecision(merged) : merged;
     // A tool call's rule may raise the body capture after the call's own was taken.
     if (draft.decision.constraints.audit_bodies !== before && state.bytes !== null) {
-      draft.body = captureAuditBody(runtime.config, sentBody(state.bytes), draft.decision, state.callerKey);
+      const { bytes } = state;
+      draft.body = captureAuditBody(runtime.config, () => sentBody(bytes), draft.decision, state.callerKey);
     }
   }
   if (verdict.approvalId !== null) draft.approvalId = verdict.approvalId;

@@ -66,7 +66,7 @@ policies:
       effect: DENY
       actions: [tool.register]
       conditions: { tool: { eq: web_search } }
-      constraints: { on_deny: strip }
+      constraints: { on_deny: strip, audit_bodies: redacted }
       description: Web search is not offered to the model
 `;
 
@@ -378,6 +378,8 @@ describe("tool.register", () => {
     expect(record.status).toBe(200);
     expect(record.tools_declared).toEqual(["web_search", "read_file"]);
     expect(record.tools_stripped).toEqual(["web_search"]);
+    // The body the rule has captured is the one the client sent, the stripped tool in it.
+    expect((record.body as { tools: Array<{ function: { name: string } }> }).tools.map((t) => t.function.name)).toEqual(["web_search", "read_file"]);
     // Stripped, the tool's DENY does not shape the call: its constraints are not the decision's.
     // The default decided: the reason says no ALLOW rule matched, not that no rule did (the strip rule did).
     expect(record.decision).toMatchObject({ effect: "ALLOW", rule: null, reason: "no ALLOW rule matched; default_effect ALLOW", matched: ["no_web_search"] });

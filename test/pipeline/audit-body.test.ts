@@ -24,16 +24,16 @@ describe("captureAuditBody", () => {
       metadata: { note: "token ADMINTOKEN-SECRET-zz9" },
       messages: [{ role: "user", content: "my keys: alice-probe-key-1 and upstream-key-without-a-prefix" }],
     };
-    const captured = JSON.stringify(captureAuditBody(config, body, allow, "alice-probe-key-1"));
+    const captured = JSON.stringify(captureAuditBody(config, () => body, allow, "alice-probe-key-1"));
     for (const secret of ["alice-probe-key-1", "ADMINTOKEN-SECRET-zz9", "upstream-key-without-a-prefix"]) expect(captured).not.toContain(secret);
     expect(captured).toContain("my keys: [REDACTED_SECRET] and [REDACTED_SECRET]");
   });
 
   test("a redacted body keeps no embeddings token array: token ids spell text the masking cannot read", () => {
     const tokens = [73, 1097, 311, 1280, 31, 8858, 916];
-    expect(captureAuditBody(config, { model: "m", input: tokens }, allow, null)).toEqual({ body: { model: "m", input: "[REDACTED:tokens]" } });
-    expect(captureAuditBody(config, { model: "m", input: [tokens, [1]] }, allow, null)).toEqual({ body: { model: "m", input: ["[REDACTED:tokens]", "[REDACTED:tokens]"] } });
-    expect(captureAuditBody(config, { model: "m", input: ["mail bob@example.com"] }, allow, null)).toEqual({ body: { model: "m", input: ["mail [REDACTED:email]"] } });
+    expect(captureAuditBody(config, () => ({ model: "m", input: tokens }), allow, null)).toEqual({ body: { model: "m", input: "[REDACTED:tokens]" } });
+    expect(captureAuditBody(config, () => ({ model: "m", input: [tokens, [1]] }), allow, null)).toEqual({ body: { model: "m", input: ["[REDACTED:tokens]", "[REDACTED:tokens]"] } });
+    expect(captureAuditBody(config, () => ({ model: "m", input: ["mail bob@example.com"] }), allow, null)).toEqual({ body: { model: "m", input: ["mail [REDACTED:email]"] } });
   });
 
   test("a redacted body masks the PII only the prompt's reading finds: cut across parts, in an inline text file, behind escapes", () => {
@@ -46,7 +46,7 @@ describe("captureAuditBody", () => {
         { role: "assistant", tool_calls: [{ id: "1", type: "function", function: { name: "f", arguments: '{"esc":"jane\\u0040example.org"}' } }] },
       ],
     };
-    const captured = captureAuditBody(config, body, allow, null) as { body: typeof body };
+    const captured = captureAuditBody(config, () => body, allow, null) as { body: typeof body };
     const text = JSON.stringify(captured);
     expect(text).not.toContain("jane.doe");
     expect(text).not.toContain("u0040example");
@@ -57,6 +57,6 @@ describe("captureAuditBody", () => {
   });
 
   test("nothing is captured at level none", () => {
-    expect(captureAuditBody({ ...config, audit: { ...config.audit, bodies: "none" } }, { model: "m" }, allow, null)).toBeNull();
+    expect(captureAuditBody({ ...config, audit: { ...config.audit, bodies: "none" } }, () => ({ model: "m" }), allow, null)).toBeNull();
   });
 });
