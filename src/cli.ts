@@ -3,7 +3,9 @@ import { readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { buildCaseFacts, evaluateFacts } from "./admin/policies.js";
+import { decryptBody, parseEncryptionKey } from "./audit/bodies.js";
 import { parseAuditQuery } from "./audit/query.js";
+import type { AuditRecord } from "./audit/types.js";
 import { paramRecord } from "./util/query-params.js";
 import { queryFiles } from "./audit/query-files.js";
 import { listAuditFiles } from "./audit/files.js";
@@ -21,7 +23,8 @@ const USAGE = `usage: npm run gateway -- <command>
   audit verify [--dir DIR] [--replica R]          walk the hash chain of the audit files (DIR: ./data/audit)
   audit query [--dir DIR] [--user U] [--key_id K] [--team T] [--model M] [--effect E] [--status S]
               [--error_code C] [--min_cost X] [--approval_id A] [--from ISO] [--to ISO]
-              [--limit N] [--cursor C] [--replica R]   newest first; the next page's --cursor goes to stderr`;
+              [--limit N] [--cursor C] [--replica R]   newest first; the next page's --cursor goes to stderr
+              [--key-env NAME]   decrypt each body_enc with the base64 key in env NAME (as audit.encryption_key)`;
 
 type Out = (line: string) => void;
 
@@ -133,18 +136,40 @@ async function audit(sub: string | undefined, args: string[], out: Out, err: Out
     return result.ok ? 0 : 1;
   }
   if (sub === "query") {
-    const parsed = parseAuditQuery(paramRecord([...opts].filter(([name]) => name !== "dir" && name !== "replica")));
+    const parsed = parseAuditQuery(paramRecord([...opts].filter(([name]) => name !== "dir" && name !== "replica" && name !== "key-env")));
     if (!parsed.ok) {
       err(`invalid --${parsed.param}: ${parsed.message}`);
       return 2;
     }
+    const keyEnv = opts.get("key-env");
+    let key: Buffer | null = null;
+    if (keyEnv !== undefined) {
+      try {
+        key = parseEncryptionKey(process.env[keyEnv] ?? "");
+      } catch (error) {
+        err(`--key-env ${keyEnv}: ${(error as Error).message}`);
+        return 2;
+      }
+    }
     const page = await queryFiles(dir, replica, parsed.data);
-    for (const record of page.data) out(JSON.stringify(record));
+    for (const record of page.data) out(JSON.stringify(key === null ? record : decrypted(record, key, err)));
     if (page.next_cursor !== null) err(`next page: --cursor ${page.next_cursor}`);
     return 0;
   }
   err(USAGE);
   return 2;
+}
+
+/** The record with its encrypted body in clear (`body`), where the key opens it; else as it is, said on stderr. */
+function decrypted(record: AuditRecord, key: Buffer, err: Out): AuditRecord {
+  if (typeof record.body_enc !== "string") return record;
+  try {
+    const { body_enc: _sealed, body_key_id: _keyId, ...rest } = record;
+    return { ...rest, body: decryptBody(record.body_enc, key) };
+  } catch {
+    err(`record ${record.id}: its body_enc (key id ${String(record.body_key_id)}) does not open with this key`);
+    return record;
+  }
 }
 
 export async function runCli(argv: string[], out: Out, err: Out): Promise<number> {

@@ -2,7 +2,11 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
+import { encryptBody } from "../../src/audit/bodies.js";
 import { runCli } from "../../src/cli.js";
+import { writeThrough } from "../audit/file-helpers.js";
+import { makeRecord, makeTempDir } from "../audit/fixtures.js";
 import { type Harness, KEYS, keyEntry, MODELS, startHarness } from "../e2e/harness.js";
 
 let h: Harness;
@@ -28,6 +32,30 @@ ${keyEntry("bob-admin", KEYS.bob, "{ user: bob, role: admin, team: platform }")}
 afterAll(async () => h.mock.close());
 
 describe("audit CLI, offline on the files", () => {
+  it("opens encrypted bodies with the key named by --key-env, and says which it cannot", async () => {
+    const { dir, cleanup } = await makeTempDir();
+    try {
+      const key = randomBytes(32);
+      const body = { model: "gpt-4o-mini", messages: [{ role: "user", content: "the secret plan" }] };
+      await writeThrough(dir, [makeRecord({ body_enc: encryptBody(body, key), body_key_id: "k1" }), makeRecord({ body_enc: encryptBody(body, randomBytes(32)), body_key_id: "old" })]);
+      process.env.SPARK_TEST_AUDIT_KEY = key.toString("base64");
+      const opened = await run(["audit", "query", "--dir", dir, "--key-env", "SPARK_TEST_AUDIT_KEY"]);
+      expect(opened.code).toBe(0);
+      const [newest, oldest] = opened.out.map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(oldest).toMatchObject({ body });
+      expect(oldest).not.toHaveProperty("body_enc");
+      expect(newest).toMatchObject({ body_key_id: "old" });
+      expect(opened.err).toContain("key id old) does not open with this key");
+      process.env.SPARK_TEST_AUDIT_KEY = "c2hvcnQ=";
+      const bad = await run(["audit", "query", "--dir", dir, "--key-env", "SPARK_TEST_AUDIT_KEY"]);
+      expect(bad.code).toBe(2);
+      expect(bad.err).toContain("must be base64 of 32 bytes");
+    } finally {
+      delete process.env.SPARK_TEST_AUDIT_KEY;
+      await cleanup();
+    }
+  });
+
   it("queries with filters, newest first", async () => {
     const all = await run(["audit", "query", "--dir", h.auditDir]);
     expect(all.code).toBe(0);
