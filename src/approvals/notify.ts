@@ -7,7 +7,9 @@ export interface Notifier {
   send(type: "approval.created" | "approval.decided", approval: unknown): void;
 }
 
-const ATTEMPTS = 5;
+/** Attempts over about three minutes (waits doubling from 0.4 s, at most a minute): a receiver restarting meanwhile still gets the event. */
+const ATTEMPTS = 10;
+const backoff = (attempt: number): number => Math.min(60_000, 200 * 2 ** attempt);
 
 export function signBody(body: string, secret: string): string {
   return `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
@@ -19,7 +21,7 @@ export function signBody(body: string, secret: string): string {
  * approval's events go in the order they happened (a `decided` waits for its `created` to be
  * delivered or given up), so a receiver never learns of a decision before its approval.
  */
-export function createNotifier(settings: () => { url: string | null; secret: string }, log: Logger): Notifier {
+export function createNotifier(settings: () => { url: string | null; secret: string }, log: Logger, waitMs: (attempt: number) => number = backoff): Notifier {
   const inFlight = new Map<string, Promise<void>>();
   return {
     send(type, approval) {
@@ -27,7 +29,7 @@ export function createNotifier(settings: () => { url: string | null; secret: str
       if (url === null) return;
       const body = JSON.stringify({ type, approval });
       const id = String((approval as { id?: unknown } | null)?.id ?? "");
-      const delivered = (inFlight.get(id) ?? Promise.resolve()).then(() => deliver(url, body, secret, log));
+      const delivered = (inFlight.get(id) ?? Promise.resolve()).then(() => deliver(url, body, secret, log, waitMs));
       inFlight.set(id, delivered);
       void delivered.then(() => {
         if (inFlight.get(id) === delivered) inFlight.delete(id);
@@ -36,7 +38,7 @@ export function createNotifier(settings: () => { url: string | null; secret: str
   };
 }
 
-async function deliver(url: string, body: string, secret: string, log: Logger): Promise<void> {
+async function deliver(url: string, body: string, secret: string, log: Logger, waitMs: (attempt: number) => number): Promise<void> {
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     try {
       const response = await request(url, {
@@ -52,6 +54,7 @@ async function deliver(url: string, body: string, secret: string, log: Logger): 
     } catch (error) {
       log.warn({ err: error, attempt }, "approval webhook failed");
     }
-    await sleep(200 * 2 ** attempt);
+    if (attempt < ATTEMPTS) await sleep(waitMs(attempt), undefined, { ref: false });
   }
+  log.error({ attempts: ATTEMPTS }, "approval webhook given up: the event was not delivered");
 }
