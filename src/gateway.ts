@@ -53,7 +53,9 @@ export interface Gateway {
 
 async function createStore(config: Config, clock: Clock, log: Logger): Promise<StateStore> {
   const store = config.store;
-  if ("redis" in store) return createRedisStore(store.redis.url, store.redis.prefix);
+  // The connection's own errors (a refused connection, a wrong password) are logged, throttled: the
+  // failed commands alone would only say the stream was not writeable.
+  if ("redis" in store) return createRedisStore(store.redis.url, store.redis.prefix, { onError: (error) => storeTrouble(log, "state store connection", error) });
   const snapshot = store.memory.snapshot;
   // Made before the store claims the snapshot with a lock file beside it.
   if (snapshot !== null) await ensureDir(dirname(snapshot));

@@ -9,6 +9,16 @@ process.on("SIGHUP", () => {
   if (reload === null) reloadAsked = true;
   else reload();
 });
+// So are SIGTERM and SIGINT: one that comes while the gateway starts drains it once it is up (it has
+// nothing in flight yet), exiting 0 as a drain does, rather than ending it by the signal's default.
+let stop: ((signal: string) => void) | null = null;
+let stopAsked: string | null = null;
+for (const signal of ["SIGTERM", "SIGINT"]) {
+  process.on(signal, () => {
+    if (stop === null) stopAsked ??= signal;
+    else stop(signal);
+  });
+}
 
 /**
  * The composition root's entry: the only place that reads process.env and argv. Arguments it does
@@ -63,7 +73,7 @@ async function main(): Promise<void> {
   reload = () => gateway.reload();
   if (reloadAsked) reload();
   let stopping = false;
-  const stop = (signal: string): void => {
+  stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "draining");
@@ -79,8 +89,7 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  if (stopAsked !== null) stop(stopAsked);
   process.on("unhandledRejection", (error) => log.error({ err: error }, "unhandled rejection"));
 }
 

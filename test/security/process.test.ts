@@ -148,17 +148,34 @@ ${MODELS}${DEFAULT_KEYS}`);
   }, 30_000);
 });
 
-describe.skipIf(!existsSync(MAIN))("SIGHUP while the gateway starts", () => {
-  it("does not end it (the config is reloaded once it is up)", async () => {
-    const config = writeTempConfig(`
+describe.skipIf(!existsSync(MAIN))("signals while the gateway starts", () => {
+  const unreachableStore = async () =>
+    writeTempConfig(`
 org: acme
 server: { host: 127.0.0.1, port: 1 }
 admin: { token: ${SECRETS.admin} }
 store: { redis: { url: "redis://127.0.0.1:${await freePort()}" } }
 upstreams:
   openai: { base_url: "${mock.url}", api_key: ${SECRETS.upstream} }
-audit: { sinks: [{ file: { dir: "${join(mkdtempSync(join(tmpdir(), "spark-sec-hup-")), "audit")}" } }] }
+audit: { sinks: [{ file: { dir: "${join(mkdtempSync(join(tmpdir(), "spark-sec-term-")), "audit")}" } }] }
 ${MODELS}${DEFAULT_KEYS}`);
+
+  it("SIGTERM and SIGINT drain it once it is up, exit 0, rather than end it by the signal", async () => {
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      const child = spawn(process.execPath, [MAIN, "--config", await unreachableStore()], { env: { ...process.env, PORT: String(await freePort()) }, stdio: "ignore" });
+      try {
+        const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once("exit", (code, by) => resolve({ code, signal: by })));
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        child.kill(signal);
+        expect(await exited, signal).toEqual({ code: 0, signal: null });
+      } finally {
+        if (child.exitCode === null) child.kill("SIGKILL");
+      }
+    }
+  }, 40_000);
+
+  it("SIGHUP does not end it (the config is reloaded once it is up)", async () => {
+    const config = await unreachableStore();
     // Its store cannot be reached: it keeps starting (trying to connect) for seconds.
     const child = spawn(process.execPath, [MAIN, "--config", config], { env: { ...process.env, PORT: String(await freePort()) }, stdio: "ignore" });
     try {
