@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from "pino";
+import { withoutCommand } from "./throttle.js";
 
 export type { Logger };
 
@@ -16,7 +17,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
         paths: ["headers.authorization", 'headers["x-api-key"]', "headers.cookie", "upstreamKey", "token", "key"],
         censor: "[redacted]",
       },
-      serializers: { err: pino.stdSerializers.err },
+      serializers: { err: (error: Error) => pino.stdSerializers.err(withoutCommand(error) as Error) },
     },
     destination,
   );

@@ -14,5 +14,17 @@ export function storeTrouble(log: Logger, operation: string, error: unknown, now
     return;
   }
   last.set(operation, { at: now, suppressed: 0 });
-  log.error({ err: error, operation, suppressed: seen?.suppressed ?? 0 }, "state store failed");
+  log.error({ err: withoutCommand(error), operation, suppressed: seen?.suppressed ?? 0 }, "state store failed");
+}
+
+/**
+ * A Redis client's error carries the command it failed on, arguments included: an AUTH's argument is
+ * the password. The error is logged without it, whatever the logger's serializers.
+ */
+export function withoutCommand(error: unknown): unknown {
+  if (!(error instanceof Error) || !("command" in error)) return error;
+  const plain = new Error(error.message);
+  plain.name = error.name;
+  if (error.stack !== undefined) plain.stack = error.stack;
+  return plain;
 }

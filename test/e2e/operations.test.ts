@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, renameSync, symlinkSync, writeF
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { request as httpRequest } from "node:http";
+import { type AddressInfo, createServer } from "node:net";
 import OpenAI, { APIError } from "openai";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -184,6 +185,24 @@ describe("operating the gateway", () => {
       }
     }
   }, 30_000);
+
+  it("logs why its Redis refuses it (a wrong password), not only that commands could not be sent", async () => {
+    const refusing = createServer((socket) => socket.on("data", () => socket.write("-WRONGPASS invalid username-password pair or user is disabled.\r\n")));
+    await new Promise<void>((resolve) => refusing.listen(0, "127.0.0.1", resolve));
+    const path = join(dir, "redis-wrongpass.yaml");
+    writeConfig(path, "");
+    const port = (refusing.address() as AddressInfo).port;
+    writeFileSync(path, readFileSync(path, "utf8").replace(/^store: .*$/m, `store: { redis: { url: "redis://:not-the-password@127.0.0.1:${port}", prefix: "pw:" } }`));
+    const logged: string[] = [];
+    const gateway = await startGateway({ configPath: path, env: {}, logger: pino({ level: "info" }, { write: (line: string) => logged.push(line) }) });
+    try {
+      expect(logged.some((line) => line.includes("state store connection") && line.includes("WRONGPASS"))).toBe(true);
+      expect(logged.join("\n")).not.toContain("not-the-password");
+    } finally {
+      await gateway.shutdown();
+      refusing.close();
+    }
+  }, 20_000);
 
   it("keeps spend across a restart through the snapshot file", async () => {
     const path = join(dir, "snapshot.yaml");
