@@ -20,6 +20,8 @@ COPY config ./config
 RUN mkdir -p /app/data && chown -R node:node /app/data
 USER node
 ENV GATEWAY_CONFIG=/app/config/gateway.yaml
+# Reachable from outside the container (the example config listens on 127.0.0.1 otherwise).
+ENV GATEWAY_HOST=0.0.0.0
 EXPOSE 8787
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8787)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
