@@ -104,7 +104,7 @@ audit:
         .then(() => process.stdout.write(`  ${green(`✓ call ${i} admitted`)}\n`), refused);
     }
 
-    step("5. erin has a $0.0005 daily budget: calls stop once it is spent");
+    step("5. erin has a $0.0005 daily budget: a call is refused once its worst case no longer fits what is left");
     for (let i = 1; i <= 4; i++) {
       const ok = await client(KEYS.erin)
         .chat.completions.create({ model: "gpt-4o-mini", max_completion_tokens: 300, messages: [{ role: "user", content: "tokens:300" }] })
@@ -179,7 +179,7 @@ audit:
       process.stdout.write(`  ${line}\n`);
     }
     const verify = (await (await fetch(`${gateway.url}/admin/audit/verify`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { ok: boolean; records?: number };
-    process.stdout.write(`\n${bold("hash chain:")} ${verify.ok ? green(`intact (${verify.records} records)`) : red("broken")}\n`);
+    process.stdout.write(`\n${bold("hash chain:")} ${verify.ok ? green(`intact (${verify.records} records: those above, and the audit query that listed them)`) : red("broken")}\n`);
   } finally {
     await gateway.shutdown();
     await mock.close();
