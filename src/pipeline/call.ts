@@ -416,8 +416,8 @@ export async function handleCall(
         scrub,
         deferEnd: releaseEnd !== null,
         decideTools: async (calls, answer) => {
-          const capped = await withinToolCap(services, state, distinctCalls(calls).length);
-          if (capped !== null || !runtime.policy.governs("tool.call")) return capped;
+          const withinCap = () => withinToolCap(services, state, distinctCalls(calls).length);
+          if (!runtime.policy.governs("tool.call")) return withinCap();
           const verdict = await governToolCalls(services, runtime.policy, facts, calls, {
             requestId: draft.id,
             principal,
@@ -427,6 +427,7 @@ export async function handleCall(
             held: { kind: "sse", status: response.status, content_type: String(response.headers["content-type"]), body: answer },
             scrub,
             waitForDecision: (id) => waitIfAsked(services, incoming, id, cancel),
+            withinCap,
           });
           applyToolVerdict(state, runtime, verdict);
           if (verdict.error !== null) await withholdToolCalls(services, state);
@@ -872,10 +873,12 @@ async function relayJson(
   state.draft.toolCalls = summary.toolCalls.map((c) => c.name);
   account(state, model, summary.usage, summary.text, summary.toolCalls);
   // Most answers call no tool, or have no session cap to take them from: nothing to wait for.
-  const capped = summary.toolCalls.length === 0 || state.toolCap === null ? null : await withinToolCap(services, state, summary.toolCalls.length);
-  if (capped !== null) throw capped;
-  if (!runtime.policy.governs("tool.call")) recordUngoverned(state.draft, summary.toolCalls);
-  else if (summary.toolCalls.length > 0) {
+  const withinCap = () => (summary.toolCalls.length === 0 || state.toolCap === null ? Promise.resolve(null) : withinToolCap(services, state, summary.toolCalls.length));
+  if (!runtime.policy.governs("tool.call")) {
+    recordUngoverned(state.draft, summary.toolCalls);
+    const capped = await withinCap();
+    if (capped !== null) throw capped;
+  } else if (summary.toolCalls.length > 0) {
     const verdict = await governToolCalls(services, runtime.policy, facts, summary.toolCalls, {
       requestId: state.draft.id,
       principal,
@@ -885,6 +888,7 @@ async function relayJson(
       held: { kind: "json", status, content_type: "application/json", body: scrub(text) },
       scrub,
       waitForDecision,
+      withinCap,
     });
     applyToolVerdict(state, runtime, verdict);
     if (verdict.error !== null) {

@@ -179,6 +179,8 @@ export interface ToolCallContext {
   scrub: (text: string) => string;
   /** `x-approval-wait`: waits (or not) for a human to decide the new approval before answering. */
   waitForDecision: (approvalId: string) => Promise<WaitOutcome>;
+  /** Takes the calls from the session's tool-call cap, or the refusal when they do not fit: asked of calls no rule denies. */
+  withinCap: () => Promise<GatewayError | null>;
 }
 
 export interface ToolVerdict {
@@ -206,7 +208,11 @@ export async function governToolCalls(
   if (combined.effect === "DENY") {
     const denied = decisions.find((d) => d.decision.effect === "DENY");
     verdict.error = deniedError(combined, denied === undefined ? null : { name: denied.record.tool });
-  } else if (combined.effect === "REQUIRE_APPROVAL") {
+    return verdict;
+  }
+  // Judged first, so the record has every call's decision whether or not the session's cap then refuses them.
+  verdict.error = await context.withinCap();
+  if (verdict.error === null && combined.effect === "REQUIRE_APPROVAL") {
     const trigger = calls[decisions.findIndex((d) => d.decision.effect === "REQUIRE_APPROVAL")] ?? null;
     const approval = await services.approvals.create({
       principal: context.principal,

@@ -780,6 +780,34 @@ describe("a session's max_tool_calls and governed tool calls", () => {
     await expectApiError(inSession("deny-1").chat.completions.create(readFile), 429, "budget_exceeded");
   });
 
+  it("judges every call before the cap: a DENY is refused as such, and a capped answer's record keeps each call's decision", async () => {
+    const two = (second: string) => ask(`call_tool:read_file {"path":"a"} call_tool:${second}`);
+    // Two calls against a cap of one, one of them denied: the DENY is the answer, as without a session.
+    await expectApiError(inSession("judged-1").chat.completions.create(two('shell_command {"cmd":"ls"}')), 403, "policy_denied");
+    const denied = (await auditRecords(h)).at(-1)!;
+    expect(denied.tool_decisions).toEqual([
+      { action: "tool.call", tool: "read_file", effect: "ALLOW", rule: "auto_approved_tools" },
+      { action: "tool.call", tool: "shell_command", effect: "DENY", rule: "no_shell" },
+    ]);
+    // Two allowed calls against a cap of one: refused by the cap, each call's decision still on record.
+    for (const stream of [false, true]) {
+      const call = inSession(`judged-${stream ? 3 : 2}`).chat.completions.create({ ...two('search_docs {"q":"b"}'), stream });
+      const error = stream
+        ? await (async () => {
+            for await (const _ of (await call) as AsyncIterable<unknown>);
+          })().catch((e: unknown) => e)
+        : await call.catch((e: unknown) => e);
+      expect((error as { code?: string }).code, String(stream)).toBe("budget_exceeded");
+      const capped = (await auditRecords(h)).at(-1)!;
+      expect(capped.error_code).toBe("budget_exceeded");
+      expect(capped.tool_decisions).toEqual([
+        { action: "tool.call", tool: "read_file", effect: "ALLOW", rule: "auto_approved_tools" },
+        { action: "tool.call", tool: "search_docs", effect: "ALLOW", rule: "auto_approved_tools" },
+      ]);
+      expect(capped.decision).toMatchObject({ matched: ["auto_approved_tools"] });
+    }
+  });
+
   it("charges a held answer's tool calls when it is delivered, not while it waits or once it is denied", async () => {
     const rotate = ask('call_tool:rotate_secrets {"scope":"db"}');
     const denied = await approvalFrom(inSession("held-1").chat.completions.create(rotate));
