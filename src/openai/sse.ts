@@ -23,7 +23,9 @@ export class SseSplitter {
     if (this.pendingCr) this.buffer += "\n";
     this.pendingCr = false;
     const events = this.drain();
-    if (this.buffer.trim() !== "") events.push(this.buffer);
+    // The last event, unterminated, is ended here: what the gateway writes after it (its error event,
+    // the cost comment) must not run on into its last line.
+    if (this.buffer.trim() !== "") events.push(this.buffer.endsWith("\n") ? `${this.buffer}\n` : `${this.buffer}\n\n`);
     this.buffer = "";
     return events;
   }

@@ -139,6 +139,9 @@ function letRestGo(body: Readable): void {
 
 const ignore = (): void => undefined;
 
+/** The answer is over: its end was announced, or the upstream's error ended it (the client's SDK raises it and reads no further). */
+const answerEnded = (accumulator: StreamAccumulator): boolean => accumulator.done || accumulator.failure !== null;
+
 /**
  * An event's data when it is a JSON object, whitespace before it allowed (SDKs parse
  * `data:   {…}` as JSON too, so the gateway must read it), else null (`[DONE]`, comments).
@@ -180,7 +183,7 @@ async function relayEvents(
       if (pending !== null) await pending;
     }
   };
-  // Called for no event after the answer's end (`[DONE]`, a Responses final event): no client reads on past it.
+  // Called for no event after the answer's end (`[DONE]`, a Responses final event, an error): no client reads on past it.
   const handle = async (sent: string): Promise<void> => {
     let event = options.scrub(sent);
     const raw = eventData(event);
@@ -228,19 +231,19 @@ async function relayEvents(
       if (stopSignal.aborted) break;
       for (const event of splitter.push(chunk)) {
         await handle(event);
-        if (accumulator.done) break;
+        if (answerEnded(accumulator)) break;
       }
       if (res.destroyed) {
         outcome.clientClosed = true;
         body.destroy();
         return outcome;
       }
-      if (accumulator.done) {
+      if (answerEnded(accumulator)) {
         letRestGo(body);
         break;
       }
     }
-    if (!stopSignal.aborted && !accumulator.done) for (const event of splitter.end()) await handle(event);
+    if (!stopSignal.aborted && !answerEnded(accumulator)) for (const event of splitter.end()) await handle(event);
   } catch (error) {
     if (res.destroyed) {
       outcome.clientClosed = true;

@@ -164,6 +164,8 @@ const SCRIPTS: Record<string, Scripted> = {
   "plain text error": { status: 502, headers: { "content-type": "text/plain" }, body: "Bad Gateway: no healthy backend" },
   "error under 200": { headers: JSON_TYPE, body: JSON.stringify({ error: { message: "quota exhausted", type: "server_error", code: null } }) },
   "bare array": { headers: JSON_TYPE, body: "[]" },
+  "unterminated end": { headers: SSE, body: `${textChunk("whole", null)}${textChunk("", "stop").trimEnd()}` },
+  "error then open": { headers: SSE, open: true, body: `${textChunk("hi", null)}data: {"error":{"message":"overloaded mid-answer","type":"server_error"}}\n\n` },
   redirect: { status: 307, headers: { ...JSON_TYPE, location: "http://127.0.0.1:9/elsewhere/v1/chat/completions" }, body: completion({ name: "danger", arguments: "{}" }) },
   "open after done": { headers: SSE, open: true, body: `${textChunk("whole", null)}${textChunk("", "stop")}data: [DONE]\n\n` },
   "open after completed": {
@@ -436,6 +438,23 @@ describe("answers the gateway cannot read whole are never relayed as successes",
         expect(await lastRecord()).toMatchObject({ status, error_code: "upstream_error", error_message: expect.stringContaining(said) });
       }
     }
+  });
+
+  it("ends an upstream's unterminated last event before writing after it, so every SDK reads the stream", async () => {
+    // A JSON answer to a streamed request, and a stream whose last event lacks its blank line.
+    const asJson = await (await chat("error under 200", true)).text();
+    expect(asJson).toMatch(/\}\n\ndata: \{"error":\{[^\n]*"code":"upstream_error"[^\n]*\}\}\n\n/);
+    const cut = await (await chat("unterminated end", true)).text();
+    expect(cut).toMatch(/"finish_reason":"stop"\}\]\}\n\n: gateway-cost \d+\.\d{6}\n\n$/);
+    expect(await lastRecord()).toMatchObject({ status: 200, error_code: null });
+  });
+
+  it("ends the client's stream at an upstream's error event though the upstream leaves its connection open", async () => {
+    const started = Date.now();
+    const text = await (await chat("error then open", true)).text();
+    expect(text).toContain("overloaded mid-answer");
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(await lastRecord()).toMatchObject({ status: 200, error_code: "upstream_error", error_message: expect.stringContaining("overloaded mid-answer") });
   });
 
   it("answers 502 for an upstream's redirect, which it neither follows nor relays (its client would follow it around the gateway)", async () => {
