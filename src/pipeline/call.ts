@@ -414,6 +414,7 @@ export async function handleCall(
           state.delivered = true;
         },
         scrub,
+        named: (error) => namingGivenBack(error, approvalGivenBack(state, error.status)),
         deferEnd: releaseEnd !== null,
         decideTools: async (calls, answer) => {
           const withinCap = () => withinToolCap(services, state, distinctCalls(calls).length);
@@ -458,7 +459,7 @@ export async function handleCall(
     if (draft.body === null && state.bytes !== null) draft.body = refusedBody(services.current().config, state.bytes, state.callerKey);
     if (res.headersSent) {
       // A stream already open ends with the failure as its last event, as any failure after its first byte does.
-      if (!res.destroyed && !res.writableEnded) res.end(draft.stream ? sseErrorEvent(failure, draft.mask) : undefined);
+      if (!res.destroyed && !res.writableEnded) res.end(draft.stream ? sseErrorEvent(namingGivenBack(failure, approvalGivenBack(state)), draft.mask) : undefined);
     } else if (!res.destroyed) {
       const headers = ["x-request-id", draft.id];
       // An approval given back (below) is named, so the retry can redeem it: one waited for here the client never saw.
@@ -468,8 +469,7 @@ export async function handleCall(
       if (state.reservation !== null) pushRateHeaders(headers, state.reservation.rate);
       // Refused after the upstream answered (a tool call in it): that answer was paid for.
       if (state.accounted) headers.push("x-gateway-cost", microsToUsd(draft.costMicros).toFixed(6));
-      const named = standing === null ? failure : new GatewayError(failure.status, failure.code, failure.message, { ...failure.options, extra: { ...failure.options.extra, approval_id: standing } });
-      writeError(res, named, headers, draft.mask);
+      writeError(res, namingGivenBack(failure, standing), headers, draft.mask);
     }
   } finally {
     // A call that skipped its estimate and ended before its answer was accounted audits it as before.
@@ -574,9 +574,18 @@ function outlivedByRetry(status: number): boolean {
   return status === 429 || status === 499 || status >= 500;
 }
 
-/** The approval this call redeemed, where its failure gives it back for the retry (see `outlivedByRetry`). */
-function approvalGivenBack(state: CallState): string | null {
-  return state.redeemedApproval !== null && !state.delivered && outlivedByRetry(state.status) ? state.redeemedApproval : null;
+/**
+ * The approval this call redeemed, where its failure gives it back for the retry (see `outlivedByRetry`):
+ * judged by the failure's status, not the 200 a stream's head may already have gone out with.
+ */
+function approvalGivenBack(state: CallState, status = state.error?.status ?? state.status): string | null {
+  return state.redeemedApproval !== null && !state.delivered && outlivedByRetry(status) ? state.redeemedApproval : null;
+}
+
+/** The error, naming the approval it gives back (so the retry can redeem it), where it gives one back. */
+function namingGivenBack(error: GatewayError, approvalId: string | null): GatewayError {
+  if (approvalId === null) return error;
+  return new GatewayError(error.status, error.code, error.message, { ...error.options, extra: { ...error.options.extra, approval_id: approvalId } });
 }
 
 async function giveBackApproval(services: Services, id: string): Promise<void> {

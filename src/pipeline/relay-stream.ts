@@ -23,6 +23,8 @@ export interface RelayOptions {
   onAnswer: () => void;
   /** Masks the gateway's own secrets in an event's text (an upstream echoing its key in an error). */
   scrub: (text: string) => string;
+  /** The error event's error as the client is sent it (an approval the failure gives back named in it). */
+  named: (error: GatewayError) => GatewayError;
   /**
    * Keep what goes out once the answer is complete (`[DONE]`, a Responses final event, and anything
    * after) in `deferred` rather than send it: with `audit.fsync: always` a client that stops reading
@@ -252,7 +254,7 @@ async function relayEvents(
     if (!stopSignal.aborted) {
       body.destroy();
       outcome.error = error instanceof GatewayError ? error : upstreamError(error, true);
-      send(sseErrorEvent(outcome.error, options.scrub));
+      send(sseErrorEvent(options.named(outcome.error), options.scrub));
       return outcome;
     }
   }
@@ -264,14 +266,14 @@ async function relayEvents(
   if (stopSignal.aborted && stopSignal.reason instanceof GatewayError) {
     body.destroy();
     outcome.error = stopSignal.reason;
-    send(sseErrorEvent(outcome.error, options.scrub));
+    send(sseErrorEvent(options.named(outcome.error), options.scrub));
     return outcome;
   }
   if (!accumulator.complete) {
     // An SDK raises on such a stream, or worse takes its half-written tool call for a whole one: the
     // held calls are not released, and the client is told the answer was cut off.
     outcome.error = new GatewayError(502, "upstream_error", "the upstream ended the stream before its answer was complete (no final event, finish_reason or [DONE])");
-    send(sseErrorEvent(outcome.error, options.scrub));
+    send(sseErrorEvent(options.named(outcome.error), options.scrub));
     return outcome;
   }
   if (accumulator.failure !== null) {

@@ -609,6 +609,16 @@ describe("approval expiry and long-poll", () => {
     }
   });
 
+  it("gives back the approval of a streamed retry whose upstream failed before any of its answer, and names it in the error event", async () => {
+    const prompt = askStream("reset_after:0\nplease make a wire transfer");
+    const id = await approvalFrom(h.client(KEY.dev).chat.completions.create(prompt));
+    expect((await decide(h, id, "approve")).status).toBe(200);
+    const failed = await raw(h, "/v1/chat/completions", KEY.dev, prompt, { "x-approval-id": id });
+    expect(failed.text).toContain('"code":"upstream_error"');
+    expect(failed.text).toContain(`"approval_id":"${id}"`);
+    await vi.waitFor(async () => expect((await getApproval(h, id))?.status).toBe("approved"));
+  });
+
   it("x-approval-wait holds a tool-call approval and then delivers the held answer", async () => {
     const call = h.client(KEY.dev, { headers: { "x-approval-wait": "30" } }).chat.completions.create(ask('call_tool:deploy {"environment":"prod","service":"search"}'));
     const id = await waitForPending(h, "dev", "production_tools_need_approval");
