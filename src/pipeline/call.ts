@@ -5,6 +5,7 @@ import { bearerToken } from "../auth/keys.js";
 import type { Config, ModelConfig } from "../config/schema.js";
 import { clipped, GatewayError } from "../http/errors.js";
 import { isRecord } from "../util/is-record.js";
+import { isOpenAIError, parseErrorBody, upstreamErrorMessage } from "../openai/upstream-error.js";
 import { type Reservation, settleAll } from "../limits/enforce.js";
 import { reserveCharge, storeDown } from "./reserve.js";
 import { pushRateHeaders } from "../limits/headers.js";
@@ -849,21 +850,14 @@ async function relayJson(
   const runtime = services.current();
   const model = runtime.config.models[modelName]!;
   const text = raw.toString("utf8");
-  let parsed: unknown = null;
-  try {
-    // A byte order mark is dropped, as the clients' JSON readers drop it: the gateway judges what they read.
-    parsed = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
-  } catch {
-    // An answer the gateway cannot read cannot be governed: never relayed as a success.
-    if (status < 400) throw new GatewayError(502, "upstream_error", `the upstream answered ${status} with a body that is not JSON`);
-    parsed = null;
-  }
+  // A byte order mark is dropped, as the clients' JSON readers drop it: the gateway judges what they read.
+  const parsed = parseErrorBody(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   if (status >= 400) {
     state.status = status;
-    const upstreamMessage = extractUpstreamMessage(parsed, text);
+    const upstreamMessage = upstreamErrorMessage(parsed, text);
     state.error = new GatewayError(status, "upstream_error", scrub(upstreamMessage === null ? `the upstream answered ${status}` : `the upstream answered ${status}: ${upstreamMessage}`));
     // OpenAI's shape is relayed as sent; any other is wrapped in it, so SDKs read its code and message.
-    const relayed = upstreamMessage !== null && isOpenAIError(parsed) ? scrub(text) : JSON.stringify(state.error.toBody());
+    const relayed = isOpenAIError(parsed) ? scrub(text) : JSON.stringify(state.error.toBody());
     // An upstream's 429 is about the upstream's limits: its x-ratelimit-* explain it, the gateway's would contradict it.
     const upstreamLimited = status === 429;
     const errorHeaders = clientResponseHeaders(upstreamHeaders, "content-type", scrub, upstreamLimited);
@@ -873,9 +867,11 @@ async function relayJson(
     writeJson(res, status, errorHeaders, relayed);
     return;
   }
-  if (!isRecord(parsed) || isOpenAIError(parsed)) {
-    // Not an answer an SDK can read as one (an error under a 200, a bare value): never relayed as a success.
-    const said = extractUpstreamMessage(parsed, text);
+  // An answer the gateway cannot read (not JSON, not its endpoint's answer: an error under a 200, a
+  // bare value) cannot be governed: never relayed as a success.
+  if (parsed === undefined) throw new GatewayError(502, "upstream_error", `the upstream answered ${status} with a body that is not JSON`);
+  if (!isAnswer(action, parsed)) {
+    const said = isOpenAIError(parsed) ? upstreamErrorMessage(parsed, text) : null;
     throw new GatewayError(502, "upstream_error", scrub(`the upstream answered ${status} with ${said === null ? "a body that is not an answer" : `an error: ${said}`}`));
   }
   const summary = summarizeAnswer(parsed);
@@ -953,24 +949,12 @@ function applyToolVerdict(
   if (verdict.approvalId !== null) draft.approvalId = verdict.approvalId;
 }
 
-/** `{"error": {"message": "…", …}}`, as OpenAI's SDKs read an error. */
-function isOpenAIError(parsed: unknown): boolean {
-  return isRecord(parsed) && isRecord(parsed.error) && typeof parsed.error.message === "string";
-}
-
-/**
- * What an upstream's error says: OpenAI's `error.message`, or the message of another shape
- * (`{"error": "…"}`, `{"message": "…"}`, `{"detail": "…"}`, as other servers answer), or a short
- * text body as it is; null where it says nothing readable.
- */
-function extractUpstreamMessage(parsed: unknown, text: string): string | null {
-  if (isOpenAIError(parsed)) return (parsed as { error: { message: string } }).error.message;
-  if (isRecord(parsed)) {
-    for (const said of [parsed.error, parsed.message, parsed.detail]) if (typeof said === "string" && said !== "") return clipped(said);
-    return null;
-  }
-  const plain = parsed === null ? text.trim() : "";
-  return plain !== "" && !plain.startsWith("<") ? clipped(plain) : null;
+/** Whether a 2xx body is its endpoint's answer, as the client's SDK would read it. */
+function isAnswer(action: CallAction, parsed: unknown): parsed is Record<string, unknown> {
+  if (!isRecord(parsed)) return false;
+  if (action === "chat.completions") return Array.isArray(parsed.choices);
+  if (action === "embeddings") return Array.isArray(parsed.data);
+  return parsed.object === "response" || Array.isArray(parsed.output);
 }
 
 /** `x-approval-wait: N` (at most 300 s) holds the first call open until a human decides. */

@@ -164,6 +164,8 @@ const SCRIPTS: Record<string, Scripted> = {
   "plain text error": { status: 502, headers: { "content-type": "text/plain" }, body: "Bad Gateway: no healthy backend" },
   "error under 200": { headers: JSON_TYPE, body: JSON.stringify({ error: { message: "quota exhausted", type: "server_error", code: null } }) },
   "bare array": { headers: JSON_TYPE, body: "[]" },
+  "empty object": { headers: JSON_TYPE, body: "{}" },
+  "huge error": { status: 500, headers: JSON_TYPE, body: JSON.stringify({ error: { message: "x".repeat(100_000), type: "server_error", code: null } }) },
   "unterminated end": { headers: SSE, body: `${textChunk("whole", null)}${textChunk("", "stop").trimEnd()}` },
   "error then open": { headers: SSE, open: true, body: `${textChunk("hi", null)}data: {"error":{"message":"overloaded mid-answer","type":"server_error"}}\n\n` },
   redirect: { status: 307, headers: { ...JSON_TYPE, location: "http://127.0.0.1:9/elsewhere/v1/chat/completions" }, body: completion({ name: "danger", arguments: "{}" }) },
@@ -295,7 +297,7 @@ describe("answers the gateway cannot read whole are never relayed as successes",
   });
 
   it("answers 502 for a success whose body is not JSON or not an answer, or is compressed against the gateway's asking", async () => {
-    for (const script of ["html", "broken json", "gzip", "error under 200", "bare array"]) {
+    for (const script of ["html", "broken json", "gzip", "error under 200", "bare array", "empty object"]) {
       const res = await chat(script, false);
       expect(res.status, script).toBe(502);
       const { error } = (await res.json()) as { error: { code: string; message: string } };
@@ -455,6 +457,15 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     expect(text).toContain("overloaded mid-answer");
     expect(Date.now() - started).toBeLessThan(3000);
     expect(await lastRecord()).toMatchObject({ status: 200, error_code: "upstream_error", error_message: expect.stringContaining("overloaded mid-answer") });
+  });
+
+  it("relays a long upstream error as sent, and records its message clipped", async () => {
+    const res = await chat("huge error", false);
+    expect(res.status).toBe(500);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toHaveLength(100_000);
+    const record = await lastRecord();
+    expect(record.error_code).toBe("upstream_error");
+    expect(String(record.error_message).length).toBeLessThan(400);
   });
 
   it("answers 502 for an upstream's redirect, which it neither follows nor relays (its client would follow it around the gateway)", async () => {

@@ -1,0 +1,32 @@
+import { clipped } from "../http/errors.js";
+import { isRecord } from "../util/is-record.js";
+
+/** `{"error": {"message": "…", …}}`, as OpenAI's SDKs read an error. */
+export function isOpenAIError(parsed: unknown): boolean {
+  return isRecord(parsed) && isRecord(parsed.error) && typeof parsed.error.message === "string";
+}
+
+/**
+ * What an upstream's error says, clipped (a record quotes it): OpenAI's `error.message`, or the message
+ * of another shape (`{"error": "…"}`, `{"message": "…"}`, `{"detail": "…"}`, as other servers answer),
+ * or a short text body as it is; null where it says nothing readable (an HTML page, nothing, `null`).
+ * `parsed` is the body parsed, or undefined where it is not JSON.
+ */
+export function upstreamErrorMessage(parsed: unknown, text: string): string | null {
+  if (isOpenAIError(parsed)) return clipped((parsed as { error: { message: string } }).error.message);
+  if (isRecord(parsed)) {
+    for (const said of [parsed.error, parsed.message, parsed.detail]) if (typeof said === "string" && said !== "") return clipped(said);
+    return null;
+  }
+  const plain = parsed === undefined ? text.trim() : "";
+  return plain !== "" && !plain.startsWith("<") ? clipped(plain) : null;
+}
+
+/** An upstream's error body, parsed where it is JSON (undefined where it is not). */
+export function parseErrorBody(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
