@@ -9,7 +9,8 @@ import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/heade
 import type { AuditDraft } from "./audit-draft.js";
 import { CallAbort } from "./call-abort.js";
 import { authenticate } from "./call.js";
-import { writeError, writeOpenHead } from "./respond.js";
+import { writeError, writeJson, writeOpenHead } from "./respond.js";
+import { isOpenAIError, parseErrorBody, upstreamErrorMessage } from "../openai/upstream-error.js";
 import { reserveCharge } from "./reserve.js";
 import type { Services } from "./services.js";
 
@@ -66,16 +67,26 @@ export async function handlePassthrough(
     const response = await forward(upstream, location, method, headers, hasBody ? incoming : null, cancel);
     draft.upstreamMs = services.clock() - sentAt;
     status = response.status;
-    const answerHeaders = pushRateHeaders(clientResponseHeaders(response.headers, null, upstream.scrub), reservation.rate);
-    answerHeaders.push("x-request-id", draft.id);
-    writeOpenHead(res, response.status, answerHeaders);
     if (response.status >= 400) {
-      // An error is small, and may echo the credential the gateway sent: read whole and masked.
-      const raw = await readUpstream(response.body);
-      const text = raw.toString("utf8");
-      const masked = upstream.scrub(text);
-      res.end(masked === text ? raw : masked);
+      // An error is small, and may echo the credential the gateway sent: read whole and masked; in
+      // OpenAI's shape as sent, else wrapped in it, as a governed call's is; recorded with what it said.
+      const text = (await readUpstream(response.body)).toString("utf8");
+      const parsed = parseErrorBody(text);
+      const said = upstreamErrorMessage(parsed, text);
+      failure = new GatewayError(status, "upstream_error", upstream.scrub(said === null ? `the upstream answered ${status}` : `the upstream answered ${status}: ${said}`));
+      // An upstream's 429 is about the upstream's limits: its x-ratelimit-* explain it, the gateway's would contradict it.
+      const limited = status === 429;
+      const errorHeaders = clientResponseHeaders(response.headers, "content-type", upstream.scrub, limited);
+      if (!limited) pushRateHeaders(errorHeaders, reservation.rate);
+      errorHeaders.push("x-request-id", draft.id);
+      writeJson(res, status, errorHeaders, isOpenAIError(parsed) ? upstream.scrub(text) : JSON.stringify(failure.toBody()));
     } else {
+      const answerHeaders = pushRateHeaders(clientResponseHeaders(response.headers, null, upstream.scrub), reservation.rate);
+      // The body goes on byte for byte: its length, where the upstream gave one, holds (a download's size, a HEAD's).
+      const length = response.headers["content-length"];
+      if (typeof length === "string") answerHeaders.push("content-length", length);
+      answerHeaders.push("x-request-id", draft.id);
+      writeOpenHead(res, response.status, answerHeaders);
       await pipeline(response.body, res);
     }
   } catch (error) {

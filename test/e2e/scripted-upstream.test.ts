@@ -207,6 +207,14 @@ let gateway: Gateway;
 
 beforeAll(async () => {
   upstream = createServer((req, res) => {
+    // Passthrough downloads and failures, asked for by the query.
+    if (req.url?.startsWith("/v1/files") === true) {
+      const mode = new URL(req.url, "http://x").searchParams.get("mode");
+      if (mode === "html") res.writeHead(502, { "content-type": "text/html" }).end("<html><body>Bad Gateway</body></html>");
+      else if (mode === "limited") res.writeHead(429, { ...JSON_TYPE, "x-ratelimit-remaining-requests": "0", "retry-after": "7" }).end(JSON.stringify({ error: "slow down" }));
+      else res.writeHead(200, { "content-type": "application/octet-stream", "content-length": "5000" }).end(Buffer.alloc(5000, 1));
+      return;
+    }
     const parts: Buffer[] = [];
     req.on("data", (part: Buffer) => parts.push(part));
     req.on("end", () => {
@@ -231,7 +239,8 @@ beforeAll(async () => {
   const path = join(dir, "gateway.yaml");
   writeFileSync(
     path,
-    `${oneKeyConfig({ admin: ADMIN, upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`, key: KEY, upstreamKey: UPSTREAM_KEY })}policies:
+    `${oneKeyConfig({ admin: ADMIN, upstreamUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1`, key: KEY, upstreamKey: UPSTREAM_KEY })}passthrough: { paths: [/v1/files] }
+policies:
   rules:
     - { name: no_danger, effect: DENY, actions: [tool.call], conditions: { tool: { eq: danger } }, description: Dangerous tool }
     - { name: no_computer, effect: DENY, actions: [tool.call], conditions: { tool: { eq: computer } }, description: No computer use }
@@ -466,6 +475,23 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     const record = await lastRecord();
     expect(record.error_code).toBe("upstream_error");
     expect(String(record.error_message).length).toBeLessThan(400);
+  });
+
+  it("relays a passthrough download with its length, and wraps a passthrough error not in OpenAI's shape, recording it", async () => {
+    const get = (query: string) => fetch(`${gateway.url}/v1/files${query}`, { headers: { authorization: `Bearer ${KEY}` } });
+    const download = await get("");
+    expect(download.headers.get("content-length")).toBe("5000");
+    expect((await download.arrayBuffer()).byteLength).toBe(5000);
+    const html = await get("?mode=html");
+    expect(html.status).toBe(502);
+    expect(((await html.json()) as { error: Record<string, unknown> }).error).toMatchObject({ code: "upstream_error", type: "api_error" });
+    expect(await lastRecord()).toMatchObject({ action: "passthrough", status: 502, error_code: "upstream_error" });
+    const limited = await get("?mode=limited");
+    expect(limited.status).toBe(429);
+    // The upstream's own limits explain its 429, not the gateway's.
+    expect(limited.headers.get("x-ratelimit-remaining-requests")).toBe("0");
+    expect(limited.headers.get("retry-after")).toBe("7");
+    expect(((await limited.json()) as { error: Record<string, unknown> }).error).toMatchObject({ code: "upstream_error", message: "the upstream answered 429: slow down" });
   });
 
   it("answers 502 for an upstream's redirect, which it neither follows nor relays (its client would follow it around the gateway)", async () => {
