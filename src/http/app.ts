@@ -124,12 +124,12 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
 
   app.get("/v1/models", (c) => {
     const principal = authenticate(services, c.env.incoming, services.clock(), c.get("draft"));
-    return c.json({ object: "list", data: listModels(services.current(), principal, c.env.incoming) });
+    return c.json({ object: "list", data: listModels(services.current(), principal, c.env.incoming, c.get("draft").ip) });
   });
   app.get("/v1/models/:id{.+}", (c) => {
     const principal = authenticate(services, c.env.incoming, services.clock(), c.get("draft"));
     const id = c.req.param("id");
-    const model = listModels(services.current(), principal, c.env.incoming).find((m) => m.id === id);
+    const model = listModels(services.current(), principal, c.env.incoming, c.get("draft").ip).find((m) => m.id === id);
     if (model === undefined) {
       const shown = clipped(shownName(services, id, bearerToken(c.env.incoming.headers.authorization)));
       // The path names the model too: recorded as shown.

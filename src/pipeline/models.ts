@@ -16,14 +16,16 @@ export interface ModelEntry {
 
 /**
  * The models this key may use: those a call by it would not be denied, judged on its subject alone
- * (a DENY that turns on what only a call carries, its prompt or tools, may spare some call),
- * and for a key with cost limits only priced ones (an unpriced one would answer `model_not_priced`).
+ * and on what the listing request itself carries, as a call from it would (its address, user agent
+ * and session) — a DENY that turns on what only a call carries, its prompt or tools, may spare some
+ * call — and for a key with cost limits only priced ones (an unpriced one would answer
+ * `model_not_priced`), the limits of the session it is asked in included.
  */
-export function listModels(runtime: Runtime, principal: Principal, incoming: IncomingMessage): ModelEntry[] {
-  // Rules may read the session the listing is asked in, as they would read a call's.
+export function listModels(runtime: Runtime, principal: Principal, incoming: IncomingMessage, ip: string | null): ModelEntry[] {
   const sessionId = sessionIdOf(incoming, runtime.config);
+  const userAgent = incoming.headers["user-agent"] ?? null;
   const now = Date.now();
-  const needsPrices = planLimits(runtime.config, principal, null).needsPrices;
+  const needsPrices = planLimits(runtime.config, principal, sessionId).needsPrices;
   const out: ModelEntry[] = [];
   for (const [id, model] of Object.entries(runtime.config.models)) {
     if (needsPrices) {
@@ -39,8 +41,8 @@ export function listModels(runtime: Runtime, principal: Principal, incoming: Inc
       stream: false,
       tools: [],
       sessionId,
-      ip: null,
-      userAgent: null,
+      ip,
+      userAgent,
       now,
       lazy: {},
     });

@@ -76,8 +76,8 @@ export function buildRuntime(config: Config, port: number, previous: Runtime | n
   };
 }
 
-/** The facts a model listing has: who asks, which model, when, in which session. */
-const LISTING_FACTS: ReadonlySet<string> = new Set(["key_id", "user", "user_role", "team", "purpose", "org", "action", "model", "hour", "weekday", "session_id"]);
+/** The facts a model listing has: who asks, which model, when, in which session, from where and with what client. */
+const LISTING_FACTS: ReadonlySet<string> = new Set(["key_id", "user", "user_role", "team", "purpose", "org", "action", "model", "hour", "weekday", "session_id", "ip", "user_agent"]);
 
 /** Settings read once at start (listener, store, audit sinks and writer): a reload cannot apply them. */
 const RESTART_ONLY: ReadonlyArray<readonly [string, (config: Config) => unknown]> = [

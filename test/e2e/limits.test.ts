@@ -57,6 +57,7 @@ const K = {
   rpmSession: "sk-lim-rpm-session",
   slowSettle: "sk-lim-slow-settle",
   bounded: "sk-lim-bounded",
+  sessionCost: "sk-lim-session-cost",
 } as const;
 
 // gpt-4o: 2.5 micro-USD per input token, 10 per output token.
@@ -89,6 +90,7 @@ ${keyEntry("no-usage", K.noUsage, "{ user: u-nu, role: developer, team: t1 }", "
 ${keyEntry("rpm-session", K.rpmSession, "{ user: u-rs, role: developer, team: t1 }", "{ requests_per_minute: 2, session: { max_llm_calls: 1 } }")}
 ${keyEntry("slow-settle", K.slowSettle, "{ user: u-ss, role: developer, team: t1 }", "{ daily_cost: 1 }")}
 ${keyEntry("bounded", K.bounded, "{ user: u-bd, role: developer, team: t1 }", "{ daily_cost: 1 }")}
+${keyEntry("session-cost", K.sessionCost, "{ user: u-sc, role: developer, team: t1 }", "{ session: { max_cost: 1 } }")}
 ${keyEntry("abort", K.abort, "{ user: u-ab, role: developer, team: t1 }", "{ daily_cost: 1, max_parallel_requests: 1 }")}
 `);
 });
@@ -224,6 +226,11 @@ describe("budgets", () => {
     expect(listed).not.toContain("free-model");
     await expectApiError(h.client(K.unpriced).models.retrieve("free-model"), 404, "model_not_found");
     expect((await h.client(K.session).models.list()).data.map((m) => m.id)).toContain("free-model");
+    // A cost limit only sessions have applies to a listing asked in a session, as to a call made in one.
+    expect((await h.client(K.sessionCost).models.list()).data.map((m) => m.id)).toContain("free-model");
+    const inSession = h.client(K.sessionCost, { headers: { "x-session-id": "listing" } });
+    expect((await inSession.models.list()).data.map((m) => m.id)).not.toContain("free-model");
+    await expectApiError(inSession.models.retrieve("free-model"), 404, "model_not_found");
   });
 
   it("never admits more than a daily budget under 50 concurrent calls", async () => {

@@ -212,6 +212,12 @@ policies:
     - name: free_model_streams_only
       effect: DENY
       conditions: { model: { eq: free-model }, stream: { eq: false } }
+    - name: embeddings_from_the_office
+      effect: DENY
+      conditions: { model: { eq: text-embedding-3-small }, ip: { not_in: ["127.0.0.1", "::1"] } }
+    - name: no_scripts_on_gpt4o_mini
+      effect: DENY
+      conditions: { model: { eq: gpt-4o-mini }, user_agent: { contains: curl } }
 `);
     try {
       const ids = async (headers: Record<string, string>) => (await own.client(KEY.dev, { headers }).models.list()).data.map((m) => m.id);
@@ -220,6 +226,10 @@ policies:
       expect(await ids({})).toContain("free-model");
       await expectApiError(own.client(KEY.dev).chat.completions.create({ model: "free-model", messages: [{ role: "user", content: "say:x" }] }), 403, "policy_denied");
       expect(await ids({ "x-session-id": "run-7" })).toContain("gpt-4o");
+      // The listing's own address and user agent are judged, as a call's from it would be.
+      expect(await ids({})).toContain("text-embedding-3-small");
+      expect(await ids({})).toContain("gpt-4o-mini");
+      expect(await ids({ "user-agent": "curl/8.5" })).not.toContain("gpt-4o-mini");
       const inSession = await own.client(KEY.dev, { headers: { "x-session-id": "run-7" } }).models.retrieve("gpt-4o");
       expect(inSession.id).toBe("gpt-4o");
     } finally {
