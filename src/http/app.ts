@@ -59,12 +59,26 @@ function draftFor(services: Services, incoming: IncomingMessage, path: string): 
 function requestMask(services: Services, incoming: IncomingMessage): (text: string) => string {
   const { config } = services.current();
   const { headers } = incoming;
-  const sent = [headers["x-approval-id"], headers["x-request-id"], headers[config.sessions.header], headers["user-agent"]];
-  // The path is echoed too (a 404 quotes it): the segments of one the gateway does not serve as such.
-  const path = (incoming.url ?? "").split("?")[0] ?? "";
-  if (!GOVERNED_PATHS.has(path)) sent.push(...path.split("/"));
+  // A header sent twice reaches here joined by a comma: each part is looked up.
+  const sent = [headers["x-approval-id"], headers["x-request-id"], headers[config.sessions.header], headers["user-agent"]].flatMap((value) =>
+    typeof value === "string" && value.includes(",") ? [value, ...value.split(",").map((part) => part.trim())] : [value],
+  );
+  // The path is echoed too (a 404 quotes it, decoded): the segments of one the gateway does not serve
+  // as such, as sent and decoded; and the query's names and values (an unknown parameter is quoted).
+  const [path = "", query] = (incoming.url ?? "").split("?", 2);
+  if (!GOVERNED_PATHS.has(path)) for (const segment of path.split("/")) sent.push(segment, decoded(segment));
+  if (query !== undefined) for (const [name, value] of new URLSearchParams(query)) sent.push(name, value);
   const echoed = issuedSecretsAmong(services, sent);
   return gatewaySecretScrubber(config, bearerToken(headers.authorization), echoed);
+}
+
+/** A path segment percent-decoded, or as it is where it does not decode. */
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 /** The answer to a request outside /v1 and /admin: not audited, but it still carries an id. */

@@ -87,6 +87,13 @@ describe("secrets never leak", () => {
       expect((await call(SECRETS.alice, "say:placed", {}, headers)).status).toBeLessThan(500);
       expect((await g.request(`/v1/${secret}/chat/completions`, { method: "POST", headers: bearer(SECRETS.alice), body: chatBody("hi") })).status).toBe(404);
       expect((await g.request(`/elsewhere/${secret}`, { headers: bearer(SECRETS.alice) })).status).toBe(404);
+      // Sent twice (Node joins the values with a comma), with a comma, percent-encoded in a path, as a query parameter's name.
+      const joined = { "x-session-id": `${secret}, ${secret}`, "x-request-id": `${secret},x`, "x-approval-id": `${secret}, ${secret}` };
+      expect((await call(SECRETS.alice, "say:placed", {}, joined)).status).toBeLessThan(500);
+      const encoded = `%${secret.charCodeAt(0).toString(16)}${secret.slice(1)}`;
+      expect((await g.request(`/v1/${encoded}`, { headers: bearer(SECRETS.alice) })).status).toBe(404);
+      expect((await g.request(`/admin/keys/${encoded}`, { headers: ADMIN })).status).toBe(404);
+      expect((await g.request(`/admin/keys/rt-none?${secret}=1`, { headers: ADMIN })).status).toBe(400);
     }
 
     // Upstream failures: relayed errors (the mock answers 401 to a "bad key"), refused connection, timeouts, resets.
