@@ -4,7 +4,7 @@ import { clipped, GatewayError } from "../http/errors.js";
 import { settleAll, type Reservation } from "../limits/enforce.js";
 import { pushRateHeaders } from "../limits/headers.js";
 import { planLimits, requestLimitsOnly } from "../limits/plan.js";
-import { forward, readUpstream, upstreamUrl } from "../upstream/forward.js";
+import { forward, readUpstream, upstreamError, upstreamUrl } from "../upstream/forward.js";
 import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/headers.js";
 import type { AuditDraft } from "./audit-draft.js";
 import { CallAbort } from "./call-abort.js";
@@ -98,11 +98,12 @@ export async function handlePassthrough(
       // The client went away: what failed is the relay to it, not the upstream.
       failure = new GatewayError(499, "client_closed", "the client closed the connection");
     } else {
-      failure = error instanceof GatewayError ? error : new GatewayError(502, "upstream_error", "the upstream failed while relaying");
+      // A body the upstream stalled (its timeout) or cut off: what failed is the rest of the answer.
+      failure = error instanceof GatewayError ? error : upstreamError(error, res.headersSent);
     }
-    // Ended by a stop once its head was sent: recorded with the status the client got and the
-    // stop's code, as a stopped stream is.
-    if (!res.headersSent || !stopped) status = failure.status;
+    // Ended by a stop or the upstream once its head was sent: recorded with the status the client
+    // got and the failure's code, as a stream is; a client gone is 499 whenever it went.
+    if (!res.headersSent || failure.code === "client_closed") status = failure.status;
     if (!res.headersSent) writeError(res, failure, ["x-request-id", draft.id], draft.mask);
     else res.destroy();
   } finally {

@@ -55,3 +55,35 @@ describe("a passthrough download stopped once its head was sent", () => {
     expect(record).toMatchObject({ action: "passthrough", key_id: "alice-dev", status: 200, error_code: "emergency_stop" });
   });
 });
+
+describe("a passthrough download its upstream stalls once its head was sent", () => {
+  it("is cut at the upstream's timeout, and recorded with the status its client got and upstream_timeout", async () => {
+    const port = (slow.address() as AddressInfo).port;
+    const impatient = await startSecGateway({
+      upstreams: `  slow: { base_url: "http://127.0.0.1:${port}/v1", api_key: ${SECRETS.upstream}, timeout_seconds: 1 }`,
+      body: `${MODELS}
+passthrough: { upstream: slow, paths: [/v1/files] }
+${DEFAULT_KEYS}`,
+    });
+    try {
+      const url = new URL(`${impatient.url}/v1/files/report.bin/content`);
+      const outcome = await new Promise<{ status: number; id: string }>((resolve) => {
+        const req = request({ host: url.hostname, port: url.port, path: url.pathname, headers: bearer(SECRETS.alice) }, (res) => {
+          const done = () => resolve({ status: res.statusCode ?? 0, id: String(res.headers["x-request-id"]) });
+          res.resume();
+          res.on("error", done);
+          res.on("close", done);
+        });
+        req.end();
+      });
+      expect(outcome.status).toBe(200);
+      await expect.poll(async () => (await impatient.records()).find((r) => r.id === outcome.id), { timeout: 3000 }).toMatchObject({
+        action: "passthrough",
+        status: 200,
+        error_code: "upstream_timeout",
+      });
+    } finally {
+      await impatient.close();
+    }
+  });
+});
