@@ -29,7 +29,7 @@ export function createNotifier(settings: () => { url: string | null; secret: str
       if (url === null) return;
       const body = JSON.stringify({ type, approval });
       const id = String((approval as { id?: unknown } | null)?.id ?? "");
-      const delivered = (inFlight.get(id) ?? Promise.resolve()).then(() => deliver(url, body, secret, log, waitMs));
+      const delivered = (inFlight.get(id) ?? Promise.resolve()).then(() => deliver(url, body, secret, log.child({ approval_id: id, event: type }), waitMs));
       inFlight.set(id, delivered);
       void delivered.then(() => {
         if (inFlight.get(id) === delivered) inFlight.delete(id);

@@ -49,11 +49,10 @@ export function configWarnings(config: Config): ConfigIssue[] {
   if (config.admin.token === "") {
     // The admin API is off as a whole, approval routes included: nobody can decide what waits.
     if (config.admin.approvers.length > 0) issues.push({ path: "admin.token", message: "empty: the admin API is off, and the approvers cannot use it either" });
-    const gated = config.policies.rules.findIndex((rule) => rule.effect === "REQUIRE_APPROVAL" && rule.enabled && rule.mode === "enforce");
-    const rule = config.policies.rules[gated];
-    if (rule !== undefined) {
-      issues.push({ path: `policies.rules[${gated}]`, rule: rule.name, message: "REQUIRE_APPROVAL with an empty admin.token: the admin API is off, so no approval can be decided and each call it gates is refused" });
-    }
+    config.policies.rules.forEach((rule, index) => {
+      if (rule.effect !== "REQUIRE_APPROVAL" || !rule.enabled || rule.mode !== "enforce") return;
+      issues.push({ path: `policies.rules[${index}]`, rule: rule.name, message: "REQUIRE_APPROVAL with an empty admin.token: the admin API is off, so no approval can be decided and each call it gates is refused" });
+    });
   }
   if (!("redis" in config.store)) {
     config.audit.sinks.forEach((sink, index) => {

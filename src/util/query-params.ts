@@ -22,13 +22,16 @@ export function paramRecord(entries: Iterable<readonly [string, string]>): Recor
  */
 export function parseParams<S extends z.ZodObject>(schema: S, params: QueryParams, noun: string): ParsedParams<z.output<S>> {
   const entries = params instanceof URLSearchParams ? [...params.entries()] : Object.entries(params);
-  const present = Object.fromEntries(entries.filter(([, value]) => value !== undefined && value !== ""));
+  // A known parameter left empty is as if absent; an unknown one, empty or not, is named below.
+  const known = schema.shape as Record<string, unknown>;
+  const present = Object.fromEntries(entries.filter(([name, value]) => value !== undefined && (value !== "" || !Object.hasOwn(known, name))));
   const parsed = schema.safeParse(present);
   if (parsed.success) return { ok: true, data: parsed.data };
   const issue = parsed.error.issues[0];
   if (issue?.code === "unrecognized_keys") {
     const key = issue.keys[0] ?? "";
-    return { ok: false, param: key, message: `\`${key}\` is not a ${noun}; the ${noun}s are ${Object.keys(schema.shape).join(", ")}` };
+    const names = Object.keys(known);
+    return { ok: false, param: key, message: `\`${key}\` is not a ${noun}; ${names.length === 0 ? `this route takes no ${noun}` : `the ${noun}s are ${names.join(", ")}`}` };
   }
   const param = issue?.path[0];
   const name = typeof param === "string" ? param : null;

@@ -65,8 +65,13 @@ describe("audit queries", () => {
     expectError(await h.admin("GET", "/audit?colour=red"), 400, "invalid_body");
     // Routes that take no parameter refuse one too, rather than ignore it.
     for (const path of ["/audit/verify", "/keys/alice-dev", "/approvals/apr_x", "/stop", "/policies"]) {
-      expectError(await h.admin("GET", `${path}?colour=red`), 400, "invalid_body", "colour");
+      const refused = await h.admin("GET", `${path}?colour=red`);
+      expectError(refused, 400, "invalid_body", "colour");
+      expect(JSON.stringify(refused.json)).toContain("this route takes no parameter");
+      // Named though left empty: an unknown parameter is never ignored.
+      expectError(await h.admin("GET", `${path}?colour`), 400, "invalid_body", "colour");
     }
+    expectError(await h.admin("GET", "/audit?colour="), 400, "invalid_body", "colour");
     // Numbers as a query writes them, in decimal digits: not exponents, hex or padding.
     for (const [query, param] of [["limit=1e2", "limit"], ["limit=0x10", "limit"], ["limit=%205", "limit"], ["status=2e2", "status"], ["min_cost=1e-3", "min_cost"], ["min_cost=-1", "min_cost"]]) {
       expectError(await h.admin("GET", `/audit?${query}`), 400, "invalid_body", param);

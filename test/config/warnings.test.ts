@@ -41,7 +41,7 @@ models: { m: { upstream: u, input_per_1m: 1, output_per_1m: 1 } }
           `admin: ${admin}
 upstreams: { u: { base_url: "http://127.0.0.1:1/v1" } }
 models: { m: { upstream: u, input_per_1m: 1, output_per_1m: 1 } }
-policies: { rules: [{ name: allow_all, effect: ALLOW, conditions: {} }, { name: gate, effect: ${effect}, conditions: {} }] }
+policies: { rules: [{ name: allow_all, effect: ALLOW, conditions: {} }, { name: gate, effect: ${effect}, conditions: {} }, { name: gate_too, effect: ${effect}, conditions: {} }] }
 `,
           "test",
           {},
@@ -51,6 +51,7 @@ policies: { rules: [{ name: allow_all, effect: ALLOW, conditions: {} }, { name: 
     expect(off(`{ token: "", ${dana} }`, "REQUIRE_APPROVAL")).toEqual([
       "admin.token (-): empty: the admin API is off, and the approvers cannot use it either",
       "policies.rules[1] (gate): REQUIRE_APPROVAL with an empty admin.token: the admin API is off, so no approval can be decided and each call it gates is refused",
+      "policies.rules[2] (gate_too): REQUIRE_APPROVAL with an empty admin.token: the admin API is off, so no approval can be decided and each call it gates is refused",
     ]);
     expect(off(`{ token: "" }`, "DENY")).toEqual([]);
     expect(off(`{ token: t, ${dana} }`, "REQUIRE_APPROVAL")).toEqual([]);
