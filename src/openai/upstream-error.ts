@@ -22,8 +22,8 @@ export function upstreamErrorMessage(parsed: unknown, text: string): string | nu
   return plain !== "" && !plain.startsWith("<") ? clipped(plain) : null;
 }
 
-/** An upstream's error body, parsed where it is JSON (undefined where it is not). */
-export function parseErrorBody(text: string): unknown {
+/** An upstream's body (an answer or an error), parsed where it is JSON; undefined where it is not. */
+export function parseUpstreamJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {

@@ -5,7 +5,7 @@ import { bearerToken } from "../auth/keys.js";
 import type { Config, ModelConfig } from "../config/schema.js";
 import { clipped, GatewayError } from "../http/errors.js";
 import { isRecord } from "../util/is-record.js";
-import { isOpenAIError, parseErrorBody, upstreamErrorMessage } from "../openai/upstream-error.js";
+import { isOpenAIError, parseUpstreamJson, upstreamErrorMessage } from "../openai/upstream-error.js";
 import { type Reservation, settleAll } from "../limits/enforce.js";
 import { reserveCharge, storeDown } from "./reserve.js";
 import { pushRateHeaders } from "../limits/headers.js";
@@ -851,7 +851,7 @@ async function relayJson(
   const model = runtime.config.models[modelName]!;
   const text = raw.toString("utf8");
   // A byte order mark is dropped, as the clients' JSON readers drop it: the gateway judges what they read.
-  const parsed = parseErrorBody(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  const parsed = parseUpstreamJson(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   if (status >= 400) {
     state.status = status;
     const upstreamMessage = upstreamErrorMessage(parsed, text);

@@ -10,7 +10,7 @@ import type { AuditDraft } from "./audit-draft.js";
 import { CallAbort } from "./call-abort.js";
 import { authenticate } from "./call.js";
 import { writeError, writeJson, writeOpenHead } from "./respond.js";
-import { isOpenAIError, parseErrorBody, upstreamErrorMessage } from "../openai/upstream-error.js";
+import { isOpenAIError, parseUpstreamJson, upstreamErrorMessage } from "../openai/upstream-error.js";
 import { reserveCharge } from "./reserve.js";
 import type { Services } from "./services.js";
 
@@ -71,7 +71,7 @@ export async function handlePassthrough(
       // An error is small, and may echo the credential the gateway sent: read whole and masked; in
       // OpenAI's shape as sent, else wrapped in it, as a governed call's is; recorded with what it said.
       const text = (await readUpstream(response.body)).toString("utf8");
-      const parsed = parseErrorBody(text);
+      const parsed = parseUpstreamJson(text);
       const said = upstreamErrorMessage(parsed, text);
       failure = new GatewayError(status, "upstream_error", upstream.scrub(said === null ? `the upstream answered ${status}` : `the upstream answered ${status}: ${said}`));
       // An upstream's 429 is about the upstream's limits: its x-ratelimit-* explain it, the gateway's would contradict it.
