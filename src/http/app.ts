@@ -59,10 +59,13 @@ function draftFor(services: Services, incoming: IncomingMessage, path: string): 
 function requestMask(services: Services, incoming: IncomingMessage): (text: string) => string {
   const { config } = services.current();
   const { headers } = incoming;
-  // A header sent twice reaches here joined by a comma: each part is looked up.
-  const sent = [headers["x-approval-id"], headers["x-request-id"], headers[config.sessions.header], headers["user-agent"]].flatMap((value) =>
-    typeof value === "string" && value.includes(",") ? [value, ...value.split(",").map((part) => part.trim())] : [value],
-  );
+  const sent: string[] = [];
+  for (const value of [headers["x-approval-id"], headers["x-request-id"], headers[config.sessions.header], headers["user-agent"]]) {
+    if (typeof value !== "string") continue;
+    sent.push(value);
+    // A header sent twice reaches here joined by a comma: each part is looked up.
+    if (value.includes(",")) for (const part of value.split(",")) sent.push(part.trim());
+  }
   // The path is echoed too (a 404 quotes it, decoded): the segments of one the gateway does not serve
   // as such, as sent and decoded; and the query's names and values (an unknown parameter is quoted).
   const [path = "", query] = (incoming.url ?? "").split("?", 2);

@@ -33,10 +33,10 @@ export function isIssuedSecret(services: Services, text: string): boolean {
  * value that could be one is looked up (no spaces, as a user agent has; of a secret's length), so a
  * request pays a hash for these only when it sends such a header.
  */
-export function issuedSecretsAmong(services: Services, sent: readonly (string | string[] | undefined)[]): string[] {
+export function issuedSecretsAmong(services: Services, sent: readonly string[]): string[] {
   const found: string[] = [];
   for (const value of sent) {
-    if (typeof value === "string" && value.length >= 8 && value.length <= 512 && !/\s/.test(value) && isIssuedSecret(services, value)) found.push(value);
+    if (value.length >= 8 && value.length <= 512 && !/\s/.test(value) && isIssuedSecret(services, value)) found.push(value);
   }
   return found;
 }
