@@ -96,6 +96,9 @@ describe.skipIf(server === null)("redis store", () => {
       await writer.putStop({ kind: "key_id", value: "k1", reason: "r", by: "admin", at: new Date(T0).toISOString() });
       // Only the re-read brings `keys`: the writer announced a stop.
       await vi.waitFor(() => expect(heard).toEqual(expect.arrayContaining(["keys", "stops"])), { timeout: 5_000, interval: 20 });
+      // Both subscriptions are back before the stores close: a resubscription still in flight at the
+      // QUIT would be rejected inside the client, where no caller can take the rejection.
+      await vi.waitFor(async () => expect(await admin.pubsub("NUMSUB", "resub:changes")).toEqual(["resub:changes", 2]), { timeout: 5_000, interval: 20 });
     } finally {
       admin.disconnect();
       await writer.close();
