@@ -7,7 +7,7 @@ import { clipped, GatewayError } from "../http/errors.js";
 import { planLimits } from "../limits/plan.js";
 import { detectPii, lazyPrompt, type PiiType } from "../pii/index.js";
 import { tokenDecoder } from "../tokens/encoding.js";
-import { ATTRIBUTE_NAMES, type AttributeKind, fitsKind, resolveAttribute } from "../policy/attributes.js";
+import { ATTRIBUTE_NAMES, kindMismatch, resolveAttribute } from "../policy/attributes.js";
 import type { PolicyCase } from "../policy/cases.js";
 import { type CompiledPolicy, isAction } from "../policy/compile.js";
 import { ACTIONS } from "../policy/types.js";
@@ -45,8 +45,6 @@ export function deriveAction(runtime: EvaluationContext, request: EvaluationRequ
 // `tool_args` is set whole here, although conditions may only name paths into it.
 const OVERRIDABLE = new Set([...ATTRIBUTE_NAMES, "tool_args"]);
 
-const KIND_NAMES: Readonly<Record<AttributeKind, string>> = { string: "a string", number: "a number", boolean: "true or false", list: "a list of strings", any: "a value" };
-
 function checkOverrides(overrides: FactOverrides): void {
   for (const [name, value] of Object.entries(overrides)) {
     if (!OVERRIDABLE.has(name)) {
@@ -54,9 +52,8 @@ function checkOverrides(overrides: FactOverrides): void {
     }
     // A value of the wrong kind would quietly hold for no rule (`daily_spend: "lots"` reads as no spend).
     const attribute = resolveAttribute(name);
-    if (typeof attribute !== "string" && !fitsKind(attribute.kind, value)) {
-      throw new GatewayError(400, "invalid_body", `\`facts.${name}\` must be ${KIND_NAMES[attribute.kind]} (or null)`, { param: `facts.${name}` });
-    }
+    const expected = typeof attribute === "string" ? null : kindMismatch(attribute.kind, value);
+    if (expected !== null) throw new GatewayError(400, "invalid_body", `\`facts.${name}\` must be ${expected} (or null)`, { param: `facts.${name}` });
   }
   if (overrides.action !== undefined && !isAction(overrides.action)) {
     throw new GatewayError(400, "invalid_body", "`facts.action` is not an action", { param: "facts.action" });

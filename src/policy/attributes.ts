@@ -41,12 +41,24 @@ const KINDS = {
   weekday: "number",
 } as const satisfies Record<string, AttributeKind>;
 
-/** Whether a value is one an attribute of `kind` can have (null: the call does not have it). */
-export function fitsKind(kind: AttributeKind, value: unknown): boolean {
-  if (value === null || kind === "any") return true;
-  if (kind === "number") return typeof value === "number" && Number.isFinite(value);
-  if (kind === "list") return Array.isArray(value) && value.every((item) => typeof item === "string");
-  return typeof value === kind;
+/**
+ * What an attribute of `kind` must be, where `value` is not one it can have; null where it is (null
+ * itself stands for an attribute the call does not have, and a free-form kind takes anything).
+ */
+export function kindMismatch(kind: AttributeKind, value: unknown): string | null {
+  if (value === null) return null;
+  switch (kind) {
+    case "number":
+      return typeof value === "number" && Number.isFinite(value) ? null : "a number";
+    case "list":
+      return Array.isArray(value) && value.every((item) => typeof item === "string") ? null : "a list of strings";
+    case "boolean":
+      return typeof value === "boolean" ? null : "true or false";
+    case "string":
+      return typeof value === "string" ? null : "a string";
+    default:
+      return null;
+  }
 }
 
 /** The flat attribute names of CONTRACT.md §2, in its order (`tool_args.<path>` aside), and the user's and team's spend. */
