@@ -18,7 +18,6 @@ export async function expectApiError(promise: Promise<unknown>, status: number, 
   return apiError;
 }
 
-/** The `error` object of an APIError's body (extra fields such as `approval_id` included). */
 /** Reads a stream to its end and returns the APIError it raised on the way (failing when it raised none). */
 export async function streamApiError(stream: AsyncIterable<unknown>, code: string): Promise<APIError> {
   let caught: unknown = null;
@@ -43,6 +42,7 @@ export async function responsesEvents(stream: AsyncIterable<{ type: string }>): 
   return { types, raised: null };
 }
 
+/** The `error` object of an APIError's body (extra fields such as `approval_id` included). */
 export function errorBody(error: APIError): Record<string, unknown> {
   return (error.error ?? {}) as Record<string, unknown>;
 }

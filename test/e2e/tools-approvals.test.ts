@@ -173,14 +173,7 @@ describe("tool.call on streamed answers", () => {
     approvals.create = () => Promise.reject(new Error("unexpected"));
     try {
       const stream = await h.client(KEY.dev).chat.completions.create(askStream('call_tool:deploy {"environment":"prod"} say:Deploying now.'));
-      let caught: unknown = null;
-      try {
-        for await (const _chunk of stream);
-      } catch (error) {
-        caught = error;
-      }
-      expect(caught).toBeInstanceOf(APIError);
-      expect((caught as APIError).code).toBe("internal_error");
+      await streamApiError(stream, "internal_error");
       expect((await auditRecords(h)).at(-1)).toMatchObject({ stream: true, error_code: "internal_error" });
     } finally {
       approvals.create = create;
@@ -801,13 +794,10 @@ describe("a session's max_tool_calls and governed tool calls", () => {
     ]);
     // Two allowed calls against a cap of one: refused by the cap, each call's decision still on record.
     for (const stream of [false, true]) {
-      const call = inSession(`judged-${stream ? 3 : 2}`).chat.completions.create({ ...two('search_docs {"q":"b"}'), stream });
-      const error = stream
-        ? await (async () => {
-            for await (const _ of (await call) as AsyncIterable<unknown>);
-          })().catch((e: unknown) => e)
-        : await call.catch((e: unknown) => e);
-      expect((error as { code?: string }).code, String(stream)).toBe("budget_exceeded");
+      const session = inSession(`judged-${stream ? 3 : 2}`);
+      const body = two('search_docs {"q":"b"}');
+      if (stream) await streamApiError(await session.chat.completions.create({ ...body, stream: true }), "budget_exceeded");
+      else await expectApiError(session.chat.completions.create(body), 429, "budget_exceeded");
       const capped = (await auditRecords(h)).at(-1)!;
       expect(capped.error_code).toBe("budget_exceeded");
       expect(capped.tool_decisions).toEqual([
