@@ -1,4 +1,4 @@
-import { clipped } from "../http/errors.js";
+import { clipped, GatewayError } from "../http/errors.js";
 import { isRecord } from "../util/is-record.js";
 
 /** `{"error": {"message": "…", …}}`, as OpenAI's SDKs read an error. */
@@ -29,4 +29,15 @@ export function parseUpstreamJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * An upstream's 4xx/5xx as the gateway answers and records it: the error (`upstream_error`, the
+ * upstream's status, what it said) and the body to relay — in OpenAI's shape as sent, any other
+ * wrapped in it, so SDKs read its code and message. `scrub` masks the gateway's secrets in both.
+ */
+export function upstreamFailure(status: number, parsed: unknown, text: string, scrub: (text: string) => string): { error: GatewayError; body: string } {
+  const said = upstreamErrorMessage(parsed, text);
+  const error = new GatewayError(status, "upstream_error", scrub(said === null ? `the upstream answered ${status}` : `the upstream answered ${status}: ${said}`));
+  return { error, body: isOpenAIError(parsed) ? scrub(text) : JSON.stringify(error.toBody()) };
 }

@@ -5,7 +5,7 @@ import { bearerToken } from "../auth/keys.js";
 import type { Config, ModelConfig } from "../config/schema.js";
 import { clipped, GatewayError } from "../http/errors.js";
 import { isRecord } from "../util/is-record.js";
-import { isOpenAIError, parseUpstreamJson, upstreamErrorMessage } from "../openai/upstream-error.js";
+import { isOpenAIError, parseUpstreamJson, upstreamErrorMessage, upstreamFailure } from "../openai/upstream-error.js";
 import { type Reservation, settleAll } from "../limits/enforce.js";
 import { reserveCharge, storeDown } from "./reserve.js";
 import { pushRateHeaders } from "../limits/headers.js";
@@ -854,17 +854,15 @@ async function relayJson(
   const parsed = parseUpstreamJson(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   if (status >= 400) {
     state.status = status;
-    const upstreamMessage = upstreamErrorMessage(parsed, text);
-    state.error = new GatewayError(status, "upstream_error", scrub(upstreamMessage === null ? `the upstream answered ${status}` : `the upstream answered ${status}: ${upstreamMessage}`));
-    // OpenAI's shape is relayed as sent; any other is wrapped in it, so SDKs read its code and message.
-    const relayed = isOpenAIError(parsed) ? scrub(text) : JSON.stringify(state.error.toBody());
+    const failed = upstreamFailure(status, parsed, text, scrub);
+    state.error = failed.error;
     // An upstream's 429 is about the upstream's limits: its x-ratelimit-* explain it, the gateway's would contradict it.
     const upstreamLimited = status === 429;
     const errorHeaders = clientResponseHeaders(upstreamHeaders, "content-type", scrub, upstreamLimited);
     errorHeaders.push(...(upstreamLimited ? ["x-request-id", state.draft.id] : headers));
     const standing = approvalGivenBack(state);
     if (standing !== null) errorHeaders.push("x-approval-id", standing);
-    writeJson(res, status, errorHeaders, relayed);
+    writeJson(res, status, errorHeaders, failed.body);
     return;
   }
   // An answer the gateway cannot read (not JSON, not its endpoint's answer: an error under a 200, a

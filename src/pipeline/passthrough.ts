@@ -10,7 +10,7 @@ import type { AuditDraft } from "./audit-draft.js";
 import { CallAbort } from "./call-abort.js";
 import { authenticate } from "./call.js";
 import { writeError, writeJson, writeOpenHead } from "./respond.js";
-import { isOpenAIError, parseUpstreamJson, upstreamErrorMessage } from "../openai/upstream-error.js";
+import { parseUpstreamJson, upstreamFailure } from "../openai/upstream-error.js";
 import { reserveCharge } from "./reserve.js";
 import type { Services } from "./services.js";
 
@@ -71,15 +71,14 @@ export async function handlePassthrough(
       // An error is small, and may echo the credential the gateway sent: read whole and masked; in
       // OpenAI's shape as sent, else wrapped in it, as a governed call's is; recorded with what it said.
       const text = (await readUpstream(response.body)).toString("utf8");
-      const parsed = parseUpstreamJson(text);
-      const said = upstreamErrorMessage(parsed, text);
-      failure = new GatewayError(status, "upstream_error", upstream.scrub(said === null ? `the upstream answered ${status}` : `the upstream answered ${status}: ${said}`));
+      const failed = upstreamFailure(status, parseUpstreamJson(text), text, upstream.scrub);
+      failure = failed.error;
       // An upstream's 429 is about the upstream's limits: its x-ratelimit-* explain it, the gateway's would contradict it.
       const limited = status === 429;
       const errorHeaders = clientResponseHeaders(response.headers, "content-type", upstream.scrub, limited);
       if (!limited) pushRateHeaders(errorHeaders, reservation.rate);
       errorHeaders.push("x-request-id", draft.id);
-      writeJson(res, status, errorHeaders, isOpenAIError(parsed) ? upstream.scrub(text) : JSON.stringify(failure.toBody()));
+      writeJson(res, status, errorHeaders, failed.body);
     } else {
       const answerHeaders = pushRateHeaders(clientResponseHeaders(response.headers, null, upstream.scrub), reservation.rate);
       // The body goes on byte for byte: its length, where the upstream gave one, holds (a download's size, a HEAD's).
