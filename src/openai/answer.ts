@@ -181,6 +181,11 @@ export class StreamAccumulator {
   done = false;
   /** The message of an error event the upstream sent in the stream (it reaches the client as sent). */
   failure: string | null = null;
+  /**
+   * The failure is a `response.failed` whose output calls tools: SDKs do not raise on that event but
+   * hand its response to the client as the final answer, calls and all, so they must be judged.
+   */
+  failedWithCalls = false;
 
   /** `holds` says which calls the events from them on wait for (the rest of the answer flows live). */
   constructor(private readonly holds: (call: ToolCall) => boolean = () => false) {}
@@ -300,6 +305,7 @@ export class StreamAccumulator {
         break;
       case "response.failed":
         this.failure = errorMessage(isRecord(event.response) && isRecord(event.response.error) ? event.response.error : {});
+        this.failedWithCalls = isRecord(event.response) && Array.isArray(event.response.output) && event.response.output.some(isToolCallItem);
         this.finish(event);
         break;
       case "response.completed":

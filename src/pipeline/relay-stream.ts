@@ -276,9 +276,10 @@ async function relayEvents(
     send(sseErrorEvent(options.named(outcome.error), options.scrub));
     return outcome;
   }
-  if (accumulator.failure !== null) {
+  if (accumulator.failure !== null && !accumulator.failedWithCalls) {
     // The upstream ended its answer with an error: the calls it held are never released, decided or
     // held for an approval (a failed answer is not one to approve); its error event goes on as sent.
+    // A `response.failed` carrying calls is an answer the client's SDK hands on: judged as any other.
     if (failedAt !== -1) await sendHeld(held.slice(failedAt));
     return outcome;
   }

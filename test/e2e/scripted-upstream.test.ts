@@ -136,6 +136,32 @@ const SCRIPTS: Record<string, Scripted> = {
       event({ type: "response.created", response: { id: "r1", output: [] } }) +
       event({ type: "response.completed", response: { id: "r1", status: "completed", output: [{ type: "function_call", id: "fc1", call_id: "c1", name: "danger", arguments: "{}" }], usage: { input_tokens: 5, output_tokens: 5, total_tokens: 10 } } }),
   },
+  "failed with call": {
+    headers: SSE,
+    body:
+      event({ type: "response.created", response: { id: "r1", output: [] } }) +
+      event({
+        type: "response.failed",
+        response: { id: "r1", status: "failed", error: { code: "server_error", message: "boom" }, output: [{ type: "function_call", id: "fc1", call_id: "c1", name: "danger", arguments: "{}" }] },
+      }),
+  },
+  "failed after items": {
+    headers: SSE,
+    body: [
+      { type: "response.output_item.added", output_index: 0, item: { type: "function_call", id: "fc1", call_id: "c1", name: "danger", arguments: "" } },
+      { type: "response.output_item.done", output_index: 0, item: { type: "function_call", id: "fc1", call_id: "c1", name: "danger", arguments: "{}" } },
+      { type: "response.failed", response: { id: "r1", status: "failed", error: { code: "server_error", message: "boom" }, output: [{ type: "function_call", id: "fc1", call_id: "c1", name: "danger", arguments: "{}" }] } },
+    ]
+      .map(event)
+      .join(""),
+  },
+  "failed with allowed call": {
+    headers: SSE,
+    body: event({
+      type: "response.failed",
+      response: { id: "r1", status: "failed", error: { code: "server_error", message: "boom" }, output: [{ type: "function_call", id: "fc1", call_id: "c1", name: "ok_tool", arguments: '{"env":"dev"}' }] },
+    }),
+  },
   "escaped leak": {
     status: 401,
     headers: JSON_TYPE,
@@ -405,6 +431,19 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     const mcp = await post("/v1/responses", { model: "gpt-4o-mini", input: "mcp", tools: [{ type: "mcp", server_label: "gh", server_url: "https://example.com" }] });
     expect(mcp.status).toBe(403);
     expect(await lastRecord()).toMatchObject({ tool_calls: ["danger"], decision: { rule: "no_danger" } });
+  });
+
+  it("judges the calls a Responses stream's response.failed carries, which SDKs hand on as the final answer", async () => {
+    for (const input of ["failed with call", "failed after items"]) {
+      const streamed = await (await post("/v1/responses", { model: "gpt-4o-mini", stream: true, input })).text();
+      expect(streamed).toContain('"code":"policy_denied"');
+      expect(streamed).not.toContain('"function_call"');
+      expect(await lastRecord()).toMatchObject({ error_code: "policy_denied", tool_calls: ["danger"], decision: { rule: "no_danger" } });
+    }
+    const allowed = await (await post("/v1/responses", { model: "gpt-4o-mini", stream: true, input: "failed with allowed call" })).text();
+    expect(allowed).toContain("response.failed");
+    expect(allowed).toContain('"function_call"');
+    expect(await lastRecord()).toMatchObject({ error_code: "upstream_error", tool_decisions: [{ action: "tool.call", tool: "ok_tool", effect: "ALLOW" }] });
   });
 
   it("judges a computer call under both of the computer tool's types, and a call sent after the final event", async () => {
