@@ -26,6 +26,12 @@ type Json = Record<string, unknown>;
 
 const str = (value: unknown): string => (typeof value === "string" ? value : "");
 
+/**
+ * A call's arguments as text: the string OpenAI sends, or the JSON of an object a lenient upstream
+ * sends in its place, which a client's framework hands its tool as it came (rules must read it too).
+ */
+const argumentsOf = (value: unknown): string => (typeof value === "object" && value !== null ? JSON.stringify(value) : str(value));
+
 /** A chat tool call's (or delta's) name and arguments: `function.arguments`, or a custom tool's free-form `custom.input`. */
 function callParts(call: Json): { name?: unknown; arguments?: unknown } | null {
   if (isRecord(call.function)) return call.function;
@@ -74,12 +80,12 @@ const isToolCallItem = (item: unknown): item is Json =>
  */
 function outputItemCall(item: Json): ToolCall {
   const type = item.type as string;
-  if (type === "function_call" || MCP_CALLS.has(type)) return { name: str(item.name), arguments: str(item.arguments) };
+  if (type === "function_call" || MCP_CALLS.has(type)) return { name: str(item.name), arguments: argumentsOf(item.arguments) };
   if (type === "custom_tool_call") return { name: str(item.name), arguments: str(item.input) };
   const builtIn = Object.hasOwn(BUILT_IN_CALLS, type) ? BUILT_IN_CALLS[type] : undefined;
   const base = type.replace(/_call$/, "");
   const [primary, ...others] = builtIn ?? [typeof item.name === "string" ? item.name : base, base, type];
-  const text = str(item.arguments) || str(item.input);
+  const text = argumentsOf(item.arguments) || str(item.input);
   const aliases = [...new Set(others)].filter((alias) => alias !== primary);
   return {
     name: primary as string,
@@ -122,11 +128,11 @@ export function summarizeAnswer(answer: unknown): AnswerSummary {
       if (Array.isArray(message.tool_calls)) {
         for (const call of message.tool_calls) {
           const named = isRecord(call) ? callParts(call) : null;
-          if (named !== null) summary.toolCalls.push({ name: str(named.name), arguments: str(named.arguments) });
+          if (named !== null) summary.toolCalls.push({ name: str(named.name), arguments: argumentsOf(named.arguments) });
         }
       }
       if (isRecord(message.function_call)) {
-        summary.toolCalls.push({ name: str(message.function_call.name), arguments: str(message.function_call.arguments) });
+        summary.toolCalls.push({ name: str(message.function_call.name), arguments: argumentsOf(message.function_call.arguments) });
       }
     }
   }
@@ -246,11 +252,11 @@ export class StreamAccumulator {
     if (Array.isArray(message.tool_calls)) {
       message.tool_calls.forEach((part, i) => {
         const parts = isRecord(part) ? callParts(part) : null;
-        if (parts !== null) this.note(`message:${occurrence}:${i}`, { name: str(parts.name), arguments: str(parts.arguments) });
+        if (parts !== null) this.note(`message:${occurrence}:${i}`, { name: str(parts.name), arguments: argumentsOf(parts.arguments) });
       });
     }
     if (isRecord(message.function_call)) {
-      this.note(`message:${occurrence}:function_call`, { name: str(message.function_call.name), arguments: str(message.function_call.arguments) });
+      this.note(`message:${occurrence}:function_call`, { name: str(message.function_call.name), arguments: argumentsOf(message.function_call.arguments) });
     }
   }
 
@@ -262,7 +268,7 @@ export class StreamAccumulator {
       this.lastNameParts.set(key, name);
     }
     call.name += name;
-    call.arguments += str(part.arguments);
+    call.arguments += argumentsOf(part.arguments);
     this.note(key, call);
   }
 
@@ -298,7 +304,7 @@ export class StreamAccumulator {
       case "response.function_call_arguments.done":
       case "response.mcp_call_arguments.done":
       case "response.custom_tool_call_input.done":
-        this.observeDoneArguments(event, str(event.type === "response.custom_tool_call_input.done" ? event.input : event.arguments));
+        this.observeDoneArguments(event, argumentsOf(event.type === "response.custom_tool_call_input.done" ? event.input : event.arguments));
         break;
       case "error":
         this.failure = errorMessage(event);

@@ -168,6 +168,11 @@ const SCRIPTS: Record<string, Scripted> = {
     body: `{"error":{"message":"Incorrect API key provided: ${escapedEvery(UPSTREAM_KEY)}","type":"invalid_request_error","code":"invalid_api_key"}}`,
   },
   "escaped leak in stream": { headers: SSE, body: `${textChunk("hi", null)}data: {"error":{"message":"bad key ${escapedEvery(UPSTREAM_KEY)}","type":"server_error"}}\n\n` },
+  "object arguments": { headers: JSON_TYPE, body: completion({ name: "ok_tool", arguments: { env: "prod" } as unknown as string }) },
+  "object arguments item": {
+    headers: JSON_TYPE,
+    body: JSON.stringify({ ...SHELL_ANSWER_BASE, output: [{ type: "function_call", id: "fc1", call_id: "c1", name: "ok_tool", arguments: { env: "prod" } }] }),
+  },
   "loose name": { headers: JSON_TYPE, body: completion({ name: " Dan\u200bger ", arguments: "{}" }) },
   "echo secrets": {
     status: 400,
@@ -567,6 +572,13 @@ describe("answers the gateway cannot read whole are never relayed as successes",
     const res = await chat("loose name", false);
     expect(res.status).toBe(403);
     expect(await lastRecord()).toMatchObject({ decision: { rule: "no_danger" } });
+  });
+
+  it("reads a call's arguments sent as an object, not a string, as a lenient upstream may (frameworks hand them on)", async () => {
+    expect((await chat("object arguments", false)).status).toBe(403);
+    expect(await lastRecord()).toMatchObject({ decision: { rule: "no_prod_args" } });
+    expect((await post("/v1/responses", { model: "gpt-4o-mini", input: "object arguments item" })).status).toBe(403);
+    expect(await lastRecord()).toMatchObject({ decision: { rule: "no_prod_args" } });
   });
 
   it("masks the admin token and the caller's key an upstream error echoes, in the answer and the audit", async () => {
