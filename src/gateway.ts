@@ -13,7 +13,7 @@ import { ApprovalService } from "./approvals/service.js";
 import { type Audit, createAudit } from "./audit/create.js";
 import { ConfigError, formatIssues, readConfigFile } from "./config/load.js";
 import type { Config } from "./config/schema.js";
-import { createApp, recordMalformed, requestListener } from "./http/app.js";
+import { createApp, failInFlight, recordMalformed, requestListener } from "./http/app.js";
 import { GatewayError } from "./http/errors.js";
 import { createMetrics } from "./http/metrics.js";
 import { installClientErrorHandler } from "./http/client-error.js";
@@ -239,7 +239,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // An `Expect` other than 100-continue would get Node's bare 417: served as if it were absent.
   server.on("checkExpectation", handle);
   server.listen(port, config.server.host);
-  installClientErrorHandler(server, recordMalformed(services));
+  installClientErrorHandler(server, { record: recordMalformed(services), failInFlight: failInFlight(services) });
   await new Promise<void>((resolve, reject) => {
     if (server.listening) resolve();
     server.once("listening", resolve);

@@ -33,6 +33,9 @@ export interface AppState {
   draining(): boolean;
 }
 
+/** Each audited request's draft, for a body Node finds malformed while its handler reads it. */
+const draftsByRequest = new WeakMap<IncomingMessage, AuditDraft>();
+
 function draftFor(services: Services, incoming: IncomingMessage, path: string): AuditDraft {
   const clientRequestId = incoming.headers["x-request-id"];
   const now = services.clock();
@@ -49,6 +52,7 @@ function draftFor(services: Services, incoming: IncomingMessage, path: string): 
     mask: requestMask(services, incoming),
   });
   services.begin(draft);
+  draftsByRequest.set(incoming, draft);
   return draft;
 }
 
@@ -287,6 +291,20 @@ export function recordMalformed(services: Services): (request: MalformedRequest,
       mask: gatewaySecretScrubber(runtime.config, null),
     });
     services.finish(draft, failure.status, failure);
+  };
+}
+
+/**
+ * Records an audited request whose body Node found malformed while it was read, as the failure its
+ * client is answered with, and gives its id (null for a request not audited). The handler that was
+ * reading it then finds its client gone: its own record of that is not written, the draft being finished.
+ */
+export function failInFlight(services: Services): (incoming: IncomingMessage, failure: GatewayError) => string | null {
+  return (incoming, failure) => {
+    const draft = draftsByRequest.get(incoming);
+    if (draft === undefined) return null;
+    services.finish(draft, failure.status, failure);
+    return draft.id;
   };
 }
 

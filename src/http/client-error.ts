@@ -1,4 +1,4 @@
-import type { Server } from "node:http";
+import { type IncomingMessage, type Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { newId } from "../util/ids.js";
 import { GatewayError } from "./errors.js";
@@ -11,46 +11,85 @@ export interface MalformedRequest {
   ip: string | null;
 }
 
-/**
- * Node answers malformed requests itself, before any handler runs; this gives those answers the
- * same OpenAI error body (431 for oversized headers, 400 otherwise) wherever the socket allows, and
- * hands each answered one to `record` (the audit keeps /v1 and /admin requests).
- */
-export function installClientErrorHandler(server: Server, record: (request: MalformedRequest, failure: GatewayError) => void): void {
-  server.on("clientError", (error: NodeJS.ErrnoException & { rawPacket?: unknown }, socket: Socket) => {
-    if (!socket.writable || error.code === "ECONNRESET") {
-      socket.destroy();
-      return;
-    }
-    let failure: GatewayError;
-    if (error.code === "HPE_HEADER_OVERFLOW") {
-      failure = new GatewayError(431, "headers_too_large", "the request headers are larger than 16 KB");
-    } else if (error.code === "ERR_HTTP_REQUEST_TIMEOUT" || error.code === "ERR_HTTP_HEADERS_TIMEOUT") {
-      socket.destroy();
-      return;
-    } else {
-      failure = new GatewayError(400, "invalid_body", "the request could not be parsed as HTTP");
-    }
-    const id = newId("req", Date.now());
-    const line = requestLine(error.rawPacket);
-    if (line !== null) record({ id, ...line, ip: socket.remoteAddress ?? null }, failure);
-    const body = JSON.stringify(failure.toBody());
-    const reason = failure.status === 431 ? "Request Header Fields Too Large" : "Bad Request";
-    socket.end(
-      `HTTP/1.1 ${failure.status} ${reason}\r\nx-request-id: ${id}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
-  });
+export interface MalformedHooks {
+  /** Records a malformed request no handler saw (the audit keeps /v1 and /admin requests). */
+  record(request: MalformedRequest, failure: GatewayError): void;
+  /** Records a request whose body turned out malformed while its handler read it: its id, or null when it is not audited. */
+  failInFlight(incoming: IncomingMessage, failure: GatewayError): string | null;
 }
 
 /**
- * The method and path of the first line of what the client sent, when it starts as one. Only its
- * start is read: a request line too long for Node is refused before its end is known, and the
- * path's first 2,048 characters say whether it is audited.
+ * Node answers malformed requests itself, before any handler runs; this gives those answers the
+ * same OpenAI error body (431 for oversized headers, 400 otherwise) wherever the socket allows, one
+ * answer and one record per request: a body found malformed while its handler reads it is answered
+ * under that request's id, and a malformed request pipelined behind one still being answered waits
+ * for that answer to go out first.
  */
-function requestLine(raw: unknown): { method: string; path: string } | null {
+export function installClientErrorHandler(server: Server, hooks: MalformedHooks): void {
+  server.on("clientError", (error: NodeJS.ErrnoException & { rawPacket?: unknown; bytesParsed?: number }, socket: Socket) => {
+    if (!socket.writable || error.code === "ECONNRESET" || error.code === "ERR_HTTP_REQUEST_TIMEOUT" || error.code === "ERR_HTTP_HEADERS_TIMEOUT") {
+      socket.destroy();
+      return;
+    }
+    const failure =
+      error.code === "HPE_HEADER_OVERFLOW"
+        ? new GatewayError(431, "headers_too_large", "the request headers are larger than 16 KB")
+        : new GatewayError(400, "invalid_body", "the request could not be parsed as HTTP");
+    // Node's own handler reads the response in flight on the socket this way too.
+    const inFlight = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
+    if (inFlight instanceof ServerResponse && !inFlight.writableFinished) {
+      if (!inFlight.req.complete) {
+        const id = hooks.failInFlight(inFlight.req, failure) ?? newId("req", Date.now());
+        if (inFlight.headersSent) socket.destroy();
+        else answer(socket, failure, id);
+        return;
+      }
+      inFlight.once("close", () => refuse(socket, error, failure, hooks));
+      return;
+    }
+    refuse(socket, error, failure, hooks);
+  });
+}
+
+/** Answers and records a malformed request no handler saw. */
+function refuse(socket: Socket, error: { rawPacket?: unknown; bytesParsed?: number }, failure: GatewayError, hooks: MalformedHooks): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const id = newId("req", Date.now());
+  const line = requestLine(error.rawPacket, error.bytesParsed);
+  if (line !== null) hooks.record({ id, ...line, ip: socket.remoteAddress ?? null }, failure);
+  answer(socket, failure, id);
+}
+
+function answer(socket: Socket, failure: GatewayError, id: string): void {
+  const body = JSON.stringify(failure.toBody());
+  const reason = failure.status === 431 ? "Request Header Fields Too Large" : "Bad Request";
+  socket.end(
+    `HTTP/1.1 ${failure.status} ${reason}\r\nx-request-id: ${id}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+const REQUEST_LINE = /^([A-Z]{1,16}) (\/[^ ?]{0,2048})/;
+
+/**
+ * The method and path of the malformed request, where what Node read holds its request line: at
+ * the start, or (a request pipelined behind others in the same read) after the last blank line
+ * before the point the parser stopped that starts one. Only a line's start is read: a request line
+ * too long for Node is refused before its end is known, and the path's first 2,048 characters say
+ * whether it is audited.
+ */
+function requestLine(raw: unknown, stoppedAt: number | undefined): { method: string; path: string } | null {
   if (!Buffer.isBuffer(raw)) return null;
-  const end = raw.indexOf("\r\n");
-  const head = raw.subarray(0, Math.min(end === -1 ? raw.length : end, 2100)).toString("latin1");
-  const match = /^([A-Z]{1,16}) (\/[^ ?]{0,2048})/.exec(head);
-  return match === null ? null : { method: match[1] as string, path: match[2] as string };
+  const limit = Math.min(stoppedAt ?? raw.length, raw.length);
+  let found: { method: string; path: string } | null = null;
+  for (let start = 0; start !== -1 && start < limit; ) {
+    const head = raw.subarray(start, Math.min(raw.length, start + 2100)).toString("latin1");
+    const match = REQUEST_LINE.exec(head);
+    if (match !== null) found = { method: match[1] as string, path: match[2] as string };
+    const blank = raw.indexOf("\r\n\r\n", start);
+    start = blank === -1 ? -1 : blank + 4;
+  }
+  return found;
 }

@@ -308,6 +308,38 @@ describe("request hygiene (CONTRACT.md §1, §3)", () => {
     expect(under.statuses).toEqual([200]);
   });
 
+  it("a body Node finds malformed while the call reads it, or a malformed request pipelined behind another, gets one answer and one record each", async () => {
+    const ids = (text: string): string[] => [...text.matchAll(/\r\nx-request-id: (req_\w+)\r\n/g)].map((m) => m[1] as string);
+    const head = `POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${SECRETS.alice}\r\nTransfer-Encoding: chunked\r\n\r\n`;
+    const bad = '5\r\n{"mod\r\nZZZ\r\n';
+    const before = (await g.records()).length;
+    // The bad chunk with the head, and after it in a later write: the call has begun reading its body.
+    const together = await g.raw(head + bad);
+    const later = await sendInParts([head, bad]);
+    for (const answer of [together.text, later]) {
+      expect(answer.match(/^HTTP\/1\.1 /gm)).toHaveLength(1);
+      expect(errorCode(rawBody(answer))).toBe("invalid_body");
+    }
+    const answered = [...ids(together.text), ...ids(later)];
+    expect(answered).toHaveLength(2);
+    await until(async () => (await g.records()).length >= before + 2);
+    await sleep(100);
+    const added = (await g.records()).slice(before);
+    expect(added.map((r) => [r.id, r.status, r.error_code])).toEqual(answered.map((id) => [id, 400, "invalid_body"]));
+
+    // A good request, then one with oversized headers in the same write: the first is answered first.
+    const pipelined = await g.raw(
+      `GET /v1/models HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${SECRETS.alice}\r\n\r\nGET /v1/nothing HTTP/1.1\r\nHost: gw\r\nX-Big: ${"a".repeat(17_000)}\r\n\r\n`,
+    );
+    // The 431's status line follows the listing's body directly, which ends without a line break.
+    expect([...pipelined.text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))).toEqual([200, 431]);
+    const [listed, refused] = ids(pipelined.text);
+    await until(async () => (await g.records()).some((r) => r.id === refused));
+    const records = await g.records();
+    expect(records.find((r) => r.id === listed)).toMatchObject({ path: "/v1/models", status: 200 });
+    expect(records.find((r) => r.id === refused)).toMatchObject({ path: "/v1/nothing", status: 431, error_code: "headers_too_large" });
+  });
+
   it("the client's x-request-id is kept as client_request_id and never becomes the audit id", async () => {
     const first = await g.request("/v1/chat/completions", { method: "POST", headers: { ...bearer(SECRETS.alice), "x-request-id": "req_client_chosen" }, body: BODY });
     const auditId = String(first.headers["x-request-id"]);
@@ -406,3 +438,18 @@ describe("request hygiene (CONTRACT.md §1, §3)", () => {
     expect(leaksOf(g)).toEqual([]);
   });
 });
+
+/** Writes each part 100 ms after the one before; resolves with everything the gateway sent once it closes. */
+function sendInParts(parts: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: g.host, port: g.port });
+    let text = "";
+    socket.on("data", (chunk: Buffer) => {
+      text += chunk.toString("latin1");
+    });
+    socket.on("close", () => resolve(text));
+    socket.on("error", reject);
+    socket.setTimeout(5_000, () => socket.destroy());
+    parts.forEach((part, i) => setTimeout(() => socket.write(part), i * 100));
+  });
+}
