@@ -450,6 +450,8 @@ function sendInParts(parts: string[]): Promise<string> {
     socket.on("close", () => resolve(text));
     socket.on("error", reject);
     socket.setTimeout(5_000, () => socket.destroy());
-    parts.forEach((part, i) => setTimeout(() => socket.write(part), i * 100));
+    parts.forEach((part, i) => {
+      setTimeout(() => socket.write(part), i * 100);
+    });
   });
 }
