@@ -3,6 +3,7 @@ import { z } from "zod";
 import { type ApprovalView, fromStore, publicApproval } from "../approvals/service.js";
 import { type AuditCursor, compareNewestFirst, cursorParam, encodeCursor } from "../audit/query.js";
 import type { Env } from "../http/app.js";
+import { maskedText } from "../pipeline/shown-name.js";
 import { wholeNumberParam } from "../util/query-params.js";
 import { type AdminContext, allowOnly, authorize, list, type ListBody, listQuery, noQuery, notFound, readJson, recordChange } from "./http.js";
 import type { AdminDeps } from "./routes.js";
@@ -34,9 +35,9 @@ async function decide(c: AdminContext, deps: AdminDeps, status: "approved" | "de
   const id = c.req.param("id") ?? "";
   c.get("draft").approvalId = id;
   const decision = await readJson(c, services, decisionSchema);
-  recordChange(c, services, decision);
-  // Stored, listed and sent to the webhook: the gateway's secrets in it masked, as the audit record masks them.
-  const comment = decision.comment === undefined || decision.comment === null ? decision.comment : c.get("draft").mask(decision.comment);
+  // Stored, listed, sent to the webhook and recorded: every secret in it masked.
+  const comment = decision.comment === undefined || decision.comment === null ? decision.comment : maskedText(services, decision.comment, c.get("draft").mask);
+  recordChange(c, services, { ...decision, comment });
   // Who decides comes from the credential alone; the service checks `approver_role` and pending-ness.
   const approval = await services.approvals.decide(id, { name: actor.name, role: actor.role }, status, comment ?? null);
   return c.json(publicApproval(approval, services.clock()));

@@ -68,7 +68,8 @@ export async function readJson<T extends z.ZodType>(c: AdminContext, services: S
  * caller's (an admin has none): a key's records are its calls.
  */
 export function recordChange(c: AdminContext, services: Services, body: unknown): void {
-  c.get("draft").body = captureAdminBody(services.current().config, body);
+  const draft = c.get("draft");
+  draft.body = captureAdminBody(services.current().config, body, draft.mask);
 }
 
 /** Query-string parameters as a record (`paramRecord`); a repeated parameter keeps its first value. */

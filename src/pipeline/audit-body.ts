@@ -58,10 +58,10 @@ function promptRedacted(body: unknown, config: Config): unknown {
 /**
  * An admin change's request body (a key's subject and limits, a stop's target and reason, an
  * approver's comment), kept redacted whatever `audit.bodies` says: it is what the change was, and
- * holds no prompt.
+ * holds no prompt. `mask` is the request's own (the token it presented among the secrets it masks).
  */
-export function captureAdminBody(config: Config, body: unknown): Pick<AuditRecord, "body" | "body_enc" | "body_key_id"> {
-  return captureBody("redacted", body, { redact: redactor(config, null), keyId: config.audit.encryption_key_id });
+export function captureAdminBody(config: Config, body: unknown, mask: (text: string) => string): Pick<AuditRecord, "body" | "body_enc" | "body_key_id"> {
+  return captureBody("redacted", body, { redact: (text) => redactPii(mask(text), config.pii.detectors), keyId: config.audit.encryption_key_id });
 }
 
 /** Masks a text of a recorded body: the gateway's secrets, then PII. */

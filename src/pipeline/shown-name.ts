@@ -40,3 +40,18 @@ export function issuedSecretsAmong(services: Services, sent: readonly string[]):
   }
   return found;
 }
+
+/** Characters a pasted secret may sit between in free text (quotes, brackets, a sentence's end). */
+const AROUND_WORD = /^["'`([{<]+|["'`)\]}>.,;:!?]+$/g;
+
+/**
+ * Free text (an approver's comment) with every secret in it masked: the gateway's own and the
+ * request's (`mask`), anything shaped like an API key, and each word that is an issued key or an
+ * approver's token, known only by their hashes.
+ */
+export function maskedText(services: Services, text: string, mask: (text: string) => string): string {
+  const words = text.split(/\s+/).flatMap((word) => [word, word.replace(AROUND_WORD, "")]);
+  const issued = issuedSecretsAmong(services, words);
+  const masked = mask(text).replace(KEY_SHAPED, REDACTED_SECRET);
+  return issued.length === 0 ? masked : gatewaySecretScrubber(services.current().config, null, issued)(masked);
+}
