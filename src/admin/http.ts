@@ -19,7 +19,7 @@ export type AdminContext = Context<Env>;
 export function authorize(c: AdminContext, services: Services, scope: "approvals" | "admin", action: string): AdminActor {
   const draft = c.get("draft");
   draft.action = action;
-  const actor = identifyAdmin(services.current(), c.req.header("authorization"));
+  const actor = identifyAdmin(services.current(), services.shared.keys, c.req.header("authorization"));
   // Recorded before the scope check, so a refused approver is audited by name too.
   draft.actor = { name: actor.name, role: actor.role };
   return checkScope(actor, scope);
@@ -116,7 +116,7 @@ export const isoTimeSchema = z
 export function allowOnly(app: Hono<Env>, services: Services, path: string, methods: readonly string[]): void {
   app.all(path, (c) => {
     // The credential first, as on every admin route: only a caller it names learns which methods a path takes, and is audited as the actor.
-    const actor = identifyAdmin(services.current(), c.req.header("authorization"));
+    const actor = identifyAdmin(services.current(), services.shared.keys, c.req.header("authorization"));
     c.get("draft").actor = { name: actor.name, role: actor.role };
     throw new GatewayError(405, "method_not_allowed", `\`${c.req.method}\` is not allowed on \`${c.req.path}\``, {
       headers: { allow: methods.join(", ") },

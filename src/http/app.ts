@@ -123,11 +123,13 @@ export function createApp(services: Services, state: AppState, admin: AdminDeps)
     // Records a sink cannot store wait in the queue: a load balancer should send calls elsewhere meanwhile.
     if (!services.audit.healthy()) return c.json({ status: "audit_unavailable" }, 503);
     const storeUp = await services.store.ping().catch(() => false);
-    return storeUp ? c.json({ status: "ready", store: services.store.kind }) : c.json({ status: "store_unavailable" }, 503);
+    // A replica started while its store was down refuses calls until it has read the stops and runtime keys.
+    const serving = storeUp && services.shared.stopsKnown && services.shared.keysKnown;
+    return serving ? c.json({ status: "ready", store: services.store.kind }) : c.json({ status: "store_unavailable" }, 503);
   });
   app.get("/metrics", async (c) => {
     const config = services.current().config;
-    if (!config.admin.public_metrics) verifyAdmin(services.current(), c.req.header("authorization"), "metrics");
+    if (!config.admin.public_metrics) verifyAdmin(services.current(), services.shared.keys, c.req.header("authorization"), "metrics");
     return c.text(await services.metrics.registry.metrics(), 200, { "content-type": services.metrics.registry.contentType });
   });
 
@@ -352,7 +354,7 @@ function recordCaller(services: Services, c: Context<Env>): void {
   const authorization = c.req.header("authorization");
   if (c.req.path.startsWith("/admin")) {
     try {
-      const actor = identifyAdmin(services.current(), authorization);
+      const actor = identifyAdmin(services.current(), services.shared.keys, authorization);
       draft.actor = { name: actor.name, role: actor.role };
     } catch {
       // An invalid credential leaves the record without an actor; the answer is the same.

@@ -1,6 +1,6 @@
 import { canonicalPath, isClosedToPassthrough, isUnder } from "../config/governed-paths.js";
 import { hostname } from "node:os";
-import { KeyIndex } from "../auth/keys.js";
+import { hashKey, KeyIndex } from "../auth/keys.js";
 import type { ConfigIssue } from "../config/load.js";
 import type { Config, RuleConfig } from "../config/schema.js";
 import { type CompiledPolicy, compilePolicy } from "../policy/compile.js";
@@ -146,7 +146,8 @@ export class SharedState {
     const ids = new Set(live.map((key) => key.id));
     const secrets = new Map(live.flatMap((key) => [key.key_hash, ...key.previous.map((previous) => previous.hash)].map((hash) => [hash, key.id] as const)));
     const had = new Set(running?.keys.flatMap((key) => [`id:${key.id}`, `hash:${key.key_hash}`]));
-    return config.keys.flatMap((key, index) => {
+    const credentials = this.credentialsShadowed(config, running, secrets);
+    return credentials.concat(config.keys.flatMap((key, index) => {
       const issues: ConfigIssue[] = [];
       if (ids.has(key.id) && !had.has(`id:${key.id}`)) {
         issues.push({ path: `keys[${index}].id`, message: `\`${key.id}\` is also a runtime key's id (made through the admin API); a config key would replace it and its secret stop working` });
@@ -156,7 +157,21 @@ export class SharedState {
         issues.push({ path: `keys[${index}].key_hash`, message: `the same secret as runtime key \`${owner}\`, which it opens instead: this key would never be used` });
       }
       return issues;
+    }));
+  }
+
+  /** The admin token and approver tokens that are a live runtime key's secret (a virtual key is never an admin credential). */
+  private credentialsShadowed(config: Config, running: Config | undefined, secrets: ReadonlyMap<string, string>): ConfigIssue[] {
+    const had = new Set([running?.admin.token ? hashKey(running.admin.token) : "", ...(running?.admin.approvers.map((approver) => approver.token_hash) ?? [])]);
+    const clashes = (hash: string): string | undefined => (had.has(hash) ? undefined : secrets.get(hash));
+    const issues: ConfigIssue[] = [];
+    const adminOwner = config.admin.token === "" ? undefined : clashes(hashKey(config.admin.token));
+    if (adminOwner !== undefined) issues.push({ path: "admin.token", message: `is also the secret of runtime key \`${adminOwner}\`` });
+    config.admin.approvers.forEach((approver, index) => {
+      const owner = clashes(approver.token_hash);
+      if (owner !== undefined) issues.push({ path: `admin.approvers[${index}].token_hash`, message: `the same token as runtime key \`${owner}\`` });
     });
+    return issues;
   }
 
   setKeys(config: Config, runtimeKeys: RuntimeKey[], now: number): void {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MockUpstream, startMockUpstream } from "../../mock/upstream.js";
 import { startGateway } from "../../src/gateway.js";
 import { freePort } from "../helpers/index.js";
+import { startRedis } from "../helpers/redis.js";
 
 const KEY = "sk-ops-key";
 const ADMIN = "ops-admin-token";
@@ -102,6 +103,14 @@ describe("operating the gateway", () => {
       logged.length = 0;
       expect(gateway.reload()).toBe(false);
       expect(logged.some((line) => line.includes("keys[0].key_hash") && line.includes("runtime key `rt-shadow`"))).toBe(true);
+      // Nor may the admin token or an approver's: a virtual key is never an admin credential.
+      for (const admin of [`{ token: ${created.key} }`, `{ token: ${ADMIN}, approvers: [{ name: vic, role: admin, token_hash: "${hash(created.key)}" }] }`]) {
+        writeConfig(path, "");
+        writeFileSync(path, readFileSync(path, "utf8").replace(`admin: { token: ${ADMIN} }`, `admin: ${admin}`));
+        logged.length = 0;
+        expect(gateway.reload()).toBe(false);
+        expect(logged.some((line) => line.includes("admin.") && line.includes("runtime key `rt-shadow`"))).toBe(true);
+      }
       writeFileSync(path, shadowing);
       await gateway.shutdown();
       // Started on that config (the snapshot holds the runtime key): it runs, and says what it replaced.
@@ -110,6 +119,14 @@ describe("operating the gateway", () => {
       const warning = logged.map((line) => JSON.parse(line) as { level: number; msg: string }).find((entry) => entry.msg.includes("clash with runtime keys"));
       expect(warning?.level).toBe(40);
       expect(warning?.msg).toContain("keys[0].id");
+      // A runtime key's secret that a config names as an approver's token, the gateway started on it: still no admin credential.
+      await gateway.shutdown();
+      writeConfig(path, "");
+      writeFileSync(path, readFileSync(path, "utf8").replace(`admin: { token: ${ADMIN} }`, `admin: { token: ${ADMIN}, approvers: [{ name: vic, role: admin, token_hash: "${hash(created.key)}" }] }`));
+      gateway = await startGateway({ configPath: path, env: {}, logger });
+      const asAdmin = await fetch(`${gateway.url}/admin/approvals`, { headers: { authorization: `Bearer ${created.key}` } });
+      expect(asAdmin.status).toBe(401);
+      expect(((await asAdmin.json()) as { error: { code: string } }).error.code).toBe("invalid_admin_token");
     } finally {
       await gateway.shutdown();
     }
@@ -183,6 +200,30 @@ describe("operating the gateway", () => {
       } finally {
         await gateway.shutdown();
       }
+    }
+  }, 30_000);
+
+  it("answers /readyz 200 once its Redis is back only when it serves calls again (it has read the stops and keys)", async () => {
+    const redis = await startRedis();
+    if (redis === null) return;
+    const path = join(dir, "redis-back.yaml");
+    writeConfig(path, "");
+    writeFileSync(
+      path,
+      readFileSync(path, "utf8")
+        .replace(/^store: .*$/m, `store: { redis: { url: "${redis.url}", prefix: "back:" }, on_error: fail_closed }`)
+        .replace(", limits: { daily_cost: 5 }", ""),
+    );
+    await redis.stop();
+    const gateway = await startGateway({ configPath: path, env: {}, logger: pino({ level: "silent" }) });
+    try {
+      expect((await fetch(`${gateway.url}/readyz`)).status).toBe(503);
+      await redis.restart();
+      await until(async () => (await fetch(`${gateway.url}/readyz`)).status === 200, "the replica to be ready", 10_000);
+      await expect(ask(gateway.url)).resolves.toBeTruthy();
+    } finally {
+      await gateway.shutdown();
+      await redis.stop();
     }
   }, 30_000);
 
