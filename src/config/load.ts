@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { compilePolicy, PolicyConfigError } from "../policy/compile.js";
-import { type Config, configSchema, crossCheckSections, policiesSchema, ruleSchema } from "./schema.js";
+import { type Config, configSchema, crossCheckSections, formsAt, policiesSchema, ruleSchema } from "./schema.js";
 import { formatFieldPath } from "../util/field-path.js";
 import { interpolate, maskVariables } from "./variables.js";
 import { isRecord } from "../util/is-record.js";
@@ -35,7 +35,39 @@ function ruleNameAt(raw: unknown, path: ReadonlyArray<PropertyKey>): string | un
 }
 
 function zodIssues(raw: unknown, error: z.ZodError): ConfigIssue[] {
-  return error.issues.flatMap((issue) => explain(issue, [])).map(({ path, message }) => issueAt(raw, path, message));
+  return error.issues
+    .flatMap((issue) => explain(issue, []))
+    .flatMap((issue) => formsOwnIssues(raw, issue) ?? [issue])
+    .map(({ path, message }) => issueAt(raw, path, message));
+}
+
+/**
+ * Zod reports a wrong value inside one form of a section (`store: { redis: { url: 6379 } }`) as the
+ * other form's unknown key (`store: Unrecognized key: "redis"`), since an unknown key does not stop
+ * that form's check and a wrong type does: the form the key names is checked alone, and its own
+ * problems are reported in place. Null where the issue is not such a key.
+ */
+function formsOwnIssues(raw: unknown, issue: { path: PropertyKey[]; message: string }): { path: PropertyKey[]; message: string }[] | null {
+  const forms = formsAt(issue.path);
+  if (forms === null) return null;
+  const value = valueAt(raw, issue.path);
+  const named = isRecord(value) ? Object.keys(value).filter((key) => Object.hasOwn(forms, key)) : [];
+  if (named.length !== 1 || !issue.message.includes(`"${named[0]}"`)) return null;
+  const checked = (forms[named[0] as string] as z.ZodType).safeParse(value);
+  return checked.success ? null : checked.error.issues.flatMap((inner) => explain(inner, issue.path));
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let value = raw;
+  for (const step of path) value = isRecord(value) || Array.isArray(value) ? (value as Record<PropertyKey, unknown>)[step] : undefined;
+  return value;
+}
+
+/** An issue found by its formatted path (a variable's) with the name of the rule it is in, where it is in one. */
+function withRuleName(raw: unknown, issue: ConfigIssue): ConfigIssue {
+  const index = /^policies\.rules\[(\d+)\]/.exec(issue.path)?.[1];
+  const rule = index === undefined ? undefined : ruleNameAt(raw, ["policies", "rules", Number(index)]);
+  return rule === undefined ? issue : { ...issue, rule };
 }
 
 function issueAt(raw: unknown, path: ReadonlyArray<PropertyKey>, message: string): ConfigIssue {
@@ -106,8 +138,9 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(source, [{ path: "", message: "expected a YAML mapping at the top level" }]);
   }
-  const issues: ConfigIssue[] = [];
-  const interpolated = interpolate(raw, env, [], issues);
+  const unset: ConfigIssue[] = [];
+  const interpolated = interpolate(raw, env, [], unset);
+  const issues: ConfigIssue[] = unset.map((issue) => withRuleName(interpolated, issue));
   const parsed = configSchema.safeParse(interpolated);
   if (!parsed.success) {
     issues.push(...zodIssues(interpolated, parsed.error));
@@ -124,7 +157,10 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     }
   }
   // The schema and the policy compiler both know some problems (a duplicate rule name): say each once.
-  if (issues.length > 0 || !parsed.success) throw new ConfigError(source, distinct(issues));
+  // A value left empty for a variable not set is checked only so the rest is: what that finds of it is not said.
+  const unsetAt = new Set(unset.map((issue) => issue.path));
+  const said = issues.filter((issue, index) => index < unset.length || !unsetAt.has(issue.path));
+  if (issues.length > 0 || !parsed.success) throw new ConfigError(source, distinct(said));
   return parsed.data;
 }
 

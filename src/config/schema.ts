@@ -146,6 +146,15 @@ const redisStreamSinkSchema = z.strictObject({
 });
 const logSinkSchema = z.strictObject({ log: z.strictObject({}).default({}) });
 
+/** The sections written in one of several forms, each named by its one key (`store`, each audit sink): the forms at `path`, or null. */
+export function formsAt(path: readonly PropertyKey[]): Readonly<Record<string, z.ZodType>> | null {
+  if (path.length === 1 && path[0] === "store") return { memory: memoryStoreSchema, redis: redisStoreSchema };
+  if (path.length === 3 && path[0] === "audit" && path[1] === "sinks" && typeof path[2] === "number") {
+    return { file: fileSinkSchema, redis_stream: redisStreamSinkSchema, log: logSinkSchema };
+  }
+  return null;
+}
+
 const bodiesSchema = z.enum(["none", "redacted", "full"]);
 
 const auditSchema = z.strictObject({

@@ -57,6 +57,21 @@ models:
     ]);
   });
 
+  it("names the rule an unset variable is in, and nothing else of the value left empty for it", () => {
+    const text = `
+upstreams: { openai: { base_url: "http://127.0.0.1:9/v1" } }
+models: { m: { upstream: openai } }
+policies:
+  rules:
+    - { name: block_pattern, effect: DENY, conditions: { prompt_text: { matches: "\${PATTERN}" } } }
+    - { name: block_team, effect: DENY, conditions: { team: { in: [a] } }, constraints: { approver_role: "\${ROLE}" } }
+`;
+    expect(issuesOf(text)).toEqual([
+      "policies.rules[0].conditions.prompt_text.matches [block_pattern]: environment variable `PATTERN` is not set",
+      "policies.rules[1].constraints.approver_role [block_team]: environment variable `ROLE` is not set",
+    ]);
+  });
+
   it("reads the contract's unquoted ${VAR} inside flow mappings", () => {
     const text = `
 admin:
@@ -107,6 +122,12 @@ approvals: { notify_url: null, notify_secret: \${APPROVALS_WEBHOOK_SECRET:-}, de
       "audit.sinks[0].file.retention_days: Too small: expected number to be >0",
     ]);
     expect(issuesOf(`${base}\nstore: { redis: { url: notaurl } }`)).toEqual(["store.redis.url: must be a redis:// or rediss:// URL"]);
+    // A value of the wrong type inside a form, which Zod reports as another form's unknown key.
+    expect(issuesOf(`${base}\nstore: { redis: { url: 6379 } }`)).toEqual(["store.redis.url: Invalid input: expected string, received number"]);
+    expect(issuesOf(`${base}\naudit: { sinks: [{ file: { dir: x, retention_days: "30" } }, { redis_stream: { key: 5 } }] }`)).toEqual([
+      "audit.sinks[0].file.retention_days: Invalid input: expected number, received string",
+      "audit.sinks[1].redis_stream.key: Invalid input: expected string, received number",
+    ]);
     // A mistyped key is named in the form the value is written in, not in another form.
     expect(issuesOf(`${base}\nstore: { redis: { url: "redis://h:1", prefx: a } }`)).toEqual(['store.redis: Unrecognized key: "prefx"']);
     expect(issuesOf(`${base}\nstore: { redis: { url: "redis://h:1" }, on_eror: fail_open }`)).toEqual(['store: Unrecognized key: "on_eror"']);
