@@ -10,6 +10,7 @@ import { RedisStreamSink } from "./redis-stream-sink.js";
 import type { AuditSink } from "./sink.js";
 import type { AuditRecord } from "./types.js";
 import { type VerifyResult, verifyFiles } from "./verify.js";
+import { verifyStream } from "./verify-stream.js";
 import { AuditWriter } from "./writer.js";
 
 export interface AuditDeps {
@@ -29,7 +30,10 @@ export interface Audit {
    * `ts` order): each file or stream entry is read once, so a report over a long range is linear.
    */
   scan(range: AuditRange): AsyncIterable<AuditRecord>;
-  /** `GET /admin/audit/verify` over the first file sink's directory (every replica's files in it). */
+  /**
+   * `GET /admin/audit/verify` over the first file sink's directory (every replica's files in it),
+   * then the Redis stream sink's entries (every replica's chain in it).
+   */
   verify(): Promise<VerifyResult>;
   /** Flushes and closes the writer and its sinks (not the Redis connections), giving up after `limitMs`. */
   close(limitMs?: number): Promise<void>;
@@ -93,9 +97,12 @@ export async function createAudit(config: AuditConfig, deps: AuditDeps): Promise
     },
     verify: async () => {
       await caughtUp();
-      if (chosenFiles === null) return { ok: true, records: 0 };
       // Taken together: the bytes to read and the heads they must end at.
-      return verifyFiles(chosenFiles.dir, undefined, { sizes: chosenFiles.sink.committedSizes(), heads: chosenFiles.sink.heads() });
+      const files = chosenFiles === null ? null : await verifyFiles(chosenFiles.dir, undefined, { sizes: chosenFiles.sink.committedSizes(), heads: chosenFiles.sink.heads() });
+      if (files !== null && !files.ok) return files;
+      // The stream holds every replica's records, as queries read them: its count is the one given.
+      if (chosenStream !== null) return verifyStream(chosenStream.redis, chosenStream.key);
+      return files ?? { ok: true, records: 0 };
     },
     close: (limitMs) => writer.close(limitMs),
   };

@@ -14,6 +14,9 @@ export interface RedisStreamSinkOptions {
 /** The field of each stream entry holding the record's JSON. */
 export const STREAM_FIELD = "r";
 
+/** Between the stream's key and a replica's name in the key holding that replica's chain head. */
+export const STREAM_HEAD_INFIX = ":head:";
+
 /**
  * XADDs each record to a stream shared by every replica, one pipeline per batch. Delivery is at
  * least once: a pipeline that fails midway is retried whole, and readers drop repeated ids.
@@ -32,7 +35,7 @@ export class RedisStreamSink implements AuditSink {
   constructor(redis: Redis, options: RedisStreamSinkOptions) {
     this.redis = redis;
     this.options = options;
-    this.headKey = `${options.key}:head:${options.replica}`;
+    this.headKey = `${options.key}${STREAM_HEAD_INFIX}${options.replica}`;
   }
 
   async write(batch: readonly AuditRecord[]): Promise<void> {

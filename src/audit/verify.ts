@@ -81,7 +81,7 @@ async function verifyReplica(name: string, files: readonly AuditFile[], options:
   return { ok: true, records };
 }
 
-function parseRecord(text: string): ChainedRecord | null {
+export function parseRecord(text: string): ChainedRecord | null {
   try {
     const parsed: unknown = JSON.parse(text);
     if (parsed !== null && typeof parsed === "object" && "hash" in parsed && "prev_hash" in parsed && "id" in parsed) {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { queryStream, scanStream } from "../../src/audit/query-stream.js";
 import { nextEntryId, previousEntryId, readStreamReverse } from "../../src/audit/redis-stream-reader.js";
 import { RedisStreamSink } from "../../src/audit/redis-stream-sink.js";
+import { verifyStream } from "../../src/audit/verify-stream.js";
 import { chainLine, GENESIS_HASH, verifyChain } from "../../src/audit/chain.js";
 import type { AuditRecord, ChainedRecord } from "../../src/audit/types.js";
 import { AuditUnavailableError } from "../../src/audit/unavailable.js";
@@ -230,6 +231,61 @@ describe.skipIf(server === null)("an audit stream whose Redis is down", () => {
       redis.disconnect();
       await own.stop();
     }
+  });
+});
+
+describe("verifyStream", () => {
+  /** r1 writes three records, r2 one, r1 one more; the stream's entry ids oldest first. */
+  async function fiveRecords(): Promise<string[]> {
+    const one = new RedisStreamSink(redis, { key: KEY, maxLen: 1000, replica: "r1" });
+    const two = new RedisStreamSink(redis, { key: KEY, maxLen: 1000, replica: "r2" });
+    await one.write([makeRecord({ replica: "r1" }), makeRecord({ replica: "r1" }), makeRecord({ replica: "r1" })]);
+    await two.write([makeRecord({ replica: "r2" })]);
+    await one.write([makeRecord({ replica: "r1" })]);
+    return (await redis.xrange(KEY, "-", "+")).map(([id]) => id);
+  }
+
+  it("passes every replica's chain, a batch written twice (a retry) included, and counts each record once", async () => {
+    await fiveRecords();
+    expect(await verifyStream(redis, KEY, 2)).toEqual({ ok: true, records: 5 });
+    const [, fields = []] = (await redis.xrange(KEY, "-", "+", "COUNT", 1))[0] ?? [];
+    await redis.xadd(KEY, "*", ...fields);
+    expect(await verifyStream(redis, KEY)).toEqual({ ok: true, records: 5 });
+  });
+
+  it("finds a record deleted from inside the stream, from a replica's start or end, and a forged or edited one", async () => {
+    const ids = await fiveRecords();
+    const recordAt = async (entry: string) => JSON.parse((await redis.xrange(KEY, entry, entry))[0]![1][1]!) as ChainedRecord;
+    const second = await recordAt(ids[2]!);
+    await redis.xdel(KEY, ids[1]!);
+    expect(await verifyStream(redis, KEY)).toEqual({ ok: false, first_broken: { id: second.id, reason: "broken link" } });
+
+    await redis.del(KEY, `${KEY}:head:r1`, `${KEY}:head:r2`);
+    const again = await fiveRecords();
+    const last = await recordAt(again[2]!);
+    await redis.xdel(KEY, again[4]!);
+    expect(await verifyStream(redis, KEY)).toMatchObject({ ok: false, first_broken: { reason: expect.stringMatching(/records missing/) } });
+
+    await redis.del(KEY, `${KEY}:head:r1`, `${KEY}:head:r2`);
+    await fiveRecords();
+    // r2's only record: nothing links to it, and its head is not met.
+    await redis.xdel(KEY, (await redis.xrange(KEY, "-", "+"))[3]![0]);
+    expect(await verifyStream(redis, KEY)).toMatchObject({ ok: false, first_broken: { reason: "records missing before it" } });
+
+    await redis.del(KEY, `${KEY}:head:r1`, `${KEY}:head:r2`);
+    await fiveRecords();
+    await redis.xadd(KEY, "*", "r", JSON.stringify({ ...last, id: "req-forged", cost: 99 }));
+    expect(await verifyStream(redis, KEY)).toEqual({ ok: false, first_broken: { id: "req-forged", reason: "hash mismatch" } });
+  });
+
+  it("starts each chain where a trim left it, and wants the genesis from a stream nothing was removed from", async () => {
+    const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 10, replica: "r1" });
+    for (let batch = 0; batch < 10; batch += 1) await sink.write(Array.from({ length: 50 }, () => makeRecord({ replica: "r1" })));
+    expect(await verifyStream(redis, KEY)).toEqual({ ok: true, records: await redis.xlen(KEY) });
+    // The stream removed whole (DEL) and written on from the stored head: its start is gone.
+    await redis.del(KEY);
+    await sink.write([makeRecord({ replica: "r1" })]);
+    expect(await verifyStream(redis, KEY)).toMatchObject({ ok: false, first_broken: { reason: "records missing before it" } });
   });
 });
 

@@ -1,3 +1,4 @@
+import { Redis } from "ioredis";
 import { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compileModelPrices, worstCaseMicros } from "../../src/pricing/index.js";
@@ -370,6 +371,24 @@ describe.skipIf(redis === null)("two replicas, one Redis", () => {
     expect(adminActions[0]).toMatchObject({ user: "admin", status: 201 });
     expectAlive();
   }, 60_000);
+
+  it("GET /admin/audit/verify on either replica checks every replica's chain in the stream, and finds an entry deleted from it", async () => {
+    const redis = new Redis(cluster.redis.url);
+    const streamed = await redis.xlen("spark:audit");
+    for (const replica of [cluster.a, cluster.b]) {
+      const { status, body } = await replica.admin("GET", "/admin/audit/verify");
+      expect(status).toBe(200);
+      expect(body.records as number).toBeGreaterThanOrEqual(streamed);
+    }
+    const entries = await redis.xrange("spark:audit", "-", "+");
+    const ofA = entries.filter(([, fields]) => (JSON.parse(fields[1] ?? "{}") as { replica?: string }).replica === "a");
+    const [removed] = ofA[Math.floor(ofA.length / 2)] ?? [];
+    await redis.xdel("spark:audit", removed as string);
+    await redis.quit();
+    const { status, body } = await cluster.b.admin("GET", "/admin/audit/verify");
+    expect(status).toBe(409);
+    expect(body).toMatchObject({ ok: false, first_broken: { reason: expect.stringMatching(/broken link|records missing/) } });
+  }, 30_000);
 });
 
 /** Every audit record of a key, read through a replica's `GET /admin/audit` (all pages). */
