@@ -18,6 +18,8 @@ export interface MalformedHooks {
   failInFlight(incoming: IncomingMessage, failure: GatewayError): string | null;
 }
 
+const CLIENT_GONE = new Set(["ECONNRESET", "HPE_INVALID_EOF_STATE", "ERR_HTTP_REQUEST_TIMEOUT", "ERR_HTTP_HEADERS_TIMEOUT"]);
+
 /**
  * Node answers malformed requests itself, before any handler runs; this gives those answers the
  * same OpenAI error body (431 for oversized headers, 400 otherwise) wherever the socket allows, one
@@ -27,7 +29,9 @@ export interface MalformedHooks {
  */
 export function installClientErrorHandler(server: Server, hooks: MalformedHooks): void {
   server.on("clientError", (error: NodeJS.ErrnoException & { rawPacket?: unknown; bytesParsed?: number }, socket: Socket) => {
-    if (!socket.writable || error.code === "ECONNRESET" || error.code === "ERR_HTTP_REQUEST_TIMEOUT" || error.code === "ERR_HTTP_HEADERS_TIMEOUT") {
+    // A client that left (a reset, or its end of the connection closed mid-request) or timed out is
+    // answered by no one: a call it had begun records it as gone.
+    if (!socket.writable || CLIENT_GONE.has(error.code ?? "")) {
       socket.destroy();
       return;
     }

@@ -1,13 +1,19 @@
 import type { Logger } from "./logger.js";
 
 const INTERVAL_MS = 10_000;
-const last = new Map<string, { at: number; suppressed: number }>();
+/** Per logger (one a gateway), so two gateways in one process do not silence each other. */
+const lastByLogger = new WeakMap<Logger, Map<string, { at: number; suppressed: number }>>();
 
 /**
  * Logs a state-store failure at most once per 10 s per operation, with how many were suppressed:
  * an outage fails every call, and one stack trace per call would flood the log.
  */
 export function storeTrouble(log: Logger, operation: string, error: unknown, now: number = Date.now()): void {
+  let last = lastByLogger.get(log);
+  if (last === undefined) {
+    last = new Map();
+    lastByLogger.set(log, last);
+  }
   const seen = last.get(operation);
   if (seen !== undefined && now - seen.at < INTERVAL_MS) {
     seen.suppressed++;
