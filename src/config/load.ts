@@ -92,12 +92,13 @@ const NAMELESS = "\u0000";
 
 function salvagedRule(rule: unknown, index: number): unknown {
   if (ruleSchema.safeParse(rule).success || rule === null || typeof rule !== "object") return rule;
-  const { name, actions, conditions } = rule as Record<string, unknown>;
+  const { name, effect, actions, conditions, constraints } = rule as Record<string, unknown>;
   return {
     name: typeof name === "string" && name !== "" ? name : `${NAMELESS}${index}`,
-    effect: "ALLOW",
+    effect: effect === "DENY" || effect === "REQUIRE_APPROVAL" ? effect : "ALLOW",
     conditions: isRecord(conditions) ? conditions : {},
     ...(Array.isArray(actions) && actions.every((action) => typeof action === "string") ? { actions } : {}),
+    ...(isRecord(constraints) ? { constraints } : {}),
   };
 }
 

@@ -215,6 +215,7 @@ policies:
     - { name: r1, effect: DENY, conditions: { bogus_attr: { eq: 1 } } }
     - { name: r2, effect: DENY, mode: sometimes, actions: [tool.call], conditions: { tool: { in: deploy } } }
     - { effect: DENY, mode: sometimes, conditions: { model: { eq: [1] } } }
+    - { name: r4, effect: REQUIRE_APPROVAL, mode: sometimes, conditions: {}, constraints: { approval_timeout_seconds: -3 } }
 `);
     expect(issues).toEqual(
       expect.arrayContaining([
@@ -225,6 +226,8 @@ policies:
         "policies.rules[2].conditions.model.eq: `eq` takes a string, number or boolean, got `[1]`",
         "keys[1].key_hash: must be `sha256:` followed by 64 lowercase hex digits",
         "keys[1].id: duplicate key id `a`",
+        // And its constraints.
+        expect.stringMatching(/^policies\.rules\[3\]\.constraints\.approval_timeout_seconds \[r4\]: must be a positive number/),
       ]),
     );
   });
