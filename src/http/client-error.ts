@@ -89,8 +89,9 @@ function requestLine(raw: unknown, stoppedAt: number | undefined): { method: str
   const limit = Math.min(stoppedAt ?? raw.length, raw.length);
   let found: { method: string; path: string } | null = null;
   for (let start = 0; start !== -1 && start < limit; ) {
-    const head = raw.subarray(start, Math.min(raw.length, start + 2100)).toString("latin1");
-    const match = REQUEST_LINE.exec(head);
+    // Only a place that starts with a method's first letter is read as text: a packet of blank lines costs a scan.
+    const first = raw[start] ?? 0;
+    const match = first >= 0x41 && first <= 0x5a ? REQUEST_LINE.exec(raw.subarray(start, Math.min(raw.length, start + 2100)).toString("latin1")) : null;
     if (match !== null) found = { method: match[1] as string, path: match[2] as string };
     const blank = raw.indexOf("\r\n\r\n", start);
     start = blank === -1 ? -1 : blank + 4;
