@@ -110,17 +110,19 @@ class Walk {
   /**
    * A content string, or its parts' text (and refusals, and shell output's streams). Text parts are
    * also read joined, as the model reads them: `forbid` + `den phrase`, or an address cut in two,
-   * must not pass where one part would not. Where the joined text is rewritten otherwise than its
-   * parts were, the text parts become one part holding it.
+   * must not pass where one part would not. The parts are joined as each was rewritten (a redaction
+   * keeps what it masked in each: joined raw, an address at a part's end runs into the next part's
+   * first word and is no longer found); where the joined text is rewritten further, the text parts
+   * become one part holding it.
    */
   readonly content = (content: unknown): unknown => {
     if (typeof content === "string") return this.visitor.text(content);
     if (!Array.isArray(content)) return content;
     const out = this.list(content, this.part);
-    const joined = joinedText(content);
+    const joined = joinedText(out);
     if (joined === null) return out;
     const seen = this.visitor.text(joined);
-    return seen === joined || seen === joinedText(out) ? out : withTextMerged(out, seen);
+    return seen === joined ? out : withTextMerged(out, seen);
   };
 
   readonly part = (part: unknown): unknown => {

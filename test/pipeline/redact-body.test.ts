@@ -19,6 +19,19 @@ describe("redactRequestBody", () => {
     expect((untouched.messages as Array<{ content: unknown }>)[0]?.content).toEqual([{ type: "text", text: "to [REDACTED:email]" }, { type: "text", text: " and more" }]);
   });
 
+  test("keeps what each part's masking found where the parts run together joined (an address at a part's end, a number the next part goes on)", () => {
+    const parts = [
+      { type: "text", text: `Customer email: ${EMAIL}` },
+      { type: "text", text: `2) SSN: ${SSN}` },
+      { type: "input_text", text: "Card on file 4111 1111 1111 1111" },
+      { type: "input_text", text: "1 more" },
+    ];
+    const body: Record<string, unknown> = { model: "m", messages: [{ role: "user", content: parts }] };
+    redactRequestBody(body, PII_TYPES);
+    const sent = JSON.stringify(body);
+    for (const secret of [EMAIL, SSN, "4111 1111 1111 1111"]) expect(sent).not.toContain(secret);
+  });
+
   test("masks PII in arguments sent as an object, and keeps them an object", () => {
     const body: Record<string, unknown> = { model: "m", messages: [{ role: "assistant", tool_calls: [{ id: "1", type: "function", function: { name: "f", arguments: { mail: EMAIL, n: 1 } } }] }] };
     redactRequestBody(body, PII_TYPES);
