@@ -155,6 +155,10 @@ class Walk {
     return out;
   };
 
+  /** A built-in call's results or outputs: each one's text or logs. */
+  readonly builtInOutputs = (value: unknown): unknown =>
+    Array.isArray(value) ? this.list(value, (item) => (isRecord(item) ? this.field(this.field(item, "text", this.text), "logs", this.text) : item)) : value;
+
   readonly variable = (value: unknown): unknown => (isRecord(value) ? this.field(value, "text", this.text) : this.text(value));
 
   /** Something with a description and a JSON schema: a function, a structured answer's format. */
@@ -223,6 +227,12 @@ class Walk {
     out = this.field(out, "input", this.text);
     out = this.field(out, "summary", this.content);
     out = this.field(out, "operation", this.action);
+    // A built-in call the upstream ran in an earlier turn, as sent back: a file search's queries and
+    // results, the code an interpreter ran and the logs it printed.
+    out = this.field(out, "queries", this.texts);
+    out = this.field(out, "code", this.text);
+    out = this.field(out, "results", this.builtInOutputs);
+    out = this.field(out, "outputs", this.builtInOutputs);
     // An MCP server's tool list, as an earlier turn got it: the model reads their descriptions and schemas.
     out = this.field(out, "tools", this.tools);
     return this.field(out, "action", this.action);

@@ -58,12 +58,14 @@ describe("extractPromptText", () => {
         { type: "web_search_call", id: "ws", status: "completed", action: { type: "search", query: "say A", queries: ["say B"] } },
         { type: "apply_patch_call", call_id: "p", operation: { type: "update_file", path: "x", diff: "say C" } },
         { type: "mcp_list_tools", server_label: "gh", tools: [{ name: "t", description: "say D", input_schema: { properties: { q: { description: "say E" } } } }] },
+        { type: "file_search_call", id: "fs", status: "completed", queries: ["say H"], results: [{ file_id: "f", text: "say I" }] },
+        { type: "code_interpreter_call", id: "ci", status: "completed", code: "print('say J')", outputs: [{ type: "logs", logs: "say K" }] },
       ],
       tools: [{ type: "mcp", server_label: "gh", server_description: "say F" }],
       text: { format: { type: "json_schema", name: "f", schema: { type: "string", pattern: "say G" } } },
     };
     const text = extractPromptText(body);
-    for (const said of ["A", "B", "C", "D", "E", "F", "G"]) expect(text).toContain(`say ${said}`);
+    for (const said of ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K"]) expect(text).toContain(`say ${said}`);
   });
 
   test("chat: string contents and text parts", () => {
