@@ -5,6 +5,7 @@ import { type AdminActor, identifyAdmin, checkScope } from "../http/admin-auth.j
 import { GatewayError } from "../http/errors.js";
 import { parseJsonBody } from "../openai/json-body.js";
 import { captureAdminBody } from "../pipeline/audit-body.js";
+import { maskedText } from "../pipeline/shown-name.js";
 import { readBody } from "../pipeline/read-body.js";
 import type { Services } from "../pipeline/services.js";
 import { formatFieldPath } from "../util/field-path.js";
@@ -69,7 +70,8 @@ export async function readJson<T extends z.ZodType>(c: AdminContext, services: S
  */
 export function recordChange(c: AdminContext, services: Services, body: unknown): void {
   const draft = c.get("draft");
-  draft.body = captureAdminBody(services.current().config, body, draft.mask);
+  // Free text (a stop's reason, a comment) may hold any secret: the ones known by hash too.
+  draft.body = captureAdminBody(services.current().config, body, (text) => maskedText(services, text, draft.mask));
 }
 
 /** Query-string parameters as a record (`paramRecord`); a repeated parameter keeps its first value. */

@@ -62,7 +62,7 @@ function checkKey(key: Buffer): Buffer {
   return key;
 }
 
-function redactValue(value: unknown, redact: (text: string) => string): unknown {
+export function redactValue(value: unknown, redact: (text: string) => string): unknown {
   if (typeof value === "string") return redact(value);
   if (Array.isArray(value)) return value.map((item) => redactValue(item, redact));
   if (value !== null && typeof value === "object") {

@@ -1,10 +1,10 @@
 import type { AuditRecord } from "../audit/types.js";
-import { captureBody, parseEncryptionKey } from "../audit/bodies.js";
+import { captureBody, parseEncryptionKey, redactValue } from "../audit/bodies.js";
 import type { AuditBodies, Config } from "../config/schema.js";
 import { redactPii } from "../pii/index.js";
 import type { Decision } from "../policy/types.js";
-import { gatewaySecretScrubber } from "../upstream/scrub.js";
-import { redactRequestBody } from "./redact-body.js";
+import { gatewaySecretScrubber, KEY_SHAPED, REDACTED_SECRET } from "../upstream/scrub.js";
+import { maskPromptText } from "./redact-body.js";
 
 const LEVELS: AuditBodies[] = ["none", "redacted", "full"];
 
@@ -44,14 +44,15 @@ function withoutTokenArrays(body: unknown): unknown {
 }
 
 /**
- * The body with its prompt masked as `pii.redact` masks what goes upstream: PII cut across text parts,
- * inside an inline text file or behind JSON escapes in arguments is found only by reading the prompt
- * as the model does, which a string-by-string mask cannot. The client's objects are left as they are.
+ * A copy of the body with its prompt masked by `mask` where the model reads it: PII cut across text
+ * parts, a secret inside an inline text file or behind JSON escapes in arguments is found only by
+ * reading the prompt as the model does, which a string-by-string mask cannot. The client's objects
+ * are left as they are.
  */
-function promptRedacted(body: unknown, config: Config): unknown {
+function promptMasked(body: unknown, mask: (text: string) => string): unknown {
   if (body === null || typeof body !== "object" || Array.isArray(body)) return body;
   const copy = { ...(body as Record<string, unknown>) };
-  redactRequestBody(copy, config.pii.detectors);
+  maskPromptText(copy, mask);
   return copy;
 }
 
@@ -64,10 +65,16 @@ export function captureAdminBody(config: Config, body: unknown, mask: (text: str
   return captureBody("redacted", body, { redact: (text) => redactPii(mask(text), config.pii.detectors), keyId: config.audit.encryption_key_id });
 }
 
-/** Masks a text of a recorded body: the gateway's secrets, then PII. */
-function redactor(config: Config, callerKey: string | null): (text: string) => string {
+/** Masks the secrets in a text of a recorded body: the gateway's own and the caller's key, and anything shaped like an API key. */
+function secretMask(config: Config, callerKey: string | null): (text: string) => string {
   const known = gatewaySecretScrubber(config, callerKey);
-  return (text) => redactPii(known(text), config.pii.detectors);
+  return (text) => known(text).replace(KEY_SHAPED, REDACTED_SECRET);
+}
+
+/** Masks a text of a redacted body: its secrets, then PII. */
+function redactor(config: Config, callerKey: string | null): (text: string) => string {
+  const secrets = secretMask(config, callerKey);
+  return (text) => redactPii(secrets(text), config.pii.detectors);
 }
 
 /**
@@ -88,8 +95,11 @@ export function captureAuditBody(
   const key = encryptionKey(config.audit.encryption_key);
   // Without a key, `full` falls back to `redacted`: a body is never stored in clear.
   const mode = level === "full" && key === undefined ? "redacted" : level;
-  return captureBody(mode, mode === "redacted" ? promptRedacted(withoutTokenArrays(body), config) : body, {
-    redact: redactor(config, callerKey),
+  // A full body is the client's whole, but for the secrets no record may hold, though encrypted.
+  const mask = mode === "redacted" ? redactor(config, callerKey) : secretMask(config, callerKey);
+  const masked = promptMasked(mode === "redacted" ? withoutTokenArrays(body) : body, mask);
+  return captureBody(mode, mode === "redacted" ? masked : redactValue(masked, mask), {
+    redact: mask,
     ...(key === undefined ? {} : { key }),
     keyId: config.audit.encryption_key_id,
   });

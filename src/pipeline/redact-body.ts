@@ -5,17 +5,17 @@ type Detectors = readonly PiiType[];
 type Json = Record<string, unknown>;
 
 /**
- * Tool-call arguments: masked as written, unless escapes (`\u0040`) hide what the detectors would
- * find, or masking in the text's compatibility form changed its JSON (a fullwidth quote made ASCII);
+ * Tool-call arguments: masked as written, unless escapes (`\u0040`) hide what the mask would find,
+ * or masking in the text's compatibility form changed its JSON (a fullwidth quote made ASCII);
  * then the JSON is decoded, its strings masked, and written again.
  */
-function redactArguments(args: string, detectors: Detectors): string {
-  const masked = redactPii(args, detectors);
+function maskArguments(args: string, mask: (text: string) => string): string {
+  const masked = mask(args);
   if (!args.includes("\\") && (masked === args || isJson(masked) || !isJson(args))) return masked;
   try {
     const parsed: unknown = JSON.parse(args);
     const decoded = JSON.stringify(parsed);
-    const redacted = JSON.stringify(parsed, (_key, value: unknown) => (typeof value === "string" ? redactPii(value, detectors) : value));
+    const redacted = JSON.stringify(parsed, (_key, value: unknown) => (typeof value === "string" ? mask(value) : value));
     return redacted === decoded ? masked : redacted;
   } catch {
     // Not JSON, or nested past what the serialiser takes: the text as written is all there is.
@@ -40,10 +40,22 @@ function isJson(text: string): boolean {
 export function redactRequestBody(body: Json, detectors: Detectors): string[] {
   let visitor = redactors.get(detectors);
   if (visitor === undefined) {
-    visitor = { text: (text) => redactPii(text, detectors), json: (args) => redactArguments(args, detectors) };
+    visitor = maskingVisitor((text) => redactPii(text, detectors));
     redactors.set(detectors, visitor);
   }
   return walkPromptText(body, visitor);
+}
+
+/**
+ * Masks the prompt text of `body` in place with `mask`, where the model reads it (text parts joined,
+ * inline text files decoded, arguments behind escapes): what an audit body keeps of the prompt.
+ */
+export function maskPromptText(body: Json, mask: (text: string) => string): void {
+  walkPromptText(body, maskingVisitor(mask));
+}
+
+function maskingVisitor(mask: (text: string) => string): PromptVisitor {
+  return { text: mask, json: (args) => maskArguments(args, mask) };
 }
 
 /** One redacting visitor per detector list (one per config), so the walk behind it is built once, not per call. */

@@ -1,9 +1,7 @@
 import { hashKey } from "../auth/keys.js";
-import { gatewaySecretScrubber, REDACTED_SECRET } from "../upstream/scrub.js";
+import { gatewaySecretScrubber, KEY_SHAPED, REDACTED_SECRET } from "../upstream/scrub.js";
 import type { Services } from "./services.js";
 
-/** What an API key looks like, the gateway's or another service's. */
-const KEY_SHAPED = /\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}\b/g;
 
 /**
  * A name the client sent (the model it asked for), as the gateway's errors and records show it. A

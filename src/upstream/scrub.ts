@@ -5,6 +5,9 @@ const MIN_SECRET_CHARS = 8;
 
 export const REDACTED_SECRET = "[REDACTED_SECRET]";
 
+/** What an API key looks like, the gateway's or another service's. */
+export const KEY_SHAPED = /\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}\b/g;
+
 /**
  * Masks the given secrets wherever they appear in a text. The gateway relays what an upstream
  * says (an error's message, a header), and a careless upstream can echo the credential the

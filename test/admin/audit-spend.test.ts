@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KeyView } from "../../src/admin/keys.js";
 import type { SpendRow } from "../../src/admin/spend.js";
 import type { AuditRecord } from "../../src/audit/types.js";
-import { ALICE_KEY, chat, expectError, type Harness, type ListBody, startHarness } from "./harness.js";
+import { ALICE_KEY, chat, DANA_TOKEN, expectError, type Harness, type ListBody, startHarness } from "./harness.js";
 
 let h: Harness;
 let bobKey: string;
@@ -99,12 +99,12 @@ describe("audit queries", () => {
     const created = await h.admin<{ id: string }>("POST", "/keys", { subject: { user: "audited", team: "ops" }, limits: { daily_cost: 3 } });
     const id = created.json.id;
     await h.admin("PATCH", `/keys/${id}`, { limits: { daily_cost: 4 } });
-    await h.admin("POST", "/stop", { key_id: id, reason: "mail ops@example.com about it" });
+    await h.admin("POST", "/stop", { key_id: id, reason: `mail ops@example.com about it (dana's token ${DANA_TOKEN})` });
     const admin = (await records("?user=admin&limit=1000")).filter((r) => JSON.stringify(r.body ?? null).includes(id) || r.path === `/admin/keys/${id}`);
     const [stop, patch, create] = admin;
     expect(create).toMatchObject({ action: "admin.keys.create", key_id: null, body: { id, subject: { user: "audited", team: "ops" }, limits: { daily_cost: 3 } } });
     expect(patch).toMatchObject({ action: "admin.keys.update", key_id: null, body: { limits: { daily_cost: 4 } } });
-    expect(stop).toMatchObject({ action: "admin.stop.create", key_id: null, body: { key_id: id, reason: "mail [REDACTED:email] about it" } });
+    expect(stop).toMatchObject({ action: "admin.stop.create", key_id: null, body: { key_id: id, reason: "mail [REDACTED:email] about it (dana's token [REDACTED_SECRET])" } });
     // A key's own records are its calls only.
     expect(await records(`?key_id=${id}`)).toEqual([]);
     await h.admin("POST", "/stop/lift", { key_id: id });

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "vitest";
+import { decryptBody } from "../../src/audit/bodies.js";
 import { parseConfig } from "../../src/config/load.js";
 import { captureAuditBody } from "../../src/pipeline/audit-body.js";
 import type { Decision } from "../../src/policy/types.js";
@@ -54,6 +55,34 @@ describe("captureAuditBody", () => {
     expect(Buffer.from(stored[0].file.file_data.split(",")[1] ?? "", "base64").toString()).toBe("contact [REDACTED:email]");
     // The client's body is left as it was.
     expect(body.messages[0]?.content).toHaveLength(2);
+  });
+
+  test("no body keeps a secret: not inside an inline text file, nor in a full body once decrypted, nor a key-shaped value without the `secret` detector", () => {
+    const secrets = ["alice-probe-key-1", "ADMINTOKEN-SECRET-zz9", "upstream-key-without-a-prefix", "sk-proj-abcdefghijklmnopqrstuvwxyz0123"];
+    const said = `keys ${secrets.join(" ")}`;
+    const body = {
+      model: "gpt-4o-mini",
+      user: secrets[0],
+      messages: [{ role: "user", content: [{ type: "file", file: { filename: "notes.txt", file_data: `data:text/plain;base64,${Buffer.from(said).toString("base64")}` } }, { type: "text", text: said }] }],
+    };
+    const decoded = (captured: unknown): string => {
+      const text = JSON.stringify(captured);
+      const file = /base64,([A-Za-z0-9+/=]+)/.exec(text)?.[1] ?? "";
+      return text + Buffer.from(file, "base64").toString();
+    };
+    const emailOnly = { ...config, pii: { ...config.pii, detectors: ["email" as const] } };
+    const key = Buffer.alloc(32, 7);
+    const full = { ...config, audit: { ...config.audit, bodies: "full" as const, encryption_key: key.toString("base64") } };
+    const encrypted = captureAuditBody(full, () => body, allow, secrets[0] ?? null) as { body_enc: string };
+    for (const captured of [
+      captureAuditBody(config, () => body, allow, secrets[0] ?? null),
+      captureAuditBody(emailOnly, () => body, allow, secrets[0] ?? null),
+      decryptBody(encrypted.body_enc, key),
+    ]) {
+      const text = decoded(captured);
+      expect(text).toContain("[REDACTED_SECRET]");
+      for (const secret of secrets) expect(text).not.toContain(secret);
+    }
   });
 
   test("nothing is captured at level none", () => {
