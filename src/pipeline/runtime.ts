@@ -4,6 +4,7 @@ import { hashKey, KeyIndex } from "../auth/keys.js";
 import type { ConfigIssue } from "../config/load.js";
 import type { Config, RuleConfig } from "../config/schema.js";
 import { type CompiledPolicy, compilePolicy } from "../policy/compile.js";
+import { listingRules } from "../policy/listing.js";
 import { compilePriceTable, type PriceTable } from "../pricing/index.js";
 import type { RuntimeKey, Stop } from "../state/store.js";
 import { createUpstreamTarget, type UpstreamTarget } from "../upstream/forward.js";
@@ -44,8 +45,7 @@ export function buildRuntime(config: Config, port: number, previous: Runtime | n
   }
   const adminPrincipals = new Map<string, { name: string; role: string }>();
   for (const approver of config.admin.approvers) adminPrincipals.set(approver.token_hash, { name: approver.name, role: approver.role });
-  const known = (rule: RuleConfig): boolean => [...(policy.ruleAttributes.get(rule.name) ?? [])].every((attribute) => LISTING_FACTS.has(attribute));
-  const listingPolicy = compilePolicy({ ...config.policies, rules: policy.rules.filter((rule) => rule.effect !== "DENY" || known(rule)) });
+  const listingPolicy = compilePolicy({ ...config.policies, rules: listingRules(policy.rules, LISTING_FACTS) });
   const spendTracking: SpendTracking = {
     user: USER_SPEND.some((attribute) => policy.attributes.has(attribute)),
     team: TEAM_SPEND.some((attribute) => policy.attributes.has(attribute)),
