@@ -2,7 +2,7 @@ import { canonicalPath, isClosedToPassthrough, isUnder } from "../config/governe
 import { hostname } from "node:os";
 import { hashKey, KeyIndex } from "../auth/keys.js";
 import type { ConfigIssue } from "../config/load.js";
-import type { Config, RuleConfig } from "../config/schema.js";
+import type { Config } from "../config/schema.js";
 import { type CompiledPolicy, compilePolicy } from "../policy/compile.js";
 import { listingRules } from "../policy/listing.js";
 import { compilePriceTable, type PriceTable } from "../pricing/index.js";
