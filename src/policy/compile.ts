@@ -36,8 +36,6 @@ export interface CompiledPolicy {
   readonly rulesByName: ReadonlyMap<string, RankedRule>;
   /** Every fact an enabled rule reads (`tool_args.x` reads `tool_args`), so the pipeline computes no others. */
   readonly attributes: ReadonlySet<string>;
-  /** The facts each enabled rule reads, by rule name. */
-  readonly ruleAttributes: ReadonlyMap<string, ReadonlySet<string>>;
   /**
    * False only when evaluating the action could not come out other than a plain default ALLOW (no
    * enabled rule, dry-run included, applies to it, and default_effect is ALLOW): callers may then skip it.
@@ -69,7 +67,6 @@ export function compilePolicy(policies: Config["policies"]): CompiledPolicy {
     "tool.call": [],
   };
   const enabled: RuleConfig[] = [];
-  const byRule = new Map<string, ReadonlySet<string>>();
   const seen = new Set<string>();
 
   policies.rules.forEach((rule, index) => {
@@ -86,7 +83,6 @@ export function compilePolicy(policies: Config["policies"]): CompiledPolicy {
     if (!rule.enabled) return;
 
     enabled.push(rule);
-    byRule.set(rule.name, ruleAttributes);
     for (const attribute of ruleAttributes) attributes.add(attribute);
     const auditBodies = rule.constraints["audit_bodies"];
     const compiled: CompiledRule = {
@@ -114,7 +110,6 @@ export function compilePolicy(policies: Config["policies"]): CompiledPolicy {
     defaultEffect: policies.default_effect,
     rulesByName: new Map(enabled.map((rule, order) => [rule.name, { order, effect: rule.effect, constraints: rule.constraints }])),
     attributes,
-    ruleAttributes: byRule,
     governs: (action) => policies.default_effect !== "ALLOW" || (rulesByAction[action]?.length ?? 0) > 0,
     mayJudgeToolCall: (names) => policies.default_effect !== "ALLOW" || toolCallNames.some((named) => named === null || names.some((name) => named.has(name))),
     rulesByAction,
