@@ -71,14 +71,6 @@ export function nextEntryId(id: string): string {
   return seq < MAX_SEQ ? `${ms}-${seq + 1n}` : `${ms + 1n}-0`;
 }
 
-/** Negative, zero or positive as entry id `a` comes before, is, or comes after `b`. */
-export function compareEntryIds(a: string, b: string): number {
-  const [aMs, aSeq] = entryIdParts(a);
-  const [bMs, bSeq] = entryIdParts(b);
-  if (aMs !== bMs) return aMs < bMs ? -1 : 1;
-  return aSeq === bSeq ? 0 : aSeq < bSeq ? -1 : 1;
-}
-
 function entryIdParts(id: string): [ms: bigint, seq: bigint] {
   const [msText = "0", seqText = "0"] = id.split("-");
   return [BigInt(msText), BigInt(seqText)];

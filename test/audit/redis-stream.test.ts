@@ -276,12 +276,33 @@ describe("verifyStream", () => {
     await fiveRecords();
     await redis.xadd(KEY, "*", "r", JSON.stringify({ ...last, id: "req-forged", cost: 99 }));
     expect(await verifyStream(redis, KEY)).toEqual({ ok: false, first_broken: { id: "req-forged", reason: "hash mismatch" } });
+
+    // A copy of a record under its own id and hash, one field changed; and the oldest entry deleted.
+    await redis.del(KEY, `${KEY}:head:r1`, `${KEY}:head:r2`);
+    const fresh = await fiveRecords();
+    const copied = await recordAt(fresh[1]!);
+    await redis.xadd(KEY, "*", "r", JSON.stringify({ ...copied, status: 599 }));
+    expect(await verifyStream(redis, KEY)).toEqual({ ok: false, first_broken: { id: copied.id, reason: "hash mismatch" } });
+    await redis.del(KEY, `${KEY}:head:r1`, `${KEY}:head:r2`);
+    const oldest = await fiveRecords();
+    const next = await recordAt(oldest[1]!);
+    await redis.xdel(KEY, oldest[0]!);
+    expect(await verifyStream(redis, KEY)).toEqual({ ok: false, first_broken: { id: next.id, reason: "records missing before it" } });
   });
 
   it("starts each chain where a trim left it, and wants the genesis from a stream nothing was removed from", async () => {
     const sink = new RedisStreamSink(redis, { key: KEY, maxLen: 10, replica: "r1" });
     for (let batch = 0; batch < 10; batch += 1) await sink.write(Array.from({ length: 50 }, () => makeRecord({ replica: "r1" })));
     expect(await verifyStream(redis, KEY)).toEqual({ ok: true, records: await redis.xlen(KEY) });
+    // The head read before a trim took its entry (writes go on while verifying): the chain passed it.
+    await redis.del(KEY, `${KEY}:head:r1`);
+    const fresh = new RedisStreamSink(redis, { key: KEY, maxLen: 1000, replica: "r1" });
+    await redis.del(KEY);
+    await fresh.write(Array.from({ length: 5 }, () => makeRecord({ replica: "r1" })));
+    const third = JSON.parse((await redis.xrange(KEY, "-", "+"))[2]![1][1]!) as ChainedRecord;
+    await redis.set(`${KEY}:head:r1`, third.hash);
+    await redis.xtrim(KEY, "MAXLEN", 2);
+    expect(await verifyStream(redis, KEY)).toEqual({ ok: true, records: 2 });
     // The stream removed whole (DEL) and written on from the stored head: its start is gone.
     await redis.del(KEY);
     await sink.write([makeRecord({ replica: "r1" })]);
