@@ -1,6 +1,6 @@
 import type { ToolDecision } from "../audit/types.js";
 import type { Principal } from "../auth/keys.js";
-import type { GatewayError } from "../http/errors.js";
+import { GatewayError } from "../http/errors.js";
 import type { ToolCall } from "../openai/answer.js";
 import type { CompiledPolicy } from "../policy/compile.js";
 import { evaluatePolicy, mergeDecisions, UNGOVERNED } from "../policy/evaluate.js";
@@ -232,7 +232,15 @@ export async function governToolCalls(
       context: approvalContext(facts, context.requestId, trigger?.name ?? null),
     });
     verdict.approvalId = approval.id;
-    const waited = await context.waitForDecision(approval.id);
+    let waited: WaitOutcome;
+    try {
+      waited = await context.waitForDecision(approval.id);
+    } catch (error) {
+      // A stop that ended the wait ends the call, whose record still says what was judged and which approval it made.
+      if (!(error instanceof GatewayError)) throw error;
+      verdict.error = error;
+      return verdict;
+    }
     if (waited === "approved") {
       // Decided while the client waited: the held answer is delivered now, and the approval is used up.
       await services.approvals.redeem(approval.id, context.principal, approval.body_hash, context.action);

@@ -1,6 +1,6 @@
 import { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ADMIN_TOKEN, type Harness, KEYS, keyEntry, MODELS, startHarness } from "./harness.js";
+import { ADMIN_TOKEN, auditRecords, type Harness, KEYS, keyEntry, MODELS, startHarness } from "./harness.js";
 
 let h: Harness;
 
@@ -61,5 +61,27 @@ describe("an emergency stop while a call waits for its approval (x-approval-wait
     expect(error).toBeInstanceOf(APIError);
     expect(JSON.stringify((error as APIError).error)).toContain("emergency_stop");
     expect(await admin("/stop/lift", { key_id: "alice-dev" })).toBe(200);
+  });
+
+  it("keeps in the record of a tool-call wait a stop ended the approval it made and the decisions (streamed or not)", async () => {
+    const client = h.client(KEYS.alice, { headers: { "x-approval-wait": "30" } });
+    for (const stream of [false, true]) {
+      const call = async (): Promise<unknown> => {
+        const answer = await client.chat.completions.create({
+          model: "gpt-4o-mini",
+          messages: [{ role: "user", content: `call_tool:deploy {"environment":"prod","stream":${stream}}` }],
+          tools: [{ type: "function", function: { name: "deploy", parameters: { type: "object" } } }],
+          stream,
+        });
+        if (Symbol.asyncIterator in Object(answer)) for await (const _chunk of answer as AsyncIterable<unknown>) void _chunk;
+        return null;
+      };
+      const [error] = await Promise.all([call().catch((e: unknown) => e), stopAliceSoon()]);
+      expect(JSON.stringify((error as APIError).error ?? (error as APIError).code)).toContain("emergency_stop");
+      expect(await admin("/stop/lift", { key_id: "alice-dev" })).toBe(200);
+      const record = (await auditRecords(h)).filter((r) => r.path === "/v1/chat/completions").at(-1);
+      expect(record).toMatchObject({ error_code: "emergency_stop", approval_id: expect.stringMatching(/^apr_/), decision: { effect: "REQUIRE_APPROVAL", rule: "gated_deploy" } });
+      expect(record?.tool_decisions).toContainEqual({ action: "tool.call", tool: "deploy", effect: "REQUIRE_APPROVAL", rule: "gated_deploy" });
+    }
   });
 });
