@@ -39,17 +39,20 @@ export function issuedSecretsAmong(services: Services, sent: readonly string[]):
   return found;
 }
 
-/** Characters a pasted secret may sit between in free text (quotes, brackets, a sentence's end). */
-const AROUND_WORD = /^["'`([{<]+|["'`)\]}>.,;:!?]+$/g;
+/**
+ * The pieces of free text a pasted secret may be: each word, and each run of the characters tokens
+ * are made of (`eve:<token>`, `k=<key>`, `"<token>"`, `**<key>**` hold one).
+ */
+const TOKEN_RUNS = [/\S+/g, /[A-Za-z0-9._~+/=-]+/g, /[A-Za-z0-9_-]+/g];
 
 /**
- * Free text (an approver's comment) with every secret in it masked: the gateway's own and the
- * request's (`mask`), anything shaped like an API key, and each word that is an issued key or an
- * approver's token, known only by their hashes.
+ * Free text (an approver's comment, a stop's reason) with every secret in it masked: the gateway's
+ * own and the request's (`mask`), anything shaped like an API key, and each piece that is an issued
+ * key or an approver's token, known only by their hashes.
  */
 export function maskedText(services: Services, text: string, mask: (text: string) => string): string {
-  const words = text.split(/\s+/).flatMap((word) => [word, word.replace(AROUND_WORD, "")]);
-  const issued = issuedSecretsAmong(services, words);
+  const pieces = new Set(TOKEN_RUNS.flatMap((run) => text.match(run) ?? []));
+  const issued = issuedSecretsAmong(services, [...pieces]);
   const masked = mask(text).replace(KEY_SHAPED, REDACTED_SECRET);
   return issued.length === 0 ? masked : gatewaySecretScrubber(services.current().config, null, issued)(masked);
 }

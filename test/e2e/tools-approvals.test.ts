@@ -427,16 +427,22 @@ describe("approvals of a held non-streamed answer", () => {
   });
 
   it("masks every secret an approver's comment holds: its own token, another's, an issued key; in the approval and the record", async () => {
-    const id = await approvalFrom(h.client(KEY.dev).chat.completions.create(ask('call_tool:deploy {"environment":"prod","n":"comment"}')));
     const secrets = [OPS_ADMIN.token, SECURITY.token, KEY.other];
     const comment = `mine ${secrets[0]}, dana's "${secrets[1]}", a key ${secrets[2]}.`;
-    const decided = await adminFetch(h, "POST", `/admin/approvals/${id}/approve`, OPS_ADMIN.token, { comment });
-    expect(decided.status).toBe(200);
-    const shown = await (await adminFetch(h, "GET", `/admin/approvals/${id}`, ADMIN_TOKEN)).text();
-    const record = (await auditRecords(h)).find((r) => r.action === "admin.approvals.approve" && r.approval_id === id);
-    expect(JSON.stringify(record?.body)).toContain("mine [REDACTED");
-    for (const text of [await decided.text(), shown, JSON.stringify(record)]) {
-      for (const secret of secrets) expect(text).not.toContain(secret);
+    // Each secret only within other characters, as a pasted config line or markup holds it.
+    const glued = `dana:${secrets[1]} k=${secrets[2]} **${secrets[0]}**`;
+    for (const [text, id] of [
+      [comment, await approvalFrom(h.client(KEY.dev).chat.completions.create(ask('call_tool:deploy {"environment":"prod","n":"comment 1"}')))],
+      [glued, await approvalFrom(h.client(KEY.dev).chat.completions.create(ask('call_tool:deploy {"environment":"prod","n":"comment 2"}')))],
+    ]) {
+      const decided = await adminFetch(h, "POST", `/admin/approvals/${id}/approve`, OPS_ADMIN.token, { comment: text });
+      expect(decided.status).toBe(200);
+      const shown = await (await adminFetch(h, "GET", `/admin/approvals/${id}`, ADMIN_TOKEN)).text();
+      const record = (await auditRecords(h)).find((r) => r.action === "admin.approvals.approve" && r.approval_id === id);
+      expect(JSON.stringify(record?.body)).toContain("[REDACTED");
+      for (const seen of [await decided.text(), shown, JSON.stringify(record)]) {
+        for (const secret of secrets) expect(seen).not.toContain(secret);
+      }
     }
   });
 
