@@ -215,8 +215,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     inFlight--;
   };
   const config = runtime.config;
+  let noteRequest: (outgoing: ServerResponse) => void = () => undefined;
   function handle(incoming: IncomingMessage, outgoing: ServerResponse): void {
     inFlight++;
+    noteRequest(outgoing);
     // `on`, not `once`: a response closes once, and a shared listener costs no wrapper per request.
     outgoing.on("close", settled);
     listener(incoming, outgoing);
@@ -239,7 +241,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // An `Expect` other than 100-continue would get Node's bare 417: served as if it were absent.
   server.on("checkExpectation", handle);
   server.listen(port, config.server.host);
-  installClientErrorHandler(server, { record: recordMalformed(services), failInFlight: failInFlight(services) });
+  noteRequest = installClientErrorHandler(server, { record: recordMalformed(services), failInFlight: failInFlight(services) });
   await new Promise<void>((resolve, reject) => {
     if (server.listening) resolve();
     server.once("listening", resolve);

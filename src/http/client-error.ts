@@ -24,10 +24,13 @@ const CLIENT_GONE = new Set(["ECONNRESET", "HPE_INVALID_EOF_STATE", "ERR_HTTP_RE
  * Node answers malformed requests itself, before any handler runs; this gives those answers the
  * same OpenAI error body (431 for oversized headers, 400 otherwise) wherever the socket allows, one
  * answer and one record per request: a body found malformed while its handler reads it is answered
- * under that request's id, and a malformed request pipelined behind one still being answered waits
- * for that answer to go out first.
+ * under that request's id (or not at all where it was answered already), and a malformed request
+ * pipelined behind one still being answered waits for that answer to go out first. Returns what the
+ * server calls with each request's response, so the one whose body is still arriving is known.
  */
-export function installClientErrorHandler(server: Server, hooks: MalformedHooks): void {
+export function installClientErrorHandler(server: Server, hooks: MalformedHooks): (outgoing: ServerResponse) => void {
+  // The last request Node handed on, by connection: pipelined requests are parsed ahead of their answers.
+  const latest = new WeakMap<Socket, ServerResponse>();
   server.on("clientError", (error: NodeJS.ErrnoException & { rawPacket?: unknown; bytesParsed?: number }, socket: Socket) => {
     // A client that left (a reset, or its end of the connection closed mid-request) or timed out is
     // answered by no one: a call it had begun records it as gone.
@@ -41,18 +44,27 @@ export function installClientErrorHandler(server: Server, hooks: MalformedHooks)
         : new GatewayError(400, "invalid_body", "the request could not be parsed as HTTP");
     // Node's own handler reads the response in flight on the socket this way too.
     const inFlight = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
-    if (inFlight instanceof ServerResponse && !inFlight.writableFinished) {
-      if (!inFlight.req.complete) {
-        const id = hooks.failInFlight(inFlight.req, failure) ?? newId("req", Date.now());
-        if (inFlight.headersSent) socket.destroy();
-        else answer(socket, failure, id);
+    const pending = inFlight instanceof ServerResponse && !inFlight.writableFinished ? inFlight : null;
+    const last = latest.get(socket);
+    if (last !== undefined && !last.req.complete) {
+      // The bytes that broke are the body of the last request handed on.
+      if (last.headersSent) {
+        // Answered already (a refusal before its body was read): the rest of it is dropped, unanswered.
+        socket.destroy();
         return;
       }
-      inFlight.once("close", () => refuse(socket, error, failure, hooks));
+      const id = hooks.failInFlight(last.req, failure) ?? newId("req", Date.now());
+      if (pending !== null && pending !== last) pending.once("close", () => (socket.writable ? answer(socket, failure, id) : socket.destroy()));
+      else answer(socket, failure, id);
       return;
     }
-    refuse(socket, error, failure, hooks);
+    if (pending !== null) pending.once("close", () => refuse(socket, error, failure, hooks));
+    else refuse(socket, error, failure, hooks);
   });
+  // A pipelined request's response has no socket until the ones before it are answered: its request has.
+  return (outgoing) => {
+    latest.set(outgoing.req.socket, outgoing);
+  };
 }
 
 /** Answers and records a malformed request no handler saw. */

@@ -327,6 +327,23 @@ describe("request hygiene (CONTRACT.md §1, §3)", () => {
     const added = (await g.records()).slice(before);
     expect(added.map((r) => [r.id, r.status, r.error_code])).toEqual(answered.map((id) => [id, 400, "invalid_body"]));
 
+    // A broken body behind a call still streaming its answer: answered after it, under its own id and path.
+    const slow = chatBody("tokens:6 chunks:6 delay:60", { stream: true });
+    const brokenKeys = `POST /admin/keys HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${SECRETS.admin}\r\nTransfer-Encoding: chunked\r\n\r\n${bad}`;
+    const behind = await g.raw(post("/v1/chat/completions", "", slow).replace("Connection: close\r\n", "") + brokenKeys);
+    expect([...behind.text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))).toEqual([200, 400]);
+    const [, brokenId] = ids(behind.text);
+    await until(async () => (await g.records()).some((r) => r.id === brokenId));
+    await sleep(100);
+    const keysRecords = (await g.records()).filter((r) => r.path === "/admin/keys" && r.method === "POST");
+    expect(keysRecords.filter((r) => r.id === brokenId)).toMatchObject([{ status: 400, error_code: "invalid_body" }]);
+    expect(keysRecords.filter((r) => r.status === 499)).toEqual([]);
+
+    // Refused before its body was read (a bad key), then the body breaks: one answer, the refusal's.
+    const refusedFirst = await sendInParts([head.replace(SECRETS.alice, "sk-not-a-key"), bad]);
+    expect(refusedFirst.match(/^HTTP\/1\.1 /gm)).toHaveLength(1);
+    expect(errorCode(rawBody(refusedFirst))).toBe("invalid_api_key");
+
     // A good request, then one with oversized headers in the same write: the first is answered first.
     const pipelined = await g.raw(
       `GET /v1/models HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${SECRETS.alice}\r\n\r\nGET /v1/nothing HTTP/1.1\r\nHost: gw\r\nX-Big: ${"a".repeat(17_000)}\r\n\r\n`,
