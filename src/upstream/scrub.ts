@@ -45,12 +45,19 @@ function buildScrubber(secrets: readonly string[]): (text: string) => string {
 }
 
 /**
- * Masks the secrets the gateway holds: the caller's own key (where there is one), the admin token
- * and the upstreams' keys, and `others` found among what the request sent (secrets the gateway
- * knows only by their hashes: another key, an approver's token).
+ * Masks the secrets the gateway holds: the caller's own key (where there is one), the admin token,
+ * the upstreams' keys and the webhook's signing secret (whoever holds it signs approval events), and
+ * `others` found among what the request sent (secrets the gateway knows only by their hashes:
+ * another key, an approver's token).
  */
 export function gatewaySecretScrubber(config: Config, callerKey: string | null, others: readonly string[] = []): (text: string) => string {
-  return secretScrubber([callerKey ?? "", config.admin.token, ...Object.values(config.upstreams).map((upstream) => upstream.api_key), ...others]);
+  return secretScrubber([
+    callerKey ?? "",
+    config.admin.token,
+    config.approvals.notify_secret,
+    ...Object.values(config.upstreams).map((upstream) => upstream.api_key),
+    ...others,
+  ]);
 }
 
 /** Patterns by secret: few secrets (the upstreams' keys, the admin token, the callers' keys) recur on every call. */

@@ -6,6 +6,7 @@ import type { Decision } from "../../src/policy/types.js";
 
 const config = parseConfig(
   `admin: { token: ADMINTOKEN-SECRET-zz9 }
+approvals: { notify_secret: webhook-signing-secret-77 }
 audit: { bodies: redacted }
 upstreams: { openai: { base_url: "http://127.0.0.1:1/v1", api_key: upstream-key-without-a-prefix } }
 models: { gpt-4o-mini: { upstream: openai } }
@@ -58,7 +59,7 @@ describe("captureAuditBody", () => {
   });
 
   test("no body keeps a secret: not inside an inline text file, nor in a full body once decrypted, nor a key-shaped value without the `secret` detector", () => {
-    const secrets = ["alice-probe-key-1", "ADMINTOKEN-SECRET-zz9", "upstream-key-without-a-prefix", "sk-proj-abcdefghijklmnopqrstuvwxyz0123"];
+    const secrets = ["alice-probe-key-1", "ADMINTOKEN-SECRET-zz9", "upstream-key-without-a-prefix", "sk-proj-abcdefghijklmnopqrstuvwxyz0123", "webhook-signing-secret-77"];
     const said = `keys ${secrets.join(" ")}`;
     const body = {
       model: "gpt-4o-mini",
