@@ -159,8 +159,10 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   }
   // The schema and the policy compiler both know some problems (a duplicate rule name): say each once.
   // A value left empty for a variable not set is checked only so the rest is: what that finds of it is not said.
-  const unsetAt = new Set(unset.map((issue) => issue.path));
-  const said = issues.filter((issue, index) => index < unset.length || !unsetAt.has(issue.path));
+  // A key left empty is found again at its path with the variable gone (`conditions.${NOPE}` → `conditions.`).
+  const unsetAt = unset.flatMap((issue) => [issue.path, issue.path.replace(/\$\{[^}]*\}/g, "")]);
+  const follows = (path: string): boolean => unsetAt.some((at) => path === at || path.startsWith(`${at}.`) || path.startsWith(`${at}[`));
+  const said = issues.filter((issue, index) => index < unset.length || !follows(issue.path));
   if (issues.length > 0 || !parsed.success) throw new ConfigError(source, distinct(said));
   return parsed.data;
 }

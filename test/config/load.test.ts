@@ -65,10 +65,13 @@ policies:
   rules:
     - { name: block_pattern, effect: DENY, conditions: { prompt_text: { matches: "\${PATTERN}" } } }
     - { name: block_team, effect: DENY, conditions: { team: { in: [a] } }, constraints: { approver_role: "\${ROLE}" } }
+    - { name: keyed, effect: DENY, actions: [tool.call], conditions: { \${ATTR}: { eq: x }, tool_args.\${ARG}: { eq: y } } }
 `;
     expect(issuesOf(text)).toEqual([
       "policies.rules[0].conditions.prompt_text.matches [block_pattern]: environment variable `PATTERN` is not set",
       "policies.rules[1].constraints.approver_role [block_team]: environment variable `ROLE` is not set",
+      "policies.rules[2].conditions.${ATTR} [keyed]: environment variable `ATTR` is not set",
+      "policies.rules[2].conditions.tool_args.${ARG} [keyed]: environment variable `ARG` is not set",
     ]);
   });
 
