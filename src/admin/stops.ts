@@ -1,3 +1,4 @@
+import { maskedText } from "../pipeline/shown-name.js";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { Env } from "../http/app.js";
@@ -43,7 +44,9 @@ async function createStop(c: AdminContext, deps: AdminDeps): Promise<Response> {
   if (body.key_id !== undefined && !(await keyExists(deps, body.key_id))) {
     throw new GatewayError(404, "not_found", `no key \`${body.key_id}\` to stop`, { param: "key_id" });
   }
-  const stop: Stop = { ...kindAndValue(body), reason: body.reason ?? "no reason given", by: actor.name, at: iso(services.clock()) };
+  // Quoted to every halted caller in its refusals: stored with every secret in it masked.
+  const reason = body.reason === undefined ? "no reason given" : maskedText(services, body.reason, c.get("draft").mask);
+  const stop: Stop = { ...kindAndValue(body), reason, by: actor.name, at: iso(services.clock()) };
   await services.store.putStop(stop);
   // Ends this replica's open streams now rather than after the reload; other replicas hear it from the store.
   services.streams.halt([stop]);

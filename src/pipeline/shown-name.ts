@@ -39,11 +39,24 @@ export function issuedSecretsAmong(services: Services, sent: readonly string[]):
   return found;
 }
 
-/**
- * The pieces of free text a pasted secret may be: each word, and each run of the characters tokens
- * are made of (`eve:<token>`, `k=<key>`, `"<token>"`, `**<key>**` hold one).
- */
-const TOKEN_RUNS = [/\S+/g, /[A-Za-z0-9._~+/=-]+/g, /[A-Za-z0-9_-]+/g];
+/** Characters a pasted secret may sit between in free text: quotes, brackets, markup, a sentence's end. */
+const AROUND = /^["'`([{<*]+|["'`)\]}>*.,;:!?]+$/g;
+
+/** What may hold a pasted secret whole: a word, without what surrounds it, and what follows its first `=` or `:` (`k=<key>`, `eve:<token>`). */
+function pieces(text: string): Set<string> {
+  const found = new Set<string>(text.match(/[A-Za-z0-9_-]+/g) ?? []);
+  for (const word of text.split(/\s+/)) {
+    for (const whole of [word, word.replace(AROUND, "")]) {
+      found.add(whole);
+      const cut = whole.search(/[=:]/);
+      if (cut !== -1) {
+        found.add(whole.slice(cut + 1));
+        found.add(whole.slice(cut + 1).replace(AROUND, ""));
+      }
+    }
+  }
+  return found;
+}
 
 /**
  * Free text (an approver's comment, a stop's reason) with every secret in it masked: the gateway's
@@ -51,8 +64,7 @@ const TOKEN_RUNS = [/\S+/g, /[A-Za-z0-9._~+/=-]+/g, /[A-Za-z0-9_-]+/g];
  * key or an approver's token, known only by their hashes.
  */
 export function maskedText(services: Services, text: string, mask: (text: string) => string): string {
-  const pieces = new Set(TOKEN_RUNS.flatMap((run) => text.match(run) ?? []));
-  const issued = issuedSecretsAmong(services, [...pieces]);
+  const issued = issuedSecretsAmong(services, [...pieces(text)]);
   const masked = mask(text).replace(KEY_SHAPED, REDACTED_SECRET);
   return issued.length === 0 ? masked : gatewaySecretScrubber(services.current().config, null, issued)(masked);
 }

@@ -20,6 +20,19 @@ beforeAll(async () => {
 afterAll(() => h.close());
 
 describe("emergency stops", () => {
+  it("keeps no secret in a stop's reason, which every halted caller is told", async () => {
+    const stopped = await h.admin("POST", "/stop", { user: "alice", reason: `dana's token leaked (dana:${DANA_TOKEN}.)` });
+    expect(stopped.status).toBe(201);
+    const refused = await h.call(ALICE_KEY, "GET", "/v1/models");
+    expectError(refused, 403, "emergency_stop");
+    const listed = await h.admin("GET", "/stop");
+    for (const text of [JSON.stringify(stopped.json), JSON.stringify(refused.json), JSON.stringify(listed.json)]) {
+      expect(text).not.toContain(DANA_TOKEN);
+      expect(text).toContain("[REDACTED_SECRET]");
+    }
+    expect((await h.admin("POST", "/stop/lift", { user: "alice" })).status).toBe(200);
+  });
+
   it("halts a user until lifted, and lists the stop", async () => {
     expect((await h.call(ALICE_KEY, "GET", "/v1/models")).status).toBe(200);
     const stopped = await h.admin("POST", "/stop", { user: "alice", reason: "runaway agent" });

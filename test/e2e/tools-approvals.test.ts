@@ -430,7 +430,7 @@ describe("approvals of a held non-streamed answer", () => {
     const secrets = [OPS_ADMIN.token, SECURITY.token, KEY.other];
     const comment = `mine ${secrets[0]}, dana's "${secrets[1]}", a key ${secrets[2]}.`;
     // Each secret only within other characters, as a pasted config line or markup holds it.
-    const glued = `dana:${secrets[1]} k=${secrets[2]} **${secrets[0]}**`;
+    const glued = `dana:${secrets[1]}. k=${secrets[2]}, **${secrets[0]}**.`;
     for (const [text, id] of [
       [comment, await approvalFrom(h.client(KEY.dev).chat.completions.create(ask('call_tool:deploy {"environment":"prod","n":"comment 1"}')))],
       [glued, await approvalFrom(h.client(KEY.dev).chat.completions.create(ask('call_tool:deploy {"environment":"prod","n":"comment 2"}')))],
