@@ -125,7 +125,8 @@ export function buildEvaluationFacts(
     org: runtime.config.org,
     action: resolved,
     model: modelName,
-    stream: body.stream === true,
+    // An embeddings answer is never a stream, whatever the body says, as the live call has it.
+    stream: body.stream === true && callAction !== "embeddings",
     tools: declaredToolNames(callAction, body),
     sessionId: null,
     ip: null,

@@ -113,6 +113,9 @@ policies:
     expect(buildEvaluationFacts(runtime, subject, { model: "text-embedding-3-small", input: "x" }, undefined, undefined).get("action")).toBe("embeddings");
     expect(buildEvaluationFacts(runtime, subject, { model: "gpt-4o-mini", input: "x" }, undefined, undefined).get("action")).toBe("responses");
     expect(buildEvaluationFacts(runtime, subject, undefined, "tool.call", { tool: "deploy" }).get("action")).toBe("tool.call");
+    // An embeddings call is never a stream, whatever its body says, as the live call has it.
+    expect(buildEvaluationFacts(runtime, subject, { model: "text-embedding-3-small", input: "x", stream: true }, undefined, undefined).get("stream")).toBe(false);
+    expect(buildEvaluationFacts(runtime, subject, { ...chat("gpt-4o-mini"), stream: true }, undefined, undefined).get("stream")).toBe(true);
   });
 
   it("computes request facts lazily and leaves key_id missing for a bare subject", () => {
