@@ -1,4 +1,4 @@
-import { type IncomingMessage, type Server, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { newId } from "../util/ids.js";
 import { GatewayError } from "./errors.js";
@@ -29,8 +29,9 @@ const CLIENT_GONE = new Set(["ECONNRESET", "HPE_INVALID_EOF_STATE", "ERR_HTTP_RE
  * server calls with each request's response, so the one whose body is still arriving is known.
  */
 export function installClientErrorHandler(server: Server, hooks: MalformedHooks): (outgoing: ServerResponse) => void {
-  // The last request Node handed on, by connection: pipelined requests are parsed ahead of their answers.
-  const latest = new WeakMap<Socket, ServerResponse>();
+  // The last request Node handed on by connection, and the one before it: pipelined requests are
+  // parsed ahead of their answers, which go out in order.
+  const handed = new WeakMap<Socket, { last: ServerResponse; before: ServerResponse | null }>();
   server.on("clientError", (error: NodeJS.ErrnoException & { rawPacket?: unknown; bytesParsed?: number }, socket: Socket) => {
     // A client that left (a reset, or its end of the connection closed mid-request) or timed out is
     // answered by no one: a call it had begun records it as gone.
@@ -42,29 +43,32 @@ export function installClientErrorHandler(server: Server, hooks: MalformedHooks)
       error.code === "HPE_HEADER_OVERFLOW"
         ? new GatewayError(431, "headers_too_large", "the request headers are larger than 16 KB")
         : new GatewayError(400, "invalid_body", "the request could not be parsed as HTTP");
-    // Node's own handler reads the response in flight on the socket this way too.
-    const inFlight = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
-    const pending = inFlight instanceof ServerResponse && !inFlight.writableFinished ? inFlight : null;
-    const last = latest.get(socket);
-    if (last !== undefined && !last.req.complete) {
+    const seen = handed.get(socket);
+    const last = seen?.last ?? null;
+    if (last !== null && !last.req.complete) {
       // The bytes that broke are the body of the last request handed on.
       if (last.headersSent) {
-        // Answered already (a refusal before its body was read): the rest of it is dropped, unanswered.
-        socket.destroy();
+        // Answered already (a refusal before its body was read): that answer goes out, then the connection closes.
+        afterAnswered(last, () => socket.end());
         return;
       }
       const id = hooks.failInFlight(last.req, failure) ?? newId("req", Date.now());
-      if (pending !== null && pending !== last) pending.once("close", () => (socket.writable ? answer(socket, failure, id) : socket.destroy()));
-      else answer(socket, failure, id);
+      afterAnswered(seen?.before ?? null, () => (socket.writable ? answer(socket, failure, id) : socket.destroy()));
       return;
     }
-    if (pending !== null) pending.once("close", () => refuse(socket, error, failure, hooks));
-    else refuse(socket, error, failure, hooks);
+    afterAnswered(last, () => refuse(socket, error, failure, hooks));
   });
-  // A pipelined request's response has no socket until the ones before it are answered: its request has.
   return (outgoing) => {
-    latest.set(outgoing.req.socket, outgoing);
+    // A pipelined request's response has no socket until the ones before it are answered: its request has.
+    const socket = outgoing.req.socket;
+    handed.set(socket, { last: outgoing, before: handed.get(socket)?.last ?? null });
   };
+}
+
+/** Runs `then` once `response` (and so every answer before it on its connection) has gone out or failed. */
+function afterAnswered(response: ServerResponse | null, then: () => void): void {
+  if (response === null || response.writableFinished || response.destroyed) then();
+  else response.once("close", then);
 }
 
 /** Answers and records a malformed request no handler saw. */
@@ -88,25 +92,25 @@ function answer(socket: Socket, failure: GatewayError, id: string): void {
 }
 
 const REQUEST_LINE = /^([A-Z]{1,16}) (\/[^ ?]{0,2048})/;
+/** A whole request line anywhere in a packet: a request pipelined behind another's body starts with none before it. */
+const WHOLE_REQUEST_LINE = /([A-Z]{3,16}) (\/[^ ?\r\n]{0,2048})[^ \r\n]* HTTP\/1\.[01]\r\n/g;
 
 /**
- * The method and path of the malformed request, where what Node read holds its request line: at
- * the start, or (a request pipelined behind others in the same read) after the last blank line
- * before the point the parser stopped that starts one. Only a line's start is read: a request line
- * too long for Node is refused before its end is known, and the path's first 2,048 characters say
- * whether it is audited.
+ * The method and path of the malformed request, where what Node read holds its request line: the
+ * last whole one that starts before the point the parser stopped (requests pipelined ahead of it in
+ * the same read come first), else the start of the packet. Only a line's start is needed there: a
+ * request line too long for Node is refused before its end is known, and the path's first 2,048
+ * characters say whether it is audited.
  */
 function requestLine(raw: unknown, stoppedAt: number | undefined): { method: string; path: string } | null {
   if (!Buffer.isBuffer(raw)) return null;
   const limit = Math.min(stoppedAt ?? raw.length, raw.length);
   let found: { method: string; path: string } | null = null;
-  for (let start = 0; start !== -1 && start < limit; ) {
-    // Only a place that starts with a method's first letter is read as text: a packet of blank lines costs a scan.
-    const first = raw[start] ?? 0;
-    const match = first >= 0x41 && first <= 0x5a ? REQUEST_LINE.exec(raw.subarray(start, Math.min(raw.length, start + 2100)).toString("latin1")) : null;
-    if (match !== null) found = { method: match[1] as string, path: match[2] as string };
-    const blank = raw.indexOf("\r\n\r\n", start);
-    start = blank === -1 ? -1 : blank + 4;
+  for (const match of raw.toString("latin1").matchAll(WHOLE_REQUEST_LINE)) {
+    if (match.index >= limit) break;
+    found = { method: match[1] as string, path: match[2] as string };
   }
-  return found;
+  if (found !== null) return found;
+  const start = REQUEST_LINE.exec(raw.subarray(0, Math.min(raw.length, 2100)).toString("latin1"));
+  return start === null ? null : { method: start[1] as string, path: start[2] as string };
 }

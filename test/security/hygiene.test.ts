@@ -339,10 +339,20 @@ describe("request hygiene (CONTRACT.md §1, §3)", () => {
     expect(keysRecords.filter((r) => r.id === brokenId)).toMatchObject([{ status: 400, error_code: "invalid_body" }]);
     expect(keysRecords.filter((r) => r.status === 499)).toEqual([]);
 
-    // Refused before its body was read (a bad key), then the body breaks: one answer, the refusal's.
+    // Behind two answers still going out (a stream, a plain call): each goes out whole, then the 400.
+    const fast = post("/v1/chat/completions", "", BODY).replace("Connection: close\r\n", "");
+    const twoAhead = await g.raw(post("/v1/chat/completions", "", slow).replace("Connection: close\r\n", "") + fast + brokenKeys);
+    expect([...twoAhead.text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))).toEqual([200, 200, 400]);
+    expect(twoAhead.text).toContain("data: [DONE]");
+
+    // Refused before its body was read (a bad key), then the body breaks: one answer, the refusal's,
+    // whether the broken part comes later or in the same write.
     const refusedFirst = await sendInParts([head.replace(SECRETS.alice, "sk-not-a-key"), bad]);
-    expect(refusedFirst.match(/^HTTP\/1\.1 /gm)).toHaveLength(1);
-    expect(errorCode(rawBody(refusedFirst))).toBe("invalid_api_key");
+    const refusedTogether = await g.raw(head.replace(SECRETS.alice, "sk-not-a-key") + bad);
+    for (const refused of [refusedFirst, refusedTogether.text]) {
+      expect(refused.match(/^HTTP\/1\.1 /gm)).toHaveLength(1);
+      expect(errorCode(rawBody(refused))).toBe("invalid_api_key");
+    }
 
     // A good request, then one with oversized headers in the same write: the first is answered first.
     const pipelined = await g.raw(
@@ -355,6 +365,11 @@ describe("request hygiene (CONTRACT.md §1, §3)", () => {
     const records = await g.records();
     expect(records.find((r) => r.id === listed)).toMatchObject({ path: "/v1/models", status: 200 });
     expect(records.find((r) => r.id === refused)).toMatchObject({ path: "/v1/nothing", status: 431, error_code: "headers_too_large" });
+    // Behind a request with a body: its line follows that body, with no blank line before it.
+    const afterBody = await g.raw(`${post("/v1/chat/completions", "", BODY).replace("Connection: close\r\n", "")}GET /v1/models/m7 HTTP/1.1\r\nHost: gw\r\nX-Big: ${"a".repeat(17_000)}\r\n\r\n`);
+    const [, overflowed] = ids(afterBody.text);
+    await until(async () => (await g.records()).some((r) => r.id === overflowed));
+    expect((await g.records()).find((r) => r.id === overflowed)).toMatchObject({ method: "GET", path: "/v1/models/m7", status: 431 });
   });
 
   it("the client's x-request-id is kept as client_request_id and never becomes the audit id", async () => {
