@@ -46,7 +46,7 @@ export function listModels(runtime: Runtime, principal: Principal, incoming: Inc
       now,
       lazy: {},
     });
-    if (evaluatePolicy(runtime.listingPolicy, action, facts).effect === "DENY") continue;
+    if (evaluatePolicy(runtime.listingPolicy[model.kind === "embedding" ? "embedding" : "chat"], action, facts).effect === "DENY") continue;
     out.push({ id, object: "model", created: 0, owned_by: model.upstream });
   }
   return out;

@@ -17,10 +17,11 @@ export interface Runtime {
   config: Config;
   policy: CompiledPolicy;
   /**
-   * What `GET /v1/models` judges a model by: the rules, less the DENY rules that read what only a
-   * call has (its prompt, tools, stream...), which a listing cannot know; a call they spare is possible.
+   * What `GET /v1/models` judges a model by, for chat and for embedding models: the rules as a
+   * listing can judge them (`listingRules`), knowing the subject and none of what a call carries but
+   * what every call of that kind has (an embeddings call: no stream, no tools).
    */
-  listingPolicy: CompiledPolicy;
+  listingPolicy: Readonly<Record<"chat" | "embedding", CompiledPolicy>>;
   prices: PriceTable;
   upstreams: Map<string, UpstreamTarget>;
   replica: string;
@@ -45,7 +46,9 @@ export function buildRuntime(config: Config, port: number, previous: Runtime | n
   }
   const adminPrincipals = new Map<string, { name: string; role: string }>();
   for (const approver of config.admin.approvers) adminPrincipals.set(approver.token_hash, { name: approver.name, role: approver.role });
-  const listingPolicy = compilePolicy({ ...config.policies, rules: listingRules(policy.rules, LISTING_FACTS) });
+  const listedBy = (known: ReadonlySet<string>): CompiledPolicy => compilePolicy({ ...config.policies, rules: listingRules(policy.rules, known) });
+  // An embeddings call is never a stream and declares no tools: its listing knows those facts too.
+  const listingPolicy = { chat: listedBy(LISTING_FACTS), embedding: listedBy(new Set([...LISTING_FACTS, "stream", "tools"])) };
   const spendTracking: SpendTracking = {
     user: USER_SPEND.some((attribute) => policy.attributes.has(attribute)),
     team: TEAM_SPEND.some((attribute) => policy.attributes.has(attribute)),

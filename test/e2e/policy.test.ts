@@ -218,6 +218,9 @@ policies:
     - name: no_scripts_on_gpt4o_mini
       effect: DENY
       conditions: { model: { eq: gpt-4o-mini }, user_agent: { contains: curl } }
+    - name: no_batch_embeddings
+      effect: DENY
+      conditions: { model: { eq: text-embedding-3-small }, user_agent: { contains: batch }, stream: { eq: false } }
 `);
     try {
       const ids = async (headers: Record<string, string>) => (await own.client(KEY.dev, { headers }).models.list()).data.map((m) => m.id);
@@ -230,6 +233,8 @@ policies:
       expect(await ids({})).toContain("text-embedding-3-small");
       expect(await ids({})).toContain("gpt-4o-mini");
       expect(await ids({ "user-agent": "curl/8.5" })).not.toContain("gpt-4o-mini");
+      // An embeddings call is never a stream: a DENY of non-streamed calls covers every one of them.
+      expect(await ids({ "user-agent": "batch/2" })).not.toContain("text-embedding-3-small");
       const inSession = await own.client(KEY.dev, { headers: { "x-session-id": "run-7" } }).models.retrieve("gpt-4o");
       expect(inSession.id).toBe("gpt-4o");
     } finally {
