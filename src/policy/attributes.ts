@@ -1,7 +1,7 @@
 import type { Facts } from "./types.js";
 
-/** What a config value compared with an attribute must look like; `any` is for free-form tool arguments. */
-export type AttributeKind = "string" | "number" | "boolean" | "list" | "any";
+/** What a config value compared with an attribute must look like; `free` is for free-form tool arguments. */
+export type AttributeKind = "string" | "number" | "boolean" | "list" | "free";
 
 const KINDS = {
   key_id: "string",
@@ -83,7 +83,7 @@ export function resolveAttribute(name: string): AttributeRef | string {
   if (name.startsWith(TOOL_ARGS_PREFIX)) {
     const segments = name.slice(TOOL_ARGS_PREFIX.length).split(".");
     if (segments.some((segment) => segment === "")) return `attribute \`${name}\` has an empty path segment`;
-    return { fact: "tool_args", kind: "any", read: (facts) => readPath(facts.get("tool_args"), segments) };
+    return { fact: "tool_args", kind: "free", read: (facts) => readPath(facts.get("tool_args"), segments) };
   }
   if (name === "tool_args") return "attribute `tool_args` needs a path, e.g. `tool_args.environment`; or use `tool_args_json`";
   return `unknown attribute \`${name}\``;

@@ -61,7 +61,7 @@ export function compileOperator(
     case "gte":
     case "lt":
     case "lte": {
-      if (kind !== "number" && kind !== "any") {
+      if (kind !== "number" && kind !== "free") {
         report(sink, path, `\`${op}\` compares numbers, but \`${attribute}\` is a ${describeKind(kind)}`);
         return undefined;
       }
@@ -81,7 +81,7 @@ export function compileOperator(
       return regex === undefined ? undefined : matchTest(regex);
     }
     case "contains": {
-      if (kind !== "string" && kind !== "list" && kind !== "any") {
+      if (kind !== "string" && kind !== "list" && kind !== "free") {
         report(sink, path, `\`contains\` looks into text or lists, but \`${attribute}\` is a ${describeKind(kind)}`);
         return undefined;
       }
@@ -111,11 +111,11 @@ function textNumber(text: string): number | null {
 }
 
 /**
- * For a tool argument (`any`), a number sent as text is also read as the number: agent frameworks
+ * For a tool argument (`free`), a number sent as text is also read as the number: agent frameworks
  * coerce `{"amount": "5000"}` to 5000 and run the call, so a rule on `amount > 1000` must see it.
  */
 function numbersFromText(kind: AttributeKind, test: ValueTest): ValueTest {
-  if (kind !== "any") return test;
+  if (kind !== "free") return test;
   return (value) => {
     if (test(value)) return true;
     const number = typeof value === "string" ? textNumber(value) : null;
@@ -196,7 +196,7 @@ function checkScalar(
     return false;
   }
   const expected = kind === "list" ? "string" : kind;
-  if (expected !== "any" && type !== expected) {
+  if (expected !== "free" && type !== expected) {
     report(sink, path, `\`${attribute}\` is a ${describeKind(kind)}, so ${quote(operand)} can never match`);
     return false;
   }

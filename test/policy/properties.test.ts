@@ -23,7 +23,7 @@ function scalarFor(kind: string): fc.Arbitrary<string | number | boolean> {
       return fc.oneof(fc.integer({ min: -2, max: 30 }), fc.double({ noNaN: true, noDefaultInfinity: true }));
     case "boolean":
       return fc.boolean();
-    case "any":
+    case "free":
       return fc.oneof(fc.constantFrom(...WORDS), fc.integer({ min: -2, max: 30 }), fc.boolean());
     default:
       return fc.constantFrom(...WORDS);
@@ -51,13 +51,13 @@ function operatorFor(attribute: string): fc.Arbitrary<Record<string, unknown>> {
     fc.boolean().map((value) => ({ exists: value })),
     fc.constantFrom(...PATTERNS).map((pattern) => ({ matches: pattern })),
   ];
-  if (kind === "number" || kind === "any") {
+  if (kind === "number" || kind === "free") {
     for (const op of ["gt", "gte", "lt", "lte"]) {
       options.push(bound.map((value) => ({ [op]: value })));
     }
   }
-  if (kind === "string" || kind === "list" || kind === "any") {
-    options.push((kind === "list" && values !== undefined ? scalar : scalarFor(kind === "any" ? "any" : "string")).map((value) => ({ contains: value })));
+  if (kind === "string" || kind === "list" || kind === "free") {
+    options.push((kind === "list" && values !== undefined ? scalar : scalarFor(kind === "free" ? "free" : "string")).map((value) => ({ contains: value })));
   }
   return fc.oneof(...options);
 }
