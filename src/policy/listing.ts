@@ -19,56 +19,39 @@ const NOTHING = { get: (): undefined => undefined };
 export function listingRules(rules: readonly RuleConfig[], known: ReadonlySet<string>): RuleConfig[] {
   const out: RuleConfig[] = [];
   for (const rule of rules) {
-    const conditions = rule.effect === "DENY" ? certain(rule.conditions, known) : possible(rule.conditions, known);
+    const conditions = partHolding(rule.conditions, known, rule.effect === "DENY" ? "certain" : "possible");
     if (conditions !== null) out.push({ ...rule, conditions });
   }
   return out;
 }
 
-/** Conditions that hold only where `map` holds for every call (null: for no listing). */
-function certain(map: unknown, known: ReadonlySet<string>): Conditions | null {
-  if (!isMap(map)) return null;
-  const out: Conditions = {};
-  for (const [key, value] of Object.entries(map)) {
-    if (key === "all_of" || key === "any_of") {
-      const branches = Array.isArray(value) ? value.map((branch) => certain(branch, known)) : [];
-      const kept = branches.filter((branch) => branch !== null);
-      if (key === "all_of" ? kept.length < branches.length : kept.length === 0) return null;
-      out[key] = kept;
-    } else if (key === "not") {
-      const inner = possible(value, known);
-      if (inner === null) continue;
-      if (Object.keys(inner).length === 0) return null;
-      out.not = inner;
-    } else {
-      const judged = onListing(key, value, known);
-      if (judged !== "kept" && judged !== true) return null;
-      if (judged === "kept") out[key] = value;
-    }
-  }
-  return out;
-}
+/** Where conditions must hold for a listing: for every call (`certain`), or for some call (`possible`). */
+type Reading = "certain" | "possible";
 
-/** Conditions that hold wherever `map` may hold for some call (null: for none). */
-function possible(map: unknown, known: ReadonlySet<string>): Conditions | null {
+/** A `not` turns one reading into the other: `not X` holds for every call where X may hold for none. */
+const NEGATED: Readonly<Record<Reading, Reading>> = { certain: "possible", possible: "certain" };
+
+/** The part of `map` a listing can judge, read as `reading` says (null: it holds for no listing). */
+function partHolding(map: unknown, known: ReadonlySet<string>, reading: Reading): Conditions | null {
   if (!isMap(map)) return null;
   const out: Conditions = {};
   for (const [key, value] of Object.entries(map)) {
     if (key === "all_of" || key === "any_of") {
-      const branches = Array.isArray(value) ? value.map((branch) => possible(branch, known)) : [];
+      const branches = Array.isArray(value) ? value.map((branch) => partHolding(branch, known, reading)) : [];
       const kept = branches.filter((branch) => branch !== null);
       if (key === "all_of" ? kept.length < branches.length : kept.length === 0) return null;
-      // A branch that may always hold makes the whole `any_of` one that may.
+      // A branch that always holds makes the whole `any_of` one that does.
       if (key === "any_of" && kept.some((branch) => Object.keys(branch).length === 0)) continue;
       out[key] = kept;
     } else if (key === "not") {
-      const inner = certain(value, known);
+      const inner = partHolding(value, known, NEGATED[reading]);
       if (inner === null) continue;
       if (Object.keys(inner).length === 0) return null;
       out.not = inner;
     } else {
+      // Only a call carries the fact: for every call it cannot be counted on, for some call it may hold.
       const judged = onListing(key, value, known);
-      if (judged === false) return null;
+      if (judged === false || (judged === "unknown" && reading === "certain")) return null;
       if (judged === "kept") out[key] = value;
     }
   }
