@@ -29,9 +29,8 @@ export function formatIssues(issues: ConfigIssue[]): string {
 
 function ruleNameAt(raw: unknown, path: ReadonlyArray<PropertyKey>): string | undefined {
   if (path[0] !== "policies" || path[1] !== "rules" || typeof path[2] !== "number") return undefined;
-  const rules = (raw as { policies?: { rules?: unknown[] } } | null)?.policies?.rules;
-  const rule = rules?.[path[2]] as { name?: unknown } | undefined;
-  return typeof rule?.name === "string" ? rule.name : undefined;
+  const name = valueAt(raw, ["policies", "rules", path[2], "name"]);
+  return typeof name === "string" ? name : undefined;
 }
 
 function zodIssues(raw: unknown, error: z.ZodError): ConfigIssue[] {
